@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared by vm-run and vm-test: host packages, the guest kernel and the
+# guest's initramfs. Source it; it defines functions only.
+
+VM_PACKAGES="qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod udev"
+
+vm_ensure_packages() {
+	local missing=()
+	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx su ||
+		missing+=(busybox-static)
+	command -v cpio >/dev/null || missing+=(cpio)
+	command -v udevadm >/dev/null || missing+=(udev)
+	compgen -G "/boot/vmlinuz-*-amd64" >/dev/null || missing+=(linux-image-amd64)
+	compgen -G "/lib/modules/*-amd64/build" >/dev/null || missing+=(linux-headers-amd64)
+	[ ${#missing[@]} = 0 ] && return 0
+	if [ "$(id -u)" != 0 ]; then
+		echo "vm: missing Debian packages: ${missing[*]}; run: sudo apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "vm: installing ${missing[*]}" >&2
+	apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# The newest Debian kernel that has both an image and headers.
+vm_kernel_version() {
+	local d v found=()
+	for d in /lib/modules/*/build; do
+		v=${d#/lib/modules/}; v=${v%/build}
+		[ -f "/boot/vmlinuz-$v" ] && found+=("$v")
+	done
+	[ ${#found[@]} -gt 0 ] || { echo "vm: no kernel with both /boot/vmlinuz-V and /lib/modules/V/build" >&2; exit 1; }
+	printf '%s\n' "${found[@]}" | sort -V | tail -1
+}
+
+# Modules (with their dependencies, in load order) the guest needs for 9p.
+vm_module_paths() {
+	local kver=$1 m dep line
+	local -A seen=()
+	for m in virtio_pci 9pnet_virtio 9p; do
+		line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "/lib/modules/$kver/modules.dep") || continue
+		# modules.dep lists dependencies so that the last loads first.
+		for dep in $(echo "${line#*:}" | tr ' ' '\n' | tac) "${line%%:*}"; do
+			[ -n "$dep" ] && [ -z "${seen[$dep]:-}" ] || continue
+			seen[$dep]=1
+			echo "$dep"
+		done
+	done
+}
+
+# Copy a binary and the shared libraries it links into root $2.
+vm_copy_with_libs() {
+	local bin=$1 root=$2 lib
+	mkdir -p "$root$(dirname "$bin")"
+	cp -L "$bin" "$root$bin"
+	for lib in $(ldd "$bin" 2>/dev/null | grep -oE '/[^ ]+'); do
+		[ -e "$root$lib" ] && continue
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+}
+
+# Build (or reuse) the guest initramfs; prints its path.
+vm_initramfs() {
+	local kver=$1 key out root m lib
+	key=$(cat "$REPO/scripts/vm-lib.sh" "$REPO/scripts/vm-init" | sha256sum | cut -c1-16)
+	out="$CACHE/initramfs-$kver-$key.cpio"
+	if [ -f "$out" ]; then echo "$out"; return; fi
+	mkdir -p "$CACHE"
+	rm -f "$CACHE"/initramfs-*.cpio
+	root=$(mktemp -d "$CACHE/root.XXXXXX")
+	chmod 0755 "$root"
+	mkdir -p "$root"/{bin,sbin,etc/udev/rules.d,proc,sys,dev,run,tmp,mnt,root,lib/modules,lib/systemd,home/neuron-user}
+	cp /bin/busybox "$root/bin/busybox"
+	for m in $(vm_module_paths "$kver"); do
+		cp "/lib/modules/$kver/$m" "$root/lib/modules/"
+		basename "$m" >> "$root/lib/modules/load-order"
+	done
+	# udevd is udevadm under another name.
+	vm_copy_with_libs "$(command -v udevadm)" "$root"
+	ln -s "$(command -v udevadm)" "$root/lib/systemd/systemd-udevd"
+	# Libraries that static-stdlib Swift and C programs of the project need.
+	for lib in libstdc++.so.6 libgcc_s.so.1 libm.so.6 libudev.so.1 libz.so.1; do
+		lib=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
+		[ -n "$lib" ] && vm_copy_with_libs "$lib" "$root"
+	done
+	ln -s lib "$root/lib64" 2>/dev/null || true
+	[ -e "$root/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib/"
+	cat > "$root/etc/passwd" <<-'EOF'
+	root:x:0:0:root:/root:/bin/sh
+	neuron-user:x:1000:1000:member of group neuron:/home/neuron-user:/bin/sh
+	outsider:x:1001:1001:not in group neuron:/tmp:/bin/sh
+	EOF
+	cat > "$root/etc/group" <<-'EOF'
+	root:x:0:
+	neuron-user:x:1000:
+	outsider:x:1001:
+	neuron:x:990:neuron-user
+	EOF
+	chown 1000:1000 "$root/home/neuron-user"
+	cp "$REPO/scripts/vm-init" "$root/init"
+	chmod 0755 "$root/init"
+	(cd "$root" && find . | cpio -o -H newc --quiet) > "$out.tmp"
+	mv "$out.tmp" "$out"
+	rm -rf "$root"
+	echo "$out"
+}
+
+# True when a kernel log shows a splat.
+vm_kernel_splat() {
+	grep -qE 'WARNING:|BUG:|Oops|general protection fault|Call Trace:|kernel BUG|UBSAN:|KASAN:|refcount_t:|list_(add|del) corruption|INFO: task .* blocked|soft lockup|hard LOCKUP|RCU stall|possible circular locking' "$1"
+}

@@ -1,0 +1,130 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# The driver suite. Runs as root inside the vm-run guest (scripts/vm-test
+# starts it), with neuron.ko loaded as fake_devices=2 and the default
+# fake_cores and fake_memory_mb. Prints one PASS or FAIL line per check.
+set -u
+MOD="$REPO/driver/neuron.ko"
+SYS=/sys/class/neuron_device
+ABI=neuron_abi_test
+
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+# eq NAME GOT WANT
+eq() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'"; fi; }
+loaded() { grep -q '^neuron ' /proc/modules; }
+load() { insmod "$MOD" "$@" && udevadm settle --timeout=30; }
+unload() { rmmod neuron && udevadm settle --timeout=30; }
+
+# --- udev: group, mode, by-serial links ---------------------------------
+serial0=$(cat $SYS/neuron0/serial)
+for n in 0 1; do
+	eq "udev.neuron$n.group_mode" "$(stat -c '%G %a' /dev/neuron$n)" "neuron 660"
+	serial=$(cat $SYS/neuron$n/serial)
+	eq "udev.neuron$n.by_serial_link" \
+		"$(readlink -f /dev/neuron/by-serial/"$serial")" "/dev/neuron$n"
+done
+eq "udev.serials_distinct" "$(cat $SYS/neuron*/serial | sort -u | wc -l)" 2
+
+# --- sysfs matches the module parameters --------------------------------
+eq sysfs.param.fake_devices "$(cat /sys/module/neuron/parameters/fake_devices)" 2
+eq sysfs.device_count "$(ls -d $SYS/neuron* | wc -l)" 2
+eq sysfs.core_count "$(cat $SYS/neuron0/core_count)" 4
+eq sysfs.memory_total "$(cat $SYS/neuron0/memory_total)" $((8192 * 1048576))
+eq sysfs.memory_used "$(cat $SYS/neuron0/memory_used)" 0
+eq sysfs.platform "$(cat $SYS/neuron1/platform)" fake
+eq sysfs.pci_bdf "$(cat $SYS/neuron0/pci_bdf)" none
+eq sysfs.connected.neuron0 "$(cat $SYS/neuron0/connected_devices)" 1
+eq sysfs.connected.neuron1 "$(cat $SYS/neuron1/connected_devices)" 0
+eq sysfs.numa_node "$(cat $SYS/neuron0/numa_node)" 0
+eq sysfs.cores "$(ls -d $SYS/neuron0/neuron_core* | wc -l)" 4
+eq sysfs.core.status "$(cat $SYS/neuron0/neuron_core3/status)" idle
+eq sysfs.core.jobs_completed "$(cat $SYS/neuron0/neuron_core0/jobs_completed)" 0
+eq sysfs.core.busy_time_us "$(cat $SYS/neuron1/neuron_core2/busy_time_us)" 0
+if (echo 1 > $SYS/neuron0/core_count) 2>/dev/null; then
+	fail sysfs.read_only "core_count was writable"
+else
+	pass sysfs.read_only
+fi
+
+# job_timeout_ms may change at run time, within its range only.
+P=/sys/module/neuron/parameters/job_timeout_ms
+if (echo 5 > $P) 2>/dev/null; then fail param.job_timeout.range "5 accepted"; else pass param.job_timeout.range; fi
+echo 20000 > $P
+eq param.job_timeout.set "$(cat $P)" 20000
+echo 10000 > $P
+
+# --- the ABI, from a real program -----------------------------------------
+$ABI all 2 4 8192
+
+# --- permissions: group members may open and list, others may not ---------
+su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
+su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
+
+# --- rmmod is refused while a file is open, works after close -------------
+exec 3</dev/neuron0
+if rmmod neuron 2>/dev/null; then fail rmmod.busy_refused "rmmod succeeded with an open fd"; else pass rmmod.busy_refused; fi
+loaded && pass rmmod.still_loaded || fail rmmod.still_loaded "module gone"
+exec 3<&-
+if unload; then pass rmmod.after_close; else fail rmmod.after_close "rmmod failed"; fi
+eq rmmod.nodes_gone "$(ls /dev/neuron* 2>/dev/null | wc -l)" 0
+
+# --- invalid parameters refuse to load, with a message --------------------
+for p in fake_devices=17 fake_cores=0 fake_cores=9 fake_memory_mb=0 \
+	 job_timeout_ms=1 fake_devices=two; do
+	name=${p%%=*}
+	if insmod "$MOD" "$p" 2>/dev/null; then
+		fail "param.invalid.$p" "loaded"
+		rmmod neuron
+	elif loaded; then
+		fail "param.invalid.$p" "module present"
+	elif dmesg | tail -3 | grep -q "neuron: $name=.*expected"; then
+		pass "param.invalid.$p"
+	else
+		fail "param.invalid.$p" "no clear message in the kernel log"
+	fi
+done
+
+# --- other sizes: sysfs and the ABI follow the parameters -----------------
+if load fake_devices=3 fake_cores=2 fake_memory_mb=64; then
+	eq sysfs.sized.devices "$(ls -d $SYS/neuron* | wc -l)" 3
+	eq sysfs.sized.cores "$(cat $SYS/neuron2/core_count)" 2
+	eq sysfs.sized.memory "$(cat $SYS/neuron2/memory_total)" $((64 * 1048576))
+	eq sysfs.sized.ring "$(cat $SYS/neuron0/connected_devices)" "2 1"
+	eq sysfs.sized.serial_stable "$(cat $SYS/neuron0/serial)" "$serial0"
+	$ABI all 3 2 64 | sed -E 's/^(PASS|FAIL) /\1 sized./'
+	unload
+else
+	fail sysfs.sized "insmod fake_devices=3 fake_cores=2 fake_memory_mb=64 failed"
+fi
+if load; then
+	eq load.zero_devices "$(ls /dev/neuron* 2>/dev/null | wc -l)" 0
+	unload
+else
+	fail load.zero_devices "insmod without parameters failed"
+fi
+
+# --- 50 load/unload cycles leak nothing -----------------------------------
+meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
+settle_memory() { udevadm settle --timeout=30; sync; echo 3 > /proc/sys/vm/drop_caches; sleep 1; }
+load fake_devices=4 && unload
+settle_memory
+slab0=$(meminfo Slab); avail0=$(meminfo MemAvailable)
+cycles=0
+while [ $cycles -lt 50 ]; do
+	insmod "$MOD" fake_devices=4 fake_cores=8 || break
+	cat $SYS/neuron3/serial $SYS/neuron0/neuron_core7/status >/dev/null
+	exec 3</dev/neuron2
+	exec 3<&-
+	rmmod neuron || break
+	cycles=$((cycles + 1))
+done
+eq cycles.completed "$cycles" 50
+settle_memory
+slab1=$(meminfo Slab); avail1=$(meminfo MemAvailable)
+echo "# slab ${slab0} kB -> ${slab1} kB, available ${avail0} kB -> ${avail1} kB"
+if [ $((slab1 - slab0)) -lt 200 ]; then pass cycles.no_slab_leak; else
+	fail cycles.no_slab_leak "slab grew by $((slab1 - slab0)) kB"; fi
+if [ $((avail0 - avail1)) -lt 2048 ]; then pass cycles.no_memory_leak; else
+	fail cycles.no_memory_leak "available memory fell by $((avail0 - avail1)) kB"; fi
+exit 0
