@@ -1,8 +1,8 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 # Shared by vm-run and vm-test: host packages, the guest kernel and the
 # guest's initramfs. Source it; it defines functions only.
 
-VM_PACKAGES="qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod udev"
 
 vm_ensure_packages() {
 	local missing=()

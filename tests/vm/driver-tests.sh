@@ -127,4 +127,26 @@ if [ $((slab1 - slab0)) -lt 200 ]; then pass cycles.no_slab_leak; else
 	fail cycles.no_slab_leak "slab grew by $((slab1 - slab0)) kB"; fi
 if [ $((avail0 - avail1)) -lt 2048 ]; then pass cycles.no_memory_leak; else
 	fail cycles.no_memory_leak "available memory fell by $((avail0 - avail1)) kB"; fi
+
+# --- install-driver and uninstall-driver ---------------------------------
+if install-driver --no-build --no-dkms --fake-devices 3 >/tmp/install.log 2>&1; then
+	pass install.runs
+else
+	fail install.runs "$(tail -3 /tmp/install.log)"
+fi
+eq install.module_file "$(ls /lib/modules/$(uname -r)/updates/neuron.ko 2>/dev/null)" \
+	"/lib/modules/$(uname -r)/updates/neuron.ko"
+eq install.loaded_with_options "$(ls /dev/neuron[0-9]* 2>/dev/null | wc -l)" 3
+eq install.group_mode "$(stat -c '%G %a' /dev/neuron2 2>/dev/null)" "neuron 660"
+eq install.group_once "$(grep -c '^neuron:' /etc/group)" 1
+eq install.modules_load "$(cat /etc/modules-load.d/neuron.conf 2>/dev/null)" neuron
+eq install.rules "$(cmp /etc/udev/rules.d/60-neuron.rules "$REPO/udev/60-neuron.rules" && echo same)" same
+if uninstall-driver >/tmp/uninstall.log 2>&1; then
+	pass uninstall.runs
+else
+	fail uninstall.runs "$(tail -3 /tmp/uninstall.log)"
+fi
+loaded && fail uninstall.unloaded "still loaded" || pass uninstall.unloaded
+eq uninstall.files_gone "$(ls /lib/modules/$(uname -r)/updates/neuron.ko /etc/udev/rules.d/60-neuron.rules \
+	/etc/modules-load.d/neuron.conf /etc/modprobe.d/neuron.conf 2>/dev/null | wc -l)" 0
 exit 0

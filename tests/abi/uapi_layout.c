@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Compiled with -g by scripts/check-abi, which runs pahole over it: every
+ * uapi structure must be free of holes and tail padding, and its size
+ * a multiple of 8, so that 32- and 64-bit callers see one layout.
+ */
+#include "uapi/neuron.h"
+
+#define ABI_STRUCT(s)							\
+	_Static_assert(sizeof(struct s) % 8 == 0, #s " size");	\
+	struct s abi_##s
+
+ABI_STRUCT(neuron_driver_info);
+ABI_STRUCT(neuron_device_info);
+ABI_STRUCT(neuron_process_info);
+ABI_STRUCT(neuron_process_list);
