@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "neuron",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
+        .executable(name: "neuron-ls", targets: ["neuron-ls"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        // The driver's uapi header (driver/include/uapi/neuron.h, included in
+        // place, never copied) plus the ioctl request codes and a
+        // non-variadic ioctl(2) that Swift can call.
+        .target(name: "CNeuronUAPI"),
+        // libudev, found with pkg-config (libudev-dev; scripts/setup installs it).
+        .systemLibrary(
+            name: "CLibudev",
+            pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]
+        ),
+        .target(
+            name: "NeuronDevice",
+            dependencies: [
+                "CNeuronUAPI",
+                "CLibudev",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // What the command-line tools share: listings, tables, topology.
+        .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
+        .executableTarget(
+            name: "neuron-ls",
+            dependencies: [
+                "NeuronDevice",
+                "NeuronCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "NeuronDeviceTests",
+            dependencies: ["NeuronDevice", "NeuronCLI"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

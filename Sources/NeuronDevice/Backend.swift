@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An open device: the kernel's /dev/neuronN or a simulated one. It holds
+/// what it opened until `close()` or until the last reference goes away,
+/// exactly once either way.
+public protocol NeuronDevice: AnyObject, Sendable {
+    var index: Int { get }
+    /// DEVICE_INFO.
+    func info() throws(NeuronError) -> NeuronDeviceInfo
+    /// PROCESS_LIST: the processes that hold this device open.
+    func processes() throws(NeuronError) -> [NeuronProcessInfo]
+    /// Release the device now; later calls fail with EBADF. Idempotent.
+    func close()
+}
+
+/// A source of devices: the kernel driver or the in-process simulator.
+public protocol NeuronBackend: Sendable {
+    /// "kernel" or "sim".
+    var name: String { get }
+    /// DRIVER_INFO (the simulator reports its own version).
+    func driverInfo() throws(NeuronError) -> NeuronDriverInfo
+    /// Open device `index` (0-based, /dev/neuronN for the kernel).
+    func open(device index: Int) throws(NeuronError) -> any NeuronDevice
+}
+
+extension NeuronBackend {
+    /// Every device's DEVICE_INFO, in index order. Fails with `.noDevices`
+    /// when there are none.
+    public func devices() throws(NeuronError) -> [NeuronDeviceInfo] {
+        let count = try driverInfo().deviceCount
+        guard count > 0 else { throw .noDevices }
+        var result: [NeuronDeviceInfo] = []
+        for index in 0..<count {
+            let device = try open(device: index)
+            defer { device.close() }
+            result.append(try device.info())
+        }
+        return result
+    }
+}
+
+/// Chooses the backend from the environment:
+/// - `NEURON_BACKEND=kernel` (the default): the kernel driver, /dev/neuronN;
+/// - `NEURON_BACKEND=sim`: the in-process simulator, sized by
+///   `NEURON_SIM_DEVICES` (default 1), `NEURON_SIM_CORES` (default 4) and
+///   `NEURON_SIM_MEMORY_MB` (default 8192).
+/// Without a driver and without `NEURON_BACKEND`, opening a device fails
+/// with `.driverNotLoaded`; there is never a silent fall-back to simulation.
+public enum NeuronBackends {
+    public static func fromEnvironment(
+        _ environment: [String: String] = NeuronBackends.processEnvironment()
+    ) throws(NeuronError) -> any NeuronBackend {
+        switch environment["NEURON_BACKEND"] ?? "kernel" {
+        case "kernel", "":
+            return KernelBackend()
+        case "sim", "simulator":
+            return try SimulatorBackend(configuration: .fromEnvironment(environment))
+        case let other:
+            throw .invalidConfiguration(
+                "NEURON_BACKEND=\(other) is not a backend; use NEURON_BACKEND=kernel (the driver) or NEURON_BACKEND=sim (the in-process simulator).")
+        }
+    }
+
+    /// The process's environment, read with getenv's table.
+    public static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let pair = String(cString: pointer)
+            if let equals = pair.firstIndex(of: "=") {
+                result[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+            }
+            entry += 1
+        }
+        return result
+    }
+}

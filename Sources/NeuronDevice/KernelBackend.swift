@@ -1,0 +1,175 @@
+import CNeuronUAPI
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The kernel driver: devices are /dev/neuronN, found through udev.
+public struct KernelBackend: NeuronBackend {
+    public let name = "kernel"
+    /// The API major version this library speaks.
+    public static let supportedAPIMajor = UInt32(NEURON_API_VERSION_MAJOR)
+
+    public init() {}
+
+    /// True when neuron.ko is loaded.
+    public static var isDriverLoaded: Bool {
+        access("/sys/module/neuron", F_OK) == 0
+    }
+
+    public func driverInfo() throws(NeuronError) -> NeuronDriverInfo {
+        let nodes = try deviceNodes()
+        guard let first = nodes.first else { throw .noDevices }
+        let device = try KernelDevice.open(path: first.path, index: first.index, deviceCount: nodes.count)
+        defer { device.close() }
+        return try device.driverInfo()
+    }
+
+    public func open(device index: Int) throws(NeuronError) -> any NeuronDevice {
+        let nodes = try deviceNodes()
+        guard let node = nodes.first(where: { $0.index == index }) else {
+            throw .deviceNotFound(index: index, deviceCount: nodes.count)
+        }
+        return try KernelDevice.open(path: node.path, index: index, deviceCount: nodes.count)
+    }
+
+    /// The device nodes, in index order, from udev's view of the
+    /// neuron_device class.
+    func deviceNodes() throws(NeuronError) -> [(index: Int, path: String)] {
+        guard Self.isDriverLoaded else { throw .driverNotLoaded }
+        return try NeuronUdev.enumerate().compactMap { record in
+            guard let index = record.index else { return nil }
+            return (index, record.devnode ?? "/dev/\(record.sysname)")
+        }.sorted { $0.index < $1.index }
+    }
+}
+
+/// An open /dev/neuronN. Closes its descriptor exactly once: on `close()`
+/// or when the last reference goes away.
+public final class KernelDevice: NeuronDevice {
+    public let index: Int
+    public let path: String
+    private let descriptor: Mutex<FileDescriptor?>
+
+    private init(fd: FileDescriptor, path: String, index: Int) {
+        self.descriptor = Mutex(fd)
+        self.path = path
+        self.index = index
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Open `path` and check that the driver speaks our API.
+    public static func open(path: String, index: Int, deviceCount: Int) throws(NeuronError) -> KernelDevice {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .readWrite, options: [.closeOnExec],
+                                         retryOnInterrupt: true)
+        } catch let errno as Errno {
+            switch errno {
+            case .noSuchFileOrDirectory, .noSuchAddressOrDevice, .operationNotSupportedByDevice:
+                throw KernelBackend.isDriverLoaded
+                    ? .deviceNotFound(index: index, deviceCount: deviceCount) : .driverNotLoaded
+            case .permissionDenied, .notPermitted:
+                throw .permissionDenied(path: path)
+            default:
+                throw .system(operation: "open \(path)", errno: errno)
+            }
+        } catch {
+            throw .system(operation: "open \(path)", errno: .ioError)
+        }
+        let device = KernelDevice(fd: fd, path: path, index: index)
+        let info = try device.driverInfo()
+        guard info.apiMajor == KernelBackend.supportedAPIMajor else {
+            throw .apiVersionMismatch(driverMajor: info.apiMajor, driverMinor: info.apiMinor,
+                                      supportedMajor: KernelBackend.supportedAPIMajor)
+        }
+        return device
+    }
+
+    public func close() {
+        descriptor.withLock { fd in
+            guard let open = fd else { return }
+            fd = nil
+            // close(2) is not retried on EINTR on Linux: the descriptor is gone.
+            try? open.close()
+        }
+    }
+
+    /// Issue one ioctl, retrying on EINTR.
+    private func ioctl<Argument>(_ request: UInt, _ name: String,
+                                 _ argument: inout Argument) throws(NeuronError) {
+        let failure: Errno? = descriptor.withLock { fd in
+            guard let fd else { return Errno.badFileDescriptor }
+            while true {
+                let result = withUnsafeMutablePointer(to: &argument) {
+                    neuron_ioctl(fd.rawValue, request, $0)
+                }
+                if result >= 0 { return nil }
+                let error = Errno(rawValue: errno)
+                if error != .interrupted { return error }
+            }
+        }
+        if let failure {
+            throw .system(operation: "\(name) on \(path)", errno: failure)
+        }
+    }
+
+    /// NEURON_IOCTL_DRIVER_INFO.
+    public func driverInfo() throws(NeuronError) -> NeuronDriverInfo {
+        var raw = neuron_driver_info()
+        try ioctl(neuron_ioctl_driver_info, "NEURON_IOCTL_DRIVER_INFO", &raw)
+        return NeuronDriverInfo(apiMajor: raw.api_major, apiMinor: raw.api_minor,
+                                deviceCount: Int(raw.device_count),
+                                version: stringFromCArray(raw.version))
+    }
+
+    /// NEURON_IOCTL_DEVICE_INFO.
+    public func info() throws(NeuronError) -> NeuronDeviceInfo {
+        var raw = neuron_device_info()
+        try ioctl(neuron_ioctl_device_info, "NEURON_IOCTL_DEVICE_INFO", &raw)
+        let platform: NeuronPlatform = raw.platform == NEURON_PLATFORM_INF1.rawValue ? .inf1 : .fake
+        let links = arrayFromCArray(raw.connected, of: UInt32.self)
+            .prefix(Int(min(raw.connected_count, UInt32(NEURON_MAX_CONNECTED))))
+        let bdf = stringFromCArray(raw.pci_bdf)
+        return NeuronDeviceInfo(
+            index: Int(raw.index), platform: platform, coreCount: Int(raw.core_count),
+            memorySize: raw.memory_size, memoryUsed: raw.memory_used,
+            numaNode: raw.numa_node < 0 ? nil : Int(raw.numa_node),
+            connectedTo: links.map { Int($0) }, serial: stringFromCArray(raw.serial),
+            pciBDF: bdf.isEmpty ? nil : bdf, jobTimeoutMilliseconds: raw.job_timeout_ms)
+    }
+
+    /// NEURON_IOCTL_PROCESS_LIST, sized with a first call for the count.
+    public func processes() throws(NeuronError) -> [NeuronProcessInfo] {
+        var capacity: UInt32 = 16
+        while true {
+            var entries = [neuron_process_info](repeating: neuron_process_info(), count: Int(capacity))
+            var request = neuron_process_list()
+            request.entry_size = UInt32(MemoryLayout<neuron_process_info>.stride)
+            request.capacity = capacity
+            let count: UInt32 = try entries.withUnsafeMutableBufferPointer { buffer throws(NeuronError) in
+                request.entries = UInt64(UInt(bitPattern: buffer.baseAddress))
+                try ioctl(neuron_ioctl_process_list, "NEURON_IOCTL_PROCESS_LIST", &request)
+                return request.count
+            }
+            if count > capacity {
+                capacity = count + 8
+                continue
+            }
+            return entries.prefix(Int(count)).map { entry in
+                NeuronProcessInfo(
+                    pid: entry.pid, command: stringFromCArray(entry.command),
+                    openFiles: Int(entry.open_files),
+                    coresHeld: (0..<32).filter { entry.cores_held & (1 << UInt32($0)) != 0 },
+                    hostMemory: entry.host_memory, deviceMemory: entry.device_memory)
+            }
+        }
+    }
+}
