@@ -4,8 +4,9 @@ import NeuronDevice
 import Testing
 
 /// Run against the simulator on the host and against the real module in
-/// the VM: the same assertions hold for both.
-@Suite("Devices, whichever backend")
+/// the VM: the same assertions hold for both. Serialized: the tests count
+/// this process's open files on a device, which the kernel shares.
+@Suite("Devices, whichever backend", .serialized)
 struct BackendTests {
     @Test("every device reports consistent information")
     func devicesAreConsistent() throws {

@@ -37,25 +37,38 @@ struct ToolResult {
     var stderr: String
 }
 
-/// Run a tool with `environment` replacing NEURON_* variables.
+/// Run a tool with `environment` replacing NEURON_* variables. Uses
+/// posix_spawn with output in temporary files: it works in the VM's
+/// minimal guest as well as on the host.
 func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
     guard let url = toolURL(name) else {
         throw NeuronError.invalidConfiguration("\(name) is not built next to the tests; run swift build first")
     }
-    let process = Process()
-    process.executableURL = url
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("NEURON_") }
+    var env = NeuronBackends.processEnvironment().filter { !$0.key.hasPrefix("NEURON_") }
     env.merge(environment) { $1 }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ToolResult(status: process.terminationStatus,
-                      stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+    let stem = "/tmp/neuron-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let outPath = stem + ".out", errPath = stem + ".err"
+    defer { unlink(outPath); unlink(errPath) }
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+    let argv = ([url.path] + arguments).map { strdup($0) } + [nil]
+    let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, url.path, &actions, nil, argv, envp)
+    guard spawned == 0 else {
+        throw NeuronError.system(operation: "posix_spawn \(name)", errno: .init(rawValue: spawned))
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exited = (status & 0x7f) == 0
+    return ToolResult(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f),
+                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }

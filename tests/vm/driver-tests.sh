@@ -61,6 +61,41 @@ $ABI all 2 4 8192
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
 
+# --- the Swift userspace against the real module --------------------------
+# The same Swift Testing suite that runs on the host against the simulator
+# (tests that need the driver are enabled here), then neuron-ls as an
+# operator runs it.
+if [ -x "$REPO/.build/debug/neuronPackageTests.xctest" ]; then
+	timeout 120 "$REPO/.build/debug/neuronPackageTests.xctest" --testing-library swift-testing \
+		>/tmp/swift-tests.log 2>&1
+	rc=$?
+	sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log |
+		grep -v '^. Test run with' |
+		sed -n -E 's/^✔ Test (.*) passed after.*/PASS swift: \1/p; s/^✘ Test (.*) failed after.*/FAIL swift: \1/p'
+	[ $rc = 0 ] || { fail swift.suite "exit $rc"; sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log | grep -A3 '✘' | head -40; }
+	grep -q "Test run with" /tmp/swift-tests.log || fail swift.suite "the run did not finish"
+else
+	fail swift.suite "the test bundle is not built (swift build --build-tests)"
+fi
+
+out=$(neuron-ls --json-output 2>&1)
+eq neuron_ls.json.devices "$(echo "$out" | grep -c '"neuron_device"')" 2
+eq neuron_ls.json.cores "$(echo "$out" | grep -c '"nc_count" : 4')" 2
+out=$(su neuron-user -c "neuron-ls --json-output" 2>&1)
+eq neuron_ls.user.devices "$(echo "$out" | grep -c '"neuron_device"')" 2
+if out=$(su outsider -c "neuron-ls" 2>&1); then
+	fail neuron_ls.outsider "exit 0 without access"
+else
+	eq neuron_ls.outsider.guidance "$(echo "$out" | grep -c 'usermod -aG neuron')" 1
+fi
+sleep 30 </dev/neuron1 &
+holder=$!
+sleep 1
+eq neuron_ls.wide.shows_holder "$(neuron-ls --wide | grep -c "| $holder ")" 1
+kill $holder; wait $holder 2>/dev/null
+eq neuron_ls.wide.holder_gone "$(neuron-ls --wide | grep -c "| $holder ")" 0
+eq neuron_ls.topology "$(neuron-ls --topology | grep -c '^\[0\] <-> \[1\]$')" 1
+
 # --- rmmod is refused while a file is open, works after close -------------
 exec 3</dev/neuron0
 if rmmod neuron 2>/dev/null; then fail rmmod.busy_refused "rmmod succeeded with an open fd"; else pass rmmod.busy_refused; fi
