@@ -70,7 +70,7 @@ if [ -x "$REPO/.build/debug/neuronPackageTests.xctest" ]; then
 		>/tmp/swift-tests.log 2>&1
 	rc=$?
 	sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log |
-		grep -v '^. Test run with' |
+		grep -v 'Test run with' |
 		sed -n -E 's/^✔ Test (.*) passed after.*/PASS swift: \1/p; s/^✘ Test (.*) failed after.*/FAIL swift: \1/p'
 	[ $rc = 0 ] || { fail swift.suite "exit $rc"; sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log | grep -A3 '✘' | head -40; }
 	grep -q "Test run with" /tmp/swift-tests.log || fail swift.suite "the run did not finish"
