@@ -51,10 +51,9 @@ static int neuron_release(struct inode *inode, struct file *filp)
 
 	mutex_lock(&nd->lock);
 	list_del(&nf->node);
-	/* Resources held by the file are returned here, in reverse order
-	 * of acquisition, as later versions add them. */
+	/* What the file holds is returned here, in reverse order of
+	 * acquisition. */
 	nd->memory_used -= nf->device_memory;
-	nf->cores_held = 0;
 	mutex_unlock(&nd->lock);
 
 	put_pid(nf->tgid);

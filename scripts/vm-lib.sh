@@ -3,24 +3,9 @@
 # Shared by vm-run and vm-test: host packages, the guest kernel and the
 # guest's initramfs. Source it; it defines functions only.
 
-
+# The Debian packages live in one list, in scripts/setup.
 vm_ensure_packages() {
-	local missing=()
-	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
-	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx su ||
-		missing+=(busybox-static)
-	command -v cpio >/dev/null || missing+=(cpio)
-	command -v udevadm >/dev/null || missing+=(udev)
-	compgen -G "/boot/vmlinuz-*-amd64" >/dev/null || missing+=(linux-image-amd64)
-	compgen -G "/lib/modules/*-amd64/build" >/dev/null || missing+=(linux-headers-amd64)
-	[ ${#missing[@]} = 0 ] && return 0
-	if [ "$(id -u)" != 0 ]; then
-		echo "vm: missing Debian packages: ${missing[*]}; run: sudo apt-get install ${missing[*]}" >&2
-		exit 1
-	fi
-	echo "vm: installing ${missing[*]}" >&2
-	apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+	"$REPO/scripts/setup"
 }
 
 # The newest Debian kernel that has both an image and headers.
