@@ -17,6 +17,8 @@
 #include <linux/mutex.h>
 #include <linux/sysfs.h>
 #include <linux/types.h>
+#include <linux/xarray.h>
+#include <linux/kref.h>
 
 #include "include/uapi/neuron.h"
 
@@ -103,10 +105,14 @@ struct neuron_device {
 	unsigned int connected_count;
 	u32 connected[NEURON_MAX_CONNECTED];
 
-	/* Protects @files and the accounting of each file. */
+	/* Protects @files and the memory accounting, the device's and each
+	 * file's. */
 	struct mutex lock;
 	struct list_head files;
-	u64 memory_used;
+	u64 memory_used;		/* device-placed bytes, live buffers */
+	u64 memory_peak;
+	u64 host_memory_used;		/* host-placed bytes, live buffers */
+	u64 host_memory_peak;
 
 	struct neuron_core cores[NEURON_MAX_CORES];
 	const struct attribute_group *groups[NEURON_MAX_CORES + 2];
@@ -120,8 +126,36 @@ struct neuron_file {
 	char comm[NEURON_COMM_LEN];
 	u64 open_seq;			/* orders files by open time */
 	u32 cores_held;			/* NeuronCores reserved by this file */
+	/* Memory of this file's live buffers, under nd->lock. */
 	u64 host_memory;
+	u64 host_memory_peak;
 	u64 device_memory;
+	u64 device_memory_peak;
+	/* Buffers by handle; each entry holds a reference (neuron_mem.c). */
+	struct xarray buffers;
+};
+
+/*
+ * A buffer of device (or host-placed) memory. Fake devices back it with
+ * host pages allocated when first written or mapped, kept in @pages, so
+ * an untouched buffer costs a few bytes whatever its size.
+ *
+ * References: the owning file's handle table, each VMA mapping it, and
+ * each ioctl using it. The owning file outlives every reference: a
+ * mapping pins the file, and the file's release drops the table's
+ * references last.
+ */
+struct neuron_buffer {
+	struct kref ref;
+	struct neuron_file *owner;
+	u64 size;			/* bytes, a multiple of PAGE_SIZE */
+	u32 handle;
+	u32 placement;
+	u32 core;
+	u64 device_addr;
+	u64 mmap_offset;
+	atomic_long_t resident;		/* pages allocated */
+	struct xarray pages;		/* page index -> struct page */
 };
 
 static inline struct neuron_device *to_neuron_device(struct device *dev)
@@ -143,7 +177,14 @@ void neuron_sysfs_init_core(struct neuron_core *core);
 /* neuron_file.c */
 extern const struct file_operations neuron_fops;
 
+/* neuron_mem.c */
+void neuron_mem_file_init(struct neuron_file *nf);
+void neuron_mem_file_release(struct neuron_file *nf);
+int neuron_mmap(struct file *filp, struct vm_area_struct *vma);
+long neuron_ioctl_mem(struct neuron_file *nf, unsigned int cmd, void __user *uarg);
+
 /* neuron_ioctl.c */
+bool neuron_all_zero(const void *p, size_t len);
 long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
 
 /* neuron_fake.c */

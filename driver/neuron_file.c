@@ -35,6 +35,7 @@ static int neuron_open(struct inode *inode, struct file *filp)
 	nf->tgid = get_task_pid(current, PIDTYPE_TGID);
 	get_task_comm(nf->comm, current->group_leader);
 	nf->open_seq = atomic64_inc_return(&neuron_open_seq);
+	neuron_mem_file_init(nf);
 
 	mutex_lock(&nd->lock);
 	list_add_tail(&nf->node, &nd->files);
@@ -49,11 +50,12 @@ static int neuron_release(struct inode *inode, struct file *filp)
 	struct neuron_file *nf = filp->private_data;
 	struct neuron_device *nd = nf->nd;
 
+	/* What the file holds is returned here, in reverse order of
+	 * acquisition: memory, then the file's place on the device. */
+	neuron_mem_file_release(nf);
+
 	mutex_lock(&nd->lock);
 	list_del(&nf->node);
-	/* What the file holds is returned here, in reverse order of
-	 * acquisition. */
-	nd->memory_used -= nf->device_memory;
 	mutex_unlock(&nd->lock);
 
 	put_pid(nf->tgid);
@@ -67,6 +69,7 @@ const struct file_operations neuron_fops = {
 	.open = neuron_open,
 	.release = neuron_release,
 	.unlocked_ioctl = neuron_ioctl,
+	.mmap = neuron_mmap,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = no_llseek,
 };

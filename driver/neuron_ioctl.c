@@ -20,7 +20,7 @@
 /* Most bytes a caller may declare per process entry (forward compatibility). */
 #define NEURON_MAX_ENTRY_SIZE	4096
 
-static bool neuron_all_zero(const void *p, size_t len)
+bool neuron_all_zero(const void *p, size_t len)
 {
 	return !memchr_inv(p, 0, len);
 }
@@ -127,6 +127,8 @@ static int neuron_collect_processes(struct neuron_device *nd,
 		e[i].info.cores_held = nf->cores_held;
 		e[i].info.host_memory = nf->host_memory;
 		e[i].info.device_memory = nf->device_memory;
+		e[i].info.host_memory_peak = nf->host_memory_peak;
+		e[i].info.device_memory_peak = nf->device_memory_peak;
 		memcpy(e[i].info.command, nf->comm, sizeof(e[i].info.command));
 		i++;
 	}
@@ -144,6 +146,8 @@ static int neuron_collect_processes(struct neuron_device *nd,
 			m->info.cores_held |= e[i].info.cores_held;
 			m->info.host_memory += e[i].info.host_memory;
 			m->info.device_memory += e[i].info.device_memory;
+			m->info.host_memory_peak += e[i].info.host_memory_peak;
+			m->info.device_memory_peak += e[i].info.device_memory_peak;
 		} else {
 			e[merged++] = e[i];
 		}
@@ -210,6 +214,13 @@ long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 		return neuron_ioctl_device_info(nf->nd, uarg);
 	case NEURON_IOCTL_PROCESS_LIST:
 		return neuron_ioctl_process_list(nf->nd, uarg);
+	case NEURON_IOCTL_MEM_ALLOC:
+	case NEURON_IOCTL_MEM_FREE:
+	case NEURON_IOCTL_MEM_INFO:
+	case NEURON_IOCTL_MEM_WRITE:
+	case NEURON_IOCTL_MEM_READ:
+	case NEURON_IOCTL_MEM_SET:
+		return neuron_ioctl_mem(nf, cmd, uarg);
 	default:
 		return -ENOTTY;
 	}

@@ -43,6 +43,30 @@ static ssize_t memory_used_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(memory_used);
 
+static ssize_t memory_peak_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  READ_ONCE(to_neuron_device(dev)->memory_peak));
+}
+static DEVICE_ATTR_RO(memory_peak);
+
+static ssize_t host_memory_used_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  READ_ONCE(to_neuron_device(dev)->host_memory_used));
+}
+static DEVICE_ATTR_RO(host_memory_used);
+
+static ssize_t host_memory_peak_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%llu\n",
+			  READ_ONCE(to_neuron_device(dev)->host_memory_peak));
+}
+static DEVICE_ATTR_RO(host_memory_peak);
+
 static ssize_t platform_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
 {
@@ -93,6 +117,9 @@ static struct attribute *neuron_device_attrs[] = {
 	&dev_attr_core_count.attr,
 	&dev_attr_memory_total.attr,
 	&dev_attr_memory_used.attr,
+	&dev_attr_memory_peak.attr,
+	&dev_attr_host_memory_used.attr,
+	&dev_attr_host_memory_peak.attr,
 	&dev_attr_platform.attr,
 	&dev_attr_serial.attr,
 	&dev_attr_connected_devices.attr,

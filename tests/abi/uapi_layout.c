@@ -14,3 +14,8 @@ ABI_STRUCT(neuron_driver_info);
 ABI_STRUCT(neuron_device_info);
 ABI_STRUCT(neuron_process_info);
 ABI_STRUCT(neuron_process_list);
+ABI_STRUCT(neuron_mem_alloc);
+ABI_STRUCT(neuron_mem_free);
+ABI_STRUCT(neuron_mem_info);
+ABI_STRUCT(neuron_mem_copy);
+ABI_STRUCT(neuron_mem_set);

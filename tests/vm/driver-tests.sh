@@ -132,6 +132,14 @@ if load fake_devices=3 fake_cores=2 fake_memory_mb=64; then
 else
 	fail sysfs.sized "insmod fake_devices=3 fake_cores=2 fake_memory_mb=64 failed"
 fi
+# 64 GiB of fake device memory, 8 devices of 8 GiB, untouched: almost free.
+if load fake_devices=8; then
+	$ABI lazy 8 8192
+	eq lazy.memory_returned "$(cat $SYS/neuron*/memory_used | sort -u)" 0
+	unload
+else
+	fail lazy "insmod fake_devices=8 failed"
+fi
 if load; then
 	eq load.zero_devices "$(ls /dev/neuron* 2>/dev/null | wc -l)" 0
 	unload

@@ -7,6 +7,7 @@
  *   neuron_abi_test all DEVICES CORES MEMORY_MB
  *   neuron_abi_test unprivileged DEVICE     (as a member of group neuron)
  *   neuron_abi_test eacces DEVICE           (as a user outside the group)
+ *   neuron_abi_test lazy DEVICES MEMORY_MB  (fill every device, touch nothing)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -465,6 +466,486 @@ static void test_dup_and_fork(int fd)
 	      "file.inherited_by_fork", "status %d", status);
 }
 
+
+/* ---- device memory ---------------------------------------------------- */
+
+static int mem_alloc(int fd, uint64_t size, uint32_t placement, uint32_t *handle,
+		     uint64_t *offset)
+{
+	struct neuron_mem_alloc a = { .size = size, .placement = placement,
+				      .core = NEURON_CORE_ANY };
+	int r = xioctl(fd, NEURON_IOCTL_MEM_ALLOC, &a);
+
+	if (!r) {
+		*handle = a.handle;
+		if (offset)
+			*offset = a.mmap_offset;
+	}
+	return r;
+}
+
+static int mem_free(int fd, uint32_t handle)
+{
+	struct neuron_mem_free f = { .handle = handle };
+
+	return xioctl(fd, NEURON_IOCTL_MEM_FREE, &f);
+}
+
+static int mem_copy(int fd, unsigned long cmd, uint32_t handle, uint64_t offset,
+		    uint64_t length, void *user)
+{
+	struct neuron_mem_copy c = { .handle = handle, .offset = offset,
+				     .length = length, .user_addr = (uintptr_t)user };
+
+	return xioctl(fd, cmd, &c);
+}
+
+static int mem_info(int fd, uint32_t handle, struct neuron_mem_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->handle = handle;
+	return xioctl(fd, NEURON_IOCTL_MEM_INFO, out);
+}
+
+static uint64_t device_used(int fd)
+{
+	struct neuron_device_info dv = { 0 };
+
+	xioctl(fd, NEURON_IOCTL_DEVICE_INFO, &dv);
+	return dv.memory_used;
+}
+
+static void fill_pattern(uint8_t *p, size_t n, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 131 + seed * 7 + (i >> 12));
+}
+
+static void test_mem_roundtrip(int fd)
+{
+	const size_t n = 3 * 4096 + 123;
+	uint8_t *in = malloc(n), *out = malloc(n);
+	struct neuron_mem_info mi;
+	uint32_t h;
+	uint64_t off;
+	size_t i;
+	int zero = 1, setok = 1;
+
+	check(mem_alloc(fd, 5 * 4096, NEURON_MEM_DEVICE, &h, &off) == 0 && h != 0,
+	      "mem.alloc", "%s", strerror(errno));
+	check(mem_info(fd, h, &mi) == 0 && mi.size == 5 * 4096 && mi.resident_bytes == 0 &&
+	      mi.mmap_offset == off && mi.core == NEURON_CORE_ANY,
+	      "mem.info_lazy", "size %llu resident %llu", (unsigned long long)mi.size,
+	      (unsigned long long)mi.resident_bytes);
+	fill_pattern(in, n, 1);
+	check(mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, 77, n, in) == 0,
+	      "mem.write", "%s", strerror(errno));
+	memset(out, 0xee, n);
+	check(mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 77, n, out) == 0 && !memcmp(in, out, n),
+	      "mem.read_back", "data differs");
+	/* Untouched bytes read as zero; only written pages are resident. */
+	memset(out, 0xee, 4096);
+	mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 4 * 4096, 4096, out);
+	for (i = 0; i < 4096; i++)
+		zero &= out[i] == 0;
+	mem_info(fd, h, &mi);
+	check(zero && mi.resident_bytes == 4 * 4096, "mem.untouched_reads_zero",
+	      "zero %d resident %llu", zero, (unsigned long long)mi.resident_bytes);
+
+	{
+		struct neuron_mem_set ms = { .handle = h, .offset = 4000, .length = 200, .value = 0xab };
+
+		check(xioctl(fd, NEURON_IOCTL_MEM_SET, &ms) == 0, "mem.set", "%s", strerror(errno));
+		mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 3990, 220, out);
+		for (i = 0; i < 220; i++)
+			setok &= out[i] == ((i >= 10 && i < 210) ? 0xab :
+					    (3990 + i >= 77 ? in[3990 + i - 77] : 0));
+		check(setok, "mem.set_exact_range", "bytes outside the range changed or inside not set");
+	}
+	check(mem_free(fd, h) == 0, "mem.free", "%s", strerror(errno));
+	free(in);
+	free(out);
+}
+
+static void test_mem_mmap(int fd)
+{
+	const size_t size = 8 * 4096;
+	uint8_t *map, buf[4096];
+	uint32_t h;
+	uint64_t off;
+	int ok;
+
+	mem_alloc(fd, size, NEURON_MEM_DEVICE, &h, &off);
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	check(map != MAP_FAILED, "mmap.map", "%s", strerror(errno));
+	if (map == MAP_FAILED)
+		return;
+	fill_pattern(map + 4096, 4096, 9);
+	mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 4096, 4096, buf);
+	check(!memcmp(buf, map + 4096, 4096), "mmap.write_visible_to_read", "differs");
+	fill_pattern(buf, 4096, 3);
+	mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, 6 * 4096, 4096, buf);
+	check(!memcmp(buf, map + 6 * 4096, 4096), "mmap.write_visible_to_map", "differs");
+
+	/* A second mapping of an inner page range sees the same bytes. */
+	{
+		uint8_t *inner = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)(off + 6 * 4096));
+
+		ok = inner != MAP_FAILED && !memcmp(inner, buf, 4096);
+		check(ok, "mmap.inner_offset", "%s", inner == MAP_FAILED ? strerror(errno) : "differs");
+		if (inner != MAP_FAILED)
+			munmap(inner, 4096);
+	}
+
+	/* Bad maps. */
+	errno = 0;
+	ok = mmap(NULL, size + 4096, PROT_READ, MAP_SHARED, fd, (off_t)off) == MAP_FAILED &&
+	     errno == EINVAL;
+	check(ok, "mmap.past_end_einval", "errno %d", errno);
+	errno = 0;
+	ok = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)(off + size)) == MAP_FAILED &&
+	     errno == EINVAL;
+	check(ok, "mmap.offset_past_end_einval", "errno %d", errno);
+	errno = 0;
+	ok = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)(off + 100)) == MAP_FAILED &&
+	     errno == EINVAL;
+	check(ok, "mmap.unaligned_einval", "errno %d", errno);
+	errno = 0;
+	ok = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, (off_t)off) == MAP_FAILED &&
+	     errno == EINVAL;
+	check(ok, "mmap.private_einval", "errno %d", errno);
+	errno = 0;
+	ok = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)(off + (1ULL << 40))) == MAP_FAILED &&
+	     errno == EINVAL;
+	check(ok, "mmap.unknown_handle_einval", "errno %d", errno);
+	errno = 0;
+	ok = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED && errno == EINVAL;
+	check(ok, "mmap.handle_zero_einval", "errno %d", errno);
+
+	/* Freed while mapped: the handle is gone, the bytes stay until munmap. */
+	{
+		uint64_t before = device_used(fd);
+		struct neuron_mem_info mi;
+
+		check(mem_free(fd, h) == 0 && mem_info(fd, h, &mi) == -ENOENT,
+		      "mmap.free_while_mapped", "free or lookup");
+		check(!memcmp(buf, map + 6 * 4096, 4096), "mmap.mapped_after_free_readable", "differs");
+		memset(map, 0x5a, 4096);
+		check(map[4095] == 0x5a && device_used(fd) == before,
+		      "mmap.mapped_after_free_counted", "used %llu, before %llu",
+		      (unsigned long long)device_used(fd), (unsigned long long)before);
+		munmap(map, size);
+		check(device_used(fd) == before - size, "mmap.munmap_releases",
+		      "used %llu", (unsigned long long)device_used(fd));
+	}
+}
+
+static void test_mem_bad_input(int fd, unsigned long long memory_mb)
+{
+	uint64_t capacity = memory_mb << 20;
+	struct neuron_mem_alloc a;
+	struct neuron_mem_set ms;
+	struct neuron_mem_info mi;
+	uint8_t byte = 0;
+	uint32_t h, h2;
+	int fd2, ok = 1;
+	unsigned int i;
+
+	check(mem_alloc(fd, 0, NEURON_MEM_DEVICE, &h, NULL) == -EINVAL, "mem.size_zero_einval", "");
+	check(mem_alloc(fd, capacity + 1, NEURON_MEM_DEVICE, &h, NULL) == -ENOMEM,
+	      "mem.past_capacity_enomem", "");
+	check(mem_alloc(fd, ~0ULL, NEURON_MEM_DEVICE, &h, NULL) == -ENOMEM,
+	      "mem.size_max_enomem", "");
+	check(mem_alloc(fd, ~0ULL - 100, NEURON_MEM_HOST, &h, NULL) == -ENOMEM,
+	      "mem.host_size_max_enomem", "");
+
+	/* Flags, reserved, placement, core, value, pad. */
+	memset(&a, 0, sizeof(a));
+	a.size = 4096; a.flags = 1;
+	ok &= xioctl(fd, NEURON_IOCTL_MEM_ALLOC, &a) == -EINVAL;
+	memset(&a, 0, sizeof(a));
+	a.size = 4096; a.reserved[1] = 1;
+	ok &= xioctl(fd, NEURON_IOCTL_MEM_ALLOC, &a) == -EINVAL;
+	memset(&a, 0, sizeof(a));
+	a.size = 4096; a.placement = 7;
+	ok &= xioctl(fd, NEURON_IOCTL_MEM_ALLOC, &a) == -EINVAL;
+	memset(&a, 0, sizeof(a));
+	a.size = 4096; a.core = 8;
+	ok &= xioctl(fd, NEURON_IOCTL_MEM_ALLOC, &a) == -EINVAL;
+	check(ok, "mem.alloc_bad_fields_einval", "");
+
+	mem_alloc(fd, 2 * 4096, NEURON_MEM_DEVICE, &h, NULL);
+	ok = 1;
+	{
+		struct neuron_mem_free f = { .handle = h, .flags = 2 };
+		struct neuron_mem_copy c = { .handle = h, .length = 1, .user_addr = (uintptr_t)&byte,
+					     .flags = 1 };
+
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_FREE, &f) == -EINVAL;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_WRITE, &c) == -EINVAL;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_READ, &c) == -EINVAL;
+		c.flags = 0; c.reserved[0] = 3;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_READ, &c) == -EINVAL;
+		memset(&mi, 0, sizeof(mi));
+		mi.handle = h; mi.flags = 1;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_INFO, &mi) == -EINVAL;
+		memset(&ms, 0, sizeof(ms));
+		ms.handle = h; ms.length = 1; ms.value = 256;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_SET, &ms) == -EINVAL;
+		ms.value = 1; ms.pad = 1;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_SET, &ms) == -EINVAL;
+		ms.pad = 0; ms.flags = 1;
+		ok &= xioctl(fd, NEURON_IOCTL_MEM_SET, &ms) == -EINVAL;
+	}
+	check(ok, "mem.nonzero_flags_einval", "");
+
+	/* Ranges: overflow, past the end; an empty range at the end is fine. */
+	ok = mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, ~0ULL - 10, 20, &byte) == -EINVAL &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 2 * 4096, 1, &byte) == -EINVAL &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 1, 2 * 4096, &byte) == -EINVAL &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 0, ~0ULL, &byte) == -EINVAL &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 2 * 4096, 0, &byte) == 0;
+	memset(&ms, 0, sizeof(ms));
+	ms.handle = h; ms.offset = 1ULL << 63; ms.length = 1ULL << 63; ms.value = 1;
+	ok &= xioctl(fd, NEURON_IOCTL_MEM_SET, &ms) == -EINVAL;
+	check(ok, "mem.range_overflow_einval", "");
+
+	/* Bad user pointers. */
+	ok = mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, 0, 4096, NULL) == -EFAULT &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 0, 4096, (void *)0xffff888000000000ULL) == -EFAULT;
+	{
+		/* The second page of the source is unmapped. */
+		uint8_t *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		munmap(two + 4096, 4096);
+		ok &= mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, 0, 8192, two) == -EFAULT;
+		munmap(two, 4096);
+	}
+	check(ok, "mem.bad_user_pointer_efault", "");
+
+	/* Freed handles, double free, handles never allocated. */
+	check(mem_free(fd, h) == 0 && mem_free(fd, h) == -ENOENT, "mem.double_free_enoent", "");
+	ok = mem_info(fd, h, &mi) == -ENOENT &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_READ, h, 0, 1, &byte) == -ENOENT &&
+	     mem_copy(fd, NEURON_IOCTL_MEM_WRITE, h, 0, 1, &byte) == -ENOENT &&
+	     mem_free(fd, 0) == -ENOENT && mem_free(fd, 0xffffffff) == -ENOENT;
+	check(ok, "mem.freed_handle_enoent", "");
+
+	/* Another file's handle is not ours, even with its number. */
+	fd2 = open_dev(0);
+	ok = mem_alloc(fd2, 4096, NEURON_MEM_DEVICE, &h2, NULL) == 0;
+	for (i = 0; i < 4; i++)
+		ok &= mem_info(fd, h2 + i, &mi) == -ENOENT;
+	{
+		uint64_t off2 = (uint64_t)h2 << 40;
+
+		errno = 0;
+		ok &= mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)off2) == MAP_FAILED;
+		ok &= mem_free(fd, h2) == -ENOENT && mem_info(fd2, h2, &mi) == 0;
+	}
+	check(ok, "mem.other_files_handle_enoent", "");
+	close(fd2);
+}
+
+static void test_mem_capacity(int fd, unsigned long long memory_mb)
+{
+	uint64_t capacity = memory_mb << 20, chunk = capacity / 64;
+	uint32_t h[64], big = 0, extra;
+	unsigned int i, n = 0;
+	int ok = 1;
+
+	for (i = 0; i < 64; i++)
+		if (mem_alloc(fd, chunk, NEURON_MEM_DEVICE, &h[n], NULL) == 0)
+			n++;
+	check(n == 64 && device_used(fd) == capacity, "capacity.fill",
+	      "%u of 64 chunks, used %llu", n, (unsigned long long)device_used(fd));
+	check(mem_alloc(fd, 4096, NEURON_MEM_DEVICE, &extra, NULL) == -ENOMEM,
+	      "capacity.full_enomem", "allocated past capacity");
+	/* Host-placed buffers do not take device capacity. */
+	ok = mem_alloc(fd, 4096, NEURON_MEM_HOST, &extra, NULL) == 0 && mem_free(fd, extra) == 0;
+	check(ok, "capacity.host_placement_separate", "");
+	/* Free every other chunk: half the device is free, in 32 pieces. */
+	for (i = 0; i < n; i += 2)
+		ok &= mem_free(fd, h[i]) == 0;
+	check(ok && mem_alloc(fd, capacity / 2, NEURON_MEM_DEVICE, &big, NULL) == 0,
+	      "capacity.no_fragmentation", "a buffer of all free bytes failed");
+	mem_free(fd, big);
+	for (i = 1; i < n; i += 2)
+		mem_free(fd, h[i]);
+	check(device_used(fd) == 0, "capacity.all_returned", "used %llu",
+	      (unsigned long long)device_used(fd));
+}
+
+static void test_mem_accounting(int fd)
+{
+	struct neuron_process_info pi;
+	struct neuron_device_info dv = { 0 };
+	uint32_t d1, d2, h1;
+	char buf[64];
+	uint64_t peak;
+
+	mem_alloc(fd, 3 * 4096, NEURON_MEM_DEVICE, &d1, NULL);
+	mem_alloc(fd, 5 * 4096, NEURON_MEM_DEVICE, &d2, NULL);
+	mem_alloc(fd, 7 * 4096, NEURON_MEM_HOST, &h1, NULL);
+	find_pid(fd, getpid(), &pi);
+	check(pi.device_memory == 8 * 4096 && pi.host_memory == 7 * 4096,
+	      "accounting.process", "device %llu host %llu",
+	      (unsigned long long)pi.device_memory, (unsigned long long)pi.host_memory);
+	xioctl(fd, NEURON_IOCTL_DEVICE_INFO, &dv);
+	read_sysfs(0, "memory_used", buf, sizeof(buf));
+	check(dv.memory_used == 8 * 4096 && strtoull(buf, NULL, 10) == 8 * 4096,
+	      "accounting.device_and_sysfs", "ioctl %llu sysfs %s",
+	      (unsigned long long)dv.memory_used, buf);
+	read_sysfs(0, "host_memory_used", buf, sizeof(buf));
+	check(strtoull(buf, NULL, 10) == 7 * 4096, "accounting.sysfs_host", "sysfs %s", buf);
+	mem_free(fd, d2);
+	mem_free(fd, h1);
+	find_pid(fd, getpid(), &pi);
+	read_sysfs(0, "memory_peak", buf, sizeof(buf));
+	peak = strtoull(buf, NULL, 10);
+	check(pi.device_memory == 3 * 4096 && pi.host_memory == 0 &&
+	      pi.device_memory_peak >= 8 * 4096 && pi.host_memory_peak >= 7 * 4096 &&
+	      peak >= 8 * 4096, "accounting.current_and_peak",
+	      "device %llu peak %llu host %llu peak %llu sysfs peak %llu",
+	      (unsigned long long)pi.device_memory, (unsigned long long)pi.device_memory_peak,
+	      (unsigned long long)pi.host_memory, (unsigned long long)pi.host_memory_peak,
+	      (unsigned long long)peak);
+	mem_free(fd, d1);
+}
+
+/* A process holding memory (mapped and not) is killed: all of it returns. */
+static void test_mem_killed(int fd)
+{
+	uint64_t before = device_used(fd);
+	int pipefd[2], status, gone = 0, i;
+	pid_t child;
+	char c;
+
+	if (pipe(pipefd))
+		return;
+	child = fork();
+	if (child == 0) {
+		int cfd = open_dev(0);
+		uint32_t h;
+		uint64_t off;
+		uint8_t *map;
+
+		mem_alloc(cfd, 1 << 20, NEURON_MEM_DEVICE, &h, NULL);
+		mem_alloc(cfd, 64 * 4096, NEURON_MEM_DEVICE, &h, &off);
+		map = mmap(NULL, 64 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, cfd, (off_t)off);
+		if (map != MAP_FAILED)
+			memset(map, 1, 64 * 4096);
+		mem_alloc(cfd, 4096, NEURON_MEM_HOST, &h, NULL);
+		if (write(pipefd[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	if (read(pipefd[0], &c, 1) != 1)
+		c = 0;
+	check(device_used(fd) == before + (1 << 20) + 64 * 4096, "mem_killed.counted",
+	      "used %llu", (unsigned long long)device_used(fd));
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+	for (i = 0; i < 100 && !gone; i++) {
+		gone = device_used(fd) == before;
+		if (!gone)
+			usleep(10000);
+	}
+	check(gone, "mem_killed.all_returned", "used %llu, before %llu",
+	      (unsigned long long)device_used(fd), (unsigned long long)before);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+/* A mapping inherited by fork keeps the buffer after the parent lets go. */
+static void test_mem_fork_mapping(int fd)
+{
+	uint64_t before = device_used(fd);
+	uint32_t h;
+	uint64_t off;
+	uint8_t *map;
+	int status, sync_pipe[2];
+	pid_t child;
+	char c;
+
+	mem_alloc(fd, 4 * 4096, NEURON_MEM_DEVICE, &h, &off);
+	map = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	if (map == MAP_FAILED || pipe(sync_pipe))
+		return;
+	memset(map, 0x42, 4 * 4096);
+	child = fork();
+	if (child == 0) {
+		if (read(sync_pipe[0], &c, 1) != 1)
+			_exit(2);
+		_exit(map[3 * 4096 + 5] == 0x42 ? 0 : 1);
+	}
+	mem_free(fd, h);
+	munmap(map, 4 * 4096);
+	if (write(sync_pipe[1], "x", 1) != 1)
+		c = 0;
+	waitpid(child, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "mem_fork.child_mapping_survives",
+	      "status %d", status);
+	check(device_used(fd) == before, "mem_fork.returned_after_child", "used %llu",
+	      (unsigned long long)device_used(fd));
+	close(sync_pipe[0]);
+	close(sync_pipe[1]);
+}
+
+static void test_memory(int fd, unsigned long long memory_mb)
+{
+	test_mem_roundtrip(fd);
+	test_mem_mmap(fd);
+	test_mem_bad_input(fd, memory_mb);
+	test_mem_capacity(fd, memory_mb);
+	test_mem_accounting(fd);
+	test_mem_killed(fd);
+	test_mem_fork_mapping(fd);
+}
+
+static long meminfo_kb(const char *key)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = atol(line + strlen(key) + 1);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Fill every device with one buffer of its whole size, touching nothing. */
+static int run_lazy(unsigned int devices, unsigned long long memory_mb)
+{
+	long before, after;
+	unsigned int i, ok = 0;
+	int fds[16];
+
+	before = meminfo_kb("MemAvailable:");
+	for (i = 0; i < devices && i < 16; i++) {
+		uint32_t h;
+
+		fds[i] = open_dev(i);
+		ok += mem_alloc(fds[i], memory_mb << 20, NEURON_MEM_DEVICE, &h, NULL) == 0;
+	}
+	after = meminfo_kb("MemAvailable:");
+	printf("# %u x %llu MiB allocated, MemAvailable %ld -> %ld kB\n", ok, memory_mb,
+	       before, after);
+	check(ok == devices, "lazy.all_allocated", "%u of %u", ok, devices);
+	check(before - after < 64 * 1024, "lazy.host_cost_under_64mib",
+	      "host memory fell by %ld kB", before - after);
+	for (i = 0; i < devices && i < 16; i++)
+		close(fds[i]);
+	return failures ? 1 : 0;
+}
+
 static int run_all(unsigned int devices, unsigned int cores, unsigned long long mb)
 {
 	int fd = open_dev(0);
@@ -478,6 +959,7 @@ static int run_all(unsigned int devices, unsigned int cores, unsigned long long 
 	test_killed_process(fd);
 	test_open_close_storm(fd);
 	test_dup_and_fork(fd);
+	test_memory(fd, mb);
 	close(fd);
 	return failures ? 1 : 0;
 }
@@ -511,6 +993,8 @@ int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "all"))
 		return run_all(atoi(argv[2]), atoi(argv[3]), strtoull(argv[4], NULL, 0));
+	if (argc == 4 && !strcmp(argv[1], "lazy"))
+		return run_lazy(atoi(argv[2]), strtoull(argv[3], NULL, 0));
 	if (argc == 3 && !strcmp(argv[1], "unprivileged"))
 		return run_unprivileged(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "eacces"))

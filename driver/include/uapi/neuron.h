@@ -29,7 +29,7 @@
  * number grows when ioctls or fields are added.
  */
 #define NEURON_API_VERSION_MAJOR	1
-#define NEURON_API_VERSION_MINOR	0
+#define NEURON_API_VERSION_MINOR	1
 
 #define NEURON_IOCTL_TYPE		'N'
 
@@ -109,14 +109,17 @@ struct neuron_device_info {
 
 /**
  * struct neuron_process_info - one process attached to a device
- * @pid:           process id (thread group id) in the caller's PID
- *                 namespace, or 0 when it is not visible there
- * @open_files:    number of open files the process holds on the device
- * @cores_held:    bit mask of the NeuronCores the process has reserved
- * @pad:           always 0
- * @host_memory:   host memory the process holds for the device, in bytes
- * @device_memory: device memory the process holds, in bytes
- * @command:       command name (as in /proc/PID/comm), NUL-terminated
+ * @pid:                process id (thread group id) in the caller's PID
+ *                      namespace, or 0 when it is not visible there
+ * @open_files:         number of open files the process holds on the device
+ * @cores_held:         bit mask of the NeuronCores the process has reserved
+ * @pad:                always 0
+ * @host_memory:        host-placed buffer bytes the process holds
+ * @device_memory:      device buffer bytes the process holds
+ * @command:            command name (as in /proc/PID/comm), NUL-terminated
+ * @host_memory_peak:   highest @host_memory since each file was opened,
+ *                      summed over the process's files (API 1.1)
+ * @device_memory_peak: likewise for @device_memory (API 1.1)
  */
 struct neuron_process_info {
 	__s32 pid;
@@ -126,6 +129,8 @@ struct neuron_process_info {
 	__u64 host_memory;
 	__u64 device_memory;
 	char command[NEURON_COMM_LEN];
+	__u64 host_memory_peak;
+	__u64 device_memory_peak;
 };
 
 /**
@@ -153,11 +158,141 @@ struct neuron_process_list {
 	__u64 reserved[2];
 };
 
+/* Value of struct neuron_mem_alloc.placement. */
+enum neuron_mem_placement {
+	NEURON_MEM_DEVICE = 0,	/* device memory, counted against its capacity */
+	NEURON_MEM_HOST = 1,	/* host memory the device can reach (staging) */
+};
+
+/* struct neuron_mem_alloc.core: no NeuronCore affinity. */
+#define NEURON_CORE_ANY			0xffffffffu
+
+/*
+ * Device memory (API 1.1). A buffer is named by a handle that is valid
+ * only on the file that allocated it. Its bytes are zero until written.
+ * mmap(fd, len, PROT_*, MAP_SHARED, mmap_offset + off) maps it, with off
+ * and len multiples of the page size inside the buffer. A buffer freed
+ * while mapped lives until the last mapping goes away; memory is counted
+ * as used until then. Sizes are rounded up to the page size.
+ */
+
+/**
+ * struct neuron_mem_alloc - NEURON_IOCTL_MEM_ALLOC
+ * @size:        [in]  bytes, 1 up to the device's memory size
+ * @placement:   [in]  enum neuron_mem_placement
+ * @core:        [in]  NeuronCore the buffer is meant for, or NEURON_CORE_ANY
+ * @flags:       [in]  must be 0
+ * @handle:      [out] the buffer's handle on this file, never 0
+ * @device_addr: [out] the buffer's address in the device's address space
+ * @mmap_offset: [out] offset to pass to mmap for this buffer
+ * @reserved:    [in]  must be 0
+ */
+struct neuron_mem_alloc {
+	__u64 size;
+	__u32 placement;
+	__u32 core;
+	__u32 flags;
+	__u32 handle;
+	__u64 device_addr;
+	__u64 mmap_offset;
+	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_mem_free - NEURON_IOCTL_MEM_FREE
+ * @handle:   [in] the buffer to free
+ * @flags:    [in] must be 0
+ * @reserved: [in] must be 0
+ */
+struct neuron_mem_free {
+	__u32 handle;
+	__u32 flags;
+	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_mem_info - NEURON_IOCTL_MEM_INFO
+ * @handle:         [in]  the buffer
+ * @flags:          [in]  must be 0
+ * @size:           [out] bytes, as allocated (a multiple of the page size)
+ * @placement:      [out] enum neuron_mem_placement
+ * @core:           [out] NeuronCore affinity, or NEURON_CORE_ANY
+ * @device_addr:    [out] as from MEM_ALLOC
+ * @mmap_offset:    [out] as from MEM_ALLOC
+ * @resident_bytes: [out] host memory the buffer's written pages take
+ * @reserved:       [in]  must be 0
+ */
+struct neuron_mem_info {
+	__u32 handle;
+	__u32 flags;
+	__u64 size;
+	__u32 placement;
+	__u32 core;
+	__u64 device_addr;
+	__u64 mmap_offset;
+	__u64 resident_bytes;
+	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_mem_copy - NEURON_IOCTL_MEM_WRITE and NEURON_IOCTL_MEM_READ
+ *
+ * WRITE copies @length bytes from @user_addr into the buffer at @offset;
+ * READ copies them out of the buffer to @user_addr.
+ *
+ * @handle:    [in] the buffer
+ * @flags:     [in] must be 0
+ * @offset:    [in] byte offset in the buffer
+ * @length:    [in] bytes; @offset + @length must not pass the buffer's end
+ * @user_addr: [in] user memory to copy from (WRITE) or to (READ)
+ * @reserved:  [in] must be 0
+ */
+struct neuron_mem_copy {
+	__u32 handle;
+	__u32 flags;
+	__u64 offset;
+	__u64 length;
+	__u64 user_addr;
+	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_mem_set - NEURON_IOCTL_MEM_SET: fill bytes with a value
+ * @handle:   [in] the buffer
+ * @flags:    [in] must be 0
+ * @offset:   [in] byte offset in the buffer
+ * @length:   [in] bytes; @offset + @length must not pass the buffer's end
+ * @value:    [in] the byte to store, 0-255
+ * @pad:      [in] must be 0
+ * @reserved: [in] must be 0
+ */
+struct neuron_mem_set {
+	__u32 handle;
+	__u32 flags;
+	__u64 offset;
+	__u64 length;
+	__u32 value;
+	__u32 pad;
+	__u64 reserved[2];
+};
+
 #define NEURON_IOCTL_DRIVER_INFO \
 	_IOWR(NEURON_IOCTL_TYPE, 0xC0, struct neuron_driver_info)
 #define NEURON_IOCTL_DEVICE_INFO \
 	_IOWR(NEURON_IOCTL_TYPE, 0xC1, struct neuron_device_info)
 #define NEURON_IOCTL_PROCESS_LIST \
 	_IOWR(NEURON_IOCTL_TYPE, 0xC2, struct neuron_process_list)
+#define NEURON_IOCTL_MEM_ALLOC \
+	_IOWR(NEURON_IOCTL_TYPE, 0xC3, struct neuron_mem_alloc)
+#define NEURON_IOCTL_MEM_FREE \
+	_IOW(NEURON_IOCTL_TYPE, 0xC4, struct neuron_mem_free)
+#define NEURON_IOCTL_MEM_INFO \
+	_IOWR(NEURON_IOCTL_TYPE, 0xC5, struct neuron_mem_info)
+#define NEURON_IOCTL_MEM_WRITE \
+	_IOW(NEURON_IOCTL_TYPE, 0xC6, struct neuron_mem_copy)
+#define NEURON_IOCTL_MEM_READ \
+	_IOW(NEURON_IOCTL_TYPE, 0xC7, struct neuron_mem_copy)
+#define NEURON_IOCTL_MEM_SET \
+	_IOW(NEURON_IOCTL_TYPE, 0xC8, struct neuron_mem_set)
 
 #endif /* _UAPI_NEURON_H */

@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * neuron: device memory. Buffers, their per-file handles, copies in and
+ * out, memset, mmap, and the accounting per device and per file.
+ *
+ * Fake devices back a buffer with host pages allocated on first write or
+ * fault (charged to the caller's memory cgroup), so the device's size and
+ * untouched buffers cost no host memory. Capacity is enforced in bytes:
+ * each buffer has its own window of the device address space (handle <<
+ * NEURON_WINDOW_SHIFT), so fragmentation can never make a device with
+ * enough free bytes fail an allocation. A backend with real device
+ * memory (Inf1) would allocate from a gen_pool over its BAR instead.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/overflow.h>
+#include <linux/sched/signal.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/version.h>
+
+#include "neuron_drv.h"
+
+/* Each buffer owns a 1 TiB window of device addresses and mmap offsets. */
+#define NEURON_WINDOW_SHIFT	40
+#define NEURON_MAX_HANDLE	((1u << (63 - NEURON_WINDOW_SHIFT)) - 1)
+/* Pages copied between checks for signals and rescheduling. */
+#define NEURON_COPY_BATCH	256
+
+static void neuron_account(struct neuron_buffer *buf, bool add)
+{
+	struct neuron_file *nf = buf->owner;
+	struct neuron_device *nd = nf->nd;
+
+	lockdep_assert_held(&nd->lock);
+	if (buf->placement == NEURON_MEM_HOST) {
+		if (add) {
+			nd->host_memory_used += buf->size;
+			nf->host_memory += buf->size;
+		} else {
+			nd->host_memory_used -= buf->size;
+			nf->host_memory -= buf->size;
+		}
+		nd->host_memory_peak = max(nd->host_memory_peak, nd->host_memory_used);
+		nf->host_memory_peak = max(nf->host_memory_peak, nf->host_memory);
+	} else {
+		if (add) {
+			nd->memory_used += buf->size;
+			nf->device_memory += buf->size;
+		} else {
+			nd->memory_used -= buf->size;
+			nf->device_memory -= buf->size;
+		}
+		nd->memory_peak = max(nd->memory_peak, nd->memory_used);
+		nf->device_memory_peak = max(nf->device_memory_peak, nf->device_memory);
+	}
+}
+
+static void neuron_buffer_release(struct kref *ref)
+{
+	struct neuron_buffer *buf = container_of(ref, struct neuron_buffer, ref);
+	struct neuron_device *nd = buf->owner->nd;
+	struct page *page;
+	unsigned long index;
+
+	xa_for_each(&buf->pages, index, page)
+		put_page(page);
+	xa_destroy(&buf->pages);
+
+	mutex_lock(&nd->lock);
+	neuron_account(buf, false);
+	mutex_unlock(&nd->lock);
+	kfree(buf);
+}
+
+static void neuron_buffer_put(struct neuron_buffer *buf)
+{
+	kref_put(&buf->ref, neuron_buffer_release);
+}
+
+/* Take a reference to @handle of @nf, or NULL when the file has none. */
+static struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle)
+{
+	struct neuron_buffer *buf;
+
+	xa_lock(&nf->buffers);
+	buf = xa_load(&nf->buffers, handle);
+	if (buf)
+		kref_get(&buf->ref);
+	xa_unlock(&nf->buffers);
+	return buf;
+}
+
+/*
+ * The page at @index, allocated (zeroed) when @create and absent. Returns
+ * NULL when absent and not created, ERR_PTR on failure.
+ */
+static struct page *neuron_buffer_page(struct neuron_buffer *buf,
+				       pgoff_t index, bool create)
+{
+	struct page *page, *old;
+
+	page = xa_load(&buf->pages, index);
+	if (page || !create)
+		return page;
+
+	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+	if (!page)
+		return ERR_PTR(-ENOMEM);
+	old = xa_cmpxchg(&buf->pages, index, NULL, page, GFP_KERNEL_ACCOUNT);
+	if (xa_is_err(old)) {
+		__free_page(page);
+		return ERR_PTR(xa_err(old));
+	}
+	if (old) {			/* another thread was first */
+		__free_page(page);
+		return old;
+	}
+	atomic_long_inc(&buf->resident);
+	return page;
+}
+
+/* @offset and @length inside @buf, without overflow. */
+static bool neuron_range_ok(const struct neuron_buffer *buf, u64 offset, u64 length)
+{
+	u64 end;
+
+	return !check_add_overflow(offset, length, &end) && end <= buf->size;
+}
+
+static int neuron_mem_alloc(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_mem_alloc req;
+	struct neuron_buffer *buf;
+	u64 size, limit;
+	u32 handle;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	if (req.placement != NEURON_MEM_DEVICE && req.placement != NEURON_MEM_HOST)
+		return -EINVAL;
+	if (req.core != NEURON_CORE_ANY && req.core >= nd->core_count)
+		return -EINVAL;
+	if (!req.size)
+		return -EINVAL;
+	/* Host-placed buffers are bounded by the host's memory. */
+	limit = req.placement == NEURON_MEM_DEVICE ? nd->memory_size :
+		(u64)totalram_pages() << PAGE_SHIFT;
+	if (req.size > limit)
+		return -ENOMEM;
+	size = PAGE_ALIGN(req.size);
+
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+	kref_init(&buf->ref);
+	xa_init(&buf->pages);
+	buf->owner = nf;
+	buf->size = size;
+	buf->placement = req.placement;
+	buf->core = req.core;
+
+	mutex_lock(&nd->lock);
+	if (req.placement == NEURON_MEM_DEVICE &&
+	    size > nd->memory_size - nd->memory_used) {
+		mutex_unlock(&nd->lock);
+		kfree(buf);
+		return -ENOMEM;
+	}
+	neuron_account(buf, true);
+	mutex_unlock(&nd->lock);
+
+	ret = xa_alloc(&nf->buffers, &handle, buf,
+		       XA_LIMIT(1, NEURON_MAX_HANDLE), GFP_KERNEL_ACCOUNT);
+	if (ret) {
+		neuron_buffer_put(buf);
+		return ret == -EBUSY ? -ENOSPC : ret;
+	}
+	/* Not yet visible to user space: set the handle-derived fields. */
+	buf->handle = handle;
+	buf->device_addr = (u64)handle << NEURON_WINDOW_SHIFT;
+	buf->mmap_offset = (u64)handle << NEURON_WINDOW_SHIFT;
+
+	req.handle = handle;
+	req.device_addr = buf->device_addr;
+	req.mmap_offset = buf->mmap_offset;
+	if (copy_to_user(uarg, &req, sizeof(req))) {
+		buf = xa_erase(&nf->buffers, handle);
+		if (buf)
+			neuron_buffer_put(buf);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+static int neuron_mem_free(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_mem_free req;
+	struct neuron_buffer *buf;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	buf = xa_erase(&nf->buffers, req.handle);
+	if (!buf)
+		return -ENOENT;
+	neuron_buffer_put(buf);
+	return 0;
+}
+
+static int neuron_mem_info(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_mem_info req;
+	struct neuron_buffer *buf;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	buf = neuron_buffer_get(nf, req.handle);
+	if (!buf)
+		return -ENOENT;
+	req.size = buf->size;
+	req.placement = buf->placement;
+	req.core = buf->core;
+	req.device_addr = buf->device_addr;
+	req.mmap_offset = buf->mmap_offset;
+	req.resident_bytes = (u64)atomic_long_read(&buf->resident) << PAGE_SHIFT;
+	neuron_buffer_put(buf);
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+/* Copy between user memory and @buf, page by page. */
+static int neuron_buffer_copy(struct neuron_buffer *buf, u64 offset, u64 length,
+			      u8 __user *user, bool to_buffer)
+{
+	unsigned int batch = 0;
+
+	while (length) {
+		size_t in_page = offset & ~PAGE_MASK;
+		size_t chunk = min_t(u64, length, PAGE_SIZE - in_page);
+		struct page *page = neuron_buffer_page(buf, offset >> PAGE_SHIFT, to_buffer);
+		unsigned long left;
+		u8 *kaddr;
+
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		if (!page) {
+			/* Never written: reads as zeros. */
+			left = clear_user(user, chunk);
+		} else {
+			kaddr = kmap_local_page(page);
+			if (to_buffer)
+				left = copy_from_user(kaddr + in_page, user, chunk);
+			else
+				left = copy_to_user(user, kaddr + in_page, chunk);
+			kunmap_local(kaddr);
+		}
+		if (left)
+			return -EFAULT;
+		offset += chunk;
+		user += chunk;
+		length -= chunk;
+		if (++batch == NEURON_COPY_BATCH) {
+			batch = 0;
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
+	}
+	return 0;
+}
+
+static int neuron_mem_copy(struct neuron_file *nf, void __user *uarg, bool to_buffer)
+{
+	struct neuron_mem_copy req;
+	struct neuron_buffer *buf;
+	int ret;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	buf = neuron_buffer_get(nf, req.handle);
+	if (!buf)
+		return -ENOENT;
+	if (!neuron_range_ok(buf, req.offset, req.length))
+		ret = -EINVAL;
+	else
+		ret = neuron_buffer_copy(buf, req.offset, req.length,
+					 u64_to_user_ptr(req.user_addr), to_buffer);
+	neuron_buffer_put(buf);
+	return ret;
+}
+
+static int neuron_mem_set(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_mem_set req;
+	struct neuron_buffer *buf;
+	unsigned int batch = 0;
+	u64 offset, length;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.pad || req.value > 0xff ||
+	    !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	buf = neuron_buffer_get(nf, req.handle);
+	if (!buf)
+		return -ENOENT;
+	if (!neuron_range_ok(buf, req.offset, req.length)) {
+		neuron_buffer_put(buf);
+		return -EINVAL;
+	}
+	offset = req.offset;
+	length = req.length;
+	while (length) {
+		size_t in_page = offset & ~PAGE_MASK;
+		size_t chunk = min_t(u64, length, PAGE_SIZE - in_page);
+		/* Zeros need no page where none was written. */
+		struct page *page = neuron_buffer_page(buf, offset >> PAGE_SHIFT,
+						       req.value != 0);
+		if (IS_ERR(page)) {
+			ret = PTR_ERR(page);
+			break;
+		}
+		if (page)
+			memset_page(page, in_page, req.value, chunk);
+		offset += chunk;
+		length -= chunk;
+		if (++batch == NEURON_COPY_BATCH) {
+			batch = 0;
+			if (fatal_signal_pending(current)) {
+				ret = -EINTR;
+				break;
+			}
+			cond_resched();
+		}
+	}
+	neuron_buffer_put(buf);
+	return ret;
+}
+
+long neuron_ioctl_mem(struct neuron_file *nf, unsigned int cmd, void __user *uarg)
+{
+	switch (cmd) {
+	case NEURON_IOCTL_MEM_ALLOC:
+		return neuron_mem_alloc(nf, uarg);
+	case NEURON_IOCTL_MEM_FREE:
+		return neuron_mem_free(nf, uarg);
+	case NEURON_IOCTL_MEM_INFO:
+		return neuron_mem_info(nf, uarg);
+	case NEURON_IOCTL_MEM_WRITE:
+		return neuron_mem_copy(nf, uarg, true);
+	case NEURON_IOCTL_MEM_READ:
+		return neuron_mem_copy(nf, uarg, false);
+	case NEURON_IOCTL_MEM_SET:
+		return neuron_mem_set(nf, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+/* mmap: each VMA holds a reference to its buffer. */
+
+static void neuron_vm_open(struct vm_area_struct *vma)
+{
+	struct neuron_buffer *buf = vma->vm_private_data;
+
+	kref_get(&buf->ref);
+}
+
+static void neuron_vm_close(struct vm_area_struct *vma)
+{
+	neuron_buffer_put(vma->vm_private_data);
+}
+
+static vm_fault_t neuron_vm_fault(struct vm_fault *vmf)
+{
+	struct neuron_buffer *buf = vmf->vma->vm_private_data;
+	pgoff_t index = vmf->pgoff - (buf->mmap_offset >> PAGE_SHIFT);
+	struct page *page;
+
+	if (index >= buf->size >> PAGE_SHIFT)
+		return VM_FAULT_SIGBUS;
+	page = neuron_buffer_page(buf, index, true);
+	if (IS_ERR(page))
+		return VM_FAULT_OOM;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct neuron_vm_ops = {
+	.open = neuron_vm_open,
+	.close = neuron_vm_close,
+	.fault = neuron_vm_fault,
+};
+
+int neuron_mmap(struct file *filp, struct vm_area_struct *vma)
+{
+	struct neuron_file *nf = filp->private_data;
+	unsigned long handle = vma->vm_pgoff >> (NEURON_WINDOW_SHIFT - PAGE_SHIFT);
+	unsigned long first = vma->vm_pgoff & ((1UL << (NEURON_WINDOW_SHIFT - PAGE_SHIFT)) - 1);
+	unsigned long pages = vma_pages(vma);
+	struct neuron_buffer *buf;
+
+	/* A private mapping would write to copies, not to the buffer. */
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (handle > NEURON_MAX_HANDLE)
+		return -EINVAL;
+	buf = neuron_buffer_get(nf, handle);
+	if (!buf)
+		return -EINVAL;
+	if (first > buf->size >> PAGE_SHIFT ||
+	    pages > (buf->size >> PAGE_SHIFT) - first) {
+		neuron_buffer_put(buf);
+		return -EINVAL;
+	}
+	/* The reference taken above now belongs to the VMA. */
+	vma->vm_private_data = buf;
+	vma->vm_ops = &neuron_vm_ops;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+#else
+	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
+#endif
+	return 0;
+}
+
+void neuron_mem_file_init(struct neuron_file *nf)
+{
+	xa_init_flags(&nf->buffers, XA_FLAGS_ALLOC1);
+}
+
+/*
+ * Free every buffer the file still holds. Called from the file's release,
+ * when no mapping of the file remains, so the table's are the last
+ * references.
+ */
+void neuron_mem_file_release(struct neuron_file *nf)
+{
+	struct neuron_buffer *buf;
+	unsigned long handle;
+
+	xa_for_each(&nf->buffers, handle, buf) {
+		xa_erase(&nf->buffers, handle);
+		WARN_ON_ONCE(!kref_put(&buf->ref, neuron_buffer_release));
+	}
+	xa_destroy(&nf->buffers);
+}
