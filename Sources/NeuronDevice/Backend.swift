@@ -13,7 +13,11 @@ public protocol NeuronDevice: AnyObject, Sendable {
     func info() throws(NeuronError) -> NeuronDeviceInfo
     /// PROCESS_LIST: the processes that hold this device open.
     func processes() throws(NeuronError) -> [NeuronProcessInfo]
-    /// Release the device now; later calls fail with EBADF. Idempotent.
+    /// Allocate `size` bytes of memory on this device, zero until written.
+    /// `core` is the NeuronCore the buffer is meant for, or nil.
+    func allocate(size: UInt64, placement: NeuronMemoryPlacement, core: Int?) throws(NeuronError) -> NeuronBuffer
+    /// Release the device now, and every buffer allocated through it that
+    /// is not in use (later uses fail with `.bufferFreed`). Idempotent.
     func close()
 }
 
@@ -25,6 +29,13 @@ public protocol NeuronBackend: Sendable {
     func driverInfo() throws(NeuronError) -> NeuronDriverInfo
     /// Open device `index` (0-based, /dev/neuronN for the kernel).
     func open(device index: Int) throws(NeuronError) -> any NeuronDevice
+}
+
+extension NeuronDevice {
+    /// Device memory for any NeuronCore.
+    public func allocate(size: UInt64) throws(NeuronError) -> NeuronBuffer {
+        try allocate(size: size, placement: .device, core: nil)
+    }
 }
 
 extension NeuronBackend {

@@ -103,7 +103,7 @@ public final class KernelDevice: NeuronDevice {
     }
 
     /// Issue one ioctl, retrying on EINTR.
-    private func ioctl<Argument>(_ request: UInt, _ name: String,
+    func ioctl<Argument>(_ request: UInt, _ name: String,
                                  _ argument: inout Argument) throws(NeuronError) {
         let failure: Errno? = descriptor.withLock { fd in
             guard let fd else { return Errno.badFileDescriptor }
@@ -119,6 +119,59 @@ public final class KernelDevice: NeuronDevice {
         if let failure {
             throw .system(operation: "\(name) on \(path)", errno: failure)
         }
+    }
+
+    /// mmap `length` bytes at `offset` of this file, shared and writable.
+    /// Throws `.bufferFreed` when the device is closed or has no such buffer.
+    func map(length: UInt64, offset: UInt64) throws(NeuronError) -> UnsafeMutableRawPointer {
+        let result: Result<UInt, Errno> = descriptor.withLock { fd in
+            guard let fd else { return .failure(.badFileDescriptor) }
+            guard let pointer = neuron_mmap(fd.rawValue, length, offset) else {
+                return .failure(Errno(rawValue: errno))
+            }
+            return .success(UInt(bitPattern: pointer))
+        }
+        switch result {
+        case .success(let address):
+            guard let pointer = UnsafeMutableRawPointer(bitPattern: address) else { throw .bufferFreed }
+            return pointer
+        case .failure(let error) where error == .badFileDescriptor || error == .invalidArgument:
+            throw .bufferFreed
+        case .failure(let error):
+            throw .system(operation: "mmap of \(length) bytes at offset \(offset) of \(path)", errno: error)
+        }
+    }
+
+    public func allocate(size: UInt64, placement: NeuronMemoryPlacement, core: Int?) throws(NeuronError) -> NeuronBuffer {
+        if let core, core < 0 || core > Int(UInt32.max - 1) {
+            throw .invalidArgument("NeuronCore \(core) does not exist on device \(index).")
+        }
+        var request = neuron_mem_alloc()
+        request.size = size
+        request.placement = placement.rawValue
+        request.core = core.map { UInt32($0) } ?? NEURON_CORE_ANY
+        do {
+            try ioctl(neuron_ioctl_mem_alloc, "NEURON_IOCTL_MEM_ALLOC", &request)
+        } catch {
+            guard case .system(_, let errno) = error else { throw error }
+            switch errno {
+            case .noMemory:
+                let info = try self.info()
+                throw .outOfDeviceMemory(device: index, requested: size,
+                                         free: info.memorySize - info.memoryUsed, total: info.memorySize)
+            case .invalidArgument:
+                throw .invalidArgument(size == 0
+                    ? "A buffer of 0 bytes cannot be allocated."
+                    : "Device \(index) refused the allocation (size \(size), placement \(placement), core \(core.map(String.init) ?? "any")).")
+            default:
+                throw error
+            }
+        }
+        let storage = KernelBufferStorage(device: self, handle: request.handle,
+                                          allocatedSize: (size + 4095) & ~4095,
+                                          deviceAddress: request.device_addr,
+                                          mmapOffset: request.mmap_offset)
+        return NeuronBuffer(size: size, placement: placement, core: core, deviceIndex: index, storage: storage)
     }
 
     /// NEURON_IOCTL_DRIVER_INFO.
@@ -171,5 +224,95 @@ public final class KernelDevice: NeuronDevice {
                     hostMemory: entry.host_memory, deviceMemory: entry.device_memory)
             }
         }
+    }
+}
+
+/// A buffer of a /dev/neuronN file: ioctls by handle, one lazy mapping.
+final class KernelBufferStorage: NeuronBufferStorage {
+    let device: KernelDevice
+    let handle: UInt32
+    let allocatedSize: UInt64
+    let deviceAddress: UInt64
+    let mmapOffset: UInt64
+    /// The mapping's address, once mapped.
+    private let mapped = Mutex<UInt?>(nil)
+
+    init(device: KernelDevice, handle: UInt32, allocatedSize: UInt64, deviceAddress: UInt64, mmapOffset: UInt64) {
+        self.device = device
+        self.handle = handle
+        self.allocatedSize = allocatedSize
+        self.deviceAddress = deviceAddress
+        self.mmapOffset = mmapOffset
+    }
+
+    /// A freed handle (ENOENT) or a closed device (EBADF) is a freed buffer.
+    private func run<Argument>(_ request: UInt, _ name: String, _ argument: inout Argument) throws(NeuronError) {
+        do {
+            try device.ioctl(request, name, &argument)
+        } catch {
+            if case .system(_, let errno) = error, errno == .noSuchFileOrDirectory || errno == .badFileDescriptor {
+                throw .bufferFreed
+            }
+            throw error
+        }
+    }
+
+    private func copy(_ request: UInt, _ name: String, _ address: UnsafeRawPointer?, _ count: Int,
+                      at offset: UInt64) throws(NeuronError) {
+        var copy = neuron_mem_copy()
+        copy.handle = handle
+        copy.offset = offset
+        copy.length = UInt64(count)
+        copy.user_addr = UInt64(UInt(bitPattern: address))
+        try run(request, name, &copy)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(NeuronError) {
+        try copy(neuron_ioctl_mem_write, "NEURON_IOCTL_MEM_WRITE", bytes.baseAddress, bytes.count, at: offset)
+    }
+
+    func read(into bytes: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(NeuronError) {
+        try copy(neuron_ioctl_mem_read, "NEURON_IOCTL_MEM_READ", bytes.baseAddress, bytes.count, at: offset)
+    }
+
+    func fill(_ value: UInt8, at offset: UInt64, length: UInt64) throws(NeuronError) {
+        var request = neuron_mem_set()
+        request.handle = handle
+        request.offset = offset
+        request.length = length
+        request.value = UInt32(value)
+        try run(neuron_ioctl_mem_set, "NEURON_IOCTL_MEM_SET", &request)
+    }
+
+    func mapping() throws(NeuronError) -> UnsafeMutableRawPointer {
+        let result: Result<UInt, NeuronError> = mapped.withLock { mapped in
+            if let mapped { return .success(mapped) }
+            do throws(NeuronError) {
+                let pointer = try device.map(length: allocatedSize, offset: mmapOffset)
+                mapped = UInt(bitPattern: pointer)
+                return .success(UInt(bitPattern: pointer))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let pointer = UnsafeMutableRawPointer(bitPattern: try result.get()) else { throw .bufferFreed }
+        return pointer
+    }
+
+    func residentBytes() throws(NeuronError) -> UInt64 {
+        var info = neuron_mem_info()
+        info.handle = handle
+        try run(neuron_ioctl_mem_info, "NEURON_IOCTL_MEM_INFO", &info)
+        return info.resident_bytes
+    }
+
+    func release() {
+        if let address = mapped.withLock({ $0.take() }), let pointer = UnsafeMutableRawPointer(bitPattern: address) {
+            munmap(pointer, Int(allocatedSize))
+        }
+        var request = neuron_mem_free()
+        request.handle = handle
+        // A closed device has freed its buffers already.
+        try? device.ioctl(neuron_ioctl_mem_free, "NEURON_IOCTL_MEM_FREE", &request)
     }
 }

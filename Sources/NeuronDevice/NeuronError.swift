@@ -15,6 +15,12 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
     case deviceNotFound(index: Int, deviceCount: Int)
     /// A configuration value (environment variable, argument) is invalid.
     case invalidConfiguration(String)
+    /// The device has not that much memory free.
+    case outOfDeviceMemory(device: Int, requested: UInt64, free: UInt64, total: UInt64)
+    /// An argument is out of its range (size, offset, length, placement, core...).
+    case invalidArgument(String)
+    /// The buffer was freed (or its device closed) before this use.
+    case bufferFreed
     /// A system call failed.
     case system(operation: String, errno: Errno)
 
@@ -50,6 +56,16 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
                 : "There is no neuron device \(index): devices are 0...\(count - 1)."
         case .invalidConfiguration(let message):
             return message
+        case .outOfDeviceMemory(let device, let requested, let free, let total):
+            return """
+                Device \(device) cannot hold \(requested) more bytes: \(free) of \(total) are free.
+                  Free buffers you no longer need, use a smaller batch, or spread the model over more devices
+                  (neuron-ls --wide shows which processes hold memory).
+                """
+        case .invalidArgument(let message):
+            return message
+        case .bufferFreed:
+            return "The buffer was freed, or its device closed, before this use."
         case .system(let operation, let errno):
             return "\(operation) failed: \(errno) (errno \(errno.rawValue))"
         }

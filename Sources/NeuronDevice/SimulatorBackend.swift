@@ -86,34 +86,108 @@ public struct SimulatorBackend: NeuronBackend {
     }
 }
 
-/// Shared state of one simulator instance: which files are open.
+/// Shared state of one simulator instance: open files, their buffers and
+/// the memory accounting, as the driver keeps them.
 final class SimulatorWorld: Sendable {
-    static let apiMinor: UInt32 = 0
-    struct OpenFile { let id: Int; let device: Int; let pid: Int32; let command: String; let sequence: Int }
-    private let state = Mutex<(next: Int, files: [OpenFile])>((0, []))
+    static let apiMinor: UInt32 = 1
+
+    struct OpenFile {
+        let device: Int
+        let pid: Int32
+        let command: String
+        let sequence: Int
+        var nextHandle: UInt32 = 0
+        var live: [UInt32: (placement: NeuronMemoryPlacement, bytes: UInt64)] = [:]
+        var deviceMemory: UInt64 = 0
+        var hostMemory: UInt64 = 0
+        var deviceMemoryPeak: UInt64 = 0
+        var hostMemoryPeak: UInt64 = 0
+    }
+
+    struct State {
+        var next = 0
+        var files: [Int: OpenFile] = [:]
+        var deviceUsed: [Int: UInt64] = [:]
+    }
+
+    private let state = Mutex(State())
 
     func register(device: Int) -> Int {
         state.withLock { state in
             state.next += 1
-            state.files.append(OpenFile(id: state.next, device: device, pid: getpid(),
-                                        command: SimulatorWorld.command, sequence: state.next))
+            state.files[state.next] = OpenFile(device: device, pid: getpid(),
+                                               command: SimulatorWorld.command, sequence: state.next)
             return state.next
         }
     }
 
+    /// Closing a file frees every buffer it holds, as the driver does.
     func unregister(_ id: Int) {
-        state.withLock { $0.files.removeAll { $0.id == id } }
+        state.withLock { state in
+            guard let file = state.files.removeValue(forKey: id) else { return }
+            state.deviceUsed[file.device, default: 0] -= file.deviceMemory
+        }
+    }
+
+    func memoryUsed(on device: Int) -> UInt64 {
+        state.withLock { $0.deviceUsed[device, default: 0] }
+    }
+
+    /// Account a new buffer of `bytes` on `file`; its handle.
+    func reserve(file id: Int, placement: NeuronMemoryPlacement, bytes: UInt64, requested: UInt64,
+                 capacity: UInt64) throws(NeuronError) -> UInt32 {
+        let result: Result<UInt32, NeuronError> = state.withLock { state in
+            guard var file = state.files[id] else { return .failure(.bufferFreed) }
+            let used = state.deviceUsed[file.device, default: 0]
+            if placement == .device {
+                guard bytes <= capacity - used else {
+                    return .failure(.outOfDeviceMemory(device: file.device, requested: requested,
+                                                       free: capacity - used, total: capacity))
+                }
+                state.deviceUsed[file.device] = used + bytes
+                file.deviceMemory += bytes
+                file.deviceMemoryPeak = max(file.deviceMemoryPeak, file.deviceMemory)
+            } else {
+                file.hostMemory += bytes
+                file.hostMemoryPeak = max(file.hostMemoryPeak, file.hostMemory)
+            }
+            file.nextHandle += 1
+            file.live[file.nextHandle] = (placement, bytes)
+            state.files[id] = file
+            return .success(file.nextHandle)
+        }
+        return try result.get()
+    }
+
+    func isLive(file id: Int, handle: UInt32) -> Bool {
+        state.withLock { $0.files[id]?.live[handle] != nil }
+    }
+
+    func release(file id: Int, handle: UInt32) {
+        state.withLock { state in
+            guard var file = state.files[id], let buffer = file.live.removeValue(forKey: handle) else { return }
+            if buffer.placement == .device {
+                file.deviceMemory -= buffer.bytes
+                state.deviceUsed[file.device, default: 0] -= buffer.bytes
+            } else {
+                file.hostMemory -= buffer.bytes
+            }
+            state.files[id] = file
+        }
     }
 
     func processes(on device: Int) -> [NeuronProcessInfo] {
-        let files = state.withLock { $0.files.filter { $0.device == device } }
+        let files = state.withLock { $0.files.values.filter { $0.device == device } }
         var result: [NeuronProcessInfo] = []
         for file in files.sorted(by: { $0.sequence < $1.sequence }) {
             if let existing = result.firstIndex(where: { $0.pid == file.pid }) {
                 result[existing].openFiles += 1
+                result[existing].deviceMemory += file.deviceMemory
+                result[existing].hostMemory += file.hostMemory
             } else {
                 result.append(NeuronProcessInfo(pid: file.pid, command: file.command, openFiles: 1,
-                                                coresHeld: [], hostMemory: 0, deviceMemory: 0))
+                                                coresHeld: [], hostMemory: file.hostMemory,
+                                                deviceMemory: file.deviceMemory))
             }
         }
         return result
@@ -151,19 +225,134 @@ public final class SimulatedDevice: NeuronDevice {
         if let id { backend.world.unregister(id) }
     }
 
-    private func checkOpen() throws(NeuronError) {
-        if file.withLock({ $0 }) == nil {
+    private func openFile() throws(NeuronError) -> Int {
+        guard let id = file.withLock({ $0 }) else {
             throw .system(operation: "use of a closed device", errno: .badFileDescriptor)
         }
+        return id
     }
 
     public func info() throws(NeuronError) -> NeuronDeviceInfo {
-        try checkOpen()
-        return backend.info(of: index)
+        _ = try openFile()
+        var info = backend.info(of: index)
+        info.memoryUsed = backend.world.memoryUsed(on: index)
+        return info
     }
 
     public func processes() throws(NeuronError) -> [NeuronProcessInfo] {
-        try checkOpen()
+        _ = try openFile()
         return backend.world.processes(on: index)
+    }
+
+    public func allocate(size: UInt64, placement: NeuronMemoryPlacement, core: Int?) throws(NeuronError) -> NeuronBuffer {
+        let id = try openFile()
+        guard size > 0 else { throw .invalidArgument("A buffer of 0 bytes cannot be allocated.") }
+        if let core, !(0..<backend.configuration.coresPerDevice).contains(core) {
+            throw .invalidArgument("NeuronCore \(core) does not exist on device \(index).")
+        }
+        let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let capacity = UInt64(backend.configuration.memoryMiBPerDevice) << 20
+        let hostLimit = UInt64(sysconf(Int32(_SC_PHYS_PAGES))) &* pageSize
+        let limit = placement == .device ? capacity : hostLimit
+        guard size <= limit else {
+            throw .outOfDeviceMemory(device: index, requested: size,
+                                     free: capacity - backend.world.memoryUsed(on: index), total: capacity)
+        }
+        let allocated = (size + pageSize - 1) / pageSize * pageSize
+        let handle = try backend.world.reserve(file: id, placement: placement, bytes: allocated,
+                                               requested: size, capacity: capacity)
+        // Address space only: pages are committed when first written.
+        let address = mmap(nil, Int(allocated), PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let address, address != MAP_FAILED else {
+            backend.world.release(file: id, handle: handle)
+            throw .system(operation: "mmap of \(allocated) bytes", errno: Errno(rawValue: errno))
+        }
+        let storage = SimulatedBufferStorage(world: backend.world, file: id, handle: handle,
+                                             allocatedSize: allocated, base: address)
+        return NeuronBuffer(size: size, placement: placement, core: core, deviceIndex: index, storage: storage)
+    }
+}
+
+/// A simulated buffer: an anonymous mapping reserved without backing.
+final class SimulatedBufferStorage: NeuronBufferStorage {
+    let world: SimulatorWorld
+    let file: Int
+    let handle: UInt32
+    let allocatedSize: UInt64
+    nonisolated(unsafe) let base: UnsafeMutableRawPointer
+    var deviceAddress: UInt64 { UInt64(handle) << 40 }
+    /// Pages committed as the driver counts them: written by write or
+    /// fill (a sparse bitmap, 64 pages a word), or any page once mapped
+    /// (then mincore tells).
+    private let committed = Mutex<(words: [Int: UInt64], mapped: Bool)>(([:], false))
+    private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    private func markWritten(_ offset: UInt64, _ length: Int) {
+        guard length > 0 else { return }
+        let first = Int(offset) / Self.pageSize
+        let last = (Int(offset) + length - 1) / Self.pageSize
+        committed.withLock { state in
+            for page in first...last { state.words[page >> 6, default: 0] |= 1 << UInt64(page & 63) }
+        }
+    }
+
+    init(world: SimulatorWorld, file: Int, handle: UInt32, allocatedSize: UInt64, base: UnsafeMutableRawPointer) {
+        self.world = world
+        self.file = file
+        self.handle = handle
+        self.allocatedSize = allocatedSize
+        self.base = base
+    }
+
+    private func checkLive() throws(NeuronError) {
+        guard world.isLive(file: file, handle: handle) else { throw .bufferFreed }
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(NeuronError) {
+        try checkLive()
+        guard let source = bytes.baseAddress else { return }
+        (base + Int(offset)).copyMemory(from: source, byteCount: bytes.count)
+        markWritten(offset, bytes.count)
+    }
+
+    func read(into bytes: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(NeuronError) {
+        try checkLive()
+        guard let target = bytes.baseAddress else { return }
+        target.copyMemory(from: base + Int(offset), byteCount: bytes.count)
+    }
+
+    func fill(_ value: UInt8, at offset: UInt64, length: UInt64) throws(NeuronError) {
+        try checkLive()
+        memset(base + Int(offset), Int32(value), Int(length))
+        markWritten(offset, Int(length))
+    }
+
+    func mapping() throws(NeuronError) -> UnsafeMutableRawPointer {
+        try checkLive()
+        committed.withLock { $0.mapped = true }
+        return base
+    }
+
+    func residentBytes() throws(NeuronError) -> UInt64 {
+        try checkLive()
+        let (words, mapped) = committed.withLock { ($0.words, $0.mapped) }
+        var pages = words.values.reduce(0) { $0 + $1.nonzeroBitCount }
+        if mapped {
+            var vector = [UInt8](repeating: 0, count: Int(allocatedSize) / Self.pageSize)
+            guard mincore(base, Int(allocatedSize), &vector) == 0 else {
+                throw .system(operation: "mincore", errno: Errno(rawValue: errno))
+            }
+            pages = vector.indices.reduce(0) { count, page in
+                let written = (words[page >> 6] ?? 0) & (1 << UInt64(page & 63)) != 0
+                return count + (written || vector[page] & 1 != 0 ? 1 : 0)
+            }
+        }
+        return UInt64(pages * Self.pageSize)
+    }
+
+    func release() {
+        munmap(base, Int(allocatedSize))
+        world.release(file: file, handle: handle)
     }
 }

@@ -10,6 +10,15 @@
 extern const unsigned long neuron_ioctl_driver_info;
 extern const unsigned long neuron_ioctl_device_info;
 extern const unsigned long neuron_ioctl_process_list;
+extern const unsigned long neuron_ioctl_mem_alloc;
+extern const unsigned long neuron_ioctl_mem_free;
+extern const unsigned long neuron_ioctl_mem_info;
+extern const unsigned long neuron_ioctl_mem_write;
+extern const unsigned long neuron_ioctl_mem_read;
+extern const unsigned long neuron_ioctl_mem_set;
+
+// mmap(2) with a 64-bit offset; MAP_FAILED is returned as NULL.
+void *neuron_mmap(int fd, unsigned long long length, unsigned long long offset);
 
 // ioctl(2) without varargs. Returns -1 and sets errno on failure.
 int neuron_ioctl(int fd, unsigned long request, void *arg);
