@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
+        .executable(name: "neuron-bench", targets: ["neuron-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +39,13 @@ let package = Package(
             dependencies: [
                 "NeuronDevice",
                 "NeuronCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "neuron-bench",
+            dependencies: [
+                "NeuronDevice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

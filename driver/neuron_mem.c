@@ -18,7 +18,9 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
+#include <asm/fpu/api.h>
 
+#include "neuron_copy.h"
 #include "neuron_drv.h"
 
 /* Each buffer owns a 1 TiB window of device addresses and mmap offsets. */
@@ -276,6 +278,83 @@ static int neuron_buffer_copy(struct neuron_buffer *buf, u64 offset, u64 length,
 	return 0;
 }
 
+/*
+ * Large copies: pin the user pages, then move the bytes with SIMD
+ * registers in FPU sections of at most NEURON_PIN_BATCH pages, with a
+ * chance to reschedule between them. Pages to write are allocated before
+ * each section, since allocation may sleep.
+ */
+#define NEURON_PIN_BATCH	64
+#define NEURON_PIN_THRESHOLD	(64 * 1024)
+
+static int neuron_buffer_copy_pinned(struct neuron_buffer *buf, u64 offset, u64 length,
+				     u8 __user *user, bool to_buffer)
+{
+	struct page *upages[NEURON_PIN_BATCH];
+
+	while (length) {
+		unsigned long uaddr = (unsigned long)user;
+		unsigned long ulead = uaddr & ~PAGE_MASK;
+		u64 span = min_t(u64, length, NEURON_PIN_BATCH * PAGE_SIZE - ulead);
+		int npages = DIV_ROUND_UP(ulead + span, PAGE_SIZE);
+		int pinned, i;
+		u64 done = 0;
+
+		pinned = pin_user_pages_fast(uaddr & PAGE_MASK, npages,
+					     to_buffer ? 0 : FOLL_WRITE, upages);
+		if (pinned <= 0)
+			return pinned < 0 && pinned != -EFAULT ? pinned : -EFAULT;
+		if (pinned < npages)
+			span = (u64)pinned * PAGE_SIZE - ulead;
+
+		/* Allocate the buffer pages this batch writes (may sleep). */
+		for (i = 0; to_buffer && i <= (int)(((offset & ~PAGE_MASK) + span - 1) >> PAGE_SHIFT); i++) {
+			struct page *page = neuron_buffer_page(buf, (offset >> PAGE_SHIFT) + i, true);
+
+			if (IS_ERR(page)) {
+				unpin_user_pages(upages, pinned);
+				return PTR_ERR(page);
+			}
+		}
+
+		kernel_fpu_begin();
+		while (done < span) {
+			u64 boff = offset + done;
+			size_t uin = (ulead + done) & ~PAGE_MASK;
+			size_t bin = boff & ~PAGE_MASK;
+			size_t chunk = min3((size_t)(span - done), PAGE_SIZE - uin, PAGE_SIZE - bin);
+			struct page *upage = upages[(ulead + done) >> PAGE_SHIFT];
+			struct page *bpage = xa_load(&buf->pages, boff >> PAGE_SHIFT);
+			u8 *ua = kmap_local_page(upage);
+
+			if (to_buffer) {
+				u8 *ba = kmap_local_page(bpage);
+
+				neuron_simd_copy(ba + bin, ua + uin, chunk);
+				kunmap_local(ba);
+			} else {
+				/* Never written: reads as zeros. */
+				u8 *ba = kmap_local_page(bpage ?: ZERO_PAGE(0));
+
+				neuron_simd_copy(ua + uin, ba + bin, chunk);
+				kunmap_local(ba);
+			}
+			kunmap_local(ua);
+			done += chunk;
+		}
+		kernel_fpu_end();
+		unpin_user_pages_dirty_lock(upages, pinned, !to_buffer);
+
+		offset += span;
+		user += span;
+		length -= span;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
 static int neuron_mem_copy(struct neuron_file *nf, void __user *uarg, bool to_buffer)
 {
 	struct neuron_mem_copy req;
@@ -291,6 +370,9 @@ static int neuron_mem_copy(struct neuron_file *nf, void __user *uarg, bool to_bu
 		return -ENOENT;
 	if (!neuron_range_ok(buf, req.offset, req.length))
 		ret = -EINVAL;
+	else if (req.length >= NEURON_PIN_THRESHOLD)
+		ret = neuron_buffer_copy_pinned(buf, req.offset, req.length,
+						u64_to_user_ptr(req.user_addr), to_buffer);
 	else
 		ret = neuron_buffer_copy(buf, req.offset, req.length,
 					 u64_to_user_ptr(req.user_addr), to_buffer);

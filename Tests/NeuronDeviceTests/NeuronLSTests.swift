@@ -65,6 +65,8 @@ struct NeuronLSTests {
         let expected = try backend.devices()
         let holder = try backend.open(device: expected.count - 1)
         defer { holder.close() }
+        let buffer = try holder.allocate(size: 1 << 20)
+        defer { buffer.free() }
 
         let result = try runTool("neuron-ls", ["--json-output"])
         #expect(result.status == 0, "\(result.stderr)")
@@ -77,10 +79,12 @@ struct NeuronLSTests {
             #expect(device["serial"] as? String == info.serial)
         }
         let processes = try #require(devices.last?["neuron_processes"] as? [[String: Any]])
-        #expect(processes.contains { $0["pid"] as? Int == Int(getpid()) })
+        let mine = try #require(processes.first { $0["pid"] as? Int == Int(getpid()) })
+        #expect(mine["memory_used"] as? Int == 1 << 20)
 
         let wide = try runTool("neuron-ls", ["--wide"])
         #expect(wide.status == 0)
         #expect(wide.stdout.contains("\(getpid()) "))
+        #expect(wide.stdout.contains("1 MiB"))
     }
 }
