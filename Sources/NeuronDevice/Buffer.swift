@@ -142,8 +142,11 @@ public final class NeuronBuffer: Sendable {
 
     /// `count` values of `type` read at `offset` (bytes).
     public func read<T: BitwiseCopyable>(_ type: T.Type, count: Int, at offset: UInt64 = 0) throws(NeuronError) -> [T] {
-        guard count >= 0 else { throw .invalidArgument("count \(count) is negative") }
-        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: count * MemoryLayout<T>.stride,
+        let (byteCount, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        guard count >= 0, !overflow, UInt64(byteCount) <= size else {
+            throw .invalidArgument("\(count) values of \(T.self) do not fit in the buffer of \(size) bytes.")
+        }
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount,
                                                            alignment: MemoryLayout<T>.alignment)
         defer { bytes.deallocate() }
         try read(into: bytes, at: offset)

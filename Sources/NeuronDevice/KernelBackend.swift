@@ -168,7 +168,7 @@ public final class KernelDevice: NeuronDevice {
             }
         }
         let storage = KernelBufferStorage(device: self, handle: request.handle,
-                                          allocatedSize: (size + 4095) & ~4095,
+                                          allocatedSize: roundUpToPage(size),
                                           deviceAddress: request.device_addr,
                                           mmapOffset: request.mmap_offset)
         return NeuronBuffer(size: size, placement: placement, core: core, deviceIndex: index, storage: storage)
@@ -315,4 +315,10 @@ final class KernelBufferStorage: NeuronBufferStorage {
         // A closed device has freed its buffers already.
         try? device.ioctl(neuron_ioctl_mem_free, "NEURON_IOCTL_MEM_FREE", &request)
     }
+}
+
+/// `size` rounded up to the page size, as the driver allocates.
+func roundUpToPage(_ size: UInt64) -> UInt64 {
+    let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    return (size + page - 1) / page * page
 }

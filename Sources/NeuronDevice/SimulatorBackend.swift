@@ -258,7 +258,7 @@ public final class SimulatedDevice: NeuronDevice {
             throw .outOfDeviceMemory(device: index, requested: size,
                                      free: capacity - backend.world.memoryUsed(on: index), total: capacity)
         }
-        let allocated = (size + pageSize - 1) / pageSize * pageSize
+        let allocated = roundUpToPage(size)
         let handle = try backend.world.reserve(file: id, placement: placement, bytes: allocated,
                                                requested: size, capacity: capacity)
         // Address space only: pages are committed when first written.

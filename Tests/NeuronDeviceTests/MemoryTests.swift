@@ -145,3 +145,18 @@ struct MemoryTests {
         }
     }
 }
+
+@Suite("Buffer reads that cannot fit")
+struct BufferReadLimits {
+    @Test("a count past the buffer or overflowing is refused, not trapped")
+    func hugeCounts() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let buffer = try device.allocate(size: 64)
+        defer { buffer.free() }
+        #expect(throws: NeuronError.self) { try buffer.read(UInt64.self, count: 9) }
+        #expect(throws: NeuronError.self) { try buffer.read(UInt64.self, count: Int.max / 2) }
+        #expect(throws: NeuronError.self) { try buffer.read(UInt8.self, count: -1) }
+        #expect(try buffer.read(UInt64.self, count: 8).count == 8)
+    }
+}
