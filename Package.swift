@@ -18,6 +18,16 @@ let package = Package(
         // place, never copied) plus the ioctl request codes and a
         // non-variadic ioctl(2) that Swift can call.
         .target(name: "CNeuronUAPI"),
+        // The engine: the very C sources neuron.ko builds (driver/engine),
+        // with the same float semantics, so simulator and driver agree bit
+        // for bit.
+        .target(
+            name: "CNeuronEngine",
+            path: "driver/engine",
+            sources: ["engine_validate.c", "engine_exec.c", "engine_math.c"],
+            publicHeadersPath: "include",
+            cSettings: [.unsafeFlags(["-ffp-contract=off", "-fno-math-errno", "-std=gnu11"])]
+        ),
         // libudev, found with pkg-config (libudev-dev; scripts/setup installs it).
         .systemLibrary(
             name: "CLibudev",
@@ -28,6 +38,7 @@ let package = Package(
             name: "NeuronDevice",
             dependencies: [
                 "CNeuronUAPI",
+                "CNeuronEngine",
                 "CLibudev",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

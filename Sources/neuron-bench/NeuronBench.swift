@@ -89,7 +89,7 @@ struct Memory: ParsableCommand {
             let buffer = try dev.allocate(size: UInt64(size))
             defer { buffer.free() }
             try buffer.write(UnsafeRawBufferPointer(source))       // commit the pages once
-            try buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }  // map and fault once
+            _ = try buffer.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) }  // map and fault once
 
             // The four measurements take turns within each repetition, so
             // that drift (other load, an emulator's caches) meets them alike.
@@ -101,7 +101,7 @@ struct Memory: ParsableCommand {
                 copyIn = min(copyIn, seconds(try clock.measure { try buffer.write(UnsafeRawBufferPointer(source)) }))
                 copyOut = min(copyOut, seconds(try clock.measure { try buffer.read(into: target) }))
                 mmapWrite = min(mmapWrite, seconds(try clock.measure {
-                    try buffer.withUnsafeMutableBytes { mapped in
+                    _ = try buffer.withUnsafeMutableBytes { mapped in
                         if let base = mapped.baseAddress { memcpy(base, src, size) }
                     }
                 }))

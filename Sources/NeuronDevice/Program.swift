@@ -1,0 +1,218 @@
+import CNeuronEngine
+
+/// Element types of the ISA.
+public enum NeuronDType: UInt8, Sendable {
+    case float32 = 1, bfloat16 = 2, int32 = 3, int64 = 4
+
+    public var size: Int {
+        switch self {
+        case .float32, .int32: 4
+        case .bfloat16: 2
+        case .int64: 8
+        }
+    }
+}
+
+/// A strided view of a bound buffer: what an instruction operand names.
+public struct NeuronTensorView: Sendable, Equatable {
+    public var slot: Int
+    public var dtype: NeuronDType
+    /// Offset of element [0, ..., 0], in elements.
+    public var offset: UInt64
+    public var dims: [UInt32]
+    /// Element strides; 0 broadcasts along that axis.
+    public var strides: [UInt64]
+
+    public init(slot: Int, dtype: NeuronDType = .float32, offset: UInt64 = 0, dims: [UInt32], strides: [UInt64]) {
+        self.slot = slot
+        self.dtype = dtype
+        self.offset = offset
+        self.dims = dims
+        self.strides = strides
+    }
+
+    /// A row-major view of `dims` at `offset`.
+    public static func contiguous(slot: Int, dims: [UInt32], dtype: NeuronDType = .float32,
+                                  offset: UInt64 = 0) -> NeuronTensorView {
+        var strides = [UInt64](repeating: 1, count: dims.count)
+        var step: UInt64 = 1
+        for axis in dims.indices.reversed() {
+            strides[axis] = step
+            step *= UInt64(dims[axis])
+        }
+        return NeuronTensorView(slot: slot, dtype: dtype, offset: offset, dims: dims, strides: strides)
+    }
+
+    /// The same elements with two axes swapped (a transpose, no copy).
+    public func swapping(_ a: Int, _ b: Int) -> NeuronTensorView {
+        var view = self
+        view.dims.swapAt(a, b)
+        view.strides.swapAt(a, b)
+        return view
+    }
+}
+
+public enum NeuronBinaryOp: UInt8, Sendable, CaseIterable { case add, sub, mul, div, max, min, pow }
+public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
+    case relu, leakyRelu, geluErf, geluTanh, sigmoid, tanh, exp, log, sqrt, rsqrt, erf, neg, abs, reciprocal
+}
+public enum NeuronReduceOp: UInt8, Sendable, CaseIterable { case sum, mean, max, min }
+
+/// An ISA v1 program image (docs/isa.md), built instruction by
+/// instruction. The image is 8-byte aligned, as the engine requires.
+public struct NeuronProgram: Sendable {
+    public private(set) var descriptors: [neuron_tensor_desc] = []
+    public private(set) var instructions: [neuron_insn] = []
+
+    public init() {}
+
+    /// The descriptor index for `view`, adding it when new.
+    public mutating func operand(_ view: NeuronTensorView) -> UInt32 {
+        var desc = neuron_tensor_desc()
+        desc.slot = UInt16(truncatingIfNeeded: view.slot)
+        desc.dtype = view.dtype.rawValue
+        desc.rank = UInt8(truncatingIfNeeded: view.dims.count)
+        desc.offset = view.offset
+        withUnsafeMutableBytes(of: &desc.dims) { raw in
+            for (axis, dim) in view.dims.prefix(6).enumerated() { raw.storeBytes(of: dim, toByteOffset: axis * 4, as: UInt32.self) }
+        }
+        withUnsafeMutableBytes(of: &desc.strides) { raw in
+            for (axis, stride) in view.strides.prefix(6).enumerated() { raw.storeBytes(of: stride, toByteOffset: axis * 8, as: UInt64.self) }
+        }
+        descriptors.append(desc)
+        return UInt32(descriptors.count - 1)
+    }
+
+    /// Append a raw instruction (for tests of hostile programs, too).
+    public mutating func append(_ instruction: neuron_insn) {
+        instructions.append(instruction)
+    }
+
+    private mutating func emit(_ opcode: neuron_opcode, sub: UInt8 = 0, flags: UInt16 = 0,
+                               _ operands: [UInt32], fparam: (Float, Float) = (0, 0)) {
+        var insn = neuron_insn()
+        insn.opcode = UInt8(opcode.rawValue)
+        insn.sub = sub
+        insn.flags = flags
+        withUnsafeMutableBytes(of: &insn.operand) { raw in
+            for (index, operand) in operands.prefix(4).enumerated() { raw.storeBytes(of: operand, toByteOffset: index * 4, as: UInt32.self) }
+        }
+        insn.fparam = fparam
+        instructions.append(insn)
+    }
+
+    public mutating func nop() { emit(NEURON_OP_NOP, []) }
+
+    public mutating func fill(_ out: NeuronTensorView, value: Float) {
+        let o = operand(out)
+        emit(NEURON_OP_FILL, [o], fparam: (value, 0))
+    }
+
+    public mutating func copy(_ out: NeuronTensorView, from input: NeuronTensorView) {
+        let o = operand(out), a = operand(input)
+        emit(NEURON_OP_COPY, [o, a])
+    }
+
+    public mutating func binary(_ op: NeuronBinaryOp, _ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView) {
+        let o = operand(out), x = operand(a), y = operand(b)
+        emit(NEURON_OP_BINARY, sub: op.rawValue, [o, x, y])
+    }
+
+    public mutating func unary(_ op: NeuronUnaryOp, _ out: NeuronTensorView, _ a: NeuronTensorView, alpha: Float = 0) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_UNARY, sub: op.rawValue, [o, x], fparam: (alpha, 0))
+    }
+
+    /// out = a x b (+ bias over the last axis); rank 2, or 3 with a batch axis.
+    public mutating func matmul(_ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView,
+                                bias: NeuronTensorView? = nil) {
+        let o = operand(out), x = operand(a), y = operand(b)
+        if let bias {
+            let z = operand(bias)
+            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS), [o, x, y, z])
+        } else {
+            emit(NEURON_OP_MATMUL, [o, x, y])
+        }
+    }
+
+    /// Reduce the last axis of `a` into `out` (same dims, last = 1).
+    public mutating func reduce(_ op: NeuronReduceOp, _ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_REDUCE, sub: op.rawValue, [o, x])
+    }
+
+    public mutating func softmax(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_SOFTMAX, [o, x])
+    }
+
+    /// The program image, as 64-bit words (so it is 8-byte aligned).
+    public func image() -> [UInt64] {
+        var header = neuron_program_header()
+        header.magic = NEURON_ISA_MAGIC
+        header.version = UInt16(NEURON_ISA_VERSION)
+        header.desc_count = UInt32(descriptors.count)
+        header.insn_count = UInt32(instructions.count)
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: header) { bytes.append(contentsOf: $0) }
+        for desc in descriptors { withUnsafeBytes(of: desc) { bytes.append(contentsOf: $0) } }
+        for insn in instructions { withUnsafeBytes(of: insn) { bytes.append(contentsOf: $0) } }
+        var words = [UInt64](repeating: 0, count: (bytes.count + 7) / 8)
+        bytes.withUnsafeBytes { source in
+            words.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+        }
+        return words
+    }
+}
+
+/// Why the engine refused a program, and where.
+public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt32, Sendable {
+        case header = 1, descriptor, range, slot, opcode, operand
+    }
+    public var kind: Kind
+    /// The descriptor (for descriptor, range, slot) or instruction index.
+    public var index: Int
+
+    public init(kind: Kind, index: Int) {
+        self.kind = kind
+        self.index = index
+    }
+
+    public var description: String {
+        switch kind {
+        case .header: "The program's header or size is wrong (magic, version, counts, or a truncated image)."
+        case .descriptor: "Tensor descriptor \(index) is malformed (dtype, rank, dims or strides)."
+        case .range: "Tensor descriptor \(index) reaches past the end of its buffer."
+        case .slot: "Tensor descriptor \(index) names a buffer slot that is not bound to the job."
+        case .opcode: "Instruction \(index) has an unknown opcode, sub-operation or flags."
+        case .operand: "Instruction \(index) has operands of the wrong index, dtype or shape."
+        }
+    }
+}
+
+/// The engine, in this process: what the simulator's NeuronCores run.
+public enum NeuronEngine {
+    /// Validate `image` against `slots` (host memory bound to each slot) and
+    /// run it to the end. Buffers may be nil for unbound slots.
+    public static func run(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?]) throws(NeuronProgramError) {
+        var bound = slots.map { buffer -> neuron_engine_slot in
+            neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
+        }
+        var status = neuron_engine_status()
+        let valid: Int32 = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slotPointer in
+                var program = neuron_engine_program()
+                guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
+                                             UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
+                for index in 0..<program.insn_count {
+                    neuron_engine_step(&program, index, slotPointer.baseAddress)
+                }
+                return 0
+            }
+        }
+        guard valid == 0 else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+    }
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The NeuronCore engine: checks and runs ISA v1 programs
+ * (uapi/neuron_isa.h) over the buffers bound to a job. Freestanding C,
+ * built into neuron.ko and into the Swift simulator from this one tree.
+ *
+ * The caller binds buffers to slots, validates the program once, then
+ * runs it instruction by instruction, so that a kernel caller can bound
+ * each FPU section and reschedule between instructions.
+ */
+#ifndef NEURON_ENGINE_H
+#define NEURON_ENGINE_H
+
+#include "neuron_engine_port.h"
+#include "../../include/uapi/neuron_isa.h"
+
+/* A buffer bound to a slot: host-addressable bytes. */
+struct neuron_engine_slot {
+	void *base;
+	u64 size;		/* bytes; 0 when the slot is unbound */
+};
+
+/* Why and where validation failed. */
+struct neuron_engine_status {
+	u32 error;		/* enum neuron_isa_error */
+	u32 index;		/* the descriptor or instruction at fault */
+};
+
+/* A validated program: pointers into the caller's image. */
+struct neuron_engine_program {
+	const struct neuron_tensor_desc *descs;
+	const struct neuron_insn *insns;
+	u32 desc_count;
+	u32 insn_count;
+};
+
+/*
+ * Check @image (@size bytes) against @slots. Fills @prog and returns 0,
+ * or returns -1 with @status saying what and where. Never reads outside
+ * @image, never touches the slots' memory.
+ */
+int neuron_engine_validate(const void *image, u64 size,
+			   const struct neuron_engine_slot *slots, u32 slot_count,
+			   struct neuron_engine_program *prog,
+			   struct neuron_engine_status *status);
+
+/*
+ * Run instruction @index of a validated program. Touches only the bound
+ * slots' memory, within the ranges validation checked. In the kernel,
+ * call between kernel_fpu_begin() and kernel_fpu_end().
+ */
+void neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
+			const struct neuron_engine_slot *slots);
+
+/* Elements a descriptor spans (product of its dims; 1 for a scalar). */
+u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
+
+/* The engine's own math, the same bits everywhere (engine_math.c). */
+float neuron_expf(float x);
+float neuron_logf(float x);
+float neuron_tanhf(float x);
+float neuron_erff(float x);
+float neuron_sqrtf(float x);
+float neuron_powf(float x, float y);
+
+#endif /* NEURON_ENGINE_H */

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The engine's port header: the only place it touches its environment.
+ * Kernel builds get the kernel's fixed-width types; userspace builds get
+ * them from the compiler's own freestanding headers. No libc is used.
+ */
+#ifndef NEURON_ENGINE_PORT_H
+#define NEURON_ENGINE_PORT_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#else
+#include <stddef.h>
+#include <stdint.h>
+typedef uint8_t u8;
+typedef uint16_t u16;
+typedef uint32_t u32;
+typedef uint64_t u64;
+typedef int32_t s32;
+typedef int64_t s64;
+#include <linux/types.h>
+#endif
+
+/* sparse does not know every compiler builtin the engine uses. */
+#ifdef __CHECKER__
+float __builtin_sqrtf(float x);
+#endif
+
+#endif /* NEURON_ENGINE_PORT_H */

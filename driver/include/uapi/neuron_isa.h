@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * neuron_isa.h - the NeuronCore instruction set, version 1.
+ *
+ * Part of the neuron uapi: programs are built in userspace and checked and
+ * run by the engine (driver/engine), in the kernel for fake devices and in
+ * the Swift simulator. See docs/isa.md.
+ *
+ * A program is one contiguous little-endian image:
+ *
+ *   struct neuron_program_header
+ *   struct neuron_tensor_desc   descs[header.desc_count]
+ *   struct neuron_insn          insns[header.insn_count]
+ *
+ * Instructions name tensors by index into the descriptor table; a
+ * descriptor names a buffer slot bound to the job (never an address), an
+ * element offset, a shape and element strides. Every range is checked
+ * against the bound buffers before anything runs.
+ */
+#ifndef _UAPI_NEURON_ISA_H
+#define _UAPI_NEURON_ISA_H
+
+#include <linux/types.h>
+
+#define NEURON_ISA_MAGIC	0x4153494eu	/* "NISA" */
+#define NEURON_ISA_VERSION	1
+
+#define NEURON_MAX_RANK		6
+#define NEURON_MAX_SLOTS	16
+#define NEURON_MAX_DESCS	4096
+#define NEURON_MAX_INSNS	65536
+
+/**
+ * struct neuron_program_header - first bytes of a program
+ * @magic:      NEURON_ISA_MAGIC
+ * @version:    NEURON_ISA_VERSION
+ * @flags:      must be 0
+ * @desc_count: entries in the descriptor table, 0..NEURON_MAX_DESCS
+ * @insn_count: instructions, 1..NEURON_MAX_INSNS
+ * @reserved:   must be 0
+ */
+struct neuron_program_header {
+	__u32 magic;
+	__u16 version;
+	__u16 flags;
+	__u32 desc_count;
+	__u32 insn_count;
+	__u64 reserved[2];
+};
+
+enum neuron_dtype {
+	NEURON_DT_F32 = 1,
+	NEURON_DT_BF16 = 2,
+	NEURON_DT_I32 = 3,
+	NEURON_DT_I64 = 4,
+};
+
+/**
+ * struct neuron_tensor_desc - a strided view into a bound buffer
+ * @slot:    buffer slot of the job, 0..NEURON_MAX_SLOTS-1
+ * @dtype:   enum neuron_dtype
+ * @rank:    dimensions used, 0..NEURON_MAX_RANK (0: a scalar)
+ * @pad:     must be 0
+ * @offset:  offset of element [0,...,0] in the buffer, in elements
+ * @dims:    extent of each used dimension, >= 1; unused ones must be 0
+ * @strides: distance in elements between neighbours along each used
+ *           dimension (0 broadcasts); unused ones must be 0
+ */
+struct neuron_tensor_desc {
+	__u16 slot;
+	__u8 dtype;
+	__u8 rank;
+	__u32 pad;
+	__u64 offset;
+	__u32 dims[NEURON_MAX_RANK];
+	__u64 strides[NEURON_MAX_RANK];
+};
+
+enum neuron_opcode {
+	NEURON_OP_NOP = 0,
+	NEURON_OP_FILL = 1,		/* out[...] = value; a[0]=out */
+	NEURON_OP_COPY = 2,		/* out = a (strided copy, transpose) */
+	NEURON_OP_BINARY = 3,		/* out = a <sub> b, broadcast by strides */
+	NEURON_OP_UNARY = 4,		/* out = <sub>(a) */
+	NEURON_OP_MATMUL = 5,		/* out[b,m,n] = sum_k a[b,m,k] * b[b,k,n] (+ bias[n]) */
+	NEURON_OP_REDUCE = 6,		/* out = <sub> of a over its last axis */
+	NEURON_OP_SOFTMAX = 7,		/* out = softmax of a over its last axis */
+	NEURON_OP_COUNT
+};
+
+enum neuron_binary_op {
+	NEURON_BIN_ADD, NEURON_BIN_SUB, NEURON_BIN_MUL, NEURON_BIN_DIV,
+	NEURON_BIN_MAX, NEURON_BIN_MIN, NEURON_BIN_POW, NEURON_BIN_COUNT
+};
+
+enum neuron_unary_op {
+	NEURON_UN_RELU, NEURON_UN_LEAKY_RELU, NEURON_UN_GELU_ERF, NEURON_UN_GELU_TANH,
+	NEURON_UN_SIGMOID, NEURON_UN_TANH, NEURON_UN_EXP, NEURON_UN_LOG,
+	NEURON_UN_SQRT, NEURON_UN_RSQRT, NEURON_UN_ERF, NEURON_UN_NEG,
+	NEURON_UN_ABS, NEURON_UN_RECIPROCAL, NEURON_UN_COUNT
+};
+
+enum neuron_reduce_op {
+	NEURON_RED_SUM, NEURON_RED_MEAN, NEURON_RED_MAX, NEURON_RED_MIN, NEURON_RED_COUNT
+};
+
+/* NEURON_OP_MATMUL flags. */
+#define NEURON_MATMUL_BIAS	0x1	/* operand[3] is a bias over n */
+
+/**
+ * struct neuron_insn - one instruction
+ * @opcode:  enum neuron_opcode
+ * @sub:     the operation within the opcode (enum neuron_binary_op, ...)
+ * @flags:   opcode-specific flags; unknown bits must be 0
+ * @pad:     must be 0
+ * @operand: descriptor indices; operand[0] is the output; unused ones 0
+ * @fparam:  float parameters (FILL value, LEAKY_RELU slope); unused 0
+ * @reserved: must be 0
+ */
+struct neuron_insn {
+	__u8 opcode;
+	__u8 sub;
+	__u16 flags;
+	__u32 pad;
+	__u32 operand[4];
+	float fparam[2];
+	__u64 reserved[3];
+};
+
+/* Validation results: 0, or where and why a program is refused. */
+enum neuron_isa_error {
+	NEURON_ISA_OK = 0,
+	NEURON_ISA_E_HEADER,		/* magic, version, flags, counts, size */
+	NEURON_ISA_E_DESC,		/* a descriptor's fields */
+	NEURON_ISA_E_RANGE,		/* a descriptor reaches past its buffer */
+	NEURON_ISA_E_SLOT,		/* a descriptor names an unbound slot */
+	NEURON_ISA_E_OPCODE,		/* unknown opcode, sub-op or flags */
+	NEURON_ISA_E_OPERAND,		/* operand index, dtype or shape */
+};
+
+#endif /* _UAPI_NEURON_ISA_H */
