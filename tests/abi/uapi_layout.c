@@ -5,6 +5,7 @@
  * a multiple of 8, so that 32- and 64-bit callers see one layout.
  */
 #include "uapi/neuron.h"
+#include "uapi/neuron_isa.h"
 
 #define ABI_STRUCT(s)							\
 	_Static_assert(sizeof(struct s) % 8 == 0, #s " size");	\
@@ -19,3 +20,6 @@ ABI_STRUCT(neuron_mem_free);
 ABI_STRUCT(neuron_mem_info);
 ABI_STRUCT(neuron_mem_copy);
 ABI_STRUCT(neuron_mem_set);
+ABI_STRUCT(neuron_program_header);
+ABI_STRUCT(neuron_tensor_desc);
+ABI_STRUCT(neuron_insn);

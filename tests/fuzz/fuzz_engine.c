@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libFuzzer target for the engine's decoder and validator: any bytes as a
+ * program, against three small bound buffers (heap-allocated, so that
+ * AddressSanitizer sees any access outside them). Programs the validator
+ * accepts are run to the end. Built by scripts/fuzz with
+ * -fsanitize=fuzzer,address,undefined.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "neuron_engine.h"
+
+static const u64 slot_sizes[3] = { 256, 1024, 64 };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct neuron_engine_slot slots[3];
+	struct neuron_engine_program prog;
+	struct neuron_engine_status status;
+	u64 *image = malloc(size + 8);
+	u32 i;
+
+	if (!image)
+		return 0;
+	memcpy(image, data, size);
+	for (i = 0; i < 3; i++) {
+		slots[i].size = slot_sizes[i];
+		slots[i].base = malloc(slot_sizes[i]);
+		memset(slots[i].base, 0x3f, slot_sizes[i]);
+	}
+	if (neuron_engine_validate(image, size, slots, 3, &prog, &status) == 0) {
+		for (i = 0; i < prog.insn_count; i++)
+			neuron_engine_step(&prog, i, slots);
+	} else if (status.error == NEURON_ISA_OK) {
+		abort();	/* refused without a reason */
+	}
+	for (i = 0; i < 3; i++)
+		free(slots[i].base);
+	free(image);
+	return 0;
+}

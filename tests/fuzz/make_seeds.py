@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Write valid ISA v1 programs into tests/fuzz/corpus as fuzzing seeds,
+one per opcode family, over the fuzzer's slots of 256, 1024 and 64 bytes."""
+import os
+import struct
+import sys
+
+MAGIC, VERSION = 0x4153494E, 1
+F32 = 1
+
+
+def desc(slot, dims, offset=0, dtype=F32, strides=None):
+    if strides is None:
+        strides, step = [], 1
+        for d in reversed(dims):
+            strides.insert(0, step)
+            step *= d
+    d6 = list(dims) + [0] * (6 - len(dims))
+    s6 = list(strides) + [0] * (6 - len(strides))
+    return struct.pack("<HBBIQ6I6Q", slot, dtype, len(dims), 0, offset, *d6, *s6)
+
+
+def insn(opcode, sub=0, flags=0, operands=(0, 0, 0, 0), fparam=(0.0, 0.0)):
+    return struct.pack("<BBHI4I2f3Q", opcode, sub, flags, 0, *operands, *fparam, 0, 0, 0)
+
+
+def program(descs, insns):
+    head = struct.pack("<IHHII2Q", MAGIC, VERSION, 0, len(descs), len(insns), 0, 0)
+    return head + b"".join(descs) + b"".join(insns)
+
+
+SEEDS = {
+    "fill_copy": program([desc(0, [16]), desc(1, [4, 4]), desc(1, [4, 4], strides=[1, 4])],
+                         [insn(1, operands=(0, 0, 0, 0), fparam=(2.5, 0)), insn(2, operands=(1, 2, 0, 0))]),
+    "binary": program([desc(0, [4, 4]), desc(1, [4, 4]), desc(2, [4, 4], strides=[0, 1])],
+                      [insn(3, sub=s, operands=(0, 1, 2, 0)) for s in range(7)]),
+    "unary": program([desc(0, [8, 8]), desc(1, [8, 8])],
+                     [insn(4, sub=s, operands=(0, 1, 0, 0), fparam=(0.1, 0)) for s in range(14)]),
+    "matmul": program([desc(1, [4, 8]), desc(1, [8, 4], offset=32), desc(0, [4, 4]), desc(2, [4])],
+                      [insn(5, flags=1, operands=(2, 0, 1, 3))]),
+    "rows": program([desc(0, [4, 8]), desc(1, [4, 1]), desc(1, [4, 8], offset=8)],
+                    [insn(6, sub=s, operands=(1, 0, 0, 0)) for s in range(4)] + [insn(7, operands=(2, 0, 0, 0))]),
+}
+
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
+os.makedirs(out, exist_ok=True)
+for name, image in SEEDS.items():
+    with open(os.path.join(out, "seed_" + name), "wb") as f:
+        f.write(image)
