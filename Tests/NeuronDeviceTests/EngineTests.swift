@@ -346,3 +346,20 @@ struct EngineValidationTests {
         #expect(accepted < 3000)
     }
 }
+
+@Suite("Engine: edge values")
+struct EngineEdgeTests {
+    @Test("fill of NaN and out-of-range values into integers saturates (found by the fuzzer)")
+    func fillSaturates() throws {
+        let slots = Slots([16, 16, 16])
+        var program = NeuronProgram()
+        program.fill(.contiguous(slot: 0, dims: [2], dtype: .int32), value: .nan)
+        program.fill(.contiguous(slot: 0, dims: [1], dtype: .int32, offset: 2), value: 1e20)
+        program.fill(.contiguous(slot: 0, dims: [1], dtype: .int32, offset: 3), value: -1e20)
+        program.fill(.contiguous(slot: 1, dims: [1], dtype: .int64), value: -.infinity)
+        program.fill(.contiguous(slot: 1, dims: [1], dtype: .int64, offset: 1), value: -2.75)
+        try slots.run(program)
+        #expect(Array(slots.buffers[0].bindMemory(to: Int32.self).prefix(4)) == [0, 0, .max, .min])
+        #expect(Array(slots.buffers[1].bindMemory(to: Int64.self).prefix(2)) == [.min, -2])
+    }
+}

@@ -54,6 +54,29 @@ static float *f32(const struct neuron_engine_slot *slots, const struct neuron_te
 	return (float *)slots[d->slot].base;
 }
 
+/* f32 to integers: toward zero, saturated to the type's range, NaN to 0. */
+static s32 to_s32(float v)
+{
+	if (v != v)
+		return 0;
+	if (v >= 2147483648.0f)
+		return 0x7fffffff;
+	if (v <= -2147483648.0f)
+		return -0x7fffffff - 1;
+	return (s32)v;
+}
+
+static s64 to_s64(float v)
+{
+	if (v != v)
+		return 0;
+	if (v >= 9223372036854775808.0f)
+		return 0x7fffffffffffffffLL;
+	if (v <= -9223372036854775808.0f)
+		return -0x7fffffffffffffffLL - 1;
+	return (s64)v;
+}
+
 static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn *in,
 		    const struct neuron_engine_slot *slots)
 {
@@ -74,10 +97,10 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 			((u16 *)base)[off] = (u16)((bits.u + 0x7fff + ((bits.u >> 16) & 1)) >> 16);
 			break;
 		case NEURON_DT_I32:
-			((s32 *)base)[off] = (s32)v;
+			((s32 *)base)[off] = to_s32(v);
 			break;
 		case NEURON_DT_I64:
-			((s64 *)base)[off] = (s64)v;
+			((s64 *)base)[off] = to_s64(v);
 			break;
 		}
 	} while (walk_next(&w));
