@@ -57,6 +57,26 @@ public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
     case relu, leakyRelu, geluErf, geluTanh, sigmoid, tanh, exp, log, sqrt, rsqrt, erf, neg, abs, reciprocal
 }
 public enum NeuronReduceOp: UInt8, Sendable, CaseIterable { case sum, mean, max, min }
+public enum NeuronPoolOp: UInt8, Sendable, CaseIterable { case max, avg }
+
+/// A 2-D window: strides, padding (top, left, bottom, right), dilation.
+public struct NeuronWindow: Sendable, Equatable {
+    public var stride: (h: UInt32, w: UInt32)
+    public var padding: (top: UInt32, left: UInt32, bottom: UInt32, right: UInt32)
+    public var dilation: (h: UInt32, w: UInt32)
+
+    public init(stride: (h: UInt32, w: UInt32) = (1, 1),
+                padding: (top: UInt32, left: UInt32, bottom: UInt32, right: UInt32) = (0, 0, 0, 0),
+                dilation: (h: UInt32, w: UInt32) = (1, 1)) {
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    public static func == (a: NeuronWindow, b: NeuronWindow) -> Bool {
+        a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation
+    }
+}
 
 /// An ISA v1 program image (docs/isa.md), built instruction by
 /// instruction. The image is 8-byte aligned, as the engine requires.
@@ -89,7 +109,7 @@ public struct NeuronProgram: Sendable {
     }
 
     private mutating func emit(_ opcode: neuron_opcode, sub: UInt8 = 0, flags: UInt16 = 0,
-                               _ operands: [UInt32], fparam: (Float, Float) = (0, 0)) {
+                               _ operands: [UInt32], fparam: (Float, Float) = (0, 0), iparam: [UInt32] = []) {
         var insn = neuron_insn()
         insn.opcode = UInt8(opcode.rawValue)
         insn.sub = sub
@@ -98,6 +118,9 @@ public struct NeuronProgram: Sendable {
             for (index, operand) in operands.prefix(4).enumerated() { raw.storeBytes(of: operand, toByteOffset: index * 4, as: UInt32.self) }
         }
         insn.fparam = fparam
+        withUnsafeMutableBytes(of: &insn.iparam) { raw in
+            for (index, value) in iparam.prefix(8).enumerated() { raw.storeBytes(of: value, toByteOffset: index * 4, as: UInt32.self) }
+        }
         instructions.append(insn)
     }
 
@@ -146,6 +169,52 @@ public struct NeuronProgram: Sendable {
         emit(NEURON_OP_SOFTMAX, [o, x])
     }
 
+    /// Convert `a` to `out`'s dtype (integers saturate, bf16 rounds to nearest even).
+    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_CAST, [o, x])
+    }
+
+    /// out[i..., d] = table[indices[i...], d]: an embedding lookup.
+    public mutating func gather(_ out: NeuronTensorView, table: NeuronTensorView, indices: NeuronTensorView) {
+        let o = operand(out), t = operand(table), i = operand(indices)
+        emit(NEURON_OP_GATHER, [o, t, i])
+    }
+
+    /// Layer normalisation over the last axis, with scale and bias.
+    public mutating func layerNorm(_ out: NeuronTensorView, _ a: NeuronTensorView, scale: NeuronTensorView,
+                                   bias: NeuronTensorView, epsilon: Float = 1e-5) {
+        let o = operand(out), x = operand(a), g = operand(scale), b = operand(bias)
+        emit(NEURON_OP_LAYERNORM, [o, x, g, b], fparam: (epsilon, 0))
+    }
+
+    /// NCHW convolution; groups follow from the shapes (input channels /
+    /// the weight's second axis).
+    public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
+                                bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false) {
+        let o = operand(out), x = operand(input), w = operand(weight)
+        var operands = [o, x, w]
+        var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
+        if let bias {
+            operands.append(operand(bias))
+            flags |= UInt16(NEURON_CONV_BIAS)
+        }
+        emit(NEURON_OP_CONV2D, flags: flags, operands,
+             iparam: [window.stride.h, window.stride.w, window.padding.top, window.padding.left,
+                      window.padding.bottom, window.padding.right, window.dilation.h, window.dilation.w])
+    }
+
+    /// NCHW max or average pooling with a `kernel` window (global pooling:
+    /// the kernel is the whole input).
+    public mutating func pool2d(_ op: NeuronPoolOp, _ out: NeuronTensorView, _ input: NeuronTensorView,
+                                kernel: (h: UInt32, w: UInt32), window: NeuronWindow = NeuronWindow(),
+                                countPadding: Bool = false) {
+        let o = operand(out), x = operand(input)
+        emit(NEURON_OP_POOL2D, sub: op.rawValue, flags: countPadding ? UInt16(NEURON_POOL_COUNT_PAD) : 0, [o, x],
+             iparam: [window.stride.h, window.stride.w, window.padding.top, window.padding.left,
+                      window.padding.bottom, window.padding.right, kernel.h, kernel.w])
+    }
+
     /// The program image, as 64-bit words (so it is 8-byte aligned).
     public func image() -> [UInt64] {
         var header = neuron_program_header()
@@ -168,7 +237,9 @@ public struct NeuronProgram: Sendable {
 /// Why the engine refused a program, and where.
 public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConvertible {
     public enum Kind: UInt32, Sendable {
-        case header = 1, descriptor, range, slot, opcode, operand
+        case header = 1, descriptor, range, slot, opcode, operand, parameter
+        /// While running: a GATHER index outside its table.
+        case indexFault = 64
     }
     public var kind: Kind
     /// The descriptor (for descriptor, range, slot) or instruction index.
@@ -187,6 +258,8 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
         case .slot: "Tensor descriptor \(index) names a buffer slot that is not bound to the job."
         case .opcode: "Instruction \(index) has an unknown opcode, sub-operation or flags."
         case .operand: "Instruction \(index) has operands of the wrong index, dtype or shape."
+        case .parameter: "Instruction \(index) has a parameter out of range (window, epsilon, or one it does not use)."
+        case .indexFault: "Instruction \(index) met an index outside its table while running."
         }
     }
 }
@@ -194,7 +267,8 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
     /// Validate `image` against `slots` (host memory bound to each slot) and
-    /// run it to the end. Buffers may be nil for unbound slots.
+    /// run it to the end, or to the first instruction that faults. Buffers
+    /// may be nil for unbound slots.
     public static func run(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?]) throws(NeuronProgramError) {
         var bound = slots.map { buffer -> neuron_engine_slot in
             neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
@@ -206,7 +280,11 @@ public enum NeuronEngine {
                 guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
                                              UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
                 for index in 0..<program.insn_count {
-                    neuron_engine_step(&program, index, slotPointer.baseAddress)
+                    let fault = neuron_engine_step(&program, index, slotPointer.baseAddress)
+                    if fault != 0 {
+                        status = neuron_engine_status(error: fault, index: index)
+                        return -1
+                    }
                 }
                 return 0
             }

@@ -307,11 +307,11 @@ struct EngineValidationTests {
         flagged.append(nop)
         #expect(refusal(flagged.image()) == NeuronProgramError(kind: .opcode, index: 2))
 
-        var reserved = valid
+        var unusedParam = valid
         var nop2 = neuron_insn()
-        nop2.reserved.1 = 1
-        reserved.append(nop2)
-        #expect(refusal(reserved.image()) == NeuronProgramError(kind: .opcode, index: 2))
+        nop2.iparam.1 = 1
+        unusedParam.append(nop2)
+        #expect(refusal(unusedParam.image()) == NeuronProgramError(kind: .parameter, index: 2))
 
         #expect(refusal(program {
             $0.binary(.add, .contiguous(slot: 0, dims: [4]), .contiguous(slot: 0, dims: [4]), .contiguous(slot: 1, dims: [5]))
@@ -361,5 +361,202 @@ struct EngineEdgeTests {
         try slots.run(program)
         #expect(Array(slots.buffers[0].bindMemory(to: Int32.self).prefix(4)) == [0, 0, .max, .min])
         #expect(Array(slots.buffers[1].bindMemory(to: Int64.self).prefix(2)) == [.min, -2])
+    }
+}
+
+/// bf16 as the engine defines it: the top half of an f32, round to nearest even.
+func bf16(_ value: Float) -> UInt16 {
+    let bits = value.bitPattern
+    return UInt16((bits &+ 0x7fff &+ ((bits >> 16) & 1)) >> 16)
+}
+
+func f32(fromBF16 half: UInt16) -> Float { Float(bitPattern: UInt32(half) << 16) }
+
+@Suite("Engine: CNN and encoder ops")
+struct EngineNetworkOpTests {
+    @Test("conv2d with groups, stride, padding, dilation, bias and relu equals its definition")
+    func conv2d() throws {
+        let (n, ci, h, w, co, groups, kh, kw) = (2, 4, 7, 6, 6, 2, 3, 2)
+        let window = NeuronWindow(stride: (2, 1), padding: (1, 0, 2, 1), dilation: (1, 2))
+        let ho = (h + 1 + 2 - (1 * (kh - 1) + 1)) / 2 + 1
+        let wo = (w + 0 + 1 - (2 * (kw - 1) + 1)) / 1 + 1
+        let x = sample(n * ci * h * w, seed: 51), weight = sample(co * (ci / groups) * kh * kw, seed: 52)
+        let bias = sample(co, seed: 53)
+        let slots = Slots([x.count * 4, weight.count * 4, bias.count * 4, n * co * ho * wo * 4])
+        slots.set(0, x); slots.set(1, weight); slots.set(2, bias)
+        var program = NeuronProgram()
+        program.conv2d(.contiguous(slot: 3, dims: [n, co, ho, wo].map(UInt32.init)),
+                       .contiguous(slot: 0, dims: [n, ci, h, w].map(UInt32.init)),
+                       weight: .contiguous(slot: 1, dims: [co, ci / groups, kh, kw].map(UInt32.init)),
+                       bias: .contiguous(slot: 2, dims: [UInt32(co)]), window: window, relu: true)
+        try slots.run(program)
+        let got = slots.floats(3)
+        var want = [Float]()
+        let cig = ci / groups, perGroup = co / groups
+        for b in 0..<n { for o in 0..<co { for y in 0..<ho { for z in 0..<wo {
+            var acc: Float = 0
+            for c in 0..<cig { for i in 0..<kh {
+                let ih = y * 2 - 1 + i
+                guard ih >= 0, ih < h else { continue }
+                for j in 0..<kw {
+                    let iw = z - 0 + j * 2
+                    guard iw >= 0, iw < w else { continue }
+                    let product = x[((b * ci + (o / perGroup) * cig + c) * h + ih) * w + iw]
+                        * weight[((o * cig + c) * kh + i) * kw + j]
+                    acc = acc + product
+                }
+            } }
+            acc = acc + bias[o]
+            want.append(acc > 0 ? acc : 0)
+        } } } }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
+    }
+
+    @Test("max and average pooling with padding, and global pooling", arguments: NeuronPoolOp.allCases)
+    func pool(_ op: NeuronPoolOp) throws {
+        let (c, h, w) = (3, 5, 4)
+        let x = sample(c * h * w, seed: 61)
+        let slots = Slots([x.count * 4, c * 3 * 2 * 4, c * 4])
+        slots.set(0, x)
+        var program = NeuronProgram()
+        let input = NeuronTensorView.contiguous(slot: 0, dims: [1, UInt32(c), UInt32(h), UInt32(w)])
+        program.pool2d(op, .contiguous(slot: 1, dims: [1, UInt32(c), 3, 2]), input, kernel: (3, 3),
+                       window: NeuronWindow(stride: (2, 2), padding: (1, 1, 1, 0)))
+        program.pool2d(op, .contiguous(slot: 2, dims: [1, UInt32(c), 1, 1]), input, kernel: (UInt32(h), UInt32(w)))
+        try slots.run(program)
+        let got = slots.floats(1)
+        for ch in 0..<c { for y in 0..<3 { for z in 0..<2 {
+            var values = [Float]()
+            for i in 0..<3 { for j in 0..<3 {
+                let ih = y * 2 - 1 + i, iw = z * 2 - 1 + j
+                if ih >= 0, ih < h, iw >= 0, iw < w { values.append(x[(ch * h + ih) * w + iw]) }
+            } }
+            let want = op == .max ? values.dropFirst().reduce(values[0]) { $1 > $0 ? $1 : $0 }
+                                  : values.reduce(0) { $0 + $1 } / Float(values.count)
+            #expect(got[(ch * 3 + y) * 2 + z] == want)
+        } } }
+        for ch in 0..<c {
+            let plane = x[(ch * h * w)..<((ch + 1) * h * w)]
+            let want = op == .max ? plane.max() ?? 0 : plane.reduce(0) { $0 + $1 } / Float(h * w)
+            #expect(slots.floats(2)[ch] == want)
+        }
+    }
+
+    @Test("layernorm equals its definition")
+    func layerNorm() throws {
+        let (rows, d) = (3, 10)
+        let x = sample(rows * d, seed: 71), gamma = sample(d, seed: 72), beta = sample(d, seed: 73)
+        let slots = Slots([x.count * 4, d * 4, d * 4, x.count * 4])
+        slots.set(0, x); slots.set(1, gamma); slots.set(2, beta)
+        var program = NeuronProgram()
+        program.layerNorm(.contiguous(slot: 3, dims: [3, 10]), .contiguous(slot: 0, dims: [3, 10]),
+                          scale: .contiguous(slot: 1, dims: [10]), bias: .contiguous(slot: 2, dims: [10]), epsilon: 1e-5)
+        try slots.run(program)
+        let got = slots.floats(3)
+        for r in 0..<rows {
+            let row = Array(x[(r * d)..<((r + 1) * d)])
+            let mean = row.reduce(Float(0)) { $0 + $1 } / Float(d)
+            let variance = row.reduce(Float(0)) { acc, v in let t = v - mean; return acc + t * t }
+            let inv = 1 / (variance / Float(d) + 1e-5).squareRoot()
+            for j in 0..<d {
+                #expect(got[r * d + j] == (row[j] - mean) * inv * gamma[j] + beta[j])
+            }
+        }
+    }
+
+    @Test("gather looks rows up, negative indices from the end; a bad index faults")
+    func gather() throws {
+        let table = sample(5 * 3, seed: 81)
+        let slots = Slots([60, 16, 48])
+        slots.set(0, table)
+        let indices: [Int32] = [4, 0, -1, 2]
+        indices.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+        var program = NeuronProgram()
+        program.gather(.contiguous(slot: 2, dims: [2, 2, 3]), table: .contiguous(slot: 0, dims: [5, 3]),
+                       indices: .contiguous(slot: 1, dims: [2, 2], dtype: .int32))
+        try slots.run(program)
+        let rows = [4, 0, 4, 2]
+        #expect(slots.floats(2, count: 12) == rows.flatMap { Array(table[($0 * 3)..<($0 * 3 + 3)]) })
+
+        let bad: [Int32] = [1, 5, 0, 0]
+        bad.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+        do {
+            try slots.run(program)
+            Issue.record("an index past the table did not fault")
+        } catch {
+            #expect(error == NeuronProgramError(kind: .indexFault, index: 0))
+            #expect(Array(slots.floats(2, count: 6)[3...]) == [0, 0, 0])
+        }
+    }
+
+    @Test("casts: bf16 rounding, integer saturation and NaN")
+    func cast() throws {
+        let values: [Float] = [1.0039062, -3.5, .nan, 3e9, -3e9, 65504, 0.1]
+        let slots = Slots([28, 14, 28, 56, 28])
+        slots.set(0, values)
+        var program = NeuronProgram()
+        let n = UInt32(values.count)
+        program.cast(.contiguous(slot: 1, dims: [n], dtype: .bfloat16), .contiguous(slot: 0, dims: [n]))
+        program.cast(.contiguous(slot: 2, dims: [n], dtype: .int32), .contiguous(slot: 0, dims: [n]))
+        program.cast(.contiguous(slot: 3, dims: [n], dtype: .int64), .contiguous(slot: 2, dims: [n], dtype: .int32))
+        program.cast(.contiguous(slot: 4, dims: [n]), .contiguous(slot: 1, dims: [n], dtype: .bfloat16))
+        try slots.run(program)
+        let halves = Array(slots.buffers[1].bindMemory(to: UInt16.self).prefix(values.count))
+        #expect(halves[0] == bf16(1.0039062) && halves[1] == bf16(-3.5) && halves[2] == 0x7fc0)
+        #expect(Array(slots.buffers[2].bindMemory(to: Int32.self).prefix(values.count)) == [1, -3, 0, .max, .min, 65504, 0])
+        #expect(Array(slots.buffers[3].bindMemory(to: Int64.self).prefix(values.count)) == [1, -3, 0, 2_147_483_647, -2_147_483_648, 65504, 0])
+        let back = slots.floats(4, count: values.count)
+        #expect(back[1] == -3.5 && back[2].isNaN && back[6] == f32(fromBF16: bf16(0.1)))
+    }
+
+    @Test("matmul with bf16 inputs accumulates in f32 as defined")
+    func matmulBF16() throws {
+        let (m, k, n) = (5, 9, 4)
+        let a = sample(m * k, seed: 91).map(bf16), b = sample(k * n, seed: 92).map(bf16)
+        let slots = Slots([a.count * 2, b.count * 2, m * n * 4])
+        a.withUnsafeBytes { slots.buffers[0].copyMemory(from: $0) }
+        b.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+        var program = NeuronProgram()
+        program.matmul(.contiguous(slot: 2, dims: [5, 4]), .contiguous(slot: 0, dims: [5, 9], dtype: .bfloat16),
+                       .contiguous(slot: 1, dims: [9, 4], dtype: .bfloat16))
+        try slots.run(program)
+        var want = [Float]()
+        for i in 0..<m { for j in 0..<n {
+            var acc: Float = 0
+            for p in 0..<k { let product = f32(fromBF16: a[i * k + p]) * f32(fromBF16: b[p * n + j]); acc = acc + product }
+            want.append(acc)
+        } }
+        #expect(slots.floats(2) == want)
+    }
+
+    @Test("window and parameter errors are refused")
+    func windowErrors() {
+        func refused(_ build: (inout NeuronProgram) -> Void) -> NeuronProgramError? {
+            var program = NeuronProgram()
+            build(&program)
+            do { try Slots([4096, 4096]).run(program); return nil } catch { return error }
+        }
+        let x = NeuronTensorView.contiguous(slot: 0, dims: [1, 2, 4, 4])
+        #expect(refused { $0.pool2d(.max, .contiguous(slot: 1, dims: [1, 2, 2, 2]), x, kernel: (2, 2),
+                                    window: NeuronWindow(stride: (0, 2))) }?.kind == .parameter)
+        #expect(refused { $0.pool2d(.max, .contiguous(slot: 1, dims: [1, 2, 3, 3]), x, kernel: (2, 2),
+                                    window: NeuronWindow(stride: (2, 2), padding: (2, 0, 0, 0))) }?.kind == .parameter)
+        #expect(refused { $0.pool2d(.avg, .contiguous(slot: 1, dims: [1, 2, 3, 2]), x, kernel: (2, 2),
+                                    window: NeuronWindow(stride: (2, 2))) }?.kind == .operand)
+        #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
+                                    weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200)) }?.kind == nil)
+        #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
+                                    weight: .contiguous(slot: 1, dims: [3, 3, 2, 2], offset: 200)) }?.kind == .operand)
+        #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
+                                    weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200),
+                                    window: NeuronWindow(dilation: (0, 1))) }?.kind == .parameter)
+        #expect(refused { $0.layerNorm(.contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
+                                       scale: .contiguous(slot: 0, dims: [4]), bias: .contiguous(slot: 0, dims: [4]),
+                                       epsilon: -1) }?.kind == .parameter)
+        #expect(refused { $0.layerNorm(.contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
+                                       scale: .contiguous(slot: 0, dims: [4]), bias: .contiguous(slot: 0, dims: [4]),
+                                       epsilon: .infinity) }?.kind == .parameter)
+        #expect(refused { $0.gather(.contiguous(slot: 1, dims: [2, 4]), table: .contiguous(slot: 0, dims: [3, 4]),
+                                    indices: .contiguous(slot: 0, dims: [2])) }?.kind == .operand)
     }
 }

@@ -77,12 +77,28 @@ static s64 to_s64(float v)
 	return (s64)v;
 }
 
+static float bf16_to_f32(u16 h)
+{
+	union { u32 u; float f; } b = { .u = (u32)h << 16 };
+
+	return b.f;
+}
+
+/* f32 to bf16, round to nearest even; NaN stays a quiet NaN. */
+static u16 f32_to_bf16(float v)
+{
+	union { float f; u32 u; } b = { .f = v };
+
+	if (v != v)
+		return 0x7fc0;
+	return (u16)((b.u + 0x7fff + ((b.u >> 16) & 1)) >> 16);
+}
+
 static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn *in,
 		    const struct neuron_engine_slot *slots)
 {
 	u8 *base = slots[o->slot].base;
 	float v = in->fparam[0];
-	union { float f; u32 u; } bits = { .f = v };
 	struct walk w;
 
 	walk_init(&w, o);
@@ -93,8 +109,8 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 		case NEURON_DT_F32:
 			((float *)base)[off] = v;
 			break;
-		case NEURON_DT_BF16:	/* round to nearest even */
-			((u16 *)base)[off] = (u16)((bits.u + 0x7fff + ((bits.u >> 16) & 1)) >> 16);
+		case NEURON_DT_BF16:
+			((u16 *)base)[off] = f32_to_bf16(v);
 			break;
 		case NEURON_DT_I32:
 			((s32 *)base)[off] = to_s32(v);
@@ -190,7 +206,9 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 {
 	u32 r = o->rank, batches = r == 3 ? o->dims[0] : 1;
 	u32 M = o->dims[r - 2], N = o->dims[r - 1], K = a->dims[r - 1];
-	const float *pa = f32(slots, a), *pb = f32(slots, b), *pbias = bias ? f32(slots, bias) : NULL;
+	const void *pa = slots[a->slot].base, *pb = slots[b->slot].base;
+	const float *pbias = bias ? f32(slots, bias) : NULL;
+	int half = a->dtype == NEURON_DT_BF16;
 	float *po = f32(slots, o);
 	u32 bt, m, n, k;
 
@@ -201,12 +219,15 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 
 		for (m = 0; m < M; m++) {
 			for (n = 0; n < N; n++) {
-				const float *ap = pa + ab + m * a->strides[r - 2];
-				const float *bp = pb + bb + n * b->strides[r - 1];
+				u64 ai = ab + m * a->strides[r - 2];
+				u64 bi = bb + n * b->strides[r - 1];
 				float acc = 0.0f;
 
 				for (k = 0; k < K; k++) {
-					float p = ap[k * a->strides[r - 1]] * bp[k * b->strides[r - 2]];
+					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
+					float p = half ? bf16_to_f32(((const u16 *)pa)[x]) *
+							 bf16_to_f32(((const u16 *)pb)[y])
+						       : ((const float *)pa)[x] * ((const float *)pb)[y];
 
 					acc = acc + p;
 				}
@@ -274,13 +295,255 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 	} while (walk_next(&w));
 }
 
-void neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
+/* A value of any dtype, as the widest type of its kind. */
+struct scalar {
+	int integer;
+	s64 i;
+	float f;
+};
+
+static struct scalar load(const void *base, u32 dtype, u64 off)
+{
+	struct scalar v = { 0, 0, 0.0f };
+
+	switch (dtype) {
+	case NEURON_DT_F32: v.f = ((const float *)base)[off]; break;
+	case NEURON_DT_BF16: v.f = bf16_to_f32(((const u16 *)base)[off]); break;
+	case NEURON_DT_I32: v.integer = 1; v.i = ((const s32 *)base)[off]; break;
+	case NEURON_DT_I64: v.integer = 1; v.i = ((const s64 *)base)[off]; break;
+	}
+	return v;
+}
+
+static void store(void *base, u32 dtype, u64 off, struct scalar v)
+{
+	switch (dtype) {
+	case NEURON_DT_F32:
+		((float *)base)[off] = v.integer ? (float)v.i : v.f;
+		break;
+	case NEURON_DT_BF16:
+		((u16 *)base)[off] = f32_to_bf16(v.integer ? (float)v.i : v.f);
+		break;
+	case NEURON_DT_I32:
+		((s32 *)base)[off] = !v.integer ? to_s32(v.f) :
+			v.i > 0x7fffffff ? 0x7fffffff : v.i < -0x7fffffffLL - 1 ? -0x7fffffff - 1 : (s32)v.i;
+		break;
+	case NEURON_DT_I64:
+		((s64 *)base)[off] = v.integer ? v.i : to_s64(v.f);
+		break;
+	}
+}
+
+static void op_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+		    const struct neuron_engine_slot *slots)
+{
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		store(slots[o->slot].base, o->dtype, at(&w, o),
+		      load(slots[a->slot].base, a->dtype, at(&w, a)));
+	} while (walk_next(&w));
+}
+
+/* out[i..., d] = table[index[i...], d]; a negative index counts from the end. */
+static u32 op_gather(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *t,
+		     const struct neuron_tensor_desc *ix, const struct neuron_engine_slot *slots)
+{
+	u32 size = t->dtype == NEURON_DT_BF16 ? 2 : t->dtype == NEURON_DT_I64 ? 8 : 4;
+	u32 rows = t->dims[0], width = t->dims[1], d, byte, r = ix->rank;
+	u8 *out = slots[o->slot].base;
+	const u8 *table = slots[t->slot].base;
+	u32 fault = 0;
+	struct walk w;
+
+	walk_init(&w, ix);
+	do {
+		s64 idx = load(slots[ix->slot].base, ix->dtype, at(&w, ix)).i;
+		u64 obase = o->offset;
+		u32 i;
+
+		for (i = 0; i < r; i++)
+			obase += (u64)w.idx[i] * o->strides[i];
+		if (idx < 0)
+			idx += rows;
+		for (d = 0; d < width; d++) {
+			u8 *dst = out + (obase + d * o->strides[r]) * size;
+
+			if (idx < 0 || idx >= rows) {
+				fault = NEURON_ISA_FAULT_INDEX;
+				for (byte = 0; byte < size; byte++)
+					dst[byte] = 0;
+				continue;
+			}
+			for (byte = 0; byte < size; byte++)
+				dst[byte] = table[(t->offset + (u64)idx * t->strides[0] +
+						   d * t->strides[1]) * size + byte];
+		}
+	} while (walk_next(&w));
+	return fault;
+}
+
+/* Over the last axis: mean, then variance, each summed first to last. */
+static void op_layernorm(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			 const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *g,
+			 const struct neuron_tensor_desc *b, const struct neuron_engine_slot *slots)
+{
+	u32 last = a->rank - 1, len = a->dims[last], j;
+	const float *pa = f32(slots, a), *pg = f32(slots, g), *pb = f32(slots, b);
+	float *po = f32(slots, o);
+	struct walk w;
+
+	walk_init(&w, a);
+	w.dims[last] = 1;
+	do {
+		const float *row = pa + at(&w, a);
+		float *out = po + at(&w, o);
+		float sum = 0.0f, var = 0.0f, mean, inv;
+
+		for (j = 0; j < len; j++)
+			sum = sum + row[j * a->strides[last]];
+		mean = sum / (float)len;
+		for (j = 0; j < len; j++) {
+			float dlt = row[j * a->strides[last]] - mean;
+
+			var = var + dlt * dlt;
+		}
+		inv = 1.0f / neuron_sqrtf(var / (float)len + in->fparam[0]);
+		for (j = 0; j < len; j++) {
+			float y = (row[j * a->strides[last]] - mean) * inv;
+
+			out[j * o->strides[last]] = y * pg[g->offset + j * g->strides[0]] +
+						    pb[b->offset + j * b->strides[0]];
+		}
+	} while (walk_next(&w));
+}
+
+/* Element (n, c, h, w) of a rank-4 view. */
+static u64 at4(const struct neuron_tensor_desc *d, u64 n, u64 c, u64 h, u64 w)
+{
+	return d->offset + n * d->strides[0] + c * d->strides[1] + h * d->strides[2] +
+	       w * d->strides[3];
+}
+
+/*
+ * Each output sums over input channels of its group, then kernel rows,
+ * then kernel columns, in that order (padding contributes nothing), then
+ * adds the bias, then applies relu.
+ */
+static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+		      const struct neuron_tensor_desc *x, const struct neuron_tensor_desc *wt,
+		      const struct neuron_tensor_desc *bias, const struct neuron_engine_slot *slots)
+{
+	const u32 *p = in->iparam;
+	u32 N = o->dims[0], Co = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
+	u32 H = x->dims[2], W = x->dims[3], Cig = wt->dims[1], Kh = wt->dims[2], Kw = wt->dims[3];
+	u32 groups = x->dims[1] / Cig, per_group = Co / groups;
+	const float *px = f32(slots, x), *pw = f32(slots, wt), *pb = bias ? f32(slots, bias) : NULL;
+	float *po = f32(slots, o);
+	u32 n, co, ho, wo, ci, kh, kw;
+
+	for (n = 0; n < N; n++)
+	for (co = 0; co < Co; co++) {
+		u32 c0 = (co / per_group) * Cig;
+
+		for (ho = 0; ho < Ho; ho++)
+		for (wo = 0; wo < Wo; wo++) {
+			float acc = 0.0f;
+
+			for (ci = 0; ci < Cig; ci++)
+			for (kh = 0; kh < Kh; kh++) {
+				s64 ih = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP] +
+					 (s64)kh * p[NEURON_WIN_DILATION_H];
+
+				if (ih < 0 || ih >= H)
+					continue;
+				for (kw = 0; kw < Kw; kw++) {
+					s64 iw = (s64)wo * p[NEURON_WIN_STRIDE_W] - p[NEURON_WIN_PAD_LEFT] +
+						 (s64)kw * p[NEURON_WIN_DILATION_W];
+					float prod;
+
+					if (iw < 0 || iw >= W)
+						continue;
+					prod = px[at4(x, n, c0 + ci, ih, iw)] * pw[at4(wt, co, ci, kh, kw)];
+					acc = acc + prod;
+				}
+			}
+			if (pb)
+				acc = acc + pb[bias->offset + co * bias->strides[0]];
+			if ((in->flags & NEURON_CONV_RELU) && !(acc > 0.0f))
+				acc = acc != acc ? acc : 0.0f;
+			po[at4(o, n, co, ho, wo)] = acc;
+		}
+	}
+}
+
+/* MAX and AVG over each window, rows then columns; padding is skipped. */
+static void op_pool2d(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+		      const struct neuron_tensor_desc *x, const struct neuron_engine_slot *slots)
+{
+	const u32 *p = in->iparam;
+	u32 N = o->dims[0], C = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
+	u32 H = x->dims[2], W = x->dims[3], Kh = p[NEURON_WIN_KERNEL_H], Kw = p[NEURON_WIN_KERNEL_W];
+	const float *px = f32(slots, x);
+	float *po = f32(slots, o);
+	u32 n, c, ho, wo, kh, kw;
+
+	for (n = 0; n < N; n++)
+	for (c = 0; c < C; c++)
+	for (ho = 0; ho < Ho; ho++)
+	for (wo = 0; wo < Wo; wo++) {
+		float acc = 0.0f;
+		u32 count = 0;
+
+		for (kh = 0; kh < Kh; kh++) {
+			s64 ih = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP] + kh;
+
+			if (ih < 0 || ih >= H)
+				continue;
+			for (kw = 0; kw < Kw; kw++) {
+				s64 iw = (s64)wo * p[NEURON_WIN_STRIDE_W] - p[NEURON_WIN_PAD_LEFT] + kw;
+				float v;
+
+				if (iw < 0 || iw >= W)
+					continue;
+				v = px[at4(x, n, c, ih, iw)];
+				if (in->sub == NEURON_POOL_MAX)
+					acc = !count || v > acc || v != v ? v : acc;
+				else
+					acc = acc + v;
+				count++;
+			}
+		}
+		if (in->sub == NEURON_POOL_AVG)
+			acc = acc / (float)((in->flags & NEURON_POOL_COUNT_PAD) ? Kh * Kw : count);
+		po[at4(o, n, c, ho, wo)] = acc;
+	}
+}
+
+u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 			const struct neuron_engine_slot *slots)
 {
 	const struct neuron_insn *in = &prog->insns[index];
 	const struct neuron_tensor_desc *d = prog->descs;
+	const struct neuron_tensor_desc *o = &d[in->operand[0]];
 
 	switch (in->opcode) {
+	case NEURON_OP_CAST:
+		op_cast(o, &d[in->operand[1]], slots);
+		break;
+	case NEURON_OP_GATHER:
+		return op_gather(o, &d[in->operand[1]], &d[in->operand[2]], slots);
+	case NEURON_OP_LAYERNORM:
+		op_layernorm(in, o, &d[in->operand[1]], &d[in->operand[2]], &d[in->operand[3]], slots);
+		break;
+	case NEURON_OP_CONV2D:
+		op_conv2d(in, o, &d[in->operand[1]], &d[in->operand[2]],
+			  in->flags & NEURON_CONV_BIAS ? &d[in->operand[3]] : NULL, slots);
+		break;
+	case NEURON_OP_POOL2D:
+		op_pool2d(in, o, &d[in->operand[1]], slots);
+		break;
 	case NEURON_OP_NOP:
 		break;
 	case NEURON_OP_FILL:
@@ -304,4 +567,5 @@ void neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 		op_rows(in, &d[in->operand[0]], &d[in->operand[1]], slots);
 		break;
 	}
+	return NEURON_ISA_OK;
 }

@@ -90,21 +90,124 @@ static int same_dims(const struct neuron_tensor_desc *a, const struct neuron_ten
 	return 1;
 }
 
-/* Operands an opcode uses (operand[0] is always the output). */
-static const u8 operand_count[NEURON_OP_COUNT] = {
-	[NEURON_OP_NOP] = 0, [NEURON_OP_FILL] = 1, [NEURON_OP_COPY] = 2,
-	[NEURON_OP_BINARY] = 3, [NEURON_OP_UNARY] = 2, [NEURON_OP_MATMUL] = 3,
-	[NEURON_OP_REDUCE] = 2, [NEURON_OP_SOFTMAX] = 2,
-};
-
 static int is_f32(const struct neuron_tensor_desc *d)
 {
 	return d->dtype == NEURON_DT_F32;
 }
 
+/* Operands an opcode always uses (operand[0] is the output). */
+static const u8 operand_count[NEURON_OP_COUNT] = {
+	[NEURON_OP_NOP] = 0, [NEURON_OP_FILL] = 1, [NEURON_OP_COPY] = 2,
+	[NEURON_OP_BINARY] = 3, [NEURON_OP_UNARY] = 2, [NEURON_OP_MATMUL] = 3,
+	[NEURON_OP_REDUCE] = 2, [NEURON_OP_SOFTMAX] = 2, [NEURON_OP_CAST] = 2,
+	[NEURON_OP_GATHER] = 3, [NEURON_OP_LAYERNORM] = 4, [NEURON_OP_CONV2D] = 3,
+	[NEURON_OP_POOL2D] = 2,
+};
+
+/* Flags each opcode knows; operand[3] is used when it has a bias. */
+static const u16 known_flags[NEURON_OP_COUNT] = {
+	[NEURON_OP_MATMUL] = NEURON_MATMUL_BIAS,
+	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU,
+	[NEURON_OP_POOL2D] = NEURON_POOL_COUNT_PAD,
+};
+
+static int has_bias(const struct neuron_insn *in)
+{
+	return (in->opcode == NEURON_OP_MATMUL && (in->flags & NEURON_MATMUL_BIAS)) ||
+	       (in->opcode == NEURON_OP_CONV2D && (in->flags & NEURON_CONV_BIAS));
+}
+
+/* Float parameter bits: used only as the opcode says, without FP math. */
+static u32 f32_bits(float f)
+{
+	union { float f; u32 u; } b = { .f = f };
+
+	return b.u;
+}
+
+/*
+ * Output extent of a window over @in: (in + pads - span) / stride + 1,
+ * where span = dilation * (kernel - 1) + 1. 0 when the window does not fit.
+ */
+static u64 window_out(u64 in, u64 pad_a, u64 pad_b, u64 kernel, u64 dilation, u64 stride)
+{
+	u64 span = dilation * (kernel - 1) + 1, total = in + pad_a + pad_b;
+
+	if (!kernel || !dilation || !stride || total < span)
+		return 0;
+	return (total - span) / stride + 1;
+}
+
+static u32 check_window(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			const struct neuron_tensor_desc *a, u64 kh, u64 kw, u64 dh, u64 dw)
+{
+	const u32 *p = in->iparam;
+	u32 i;
+
+	for (i = NEURON_WIN_PAD_TOP; i <= NEURON_WIN_PAD_RIGHT; i++)
+		if (p[i] > 65535)
+			return NEURON_ISA_E_PARAM;
+	if (!p[NEURON_WIN_STRIDE_H] || !p[NEURON_WIN_STRIDE_W] || kh > 65535 || kw > 65535 ||
+	    dh > 65535 || dw > 65535)
+		return NEURON_ISA_E_PARAM;
+	if (window_out(a->dims[2], p[NEURON_WIN_PAD_TOP], p[NEURON_WIN_PAD_BOTTOM], kh, dh,
+		       p[NEURON_WIN_STRIDE_H]) != o->dims[2] ||
+	    window_out(a->dims[3], p[NEURON_WIN_PAD_LEFT], p[NEURON_WIN_PAD_RIGHT], kw, dw,
+		       p[NEURON_WIN_STRIDE_W]) != o->dims[3])
+		return o->dims[2] && kh && kw && dh && dw ? NEURON_ISA_E_OPERAND : NEURON_ISA_E_PARAM;
+	return NEURON_ISA_OK;
+}
+
+static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
+	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *w = &descs[in->operand[2]];
+	u32 groups;
+
+	if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) ||
+	    o->rank != 4 || x->rank != 4 || w->rank != 4)
+		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
+	if (x->dims[1] % w->dims[1])
+		return NEURON_ISA_E_OPERAND;
+	groups = x->dims[1] / w->dims[1];
+	if (o->dims[0] != x->dims[0] || o->dims[1] != w->dims[0] || w->dims[0] % groups)
+		return NEURON_ISA_E_OPERAND;
+	if (in->flags & NEURON_CONV_BIAS) {
+		const struct neuron_tensor_desc *b = &descs[in->operand[3]];
+
+		if (!is_f32(b) || b->rank != 1 || b->dims[0] != o->dims[1])
+			return NEURON_ISA_E_OPERAND;
+	}
+	if (!in->iparam[NEURON_WIN_DILATION_H] || !in->iparam[NEURON_WIN_DILATION_W])
+		return NEURON_ISA_E_PARAM;
+	return check_window(in, o, x, w->dims[2], w->dims[3],
+			    in->iparam[NEURON_WIN_DILATION_H], in->iparam[NEURON_WIN_DILATION_W]);
+}
+
+static u32 check_pool(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
+	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
+	const u32 *p = in->iparam;
+
+	if (in->sub >= NEURON_POOL_COUNT)
+		return NEURON_ISA_E_OPCODE;
+	if (!is_f32(o) || !is_f32(x) || o->rank != 4 || x->rank != 4 ||
+	    o->dims[0] != x->dims[0] || o->dims[1] != x->dims[1])
+		return NEURON_ISA_E_OPERAND;
+	/* Every window must hold at least one element of the input. */
+	if (!p[NEURON_WIN_KERNEL_H] || !p[NEURON_WIN_KERNEL_W] ||
+	    p[NEURON_WIN_PAD_TOP] >= p[NEURON_WIN_KERNEL_H] ||
+	    p[NEURON_WIN_PAD_BOTTOM] >= p[NEURON_WIN_KERNEL_H] ||
+	    p[NEURON_WIN_PAD_LEFT] >= p[NEURON_WIN_KERNEL_W] ||
+	    p[NEURON_WIN_PAD_RIGHT] >= p[NEURON_WIN_KERNEL_W])
+		return NEURON_ISA_E_PARAM;
+	return check_window(in, o, x, p[NEURON_WIN_KERNEL_H], p[NEURON_WIN_KERNEL_W], 1, 1);
+}
+
 /* Shapes for MATMUL: out[B?,M,N] = a[B?,M,K] x b[B?,K,N] (+ bias[N]). */
-static int check_matmul(const struct neuron_program_header *h,
-			const struct neuron_tensor_desc *descs,
+static int check_matmul(const struct neuron_tensor_desc *descs,
 			const struct neuron_insn *in)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
@@ -112,9 +215,8 @@ static int check_matmul(const struct neuron_program_header *h,
 	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
 	u32 r = o->rank;
 
-	if (in->flags & ~NEURON_MATMUL_BIAS)
-		return NEURON_ISA_E_OPCODE;
-	if (!is_f32(o) || !is_f32(a) || !is_f32(b))
+	if (!is_f32(o) || a->dtype != b->dtype ||
+	    (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16))
 		return NEURON_ISA_E_OPERAND;
 	if ((r != 2 && r != 3) || a->rank != r || b->rank != r)
 		return NEURON_ISA_E_OPERAND;
@@ -124,15 +226,10 @@ static int check_matmul(const struct neuron_program_header *h,
 	    a->dims[r - 1] != b->dims[r - 2])
 		return NEURON_ISA_E_OPERAND;
 	if (in->flags & NEURON_MATMUL_BIAS) {
-		const struct neuron_tensor_desc *bias;
+		const struct neuron_tensor_desc *bias = &descs[in->operand[3]];
 
-		if (in->operand[3] >= h->desc_count)
-			return NEURON_ISA_E_OPERAND;
-		bias = &descs[in->operand[3]];
 		if (!is_f32(bias) || bias->rank != 1 || bias->dims[0] != o->dims[r - 1])
 			return NEURON_ISA_E_OPERAND;
-	} else if (in->operand[3]) {
-		return NEURON_ISA_E_OPERAND;
 	}
 	return NEURON_ISA_OK;
 }
@@ -142,21 +239,28 @@ static u32 check_insn(const struct neuron_program_header *h,
 		      const struct neuron_insn *in)
 {
 	const struct neuron_tensor_desc *o, *a, *b;
-	u32 i, n;
+	u32 i, n, fparams = 0, window = 0;
 
-	if (in->opcode >= NEURON_OP_COUNT || in->pad || in->reserved[0] ||
-	    in->reserved[1] || in->reserved[2])
+	if (in->opcode >= NEURON_OP_COUNT || in->pad || (in->flags & ~known_flags[in->opcode]))
 		return NEURON_ISA_E_OPCODE;
-	n = operand_count[in->opcode];
+	n = has_bias(in) ? 4 : operand_count[in->opcode];
 	for (i = 0; i < 4; i++) {
 		if (i < n && in->operand[i] >= h->desc_count)
 			return NEURON_ISA_E_OPERAND;
-		if (i >= n && in->operand[i] &&
-		    !(in->opcode == NEURON_OP_MATMUL && i == 3))
+		if (i >= n && in->operand[i])
 			return NEURON_ISA_E_OPERAND;
 	}
-	if (in->opcode != NEURON_OP_MATMUL && in->flags)
-		return NEURON_ISA_E_OPCODE;
+	/* Parameters an opcode does not use must be zero. */
+	if (in->opcode == NEURON_OP_FILL || in->opcode == NEURON_OP_UNARY ||
+	    in->opcode == NEURON_OP_LAYERNORM)
+		fparams = 1;
+	if (in->opcode == NEURON_OP_CONV2D || in->opcode == NEURON_OP_POOL2D)
+		window = 1;
+	if (f32_bits(in->fparam[1]) || (!fparams && f32_bits(in->fparam[0])))
+		return NEURON_ISA_E_PARAM;
+	for (i = 0; !window && i < 8; i++)
+		if (in->iparam[i])
+			return NEURON_ISA_E_PARAM;
 	o = n > 0 ? &descs[in->operand[0]] : NULL;
 	a = n > 1 ? &descs[in->operand[1]] : NULL;
 	b = n > 2 ? &descs[in->operand[2]] : NULL;
@@ -180,7 +284,7 @@ static u32 check_insn(const struct neuron_program_header *h,
 			return NEURON_ISA_E_OPCODE;
 		return is_f32(o) && is_f32(a) && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
 	case NEURON_OP_MATMUL:
-		return in->sub ? NEURON_ISA_E_OPCODE : (u32)check_matmul(h, descs, in);
+		return in->sub ? NEURON_ISA_E_OPCODE : (u32)check_matmul(descs, in);
 	case NEURON_OP_REDUCE:
 		if (in->sub >= NEURON_RED_COUNT)
 			return NEURON_ISA_E_OPCODE;
@@ -196,6 +300,41 @@ static u32 check_insn(const struct neuron_program_header *h,
 			return NEURON_ISA_E_OPCODE;
 		return is_f32(o) && is_f32(a) && a->rank && same_dims(o, a)
 			? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
+	case NEURON_OP_CAST:
+		if (in->sub)
+			return NEURON_ISA_E_OPCODE;
+		return same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
+	case NEURON_OP_GATHER:
+		/* out[i..., d] = a[b[i...], d]: a is [V, D], b holds indices. */
+		if (in->sub)
+			return NEURON_ISA_E_OPCODE;
+		if (a->rank != 2 || (b->dtype != NEURON_DT_I32 && b->dtype != NEURON_DT_I64) ||
+		    b->rank >= NEURON_MAX_RANK || o->rank != b->rank + 1 || o->dtype != a->dtype ||
+		    o->dims[b->rank] != a->dims[1])
+			return NEURON_ISA_E_OPERAND;
+		for (i = 0; i < b->rank; i++)
+			if (o->dims[i] != b->dims[i])
+				return NEURON_ISA_E_OPERAND;
+		return NEURON_ISA_OK;
+	case NEURON_OP_LAYERNORM: {
+		const struct neuron_tensor_desc *c = &descs[in->operand[3]];
+		u32 eps = f32_bits(in->fparam[0]);
+
+		if (in->sub)
+			return NEURON_ISA_E_OPCODE;
+		/* epsilon: finite and not negative */
+		if ((eps >> 31) || ((eps >> 23) & 0xff) == 0xff)
+			return NEURON_ISA_E_PARAM;
+		if (!is_f32(o) || !is_f32(a) || !a->rank || !same_dims(o, a) || !is_f32(b) ||
+		    !is_f32(c) || b->rank != 1 || c->rank != 1 ||
+		    b->dims[0] != a->dims[a->rank - 1] || c->dims[0] != a->dims[a->rank - 1])
+			return NEURON_ISA_E_OPERAND;
+		return NEURON_ISA_OK;
+	}
+	case NEURON_OP_CONV2D:
+		return check_conv(in, descs);
+	case NEURON_OP_POOL2D:
+		return check_pool(in, descs);
 	}
 	return NEURON_ISA_E_OPCODE;
 }
@@ -242,4 +381,40 @@ int neuron_engine_validate(const void *image, u64 size,
 	prog->desc_count = h->desc_count;
 	prog->insn_count = h->insn_count;
 	return 0;
+}
+
+static u64 sat_mul(u64 a, u64 b)
+{
+	u64 r;
+
+	return mul_ovf(a, b, &r) ? ~0ULL : r;
+}
+
+u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_tensor_desc *d = prog->descs;
+	const struct neuron_tensor_desc *o, *a, *b;
+	u64 out;
+
+	if (in->opcode == NEURON_OP_NOP)
+		return 1;
+	o = &d[in->operand[0]];
+	out = neuron_engine_desc_elements(o);
+	switch (in->opcode) {
+	case NEURON_OP_MATMUL:
+		a = &d[in->operand[1]];
+		return sat_mul(out, a->dims[a->rank - 1]);
+	case NEURON_OP_CONV2D:
+		b = &d[in->operand[2]];
+		return sat_mul(out, (u64)b->dims[1] * b->dims[2] * b->dims[3]);
+	case NEURON_OP_POOL2D:
+		return sat_mul(out, (u64)in->iparam[NEURON_WIN_KERNEL_H] * in->iparam[NEURON_WIN_KERNEL_W]);
+	case NEURON_OP_REDUCE:
+	case NEURON_OP_SOFTMAX:
+	case NEURON_OP_LAYERNORM:
+		return sat_mul(neuron_engine_desc_elements(&d[in->operand[1]]), 3);
+	default:
+		return out;
+	}
 }

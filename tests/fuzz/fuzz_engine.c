@@ -31,7 +31,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(slots[i].base, 0x3f, slot_sizes[i]);
 	}
 	if (neuron_engine_validate(image, size, slots, 3, &prog, &status) == 0) {
+		/* Valid programs may be arbitrarily long (2^40-element broadcasts):
+		 * run those within a work budget, as a job timeout would. */
+		u64 work = 0;
+
 		for (i = 0; i < prog.insn_count; i++)
+			work += neuron_engine_insn_cost(&prog, i) > (1u << 22) ? (1u << 22) :
+				neuron_engine_insn_cost(&prog, i);
+		for (i = 0; i < prog.insn_count && work <= (1u << 22); i++)
 			neuron_engine_step(&prog, i, slots);
 	} else if (status.error == NEURON_ISA_OK) {
 		abort();	/* refused without a reason */

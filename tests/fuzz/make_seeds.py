@@ -7,7 +7,8 @@ import struct
 import sys
 
 MAGIC, VERSION = 0x4153494E, 1
-F32 = 1
+F32, BF16, I32, I64 = 1, 2, 3, 4
+NAN = float("nan")
 
 
 def desc(slot, dims, offset=0, dtype=F32, strides=None):
@@ -21,8 +22,8 @@ def desc(slot, dims, offset=0, dtype=F32, strides=None):
     return struct.pack("<HBBIQ6I6Q", slot, dtype, len(dims), 0, offset, *d6, *s6)
 
 
-def insn(opcode, sub=0, flags=0, operands=(0, 0, 0, 0), fparam=(0.0, 0.0)):
-    return struct.pack("<BBHI4I2f3Q", opcode, sub, flags, 0, *operands, *fparam, 0, 0, 0)
+def insn(opcode, sub=0, flags=0, operands=(0, 0, 0, 0), fparam=(0.0, 0.0), iparam=(0,) * 8):
+    return struct.pack("<BBHI4I2f8I", opcode, sub, flags, 0, *operands, *fparam, *iparam)
 
 
 def program(descs, insns):
@@ -41,6 +42,20 @@ SEEDS = {
                       [insn(5, flags=1, operands=(2, 0, 1, 3))]),
     "rows": program([desc(0, [4, 8]), desc(1, [4, 1]), desc(1, [4, 8], offset=8)],
                     [insn(6, sub=s, operands=(1, 0, 0, 0)) for s in range(4)] + [insn(7, operands=(2, 0, 0, 0))]),
+    "fill_nan_to_int": program([desc(0, [4], dtype=I32), desc(0, [2], dtype=I64, offset=4)],
+                               [insn(1, operands=(0, 0, 0, 0), fparam=(NAN, 0)), insn(1, operands=(1, 0, 0, 0), fparam=(-1e30, 0))]),
+    "cast_gather": program([desc(0, [4, 4]), desc(1, [4, 4], dtype=BF16), desc(2, [3], dtype=I32),
+                            desc(1, [3, 4], offset=64)],
+                           [insn(8, operands=(1, 0, 0, 0)), insn(1, operands=(2, 0, 0, 0), fparam=(2, 0)),
+                            insn(9, operands=(3, 0, 2, 0))]),
+    "layernorm": program([desc(0, [4, 8]), desc(1, [4, 8]), desc(2, [8]), desc(2, [8], offset=8)],
+                         [insn(10, operands=(1, 0, 2, 3), fparam=(1e-5, 0))]),
+    "conv_pool": program([desc(1, [1, 2, 6, 6]), desc(0, [4, 2, 2, 2]), desc(2, [4]),
+                          desc(1, [1, 4, 5, 5], offset=72), desc(1, [1, 4, 3, 3], offset=172)],
+                         [insn(11, flags=3, operands=(3, 0, 1, 2), iparam=(1, 1, 0, 0, 0, 0, 1, 1)),
+                          insn(12, sub=0, operands=(4, 3, 0, 0), iparam=(2, 2, 1, 1, 1, 1, 3, 3))]),
+    "matmul_bf16": program([desc(1, [4, 8], dtype=BF16), desc(1, [8, 4], dtype=BF16, offset=64), desc(0, [4, 4])],
+                           [insn(5, operands=(2, 0, 1, 0))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")

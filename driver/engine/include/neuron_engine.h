@@ -47,10 +47,19 @@ int neuron_engine_validate(const void *image, u64 size,
 /*
  * Run instruction @index of a validated program. Touches only the bound
  * slots' memory, within the ranges validation checked. In the kernel,
- * call between kernel_fpu_begin() and kernel_fpu_end().
+ * call between kernel_fpu_begin() and kernel_fpu_end(). Returns 0, or a
+ * data-dependent fault (NEURON_ISA_FAULT_*); the instruction then still
+ * completes, with zeros where the fault was.
  */
-void neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
+u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 			const struct neuron_engine_slot *slots);
+
+/*
+ * Work of instruction @index of a validated program, in element
+ * operations (a MATMUL costs M*N*K): for scheduling, bounded sections
+ * and refusing work over a budget. Saturates at U64_MAX.
+ */
+u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index);
 
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);

@@ -85,6 +85,11 @@ enum neuron_opcode {
 	NEURON_OP_MATMUL = 5,		/* out[b,m,n] = sum_k a[b,m,k] * b[b,k,n] (+ bias[n]) */
 	NEURON_OP_REDUCE = 6,		/* out = <sub> of a over its last axis */
 	NEURON_OP_SOFTMAX = 7,		/* out = softmax of a over its last axis */
+	NEURON_OP_CAST = 8,		/* out = a converted to out's dtype */
+	NEURON_OP_GATHER = 9,		/* out[i..., :] = a[b[i...], :] (embedding lookup) */
+	NEURON_OP_LAYERNORM = 10,	/* out = (a - mean) / sqrt(var + eps) * b + c, last axis */
+	NEURON_OP_CONV2D = 11,		/* out[N,Co,Ho,Wo] = a[N,Ci,H,W] conv b[Co,Ci/g,Kh,Kw] (+ c[Co]) */
+	NEURON_OP_POOL2D = 12,		/* out[N,C,Ho,Wo] = <sub> pool of a[N,C,H,W] */
 	NEURON_OP_COUNT
 };
 
@@ -104,18 +109,36 @@ enum neuron_reduce_op {
 	NEURON_RED_SUM, NEURON_RED_MEAN, NEURON_RED_MAX, NEURON_RED_MIN, NEURON_RED_COUNT
 };
 
-/* NEURON_OP_MATMUL flags. */
+enum neuron_pool_op {
+	NEURON_POOL_MAX, NEURON_POOL_AVG, NEURON_POOL_COUNT
+};
+
+/* NEURON_OP_MATMUL and NEURON_OP_CONV2D flags. */
 #define NEURON_MATMUL_BIAS	0x1	/* operand[3] is a bias over n */
+#define NEURON_CONV_BIAS	0x1	/* operand[3] is a bias over Co */
+#define NEURON_CONV_RELU	0x2	/* relu after the bias */
+/* NEURON_OP_POOL2D flags. */
+#define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
+
+/* iparam of NEURON_OP_CONV2D and NEURON_OP_POOL2D. */
+enum neuron_window_param {
+	NEURON_WIN_STRIDE_H, NEURON_WIN_STRIDE_W,
+	NEURON_WIN_PAD_TOP, NEURON_WIN_PAD_LEFT, NEURON_WIN_PAD_BOTTOM, NEURON_WIN_PAD_RIGHT,
+	NEURON_WIN_DILATION_H, NEURON_WIN_DILATION_W,	/* CONV2D */
+	NEURON_WIN_KERNEL_H = 6, NEURON_WIN_KERNEL_W = 7,	/* POOL2D */
+};
 
 /**
- * struct neuron_insn - one instruction
+ * struct neuron_insn - one instruction (64 bytes)
  * @opcode:  enum neuron_opcode
  * @sub:     the operation within the opcode (enum neuron_binary_op, ...)
  * @flags:   opcode-specific flags; unknown bits must be 0
  * @pad:     must be 0
  * @operand: descriptor indices; operand[0] is the output; unused ones 0
- * @fparam:  float parameters (FILL value, LEAKY_RELU slope); unused 0
- * @reserved: must be 0
+ * @fparam:  float parameters (FILL value, LEAKY_RELU slope, LAYERNORM
+ *           epsilon); unused ones 0
+ * @iparam:  integer parameters (CONV2D and POOL2D windows, enum
+ *           neuron_window_param); unused ones 0
  */
 struct neuron_insn {
 	__u8 opcode;
@@ -124,7 +147,7 @@ struct neuron_insn {
 	__u32 pad;
 	__u32 operand[4];
 	float fparam[2];
-	__u64 reserved[3];
+	__u32 iparam[8];
 };
 
 /* Validation results: 0, or where and why a program is refused. */
@@ -136,6 +159,9 @@ enum neuron_isa_error {
 	NEURON_ISA_E_SLOT,		/* a descriptor names an unbound slot */
 	NEURON_ISA_E_OPCODE,		/* unknown opcode, sub-op or flags */
 	NEURON_ISA_E_OPERAND,		/* operand index, dtype or shape */
+	NEURON_ISA_E_PARAM,		/* fparam or iparam */
+	/* Faults found while running (data-dependent). */
+	NEURON_ISA_FAULT_INDEX = 64,	/* a GATHER index outside the table */
 };
 
 #endif /* _UAPI_NEURON_ISA_H */
