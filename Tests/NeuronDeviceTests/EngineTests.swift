@@ -41,8 +41,8 @@ func sample(_ count: Int, seed: UInt32) -> [Float] {
 
 @Suite("Engine: results")
 struct EngineResultTests {
-    /// The ISA's definition of matmul: k in order, multiply then add, each
-    /// rounded to Float; the bias last.
+    /// The ISA's definition of matmul: k in order, a fused multiply-add
+    /// (one rounding) per step; the bias last.
     func referenceMatmul(_ a: [Float], _ b: [Float], m: Int, k: Int, n: Int, bias: [Float]?,
                          bTransposed: Bool = false) -> [Float] {
         var out = [Float](repeating: 0, count: m * n)
@@ -50,8 +50,7 @@ struct EngineResultTests {
             for j in 0..<n {
                 var acc: Float = 0
                 for p in 0..<k {
-                    let product = a[i * k + p] * (bTransposed ? b[j * k + p] : b[p * n + j])
-                    acc = acc + product
+                    acc = acc.addingProduct(a[i * k + p], bTransposed ? b[j * k + p] : b[p * n + j])
                 }
                 if let bias { acc = acc + bias[j] }
                 out[i * n + j] = acc
@@ -401,9 +400,8 @@ struct EngineNetworkOpTests {
                 for j in 0..<kw {
                     let iw = z - 0 + j * 2
                     guard iw >= 0, iw < w else { continue }
-                    let product = x[((b * ci + (o / perGroup) * cig + c) * h + ih) * w + iw]
-                        * weight[((o * cig + c) * kh + i) * kw + j]
-                    acc = acc + product
+                    acc = acc.addingProduct(x[((b * ci + (o / perGroup) * cig + c) * h + ih) * w + iw],
+                                            weight[((o * cig + c) * kh + i) * kw + j])
                 }
             } }
             acc = acc + bias[o]
@@ -523,7 +521,7 @@ struct EngineNetworkOpTests {
         var want = [Float]()
         for i in 0..<m { for j in 0..<n {
             var acc: Float = 0
-            for p in 0..<k { let product = f32(fromBF16: a[i * k + p]) * f32(fromBF16: b[p * n + j]); acc = acc + product }
+            for p in 0..<k { acc = acc.addingProduct(f32(fromBF16: a[i * k + p]), f32(fromBF16: b[p * n + j])) }
             want.append(acc)
         } }
         #expect(slots.floats(2) == want)

@@ -197,8 +197,8 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 }
 
 /*
- * out[b,m,n] = ((a[b,m,0]*b[b,0,n] + a[b,m,1]*b[b,1,n]) + ...) in k order,
- * each step a multiply then an add, each rounded to f32; then + bias[n].
+ * out[b,m,n]: acc = 0, then acc = fma(a[b,m,k], b[b,k,n], acc) for k in
+ * order (one rounding per step); then acc + bias[n].
  */
 static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
@@ -225,11 +225,9 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 
 				for (k = 0; k < K; k++) {
 					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
-					float p = half ? bf16_to_f32(((const u16 *)pa)[x]) *
-							 bf16_to_f32(((const u16 *)pb)[y])
-						       : ((const float *)pa)[x] * ((const float *)pb)[y];
-
-					acc = acc + p;
+					acc = half ? neuron_fmaf(bf16_to_f32(((const u16 *)pa)[x]),
+								 bf16_to_f32(((const u16 *)pb)[y]), acc)
+						   : neuron_fmaf(((const float *)pa)[x], ((const float *)pb)[y], acc);
 				}
 				if (pbias)
 					acc = acc + pbias[bias->offset + n * bias->strides[0]];
@@ -461,12 +459,10 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 				for (kw = 0; kw < Kw; kw++) {
 					s64 iw = (s64)wo * p[NEURON_WIN_STRIDE_W] - p[NEURON_WIN_PAD_LEFT] +
 						 (s64)kw * p[NEURON_WIN_DILATION_W];
-					float prod;
-
 					if (iw < 0 || iw >= W)
 						continue;
-					prod = px[at4(x, n, c0 + ci, ih, iw)] * pw[at4(wt, co, ci, kh, kw)];
-					acc = acc + prod;
+					acc = neuron_fmaf(px[at4(x, n, c0 + ci, ih, iw)],
+							  pw[at4(wt, co, ci, kh, kw)], acc);
 				}
 			}
 			if (pb)

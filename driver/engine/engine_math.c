@@ -172,3 +172,44 @@ float neuron_powf(float x, float y)
 	r = neuron_expf(y * neuron_logf(x));
 	return odd ? -r : r;
 }
+
+static __attribute__((target("fma"))) float fma_hardware(float x, float y, float z)
+{
+	return __builtin_fmaf(x, y, z);
+}
+
+/*
+ * x * y + z rounded once, without an FMA unit. The product is exact in
+ * double; the sum is rounded to double and then to float, and the second
+ * rounding can only go wrong when the double lies exactly halfway between
+ * two floats (its 29 low mantissa bits are 1000...0) and the first
+ * rounding lost something. Then nudge the double one ulp toward the exact
+ * value, so that the float rounding goes the right way. (Results in the
+ * float subnormal range may still differ in the last bit.)
+ */
+static float fma_emulated(float x, float y, float z)
+{
+	double p = (double)x * (double)y, c = z, s = p + c, err;
+	union { double d; u64 u; } r = { .d = s };
+
+	if ((r.u & 0x1fffffffULL) != 0x10000000ULL)
+		return (float)s;
+	/* The rounding error of s = p + c (Knuth's TwoSum, branch-free form). */
+	{
+		double pv = s - c, cv = s - pv;
+
+		err = (p - pv) + (c - cv);
+	}
+	if (err == 0.0)
+		return (float)s;
+	if ((err > 0.0) == (s > 0.0))
+		r.u += 1;
+	else
+		r.u -= 1;
+	return (float)r.d;
+}
+
+float neuron_fmaf(float x, float y, float z)
+{
+	return neuron_cpu_has_fma() ? fma_hardware(x, y, z) : fma_emulated(x, y, z);
+}

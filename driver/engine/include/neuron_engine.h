@@ -71,5 +71,8 @@ float neuron_tanhf(float x);
 float neuron_erff(float x);
 float neuron_sqrtf(float x);
 float neuron_powf(float x, float y);
+/* x * y + z with a single rounding: the hardware's FMA where the CPU has
+ * one, else an exact emulation. MATMUL and CONV2D accumulate with it. */
+float neuron_fmaf(float x, float y, float z);
 
 #endif /* NEURON_ENGINE_H */

@@ -9,6 +9,12 @@
 
 #ifdef __KERNEL__
 #include <linux/types.h>
+#include <asm/cpufeature.h>
+
+static inline int neuron_cpu_has_fma(void)
+{
+	return boot_cpu_has(X86_FEATURE_FMA);
+}
 #else
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +25,11 @@ typedef uint64_t u64;
 typedef int32_t s32;
 typedef int64_t s64;
 #include <linux/types.h>
+
+static inline int neuron_cpu_has_fma(void)
+{
+	return __builtin_cpu_supports("fma");
+}
 #endif
 
 /* sparse does not know every compiler builtin the engine uses. */
