@@ -19,7 +19,7 @@ struct NeuronBench: ParsableCommand {
         commandName: "neuron-bench",
         abstract: "Benchmarks of the Neuron stack, as ratios against a baseline run in the same process.",
         discussion: "Build it in release mode: swift build -c release --product neuron-bench",
-        subcommands: [Memory.self])
+        subcommands: [Memory.self, Gemm.self])
 }
 
 struct Memory: ParsableCommand {
@@ -155,6 +155,128 @@ struct Memory: ParsableCommand {
         for r in rates {
             print(String(format: "alloc/free of %d bytes: %.0f allocs/s, %.0f frees/s",
                          r.size_bytes, r.allocs_per_second, r.frees_per_second))
+        }
+    }
+}
+
+struct Gemm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Matmul GFLOP/s of the engine next to numpy's single-threaded OpenBLAS sgemm.",
+        discussion: """
+            Runs the engine in this process (the simulator's path); the driver's path comes with \
+            the execution queues. The baseline runs numpy in the same command with \
+            OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset; \
+            --no-baseline skips it.
+            """)
+
+    @Option(help: "Square sizes, comma-separated.")
+    var size = "256,512,1024,2048"
+
+    @Option(help: "fp32 or bf16 (bf16 inputs, fp32 accumulation).")
+    var dtype = "fp32"
+
+    @Option(help: "sim (the engine in this process).")
+    var backend = "sim"
+
+    @Flag(help: "Skip the numpy baseline.")
+    var noBaseline = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Record: Codable {
+        var size: Int
+        var dtype: String
+        var backend: String
+        var repetitions: Int
+        var gflops: Double
+        var numpy_gflops: Double?
+        var vs_numpy: Double?
+    }
+
+    func numpyGFLOPS(_ n: Int) -> Double? {
+        let script = """
+            import time, numpy as np
+            n = \(n)
+            a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+            a @ b
+            best = min((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(max(3, int(2e9 / (2 * n ** 3)))))
+            print(2 * n ** 3 / best / 1e9)
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment["OPENBLAS_CORETYPE"] = nil
+        environment["OPENBLAS_L2_SIZE"] = nil
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    func run() throws {
+        guard backend == "sim" else {
+            throw ValidationError("--backend \(backend): only sim for now; the driver path comes with the execution queues")
+        }
+        guard dtype == "fp32" || dtype == "bf16" else { throw ValidationError("--dtype takes fp32 or bf16") }
+        let sizes = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
+            throw ValidationError("--size takes sizes from 1 to 8192, comma-separated")
+        }
+        let half = dtype == "bf16"
+        var records: [Record] = []
+        for n in sizes {
+            let elementBytes = half ? 2 : 4
+            let a = UnsafeMutableRawBufferPointer.allocate(byteCount: n * n * elementBytes, alignment: 64)
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: n * n * elementBytes, alignment: 64)
+            let c = UnsafeMutableRawBufferPointer.allocate(byteCount: n * n * 4, alignment: 64)
+            defer { a.deallocate(); b.deallocate(); c.deallocate() }
+            for index in 0..<(n * n) {
+                let value = Float((index * 7919) % 1000) / 1000 - 0.5
+                if half {
+                    a.storeBytes(of: UInt16(value.bitPattern >> 16), toByteOffset: index * 2, as: UInt16.self)
+                    b.storeBytes(of: UInt16((value * 0.5).bitPattern >> 16), toByteOffset: index * 2, as: UInt16.self)
+                } else {
+                    a.storeBytes(of: value, toByteOffset: index * 4, as: Float.self)
+                    b.storeBytes(of: value * 0.5, toByteOffset: index * 4, as: Float.self)
+                }
+            }
+            let type: NeuronDType = half ? .bfloat16 : .float32
+            var program = NeuronProgram()
+            program.matmul(.contiguous(slot: 2, dims: [UInt32(n), UInt32(n)]),
+                           .contiguous(slot: 0, dims: [UInt32(n), UInt32(n)], dtype: type),
+                           .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type))
+            let image = program.image()
+            let flops = 2.0 * Double(n) * Double(n) * Double(n)
+            let repetitions = max(3, min(50, Int(4e9 / flops)))
+            let clock = ContinuousClock()
+            var best = Double.infinity
+            for _ in 0..<repetitions {
+                let elapsed = try clock.measure { try NeuronEngine.run(image, slots: [a, b, c]) }
+                best = min(best, seconds(elapsed))
+            }
+            let gflops = flops / best / 1e9
+            let baseline = noBaseline ? nil : numpyGFLOPS(n)
+            records.append(Record(size: n, dtype: dtype, backend: backend, repetitions: repetitions, gflops: gflops,
+                                  numpy_gflops: baseline, vs_numpy: baseline.map { gflops / $0 }))
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(records), as: UTF8.self))
+            return
+        }
+        print("neuron-bench gemm: \(dtype), backend \(backend); GFLOP/s, best of the repetitions")
+        for r in records {
+            let baseline = r.numpy_gflops.map { String(format: "   numpy %.1f   (%.2fx)", $0, r.gflops / $0) } ?? ""
+            print(String(format: "n=%5d  %8.1f", r.size, r.gflops) + baseline)
         }
     }
 }

@@ -76,6 +76,21 @@ struct EngineResultTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
+    @Test("the vector kernel and the scalar tails give the definition's bits", arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129)])
+    func matmulVectorPath(_ shape: (Int, Int, Int)) throws {
+        let (m, k, n) = shape
+        let a = sample(m * k, seed: 4), b = sample(k * n, seed: 5), bias = sample(n, seed: 6)
+        let slots = Slots([m * k * 4, k * n * 4, n * 4, m * n * 4])
+        slots.set(0, a); slots.set(1, b); slots.set(2, bias)
+        var program = NeuronProgram()
+        program.matmul(.contiguous(slot: 3, dims: [UInt32(m), UInt32(n)]),
+                       .contiguous(slot: 0, dims: [UInt32(m), UInt32(k)]),
+                       .contiguous(slot: 1, dims: [UInt32(k), UInt32(n)]),
+                       bias: .contiguous(slot: 2, dims: [UInt32(n)]))
+        try slots.run(program)
+        #expect(slots.floats(3).map(\.bitPattern) == referenceMatmul(a, b, m: m, k: k, n: n, bias: bias).map(\.bitPattern))
+    }
+
     @Test("batched matmul against a transposed view, no copy")
     func batchedTransposed() throws {
         let (batch, m, k, n) = (3, 4, 6, 5)

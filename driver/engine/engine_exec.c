@@ -202,13 +202,15 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
  */
 static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
-		      const struct neuron_tensor_desc *bias, const struct neuron_engine_slot *slots)
+		      const struct neuron_tensor_desc *bias, const struct neuron_engine_slot *slots,
+		      const struct neuron_engine_slot *scratch)
 {
 	u32 r = o->rank, batches = r == 3 ? o->dims[0] : 1;
 	u32 M = o->dims[r - 2], N = o->dims[r - 1], K = a->dims[r - 1];
 	const void *pa = slots[a->slot].base, *pb = slots[b->slot].base;
 	const float *pbias = bias ? f32(slots, bias) : NULL;
 	int half = a->dtype == NEURON_DT_BF16;
+	int vector = !half && o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
 	float *po = f32(slots, o);
 	u32 bt, m, n, k;
 
@@ -216,24 +218,36 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 		u64 ob = o->offset + (r == 3 ? bt * o->strides[0] : 0);
 		u64 ab = a->offset + (r == 3 ? bt * a->strides[0] : 0);
 		u64 bb = b->offset + (r == 3 ? bt * b->strides[0] : 0);
+		u32 rows = 0, cols = 0;
 
+		/* The vector kernel computes a block with the same chains. */
+		if (vector)
+			neuron_gemm_block((const float *)pa + ab, a->strides[r - 2], a->strides[r - 1],
+					  (const float *)pb + bb, b->strides[r - 2], po + ob,
+					  o->strides[r - 2], M, N, K, &rows, &cols, scratch);
 		for (m = 0; m < M; m++) {
-			for (n = 0; n < N; n++) {
+			for (n = m < rows ? cols : 0; n < N; n++) {
 				u64 ai = ab + m * a->strides[r - 2];
 				u64 bi = bb + n * b->strides[r - 1];
 				float acc = 0.0f;
 
 				for (k = 0; k < K; k++) {
 					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
+
 					acc = half ? neuron_fmaf(bf16_to_f32(((const u16 *)pa)[x]),
 								 bf16_to_f32(((const u16 *)pb)[y]), acc)
 						   : neuron_fmaf(((const float *)pa)[x], ((const float *)pb)[y], acc);
 				}
-				if (pbias)
-					acc = acc + pbias[bias->offset + n * bias->strides[0]];
 				po[ob + m * o->strides[r - 2] + n * o->strides[r - 1]] = acc;
 			}
 		}
+		if (pbias)
+			for (m = 0; m < M; m++)
+				for (n = 0; n < N; n++) {
+					float *out = &po[ob + m * o->strides[r - 2] + n * o->strides[r - 1]];
+
+					*out = *out + pbias[bias->offset + n * bias->strides[0]];
+				}
 	}
 	(void)in;
 }
@@ -518,7 +532,8 @@ static void op_pool2d(const struct neuron_insn *in, const struct neuron_tensor_d
 }
 
 u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
-			const struct neuron_engine_slot *slots)
+		       const struct neuron_engine_slot *slots,
+		       const struct neuron_engine_slot *scratch)
 {
 	const struct neuron_insn *in = &prog->insns[index];
 	const struct neuron_tensor_desc *d = prog->descs;
@@ -556,7 +571,7 @@ u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 		break;
 	case NEURON_OP_MATMUL:
 		op_matmul(in, &d[in->operand[0]], &d[in->operand[1]], &d[in->operand[2]],
-			  in->flags & NEURON_MATMUL_BIAS ? &d[in->operand[3]] : NULL, slots);
+			  in->flags & NEURON_MATMUL_BIAS ? &d[in->operand[3]] : NULL, slots, scratch);
 		break;
 	case NEURON_OP_REDUCE:
 	case NEURON_OP_SOFTMAX:

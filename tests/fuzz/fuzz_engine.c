@@ -16,7 +16,7 @@ static const u64 slot_sizes[3] = { 256, 1024, 64 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct neuron_engine_slot slots[3];
+	struct neuron_engine_slot slots[3], scratch;
 	struct neuron_engine_program prog;
 	struct neuron_engine_status status;
 	u64 *image = malloc(size + 8);
@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		slots[i].base = malloc(slot_sizes[i]);
 		memset(slots[i].base, 0x3f, slot_sizes[i]);
 	}
+	scratch.size = NEURON_GEMM_SCRATCH;
+	scratch.base = malloc(NEURON_GEMM_SCRATCH);
 	if (neuron_engine_validate(image, size, slots, 3, &prog, &status) == 0) {
 		/* Valid programs may be arbitrarily long (2^40-element broadcasts):
 		 * run those within a work budget, as a job timeout would. */
@@ -39,12 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			work += neuron_engine_insn_cost(&prog, i) > (1u << 22) ? (1u << 22) :
 				neuron_engine_insn_cost(&prog, i);
 		for (i = 0; i < prog.insn_count && work <= (1u << 22); i++)
-			neuron_engine_step(&prog, i, slots);
+			neuron_engine_step(&prog, i, slots, (i & 1) ? &scratch : NULL);
 	} else if (status.error == NEURON_ISA_OK) {
 		abort();	/* refused without a reason */
 	}
 	for (i = 0; i < 3; i++)
 		free(slots[i].base);
+	free(scratch.base);
 	free(image);
 	return 0;
 }

@@ -45,14 +45,22 @@ int neuron_engine_validate(const void *image, u64 size,
 			   struct neuron_engine_status *status);
 
 /*
- * Run instruction @index of a validated program. Touches only the bound
+ * Scratch memory a NeuronCore lends the engine (packed panels): at least
+ * this many bytes, 64-byte aligned, or none (slower, same results).
+ */
+#define NEURON_GEMM_SCRATCH	32768	/* 256 rows of k by 32 floats */
+
+/*
+ * Run instruction @index of a validated program, with @scratch (may be
+ * NULL) as working memory. Touches only the bound
  * slots' memory, within the ranges validation checked. In the kernel,
  * call between kernel_fpu_begin() and kernel_fpu_end(). Returns 0, or a
  * data-dependent fault (NEURON_ISA_FAULT_*); the instruction then still
  * completes, with zeros where the fault was.
  */
 u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
-			const struct neuron_engine_slot *slots);
+		       const struct neuron_engine_slot *slots,
+		       const struct neuron_engine_slot *scratch);
 
 /*
  * Work of instruction @index of a validated program, in element
@@ -60,6 +68,11 @@ u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
  * and refusing work over a budget. Saturates at U64_MAX.
  */
 u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index);
+
+/* The vector MATMUL kernel (engine_gemm.c); see op_matmul. */
+void neuron_gemm_block(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,
+		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
+		       const struct neuron_engine_slot *scratch);
 
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);

@@ -15,6 +15,16 @@ static inline int neuron_cpu_has_fma(void)
 {
 	return boot_cpu_has(X86_FEATURE_FMA);
 }
+
+static inline int neuron_cpu_has_avx2_fma(void)
+{
+	return boot_cpu_has(X86_FEATURE_AVX2) && boot_cpu_has(X86_FEATURE_FMA);
+}
+
+static inline int neuron_cpu_has_avx512f(void)
+{
+	return boot_cpu_has(X86_FEATURE_AVX512F);
+}
 #else
 #include <stddef.h>
 #include <stdint.h>
@@ -29,6 +39,16 @@ typedef int64_t s64;
 static inline int neuron_cpu_has_fma(void)
 {
 	return __builtin_cpu_supports("fma");
+}
+
+static inline int neuron_cpu_has_avx2_fma(void)
+{
+	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static inline int neuron_cpu_has_avx512f(void)
+{
+	return __builtin_cpu_supports("avx512f");
 }
 #endif
 

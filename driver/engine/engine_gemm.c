@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: the fast MATMUL path, in GCC vector extensions with per-function
+ * target attributes (no intrinsics headers), chosen at run time: AVX-512,
+ * AVX2 with FMA, or none (the reference loop then runs).
+ *
+ * Every output lane computes exactly the reference's chain,
+ * acc = fma(a[m,k], b[k,n], acc) for k in order, so the result is the
+ * same bit for bit whichever path runs: vectors only spread the
+ * independent outputs of a row across lanes.
+ *
+ * It applies to f32 operands whose output and B rows are contiguous
+ * (unit stride along n); columns past the last full vector take the
+ * scalar chain.
+ */
+#include "neuron_engine.h"
+
+typedef float neuron_v8f __attribute__((vector_size(32), aligned(4)));
+typedef float neuron_v16f __attribute__((vector_size(64), aligned(4)));
+
+/* sparse does not know these compiler builtins. */
+#ifdef __CHECKER__
+neuron_v8f __builtin_ia32_vfmaddps256(neuron_v8f a, neuron_v8f b, neuron_v8f c);
+neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron_v16f c,
+					    unsigned short mask, int rounding);
+#endif
+
+/*
+ * Register block: GEMM_ROWS rows of A by two vectors of B columns.
+ * Cache blocks: a panel of B columns stays in cache while every row block
+ * passes over it, GEMM_KC rows of k at a time. Across k blocks the partial
+ * sums wait in the output, so each lane still runs one fma chain in k
+ * order.
+ */
+#define GEMM_ROWS	8
+#define GEMM_VECS	2
+#define GEMM_KC		256
+
+#define GEMM_KERNEL(name, isa, vec, width, fma)				\
+static __attribute__((target(isa)))						\
+void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
+	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
+{										\
+	u32 m, n, k, k0, k1, r, j;						\
+										\
+	for (n = 0; n + width * GEMM_VECS <= N; n += width * GEMM_VECS) {	\
+		for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {		\
+			k1 = K - k0 < GEMM_KC ? K : k0 + GEMM_KC;		\
+			/* Pack the panel: its rows then sit side by side. */	\
+			for (k = k0; pack && k < k1; k++)			\
+				for (j = 0; j < width * GEMM_VECS; j++)		\
+					pack[(k - k0) * width * GEMM_VECS + j] = b[k * bs_k + n + j]; \
+			for (m = 0; m + GEMM_ROWS <= M; m += GEMM_ROWS) {	\
+				vec c0[GEMM_ROWS], c1[GEMM_ROWS];		\
+										\
+				_Pragma("GCC unroll 8")				\
+				for (r = 0; r < GEMM_ROWS; r++) {		\
+					float *row = o + (m + r) * os_m + n;	\
+										\
+					c0[r] = k0 ? *(vec *)row : (vec){ 0 };	\
+					c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
+				}						\
+				for (k = k0; k < k1; k++) {			\
+					const float *brow = pack ?		\
+						pack + (k - k0) * width * GEMM_VECS : b + k * bs_k + n; \
+					vec b0 = *(const vec *)brow;		\
+					vec b1 = *(const vec *)(brow + width);	\
+										\
+					_Pragma("GCC unroll 8")			\
+					for (r = 0; r < GEMM_ROWS; r++) {	\
+						vec av = a[(m + r) * as_m + k * as_k] - (vec){ 0 };	/* a splat: x - 0 is x */ \
+										\
+						c0[r] = fma(av, b0, c0[r]);	\
+						c1[r] = fma(av, b1, c1[r]);	\
+					}					\
+				}						\
+				_Pragma("GCC unroll 8")				\
+				for (r = 0; r < GEMM_ROWS; r++) {		\
+					float *row = o + (m + r) * os_m + n;	\
+										\
+					*(vec *)row = c0[r];			\
+					*(vec *)(row + width) = c1[r];		\
+				}						\
+			}							\
+			if (!K)							\
+				break;						\
+		}								\
+	}									\
+}
+
+#define FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
+#define FMA16(a, b, c)	__builtin_ia32_vfmaddps512_mask((a), (b), (c), (unsigned short)0xffff, 4)
+
+GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8)
+GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16)
+
+static int gemm_width(void)
+{
+	if (neuron_cpu_has_avx512f())
+		return 16;
+	if (neuron_cpu_has_avx2_fma())
+		return 8;
+	return 0;
+}
+
+/*
+ * Compute the part of out = a x b (one batch) that the vector kernel
+ * covers; returns the rows and columns it did, so that the caller runs
+ * the reference chain on the rest. Both give the same bits.
+ */
+void neuron_gemm_block(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,
+		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
+		       const struct neuron_engine_slot *scratch)
+{
+	float *pack = scratch && scratch->size >= NEURON_GEMM_SCRATCH ? scratch->base : NULL;
+	int width = gemm_width();
+	u32 step;
+
+	*rows_done = 0;
+	*cols_done = 0;
+	if (!width)
+		return;
+	step = (u32)width * GEMM_VECS;
+	if (M < GEMM_ROWS || N < step)
+		return;
+	if (width == 16)
+		gemm_avx512(a, as_m, as_k, b, bs_k, o, os_m, M, N, K, pack);
+	else
+		gemm_avx2(a, as_m, as_k, b, bs_k, o, os_m, M, N, K, pack);
+	*rows_done = M - M % GEMM_ROWS;
+	*cols_done = N - N % step;
+}
