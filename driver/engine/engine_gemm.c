@@ -36,21 +36,31 @@ neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron
 #define GEMM_VECS	2
 #define GEMM_KC		256
 
+/* Columns packed at a time: GEMM_KC rows of k by this many floats. */
+#define GEMM_NC		(NEURON_GEMM_SCRATCH / (GEMM_KC * 4))
+
 #define GEMM_KERNEL(name, isa, vec, width, fma)				\
 static __attribute__((target(isa)))						\
 void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
 	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
 {										\
-	u32 m, n, k, k0, k1, r, j;						\
+	const u32 pw = width * GEMM_VECS;					\
+	u32 m, n, k, k0, k1, r, j, g, g1;					\
 										\
-	for (n = 0; n + width * GEMM_VECS <= N; n += width * GEMM_VECS) {	\
+	N -= N % pw;								\
+	for (g = 0; g < N; g += GEMM_NC) {					\
+		g1 = N - g < GEMM_NC ? N : g + GEMM_NC;				\
 		for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {		\
 			k1 = K - k0 < GEMM_KC ? K : k0 + GEMM_KC;		\
-			/* Pack the panel: its rows then sit side by side. */	\
-			for (k = k0; pack && k < k1; k++)			\
-				for (j = 0; j < width * GEMM_VECS; j++)		\
-					pack[(k - k0) * width * GEMM_VECS + j] = b[k * bs_k + n + j]; \
+			/* Pack B[k0:k1, g:g1] panel by panel: each panel's	\
+			 * rows then sit side by side. */			\
+			for (n = g; pack && n < g1; n += pw)			\
+				for (k = k0; k < k1; k++)			\
+					for (j = 0; j < pw; j++)		\
+						pack[(n - g) * GEMM_KC + (k - k0) * pw + j] = \
+							b[k * bs_k + n + j];	\
 			for (m = 0; m + GEMM_ROWS <= M; m += GEMM_ROWS) {	\
+			for (n = g; n < g1; n += pw) {				\
 				vec c0[GEMM_ROWS], c1[GEMM_ROWS];		\
 										\
 				_Pragma("GCC unroll 8")				\
@@ -62,13 +72,14 @@ void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
 				}						\
 				for (k = k0; k < k1; k++) {			\
 					const float *brow = pack ?		\
-						pack + (k - k0) * width * GEMM_VECS : b + k * bs_k + n; \
+						pack + (n - g) * GEMM_KC + (k - k0) * pw : \
+						b + k * bs_k + n;		\
 					vec b0 = *(const vec *)brow;		\
 					vec b1 = *(const vec *)(brow + width);	\
 										\
 					_Pragma("GCC unroll 8")			\
 					for (r = 0; r < GEMM_ROWS; r++) {	\
-						vec av = a[(m + r) * as_m + k * as_k] - (vec){ 0 };	/* a splat: x - 0 is x */ \
+						vec av = a[(m + r) * as_m + k * as_k] - (vec){ 0 }; /* splat */ \
 										\
 						c0[r] = fma(av, b0, c0[r]);	\
 						c1[r] = fma(av, b1, c1[r]);	\
@@ -81,6 +92,7 @@ void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
 					*(vec *)row = c0[r];			\
 					*(vec *)(row + width) = c1[r];		\
 				}						\
+			}							\
 			}							\
 			if (!K)							\
 				break;						\

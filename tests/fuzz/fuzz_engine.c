@@ -16,7 +16,8 @@ static const u64 slot_sizes[3] = { 256, 1024, 64 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct neuron_engine_slot slots[3], scratch;
+	static struct neuron_engine_slot scratch;
+	struct neuron_engine_slot slots[3];
 	struct neuron_engine_program prog;
 	struct neuron_engine_status status;
 	u64 *image = malloc(size + 8);
@@ -30,8 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		slots[i].base = malloc(slot_sizes[i]);
 		memset(slots[i].base, 0x3f, slot_sizes[i]);
 	}
-	scratch.size = NEURON_GEMM_SCRATCH;
-	scratch.base = malloc(NEURON_GEMM_SCRATCH);
+	if (!scratch.base) {		/* kept for the whole run */
+		scratch.size = NEURON_GEMM_SCRATCH;
+		scratch.base = malloc(NEURON_GEMM_SCRATCH);
+	}
 	if (neuron_engine_validate(image, size, slots, 3, &prog, &status) == 0) {
 		/* Valid programs may be arbitrarily long (2^40-element broadcasts):
 		 * run those within a work budget, as a job timeout would. */
@@ -47,7 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (i = 0; i < 3; i++)
 		free(slots[i].base);
-	free(scratch.base);
 	free(image);
 	return 0;
 }

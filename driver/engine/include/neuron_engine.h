@@ -48,7 +48,7 @@ int neuron_engine_validate(const void *image, u64 size,
  * Scratch memory a NeuronCore lends the engine (packed panels): at least
  * this many bytes, 64-byte aligned, or none (slower, same results).
  */
-#define NEURON_GEMM_SCRATCH	32768	/* 256 rows of k by 32 floats */
+#define NEURON_GEMM_SCRATCH	262144	/* 256 rows of k by 256 columns of B */
 
 /*
  * Run instruction @index of a validated program, with @scratch (may be
