@@ -118,6 +118,16 @@ struct neuron_device *neuron_device_create(const struct neuron_device_desc *desc
 		neuron_sysfs_init_core(core);
 		nd->groups[i + 1] = &core->sysfs.group;
 	}
+	for (i = 0; i < nd->core_count; i++) {
+		ret = neuron_core_start(&nd->cores[i]);
+		if (ret) {
+			while (i--)
+				neuron_core_stop(&nd->cores[i]);
+			ida_free(&neuron_ida, index);
+			kfree(nd);
+			return ERR_PTR(ret);
+		}
+	}
 
 	/* From here on, put_device() frees @nd and its index. */
 	device_initialize(&nd->dev);
@@ -145,6 +155,8 @@ struct neuron_device *neuron_device_create(const struct neuron_device_desc *desc
 
 err_put:
 	dev_err(&nd->dev, "cannot add device: %d\n", ret);
+	for (i = 0; i < nd->core_count; i++)
+		neuron_core_stop(&nd->cores[i]);
 	/* The backend keeps ownership of @priv when creation fails. */
 	nd->priv = NULL;
 	put_device(&nd->dev);
@@ -157,11 +169,16 @@ err_put:
  */
 void neuron_device_destroy(struct neuron_device *nd)
 {
+	unsigned int i;
+
 	mutex_lock(&neuron_devices_lock);
 	list_del_init(&nd->node);
 	neuron_devices_count--;
 	mutex_unlock(&neuron_devices_lock);
 
 	cdev_device_del(&nd->cdev, &nd->dev);
+	/* Files hold the module, so none is open here: the queues are idle. */
+	for (i = 0; i < nd->core_count; i++)
+		neuron_core_stop(&nd->cores[i]);
 	put_device(&nd->dev);
 }

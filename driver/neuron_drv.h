@@ -4,8 +4,14 @@
  *
  * Lock ordering (outermost first):
  *   neuron_devices_lock (neuron_device.c: the device list and indices)
- *     -> neuron_device.lock (one device: its open files and their counters)
- * No lock is held across copy_to_user/copy_from_user.
+ *     -> neuron_device.lock (one device: its open files and their counters,
+ *        and which file holds each NeuronCore)
+ *       -> neuron_core.lock (spinlock: one core's queue, sequence numbers,
+ *          job history and abort flag)
+ *   neuron_buffer.map_lock (the buffer's kernel mapping) and
+ *   neuron_file.sync_lock (spinlock: semaphores and barriers) are leaves.
+ * No lock is held across copy_to_user/copy_from_user, and no spinlock
+ * across anything that sleeps.
  */
 #ifndef _NEURON_DRV_H
 #define _NEURON_DRV_H
@@ -19,8 +25,11 @@
 #include <linux/types.h>
 #include <linux/xarray.h>
 #include <linux/kref.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
 
 #include "include/uapi/neuron.h"
+#include "include/uapi/neuron_isa.h"
 
 #define NEURON_DRV_NAME		"neuron"
 #define NEURON_CLASS_NAME	"neuron_device"
@@ -28,6 +37,7 @@
 
 struct neuron_device;
 struct neuron_file;
+struct neuron_kmap;
 
 /* Module parameters, validated when set (neuron_main.c). */
 extern unsigned int neuron_fake_devices;
@@ -44,19 +54,50 @@ enum neuron_core_state {
 /* Per-core sysfs group: a directory neuron_coreN below the device. */
 struct neuron_core_sysfs {
 	char name[16];
-	struct dev_ext_attribute attrs[3];
-	struct attribute *attr_list[4];
+	struct dev_ext_attribute attrs[6];
+	struct attribute *attr_list[7];
 	struct attribute_group group;
 };
 
-/* One NeuronCore of a device. */
+/* How a finished job ended, kept for JOB_WAIT (neuron_queue.c). */
+struct neuron_job_result {
+	u64 seq;
+	u64 duration_ns;
+	struct neuron_file *nf;		/* the submitter; NULL once waited for */
+	u32 status;			/* enum neuron_job_status */
+	u32 error;
+	u32 error_index;
+};
+
+struct neuron_job;
+
+/* One NeuronCore of a device, with its queue and its thread. */
 struct neuron_core {
 	struct neuron_device *nd;
 	unsigned int index;
 	enum neuron_core_state state;
-	atomic64_t jobs_completed;
+	atomic64_t jobs_completed;	/* every job that ended */
+	atomic64_t jobs_failed;		/* ... and did not end OK */
+	atomic64_t resets;		/* after a timeout */
 	atomic64_t busy_ns;
 	struct neuron_core_sysfs sysfs;
+
+	/* Written under nd->lock and @lock; read under either. */
+	struct neuron_file *owner;
+	spinlock_t lock;
+	struct list_head queue;		/* waiting jobs, in order */
+	struct neuron_job *running;	/* until its resources are freed */
+	unsigned int queued;		/* jobs not yet ended */
+	u64 submitted;			/* last sequence number handed out */
+	u64 completed;			/* every job up to it has ended */
+	u64 first_seq;			/* first job of the current owner */
+	bool abort;			/* end every job now: cores released */
+	struct neuron_job_result history[NEURON_JOB_HISTORY];
+
+	wait_queue_head_t work_wq;	/* the thread waits for jobs */
+	wait_queue_head_t done_wq;	/* jobs ended: waiters, dependents */
+	struct task_struct *thread;
+	void *scratch;			/* NEURON_GEMM_SCRATCH bytes */
 };
 
 /*
@@ -133,6 +174,15 @@ struct neuron_file {
 	u64 device_memory_peak;
 	/* Buffers by handle; each entry holds a reference (neuron_mem.c). */
 	struct xarray buffers;
+
+	/* Jobs (neuron_queue.c). */
+	wait_queue_head_t poll_wq;	/* a job ended, or a queue has room */
+	atomic_t unwaited;		/* ended jobs not yet waited for */
+	spinlock_t sync_lock;		/* the semaphores and barriers */
+	wait_queue_head_t sync_wq;
+	u32 sem[NEURON_MAX_SEMAPHORES];
+	u32 barrier_arrived[NEURON_MAX_BARRIERS];
+	u32 barrier_gen[NEURON_MAX_BARRIERS];
 };
 
 /*
@@ -156,6 +206,13 @@ struct neuron_buffer {
 	u64 mmap_offset;
 	atomic_long_t resident;		/* pages allocated */
 	struct xarray pages;		/* page index -> struct page */
+
+	/* Kernel mapping of the first @kmap_bytes, for the engine; earlier,
+	 * smaller mappings stay until release (jobs may still use them). */
+	struct mutex map_lock;
+	void *kaddr;
+	u64 kmap_bytes;
+	struct neuron_kmap *old_maps;
 };
 
 static inline struct neuron_device *to_neuron_device(struct device *dev)
@@ -182,6 +239,17 @@ void neuron_mem_file_init(struct neuron_file *nf);
 void neuron_mem_file_release(struct neuron_file *nf);
 int neuron_mmap(struct file *filp, struct vm_area_struct *vma);
 long neuron_ioctl_mem(struct neuron_file *nf, unsigned int cmd, void __user *uarg);
+struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle);
+void neuron_buffer_put(struct neuron_buffer *buf);
+void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes);
+
+/* neuron_queue.c */
+int neuron_core_start(struct neuron_core *core);
+void neuron_core_stop(struct neuron_core *core);
+void neuron_queue_file_init(struct neuron_file *nf);
+void neuron_queue_file_release(struct neuron_file *nf);
+__poll_t neuron_poll(struct file *filp, struct poll_table_struct *wait);
+long neuron_ioctl_queue(struct neuron_file *nf, unsigned int cmd, void __user *uarg);
 
 /* neuron_ioctl.c */
 bool neuron_all_zero(const void *p, size_t len);

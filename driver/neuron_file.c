@@ -4,7 +4,7 @@
  *
  * Each open() of /dev/neuronN gets a struct neuron_file that records the
  * opening process and owns everything that file acquires (NeuronCores,
- * memory, jobs in later versions). neuron_release() is the one ordered
+ * memory, jobs). neuron_release() is the one ordered
  * path that gives all of it back; the kernel calls it on close() and when
  * the process exits or is killed.
  */
@@ -36,6 +36,7 @@ static int neuron_open(struct inode *inode, struct file *filp)
 	get_task_comm(nf->comm, current->group_leader);
 	nf->open_seq = atomic64_inc_return(&neuron_open_seq);
 	neuron_mem_file_init(nf);
+	neuron_queue_file_init(nf);
 
 	mutex_lock(&nd->lock);
 	list_add_tail(&nf->node, &nd->files);
@@ -50,8 +51,10 @@ static int neuron_release(struct inode *inode, struct file *filp)
 	struct neuron_file *nf = filp->private_data;
 	struct neuron_device *nd = nf->nd;
 
-	/* What the file holds is returned here, in reverse order of
-	 * acquisition: memory, then the file's place on the device. */
+	/* What the file holds is returned here: its NeuronCores (aborting
+	 * their jobs, which hold buffers), its memory, then its place on
+	 * the device. */
+	neuron_queue_file_release(nf);
 	neuron_mem_file_release(nf);
 
 	mutex_lock(&nd->lock);
@@ -70,6 +73,7 @@ const struct file_operations neuron_fops = {
 	.release = neuron_release,
 	.unlocked_ioctl = neuron_ioctl,
 	.mmap = neuron_mmap,
+	.poll = neuron_poll,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = no_llseek,
 };

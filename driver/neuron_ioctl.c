@@ -221,6 +221,12 @@ long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	case NEURON_IOCTL_MEM_READ:
 	case NEURON_IOCTL_MEM_SET:
 		return neuron_ioctl_mem(nf, cmd, uarg);
+	case NEURON_IOCTL_CORE_RESERVE:
+	case NEURON_IOCTL_CORE_RELEASE:
+	case NEURON_IOCTL_JOB_SUBMIT:
+	case NEURON_IOCTL_JOB_WAIT:
+	case NEURON_IOCTL_QUEUE_INFO:
+		return neuron_ioctl_queue(nf, cmd, uarg);
 	default:
 		return -ENOTTY;
 	}

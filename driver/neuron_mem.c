@@ -18,6 +18,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/version.h>
+#include <linux/vmalloc.h>
 #include <asm/fpu/api.h>
 
 #include "neuron_copy.h"
@@ -58,6 +59,12 @@ static void neuron_account(struct neuron_buffer *buf, bool add)
 	}
 }
 
+/* A superseded kernel mapping of a buffer. */
+struct neuron_kmap {
+	void *addr;
+	struct neuron_kmap *next;
+};
+
 static void neuron_buffer_release(struct kref *ref)
 {
 	struct neuron_buffer *buf = container_of(ref, struct neuron_buffer, ref);
@@ -65,6 +72,16 @@ static void neuron_buffer_release(struct kref *ref)
 	struct page *page;
 	unsigned long index;
 
+	if (buf->kaddr)
+		vunmap(buf->kaddr);
+	while (buf->old_maps) {
+		struct neuron_kmap *m = buf->old_maps;
+
+		buf->old_maps = m->next;
+		vunmap(m->addr);
+		kfree(m);
+	}
+	mutex_destroy(&buf->map_lock);
 	xa_for_each(&buf->pages, index, page)
 		put_page(page);
 	xa_destroy(&buf->pages);
@@ -75,13 +92,13 @@ static void neuron_buffer_release(struct kref *ref)
 	kfree(buf);
 }
 
-static void neuron_buffer_put(struct neuron_buffer *buf)
+void neuron_buffer_put(struct neuron_buffer *buf)
 {
 	kref_put(&buf->ref, neuron_buffer_release);
 }
 
 /* Take a reference to @handle of @nf, or NULL when the file has none. */
-static struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle)
+struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle)
 {
 	struct neuron_buffer *buf;
 
@@ -120,6 +137,75 @@ static struct page *neuron_buffer_page(struct neuron_buffer *buf,
 	}
 	atomic_long_inc(&buf->resident);
 	return page;
+}
+
+/*
+ * A kernel mapping of at least the first @bytes (1..size) of @buf, for
+ * the engine, with every page in it allocated. The mapping lives until
+ * the buffer is released. Returns an ERR_PTR on failure. May sleep.
+ */
+void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes)
+{
+	struct neuron_kmap *old = NULL;
+	struct page **pages;
+	unsigned long i, n;
+	void *addr;
+	u64 want;
+
+	mutex_lock(&buf->map_lock);
+	if (buf->kmap_bytes >= bytes) {
+		addr = buf->kaddr;
+		mutex_unlock(&buf->map_lock);
+		return addr;
+	}
+	/* Grow by doubling at least, so that a buffer is remapped rarely. */
+	want = PAGE_ALIGN(max(bytes, min(buf->size, 2 * buf->kmap_bytes)));
+	n = want >> PAGE_SHIFT;
+	if (buf->kaddr) {
+		old = kmalloc(sizeof(*old), GFP_KERNEL_ACCOUNT);
+		if (!old) {
+			addr = ERR_PTR(-ENOMEM);
+			goto out;
+		}
+	}
+	pages = kvmalloc_array(n, sizeof(*pages), GFP_KERNEL_ACCOUNT);
+	if (!pages) {
+		addr = ERR_PTR(-ENOMEM);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		pages[i] = neuron_buffer_page(buf, i, true);
+		if (IS_ERR(pages[i])) {
+			addr = ERR_CAST(pages[i]);
+			goto out_pages;
+		}
+		if (!(i % NEURON_COPY_BATCH)) {
+			if (fatal_signal_pending(current)) {
+				addr = ERR_PTR(-EINTR);
+				goto out_pages;
+			}
+			cond_resched();
+		}
+	}
+	addr = vmap(pages, n, VM_MAP, PAGE_KERNEL);
+	if (!addr) {
+		addr = ERR_PTR(-ENOMEM);
+		goto out_pages;
+	}
+	if (old) {
+		old->addr = buf->kaddr;
+		old->next = buf->old_maps;
+		buf->old_maps = old;
+		old = NULL;
+	}
+	buf->kaddr = addr;
+	buf->kmap_bytes = want;
+out_pages:
+	kvfree(pages);
+out:
+	kfree(old);
+	mutex_unlock(&buf->map_lock);
+	return addr;
 }
 
 /* @offset and @length inside @buf, without overflow. */
@@ -161,6 +247,7 @@ static int neuron_mem_alloc(struct neuron_file *nf, void __user *uarg)
 		return -ENOMEM;
 	kref_init(&buf->ref);
 	xa_init(&buf->pages);
+	mutex_init(&buf->map_lock);
 	buf->owner = nf;
 	buf->size = size;
 	buf->placement = req.placement;

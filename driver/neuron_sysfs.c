@@ -161,6 +161,25 @@ static ssize_t core_jobs_completed_show(struct device *dev,
 			  (long long)atomic64_read(&attr_core(attr)->jobs_completed));
 }
 
+static ssize_t core_jobs_failed_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n",
+			  (long long)atomic64_read(&attr_core(attr)->jobs_failed));
+}
+
+static ssize_t core_resets_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(&attr_core(attr)->resets));
+}
+
+static ssize_t core_jobs_queued_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", READ_ONCE(attr_core(attr)->queued));
+}
+
 static ssize_t core_busy_time_us_show(struct device *dev,
 				      struct device_attribute *attr, char *buf)
 {
@@ -192,7 +211,10 @@ void neuron_sysfs_init_core(struct neuron_core *core)
 	neuron_core_attr(s, 0, "status", core, core_status_show);
 	neuron_core_attr(s, 1, "jobs_completed", core, core_jobs_completed_show);
 	neuron_core_attr(s, 2, "busy_time_us", core, core_busy_time_us_show);
-	s->attr_list[3] = NULL;
+	neuron_core_attr(s, 3, "jobs_failed", core, core_jobs_failed_show);
+	neuron_core_attr(s, 4, "resets", core, core_resets_show);
+	neuron_core_attr(s, 5, "jobs_queued", core, core_jobs_queued_show);
+	s->attr_list[6] = NULL;
 	s->group.name = s->name;
 	s->group.attrs = s->attr_list;
 }

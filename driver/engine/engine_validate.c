@@ -234,6 +234,26 @@ static int check_matmul(const struct neuron_tensor_desc *descs,
 	return NEURON_ISA_OK;
 }
 
+/*
+ * SEM_SIGNAL and SEM_WAIT: iparam[0] a semaphore, iparam[1] a count.
+ * BARRIER: iparam[0] a barrier, iparam[1] a mask of cores (which cores
+ * may take part is the queue's to check).
+ */
+static u32 check_sync(const struct neuron_insn *in)
+{
+	u32 i, limit, max_arg;
+
+	if (in->sub)
+		return NEURON_ISA_E_OPCODE;
+	for (i = 2; i < 8; i++)
+		if (in->iparam[i])
+			return NEURON_ISA_E_PARAM;
+	limit = in->opcode == NEURON_OP_BARRIER ? NEURON_MAX_BARRIERS : NEURON_MAX_SEMAPHORES;
+	max_arg = in->opcode == NEURON_OP_BARRIER ? NEURON_BARRIER_ALL_CORES : NEURON_MAX_SEM_COUNT;
+	return in->iparam[0] < limit && in->iparam[1] && in->iparam[1] <= max_arg
+		? NEURON_ISA_OK : NEURON_ISA_E_PARAM;
+}
+
 static u32 check_insn(const struct neuron_program_header *h,
 		      const struct neuron_tensor_desc *descs,
 		      const struct neuron_insn *in)
@@ -254,7 +274,8 @@ static u32 check_insn(const struct neuron_program_header *h,
 	if (in->opcode == NEURON_OP_FILL || in->opcode == NEURON_OP_UNARY ||
 	    in->opcode == NEURON_OP_LAYERNORM)
 		fparams = 1;
-	if (in->opcode == NEURON_OP_CONV2D || in->opcode == NEURON_OP_POOL2D)
+	if (in->opcode == NEURON_OP_CONV2D || in->opcode == NEURON_OP_POOL2D ||
+	    in->opcode >= NEURON_OP_SEM_SIGNAL)
 		window = 1;
 	if (f32_bits(in->fparam[1]) || (!fparams && f32_bits(in->fparam[0])))
 		return NEURON_ISA_E_PARAM;
@@ -335,6 +356,10 @@ static u32 check_insn(const struct neuron_program_header *h,
 		return check_conv(in, descs);
 	case NEURON_OP_POOL2D:
 		return check_pool(in, descs);
+	case NEURON_OP_SEM_SIGNAL:
+	case NEURON_OP_SEM_WAIT:
+	case NEURON_OP_BARRIER:
+		return check_sync(in);
 	}
 	return NEURON_ISA_E_OPCODE;
 }
@@ -397,7 +422,7 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 	const struct neuron_tensor_desc *o, *a, *b;
 	u64 out;
 
-	if (in->opcode == NEURON_OP_NOP)
+	if (in->opcode == NEURON_OP_NOP || in->opcode >= NEURON_OP_SEM_SIGNAL)
 		return 1;
 	o = &d[in->operand[0]];
 	out = neuron_engine_desc_elements(o);
@@ -416,5 +441,25 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 		return sat_mul(neuron_engine_desc_elements(&d[in->operand[1]]), 3);
 	default:
 		return out;
+	}
+}
+
+void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
+				u64 extent[NEURON_MAX_SLOTS])
+{
+	u32 i, j;
+
+	for (i = 0; i < NEURON_MAX_SLOTS; i++)
+		extent[i] = 0;
+	for (i = 0; i < prog->desc_count; i++) {
+		const struct neuron_tensor_desc *d = &prog->descs[i];
+		u64 last = d->offset;
+
+		/* Validated: none of this overflows. */
+		for (j = 0; j < d->rank; j++)
+			last += (u64)(d->dims[j] - 1) * d->strides[j];
+		last = (last + 1) * dtype_size[d->dtype];
+		if (last > extent[d->slot])
+			extent[d->slot] = last;
 	}
 }

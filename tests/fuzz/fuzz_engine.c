@@ -3,7 +3,7 @@
  * libFuzzer target for the engine's decoder and validator: any bytes as a
  * program, against three small bound buffers (heap-allocated, so that
  * AddressSanitizer sees any access outside them). Programs the validator
- * accepts are run to the end. Built by scripts/fuzz with
+ * accepts are run to the end, some instructions in slices. Built by scripts/fuzz with
  * -fsanitize=fuzzer,address,undefined.
  */
 #include <stdint.h>
@@ -43,8 +43,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < prog.insn_count; i++)
 			work += neuron_engine_insn_cost(&prog, i) > (1u << 22) ? (1u << 22) :
 				neuron_engine_insn_cost(&prog, i);
-		for (i = 0; i < prog.insn_count && work <= (1u << 22); i++)
-			neuron_engine_step(&prog, i, slots, (i & 1) ? &scratch : NULL);
+		u64 extent[NEURON_MAX_SLOTS];
+
+		neuron_engine_slot_extents(&prog, extent);
+		for (i = 0; i < 3; i++)
+			if (extent[i] > slot_sizes[i])
+				abort();	/* an extent past a buffer it was checked against */
+		/* Every third instruction runs in slices, as a kernel queue does. */
+		for (i = 0; i < prog.insn_count && work <= (1u << 22); i++) {
+			const struct neuron_engine_slot *scr = (i & 1) ? &scratch : NULL;
+			u32 parts = neuron_engine_insn_parts(&prog, i), p, step = 1 + size % 3;
+
+			if (!parts)
+				abort();
+			if (i % 3 != 2) {
+				neuron_engine_step(&prog, i, slots, scr);
+				continue;
+			}
+			for (p = 0; p < parts; p += step)
+				neuron_engine_step_part(&prog, i, slots, scr, p, step);
+		}
 	} else if (status.error == NEURON_ISA_OK) {
 		abort();	/* refused without a reason */
 	}

@@ -57,6 +57,9 @@ echo 10000 > $P
 # --- the ABI, from a real program -----------------------------------------
 $ABI all 2 4 8192
 
+# --- NeuronCore reservation and job queues ---------------------------------
+neuron_queue_test || fail queue.run "exit $?"
+
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"

@@ -25,45 +25,8 @@
 #include <unistd.h>
 
 #include "uapi/neuron.h"
+#include "vm_test.h"
 
-static int failures;
-
-static void check(int cond, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (cond) {
-		printf("PASS %s\n", name);
-	} else {
-		failures++;
-		printf("FAIL %s: ", name);
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
-
-/* ioctl returning -errno, or 0. */
-static int xioctl(int fd, unsigned long cmd, void *arg)
-{
-	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
-}
-
-static int open_dev(unsigned int i)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/dev/neuron%u", i);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		printf("FAIL open %s: %s\n", path, strerror(errno));
-		exit(1);
-	}
-	return fd;
-}
 
 static int read_sysfs(unsigned int dev, const char *attr, char *buf, size_t len)
 {

@@ -69,6 +69,21 @@ u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
  */
 u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index);
 
+/*
+ * Running an instruction in slices (engine_split.c): it has
+ * neuron_engine_insn_parts() parts of about equal work; running parts
+ * [@first, @first + @count) of every part in any grouping gives the same
+ * bits as neuron_engine_step(). Returns as neuron_engine_step() does.
+ */
+u32 neuron_engine_insn_parts(const struct neuron_engine_program *prog, u32 index);
+u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
+			    const struct neuron_engine_slot *slots,
+			    const struct neuron_engine_slot *scratch, u32 first, u32 count);
+
+/* Bytes from the start of each slot that a validated program can reach. */
+void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
+				u64 extent[NEURON_MAX_SLOTS]);
+
 /* The vector MATMUL kernel (engine_gemm.c); see op_matmul. */
 void neuron_gemm_block(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,

@@ -29,7 +29,7 @@
  * number grows when ioctls or fields are added.
  */
 #define NEURON_API_VERSION_MAJOR	1
-#define NEURON_API_VERSION_MINOR	1
+#define NEURON_API_VERSION_MINOR	2
 
 #define NEURON_IOCTL_TYPE		'N'
 
@@ -276,6 +276,163 @@ struct neuron_mem_set {
 	__u64 reserved[2];
 };
 
+/*
+ * NeuronCores and their queues (API 1.2). A file reserves NeuronCores,
+ * exclusively, until it releases them or is closed. Each NeuronCore runs
+ * the jobs submitted to it in order, one at a time; a job is a program
+ * (uapi/neuron_isa.h) with up to NEURON_MAX_SLOTS of the file's buffers
+ * bound to its slots. Jobs are numbered per NeuronCore from 1 and never
+ * reused. poll() on the file reports EPOLLIN while a job of the file has
+ * finished and was not yet waited for, and EPOLLOUT while a NeuronCore it
+ * holds has room in its queue. See docs/abi.md.
+ */
+
+/* Jobs a NeuronCore queues, the running one included. */
+#define NEURON_QUEUE_DEPTH		64
+/* Finished jobs whose status a NeuronCore keeps for JOB_WAIT. */
+#define NEURON_JOB_HISTORY		256
+/* Largest program a job can carry, in bytes. */
+#define NEURON_MAX_PROGRAM_SIZE		(32 + 4096 * 88 + 65536 * 64)
+
+/**
+ * struct neuron_core_reserve - NEURON_IOCTL_CORE_RESERVE and _CORE_RELEASE
+ *
+ * RESERVE takes every NeuronCore of @core_mask or none: it fails with
+ * -EBUSY when another file holds one of them, and then reports who in
+ * @busy_mask and @busy_pid. Reserving a core the file already holds is
+ * not an error. RELEASE gives back NeuronCores the file holds (-EINVAL
+ * when it holds one of them not): their queued jobs end ABORTED, the
+ * running one at its next instruction boundary, before it returns.
+ *
+ * @flags:     [in]  must be 0
+ * @core_mask: [in]  bit n names NeuronCore n; not 0, only existing cores
+ * @held_mask: [out] the NeuronCores the file holds after the call
+ * @busy_mask: [out] on -EBUSY: the requested NeuronCores held elsewhere
+ * @busy_pid:  [out] on -EBUSY: a process holding one of them (0 when not
+ *                   visible in the caller's PID namespace)
+ * @pad:       [in]  must be 0
+ * @reserved:  [in]  must be 0
+ */
+struct neuron_core_reserve {
+	__u32 flags;
+	__u32 core_mask;
+	__u32 held_mask;
+	__u32 busy_mask;
+	__s32 busy_pid;
+	__u32 pad;
+	__u64 reserved[2];
+};
+
+/* struct neuron_job_submit.dep_core: the job depends on no other. */
+#define NEURON_NO_DEP			0xffffffffu
+
+/**
+ * struct neuron_job_submit - NEURON_IOCTL_JOB_SUBMIT
+ *
+ * Queues a job on a NeuronCore the file holds. The program is copied
+ * and validated against the bound buffers before the call returns; a
+ * program the engine refuses fails with -EINVAL and @error and
+ * @error_index say why and where (enum neuron_isa_error). The buffers
+ * stay alive until the job ends, even if freed meanwhile. A full queue
+ * fails with -EAGAIN: wait for a job, or poll() for EPOLLOUT.
+ *
+ * A job with a dependency starts only after job @dep_seq of NeuronCore
+ * @dep_core (which the file must hold, and may be @core) has ended; if
+ * that job did not end NEURON_JOB_OK, this one ends ABORTED unrun.
+ *
+ * @flags:        [in]  must be 0
+ * @core:         [in]  the NeuronCore, held by this file
+ * @program:      [in]  user pointer to the program image, 8-byte aligned
+ * @program_size: [in]  bytes, up to NEURON_MAX_PROGRAM_SIZE
+ * @slot_count:   [in]  slots used, 0..NEURON_MAX_SLOTS
+ * @slots:        [in]  buffer handle bound to each slot, 0 for none;
+ *                      entries from @slot_count on must be 0
+ * @dep_core:     [in]  NeuronCore of the job to wait for, or NEURON_NO_DEP
+ * @pad:          [in]  must be 0
+ * @dep_seq:      [in]  that job's sequence number (already submitted);
+ *                      0 with NEURON_NO_DEP
+ * @seq:          [out] this job's sequence number on @core
+ * @error:        [out] on -EINVAL from validation: enum neuron_isa_error,
+ *                      else 0
+ * @error_index:  [out] the descriptor or instruction at fault
+ * @reserved:     [in]  must be 0
+ */
+struct neuron_job_submit {
+	__u32 flags;
+	__u32 core;
+	__u64 program;
+	__u32 program_size;
+	__u32 slot_count;
+	__u32 slots[16];
+	__u32 dep_core;
+	__u32 pad;
+	__u64 dep_seq;
+	__u64 seq;
+	__u32 error;
+	__u32 error_index;
+	__u64 reserved[2];
+};
+
+/* Value of struct neuron_job_wait.status. */
+enum neuron_job_status {
+	NEURON_JOB_OK = 1,		/* ran to the end */
+	NEURON_JOB_INVALID = 2,		/* an instruction could not run here
+					 * (a BARRIER naming a core not held) */
+	NEURON_JOB_TIMEOUT = 3,		/* ran past job_timeout_ms; core reset */
+	NEURON_JOB_ABORTED = 4,		/* cores released, or a dependency failed */
+	NEURON_JOB_FAULT = 5,		/* a data fault (enum neuron_isa_error) */
+};
+
+/**
+ * struct neuron_job_wait - NEURON_IOCTL_JOB_WAIT
+ *
+ * Waits up to @timeout_ms for job @seq of @core to end (0 only checks)
+ * and reports how it ended. Fails with -ETIMEDOUT when it has not ended
+ * in time, -EINTR on a signal, -EINVAL for a job never submitted, and
+ * -ENODATA when it ended more than NEURON_JOB_HISTORY jobs ago.
+ *
+ * @flags:       [in]  must be 0
+ * @core:        [in]  a NeuronCore the file holds
+ * @seq:         [in]  the job
+ * @timeout_ms:  [in]  longest wait in milliseconds
+ * @status:      [out] enum neuron_job_status
+ * @error:       [out] for FAULT and INVALID: enum neuron_isa_error, else 0
+ * @error_index: [out] the instruction at fault, where it applies
+ * @duration_ns: [out] time the job ran, waits for dependencies excluded
+ * @reserved:    [in]  must be 0
+ */
+struct neuron_job_wait {
+	__u32 flags;
+	__u32 core;
+	__u64 seq;
+	__u32 timeout_ms;
+	__u32 status;
+	__u32 error;
+	__u32 error_index;
+	__u64 duration_ns;
+	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_queue_info - NEURON_IOCTL_QUEUE_INFO, for one NeuronCore
+ * @flags:        [in]  must be 0
+ * @core:         [in]  a NeuronCore of the device (held or not)
+ * @submitted:    [out] the last sequence number handed out, 0 for none
+ * @completed:    [out] every job up to this one has ended
+ * @queued:       [out] jobs in the queue, the running one included
+ * @owner_pid:    [out] process holding the core, 0 when free or not visible
+ * @reserved:     [in]  must be 0
+ */
+struct neuron_queue_info {
+	__u32 flags;
+	__u32 core;
+	__u64 submitted;
+	__u64 completed;
+	__u32 queued;
+	__s32 owner_pid;
+	__u64 reserved[2];
+};
+
 #define NEURON_IOCTL_DRIVER_INFO \
 	_IOWR(NEURON_IOCTL_TYPE, 0xC0, struct neuron_driver_info)
 #define NEURON_IOCTL_DEVICE_INFO \
@@ -294,5 +451,15 @@ struct neuron_mem_set {
 	_IOW(NEURON_IOCTL_TYPE, 0xC7, struct neuron_mem_copy)
 #define NEURON_IOCTL_MEM_SET \
 	_IOW(NEURON_IOCTL_TYPE, 0xC8, struct neuron_mem_set)
+#define NEURON_IOCTL_CORE_RESERVE \
+	_IOWR(NEURON_IOCTL_TYPE, 0xC9, struct neuron_core_reserve)
+#define NEURON_IOCTL_CORE_RELEASE \
+	_IOWR(NEURON_IOCTL_TYPE, 0xCA, struct neuron_core_reserve)
+#define NEURON_IOCTL_JOB_SUBMIT \
+	_IOWR(NEURON_IOCTL_TYPE, 0xCB, struct neuron_job_submit)
+#define NEURON_IOCTL_JOB_WAIT \
+	_IOWR(NEURON_IOCTL_TYPE, 0xCC, struct neuron_job_wait)
+#define NEURON_IOCTL_QUEUE_INFO \
+	_IOWR(NEURON_IOCTL_TYPE, 0xCD, struct neuron_queue_info)
 
 #endif /* _UAPI_NEURON_H */

@@ -29,6 +29,12 @@
 #define NEURON_MAX_SLOTS	16
 #define NEURON_MAX_DESCS	4096
 #define NEURON_MAX_INSNS	65536
+/* Semaphores and barriers each file has for its NeuronCores (ISA 1.1). */
+#define NEURON_MAX_SEMAPHORES	32
+#define NEURON_MAX_BARRIERS	8
+#define NEURON_MAX_SEM_COUNT	65535
+/* Core mask naming NeuronCores 0-7, the most a BARRIER can join. */
+#define NEURON_BARRIER_ALL_CORES	0xffu
 
 /**
  * struct neuron_program_header - first bytes of a program
@@ -90,6 +96,10 @@ enum neuron_opcode {
 	NEURON_OP_LAYERNORM = 10,	/* out = (a - mean) / sqrt(var + eps) * b + c, last axis */
 	NEURON_OP_CONV2D = 11,		/* out[N,Co,Ho,Wo] = a[N,Ci,H,W] conv b[Co,Ci/g,Kh,Kw] (+ c[Co]) */
 	NEURON_OP_POOL2D = 12,		/* out[N,C,Ho,Wo] = <sub> pool of a[N,C,H,W] */
+	/* Synchronisation between the NeuronCores a file holds (ISA 1.1). */
+	NEURON_OP_SEM_SIGNAL = 13,	/* semaphore[iparam[0]] += iparam[1] */
+	NEURON_OP_SEM_WAIT = 14,	/* wait for semaphore[iparam[0]] >= iparam[1], subtract it */
+	NEURON_OP_BARRIER = 15,		/* wait until every core of mask iparam[1] reached barrier iparam[0] */
 	NEURON_OP_COUNT
 };
 
@@ -138,7 +148,8 @@ enum neuron_window_param {
  * @fparam:  float parameters (FILL value, LEAKY_RELU slope, LAYERNORM
  *           epsilon); unused ones 0
  * @iparam:  integer parameters (CONV2D and POOL2D windows, enum
- *           neuron_window_param); unused ones 0
+ *           neuron_window_param; semaphore and barrier numbers, counts
+ *           and core masks); unused ones 0
  */
 struct neuron_insn {
 	__u8 opcode;

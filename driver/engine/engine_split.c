@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: running one instruction in parts. A queue bounds the time it
+ * spends between reschedules (in the kernel, inside one kernel_fpu
+ * section) by running a large instruction as several slices of one
+ * dimension of its output. Every output element is computed by exactly
+ * the same operations as in a whole run, so the bits do not change.
+ *
+ * The slice works on copies of the instruction and of its descriptors:
+ * each sliced operand gets a smaller extent on its split dimension and
+ * an offset moved to the slice's first index. No floating point here.
+ */
+#include "neuron_engine.h"
+
+/* Which dimension of each operand follows the split, or -1. */
+struct split {
+	int dim[4];
+};
+
+static void split_none(struct split *s)
+{
+	s->dim[0] = s->dim[1] = s->dim[2] = s->dim[3] = -1;
+}
+
+/* The split of instruction @in; returns the number of parts (>= 1). */
+static u32 plan(const struct neuron_engine_program *prog, const struct neuron_insn *in,
+		struct split *s)
+{
+	const struct neuron_tensor_desc *d = prog->descs;
+	const struct neuron_tensor_desc *o;
+	u32 r;
+
+	split_none(s);
+	if (in->opcode == NEURON_OP_NOP || in->opcode >= NEURON_OP_SEM_SIGNAL)
+		return 1;
+	o = &d[in->operand[0]];
+	r = o->rank;
+	switch (in->opcode) {
+	case NEURON_OP_FILL:
+		if (r < 1)
+			return 1;
+		s->dim[0] = 0;
+		break;
+	case NEURON_OP_COPY:
+	case NEURON_OP_UNARY:
+	case NEURON_OP_CAST:
+		if (r < 1)
+			return 1;
+		s->dim[0] = s->dim[1] = 0;
+		break;
+	case NEURON_OP_BINARY:
+		if (r < 1)
+			return 1;
+		s->dim[0] = s->dim[1] = s->dim[2] = 0;
+		break;
+	case NEURON_OP_REDUCE:
+	case NEURON_OP_SOFTMAX:
+	case NEURON_OP_LAYERNORM:	/* operands 2 and 3 run along the last axis */
+		if (r < 2)
+			return 1;
+		s->dim[0] = s->dim[1] = 0;
+		break;
+	case NEURON_OP_GATHER:		/* out[i..., :], indices[i...] */
+		if (r < 2)
+			return 1;
+		s->dim[0] = s->dim[2] = 0;
+		break;
+	case NEURON_OP_MATMUL: {
+		/* Split the largest of batch, M and N. */
+		u32 m = r - 2, n = r - 1;
+
+		if (r == 3 && o->dims[0] >= o->dims[m] && o->dims[0] >= o->dims[n]) {
+			s->dim[0] = s->dim[1] = s->dim[2] = 0;
+		} else if (o->dims[m] >= o->dims[n]) {
+			s->dim[0] = m;
+			s->dim[1] = m;
+		} else {
+			s->dim[0] = n;
+			s->dim[2] = n;
+			if (in->flags & NEURON_MATMUL_BIAS)
+				s->dim[3] = 0;
+		}
+		break;
+	}
+	case NEURON_OP_CONV2D: {
+		const struct neuron_tensor_desc *x = &d[in->operand[1]];
+		const struct neuron_tensor_desc *w = &d[in->operand[2]];
+
+		if (o->dims[0] > 1) {
+			s->dim[0] = s->dim[1] = 0;
+		} else if (x->dims[1] == w->dims[1]) {	/* one group: split Co */
+			s->dim[0] = 1;
+			s->dim[2] = 0;
+			if (in->flags & NEURON_CONV_BIAS)
+				s->dim[3] = 0;
+		} else {
+			return 1;
+		}
+		break;
+	}
+	case NEURON_OP_POOL2D:
+		s->dim[0] = s->dim[1] = o->dims[0] > 1 ? 0 : 1;
+		break;
+	default:
+		return 1;
+	}
+	return o->dims[s->dim[0]];
+}
+
+u32 neuron_engine_insn_parts(const struct neuron_engine_program *prog, u32 index)
+{
+	struct split s;
+
+	return plan(prog, &prog->insns[index], &s);
+}
+
+u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
+			    const struct neuron_engine_slot *slots,
+			    const struct neuron_engine_slot *scratch, u32 first, u32 count)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	struct neuron_tensor_desc descs[4];
+	struct neuron_engine_program part;
+	struct neuron_insn insn;
+	struct split s;
+	u32 parts, i;
+
+	parts = plan(prog, in, &s);
+	if (first >= parts || !count)
+		return NEURON_ISA_OK;
+	if (count > parts - first)
+		count = parts - first;
+	if (first == 0 && count == parts)
+		return neuron_engine_step(prog, index, slots, scratch);
+
+	insn = *in;
+	for (i = 0; i < 4; i++) {
+		descs[i] = prog->descs[in->operand[i]];
+		insn.operand[i] = i;
+		if (s.dim[i] < 0)
+			continue;
+		descs[i].offset += (u64)first * descs[i].strides[s.dim[i]];
+		descs[i].dims[s.dim[i]] = count;
+	}
+	part.descs = descs;
+	part.insns = &insn;
+	part.desc_count = 4;
+	part.insn_count = 1;
+	return neuron_engine_step(&part, 0, slots, scratch);
+}

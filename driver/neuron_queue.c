@@ -1,0 +1,778 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * neuron: NeuronCore reservation and execution queues.
+ *
+ * A file reserves NeuronCores exclusively. Each NeuronCore has an
+ * in-order queue of at most NEURON_QUEUE_DEPTH jobs and a kernel thread
+ * that runs them with the engine. A job is validated completely when it
+ * is submitted; the thread then runs it in FPU sections of bounded work
+ * (large instructions in slices, small ones grouped), rescheduling and
+ * checking for an abort or the job timeout between sections, so that no
+ * job stalls the machine and a runaway job ends at the next boundary.
+ *
+ * Job lifetime: the submitter allocates it and takes references on its
+ * buffers; the core thread owns it from the queue on, records how it
+ * ended in the core's history, wakes waiters, then drops the buffers and
+ * frees it. A file's release aborts its cores' jobs and waits until the
+ * threads let go of them, so a job never outlives its file.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/delay.h>
+#include <linux/fs.h>
+#include <linux/kthread.h>
+#include <linux/ktime.h>
+#include <linux/mm.h>
+#include <linux/pid.h>
+#include <linux/poll.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/fpu/api.h>
+
+#include "neuron_drv.h"
+#include "neuron_engine.h"
+
+/*
+ * Element operations one FPU section may run: about a millisecond of
+ * native work, tens of milliseconds under emulation.
+ */
+#define NEURON_SECTION_WORK	(1ULL << 21)
+
+struct neuron_job {
+	struct list_head node;		/* in core->queue */
+	struct neuron_file *nf;
+	u64 seq;
+	u32 dep_core;
+	u64 dep_seq;
+	void *image;
+	struct neuron_engine_program prog;
+	struct neuron_buffer *bufs[NEURON_MAX_SLOTS];
+	struct neuron_engine_slot slots[NEURON_MAX_SLOTS];
+};
+
+static void neuron_job_free(struct neuron_job *job)
+{
+	unsigned int i;
+
+	for (i = 0; i < NEURON_MAX_SLOTS; i++)
+		if (job->bufs[i])
+			neuron_buffer_put(job->bufs[i]);
+	kvfree(job->image);
+	kfree(job);
+}
+
+static bool neuron_is_sync(const struct neuron_insn *in)
+{
+	return in->opcode >= NEURON_OP_SEM_SIGNAL;
+}
+
+/* Has the running job to stop? */
+static bool neuron_core_aborting(struct neuron_core *core)
+{
+	return READ_ONCE(core->abort) || kthread_should_stop();
+}
+
+static void neuron_core_reset(struct neuron_core *core, u64 seq)
+{
+	WRITE_ONCE(core->state, NEURON_CORE_RESET);
+	memset(core->scratch, 0, NEURON_GEMM_SCRATCH);
+	atomic64_inc(&core->resets);
+	dev_warn_ratelimited(&core->nd->dev,
+			     "NeuronCore %u: job %llu ran past job_timeout_ms; core reset\n",
+			     core->index, seq);
+}
+
+/*
+ * Wait up to @deadline until @take succeeds; 0, or the job status that
+ * ends the wait. @take may have effects and runs once per round; @ready
+ * (without effects) says when another round is worth it.
+ */
+#define neuron_job_wait_for(core, wq, take, ready, deadline)		\
+({									\
+	u32 __st = 0;							\
+	for (;;) {							\
+		s64 __left = (deadline) - ktime_get_ns();		\
+		if (take)						\
+			break;						\
+		if (neuron_core_aborting(core)) {			\
+			__st = NEURON_JOB_ABORTED;			\
+			break;						\
+		}							\
+		if (__left <= 0) {					\
+			__st = NEURON_JOB_TIMEOUT;			\
+			break;						\
+		}							\
+		wait_event_interruptible_timeout(wq, (ready) ||		\
+			neuron_core_aborting(core),			\
+			min_t(long, HZ, nsecs_to_jiffies(__left) + 1));	\
+	}								\
+	__st;								\
+})
+
+static bool neuron_sem_take(struct neuron_file *nf, u32 sem, u32 count)
+{
+	bool taken = false;
+
+	spin_lock(&nf->sync_lock);
+	if (nf->sem[sem] >= count) {
+		nf->sem[sem] -= count;
+		taken = true;
+	}
+	spin_unlock(&nf->sync_lock);
+	return taken;
+}
+
+static bool neuron_barrier_passed(struct neuron_file *nf, u32 id, u32 gen)
+{
+	return READ_ONCE(nf->barrier_gen[id]) != gen;
+}
+
+/* Run a SEM_SIGNAL, SEM_WAIT or BARRIER; returns 0 or a job status. */
+static u32 neuron_job_sync(struct neuron_core *core, struct neuron_job *job,
+			   const struct neuron_insn *in, u64 deadline)
+{
+	struct neuron_file *nf = job->nf;
+	u32 id = in->iparam[0], arg = in->iparam[1], gen, st;
+
+	switch (in->opcode) {
+	case NEURON_OP_SEM_SIGNAL:
+		spin_lock(&nf->sync_lock);
+		nf->sem[id] = nf->sem[id] > U32_MAX - arg ? U32_MAX : nf->sem[id] + arg;
+		spin_unlock(&nf->sync_lock);
+		wake_up_all(&nf->sync_wq);
+		return 0;
+	case NEURON_OP_SEM_WAIT:
+		return neuron_job_wait_for(core, nf->sync_wq, neuron_sem_take(nf, id, arg),
+					   READ_ONCE(nf->sem[id]) >= arg, deadline);
+	case NEURON_OP_BARRIER:
+		if (!(arg & BIT(core->index)) || (arg & ~READ_ONCE(nf->cores_held)))
+			return NEURON_JOB_INVALID;
+		spin_lock(&nf->sync_lock);
+		gen = nf->barrier_gen[id];
+		nf->barrier_arrived[id] |= BIT(core->index);
+		if ((nf->barrier_arrived[id] & arg) == arg) {
+			nf->barrier_arrived[id] = 0;
+			WRITE_ONCE(nf->barrier_gen[id], gen + 1);
+		}
+		spin_unlock(&nf->sync_lock);
+		wake_up_all(&nf->sync_wq);
+		st = neuron_job_wait_for(core, nf->sync_wq, neuron_barrier_passed(nf, id, gen),
+					 neuron_barrier_passed(nf, id, gen), deadline);
+		if (st) {
+			spin_lock(&nf->sync_lock);
+			if (nf->barrier_gen[id] == gen)
+				nf->barrier_arrived[id] &= ~BIT(core->index);
+			spin_unlock(&nf->sync_lock);
+		}
+		return st;
+	}
+	return NEURON_JOB_INVALID;
+}
+
+/* Wait for the job's dependency; 0, or the status that ends this job. */
+static u32 neuron_job_dependency(struct neuron_core *core, struct neuron_job *job)
+{
+	struct neuron_core *dep = &core->nd->cores[job->dep_core];
+	struct neuron_job_result *h;
+	u32 status;
+
+	for (;;) {
+		if (READ_ONCE(dep->completed) >= job->dep_seq)
+			break;
+		if (neuron_core_aborting(core))
+			return NEURON_JOB_ABORTED;
+		wait_event_interruptible_timeout(dep->done_wq,
+						 READ_ONCE(dep->completed) >= job->dep_seq ||
+						 neuron_core_aborting(core), HZ);
+	}
+	spin_lock(&dep->lock);
+	h = &dep->history[job->dep_seq % NEURON_JOB_HISTORY];
+	/* A status no longer kept ended long ago, without stopping us then. */
+	status = h->seq == job->dep_seq ? h->status : NEURON_JOB_OK;
+	spin_unlock(&dep->lock);
+	return status == NEURON_JOB_OK ? 0 : NEURON_JOB_ABORTED;
+}
+
+static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
+			   struct neuron_job_result *res)
+{
+	const struct neuron_engine_program *prog = &job->prog;
+	struct neuron_engine_slot scratch = {
+		.base = core->scratch, .size = NEURON_GEMM_SCRATCH,
+	};
+	u64 start, deadline;
+	u32 i = 0, part = 0, st;
+
+	res->status = NEURON_JOB_OK;
+	if (job->dep_core != NEURON_NO_DEP) {
+		st = neuron_job_dependency(core, job);
+		if (st) {
+			res->status = st;
+			return;
+		}
+	}
+	if (neuron_core_aborting(core)) {
+		res->status = NEURON_JOB_ABORTED;
+		return;
+	}
+
+	WRITE_ONCE(core->state, NEURON_CORE_BUSY);
+	start = ktime_get_ns();
+	deadline = start + (u64)neuron_job_timeout_ms() * NSEC_PER_MSEC;
+	while (i < prog->insn_count) {
+		u64 budget = NEURON_SECTION_WORK;
+		u32 fault = 0, at = i;
+
+		if (neuron_is_sync(&prog->insns[i])) {
+			st = neuron_job_sync(core, job, &prog->insns[i], deadline);
+			if (st) {
+				res->status = st;
+				res->error = st == NEURON_JOB_INVALID ? NEURON_ISA_E_PARAM : 0;
+				res->error_index = i;
+				break;
+			}
+			i++;
+			continue;
+		}
+
+		/* One bounded section: whole small instructions, or slices. */
+		kernel_fpu_begin();
+		while (i < prog->insn_count && budget && !neuron_is_sync(&prog->insns[i])) {
+			u64 cost = neuron_engine_insn_cost(prog, i);
+			u32 parts = neuron_engine_insn_parts(prog, i);
+			u64 per_part = max_t(u64, 1, div_u64(cost, parts));
+			u64 count;
+
+			at = i;
+			if (!part && cost <= budget) {
+				fault = neuron_engine_step(prog, i, job->slots, &scratch);
+				budget -= cost;
+				i++;
+			} else {
+				count = clamp_t(u64, div64_u64(budget, per_part), 1, parts - part);
+				fault = neuron_engine_step_part(prog, i, job->slots, &scratch,
+								part, count);
+				budget -= min(budget, count * per_part);
+				part += count;
+				if (part == parts) {
+					part = 0;
+					i++;
+				}
+			}
+			if (fault)
+				break;
+		}
+		kernel_fpu_end();
+
+		if (fault) {
+			res->status = NEURON_JOB_FAULT;
+			res->error = fault;
+			res->error_index = at;
+			break;
+		}
+		if (i < prog->insn_count && neuron_core_aborting(core)) {
+			res->status = NEURON_JOB_ABORTED;
+			res->error_index = i;
+			break;
+		}
+		if (i < prog->insn_count && ktime_get_ns() > deadline) {
+			res->status = NEURON_JOB_TIMEOUT;
+			res->error_index = i;
+			break;
+		}
+		cond_resched();
+	}
+	res->duration_ns = ktime_get_ns() - start;
+	atomic64_add(res->duration_ns, &core->busy_ns);
+	if (res->status == NEURON_JOB_TIMEOUT)
+		neuron_core_reset(core, job->seq);
+	WRITE_ONCE(core->state, NEURON_CORE_IDLE);
+}
+
+/* Record how @job ended, wake whoever waits, then let go of it. */
+static void neuron_job_finish(struct neuron_core *core, struct neuron_job *job,
+			      struct neuron_job_result *res)
+{
+	struct neuron_file *nf = job->nf;
+	struct neuron_job_result *h;
+
+	res->seq = job->seq;
+	res->nf = nf;
+	spin_lock(&core->lock);
+	h = &core->history[job->seq % NEURON_JOB_HISTORY];
+	if (h->nf)			/* never waited for, now forgotten */
+		atomic_dec(&h->nf->unwaited);
+	*h = *res;
+	atomic_inc(&nf->unwaited);
+	core->completed = job->seq;
+	core->queued--;
+	spin_unlock(&core->lock);
+
+	atomic64_inc(&core->jobs_completed);
+	if (res->status != NEURON_JOB_OK)
+		atomic64_inc(&core->jobs_failed);
+	wake_up_all(&core->done_wq);
+	wake_up_interruptible_all(&nf->poll_wq);
+
+	/* The buffers' accounting needs the file: done while it waits. */
+	neuron_job_free(job);
+	spin_lock(&core->lock);
+	core->running = NULL;
+	spin_unlock(&core->lock);
+	wake_up_all(&core->done_wq);
+}
+
+static int neuron_core_thread(void *data)
+{
+	struct neuron_core *core = data;
+
+	while (!kthread_should_stop()) {
+		struct neuron_job_result res = { 0 };
+		struct neuron_job *job = NULL;
+
+		wait_event_interruptible_timeout(core->work_wq, kthread_should_stop() ||
+						 !list_empty(&core->queue), HZ);
+		spin_lock(&core->lock);
+		if (!list_empty(&core->queue)) {
+			job = list_first_entry(&core->queue, struct neuron_job, node);
+			list_del(&job->node);
+			core->running = job;
+		}
+		spin_unlock(&core->lock);
+		if (!job)
+			continue;
+		neuron_job_run(core, job, &res);
+		neuron_job_finish(core, job, &res);
+	}
+	return 0;
+}
+
+int neuron_core_start(struct neuron_core *core)
+{
+	struct task_struct *t;
+
+	spin_lock_init(&core->lock);
+	INIT_LIST_HEAD(&core->queue);
+	init_waitqueue_head(&core->work_wq);
+	init_waitqueue_head(&core->done_wq);
+	core->scratch = vzalloc(NEURON_GEMM_SCRATCH);
+	if (!core->scratch)
+		return -ENOMEM;
+	t = kthread_create_on_node(neuron_core_thread, core, core->nd->numa_node,
+				   "neuron%u/nc%u", core->nd->index, core->index);
+	if (IS_ERR(t)) {
+		vfree(core->scratch);
+		core->scratch = NULL;
+		return PTR_ERR(t);
+	}
+	core->thread = t;
+	wake_up_process(t);
+	return 0;
+}
+
+/* When no file is open: the queue is empty. */
+void neuron_core_stop(struct neuron_core *core)
+{
+	if (core->thread)
+		kthread_stop(core->thread);
+	core->thread = NULL;
+	WARN_ON_ONCE(!list_empty(&core->queue) || core->running);
+	vfree(core->scratch);
+	core->scratch = NULL;
+}
+
+void neuron_queue_file_init(struct neuron_file *nf)
+{
+	init_waitqueue_head(&nf->poll_wq);
+	atomic_set(&nf->unwaited, 0);
+	spin_lock_init(&nf->sync_lock);
+	init_waitqueue_head(&nf->sync_wq);
+}
+
+static bool neuron_core_drained(struct neuron_core *core)
+{
+	bool idle;
+
+	spin_lock(&core->lock);
+	idle = list_empty(&core->queue) && !core->running && !core->queued;
+	spin_unlock(&core->lock);
+	return idle;
+}
+
+/* Abort the jobs of the cores of @mask (held by @nf), wait, release them. */
+static void neuron_cores_release(struct neuron_file *nf, u32 mask)
+{
+	struct neuron_device *nd = nf->nd;
+	unsigned int c, i;
+
+	for (c = 0; c < nd->core_count; c++) {
+		if (!(mask & BIT(c)))
+			continue;
+		spin_lock(&nd->cores[c].lock);
+		nd->cores[c].abort = true;
+		spin_unlock(&nd->cores[c].lock);
+	}
+	/* Jobs may wait on any core of the device, or on a semaphore. */
+	for (c = 0; c < nd->core_count; c++) {
+		wake_up_all(&nd->cores[c].work_wq);
+		wake_up_all(&nd->cores[c].done_wq);
+	}
+	wake_up_all(&nf->sync_wq);
+	for (c = 0; c < nd->core_count; c++) {
+		struct neuron_core *core = &nd->cores[c];
+		unsigned int waited = 0;
+
+		if (!(mask & BIT(c)))
+			continue;
+		/* Each job stops at its next section boundary. */
+		while (!wait_event_timeout(core->done_wq, neuron_core_drained(core), HZ))
+			if (++waited % 10 == 0)
+				dev_warn(&nd->dev, "NeuronCore %u: still stopping its jobs\n", c);
+	}
+
+	mutex_lock(&nd->lock);
+	for (c = 0; c < nd->core_count; c++) {
+		struct neuron_core *core = &nd->cores[c];
+
+		if (!(mask & BIT(c)))
+			continue;
+		spin_lock(&core->lock);
+		for (i = 0; i < NEURON_JOB_HISTORY; i++) {
+			if (core->history[i].nf == nf) {
+				core->history[i].nf = NULL;
+				atomic_dec(&nf->unwaited);
+			}
+		}
+		core->owner = NULL;
+		core->abort = false;
+		spin_unlock(&core->lock);
+	}
+	nf->cores_held &= ~mask;
+	if (!nf->cores_held) {
+		/* A new reservation starts with clear semaphores and barriers. */
+		spin_lock(&nf->sync_lock);
+		memset(nf->sem, 0, sizeof(nf->sem));
+		memset(nf->barrier_arrived, 0, sizeof(nf->barrier_arrived));
+		spin_unlock(&nf->sync_lock);
+	}
+	mutex_unlock(&nd->lock);
+	wake_up_interruptible_all(&nf->poll_wq);
+}
+
+void neuron_queue_file_release(struct neuron_file *nf)
+{
+	u32 held;
+
+	mutex_lock(&nf->nd->lock);
+	held = nf->cores_held;
+	mutex_unlock(&nf->nd->lock);
+	if (held)
+		neuron_cores_release(nf, held);
+}
+
+__poll_t neuron_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	struct neuron_file *nf = filp->private_data;
+	struct neuron_device *nd = nf->nd;
+	__poll_t mask = 0;
+	unsigned int c;
+	u32 held;
+
+	poll_wait(filp, &nf->poll_wq, wait);
+	if (atomic_read(&nf->unwaited) > 0)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	held = READ_ONCE(nf->cores_held);
+	for (c = 0; c < nd->core_count; c++)
+		if ((held & BIT(c)) && READ_ONCE(nd->cores[c].queued) < NEURON_QUEUE_DEPTH)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
+
+static u32 neuron_all_cores(struct neuron_device *nd)
+{
+	return (u32)(BIT(nd->core_count) - 1);
+}
+
+static int neuron_ioctl_core_reserve(struct neuron_file *nf, void __user *uarg, bool reserve)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_core_reserve req;
+	unsigned int c;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.pad || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	if (!req.core_mask || (req.core_mask & ~neuron_all_cores(nd)))
+		return -EINVAL;
+	req.busy_mask = 0;
+	req.busy_pid = 0;
+
+	if (!reserve) {
+		mutex_lock(&nd->lock);
+		if ((nf->cores_held & req.core_mask) != req.core_mask)
+			ret = -EINVAL;
+		mutex_unlock(&nd->lock);
+		if (!ret)
+			neuron_cores_release(nf, req.core_mask);
+	} else {
+		mutex_lock(&nd->lock);
+		for (c = 0; c < nd->core_count; c++) {
+			struct neuron_file *owner = nd->cores[c].owner;
+
+			if (!(req.core_mask & BIT(c)) || !owner || owner == nf)
+				continue;
+			if (!req.busy_mask)
+				req.busy_pid = pid_vnr(owner->tgid);
+			req.busy_mask |= BIT(c);
+		}
+		if (req.busy_mask) {
+			ret = -EBUSY;
+		} else {
+			for (c = 0; c < nd->core_count; c++) {
+				if (!(req.core_mask & BIT(c)))
+					continue;
+				spin_lock(&nd->cores[c].lock);
+				if (nd->cores[c].owner != nf)
+					nd->cores[c].first_seq = nd->cores[c].submitted + 1;
+				nd->cores[c].owner = nf;
+				spin_unlock(&nd->cores[c].lock);
+			}
+			nf->cores_held |= req.core_mask;
+		}
+		mutex_unlock(&nd->lock);
+	}
+	mutex_lock(&nd->lock);
+	req.held_mask = nf->cores_held;
+	mutex_unlock(&nd->lock);
+	if (copy_to_user(uarg, &req, sizeof(req)))
+		return -EFAULT;
+	return ret;
+}
+
+/* Is @core held by @nf and not being released? Under nd->lock. */
+static bool neuron_core_usable(struct neuron_file *nf, struct neuron_core *core)
+{
+	lockdep_assert_held(&nf->nd->lock);
+	return core->owner == nf && !core->abort;
+}
+
+static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *req,
+			      struct neuron_job *job)
+{
+	struct neuron_engine_status status;
+	u64 extent[NEURON_MAX_SLOTS];
+	unsigned int i;
+
+	job->image = kvmalloc(req->program_size, GFP_KERNEL_ACCOUNT);
+	if (!job->image)
+		return -ENOMEM;
+	if (copy_from_user(job->image, u64_to_user_ptr(req->program), req->program_size))
+		return -EFAULT;
+	for (i = 0; i < req->slot_count; i++) {
+		if (!req->slots[i])
+			continue;
+		job->bufs[i] = neuron_buffer_get(nf, req->slots[i]);
+		if (!job->bufs[i])
+			return -ENOENT;
+		/* Validation sees a page-aligned placeholder: the mapping is
+		 * made only for programs that pass, as far as they reach. */
+		job->slots[i].base = (void *)PAGE_SIZE;
+		job->slots[i].size = job->bufs[i]->size;
+	}
+	if (neuron_engine_validate(job->image, req->program_size, job->slots,
+				   req->slot_count, &job->prog, &status)) {
+		req->error = status.error;
+		req->error_index = status.index;
+		return -EINVAL;
+	}
+	neuron_engine_slot_extents(&job->prog, extent);
+	for (i = 0; i < NEURON_MAX_SLOTS; i++) {
+		void *addr;
+
+		job->slots[i].base = NULL;
+		if (!job->bufs[i] || !extent[i])
+			continue;
+		addr = neuron_buffer_kmap(job->bufs[i], extent[i]);
+		if (IS_ERR(addr))
+			return PTR_ERR(addr);
+		job->slots[i].base = addr;
+	}
+	return 0;
+}
+
+static int neuron_ioctl_job_submit(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_job_submit req;
+	struct neuron_core *core;
+	struct neuron_job *job;
+	unsigned int i;
+	int ret;
+
+	BUILD_BUG_ON(ARRAY_SIZE(req.slots) != NEURON_MAX_SLOTS);
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || req.pad || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+		return -EINVAL;
+	req.error = 0;
+	req.error_index = 0;
+	if (req.core >= nd->core_count || req.slot_count > NEURON_MAX_SLOTS ||
+	    req.program_size < sizeof(struct neuron_program_header) ||
+	    req.program_size > NEURON_MAX_PROGRAM_SIZE)
+		return -EINVAL;
+	for (i = req.slot_count; i < NEURON_MAX_SLOTS; i++)
+		if (req.slots[i])
+			return -EINVAL;
+	if (req.dep_core == NEURON_NO_DEP ? req.dep_seq != 0 :
+	    req.dep_core >= nd->core_count || !req.dep_seq)
+		return -EINVAL;
+	core = &nd->cores[req.core];
+
+	/* Cheap checks first: the core and the dependency. */
+	mutex_lock(&nd->lock);
+	ret = neuron_core_usable(nf, core) ? 0 : -EPERM;
+	if (!ret && req.dep_core != NEURON_NO_DEP) {
+		struct neuron_core *dep = &nd->cores[req.dep_core];
+
+		if (!neuron_core_usable(nf, dep) || req.dep_seq < dep->first_seq ||
+		    req.dep_seq > READ_ONCE(dep->submitted))
+			ret = -EINVAL;
+	}
+	mutex_unlock(&nd->lock);
+	if (ret)
+		return ret;
+
+	job = kzalloc(sizeof(*job), GFP_KERNEL_ACCOUNT);
+	if (!job)
+		return -ENOMEM;
+	job->nf = nf;
+	job->dep_core = req.dep_core;
+	job->dep_seq = req.dep_seq;
+	ret = neuron_job_prepare(nf, &req, job);
+	if (ret) {
+		neuron_job_free(job);
+		if (ret == -EINVAL && req.error &&
+		    copy_to_user(uarg, &req, sizeof(req)))
+			return -EFAULT;
+		return ret;
+	}
+
+	mutex_lock(&nd->lock);
+	spin_lock(&core->lock);
+	if (!neuron_core_usable(nf, core)) {
+		ret = -EPERM;
+	} else if (core->queued >= NEURON_QUEUE_DEPTH) {
+		ret = -EAGAIN;
+	} else {
+		job->seq = ++core->submitted;
+		core->queued++;
+		list_add_tail(&job->node, &core->queue);
+	}
+	spin_unlock(&core->lock);
+	mutex_unlock(&nd->lock);
+	if (ret) {
+		neuron_job_free(job);
+		return ret;
+	}
+	req.seq = job->seq;	/* @job belongs to the core thread from here */
+	wake_up(&core->work_wq);
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+static int neuron_ioctl_job_wait(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_job_result *h;
+	struct neuron_job_wait req;
+	struct neuron_core *core;
+	long left;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	/* Output fields are not inputs: whatever they hold is ignored. */
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)) ||
+	    req.core >= nd->core_count)
+		return -EINVAL;
+	core = &nd->cores[req.core];
+	mutex_lock(&nd->lock);
+	if (core->owner != nf)
+		ret = -EPERM;
+	else if (req.seq < core->first_seq || req.seq > core->submitted)
+		ret = -EINVAL;
+	mutex_unlock(&nd->lock);
+	if (ret)
+		return ret;
+
+	left = wait_event_interruptible_timeout(core->done_wq,
+						READ_ONCE(core->completed) >= req.seq,
+						msecs_to_jiffies(req.timeout_ms));
+	if (left < 0)
+		return -EINTR;
+	if (READ_ONCE(core->completed) < req.seq)
+		return -ETIMEDOUT;
+
+	spin_lock(&core->lock);
+	h = &core->history[req.seq % NEURON_JOB_HISTORY];
+	if (h->seq != req.seq) {
+		ret = -ENODATA;
+	} else {
+		req.status = h->status;
+		req.error = h->error;
+		req.error_index = h->error_index;
+		req.duration_ns = h->duration_ns;
+		if (h->nf) {
+			atomic_dec(&h->nf->unwaited);
+			h->nf = NULL;
+		}
+	}
+	spin_unlock(&core->lock);
+	if (ret)
+		return ret;
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+static int neuron_ioctl_queue_info(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_queue_info req;
+	struct neuron_core *core;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)) ||
+	    req.core >= nd->core_count)
+		return -EINVAL;
+	core = &nd->cores[req.core];
+	mutex_lock(&nd->lock);
+	req.owner_pid = core->owner ? pid_vnr(core->owner->tgid) : 0;
+	spin_lock(&core->lock);
+	req.submitted = core->submitted;
+	req.completed = core->completed;
+	req.queued = core->queued;
+	spin_unlock(&core->lock);
+	mutex_unlock(&nd->lock);
+	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+}
+
+long neuron_ioctl_queue(struct neuron_file *nf, unsigned int cmd, void __user *uarg)
+{
+	switch (cmd) {
+	case NEURON_IOCTL_CORE_RESERVE:
+		return neuron_ioctl_core_reserve(nf, uarg, true);
+	case NEURON_IOCTL_CORE_RELEASE:
+		return neuron_ioctl_core_reserve(nf, uarg, false);
+	case NEURON_IOCTL_JOB_SUBMIT:
+		return neuron_ioctl_job_submit(nf, uarg);
+	case NEURON_IOCTL_JOB_WAIT:
+		return neuron_ioctl_job_wait(nf, uarg);
+	case NEURON_IOCTL_QUEUE_INFO:
+		return neuron_ioctl_queue_info(nf, uarg);
+	default:
+		return -ENOTTY;
+	}
+}
