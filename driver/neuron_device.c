@@ -118,16 +118,8 @@ struct neuron_device *neuron_device_create(const struct neuron_device_desc *desc
 		neuron_sysfs_init_core(core);
 		nd->groups[i + 1] = &core->sysfs.group;
 	}
-	for (i = 0; i < nd->core_count; i++) {
-		ret = neuron_core_start(&nd->cores[i]);
-		if (ret) {
-			while (i--)
-				neuron_core_stop(&nd->cores[i]);
-			ida_free(&neuron_ida, index);
-			kfree(nd);
-			return ERR_PTR(ret);
-		}
-	}
+	for (i = 0; i < nd->core_count; i++)
+		neuron_core_init(&nd->cores[i]);
 
 	/* From here on, put_device() frees @nd and its index. */
 	device_initialize(&nd->dev);
@@ -155,8 +147,6 @@ struct neuron_device *neuron_device_create(const struct neuron_device_desc *desc
 
 err_put:
 	dev_err(&nd->dev, "cannot add device: %d\n", ret);
-	for (i = 0; i < nd->core_count; i++)
-		neuron_core_stop(&nd->cores[i]);
 	/* The backend keeps ownership of @priv when creation fails. */
 	nd->priv = NULL;
 	put_device(&nd->dev);

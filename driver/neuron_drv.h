@@ -244,7 +244,7 @@ void neuron_buffer_put(struct neuron_buffer *buf);
 void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes);
 
 /* neuron_queue.c */
-int neuron_core_start(struct neuron_core *core);
+void neuron_core_init(struct neuron_core *core);
 void neuron_core_stop(struct neuron_core *core);
 void neuron_queue_file_init(struct neuron_file *nf);
 void neuron_queue_file_release(struct neuron_file *nf);

@@ -349,14 +349,25 @@ static int neuron_core_thread(void *data)
 	return 0;
 }
 
-int neuron_core_start(struct neuron_core *core)
+void neuron_core_init(struct neuron_core *core)
 {
-	struct task_struct *t;
-
 	spin_lock_init(&core->lock);
 	INIT_LIST_HEAD(&core->queue);
 	init_waitqueue_head(&core->work_wq);
 	init_waitqueue_head(&core->done_wq);
+}
+
+/*
+ * The thread and scratch memory of a core come with its first
+ * reservation, so that cores never used cost nothing. Under nd->lock.
+ */
+static int neuron_core_start(struct neuron_core *core)
+{
+	struct task_struct *t;
+
+	lockdep_assert_held(&core->nd->lock);
+	if (core->thread)
+		return 0;
 	core->scratch = vzalloc(NEURON_GEMM_SCRATCH);
 	if (!core->scratch)
 		return -ENOMEM;
@@ -529,9 +540,12 @@ static int neuron_ioctl_core_reserve(struct neuron_file *nf, void __user *uarg, 
 				req.busy_pid = pid_vnr(owner->tgid);
 			req.busy_mask |= BIT(c);
 		}
+		for (c = 0; !req.busy_mask && !ret && c < nd->core_count; c++)
+			if (req.core_mask & BIT(c))
+				ret = neuron_core_start(&nd->cores[c]);
 		if (req.busy_mask) {
 			ret = -EBUSY;
-		} else {
+		} else if (!ret) {
 			for (c = 0; c < nd->core_count; c++) {
 				if (!(req.core_mask & BIT(c)))
 					continue;

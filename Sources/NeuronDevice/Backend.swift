@@ -19,6 +19,19 @@ public protocol NeuronDevice: AnyObject, Sendable {
     /// Release the device now, and every buffer allocated through it that
     /// is not in use (later uses fail with `.bufferFreed`). Idempotent.
     func close()
+
+    /// CORE_RESERVE: all of `cores` or none; `.coresBusy` names the holder.
+    func reserveCores(_ cores: [Int]) throws(NeuronError)
+    /// CORE_RELEASE: their queued jobs end `.aborted` first.
+    func releaseCores(_ cores: [Int]) throws(NeuronError)
+    /// JOB_SUBMIT: validate and queue; returns the job.
+    func submit(_ request: NeuronJobRequest) throws(NeuronError) -> NeuronJob
+    /// JOB_WAIT: block up to `timeout`; nil when the job has not ended.
+    func wait(for job: NeuronJob, timeout: Duration) throws(NeuronError) -> NeuronJobResult?
+    /// The job's result, awaited without blocking a thread or spinning.
+    func result(of job: NeuronJob) async throws(NeuronError) -> NeuronJobResult
+    /// QUEUE_INFO of one NeuronCore.
+    func queueInfo(core: Int) throws(NeuronError) -> NeuronQueueInfo
 }
 
 /// A source of devices: the kernel driver or the in-process simulator.

@@ -83,7 +83,7 @@ public final class NeuronBuffer: Sendable {
 
     public var isFreed: Bool { state.withLock { $0.freed } }
 
-    private func beginUse() throws(NeuronError) {
+    func beginUse() throws(NeuronError) {
         let usable = state.withLock { state -> Bool in
             guard !state.freed else { return false }
             state.users += 1
@@ -92,7 +92,7 @@ public final class NeuronBuffer: Sendable {
         guard usable else { throw .bufferFreed }
     }
 
-    private func endUse() {
+    func endUse() {
         let release = state.withLock { state -> Bool in
             state.users -= 1
             guard state.freed, state.users == 0, !state.released else { return false }

@@ -53,12 +53,23 @@ public struct KernelBackend: NeuronBackend {
 public final class KernelDevice: NeuronDevice {
     public let index: Int
     public let path: String
-    private let descriptor: Mutex<FileDescriptor?>
+    /// The descriptor and the calls using it: close(2) waits until the
+    /// last call in flight (a blocking JOB_WAIT, a poll) returns, so that
+    /// no call ever reaches a descriptor number reused meanwhile.
+    private struct Descriptor {
+        var fd: FileDescriptor?
+        var users = 0
+        var closing = false
+    }
+    private let descriptor: Mutex<Descriptor>
+    /// Delivers job completions to `result(of:)` (KernelQueue.swift).
+    let completions: KernelCompletions
 
     private init(fd: FileDescriptor, path: String, index: Int) {
-        self.descriptor = Mutex(fd)
+        self.descriptor = Mutex(Descriptor(fd: fd))
         self.path = path
         self.index = index
+        self.completions = KernelCompletions()
     }
 
     deinit {
@@ -94,27 +105,48 @@ public final class KernelDevice: NeuronDevice {
     }
 
     public func close() {
-        descriptor.withLock { fd in
-            guard let open = fd else { return }
-            fd = nil
-            // close(2) is not retried on EINTR on Linux: the descriptor is gone.
-            try? open.close()
+        let toClose: FileDescriptor? = descriptor.withLock { state in
+            guard state.fd != nil, !state.closing else { return nil }
+            state.closing = true
+            guard state.users == 0 else { return nil }
+            defer { state.fd = nil }
+            return state.fd
         }
+        completions.stop()
+        // close(2) is not retried on EINTR on Linux: the descriptor is gone.
+        try? toClose?.close()
+    }
+
+    /// Run `body` with the open descriptor, or return nil when closed.
+    func withDescriptor<R>(_ body: (FileDescriptor) -> R) -> R? {
+        guard let fd = descriptor.withLock({ state -> FileDescriptor? in
+            guard let fd = state.fd, !state.closing else { return nil }
+            state.users += 1
+            return fd
+        }) else { return nil }
+        defer {
+            let toClose: FileDescriptor? = descriptor.withLock { state in
+                state.users -= 1
+                guard state.closing, state.users == 0 else { return nil }
+                defer { state.fd = nil }
+                return state.fd
+            }
+            try? toClose?.close()
+        }
+        return body(fd)
     }
 
     /// Issue one ioctl, retrying on EINTR.
     func ioctl<Argument>(_ request: UInt, _ name: String,
                                  _ argument: inout Argument) throws(NeuronError) {
-        let failure: Errno? = descriptor.withLock { fd in
-            guard let fd else { return Errno.badFileDescriptor }
-            while true {
-                let result = withUnsafeMutablePointer(to: &argument) {
-                    neuron_ioctl(fd.rawValue, request, $0)
+        let failure: Errno? = withUnsafeMutablePointer(to: &argument) { pointer in
+            withDescriptor { fd -> Errno? in
+                while true {
+                    if neuron_ioctl(fd.rawValue, request, pointer) >= 0 { return nil }
+                    let error = Errno(rawValue: errno)
+                    if error != .interrupted { return error }
                 }
-                if result >= 0 { return nil }
-                let error = Errno(rawValue: errno)
-                if error != .interrupted { return error }
-            }
+            } ?? .badFileDescriptor
         }
         if let failure {
             throw .system(operation: "\(name) on \(path)", errno: failure)
@@ -124,13 +156,12 @@ public final class KernelDevice: NeuronDevice {
     /// mmap `length` bytes at `offset` of this file, shared and writable.
     /// Throws `.bufferFreed` when the device is closed or has no such buffer.
     func map(length: UInt64, offset: UInt64) throws(NeuronError) -> UnsafeMutableRawPointer {
-        let result: Result<UInt, Errno> = descriptor.withLock { fd in
-            guard let fd else { return .failure(.badFileDescriptor) }
+        let result: Result<UInt, Errno> = withDescriptor { fd in
             guard let pointer = neuron_mmap(fd.rawValue, length, offset) else {
                 return .failure(Errno(rawValue: errno))
             }
             return .success(UInt(bitPattern: pointer))
-        }
+        } ?? .failure(.badFileDescriptor)
         switch result {
         case .success(let address):
             guard let pointer = UnsafeMutableRawPointer(bitPattern: address) else { throw .bufferFreed }
@@ -220,7 +251,7 @@ public final class KernelDevice: NeuronDevice {
                 NeuronProcessInfo(
                     pid: entry.pid, command: stringFromCArray(entry.command),
                     openFiles: Int(entry.open_files),
-                    coresHeld: (0..<32).filter { entry.cores_held & (1 << UInt32($0)) != 0 },
+                    coresHeld: coreList(ofMask: entry.cores_held),
                     hostMemory: entry.host_memory, deviceMemory: entry.device_memory)
             }
         }

@@ -21,6 +21,18 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidArgument(String)
     /// The buffer was freed (or its device closed) before this use.
     case bufferFreed
+    /// NeuronCores are reserved by another process (or another open
+    /// device in this one): `pid` holds at least one of `cores`.
+    case coresBusy(device: Int, cores: [Int], pid: Int32, command: String)
+    /// A job was submitted to, or waited for on, a NeuronCore this
+    /// device object has not reserved.
+    case coreNotReserved(device: Int, core: Int)
+    /// The NeuronCore's queue holds its maximum of jobs.
+    case queueFull(device: Int, core: Int, depth: Int)
+    /// The engine refused the program at submission.
+    case invalidProgram(NeuronProgramError)
+    /// A job that was never submitted, or whose result is no longer kept.
+    case unknownJob(core: Int, sequence: UInt64)
     /// A system call failed.
     case system(operation: String, errno: Errno)
 
@@ -66,6 +78,21 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
             return message
         case .bufferFreed:
             return "The buffer was freed, or its device closed, before this use."
+        case .coresBusy(let device, let cores, let pid, let command):
+            let who = pid > 0 ? "process \(pid)\(command.isEmpty ? "" : " (\(command))")" : "another process"
+            return """
+                NeuronCore(s) \(cores.map(String.init).joined(separator: ",")) of device \(device) are held by \(who).
+                  Wait for it to finish or stop it, or use other NeuronCores (NEURON_RT_VISIBLE_CORES);
+                  neuron-ls --wide shows which process holds which cores.
+                """
+        case .coreNotReserved(let device, let core):
+            return "NeuronCore \(core) of device \(device) is not reserved by this process: reserve it first (device.queue(core: \(core)))."
+        case .queueFull(let device, let core, let depth):
+            return "The queue of NeuronCore \(core) on device \(device) holds its \(depth) jobs: wait for one to finish, then submit again."
+        case .invalidProgram(let error):
+            return "The program was refused: \(error.description)"
+        case .unknownJob(let core, let sequence):
+            return "Job \(sequence) of NeuronCore \(core) was never submitted here, or ended too long ago for its status to be kept."
         case .system(let operation, let errno):
             return "\(operation) failed: \(errno) (errno \(errno.rawValue))"
         }

@@ -215,6 +215,23 @@ public struct NeuronProgram: Sendable {
                       window.padding.bottom, window.padding.right, kernel.h, kernel.w])
     }
 
+    /// Add `count` to semaphore `semaphore` of the reserving file (ISA 1.1).
+    public mutating func semaphoreSignal(_ semaphore: UInt32, count: UInt32 = 1) {
+        emit(NEURON_OP_SEM_SIGNAL, [], iparam: [semaphore, count])
+    }
+
+    /// Wait until semaphore `semaphore` holds `count`, then take it.
+    public mutating func semaphoreWait(_ semaphore: UInt32, count: UInt32 = 1) {
+        emit(NEURON_OP_SEM_WAIT, [], iparam: [semaphore, count])
+    }
+
+    /// Wait until every NeuronCore of `cores` (this one among them) has
+    /// reached barrier `barrier`.
+    public mutating func barrier(_ barrier: UInt32, cores: [Int]) {
+        let mask = cores.reduce(UInt32(0)) { $0 | (1 << UInt32(clamping: $1 & 31)) }
+        emit(NEURON_OP_BARRIER, [], iparam: [barrier, mask])
+    }
+
     /// The program image, as 64-bit words (so it is 8-byte aligned).
     public func image() -> [UInt64] {
         var header = neuron_program_header()

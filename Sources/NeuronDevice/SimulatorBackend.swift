@@ -1,3 +1,4 @@
+import CNeuronUAPI
 import Synchronization
 import SystemPackage
 
@@ -16,13 +17,17 @@ public struct SimulatorBackend: NeuronBackend {
         public var devices: Int
         public var coresPerDevice: Int
         public var memoryMiBPerDevice: Int
+        /// The driver's job_timeout_ms.
+        public var jobTimeoutMilliseconds: Int
 
         /// The driver's limits, so the simulator refuses what the module would.
         public static let deviceRange = 0...16
         public static let coreRange = 1...8
         public static let memoryRange = 1...1_048_576
+        public static let jobTimeoutRange = 10...3_600_000
 
-        public init(devices: Int = 1, coresPerDevice: Int = 4, memoryMiBPerDevice: Int = 8192) throws(NeuronError) {
+        public init(devices: Int = 1, coresPerDevice: Int = 4, memoryMiBPerDevice: Int = 8192,
+                    jobTimeoutMilliseconds: Int = 10_000) throws(NeuronError) {
             guard Self.deviceRange.contains(devices) else {
                 throw .invalidConfiguration("NEURON_SIM_DEVICES=\(devices) is out of range; expected \(Self.deviceRange.lowerBound)...\(Self.deviceRange.upperBound).")
             }
@@ -32,12 +37,17 @@ public struct SimulatorBackend: NeuronBackend {
             guard Self.memoryRange.contains(memoryMiBPerDevice) else {
                 throw .invalidConfiguration("NEURON_SIM_MEMORY_MB=\(memoryMiBPerDevice) is out of range; expected \(Self.memoryRange.lowerBound)...\(Self.memoryRange.upperBound).")
             }
+            guard Self.jobTimeoutRange.contains(jobTimeoutMilliseconds) else {
+                throw .invalidConfiguration("NEURON_SIM_JOB_TIMEOUT_MS=\(jobTimeoutMilliseconds) is out of range; expected \(Self.jobTimeoutRange.lowerBound)...\(Self.jobTimeoutRange.upperBound).")
+            }
             self.devices = devices
             self.coresPerDevice = coresPerDevice
             self.memoryMiBPerDevice = memoryMiBPerDevice
+            self.jobTimeoutMilliseconds = jobTimeoutMilliseconds
         }
 
-        /// From NEURON_SIM_DEVICES, NEURON_SIM_CORES and NEURON_SIM_MEMORY_MB.
+        /// From NEURON_SIM_DEVICES, NEURON_SIM_CORES, NEURON_SIM_MEMORY_MB and
+        /// NEURON_SIM_JOB_TIMEOUT_MS.
         public static func fromEnvironment(_ environment: [String: String]) throws(NeuronError) -> Configuration {
             func value(_ key: String, _ fallback: Int) throws(NeuronError) -> Int {
                 guard let text = environment[key], !text.isEmpty else { return fallback }
@@ -48,7 +58,8 @@ public struct SimulatorBackend: NeuronBackend {
             }
             return try Configuration(devices: value("NEURON_SIM_DEVICES", 1),
                                      coresPerDevice: value("NEURON_SIM_CORES", 4),
-                                     memoryMiBPerDevice: value("NEURON_SIM_MEMORY_MB", 8192))
+                                     memoryMiBPerDevice: value("NEURON_SIM_MEMORY_MB", 8192),
+                                     jobTimeoutMilliseconds: value("NEURON_SIM_JOB_TIMEOUT_MS", 10_000))
         }
     }
 
@@ -82,14 +93,14 @@ public struct SimulatorBackend: NeuronBackend {
             memoryUsed: 0, numaNode: 0,
             connectedTo: neuronRingNeighbours(of: index, count: configuration.devices),
             serial: neuronFakeSerial(ordinal: index), pciBDF: nil,
-            jobTimeoutMilliseconds: 10_000)
+            jobTimeoutMilliseconds: UInt32(configuration.jobTimeoutMilliseconds))
     }
 }
 
 /// Shared state of one simulator instance: open files, their buffers and
 /// the memory accounting, as the driver keeps them.
 final class SimulatorWorld: Sendable {
-    static let apiMinor: UInt32 = 1
+    static let apiMinor: UInt32 = UInt32(NEURON_API_VERSION_MINOR)
 
     struct OpenFile {
         let device: Int
@@ -111,6 +122,18 @@ final class SimulatorWorld: Sendable {
     }
 
     private let state = Mutex(State())
+    private let deviceQueues = Mutex<[Int: SimDeviceQueues]>([:])
+
+    /// The queues of `device`, made on first use.
+    func queues(device: Int, configuration: SimulatorBackend.Configuration) -> SimDeviceQueues {
+        deviceQueues.withLock { all in
+            if let queues = all[device] { return queues }
+            let queues = SimDeviceQueues(device: device, coreCount: configuration.coresPerDevice,
+                                         timeoutMilliseconds: configuration.jobTimeoutMilliseconds)
+            all[device] = queues
+            return queues
+        }
+    }
 
     func register(device: Int) -> Int {
         state.withLock { state in
@@ -222,7 +245,44 @@ public final class SimulatedDevice: NeuronDevice {
             defer { id = nil }
             return id
         }
-        if let id { backend.world.unregister(id) }
+        guard let id else { return }
+        // As the driver's release: NeuronCores (aborting their jobs), then memory.
+        queues.releaseAll(file: id)
+        backend.world.unregister(id)
+    }
+
+    var queues: SimDeviceQueues {
+        backend.world.queues(device: index, configuration: backend.configuration)
+    }
+
+    public func reserveCores(_ cores: [Int]) throws(NeuronError) {
+        try queues.reserve(file: try openFile(), cores: cores)
+    }
+
+    public func releaseCores(_ cores: [Int]) throws(NeuronError) {
+        try queues.release(file: try openFile(), cores: cores)
+    }
+
+    public func submit(_ request: NeuronJobRequest) throws(NeuronError) -> NeuronJob {
+        try queues.submit(file: try openFile(), world: backend.world, request: request)
+    }
+
+    public func wait(for job: NeuronJob, timeout: Duration) throws(NeuronError) -> NeuronJobResult? {
+        try queues.wait(file: try openFile(), for: job, timeout: timeout)
+    }
+
+    public func result(of job: NeuronJob) async throws(NeuronError) -> NeuronJobResult {
+        let id = try openFile()
+        let queues = self.queues
+        let outcome = await withCheckedContinuation { (continuation: JobContinuation) in
+            queues.await(file: id, job, continuation)
+        }
+        return try outcome.get()
+    }
+
+    public func queueInfo(core: Int) throws(NeuronError) -> NeuronQueueInfo {
+        _ = try openFile()
+        return try queues.info(core: core)
     }
 
     private func openFile() throws(NeuronError) -> Int {

@@ -12,15 +12,30 @@
  */
 #include "neuron_engine.h"
 
-/* Which dimension of each operand follows the split, or -1. */
+/*
+ * Which dimension of each operand follows the split (or -1), and how many
+ * indices of it a part covers (the last part may cover fewer).
+ */
 struct split {
 	int dim[4];
+	u32 unit;
 };
 
 static void split_none(struct split *s)
 {
 	s->dim[0] = s->dim[1] = s->dim[2] = s->dim[3] = -1;
+	s->unit = 1;
 }
+
+/*
+ * MATMUL parts keep the vector kernel efficient: it packs blocks of B and
+ * sweeps every row of its call over them, and packing costs as much as
+ * tens of rows of work. So a wide matmul is split by 256 columns (each
+ * part packs only its own columns of B), a narrow one by 512 rows, a
+ * batched one by batch.
+ */
+#define SPLIT_ROWS	512
+#define SPLIT_COLS	256
 
 /* The split of instruction @in; returns the number of parts (>= 1). */
 static u32 plan(const struct neuron_engine_program *prog, const struct neuron_insn *in,
@@ -66,19 +81,20 @@ static u32 plan(const struct neuron_engine_program *prog, const struct neuron_in
 		s->dim[0] = s->dim[2] = 0;
 		break;
 	case NEURON_OP_MATMUL: {
-		/* Split the largest of batch, M and N. */
 		u32 m = r - 2, n = r - 1;
 
-		if (r == 3 && o->dims[0] >= o->dims[m] && o->dims[0] >= o->dims[n]) {
+		if (r == 3 && o->dims[0] > 1) {
 			s->dim[0] = s->dim[1] = s->dim[2] = 0;
-		} else if (o->dims[m] >= o->dims[n]) {
-			s->dim[0] = m;
-			s->dim[1] = m;
-		} else {
+		} else if (o->dims[n] >= 2 * SPLIT_COLS) {
 			s->dim[0] = n;
 			s->dim[2] = n;
+			s->unit = SPLIT_COLS;
 			if (in->flags & NEURON_MATMUL_BIAS)
 				s->dim[3] = 0;
+		} else {
+			s->dim[0] = m;
+			s->dim[1] = m;
+			s->unit = SPLIT_ROWS;
 		}
 		break;
 	}
@@ -104,7 +120,7 @@ static u32 plan(const struct neuron_engine_program *prog, const struct neuron_in
 	default:
 		return 1;
 	}
-	return o->dims[s->dim[0]];
+	return (o->dims[s->dim[0]] + s->unit - 1) / s->unit;
 }
 
 u32 neuron_engine_insn_parts(const struct neuron_engine_program *prog, u32 index)
@@ -123,7 +139,7 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 	struct neuron_engine_program part;
 	struct neuron_insn insn;
 	struct split s;
-	u32 parts, i;
+	u32 parts, i, extent, start, len;
 
 	parts = plan(prog, in, &s);
 	if (first >= parts || !count)
@@ -132,6 +148,12 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 		count = parts - first;
 	if (first == 0 && count == parts)
 		return neuron_engine_step(prog, index, slots, scratch);
+	/* In indices of the split dimension. */
+	extent = prog->descs[in->operand[0]].dims[s.dim[0]];
+	start = first * s.unit;
+	len = count * s.unit;
+	if (len > extent - start)
+		len = extent - start;
 
 	insn = *in;
 	for (i = 0; i < 4; i++) {
@@ -139,8 +161,8 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 		insn.operand[i] = i;
 		if (s.dim[i] < 0)
 			continue;
-		descs[i].offset += (u64)first * descs[i].strides[s.dim[i]];
-		descs[i].dims[s.dim[i]] = count;
+		descs[i].offset += (u64)start * descs[i].strides[s.dim[i]];
+		descs[i].dims[s.dim[i]] = len;
 	}
 	part.descs = descs;
 	part.insns = &insn;

@@ -1,0 +1,506 @@
+import CNeuronEngine
+import CNeuronUAPI
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A mutex with a condition variable (monotonic clock) for the
+/// simulator's queues, where threads sleep until a job or a signal comes.
+final class SimCondition: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// With the lock held: sleep until a broadcast or `nanoseconds` pass.
+    func wait(nanoseconds: Int64) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let total = Int64(now.tv_nsec) + max(0, min(nanoseconds, 3_600_000_000_000))
+        var until = timespec(tv_sec: now.tv_sec + Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
+        pthread_cond_timedwait(cond, mutex, &until)
+    }
+
+    func broadcast() {
+        pthread_cond_broadcast(cond)
+    }
+}
+
+func monotonicNanoseconds() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+}
+
+/// A job on a simulated queue: its own copy of the program, validated
+/// against the buffers it holds in use until it ends.
+final class SimJob: @unchecked Sendable {
+    let file: Int
+    var sequence: UInt64 = 0
+    let dependency: NeuronJob?
+    let image: UnsafeMutableRawBufferPointer
+    var program = neuron_engine_program()
+    var slots: [neuron_engine_slot]
+    let buffers: [NeuronBuffer]
+
+    init(file: Int, image source: [UInt64], slots: [neuron_engine_slot], buffers: [NeuronBuffer],
+         dependency: NeuronJob?) {
+        self.file = file
+        self.dependency = dependency
+        self.slots = slots
+        self.buffers = buffers
+        image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(8, source.count * 8), alignment: 64)
+        source.withUnsafeBytes { image.copyMemory(from: $0) }
+    }
+
+    deinit {
+        image.deallocate()
+        for buffer in buffers { buffer.endUse() }
+    }
+}
+
+/// The queues of one simulated device, with the driver's semantics and
+/// limits: exclusive reservation per open file, in-order queues of
+/// NEURON_QUEUE_DEPTH, a thread per reserved NeuronCore running the
+/// engine in bounded slices, dependencies, semaphores and barriers per
+/// file, a job timeout that resets the core.
+final class SimDeviceQueues: @unchecked Sendable {
+    struct Core {
+        var owner: Int?
+        var queue: [SimJob] = []
+        var running = false
+        var queued = 0
+        var submitted: UInt64 = 0
+        var completed: UInt64 = 0
+        var firstSequence: UInt64 = 1
+        var abort = false
+        var history = [(sequence: UInt64, result: NeuronJobResult)?](repeating: nil, count: NeuronQueueLimits.history)
+        var waiters: [UInt64: [JobContinuation]] = [:]
+        var thread = false
+    }
+    struct Sync {
+        var semaphores = [UInt32](repeating: 0, count: Int(NEURON_MAX_SEMAPHORES))
+        var arrived = [UInt32](repeating: 0, count: Int(NEURON_MAX_BARRIERS))
+        var generation = [UInt32](repeating: 0, count: Int(NEURON_MAX_BARRIERS))
+    }
+
+    let device: Int
+    let timeoutMilliseconds: Int
+    private let lock = SimCondition()
+    // Under `lock`:
+    private var cores: [Core]
+    private var sync: [Int: Sync] = [:]
+
+    /// Element operations between checks for an abort or the timeout
+    /// (the driver bounds its FPU sections at 2^21; a thread here needs
+    /// no such bound, only to notice an abort in a few milliseconds).
+    private static let sectionWork: UInt64 = 1 << 24
+
+    init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
+        self.device = device
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.cores = [Core](repeating: Core(), count: coreCount)
+    }
+
+    var coreCount: Int { cores.count }
+
+    func ownerMask(file: Int) -> [Int] {
+        lock.withLock { cores.indices.filter { cores[$0].owner == file } }
+    }
+
+    func reserve(file: Int, cores wanted: [Int]) throws(NeuronError) {
+        let mask = try coreMask(wanted, count: cores.count, device: device)
+        let busy: [Int] = lock.withLock {
+            let busy = coreList(ofMask: mask).filter { cores[$0].owner != nil && cores[$0].owner != file }
+            guard busy.isEmpty else { return busy }
+            for core in coreList(ofMask: mask) where cores[core].owner != file {
+                cores[core].owner = file
+                cores[core].firstSequence = cores[core].submitted + 1
+                if !cores[core].thread {
+                    cores[core].thread = true
+                    startThread(core: core)
+                }
+            }
+            return []
+        }
+        guard busy.isEmpty else {
+            throw .coresBusy(device: device, cores: busy, pid: getpid(), command: SimulatorWorld.command)
+        }
+    }
+
+    /// Abort the jobs of `wanted` (held by `file`), wait, release them.
+    func release(file: Int, cores wanted: [Int]) throws(NeuronError) {
+        let mask = try coreMask(wanted, count: cores.count, device: device)
+        let list = coreList(ofMask: mask)
+        let held = lock.withLock { list.allSatisfy { cores[$0].owner == file } }
+        guard held else { throw .coreNotReserved(device: device, core: list.first ?? 0) }
+        lock.withLock {
+            for core in list { cores[core].abort = true }
+            lock.broadcast()
+            while list.contains(where: { cores[$0].queued > 0 || cores[$0].running }) {
+                lock.wait(nanoseconds: 100_000_000)
+            }
+            for core in list {
+                cores[core].owner = nil
+                cores[core].abort = false
+            }
+            if !cores.contains(where: { $0.owner == file }) { sync[file] = nil }
+            lock.broadcast()
+        }
+    }
+
+    func releaseAll(file: Int) {
+        let held = ownerMask(file: file)
+        if !held.isEmpty { try? release(file: file, cores: held) }
+    }
+
+    func submit(file: Int, world: SimulatorWorld, request: NeuronJobRequest) throws(NeuronError) -> NeuronJob {
+        guard (0..<cores.count).contains(request.core) else {
+            throw .invalidArgument("NeuronCore \(request.core) does not exist on device \(device) (it has \(cores.count)).")
+        }
+        guard request.buffers.count <= NeuronQueueLimits.slots else {
+            throw .invalidArgument("A job binds at most \(NeuronQueueLimits.slots) buffers; \(request.buffers.count) were given.")
+        }
+        guard request.image.count * 8 <= Int(neuron_max_program_size), request.image.count >= 4 else {
+            throw .invalidArgument("The program is \(request.image.count * 8) bytes; a job carries 32 to \(neuron_max_program_size).")
+        }
+        try lock.withLock { () throws(NeuronError) in
+            guard cores[request.core].owner == file, !cores[request.core].abort else {
+                throw .coreNotReserved(device: device, core: request.core)
+            }
+        }
+        // Hold the buffers in use from here until the job ends.
+        var slots: [neuron_engine_slot] = []
+        var held: [NeuronBuffer] = []
+        var failure: NeuronError?
+        for (slot, buffer) in request.buffers.enumerated() {
+            guard let buffer else {
+                slots.append(neuron_engine_slot(base: nil, size: 0))
+                continue
+            }
+            guard let storage = buffer.storage as? SimulatedBufferStorage, storage.world === world,
+                  storage.file == file else {
+                failure = .invalidArgument("The buffer bound to slot \(slot) belongs to another device or file; bind buffers allocated through this device object.")
+                break
+            }
+            do { try buffer.beginUse() } catch { failure = error; break }
+            held.append(buffer)
+            slots.append(neuron_engine_slot(base: storage.base, size: storage.allocatedSize))
+        }
+        if let failure {
+            for buffer in held { buffer.endUse() }
+            throw failure
+        }
+        let job = SimJob(file: file, image: request.image, slots: slots, buffers: held, dependency: request.after)
+        var status = neuron_engine_status()
+        let valid = job.slots.withUnsafeBufferPointer { slotPointer in
+            neuron_engine_validate(job.image.baseAddress, UInt64(request.image.count * 8), slotPointer.baseAddress,
+                                   UInt32(slotPointer.count), &job.program, &status) == 0
+        }
+        guard valid else {
+            throw .invalidProgram(NeuronProgramError(kind: .init(rawValue: status.error) ?? .header,
+                                                     index: Int(status.index)))
+        }
+        return try lock.withLock { () throws(NeuronError) -> NeuronJob in
+            guard cores[request.core].owner == file, !cores[request.core].abort else {
+                throw .coreNotReserved(device: device, core: request.core)
+            }
+            if let dep = request.after {
+                guard (0..<cores.count).contains(dep.core), cores[dep.core].owner == file,
+                      dep.sequence >= cores[dep.core].firstSequence, dep.sequence <= cores[dep.core].submitted else {
+                    throw .invalidArgument("The job cannot depend on \(dep): it was not submitted through this device object.")
+                }
+            }
+            guard cores[request.core].queued < NeuronQueueLimits.depth else {
+                throw .queueFull(device: device, core: request.core, depth: NeuronQueueLimits.depth)
+            }
+            cores[request.core].submitted += 1
+            job.sequence = cores[request.core].submitted
+            cores[request.core].queued += 1
+            cores[request.core].queue.append(job)
+            lock.broadcast()
+            return NeuronJob(core: request.core, sequence: job.sequence)
+        }
+    }
+
+    /// With the lock held: the job's result if it ended, or why it cannot be known.
+    private func lookup(file: Int, _ job: NeuronJob) throws(NeuronError) -> NeuronJobResult? {
+        guard (0..<cores.count).contains(job.core), cores[job.core].owner == file else {
+            throw .coreNotReserved(device: device, core: job.core)
+        }
+        let core = cores[job.core]
+        guard job.sequence >= core.firstSequence, job.sequence <= core.submitted else {
+            throw .unknownJob(core: job.core, sequence: job.sequence)
+        }
+        guard core.completed >= job.sequence else { return nil }
+        guard let entry = core.history[Int(job.sequence % UInt64(NeuronQueueLimits.history))],
+              entry.sequence == job.sequence else {
+            throw .unknownJob(core: job.core, sequence: job.sequence)
+        }
+        return entry.result
+    }
+
+    func wait(file: Int, for job: NeuronJob, timeout: Duration) throws(NeuronError) -> NeuronJobResult? {
+        let (seconds, attoseconds) = timeout.components
+        let deadline = monotonicNanoseconds() + max(0, seconds) * 1_000_000_000 + max(0, attoseconds) / 1_000_000_000
+        return try lock.withLock { () throws(NeuronError) -> NeuronJobResult? in
+            while true {
+                if let result = try lookup(file: file, job) { return result }
+                let left = deadline - monotonicNanoseconds()
+                if left <= 0 { return nil }
+                lock.wait(nanoseconds: left)
+            }
+        }
+    }
+
+    func await(file: Int, _ job: NeuronJob, _ continuation: JobContinuation) {
+        let ready: Result<NeuronJobResult, NeuronError>? = lock.withLock {
+            do throws(NeuronError) {
+                if let result = try lookup(file: file, job) { return .success(result) }
+                cores[job.core].waiters[job.sequence, default: []].append(continuation)
+                return nil
+            } catch {
+                return .failure(error)
+            }
+        }
+        if let ready { continuation.resume(returning: ready) }
+    }
+
+    func info(core: Int) throws(NeuronError) -> NeuronQueueInfo {
+        guard (0..<cores.count).contains(core) else {
+            throw .invalidArgument("NeuronCore \(core) does not exist on device \(device) (it has \(cores.count)).")
+        }
+        return lock.withLock {
+            NeuronQueueInfo(submitted: cores[core].submitted, completed: cores[core].completed,
+                            queued: cores[core].queued, ownerPID: cores[core].owner == nil ? nil : getpid())
+        }
+    }
+
+    // MARK: The NeuronCore threads
+
+    private func startThread(core: Int) {
+        let context = Unmanaged.passRetained(SimThreadContext(queues: self, core: core))
+        var thread = pthread_t()
+        let created = pthread_create(&thread, nil, { raw in
+            let context = Unmanaged<SimThreadContext>.fromOpaque(raw!).takeRetainedValue()
+            context.queues.coreLoop(core: context.core)
+            return nil
+        }, context.toOpaque())
+        if created == 0 {
+            pthread_detach(thread)
+        } else {
+            context.release()
+            cores[core].thread = false
+        }
+    }
+
+    private func coreLoop(core: Int) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
+        defer { scratch.deallocate() }
+        while true {
+            let job: SimJob? = lock.withLock {
+                while cores[core].queue.isEmpty {
+                    if cores[core].owner == nil {
+                        cores[core].thread = false
+                        return nil
+                    }
+                    lock.wait(nanoseconds: 1_000_000_000)
+                }
+                cores[core].running = true
+                return cores[core].queue.removeFirst()
+            }
+            guard let job else { return }
+            let result = run(job, core: core, scratch: scratch)
+            finish(job, core: core, result: result)
+        }
+    }
+
+    private func aborting(_ core: Int) -> Bool {
+        lock.withLock { cores[core].abort }
+    }
+
+    private func run(_ job: SimJob, core: Int, scratch: UnsafeMutableRawBufferPointer) -> NeuronJobResult {
+        if let dep = job.dependency {
+            let ok: Bool = lock.withLock {
+                while cores[dep.core].completed < dep.sequence && !cores[core].abort {
+                    lock.wait(nanoseconds: 1_000_000_000)
+                }
+                if cores[core].abort { return false }
+                guard let entry = cores[dep.core].history[Int(dep.sequence % UInt64(NeuronQueueLimits.history))],
+                      entry.sequence == dep.sequence else { return true }
+                return entry.result.status == .ok
+            }
+            if !ok { return NeuronJobResult(status: .aborted, duration: .zero) }
+        }
+        if aborting(core) { return NeuronJobResult(status: .aborted, duration: .zero) }
+
+        let start = monotonicNanoseconds()
+        let deadline = start + Int64(timeoutMilliseconds) * 1_000_000
+        var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
+        var status = NeuronJobStatus.ok
+        var index: UInt32 = 0
+        var part: UInt32 = 0
+        let count = job.program.insn_count
+        job.slots.withUnsafeBufferPointer { slots in
+            withUnsafePointer(to: &job.program) { program in
+                while index < count {
+                    let insn = program.pointee.insns[Int(index)]
+                    if insn.opcode >= UInt8(NEURON_OP_SEM_SIGNAL.rawValue) {
+                        if let ended = runSync(insn, job: job, core: core, index: Int(index), deadline: deadline) {
+                            status = ended
+                            return
+                        }
+                        index += 1
+                        continue
+                    }
+                    // One bounded slice: whole small instructions, or parts of a large one.
+                    var budget = Self.sectionWork
+                    var fault: UInt32 = 0
+                    var at = index
+                    while index < count && budget > 0
+                            && program.pointee.insns[Int(index)].opcode < UInt8(NEURON_OP_SEM_SIGNAL.rawValue) {
+                        let cost = neuron_engine_insn_cost(program, index)
+                        let parts = neuron_engine_insn_parts(program, index)
+                        let perPart = max(1, cost / UInt64(parts))
+                        at = index
+                        if part == 0 && cost <= budget {
+                            fault = neuron_engine_step(program, index, slots.baseAddress, &scratchSlot)
+                            budget -= cost
+                            index += 1
+                        } else {
+                            let take = UInt32(min(max(budget / perPart, 1), UInt64(parts - part)))
+                            fault = neuron_engine_step_part(program, index, slots.baseAddress, &scratchSlot, part, take)
+                            budget -= min(budget, UInt64(take) * perPart)
+                            part += take
+                            if part == parts {
+                                part = 0
+                                index += 1
+                            }
+                        }
+                        if fault != 0 { break }
+                    }
+                    if fault != 0 {
+                        status = .fault(NeuronProgramError(kind: .init(rawValue: fault) ?? .indexFault, index: Int(at)))
+                        return
+                    }
+                    if index < count && aborting(core) {
+                        status = .aborted
+                        return
+                    }
+                    if index < count && monotonicNanoseconds() > deadline {
+                        status = .timedOut(instruction: Int(index))
+                        return
+                    }
+                }
+            }
+        }
+        if case .timedOut = status {
+            // The core reset: its scratch memory is cleared.
+            scratch.initializeMemory(as: UInt8.self, repeating: 0)
+        }
+        return NeuronJobResult(status: status, duration: .nanoseconds(monotonicNanoseconds() - start))
+    }
+
+    /// A SEM_SIGNAL, SEM_WAIT or BARRIER; nil to go on, or how the job ends.
+    private func runSync(_ insn: neuron_insn, job: SimJob, core: Int, index: Int,
+                         deadline: Int64) -> NeuronJobStatus? {
+        let id = Int(insn.iparam.0), argument = insn.iparam.1
+        return lock.withLock { () -> NeuronJobStatus? in
+            var state = sync[job.file] ?? Sync()
+            func waitRound() -> NeuronJobStatus? {
+                if cores[core].abort { return .aborted }
+                let left = deadline - monotonicNanoseconds()
+                if left <= 0 { return .timedOut(instruction: index) }
+                lock.wait(nanoseconds: min(left, 1_000_000_000))
+                return nil
+            }
+            switch insn.opcode {
+            case UInt8(NEURON_OP_SEM_SIGNAL.rawValue):
+                let (sum, overflow) = state.semaphores[id].addingReportingOverflow(argument)
+                state.semaphores[id] = overflow ? .max : sum
+                sync[job.file] = state
+                lock.broadcast()
+                return nil
+            case UInt8(NEURON_OP_SEM_WAIT.rawValue):
+                while true {
+                    state = sync[job.file] ?? Sync()
+                    if state.semaphores[id] >= argument {
+                        state.semaphores[id] -= argument
+                        sync[job.file] = state
+                        return nil
+                    }
+                    if let ended = waitRound() { return ended }
+                }
+            default:  // BARRIER
+                let bit = UInt32(1) << UInt32(core)
+                let heldByFile = coreList(ofMask: argument).allSatisfy {
+                    $0 < cores.count && cores[$0].owner == job.file
+                }
+                guard argument & bit != 0, heldByFile else { return .invalid(instruction: index) }
+                let generation = state.generation[id]
+                state.arrived[id] |= bit
+                if state.arrived[id] & argument == argument {
+                    state.arrived[id] = 0
+                    state.generation[id] = generation &+ 1
+                }
+                sync[job.file] = state
+                lock.broadcast()
+                while (sync[job.file] ?? Sync()).generation[id] == generation {
+                    if let ended = waitRound() {
+                        if var current = sync[job.file], current.generation[id] == generation {
+                            current.arrived[id] &= ~bit
+                            sync[job.file] = current
+                        }
+                        return ended
+                    }
+                }
+                return nil
+            }
+        }
+    }
+
+    private func finish(_ job: SimJob, core: Int, result: NeuronJobResult) {
+        let waiters: [JobContinuation] = lock.withLock {
+            cores[core].history[Int(job.sequence % UInt64(NeuronQueueLimits.history))] = (job.sequence, result)
+            cores[core].completed = job.sequence
+            cores[core].queued -= 1
+            cores[core].running = false
+            lock.broadcast()
+            return cores[core].waiters.removeValue(forKey: job.sequence) ?? []
+        }
+        for waiter in waiters { waiter.resume(returning: .success(result)) }
+    }
+}
+
+private final class SimThreadContext {
+    let queues: SimDeviceQueues
+    let core: Int
+    init(queues: SimDeviceQueues, core: Int) {
+        self.queues = queues
+        self.core = core
+    }
+}

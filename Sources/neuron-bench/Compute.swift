@@ -1,0 +1,337 @@
+import ArgumentParser
+import NeuronDevice
+
+import Foundation
+
+/// The backend a compute benchmark runs on: `sim` is the simulator
+/// backend (the engine on a NeuronCore thread of this process), `kernel`
+/// the driver's fake or real NeuronCores.
+func computeBackend(_ name: String) throws -> any NeuronBackend {
+    switch name {
+    case "sim": return SimulatorBackend(configuration: try .init(devices: 1))
+    case "kernel": return KernelBackend()
+    default: throw ValidationError("--backend takes sim or kernel, not \(name)")
+    }
+}
+
+/// A NeuronCore reserved for a benchmark, with its buffers.
+struct BenchCore {
+    let device: any NeuronDevice
+    let queue: NeuronQueue
+
+    init(backend: String, device index: Int = 0, core: Int = 0) throws {
+        device = try computeBackend(backend).open(device: index)
+        queue = try device.queue(core: core)
+    }
+
+    /// Best wall-clock time from submission to completion over `repetitions`.
+    func best(_ program: NeuronProgram, buffers: [NeuronBuffer], repetitions: Int) throws -> Double {
+        let image = program.image()
+        let clock = ContinuousClock()
+        var best = Double.infinity
+        for _ in 0..<repetitions {
+            var status = NeuronJobStatus.ok
+            let elapsed = try clock.measure {
+                let job = try queue.submit(image: image, buffers: buffers)
+                guard let result = try queue.wait(job, timeout: .seconds(3600)) else {
+                    throw NeuronError.invalidArgument("\(job) did not end")
+                }
+                status = result.status
+            }
+            guard status == .ok else { throw NeuronError.invalidArgument("the benchmark job ended \(status)") }
+            best = min(best, seconds(elapsed))
+        }
+        return best
+    }
+}
+
+/// Deterministic values in [-0.5, 0.5), as fp32 or bf16 bytes.
+func benchValues(_ count: Int, scale: Float, half: Bool) -> [UInt8] {
+    var bytes = [UInt8]()
+    bytes.reserveCapacity(count * (half ? 2 : 4))
+    for index in 0..<count {
+        let value = (Float((index * 7919) % 1000) / 1000 - 0.5) * scale
+        let bits = value.bitPattern
+        if half {
+            withUnsafeBytes(of: UInt16(bits >> 16)) { bytes.append(contentsOf: $0) }
+        } else {
+            withUnsafeBytes(of: bits) { bytes.append(contentsOf: $0) }
+        }
+    }
+    return bytes
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+struct Gemm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Matmul GFLOP/s on a NeuronCore next to numpy's single-threaded OpenBLAS sgemm.",
+        discussion: """
+            Times each job from submission to completion, best of the repetitions. The baseline \
+            runs numpy in the same command with OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE and \
+            OPENBLAS_L2_SIZE unset; --no-baseline skips it.
+            """)
+
+    @Option(help: "Square sizes, comma-separated.")
+    var size = "256,512,1024,2048"
+
+    @Option(help: "fp32 or bf16 (bf16 inputs, fp32 accumulation).")
+    var dtype = "fp32"
+
+    @Option(help: "sim (the simulator backend, in this process) or kernel (the driver).")
+    var backend = "sim"
+
+    @Flag(help: "Skip the numpy baseline.")
+    var noBaseline = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Record: Codable {
+        var size: Int
+        var dtype: String
+        var backend: String
+        var repetitions: Int
+        var gflops: Double
+        var numpy_gflops: Double?
+        var vs_numpy: Double?
+    }
+
+    func numpyGFLOPS(_ n: Int) -> Double? {
+        let script = """
+            import time, numpy as np
+            n = \(n)
+            a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+            a @ b
+            best = min((lambda t0: (a @ b, time.perf_counter() - t0)[1])(time.perf_counter()) for _ in range(max(3, int(2e9 / (2 * n ** 3)))))
+            print(2 * n ** 3 / best / 1e9)
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script]
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENBLAS_NUM_THREADS"] = "1"
+        environment["OPENBLAS_CORETYPE"] = nil
+        environment["OPENBLAS_L2_SIZE"] = nil
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    func run() throws {
+        guard dtype == "fp32" || dtype == "bf16" else { throw ValidationError("--dtype takes fp32 or bf16") }
+        let sizes = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
+            throw ValidationError("--size takes sizes from 1 to 8192, comma-separated")
+        }
+        let half = dtype == "bf16"
+        let core = try BenchCore(backend: backend)
+        defer { core.device.close() }
+        var records: [Record] = []
+        for n in sizes {
+            let elementBytes = half ? 2 : 4
+            let a = try core.device.allocate(size: UInt64(n * n * elementBytes))
+            let b = try core.device.allocate(size: UInt64(n * n * elementBytes))
+            let c = try core.device.allocate(size: UInt64(n * n * 4))
+            defer { a.free(); b.free(); c.free() }
+            try a.write(benchValues(n * n, scale: 1, half: half))
+            try b.write(benchValues(n * n, scale: 0.5, half: half))
+            let type: NeuronDType = half ? .bfloat16 : .float32
+            var program = NeuronProgram()
+            program.matmul(.contiguous(slot: 2, dims: [UInt32(n), UInt32(n)]),
+                           .contiguous(slot: 0, dims: [UInt32(n), UInt32(n)], dtype: type),
+                           .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type))
+            let flops = 2.0 * Double(n) * Double(n) * Double(n)
+            let repetitions = max(3, min(50, Int(4e9 / flops)))
+            let best = try core.best(program, buffers: [a, b, c], repetitions: repetitions)
+            let gflops = flops / best / 1e9
+            let baseline = noBaseline ? nil : numpyGFLOPS(n)
+            records.append(Record(size: n, dtype: dtype, backend: backend, repetitions: repetitions, gflops: gflops,
+                                  numpy_gflops: baseline, vs_numpy: baseline.map { gflops / $0 }))
+        }
+        if json { return try printJSON(records) }
+        print("neuron-bench gemm: \(dtype), backend \(backend); GFLOP/s, best of the repetitions")
+        for r in records {
+            let baseline = r.numpy_gflops.map { String(format: "   numpy %.1f   (%.2fx)", $0, r.gflops / $0) } ?? ""
+            print(String(format: "n=%5d  %8.1f", r.size, r.gflops) + baseline)
+        }
+    }
+}
+
+struct Conv: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GFLOP/s of ResNet-50's convolution layers (batch 1, fp32) on a NeuronCore.")
+
+    @Option(help: "sim (the simulator backend, in this process) or kernel (the driver).")
+    var backend = "sim"
+
+    @Option(help: "Layers to run, comma-separated (default: all): \(Conv.layers.map(\.name).joined(separator: ","))")
+    var layers = ""
+
+    @Option(help: "Batch size.")
+    var batch = 1
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Layer {
+        var name: String
+        var cin: Int, h: Int, w: Int, cout: Int, k: Int, stride: Int, pad: Int
+        var ho: Int { (h + 2 * pad - k) / stride + 1 }
+        var wo: Int { (w + 2 * pad - k) / stride + 1 }
+    }
+
+    /// ResNet-50's distinct convolution shapes (one of each kind per stage).
+    static let layers: [Layer] = [
+        Layer(name: "conv1", cin: 3, h: 224, w: 224, cout: 64, k: 7, stride: 2, pad: 3),
+        Layer(name: "res2_1x1", cin: 64, h: 56, w: 56, cout: 64, k: 1, stride: 1, pad: 0),
+        Layer(name: "res2_3x3", cin: 64, h: 56, w: 56, cout: 64, k: 3, stride: 1, pad: 1),
+        Layer(name: "res2_expand", cin: 64, h: 56, w: 56, cout: 256, k: 1, stride: 1, pad: 0),
+        Layer(name: "res3_3x3", cin: 128, h: 28, w: 28, cout: 128, k: 3, stride: 1, pad: 1),
+        Layer(name: "res4_3x3", cin: 256, h: 14, w: 14, cout: 256, k: 3, stride: 1, pad: 1),
+        Layer(name: "res4_reduce", cin: 1024, h: 14, w: 14, cout: 256, k: 1, stride: 1, pad: 0),
+        Layer(name: "res5_3x3", cin: 512, h: 7, w: 7, cout: 512, k: 3, stride: 1, pad: 1),
+    ]
+
+    struct Record: Codable {
+        var layer: String
+        var shape: String
+        var backend: String
+        var repetitions: Int
+        var gflops: Double
+        var milliseconds: Double
+    }
+
+    func run() throws {
+        let wanted = layers.split(separator: ",").map { String($0) }
+        let chosen = wanted.isEmpty ? Self.layers : Self.layers.filter { wanted.contains($0.name) }
+        guard !chosen.isEmpty, wanted.allSatisfy({ name in Self.layers.contains { $0.name == name } }) else {
+            throw ValidationError("--layers takes names among \(Self.layers.map(\.name).joined(separator: ","))")
+        }
+        guard (1...64).contains(batch) else { throw ValidationError("--batch takes 1 to 64") }
+        let core = try BenchCore(backend: backend)
+        defer { core.device.close() }
+        var records: [Record] = []
+        for layer in chosen {
+            let n = batch
+            let x = try core.device.allocate(size: UInt64(n * layer.cin * layer.h * layer.w * 4))
+            let weight = try core.device.allocate(size: UInt64(layer.cout * layer.cin * layer.k * layer.k * 4))
+            let bias = try core.device.allocate(size: UInt64(layer.cout * 4))
+            let out = try core.device.allocate(size: UInt64(n * layer.cout * layer.ho * layer.wo * 4))
+            defer { x.free(); weight.free(); bias.free(); out.free() }
+            try x.write(benchValues(n * layer.cin * layer.h * layer.w, scale: 1, half: false))
+            try weight.write(benchValues(layer.cout * layer.cin * layer.k * layer.k, scale: 0.1, half: false))
+            var program = NeuronProgram()
+            let dims = { (values: [Int]) in values.map(UInt32.init) }
+            let window = NeuronWindow(stride: (UInt32(layer.stride), UInt32(layer.stride)),
+                                      padding: (UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad)))
+            program.conv2d(.contiguous(slot: 3, dims: dims([n, layer.cout, layer.ho, layer.wo])),
+                           .contiguous(slot: 0, dims: dims([n, layer.cin, layer.h, layer.w])),
+                           weight: .contiguous(slot: 1, dims: dims([layer.cout, layer.cin, layer.k, layer.k])),
+                           bias: .contiguous(slot: 2, dims: [UInt32(layer.cout)]), window: window, relu: true)
+            let flops = 2.0 * Double(n * layer.cout * layer.ho * layer.wo) * Double(layer.cin * layer.k * layer.k)
+            let repetitions = max(3, min(20, Int(2e9 / flops)))
+            let best = try core.best(program, buffers: [x, weight, bias, out], repetitions: repetitions)
+            records.append(Record(layer: layer.name,
+                                  shape: "\(n)x\(layer.cin)x\(layer.h)x\(layer.w) k\(layer.k) s\(layer.stride) -> \(layer.cout)",
+                                  backend: backend, repetitions: repetitions, gflops: flops / best / 1e9,
+                                  milliseconds: best * 1e3))
+        }
+        if json { return try printJSON(records) }
+        print("neuron-bench conv: ResNet-50 layers, fp32, batch \(batch), backend \(backend); best of the repetitions")
+        for r in records {
+            print(String(format: "%-12@ %-34@ %8.2f GFLOP/s %9.2f ms", r.layer as NSString, r.shape as NSString,
+                         r.gflops, r.milliseconds))
+        }
+    }
+}
+
+struct Submit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit-to-completion round trip of an empty job, and the jobs per second a queue sustains.",
+        discussion: "With --backend sim,kernel both run in this command and the JSON carries kernel_vs_sim.")
+
+    @Option(help: "Backends, comma-separated: sim, kernel.")
+    var backend = "sim"
+
+    @Option(help: "Jobs per measurement.")
+    var jobs = 2000
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Record: Codable {
+        var backend: String
+        var jobs: Int
+        var round_trip_us: Double
+        var jobs_per_s: Double
+    }
+
+    struct Report: Codable {
+        var results: [Record]
+        var kernel_vs_sim: Double?
+    }
+
+    func measure(_ name: String) throws -> Record {
+        let core = try BenchCore(backend: name)
+        defer { core.device.close() }
+        var program = NeuronProgram()
+        program.nop()
+        let image = program.image()
+        let clock = ContinuousClock()
+        // Warm up: threads, caches.
+        for _ in 0..<50 { _ = try core.queue.wait(try core.queue.submit(image: image, buffers: []), timeout: .seconds(60)) }
+        let roundTrip = try clock.measure {
+            for _ in 0..<jobs {
+                let job = try core.queue.submit(image: image, buffers: [])
+                guard try core.queue.wait(job, timeout: .seconds(60)) != nil else {
+                    throw NeuronError.invalidArgument("\(job) did not end")
+                }
+            }
+        }
+        // Sustained: keep the queue full, wait for the oldest when it is.
+        var pending: [NeuronJob] = []
+        pending.reserveCapacity(NeuronQueueLimits.depth)
+        let sustained = try clock.measure {
+            var submitted = 0
+            while submitted < jobs {
+                do {
+                    pending.append(try core.queue.submit(image: image, buffers: []))
+                    submitted += 1
+                } catch let error as NeuronError {
+                    guard case .queueFull = error else { throw error }
+                    // The oldest job still queued.
+                    _ = try core.queue.wait(pending[pending.count - NeuronQueueLimits.depth], timeout: .seconds(60))
+                }
+            }
+            if let last = pending.last { _ = try core.queue.wait(last, timeout: .seconds(60)) }
+        }
+        return Record(backend: name, jobs: jobs, round_trip_us: seconds(roundTrip) / Double(jobs) * 1e6,
+                      jobs_per_s: Double(jobs) / seconds(sustained))
+    }
+
+    func run() throws {
+        let names = backend.split(separator: ",").map { String($0) }
+        guard !names.isEmpty, jobs > 0 else { throw ValidationError("--backend names sim and/or kernel; --jobs > 0") }
+        let records = try names.map(measure)
+        let sim = records.first { $0.backend == "sim" }, kernel = records.first { $0.backend == "kernel" }
+        let ratio = sim.flatMap { s in kernel.map { $0.round_trip_us / s.round_trip_us } }
+        if json { return try printJSON(Report(results: records, kernel_vs_sim: ratio)) }
+        print("neuron-bench submit: an empty job, \(jobs) jobs per measurement")
+        for r in records {
+            print(String(format: "%-7@ round trip %8.1f us   sustained %10.0f jobs/s", r.backend as NSString,
+                         r.round_trip_us, r.jobs_per_s))
+        }
+        if let ratio { print(String(format: "kernel / sim round trip: %.2fx", ratio)) }
+    }
+}

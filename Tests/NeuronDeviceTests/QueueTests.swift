@@ -1,0 +1,335 @@
+import Foundation
+import NeuronDevice
+import Testing
+
+/// One program over two buffers: slot 0 holds inputs (random), slot 1 the
+/// outputs. `indices` are int32 values written at element `at` of slot 0.
+struct QueueCase: Sendable, CustomStringConvertible {
+    var name: String
+    var inputs: Int               // floats in slot 0
+    var outputs: Int              // floats in slot 1
+    var indices: (at: Int, values: [Int32])? = nil
+    var build: @Sendable (inout NeuronProgram) -> Void
+
+    var description: String { name }
+
+    static func input(_ dims: [Int], at offset: Int = 0, dtype: NeuronDType = .float32) -> NeuronTensorView {
+        .contiguous(slot: 0, dims: dims.map(UInt32.init), dtype: dtype, offset: UInt64(offset))
+    }
+
+    static func output(_ dims: [Int], at offset: Int = 0, dtype: NeuronDType = .float32) -> NeuronTensorView {
+        .contiguous(slot: 1, dims: dims.map(UInt32.init), dtype: dtype, offset: UInt64(offset))
+    }
+
+    /// Every opcode and sub-operation, and instructions large enough to be
+    /// run in slices by a queue.
+    static let all: [QueueCase] = {
+        var cases: [QueueCase] = [
+            QueueCase(name: "fill", inputs: 1, outputs: 63) { $0.fill(output([7, 9]), value: 3.25) },
+            QueueCase(name: "copy transposed", inputs: 63, outputs: 63) {
+                $0.copy(output([9, 7]), from: input([7, 9]).swapping(0, 1))
+            },
+            QueueCase(name: "matmul with bias", inputs: 37 * 29 + 29 * 41 + 41, outputs: 37 * 41) {
+                $0.matmul(output([37, 41]), input([37, 29]), input([29, 41], at: 37 * 29),
+                          bias: input([41], at: 37 * 29 + 29 * 41))
+            },
+            QueueCase(name: "batched matmul, b transposed", inputs: 3 * 8 * 16 * 2, outputs: 3 * 8 * 8) {
+                $0.matmul(output([3, 8, 8]), input([3, 8, 16]), input([3, 8, 16], at: 384).swapping(1, 2))
+            },
+            QueueCase(name: "bf16 matmul", inputs: 2048, outputs: 24 * 20) {
+                $0.matmul(output([24, 20]), input([24, 32], dtype: .bfloat16),
+                          input([32, 20], at: 24 * 32, dtype: .bfloat16))
+            },
+            QueueCase(name: "large matmul, run in slices", inputs: 300 * 160 + 160 * 90, outputs: 300 * 90) {
+                $0.matmul(output([300, 90]), input([300, 160]), input([160, 90], at: 300 * 160))
+            },
+            QueueCase(name: "wide matmul with bias, sliced by columns", inputs: 4 * 512 + 512 * 1500 + 1500,
+                      outputs: 4 * 1500) {
+                $0.matmul(output([4, 1500]), input([4, 512]), input([512, 1500], at: 2048),
+                          bias: input([1500], at: 2048 + 512 * 1500))
+            },
+            QueueCase(name: "softmax", inputs: 330, outputs: 330) { $0.softmax(output([10, 33]), input([10, 33])) },
+            QueueCase(name: "layernorm", inputs: 330 + 66, outputs: 330) {
+                $0.layerNorm(output([10, 33]), input([10, 33]), scale: input([33], at: 330),
+                             bias: input([33], at: 363), epsilon: 1e-5)
+            },
+            QueueCase(name: "casts", inputs: 64, outputs: 64 * 4) {
+                $0.cast(output([64], dtype: .bfloat16), input([64]))
+                $0.cast(output([32], at: 32), input([32], dtype: .bfloat16))
+                $0.cast(output([64], at: 64, dtype: .int32), input([64]))
+                $0.cast(output([32], at: 128), input([32], at: 0, dtype: .int32))
+                $0.cast(output([32], at: 80, dtype: .int64), input([32]))
+            },
+            QueueCase(name: "gather", inputs: 160 + 8, outputs: 5 * 8, indices: (160, [3, 0, 19, 7, 3])) {
+                $0.gather(output([5, 8]), table: input([20, 8]), indices: input([5], at: 160, dtype: .int32))
+            },
+            QueueCase(name: "conv2d groups, stride, padding, bias, relu", inputs: 2 * 4 * 81 + 6 * 2 * 9 + 6,
+                      outputs: 2 * 6 * 25) {
+                $0.conv2d(output([2, 6, 5, 5]), input([2, 4, 9, 9]), weight: input([6, 2, 3, 3], at: 648),
+                          bias: input([6], at: 648 + 108),
+                          window: NeuronWindow(stride: (2, 2), padding: (1, 1, 1, 1)), relu: true)
+            },
+            QueueCase(name: "large conv2d, run in slices of channels", inputs: 32 * 576 + 64 * 288 + 64,
+                      outputs: 64 * 576) {
+                $0.conv2d(output([1, 64, 24, 24]), input([1, 32, 24, 24]), weight: input([64, 32, 3, 3], at: 18432),
+                          bias: input([64], at: 18432 + 18432), window: NeuronWindow(padding: (1, 1, 1, 1)))
+            },
+        ]
+        for op in NeuronBinaryOp.allCases {
+            cases.append(QueueCase(name: "binary \(op)", inputs: 16 * 33 + 33, outputs: 16 * 33) {
+                var row = input([16, 33], at: 16 * 33)
+                row.strides[0] = 0
+                $0.binary(op, output([16, 33]), input([16, 33]), row)
+            })
+        }
+        for op in NeuronUnaryOp.allCases {
+            cases.append(QueueCase(name: "unary \(op)", inputs: 200, outputs: 200) {
+                $0.unary(op, output([8, 25]), input([8, 25]), alpha: 0.1)
+            })
+        }
+        for op in NeuronReduceOp.allCases {
+            cases.append(QueueCase(name: "reduce \(op)", inputs: 600, outputs: 12) {
+                $0.reduce(op, output([12, 1]), input([12, 50]))
+            })
+        }
+        for op in NeuronPoolOp.allCases {
+            cases.append(QueueCase(name: "pool2d \(op)", inputs: 2 * 3 * 20, outputs: 2 * 3 * 6 + 6) {
+                let x = input([2, 3, 5, 4])
+                $0.pool2d(op, output([2, 3, 3, 2]), x, kernel: (3, 3),
+                          window: NeuronWindow(stride: (2, 2), padding: (1, 1, 1, 0)))
+                $0.pool2d(op, output([2, 3, 1, 1], at: 36), x, kernel: (5, 4))
+            })
+        }
+        return cases
+    }()
+}
+
+/// Wait for `job` or fail the test after `seconds`.
+func finish(_ queue: NeuronQueue, _ job: NeuronJob, seconds: Int64 = 60) throws -> NeuronJobResult {
+    guard let result = try queue.wait(job, timeout: .seconds(seconds)) else {
+        throw NeuronError.invalidArgument("\(job) did not end within \(seconds) s")
+    }
+    return result
+}
+
+@Suite("Queues: the engine behind a NeuronCore's queue")
+struct QueueEngineTests {
+    @Test("every instruction gives the same bits through a queue as in this process", arguments: QueueCase.all)
+    func sameBits(_ testCase: QueueCase) throws {
+        let backend = try backendUnderTest()
+        let device = try backend.open(device: 0)
+        defer { device.close() }
+        var inputs = sample(testCase.inputs, seed: UInt32(testCase.name.utf8.count * 7919))
+        if let (at, values) = testCase.indices {
+            for (i, value) in values.enumerated() { inputs[at + i] = Float(bitPattern: UInt32(bitPattern: value)) }
+        }
+        var program = NeuronProgram()
+        testCase.build(&program)
+
+        // In this process.
+        let host = Slots([testCase.inputs * 4, testCase.outputs * 4])
+        host.set(0, inputs)
+        try host.run(program)
+
+        // Through the backend's queue: the simulator's core thread, or the driver's.
+        let queue = try device.queue(core: 1)
+        defer { queue.close() }
+        let a = try device.allocate(size: UInt64(testCase.inputs * 4))
+        let b = try device.allocate(size: UInt64(testCase.outputs * 4))
+        try a.write(inputs)
+        let job = try queue.submit(program, buffers: [a, b])
+        let result = try finish(queue, job)
+        #expect(result.status == .ok)
+        let got = try b.read(UInt32.self, count: testCase.outputs)
+        let want = host.floats(1).map(\.bitPattern)
+        #expect(got == want, "\(zip(got, want).filter { $0 != $1 }.count) of \(want.count) outputs differ")
+        #expect(try a.read(UInt32.self, count: testCase.inputs) == inputs.map(\.bitPattern))
+    }
+}
+
+@Suite("Queues: reservation, jobs, statuses")
+struct QueueBehaviourTests {
+    @Test("a refused program names the bad instruction, and the queue goes on")
+    func refused() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 0)
+        let buffer = try device.allocate(size: 4096)
+        var program = NeuronProgram()
+        program.nop()
+        program.fill(.contiguous(slot: 0, dims: [2000]), value: 1)   // 8000 bytes in 4096
+        #expect(throws: NeuronError.invalidProgram(NeuronProgramError(kind: .range, index: 0))) {
+            try queue.submit(program, buffers: [buffer])
+        }
+        var unbound = NeuronProgram()
+        unbound.fill(.contiguous(slot: 3, dims: [4]), value: 1)
+        #expect(throws: NeuronError.invalidProgram(NeuronProgramError(kind: .slot, index: 0))) {
+            try queue.submit(unbound, buffers: [buffer])
+        }
+        #expect(throws: NeuronError.invalidProgram(NeuronProgramError(kind: .header, index: 0))) {
+            try queue.submit(image: [0xdead_beef, 1, 2, 3], buffers: [])
+        }
+        var good = NeuronProgram()
+        good.fill(.contiguous(slot: 0, dims: [4]), value: 2)
+        #expect(try finish(queue, try queue.submit(good, buffers: [buffer])).status == .ok)
+        #expect(try buffer.read(Float.self, count: 4) == [2, 2, 2, 2])
+    }
+
+    @Test("a NeuronCore held by another open device is busy, naming this process")
+    func busy() throws {
+        let backend = try backendUnderTest()
+        let first = try backend.open(device: 0), second = try backend.open(device: 0)
+        defer { first.close(); second.close() }
+        let queue = try first.queue(core: 2)
+        do {
+            _ = try second.queue(core: 2)
+            Issue.record("the core was reserved twice")
+        } catch {
+            guard case .coresBusy(_, let cores, let pid, _) = error else {
+                Issue.record("wrong error \(error)")
+                return
+            }
+            #expect(cores == [2] && pid == getpid())
+        }
+        queue.close()
+        let taken = try second.queue(core: 2)
+        #expect(try taken.info().ownerPID == getpid())
+    }
+
+    @Test("a buffer of another device object is refused")
+    func foreignBuffer() throws {
+        let backend = try backendUnderTest()
+        let first = try backend.open(device: 0), second = try backend.open(device: 0)
+        defer { first.close(); second.close() }
+        let queue = try first.queue(core: 0)
+        let theirs = try second.allocate(size: 4096)
+        var program = NeuronProgram()
+        program.fill(.contiguous(slot: 0, dims: [4]), value: 1)
+        #expect(throws: NeuronError.self) { try queue.submit(program, buffers: [theirs]) }
+    }
+
+    @Test("an async burst of 300 jobs completes in order, with its results")
+    func burst() async throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 0)
+        let buffer = try device.allocate(size: 300 * 4)
+        let count = 300
+        let results = try await withThrowingTaskGroup(of: (Int, NeuronJobResult).self) { group in
+            for i in 0..<count {
+                var program = NeuronProgram()
+                program.fill(.contiguous(slot: 0, dims: [1], offset: UInt64(i)), value: Float(i))
+                group.addTask { (i, try await queue.run(program, buffers: [buffer])) }
+            }
+            var all: [(Int, NeuronJobResult)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        #expect(results.count == count)
+        #expect(results.allSatisfy { $0.1.status == .ok })
+        #expect(try buffer.read(Float.self, count: count) == (0..<count).map(Float.init))
+    }
+
+    @Test("a full queue says so; a semaphore from another core lets it drain")
+    func fullQueue() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let blocked = try device.queue(core: 0), signaller = try device.queue(core: 1)
+        var wait = NeuronProgram()
+        wait.semaphoreWait(5, count: 2)
+        let first = try blocked.submit(wait, buffers: [])
+        var nop = NeuronProgram()
+        nop.nop()
+        var last = first
+        for _ in 1..<NeuronQueueLimits.depth { last = try blocked.submit(nop, buffers: []) }
+        #expect(throws: NeuronError.queueFull(device: device.index, core: 0, depth: NeuronQueueLimits.depth)) {
+            try blocked.submit(nop, buffers: [])
+        }
+        #expect(try blocked.wait(first, timeout: .milliseconds(100)) == nil)
+        var signal = NeuronProgram()
+        signal.semaphoreSignal(5, count: 2)
+        #expect(try finish(signaller, try signaller.submit(signal, buffers: [])).status == .ok)
+        #expect(try finish(blocked, last).status == .ok)
+        #expect(try finish(blocked, first).status == .ok)
+    }
+
+    @Test("a job after another core's job sees its output; a failed dependency aborts")
+    func dependencies() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let q0 = try device.queue(core: 0), q1 = try device.queue(core: 1), q2 = try device.queue(core: 2)
+        let buffer = try device.allocate(size: 4096)
+        var produce = NeuronProgram()
+        produce.semaphoreWait(1)
+        produce.fill(.contiguous(slot: 0, dims: [4]), value: 42)
+        let producer = try q0.submit(produce, buffers: [buffer])
+        var consume = NeuronProgram()
+        consume.copy(.contiguous(slot: 0, dims: [4], offset: 4), from: .contiguous(slot: 0, dims: [4]))
+        let consumer = try q1.submit(consume, buffers: [buffer], after: producer)
+        #expect(try q1.wait(consumer, timeout: .milliseconds(150)) == nil)
+        var signal = NeuronProgram()
+        signal.semaphoreSignal(1)
+        _ = try q2.submit(signal, buffers: [])
+        #expect(try finish(q1, consumer).status == .ok)
+        #expect(try buffer.read(Float.self, count: 8) == [Float](repeating: 42, count: 8))
+
+        // A GATHER with an index outside its table faults; its dependent is aborted.
+        try buffer.write([Int32(99)], at: 1024)
+        var faulty = NeuronProgram()
+        faulty.nop()
+        faulty.gather(.contiguous(slot: 0, dims: [1, 2], offset: 300), table: .contiguous(slot: 0, dims: [4, 2]),
+                      indices: .contiguous(slot: 0, dims: [1], dtype: .int32, offset: 256))
+        let failed = try q0.submit(faulty, buffers: [buffer])
+        #expect(try finish(q0, failed).status == .fault(NeuronProgramError(kind: .indexFault, index: 1)))
+        let skipped = try q1.submit(consume, buffers: [buffer], after: failed)
+        #expect(try finish(q1, skipped).status == .aborted)
+    }
+
+    @Test("a barrier holds each core until all have reached it; one naming a core not held is invalid")
+    func barrier() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let q0 = try device.queue(core: 0), q1 = try device.queue(core: 1)
+        var meet = NeuronProgram()
+        meet.barrier(3, cores: [0, 1])
+        let a = try q0.submit(meet, buffers: [])
+        #expect(try q0.wait(a, timeout: .milliseconds(100)) == nil)
+        let b = try q1.submit(meet, buffers: [])
+        #expect(try finish(q0, a).status == .ok)
+        #expect(try finish(q1, b).status == .ok)
+        var lonely = NeuronProgram()
+        lonely.barrier(0, cores: [0, 3])
+        #expect(try finish(q0, try q0.submit(lonely, buffers: [])).status == .invalid(instruction: 0))
+    }
+
+    @Test("closing a queue aborts its jobs and resumes whoever awaits them")
+    func closeAborts() async throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 3)
+        var wait = NeuronProgram()
+        wait.semaphoreWait(9)
+        let job = try queue.submit(wait, buffers: [])
+        async let result = queue.result(of: job)
+        try await Task.sleep(for: .milliseconds(300))
+        queue.close()
+        #expect(try await result.status == .aborted)
+        let again = try device.queue(core: 3)
+        #expect(try again.info().queued == 0)
+    }
+
+    @Test("a job that never ends times out, the core is reset and goes on (simulator, 100 ms)")
+    func timeout() throws {
+        let backend = SimulatorBackend(configuration: try .init(devices: 1, jobTimeoutMilliseconds: 100))
+        let device = try backend.open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 0)
+        var forever = NeuronProgram()
+        forever.nop()
+        forever.semaphoreWait(0)
+        #expect(try finish(queue, try queue.submit(forever, buffers: [])).status == .timedOut(instruction: 1))
+        var nop = NeuronProgram()
+        nop.nop()
+        #expect(try finish(queue, try queue.submit(nop, buffers: [])).status == .ok)
+    }
+}
