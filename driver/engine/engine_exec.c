@@ -210,7 +210,8 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	const void *pa = slots[a->slot].base, *pb = slots[b->slot].base;
 	const float *pbias = bias ? f32(slots, bias) : NULL;
 	int half = a->dtype == NEURON_DT_BF16;
-	int vector = !half && o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
+	int vector = o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
+	u32 esize = half ? 2 : 4;
 	float *po = f32(slots, o);
 	u32 bt, m, n, k;
 
@@ -222,8 +223,9 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 
 		/* The vector kernel computes a block with the same chains. */
 		if (vector)
-			neuron_gemm_block((const float *)pa + ab, a->strides[r - 2], a->strides[r - 1],
-					  (const float *)pb + bb, b->strides[r - 2], po + ob,
+			neuron_gemm_block((const char *)pa + ab * esize, a->strides[r - 2],
+					  a->strides[r - 1], (const char *)pb + bb * esize,
+					  b->strides[r - 2], half, po + ob,
 					  o->strides[r - 2], M, N, K, &rows, &cols, scratch);
 		for (m = 0; m < M; m++) {
 			for (n = m < rows ? cols : 0; n < N; n++) {

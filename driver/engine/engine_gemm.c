@@ -9,9 +9,10 @@
  * same bit for bit whichever path runs: vectors only spread the
  * independent outputs of a row across lanes.
  *
- * It applies to f32 operands whose output and B rows are contiguous
- * (unit stride along n); columns past the last full vector take the
- * scalar chain.
+ * It applies to f32 or bf16 operands whose output and B rows are
+ * contiguous (unit stride along n); bf16 is widened to f32 (exactly)
+ * while packing, so both run the same loop. Columns past the last full
+ * vector take the scalar chain.
  */
 #include "neuron_engine.h"
 
@@ -26,26 +27,84 @@ neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron
 #endif
 
 /*
- * Register block: GEMM_ROWS rows of A by two vectors of B columns.
+ * Register block: rows of A (6 with AVX2's 16 registers, 12 with
+ * AVX-512's 32) by two vectors of B columns, accumulators plus the two B
+ * vectors and a broadcast all in registers.
  * Cache blocks: a panel of B columns stays in cache while every row block
  * passes over it, GEMM_KC rows of k at a time. Across k blocks the partial
  * sums wait in the output, so each lane still runs one fma chain in k
  * order.
  */
-#define GEMM_ROWS	8
 #define GEMM_VECS	2
 #define GEMM_KC		256
 
-/* Columns packed at a time: GEMM_KC rows of k by this many floats. */
-#define GEMM_NC		(NEURON_GEMM_SCRATCH / (GEMM_KC * 4))
+/*
+ * Scratch: the packed block of B (GEMM_KC rows of k by GEMM_NC columns),
+ * then the packed rows of A of one register block (GEMM_KC by its rows,
+ * k-major), so that the inner loop streams both from contiguous memory.
+ */
+#define GEMM_B_BYTES	262144
+#define GEMM_NC		(GEMM_B_BYTES / (GEMM_KC * 4))
 
-#define GEMM_KERNEL(name, isa, vec, width, fma)				\
+/* Element @i of f32 or bf16 (exactly widened) data. */
+static inline float load(const void *p, u64 i, int half)
+{
+	union { u32 u; float f; } v;
+
+	if (!half)
+		return ((const float *)p)[i];
+	v.u = (u32)((const u16 *)p)[i] << 16;
+	return v.f;
+}
+
+#define GEMM_TILES(vec, width, fma, GEMM_ROWS, SR, SK, BP)						\
+	do {								\
+			for (n = g; n < g1; n += pw) {			\
+				vec c0[GEMM_ROWS], c1[GEMM_ROWS];		\
+										\
+				_Pragma("GCC unroll 16")				\
+				for (r = 0; r < GEMM_ROWS; r++) {		\
+					float *row = o + (m + r) * os_m + n;	\
+										\
+					c0[r] = k0 ? *(vec *)row : (vec){ 0 };	\
+					c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
+				}						\
+				for (k = k0; k < k1; k++) {			\
+					const float *brow = (BP) ?		\
+						pack + (n - g) * GEMM_KC + (k - k0) * pw : \
+						(const float *)b + k * bs_k + n; \
+					vec b0 = *(const vec *)brow;		\
+					vec b1 = *(const vec *)(brow + width);	\
+					const float *ak = as + (k - k0) * (SK);	\
+										\
+					_Pragma("GCC unroll 16")			\
+					for (r = 0; r < GEMM_ROWS; r++) {	\
+						vec av = ak[r * (SR)] - (vec){ 0 }; /* splat */ \
+										\
+						c0[r] = fma(av, b0, c0[r]);	\
+						c1[r] = fma(av, b1, c1[r]);	\
+					}					\
+				}						\
+				_Pragma("GCC unroll 16")				\
+				for (r = 0; r < GEMM_ROWS; r++) {		\
+					float *row = o + (m + r) * os_m + n;	\
+										\
+					*(vec *)row = c0[r];			\
+					*(vec *)(row + width) = c1[r];		\
+				}						\
+			}							\
+	} while (0)
+
+#define GEMM_KERNEL(name, isa, vec, width, fma, GEMM_ROWS)			\
 static __attribute__((target(isa)))						\
-void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
+void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	\
 	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
 {										\
 	const u32 pw = width * GEMM_VECS;					\
+	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
 	u32 m, n, k, k0, k1, r, j, g, g1;					\
+	const float *as;							\
+	u64 sr, sk;								\
 										\
 	N -= N % pw;								\
 	for (g = 0; g < N; g += GEMM_NC) {					\
@@ -58,41 +117,26 @@ void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
 				for (k = k0; k < k1; k++)			\
 					for (j = 0; j < pw; j++)		\
 						pack[(n - g) * GEMM_KC + (k - k0) * pw + j] = \
-							b[k * bs_k + n + j];	\
+							load(b, k * bs_k + n + j, half); \
 			for (m = 0; m + GEMM_ROWS <= M; m += GEMM_ROWS) {	\
-			for (n = g; n < g1; n += pw) {				\
-				vec c0[GEMM_ROWS], c1[GEMM_ROWS];		\
-										\
-				_Pragma("GCC unroll 8")				\
-				for (r = 0; r < GEMM_ROWS; r++) {		\
-					float *row = o + (m + r) * os_m + n;	\
-										\
-					c0[r] = k0 ? *(vec *)row : (vec){ 0 };	\
-					c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
-				}						\
-				for (k = k0; k < k1; k++) {			\
-					const float *brow = pack ?		\
-						pack + (n - g) * GEMM_KC + (k - k0) * pw : \
-						b + k * bs_k + n;		\
-					vec b0 = *(const vec *)brow;		\
-					vec b1 = *(const vec *)(brow + width);	\
-										\
-					_Pragma("GCC unroll 8")			\
-					for (r = 0; r < GEMM_ROWS; r++) {	\
-						vec av = a[(m + r) * as_m + k * as_k] - (vec){ 0 }; /* splat */ \
-										\
-						c0[r] = fma(av, b0, c0[r]);	\
-						c1[r] = fma(av, b1, c1[r]);	\
-					}					\
-				}						\
-				_Pragma("GCC unroll 8")				\
-				for (r = 0; r < GEMM_ROWS; r++) {		\
-					float *row = o + (m + r) * os_m + n;	\
-										\
-					*(vec *)row = c0[r];			\
-					*(vec *)(row + width) = c1[r];		\
-				}						\
+			/* A's block: packed, or read in place. */		\
+			if (apack) {						\
+				for (k = k0; k < k1; k++)			\
+					for (r = 0; r < GEMM_ROWS; r++)		\
+						apack[(k - k0) * GEMM_ROWS + r] = \
+							load(a, (m + r) * as_m + k * as_k, half); \
+				as = apack;					\
+				sr = 1;						\
+				sk = GEMM_ROWS;					\
+			} else {						\
+				as = (const float *)a + m * as_m + k0 * as_k;	\
+				sr = as_m;					\
+				sk = as_k;					\
 			}							\
+			if (apack)						\
+				GEMM_TILES(vec, width, fma, GEMM_ROWS, 1, GEMM_ROWS, 1);			\
+			else							\
+				GEMM_TILES(vec, width, fma, GEMM_ROWS, sr, sk, pack != NULL);				\
 			}							\
 			if (!K)							\
 				break;						\
@@ -103,8 +147,14 @@ void name(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,		\
 #define FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
 #define FMA16(a, b, c)	__builtin_ia32_vfmaddps512_mask((a), (b), (c), (unsigned short)0xffff, 4)
 
-GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8)
-GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16)
+#define ROWS_AVX2	6
+#define ROWS_AVX512	12
+
+GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8, ROWS_AVX2)
+GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
+/* The rows past the last full block, one at a time. */
+GEMM_KERNEL(gemm_avx2_row, "avx2,fma", neuron_v8f, 8, FMA8, 1)
+GEMM_KERNEL(gemm_avx512_row, "avx512f", neuron_v16f, 16, FMA16, 1)
 
 static int gemm_width(void)
 {
@@ -120,25 +170,38 @@ static int gemm_width(void)
  * covers; returns the rows and columns it did, so that the caller runs
  * the reference chain on the rest. Both give the same bits.
  */
-void neuron_gemm_block(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,
+void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch)
 {
 	float *pack = scratch && scratch->size >= NEURON_GEMM_SCRATCH ? scratch->base : NULL;
 	int width = gemm_width();
-	u32 step;
+	u32 step, full, rows = width == 16 ? ROWS_AVX512 : ROWS_AVX2;
+	const char *tail = (const char *)a;
 
 	*rows_done = 0;
 	*cols_done = 0;
-	if (!width)
+	/* bf16 is widened while packing: there must be scratch to pack into. */
+	if (!width || (half && !pack))
 		return;
 	step = (u32)width * GEMM_VECS;
-	if (M < GEMM_ROWS || N < step)
+	if (N < step)
 		return;
-	if (width == 16)
-		gemm_avx512(a, as_m, as_k, b, bs_k, o, os_m, M, N, K, pack);
-	else
-		gemm_avx2(a, as_m, as_k, b, bs_k, o, os_m, M, N, K, pack);
-	*rows_done = M - M % GEMM_ROWS;
+	full = M - M % rows;
+	tail += full * as_m * (half ? 2 : 4);
+	if (width == 16) {
+		if (full)
+			gemm_avx512(a, as_m, as_k, b, bs_k, half, o, os_m, full, N, K, pack);
+		if (full < M)
+			gemm_avx512_row(tail, as_m, as_k, b, bs_k, half, o + full * os_m, os_m,
+					M - full, N, K, pack);
+	} else {
+		if (full)
+			gemm_avx2(a, as_m, as_k, b, bs_k, half, o, os_m, full, N, K, pack);
+		if (full < M)
+			gemm_avx2_row(tail, as_m, as_k, b, bs_k, half, o + full * os_m, os_m,
+				      M - full, N, K, pack);
+	}
+	*rows_done = M;
 	*cols_done = N - N % step;
 }

@@ -48,7 +48,7 @@ int neuron_engine_validate(const void *image, u64 size,
  * Scratch memory a NeuronCore lends the engine (packed panels): at least
  * this many bytes, 64-byte aligned, or none (slower, same results).
  */
-#define NEURON_GEMM_SCRATCH	262144	/* 256 rows of k by 256 columns of B */
+#define NEURON_GEMM_SCRATCH	278528	/* 256 x 256 of B, 256 x 16 of A */
 
 /*
  * Run instruction @index of a validated program, with @scratch (may be
@@ -85,7 +85,7 @@ void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 				u64 extent[NEURON_MAX_SLOTS]);
 
 /* The vector MATMUL kernel (engine_gemm.c); see op_matmul. */
-void neuron_gemm_block(const float *a, u64 as_m, u64 as_k, const float *b, u64 bs_k,
+void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch);
 
