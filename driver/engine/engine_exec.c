@@ -447,7 +447,8 @@ static u64 at4(const struct neuron_tensor_desc *d, u64 n, u64 c, u64 h, u64 w)
  */
 static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *x, const struct neuron_tensor_desc *wt,
-		      const struct neuron_tensor_desc *bias, const struct neuron_engine_slot *slots)
+		      const struct neuron_tensor_desc *bias, const struct neuron_engine_slot *slots,
+		      const struct neuron_engine_slot *scratch)
 {
 	const u32 *p = in->iparam;
 	u32 N = o->dims[0], Co = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
@@ -455,37 +456,69 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	u32 groups = x->dims[1] / Cig, per_group = Co / groups;
 	const float *px = f32(slots, x), *pw = f32(slots, wt), *pb = bias ? f32(slots, bias) : NULL;
 	float *po = f32(slots, o);
-	u32 n, co, ho, wo, ci, kh, kw;
+	struct neuron_conv_args args = {
+		.x = px + x->offset, .wt = pw + wt->offset, .o = po + o->offset,
+		.cig = Cig, .h = H, .w = W, .kh = Kh, .kw = Kw,
+		.sh = p[NEURON_WIN_STRIDE_H], .sw = p[NEURON_WIN_STRIDE_W],
+		.pt = p[NEURON_WIN_PAD_TOP], .pl = p[NEURON_WIN_PAD_LEFT],
+		.dh = p[NEURON_WIN_DILATION_H], .dw = p[NEURON_WIN_DILATION_W],
+		.ho = Ho, .wo = Wo,
+	};
+	u32 lanes = neuron_conv_lanes();
+	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;
+	s64 lo, hi, last = (s64)W - 1 - (s64)(Kw - 1) * args.dw + args.pl;
+
+	for (i = 0; i < 4; i++) {
+		args.xs[i] = x->strides[i];
+		args.ws[i] = wt->strides[i];
+		args.os[i] = o->strides[i];
+	}
+	/* Output columns whose every tap lies inside the input. */
+	lo = ((s64)args.pl + args.sw - 1) / args.sw;
+	hi = last < 0 ? 0 : last / args.sw + 1;
+	args.wlo = lo < Wo ? (u32)lo : Wo;
+	args.whi = hi < args.wlo ? args.wlo : hi > Wo ? Wo : (u32)hi;
 
 	for (n = 0; n < N; n++)
-	for (co = 0; co < Co; co++) {
-		u32 c0 = (co / per_group) * Cig;
+	for (cb = 0; cb < Co; cb += cos) {
+		u32 c0 = (cb / per_group) * Cig;
+		int done;
 
+		/* A block of channels within one group. */
+		cos = per_group - cb % per_group;
+		cos = lanes && cos > lanes ? lanes : cos;
+		args.c0 = c0;
+		done = lanes && neuron_conv_block(&args, n, cb, cos, scratch);
+		for (co = cb; co < cb + cos; co++)
 		for (ho = 0; ho < Ho; ho++)
 		for (wo = 0; wo < Wo; wo++) {
+			float *out = &po[at4(o, n, co, ho, wo)];
 			float acc = 0.0f;
 
-			for (ci = 0; ci < Cig; ci++)
-			for (kh = 0; kh < Kh; kh++) {
-				s64 ih = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP] +
-					 (s64)kh * p[NEURON_WIN_DILATION_H];
+			if (done) {
+				acc = *out;	/* the vector kernel ran the chain */
+			} else {
+				for (ci = 0; ci < Cig; ci++)
+				for (kh = 0; kh < Kh; kh++) {
+					s64 ih = (s64)ho * args.sh - args.pt + (s64)kh * args.dh;
 
-				if (ih < 0 || ih >= H)
-					continue;
-				for (kw = 0; kw < Kw; kw++) {
-					s64 iw = (s64)wo * p[NEURON_WIN_STRIDE_W] - p[NEURON_WIN_PAD_LEFT] +
-						 (s64)kw * p[NEURON_WIN_DILATION_W];
-					if (iw < 0 || iw >= W)
+					if (ih < 0 || ih >= H)
 						continue;
-					acc = neuron_fmaf(px[at4(x, n, c0 + ci, ih, iw)],
-							  pw[at4(wt, co, ci, kh, kw)], acc);
+					for (kw = 0; kw < Kw; kw++) {
+						s64 iw = (s64)wo * args.sw - args.pl + (s64)kw * args.dw;
+
+						if (iw < 0 || iw >= W)
+							continue;
+						acc = neuron_fmaf(px[at4(x, n, c0 + ci, ih, iw)],
+								  pw[at4(wt, co, ci, kh, kw)], acc);
+					}
 				}
 			}
 			if (pb)
 				acc = acc + pb[bias->offset + co * bias->strides[0]];
 			if ((in->flags & NEURON_CONV_RELU) && !(acc > 0.0f))
 				acc = acc != acc ? acc : 0.0f;
-			po[at4(o, n, co, ho, wo)] = acc;
+			*out = acc;
 		}
 	}
 }
@@ -552,7 +585,7 @@ u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 		break;
 	case NEURON_OP_CONV2D:
 		op_conv2d(in, o, &d[in->operand[1]], &d[in->operand[2]],
-			  in->flags & NEURON_CONV_BIAS ? &d[in->operand[3]] : NULL, slots);
+			  in->flags & NEURON_CONV_BIAS ? &d[in->operand[3]] : NULL, slots, scratch);
 		break;
 	case NEURON_OP_POOL2D:
 		op_pool2d(in, o, &d[in->operand[1]], slots);

@@ -89,6 +89,34 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch);
 
+/*
+ * One CONV2D for the vector kernel (engine_conv.c): bases at element
+ * [0,0,0,0], element strides, the first input channel of the block's
+ * group, the input's height and width, the window, the output's height
+ * and width, and the output columns [wlo, whi) whose windows lie wholly
+ * inside the input.
+ */
+struct neuron_conv_args {
+	const float *x;
+	const float *wt;
+	float *o;
+	u64 xs[4], ws[4], os[4];
+	u32 c0, cig, h, w, kh, kw;
+	u32 sh, sw, pt, pl, dh, dw;
+	u32 ho, wo, wlo, whi;
+};
+
+/* Output channels the vector kernel computes at once (0: none here). */
+u32 neuron_conv_lanes(void);
+
+/*
+ * Every output of channels co0..co0+cos-1 (cos <= neuron_conv_lanes(),
+ * one group) for batch @n, before bias and relu, with the packed weights
+ * in @scratch. Returns 0 when it cannot (no vector unit, no scratch).
+ */
+int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		      const struct neuron_engine_slot *scratch);
+
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
 
