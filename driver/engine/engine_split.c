@@ -37,7 +37,22 @@ static void split_none(struct split *s)
 #define SPLIT_ROWS	512
 #define SPLIT_COLS	256
 
-/* The split of instruction @in; returns the number of parts (>= 1). */
+/* The longest of the first @count axes of @d (the first, on a tie). */
+static int longest(const struct neuron_tensor_desc *d, u32 count)
+{
+	u32 i, best = 0;
+
+	for (i = 1; i < count; i++)
+		if (d->dims[i] > d->dims[best])
+			best = i;
+	return (int)best;
+}
+
+/*
+ * The split of instruction @in; returns the number of parts (>= 1).
+ * Operations over elements or rows split their longest free axis, so
+ * that no part of a large instruction is large.
+ */
 static u32 plan(const struct neuron_engine_program *prog, const struct neuron_insn *in,
 		struct split *s)
 {
@@ -54,31 +69,31 @@ static u32 plan(const struct neuron_engine_program *prog, const struct neuron_in
 	case NEURON_OP_FILL:
 		if (r < 1)
 			return 1;
-		s->dim[0] = 0;
+		s->dim[0] = longest(o, r);
 		break;
 	case NEURON_OP_COPY:
 	case NEURON_OP_UNARY:
 	case NEURON_OP_CAST:
 		if (r < 1)
 			return 1;
-		s->dim[0] = s->dim[1] = 0;
+		s->dim[0] = s->dim[1] = longest(o, r);
 		break;
 	case NEURON_OP_BINARY:
 		if (r < 1)
 			return 1;
-		s->dim[0] = s->dim[1] = s->dim[2] = 0;
+		s->dim[0] = s->dim[1] = s->dim[2] = longest(o, r);
 		break;
 	case NEURON_OP_REDUCE:
 	case NEURON_OP_SOFTMAX:
 	case NEURON_OP_LAYERNORM:	/* operands 2 and 3 run along the last axis */
 		if (r < 2)
 			return 1;
-		s->dim[0] = s->dim[1] = 0;
+		s->dim[0] = s->dim[1] = longest(o, r - 1);
 		break;
 	case NEURON_OP_GATHER:		/* out[i..., :], indices[i...] */
 		if (r < 2)
 			return 1;
-		s->dim[0] = s->dim[2] = 0;
+		s->dim[0] = s->dim[2] = longest(o, r - 1);
 		break;
 	case NEURON_OP_MATMUL: {
 		u32 m = r - 2, n = r - 1;

@@ -528,6 +528,29 @@ static void test_timeout(void)
 		      w.error_index < 32, "timeout.runaway.status", "status %u index %u",
 		      w.status, w.error_index);
 	}
+	/* One instruction of 2^36 broadcast elements into 4 bytes: sliced,
+	 * so it stops at the timeout like any other job. */
+	{
+		uint32_t h = alloc(fd, 4096), slots[1] = { h };
+		struct neuron_tensor_desc *d;
+
+		prog_init(&p);
+		d = &p.d[p.h.desc_count++];
+		d->dtype = NEURON_DT_F32;
+		d->rank = 6;
+		d->dims[0] = 1;
+		d->dims[1] = 64;
+		d->dims[2] = d->dims[3] = d->dims[4] = 1024;
+		d->dims[5] = 1;
+		prog_insn(&p, NEURON_OP_FILL, 0);
+		set_timeout_ms(100);
+		t0 = now_ms();
+		memset(&w, 0, sizeof(w));
+		check(submit(fd, 0, &p, slots, 1, &seq) == 0 && wait_job(fd, 0, seq, 20000, &w) == 0 &&
+		      w.status == NEURON_JOB_TIMEOUT && w.error_index == 0, "timeout.huge_instruction",
+		      "status %u index %u", w.status, w.error_index);
+		check(now_ms() - t0 < 5000, "timeout.huge_instruction_prompt", "%.0f ms", now_ms() - t0);
+	}
 	set_timeout_ms(10000);
 	close(fd);
 }
