@@ -158,8 +158,14 @@ public final class NeuronQueue: Sendable {
                 let job = try submit(image: image, buffers: buffers, after: after)
                 return try await result(of: job)
             } catch .queueFull {
+                // Wait for the oldest job still queued, then try again.
                 let info = try device.queueInfo(core: core)
-                _ = try await result(of: NeuronJob(core: core, sequence: info.completed + 1))
+                guard info.completed < info.submitted else { continue }
+                do {
+                    _ = try await result(of: NeuronJob(core: core, sequence: info.completed + 1))
+                } catch .unknownJob {
+                    continue    // it ended, and was collected, meanwhile
+                }
             }
         }
     }

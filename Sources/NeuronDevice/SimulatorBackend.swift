@@ -301,7 +301,13 @@ public final class SimulatedDevice: NeuronDevice {
 
     public func processes() throws(NeuronError) -> [NeuronProcessInfo] {
         _ = try openFile()
-        return backend.world.processes(on: index)
+        // Every simulated file belongs to this process: it holds every reserved core.
+        let held = queues.heldCores()
+        return backend.world.processes(on: index).map { entry in
+            var entry = entry
+            if entry.pid == getpid() { entry.coresHeld = held }
+            return entry
+        }
     }
 
     public func allocate(size: UInt64, placement: NeuronMemoryPlacement, core: Int?) throws(NeuronError) -> NeuronBuffer {

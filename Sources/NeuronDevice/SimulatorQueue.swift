@@ -128,6 +128,11 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     var coreCount: Int { cores.count }
 
+    /// The NeuronCores any file holds.
+    func heldCores() -> [Int] {
+        lock.withLock { cores.indices.filter { cores[$0].owner != nil } }
+    }
+
     func ownerMask(file: Int) -> [Int] {
         lock.withLock { cores.indices.filter { cores[$0].owner == file } }
     }

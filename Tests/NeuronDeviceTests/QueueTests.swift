@@ -191,6 +191,8 @@ struct QueueBehaviourTests {
             }
             #expect(cores == [2] && pid == getpid())
         }
+        let holder = try first.processes().first { $0.pid == getpid() }
+        #expect(holder?.coresHeld == [2])
         queue.close()
         let taken = try second.queue(core: 2)
         #expect(try taken.info().ownerPID == getpid())
