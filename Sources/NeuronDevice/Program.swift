@@ -283,6 +283,49 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
 
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
+    /// Like `run`, but every instruction in slices of `partsPerStep`
+    /// parts, as a queue runs large ones; returns the most parts an
+    /// instruction had. The bits are the same as `run`'s.
+    @discardableResult
+    public static func runSliced(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?],
+                                 partsPerStep: Int) throws(NeuronProgramError) -> Int {
+        var bound = slots.map { buffer -> neuron_engine_slot in
+            neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
+        }
+        var status = neuron_engine_status()
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
+        defer { scratch.deallocate() }
+        var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
+        var most: UInt32 = 0
+        let step = UInt32(clamping: max(1, partsPerStep))
+        let valid: Int32 = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slotPointer in
+                var program = neuron_engine_program()
+                guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
+                                             UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
+                for index in 0..<program.insn_count {
+                    let parts = neuron_engine_insn_parts(&program, index)
+                    most = max(most, parts)
+                    var part: UInt32 = 0
+                    while part < parts {
+                        let fault = neuron_engine_step_part(&program, index, slotPointer.baseAddress,
+                                                            &scratchSlot, part, step)
+                        if fault != 0 {
+                            status = neuron_engine_status(error: fault, index: index)
+                            return -1
+                        }
+                        part += step
+                    }
+                }
+                return 0
+            }
+        }
+        guard valid == 0 else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+        return Int(most)
+    }
+
     /// Validate `image` against `slots` (host memory bound to each slot) and
     /// run it to the end, or to the first instruction that faults. Buffers
     /// may be nil for unbound slots.

@@ -74,6 +74,22 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.conv2d(output([1, 64, 24, 24]), input([1, 32, 24, 24]), weight: input([64, 32, 3, 3], at: 18432),
                           bias: input([64], at: 18432 + 18432), window: NeuronWindow(padding: (1, 1, 1, 1)))
             },
+            QueueCase(name: "grouped conv2d, sliced by groups", inputs: 1024 * 576 + 1024 * 4 * 25,
+                      outputs: 1024 * 576) {
+                $0.conv2d(output([1, 1024, 24, 24]), input([1, 1024, 24, 24]),
+                          weight: input([1024, 4, 5, 5], at: 1024 * 576), window: NeuronWindow(padding: (2, 2, 2, 2)))
+            },
+            QueueCase(name: "conv2d, sliced by output rows", inputs: 32 * 128 * 128 + 32 * 16 * 9 + 32,
+                      outputs: 32 * 64 * 64) {
+                $0.conv2d(output([1, 32, 64, 64]), input([1, 32, 128, 128]),
+                          weight: input([32, 16, 3, 3], at: 32 * 128 * 128),
+                          bias: input([32], at: 32 * 128 * 128 + 32 * 16 * 9),
+                          window: NeuronWindow(stride: (2, 2), padding: (3, 1, 0, 1), dilation: (2, 1)), relu: true)
+            },
+            QueueCase(name: "pool2d, sliced by output rows", inputs: 3 * 400 * 400, outputs: 3 * 400 * 400) {
+                $0.pool2d(.avg, output([1, 3, 400, 400]), input([1, 3, 400, 400]), kernel: (7, 7),
+                          window: NeuronWindow(padding: (3, 3, 3, 3)))
+            },
         ]
         for op in NeuronBinaryOp.allCases {
             cases.append(QueueCase(name: "binary \(op)", inputs: 16 * 33 + 33, outputs: 16 * 33) {
@@ -144,6 +160,48 @@ struct QueueEngineTests {
         let want = host.floats(1).map(\.bitPattern)
         #expect(got == want, "\(zip(got, want).filter { $0 != $1 }.count) of \(want.count) outputs differ")
         #expect(try a.read(UInt32.self, count: testCase.inputs) == inputs.map(\.bitPattern))
+    }
+}
+
+@Suite("Engine: slices")
+struct SliceTests {
+    @Test("every instruction run one slice at a time, or three, gives the whole run's bits", arguments: QueueCase.all)
+    func slices(_ testCase: QueueCase) throws {
+        var inputs = sample(testCase.inputs, seed: UInt32(testCase.name.utf8.count * 31))
+        if let (at, values) = testCase.indices {
+            for (i, value) in values.enumerated() { inputs[at + i] = Float(bitPattern: UInt32(bitPattern: value)) }
+        }
+        var program = NeuronProgram()
+        testCase.build(&program)
+        let image = program.image()
+        let whole = Slots([testCase.inputs * 4, testCase.outputs * 4])
+        whole.set(0, inputs)
+        try NeuronEngine.run(image, slots: whole.buffers)
+        for step in [1, 3] {
+            let sliced = Slots([testCase.inputs * 4, testCase.outputs * 4])
+            sliced.set(0, inputs)
+            let parts = try NeuronEngine.runSliced(image, slots: sliced.buffers, partsPerStep: step)
+            #expect(sliced.floats(1).map(\.bitPattern) == whole.floats(1).map(\.bitPattern),
+                    "in slices of \(step) of \(parts)")
+        }
+    }
+
+    @Test("an instruction whose slice would be too large is refused")
+    func sliceBound() throws {
+        // A 2^48-operation matmul over broadcast operands of a few bytes:
+        // each of its 256 slices of columns would take 2^40 operations.
+        let big = NeuronTensorView(slot: 0, dims: [65536, 65536], strides: [0, 0])
+        var program = NeuronProgram()
+        program.nop()
+        program.matmul(NeuronTensorView(slot: 1, dims: [65536, 65536], strides: [0, 0]), big, big)
+        let slots = Slots([64, 64])
+        #expect(throws: NeuronProgramError(kind: .operand, index: 1)) { try slots.run(program) }
+        // The same shape at a size whose slices are fine passes validation.
+        var small = NeuronProgram()
+        small.matmul(NeuronTensorView(slot: 1, dims: [8, 512], strides: [0, 0]),
+                     NeuronTensorView(slot: 0, dims: [8, 16], strides: [0, 0]),
+                     NeuronTensorView(slot: 0, dims: [16, 512], strides: [0, 0]))
+        try slots.run(small)
     }
 }
 

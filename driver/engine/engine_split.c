@@ -8,7 +8,9 @@
  *
  * The slice works on copies of the instruction and of its descriptors:
  * each sliced operand gets a smaller extent on its split dimension and
- * an offset moved to the slice's first index. No floating point here.
+ * an offset moved to the slice's first index. CONV2D and POOL2D may also
+ * split their output rows: the input then starts at the slice's first
+ * window, with the top padding that remains. No floating point here.
  */
 #include "neuron_engine.h"
 
@@ -18,13 +20,64 @@
  */
 struct split {
 	int dim[4];
+	u32 mul[4];		/* indices of the operand per index of the split */
 	u32 unit;
+	int rows;		/* CONV2D, POOL2D: output rows (dim[0] = 2) */
 };
 
 static void split_none(struct split *s)
 {
-	s->dim[0] = s->dim[1] = s->dim[2] = s->dim[3] = -1;
+	u32 i;
+
+	for (i = 0; i < 4; i++) {
+		s->dim[i] = -1;
+		s->mul[i] = 1;
+	}
 	s->unit = 1;
+	s->rows = 0;
+}
+
+/*
+ * CONV2D and POOL2D: split whichever of batch, channels (output channels
+ * of one group; whole groups; pooled channels) and output rows has the
+ * most indices, channels on a tie.
+ */
+static void plan_window(const struct neuron_tensor_desc *d, const struct neuron_insn *in,
+			struct split *s)
+{
+	const struct neuron_tensor_desc *o = &d[in->operand[0]];
+	const struct neuron_tensor_desc *x = &d[in->operand[1]];
+	u32 channels = o->dims[1], groups = 1, per = 1;
+	int bias = in->opcode == NEURON_OP_CONV2D && (in->flags & NEURON_CONV_BIAS);
+
+	if (in->opcode == NEURON_OP_CONV2D) {
+		groups = x->dims[1] / d[in->operand[2]].dims[1];
+		channels = groups > 1 ? groups : o->dims[1];
+		per = groups > 1 ? o->dims[1] / groups : 1;
+	}
+	if (o->dims[0] > channels && o->dims[0] > o->dims[2]) {
+		s->dim[0] = s->dim[1] = 0;
+	} else if (channels >= o->dims[2]) {
+		s->dim[0] = 1;
+		s->mul[0] = per;
+		if (in->opcode == NEURON_OP_POOL2D) {
+			s->dim[1] = 1;
+		} else {
+			s->dim[2] = 0;
+			s->mul[2] = per;
+			if (groups > 1) {	/* whole groups: their input channels too */
+				s->dim[1] = 1;
+				s->mul[1] = d[in->operand[2]].dims[1];
+			}
+			if (bias) {
+				s->dim[3] = 0;
+				s->mul[3] = per;
+			}
+		}
+	} else {
+		s->dim[0] = 2;
+		s->rows = 1;
+	}
 }
 
 /*
@@ -113,29 +166,14 @@ static u32 plan(const struct neuron_engine_program *prog, const struct neuron_in
 		}
 		break;
 	}
-	case NEURON_OP_CONV2D: {
-		const struct neuron_tensor_desc *x = &d[in->operand[1]];
-		const struct neuron_tensor_desc *w = &d[in->operand[2]];
-
-		if (o->dims[0] > 1) {
-			s->dim[0] = s->dim[1] = 0;
-		} else if (x->dims[1] == w->dims[1]) {	/* one group: split Co */
-			s->dim[0] = 1;
-			s->dim[2] = 0;
-			if (in->flags & NEURON_CONV_BIAS)
-				s->dim[3] = 0;
-		} else {
-			return 1;
-		}
-		break;
-	}
+	case NEURON_OP_CONV2D:
 	case NEURON_OP_POOL2D:
-		s->dim[0] = s->dim[1] = o->dims[0] > 1 ? 0 : 1;
+		plan_window(d, in, s);
 		break;
 	default:
 		return 1;
 	}
-	return (o->dims[s->dim[0]] + s->unit - 1) / s->unit;
+	return (o->dims[s->dim[0]] / s->mul[0] + s->unit - 1) / s->unit;
 }
 
 u32 neuron_engine_insn_parts(const struct neuron_engine_program *prog, u32 index)
@@ -163,8 +201,8 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 		count = parts - first;
 	if (first == 0 && count == parts)
 		return neuron_engine_step(prog, index, slots, scratch);
-	/* In indices of the split dimension. */
-	extent = prog->descs[in->operand[0]].dims[s.dim[0]];
+	/* In indices of the split (whole groups for grouped channels). */
+	extent = prog->descs[in->operand[0]].dims[s.dim[0]] / s.mul[0];
 	start = first * s.unit;
 	len = count * s.unit;
 	if (len > extent - start)
@@ -176,8 +214,24 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 		insn.operand[i] = i;
 		if (s.dim[i] < 0)
 			continue;
-		descs[i].offset += (u64)start * descs[i].strides[s.dim[i]];
-		descs[i].dims[s.dim[i]] = len;
+		descs[i].offset += (u64)start * s.mul[i] * descs[i].strides[s.dim[i]];
+		descs[i].dims[s.dim[i]] = len * s.mul[i];
+	}
+	if (s.rows) {
+		/* The input from the first window of the slice's first row. */
+		struct neuron_tensor_desc *x = &descs[1];
+		s64 top = (s64)start * in->iparam[NEURON_WIN_STRIDE_H] -
+			  (s64)in->iparam[NEURON_WIN_PAD_TOP];
+
+		if (top <= 0) {
+			insn.iparam[NEURON_WIN_PAD_TOP] = (u32)-top;
+		} else {
+			u32 skip = (u64)top < x->dims[2] ? (u32)top : x->dims[2];
+
+			insn.iparam[NEURON_WIN_PAD_TOP] = 0;
+			x->offset += (u64)skip * x->strides[2];
+			x->dims[2] -= skip;	/* may reach 0: rows wholly in the padding */
+		}
 	}
 	part.descs = descs;
 	part.insns = &insn;

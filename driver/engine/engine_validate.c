@@ -405,6 +405,14 @@ int neuron_engine_validate(const void *image, u64 size,
 	prog->insns = insns;
 	prog->desc_count = h->desc_count;
 	prog->insn_count = h->insn_count;
+	/* No slice may be too large to stop in bounded time. */
+	for (i = 0; i < h->insn_count; i++) {
+		u64 cost = neuron_engine_insn_cost(prog, i);
+		u32 parts = neuron_engine_insn_parts(prog, i);
+
+		if (cost / parts > NEURON_MAX_SLICE_WORK)
+			return fail(status, NEURON_ISA_E_OPERAND, i);
+	}
 	return 0;
 }
 

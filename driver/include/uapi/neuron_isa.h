@@ -33,6 +33,12 @@
 #define NEURON_MAX_SEMAPHORES	32
 #define NEURON_MAX_BARRIERS	8
 #define NEURON_MAX_SEM_COUNT	65535
+/*
+ * Most element operations one slice of an instruction may take (see
+ * docs/isa.md, Slices): a larger one is refused (NEURON_ISA_E_OPERAND),
+ * so that a queue can always stop a job within bounded time.
+ */
+#define NEURON_MAX_SLICE_WORK	(1ULL << 35)
 /* Core mask naming NeuronCores 0-7, the most a BARRIER can join. */
 #define NEURON_BARRIER_ALL_CORES	0xffu
 
