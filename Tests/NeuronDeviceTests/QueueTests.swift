@@ -163,7 +163,7 @@ struct QueueEngineTests {
     }
 }
 
-@Suite("Engine: slices")
+@Suite("Engine: slices", .enabled(if: !driverLoaded))  // engine only: the host covers it; TCG is slow
 struct SliceTests {
     @Test("every instruction run one slice at a time, or three, gives the whole run's bits", arguments: QueueCase.all)
     func slices(_ testCase: QueueCase) throws {
