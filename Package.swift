@@ -6,12 +6,14 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
+        .library(name: "NeuronNEFF", targets: ["NeuronNEFF"]),
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The driver's uapi header (driver/include/uapi/neuron.h, included in
@@ -43,6 +45,14 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // NEFF: the compiled-model file format (docs/neff.md), reader and writer.
+        .target(
+            name: "NeuronNEFF",
+            dependencies: [
+                "NeuronDevice",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // What the command-line tools share: listings, tables, topology.
         .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
         .executableTarget(
@@ -62,7 +72,10 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuronDeviceTests",
-            dependencies: ["NeuronDevice", "NeuronCLI"]
+            dependencies: [
+                "NeuronDevice", "NeuronCLI", "NeuronNEFF",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -13,6 +13,34 @@ public enum NeuronDType: UInt8, Sendable {
     }
 }
 
+extension NeuronDType: Codable, CustomStringConvertible {
+    static let names: [NeuronDType: String] = [.float32: "float32", .bfloat16: "bfloat16",
+                                               .int32: "int32", .int64: "int64"]
+
+    /// "float32", "bfloat16", "int32" or "int64" (as NEFF metadata has it).
+    public var name: String { Self.names[self] ?? "unknown" }
+    public var description: String { name }
+
+    public init?(name: String) {
+        guard let match = Self.names.first(where: { $0.value == name })?.key else { return nil }
+        self = match
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let match = NeuronDType(name: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "unknown dtype \(text)"))
+        }
+        self = match
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(name)
+    }
+}
+
 /// A strided view of a bound buffer: what an instruction operand names.
 public struct NeuronTensorView: Sendable, Equatable {
     public var slot: Int
@@ -283,6 +311,25 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
 
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
+    /// Check `image` as a queue would against buffers of `slotSizes` bytes
+    /// (0: unbound), without running it or touching any memory.
+    public static func validate(_ image: [UInt64], slotSizes: [UInt64]) throws(NeuronProgramError) {
+        // The validator reads only sizes and the bases' alignment.
+        let base = UnsafeMutableRawPointer(bitPattern: 4096)
+        var bound = slotSizes.map { neuron_engine_slot(base: $0 > 0 ? base : nil, size: $0) }
+        var status = neuron_engine_status()
+        var program = neuron_engine_program()
+        let valid = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slots in
+                neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slots.baseAddress,
+                                       UInt32(slots.count), &program, &status) == 0
+            }
+        }
+        guard valid else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+    }
+
     /// Like `run`, but every instruction in slices of `partsPerStep`
     /// parts, as a queue runs large ones; returns the most parts an
     /// instruction had. The bits are the same as `run`'s.

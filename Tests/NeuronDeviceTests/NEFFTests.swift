@@ -1,0 +1,179 @@
+import Crypto
+import Foundation
+import NeuronDevice
+import NeuronNEFF
+import Testing
+
+/// y = relu(x · w + b): a model of one NeuronCore, x [2, 8], w [8, 4].
+func tinyModel() -> NEFFModel {
+    var program = NeuronProgram()
+    program.matmul(.contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 8]),
+                   .contiguous(slot: 1, dims: [8, 4]), bias: .contiguous(slot: 2, dims: [4]))
+    program.unary(.relu, .contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 3, dims: [2, 4]))
+    let w = sample(32, seed: 7), b = sample(4, seed: 8)
+    return NEFFModel(
+        name: "tiny", coreCount: 1,
+        tensors: [NEFFTensor(name: "x", kind: .input, dtype: .float32, shape: [2, 8]),
+                  NEFFTensor(name: "w", kind: .weight, dtype: .float32, shape: [8, 4]),
+                  NEFFTensor(name: "b", kind: .weight, dtype: .float32, shape: [4]),
+                  NEFFTensor(name: "y", kind: .output, dtype: .float32, shape: [2, 4])],
+        programs: [NEFFProgram(core: 0, image: program.image(), slots: ["x", "w", "b", "y"])],
+        weights: ["w": w.withUnsafeBytes { Array($0) }, "b": b.withUnsafeBytes { Array($0) }])
+}
+
+/// `bytes` with the payload's hash recomputed, as a forger would.
+func rehashed(_ bytes: [UInt8]) -> [UInt8] {
+    var out = bytes
+    out.replaceSubrange(24..<56, with: Array(SHA256.hash(data: bytes[256...])))
+    return out
+}
+
+func expectRefused(_ bytes: [UInt8], _ kind: NEFFError.Kind, mentioning text: String,
+                   sourceLocation: SourceLocation = #_sourceLocation) {
+    do {
+        _ = try NEFFModel(bytes: bytes)
+        Issue.record("accepted", sourceLocation: sourceLocation)
+    } catch {
+        #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
+        #expect(error.message.contains(text), "\(error)", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite("NEFF: the model file")
+struct NEFFTests {
+    @Test("a model written and read back is the same model")
+    func roundTrip() throws {
+        let model = tinyModel()
+        let bytes = try model.serialized()
+        #expect(Array(bytes[0..<4]) == Array("NEFF".utf8))
+        let read = try NEFFModel(bytes: bytes)
+        #expect(read == model)
+        #expect(read.inputs.map(\.name) == ["x"] && read.outputs.map(\.name) == ["y"])
+        #expect(read.weightBytes == 36 * 4)
+    }
+
+    @Test("the payload is a tar that tar lists")
+    func tarLists() throws {
+        let bytes = try tinyModel().serialized()
+        let path = "/tmp/neff-payload-\(getpid()).tar"
+        try Data(bytes[256...]).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        guard FileManager.default.isExecutableFile(atPath: "/bin/tar") else { return }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/tar")
+        process.arguments = ["tf", path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let listing = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(listing.split(separator: "\n") == ["neff.json", "programs/0-core0.isa", "weights/w.bin", "weights/b.bin"])
+    }
+
+    @Test("bad magic, versions, sizes and flags are refused at the header")
+    func header() throws {
+        let good = try tinyModel().serialized()
+        var bad = good
+        bad[0] = UInt8(ascii: "X")
+        expectRefused(bad, .header, mentioning: "magic")
+        bad = good
+        bad[4] = 2
+        expectRefused(bad, .version, mentioning: "format version 2")
+        bad = good
+        bad[6] = 9
+        expectRefused(bad, .version, mentioning: "ISA version 9")
+        bad = good
+        bad[140] = 1
+        expectRefused(bad, .header, mentioning: "reserved")
+        bad = good
+        bad[12] = 0
+        expectRefused(bad, .header, mentioning: "NeuronCores")
+        expectRefused(Array(good.prefix(100)), .header, mentioning: "header")
+        expectRefused(Array(good.dropLast(700)), .header, mentioning: "truncated")
+        expectRefused(good + [0], .header, mentioning: "payload")
+    }
+
+    @Test("a changed payload byte fails the hash; a forged hash meets the archive's checks")
+    func corruption() throws {
+        let good = try tinyModel().serialized()
+        var bad = good
+        bad[256 + 700] ^= 0x40
+        expectRefused(bad, .hash, mentioning: "SHA-256")
+        bad = good
+        bad[256 + 10] ^= 0x01            // inside the first tar header's name
+        expectRefused(rehashed(bad), .payload, mentioning: "checksum")
+        // Random corruption anywhere, even with a forged hash: refused, never a crash.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            var bytes = good
+            for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                let at = Int.random(in: 256..<bytes.count, using: &generator)
+                bytes[at] = UInt8.random(in: 0...255, using: &generator)
+            }
+            _ = try? NEFFModel(bytes: rehashed(bytes))
+        }
+    }
+
+    @Test("tensors, weights and programs are checked, with the culprit named")
+    func contents() throws {
+        var model = tinyModel()
+        model.weights["w"] = Array(repeating: 0, count: 12)
+        #expect(throws: NEFFError(.tensor, "weight tensor w is float32 [8, 4], 128 bytes, but its data has 12")) {
+            try model.serialized()
+        }
+        model = tinyModel()
+        model.programs[0].slots[2] = "nothing"
+        #expect(throws: NEFFError(.program, "program 0 binds slot 2 to nothing, which is no tensor of the model")) {
+            try model.serialized()
+        }
+        model = tinyModel()
+        model.tensors[3].shape = [2, 3]          // the matmul writes [2, 4]
+        #expect(throws: NEFFError.self) { try model.serialized() }
+        model = tinyModel()
+        model.programs[0].core = 1
+        #expect(throws: NEFFError(.program, "program 0 runs on NeuronCore 1; the model has 1")) {
+            try model.serialized()
+        }
+        model = tinyModel()
+        var image = model.programs[0].image
+        image[image.count - 8] = 0xff            // the last instruction's opcode
+        model.programs[0].image = image
+        do {
+            _ = try model.serialized()
+            Issue.record("an unknown opcode was accepted")
+        } catch {
+            #expect(error.kind == .program && error.message.contains("Instruction 1"), "\(error)")
+        }
+        model = tinyModel()
+        model.tensors.append(NEFFTensor(name: "x", kind: .scratch, dtype: .float32, shape: [1]))
+        #expect(throws: NEFFError(.tensor, "tensor x is defined twice")) { try model.serialized() }
+    }
+
+    @Test("a NEFF's program runs on a NeuronCore and computes its definition")
+    func runs() throws {
+        let model = try NEFFModel(bytes: try tinyModel().serialized())
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 0)
+        var buffers: [String: NeuronBuffer] = [:]
+        for tensor in model.tensors {
+            buffers[tensor.name] = try device.allocate(size: UInt64(tensor.byteCount ?? 0))
+        }
+        for (name, bytes) in model.weights { try buffers[name]?.write(bytes) }
+        let x = sample(16, seed: 9)
+        try buffers["x"]?.write(x)
+        let program = model.programs[0]
+        let job = try queue.submit(image: program.image, buffers: program.slots.map { $0.flatMap { buffers[$0] } })
+        #expect(try finish(queue, job).status == .ok)
+        let w = sample(32, seed: 7), b = sample(4, seed: 8)
+        var want = [Float]()
+        for i in 0..<2 { for j in 0..<4 {
+            var acc: Float = 0
+            for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
+            acc = acc + b[j]
+            want.append(acc > 0 ? acc : 0)
+        } }
+        #expect(try buffers["y"]?.read(Float.self, count: 8).map(\.bitPattern) == want.map(\.bitPattern))
+    }
+}
