@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
         .library(name: "NeuronNEFF", targets: ["NeuronNEFF"]),
+        .library(name: "NeuronRuntime", targets: ["NeuronRuntime"]),
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
     ],
@@ -53,6 +54,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The runtime: visible NeuronCores, loading NEFFs on core groups,
+        // shared weights, tensors, execution.
+        .target(name: "NeuronRuntime", dependencies: ["NeuronDevice", "NeuronNEFF"]),
         // What the command-line tools share: listings, tables, topology.
         .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
         .executableTarget(
@@ -73,7 +77,7 @@ let package = Package(
         .testTarget(
             name: "NeuronDeviceTests",
             dependencies: [
-                "NeuronDevice", "NeuronCLI", "NeuronNEFF",
+                "NeuronDevice", "NeuronCLI", "NeuronNEFF", "NeuronRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

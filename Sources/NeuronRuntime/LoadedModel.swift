@@ -1,0 +1,205 @@
+import NeuronDevice
+import NeuronNEFF
+import Synchronization
+
+/// A model loaded on a group of NeuronCores: its reserved queues, its
+/// (shared) weights and its scratch tensors. Unloaded exactly once, on
+/// `unload()` or when the last reference goes away.
+public final class NeuronLoadedModel: Sendable {
+    public let model: NEFFModel
+    /// The global NeuronCore indices it runs on.
+    public let cores: [Int]
+    let runtime: NeuronRuntime
+    let device: any NeuronDevice
+    let queues: [NeuronQueue]
+    let weights: NeuronRuntime.WeightSet
+    let scratch: [String: NeuronBuffer]
+
+    private struct State {
+        var loaded = true
+        /// The last job of the latest request: a multi-core request's first
+        /// program waits for it, since requests share the scratch tensors.
+        var lastJob: NeuronJob?
+    }
+    private let state = Mutex(State())
+    /// Requests are submitted one at a time (their jobs then run in order).
+    private let submitLock = Mutex(())
+
+    init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDevice, cores: [Int],
+         queues: [NeuronQueue], weights: NeuronRuntime.WeightSet) throws(NeuronRuntimeError) {
+        self.runtime = runtime
+        self.model = model
+        self.device = device
+        self.cores = cores
+        self.queues = queues
+        self.weights = weights
+        var scratch: [String: NeuronBuffer] = [:]
+        for tensor in model.tensors where tensor.kind == .scratch {
+            do {
+                scratch[tensor.name] = try device.allocate(size: UInt64(max(1, tensor.byteCount ?? 1)))
+            } catch {
+                scratch.values.forEach { $0.free() }
+                runtime.releaseWeights(weights, model: model, device: device.index)
+                throw NeuronRuntimeError(error, while: "allocating the scratch tensors of \(model.name)")
+            }
+        }
+        self.scratch = scratch
+    }
+
+    deinit { unload() }
+
+    /// Release the NeuronCores (queued requests end aborted), the scratch
+    /// tensors, and this load's share of the weights. Idempotent.
+    public func unload() {
+        let wasLoaded = state.withLock { state in
+            defer { state.loaded = false }
+            return state.loaded
+        }
+        guard wasLoaded else { return }
+        queues.forEach { $0.close() }
+        runtime.releaseCores(cores)
+        scratch.values.forEach { $0.free() }
+        runtime.releaseWeights(weights, model: model, device: device.index)
+    }
+
+    public var isLoaded: Bool { state.withLock { $0.loaded } }
+    public var inputs: [NEFFTensor] { model.inputs }
+    public var outputs: [NEFFTensor] { model.outputs }
+
+    /// A device tensor for the model's input or output `name`.
+    public func allocateTensor(named name: String) throws(NeuronRuntimeError) -> NeuronTensor {
+        guard let info = model.tensor(named: name), info.kind == .input || info.kind == .output else {
+            throw NeuronRuntimeError(.invalid, "\(model.name) has no input or output named \(name); inputs: \(inputs.map(\.name).joined(separator: ", ")); outputs: \(outputs.map(\.name).joined(separator: ", "))")
+        }
+        return try runtime.allocate(info, on: device)
+    }
+
+    /// Tensors for every input, or every output, by name.
+    public func allocateInputs() throws(NeuronRuntimeError) -> [String: NeuronTensor] {
+        var result: [String: NeuronTensor] = [:]
+        for info in inputs { result[info.name] = try allocateTensor(named: info.name) }
+        return result
+    }
+
+    public func allocateOutputs() throws(NeuronRuntimeError) -> [String: NeuronTensor] {
+        var result: [String: NeuronTensor] = [:]
+        for info in outputs { result[info.name] = try allocateTensor(named: info.name) }
+        return result
+    }
+
+    /// Check the tensors against the model and bind every program's slots.
+    private func bind(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
+        throws(NeuronRuntimeError) -> [[NeuronBuffer?]] {
+        for (set, kind) in [(inputs, NEFFTensor.Kind.input), (outputs, .output)] {
+            for info in model.tensors where info.kind == kind {
+                guard let given = set[info.name] else {
+                    throw NeuronRuntimeError(.execBadInput, "the \(kind.rawValue) \(info.name) of \(model.name) is missing")
+                }
+                guard given.dtype == info.dtype, given.shape == info.shape else {
+                    throw NeuronRuntimeError(.execBadInput, "the \(kind.rawValue) \(info.name) of \(model.name) is \(info.dtype) \(info.shape); \(given.dtype) \(given.shape) was given")
+                }
+                guard given.buffer.deviceIndex == device.index else {
+                    throw NeuronRuntimeError(.execBadInput, "the \(kind.rawValue) \(info.name) is on device \(given.buffer.deviceIndex); the model is on device \(device.index)")
+                }
+            }
+            for name in set.keys where model.tensor(named: name)?.kind != kind {
+                throw NeuronRuntimeError(.execBadInput, "\(model.name) has no \(kind.rawValue) named \(name)")
+            }
+        }
+        return model.programs.map { program in
+            program.slots.map { name in
+                guard let name else { return nil }
+                return inputs[name]?.buffer ?? outputs[name]?.buffer ?? weights.buffers[name] ?? scratch[name]
+            }
+        }
+    }
+
+    /// Submit one request: every program, in order, with its dependencies.
+    private func submit(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
+        throws(NeuronRuntimeError) -> [NeuronJob] {
+        guard isLoaded else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
+        let bound = try bind(inputs: inputs, outputs: outputs)
+        return try submitLock.withLock { _ throws(NeuronRuntimeError) -> [NeuronJob] in
+            var jobs: [NeuronJob] = []
+            let previous = state.withLock { $0.lastJob }
+            for (index, program) in model.programs.enumerated() {
+                var after = program.after.map { jobs[$0] }
+                if after == nil, index == 0, model.coreCount > 1 { after = previous }
+                while true {
+                    do throws(NeuronError) {
+                        jobs.append(try queues[program.core].submit(image: program.image, buffers: bound[index],
+                                                                    after: after))
+                        break
+                    } catch .queueFull {
+                        // The queue drains in order: wait for its oldest job.
+                        do throws(NeuronError) {
+                            let info = try queues[program.core].info()
+                            if info.completed < info.submitted {
+                                _ = try queues[program.core].wait(
+                                    NeuronJob(core: queues[program.core].core, sequence: info.completed + 1),
+                                    timeout: .seconds(3600))
+                            }
+                        } catch {
+                            if case .unknownJob = error { continue }
+                            throw NeuronRuntimeError(error, while: "waiting for room on a NeuronCore")
+                        }
+                    } catch {
+                        throw NeuronRuntimeError(error, while: "submitting program \(index) of \(model.name)")
+                    }
+                }
+            }
+            state.withLock { $0.lastJob = jobs.last }
+            return jobs
+        }
+    }
+
+    private func check(_ results: [NeuronJobResult]) throws(NeuronRuntimeError) {
+        for (index, result) in results.enumerated() {
+            switch result.status {
+            case .ok:
+                continue
+            case .fault(let error):
+                throw NeuronRuntimeError(.execCompletedWithError, "program \(index) of \(model.name): \(error.description)")
+            case .timedOut(let instruction):
+                throw NeuronRuntimeError(.timeout, "program \(index) of \(model.name) ran past the job timeout at instruction \(instruction)")
+            case .invalid(let instruction):
+                throw NeuronRuntimeError(.invalid, "program \(index) of \(model.name) could not run instruction \(instruction) on these NeuronCores")
+            case .aborted:
+                throw NeuronRuntimeError(.closed, "program \(index) of \(model.name) was aborted (the model was unloaded, or an earlier program failed)")
+            }
+        }
+    }
+
+    /// Run one inference and wait for it.
+    public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) throws(NeuronRuntimeError) {
+        let jobs = try submit(inputs: inputs, outputs: outputs)
+        var results: [NeuronJobResult] = []
+        for (index, job) in jobs.enumerated() {
+            let result: NeuronJobResult?
+            do {
+                result = try queues[model.programs[index].core].wait(job, timeout: .seconds(3600))
+            } catch {
+                throw NeuronRuntimeError(error, while: "waiting for \(model.name)")
+            }
+            guard let result else {
+                throw NeuronRuntimeError(.timeout, "program \(index) of \(model.name) did not end within an hour")
+            }
+            results.append(result)
+        }
+        try check(results)
+    }
+
+    /// Run one inference; the caller's task suspends, no thread waits.
+    public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) async throws(NeuronRuntimeError) {
+        let jobs = try submit(inputs: inputs, outputs: outputs)
+        var results: [NeuronJobResult] = []
+        for (index, job) in jobs.enumerated() {
+            do {
+                results.append(try await queues[model.programs[index].core].result(of: job))
+            } catch {
+                throw NeuronRuntimeError(error, while: "waiting for \(model.name)")
+            }
+        }
+        try check(results)
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+import NeuronDevice
+import NeuronNEFF
+import NeuronRuntime
+import Testing
+
+/// The reference output of tinyModel() for input `x`.
+func tinyReference(_ x: [Float]) -> [Float] {
+    let w = sample(32, seed: 7), b = sample(4, seed: 8)
+    var out = [Float]()
+    for i in 0..<2 { for j in 0..<4 {
+        var acc: Float = 0
+        for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
+        acc = acc + b[j]
+        out.append(acc > 0 ? acc : 0)
+    } }
+    return out
+}
+
+@Suite("Runtime: visible NeuronCores")
+struct VisibilityTests {
+    @Test("NEURON_RT_VISIBLE_CORES and NEURON_RT_NUM_CORES, as AWS reads them")
+    func parse() throws {
+        #expect(try NeuronCoreVisibility.visibleCores(total: 8, environment: [:]) == Array(0..<8))
+        #expect(try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_VISIBLE_CORES": "3"]) == [3])
+        #expect(try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_VISIBLE_CORES": "0-2"]) == [0, 1, 2])
+        #expect(try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_VISIBLE_CORES": "1,4-5"]) == [1, 4, 5])
+        #expect(try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_NUM_CORES": "2"]) == [0, 1])
+        #expect(try NeuronCoreVisibility.visibleCores(
+            total: 8, environment: ["NEURON_RT_VISIBLE_CORES": "4-7", "NEURON_RT_NUM_CORES": "3"]) == [4, 5, 6])
+        for bad in ["x", "3-1", "-1", "0-8", "1,1", "2-", ""] where !bad.isEmpty {
+            #expect(throws: NeuronRuntimeError.self) {
+                try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_VISIBLE_CORES": bad])
+            }
+        }
+        #expect(throws: NeuronRuntimeError.self) {
+            try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_NUM_CORES": "9"])
+        }
+        #expect(throws: NeuronRuntimeError.self) {
+            try NeuronCoreVisibility.visibleCores(total: 8, environment: ["NEURON_RT_NUM_CORES": "0"])
+        }
+    }
+}
+
+@Suite("Runtime: load and execute")
+struct RuntimeTests {
+    func runtime(_ backend: any NeuronBackend, visible: String? = nil) throws -> NeuronRuntime {
+        var environment: [String: String] = [:]
+        environment["NEURON_RT_VISIBLE_CORES"] = visible
+        return try NeuronRuntime(backend: backend, environment: environment)
+    }
+
+    @Test("a loaded NEFF runs and computes its definition; unload gives the cores back")
+    func loadExecute() throws {
+        let backend = try backendUnderTest()
+        let rt = try runtime(backend)
+        defer { rt.close() }
+        let model = try NEFFModel(bytes: try tinyModel().serialized())
+        let loaded = try rt.load(model)
+        let inputs = try loaded.allocateInputs(), outputs = try loaded.allocateOutputs()
+        let x = sample(16, seed: 21)
+        try inputs["x"]?.write(x)
+        try loaded.execute(inputs: inputs, outputs: outputs)
+        #expect(try outputs["y"]?.read(Float.self).map(\.bitPattern) == tinyReference(x).map(\.bitPattern))
+        let core = loaded.cores[0]
+        loaded.unload()
+        #expect(throws: NeuronRuntimeError.self) { try loaded.execute(inputs: inputs, outputs: outputs) }
+        let again = try rt.load(model, startCore: core)
+        #expect(again.cores == [core])
+    }
+
+    @Test("replicas share the weights: a second load costs no weight memory")
+    func sharedWeights() throws {
+        let backend = try backendUnderTest()
+        let rt = try runtime(backend)
+        defer { rt.close() }
+        let probe = try backend.open(device: 0)
+        defer { probe.close() }
+        let model = tinyModel()
+        let before = try probe.info().memoryUsed
+        let first = try rt.load(model)
+        let afterOne = try probe.info().memoryUsed
+        let second = try rt.load(model)
+        let afterTwo = try probe.info().memoryUsed
+        #expect(first.cores != second.cores)
+        #expect(afterOne > before)
+        #expect(afterTwo == afterOne)
+        first.unload()
+        #expect(try probe.info().memoryUsed == afterOne)    // the replica still uses them
+        second.unload()
+        #expect(try probe.info().memoryUsed == before)
+    }
+
+    @Test("another runtime holding the cores: the load says who")
+    func contention() throws {
+        let backend = try backendUnderTest()
+        let holder = try runtime(backend, visible: "1")
+        defer { holder.close() }
+        let loser = try runtime(backend, visible: "1")
+        defer { loser.close() }
+        let held = try holder.load(tinyModel())
+        do {
+            _ = try loser.load(tinyModel())
+            Issue.record("loaded on a held core")
+        } catch {
+            #expect(error.status == .loadNotEnoughCores)
+            #expect(error.message.contains("process \(getpid())"), "\(error)")
+        }
+        held.unload()
+        #expect(try loser.load(tinyModel()).cores == [1])
+    }
+
+    @Test("missing, unknown, mis-shaped tensors are bad input")
+    func badInput() throws {
+        let rt = try runtime(try backendUnderTest())
+        defer { rt.close() }
+        let loaded = try rt.load(tinyModel())
+        let inputs = try loaded.allocateInputs(), outputs = try loaded.allocateOutputs()
+        #expect(throws: NeuronRuntimeError.self) { try loaded.execute(inputs: [:], outputs: outputs) }
+        #expect(throws: NeuronRuntimeError.self) { try loaded.allocateTensor(named: "w") }
+        do {
+            try loaded.execute(inputs: ["x": outputs["y"]!], outputs: outputs)
+            Issue.record("a [2, 4] tensor was taken for x [2, 8]")
+        } catch {
+            #expect(error.status == .execBadInput && error.message.contains("x"), "\(error)")
+        }
+        do {
+            try loaded.execute(inputs: inputs.merging(["extra": inputs["x"]!]) { a, _ in a }, outputs: outputs)
+            Issue.record("an unknown input was accepted")
+        } catch {
+            #expect(error.status == .execBadInput)
+        }
+    }
+
+    @Test("an asynchronous burst of 1000 requests completes with the right outputs")
+    func burst() async throws {
+        let rt = try runtime(try backendUnderTest())
+        defer { rt.close() }
+        let loaded = try rt.load(tinyModel())
+        let count = 1000
+        var requests: [(x: [Float], inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])] = []
+        for i in 0..<count {
+            let x = sample(16, seed: UInt32(1000 + i))
+            let inputs = try loaded.allocateInputs()
+            try inputs["x"]?.write(x)
+            requests.append((x, inputs, try loaded.allocateOutputs()))
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for request in requests {
+                group.addTask { try await loaded.execute(inputs: request.inputs, outputs: request.outputs) }
+            }
+            try await group.waitForAll()
+        }
+        var wrong = 0
+        for request in requests where try request.outputs["y"]?.read(Float.self) != tinyReference(request.x) {
+            wrong += 1
+        }
+        #expect(wrong == 0)
+    }
+}
