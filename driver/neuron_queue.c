@@ -11,10 +11,10 @@
  * job stalls the machine and a runaway job ends at the next boundary.
  *
  * Job lifetime: the submitter allocates it and takes references on its
- * buffers; the core thread owns it from the queue on, records how it
- * ended in the core's history, wakes waiters, then drops the buffers and
- * frees it. A file's release aborts its cores' jobs and waits until the
- * threads let go of them, so a job never outlives its file.
+ * buffers; the core thread owns it from the queue on, drops the buffers
+ * and frees it, then records how it ended in the core's history and
+ * wakes waiters. A file's release aborts its cores' jobs and waits until
+ * the threads let go of them, so a job never outlives its file.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -291,22 +291,30 @@ static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 	WRITE_ONCE(core->state, NEURON_CORE_IDLE);
 }
 
-/* Record how @job ended, wake whoever waits, then let go of it. */
+/*
+ * Let go of @job's buffers and program, then record how it ended and wake
+ * whoever waits: when a waiter sees the job ended, the memory of buffers
+ * freed under it is already returned. The file outlives all of this: its
+ * release waits until @core->running is cleared, last.
+ */
 static void neuron_job_finish(struct neuron_core *core, struct neuron_job *job,
 			      struct neuron_job_result *res)
 {
 	struct neuron_file *nf = job->nf;
 	struct neuron_job_result *h;
+	u64 seq = job->seq;
 
-	res->seq = job->seq;
+	res->seq = seq;
 	res->nf = nf;
+	neuron_job_free(job);
+
 	spin_lock(&core->lock);
-	h = &core->history[job->seq % NEURON_JOB_HISTORY];
+	h = &core->history[seq % NEURON_JOB_HISTORY];
 	if (h->nf)			/* never waited for, now forgotten */
 		atomic_dec(&h->nf->unwaited);
 	*h = *res;
 	atomic_inc(&nf->unwaited);
-	core->completed = job->seq;
+	core->completed = seq;
 	core->queued--;
 	spin_unlock(&core->lock);
 
@@ -316,8 +324,6 @@ static void neuron_job_finish(struct neuron_core *core, struct neuron_job *job,
 	wake_up_all(&core->done_wq);
 	wake_up_interruptible_all(&nf->poll_wq);
 
-	/* The buffers' accounting needs the file: done while it waits. */
-	neuron_job_free(job);
 	spin_lock(&core->lock);
 	core->running = NULL;
 	spin_unlock(&core->lock);

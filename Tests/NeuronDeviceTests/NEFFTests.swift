@@ -58,16 +58,11 @@ struct NEFFTests {
         let path = "/tmp/neff-payload-\(getpid()).tar"
         try Data(bytes[256...]).write(to: URL(fileURLWithPath: path))
         defer { unlink(path) }
-        guard FileManager.default.isExecutableFile(atPath: "/bin/tar") else { return }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/tar")
-        process.arguments = ["tf", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let listing = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let tar = ["/bin/tar", "/usr/bin/tar"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let tar else { return }
+        let result = try runTool(tar, ["tf", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let listing = result.stdout
         #expect(listing.split(separator: "\n") == ["neff.json", "programs/0-core0.isa", "weights/w.bin", "weights/b.bin"])
     }
 
@@ -166,14 +161,7 @@ struct NEFFTests {
         let program = model.programs[0]
         let job = try queue.submit(image: program.image, buffers: program.slots.map { $0.flatMap { buffers[$0] } })
         #expect(try finish(queue, job).status == .ok)
-        let w = sample(32, seed: 7), b = sample(4, seed: 8)
-        var want = [Float]()
-        for i in 0..<2 { for j in 0..<4 {
-            var acc: Float = 0
-            for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
-            acc = acc + b[j]
-            want.append(acc > 0 ? acc : 0)
-        } }
+        let want = tinyReference(x)
         #expect(try buffers["y"]?.read(Float.self, count: 8).map(\.bitPattern) == want.map(\.bitPattern))
     }
 }

@@ -37,11 +37,12 @@ struct ToolResult {
     var stderr: String
 }
 
-/// Run a tool with `environment` replacing NEURON_* variables. Uses
+/// Run a tool of this package (or the program at an absolute path) with
+/// `environment` replacing NEURON_* variables. Uses
 /// posix_spawn with output in temporary files: it works in the VM's
 /// minimal guest as well as on the host.
 func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
-    guard let url = toolURL(name) else {
+    guard let url = name.hasPrefix("/") ? URL(fileURLWithPath: name) : toolURL(name) else {
         throw NeuronError.invalidConfiguration("\(name) is not built next to the tests; run swift build first")
     }
     var env = NeuronBackends.processEnvironment().filter { !$0.key.hasPrefix("NEURON_") }
