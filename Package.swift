@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "NeuronRuntime", targets: ["NeuronRuntime"]),
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
+        .executable(name: "neuron-run", targets: ["neuron-run"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,6 +72,13 @@ let package = Package(
             name: "neuron-bench",
             dependencies: [
                 "NeuronDevice",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "neuron-run",
+            dependencies: [
+                "NeuronDevice", "NeuronNEFF", "NeuronRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -69,6 +69,32 @@ struct RuntimeTests {
         #expect(again.cores == [core])
     }
 
+    @Test("the example MLP (weights, scratch, output) gives the engine's bits")
+    func exampleMLP() throws {
+        let model = NEFFExamples.mlp(batch: 4, width: 64, layers: 2)
+        let rt = try runtime(try backendUnderTest())
+        defer { rt.close() }
+        let loaded = try rt.load(model)
+        let inputs = try loaded.allocateInputs(), outputs = try loaded.allocateOutputs()
+        let x = sample(4 * 64, seed: 77)
+        try inputs["x"]?.write(x)
+        try loaded.execute(inputs: inputs, outputs: outputs)
+
+        // The same program in this process, over host copies of every tensor.
+        let program = model.programs[0]
+        let sizes = program.slots.map { model.tensor(named: $0 ?? "")?.byteCount ?? 0 }
+        let host = Slots(sizes)
+        host.set(0, x)
+        for (slot, name) in program.slots.enumerated() {
+            guard let name, let bytes = model.weights[name] else { continue }
+            bytes.withUnsafeBytes { host.buffers[slot].copyMemory(from: $0) }
+        }
+        try NeuronEngine.run(program.image, slots: host.buffers)
+        let want = host.floats(3)
+        #expect(try outputs["probs"]?.read(Float.self).map(\.bitPattern) == want.map(\.bitPattern))
+        #expect(abs(want.prefix(10).reduce(0, +) - 1) < 1e-5)
+    }
+
     @Test("replicas share the weights: a second load costs no weight memory")
     func sharedWeights() throws {
         let backend = try backendUnderTest()

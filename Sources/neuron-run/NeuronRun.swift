@@ -1,0 +1,220 @@
+import ArgumentParser
+import Foundation
+import NeuronDevice
+import NeuronNEFF
+import NeuronRuntime
+import Synchronization
+
+@main
+struct NeuronRun: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "neuron-run",
+        abstract: "Run a compiled model (NEFF) on NeuronCores and report its latency and throughput.",
+        discussion: """
+            Inputs come from .npy files (--input name=file.npy; random when not given), outputs of the \
+            first request go to --output-dir as NAME.npy. The backend is NEURON_BACKEND (kernel by \
+            default, or sim); NEURON_RT_VISIBLE_CORES and NEURON_RT_NUM_CORES limit the NeuronCores.
+            """)
+
+    @Argument(help: "The NEFF file.")
+    var neff: String
+
+    @Option(name: .customLong("input"), help: "An input as NAME=FILE.npy (repeatable).")
+    var inputs: [String] = []
+
+    @Option(help: "Write the outputs of the first request here, one NAME.npy each.")
+    var outputDir: String?
+
+    @Option(help: "Requests to run in all.")
+    var iterations = 100
+
+    @Option(help: "Replicas of the model, each on its own NeuronCores.")
+    var cores = 1
+
+    @Option(help: "Requests in flight at once, spread over the replicas.")
+    var concurrency = 1
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(help: "First write the built-in example MLP (batch 8, 3 layers of 256) to the NEFF path.")
+    var exampleMlp = false
+
+    struct Report: Codable {
+        var model: String
+        var backend: String
+        var replicas: Int
+        var cores_per_replica: Int
+        var concurrency: Int
+        var iterations: Int
+        var latency_ms: [String: Double]
+        var throughput_per_s: Double
+        var outputs: [String: [Double]]
+    }
+
+    func validate() throws {
+        guard iterations >= 1, cores >= 1, concurrency >= 1 else {
+            throw ValidationError("--iterations, --cores and --concurrency take whole numbers of at least 1")
+        }
+    }
+
+    /// Bytes for `tensor` from an .npy array, converting float32 to bf16 where the model wants it.
+    func bytes(for tensor: NEFFTensor, from array: NPY.Array, file: String) throws -> [UInt8] {
+        guard array.shape == tensor.shape else {
+            throw ValidationError("\(file) has shape \(array.shape); input \(tensor.name) is \(tensor.shape)")
+        }
+        if tensor.dtype == array.dtype { return array.bytes }
+        guard tensor.dtype == .bfloat16, array.dtype == .float32 else {
+            throw ValidationError("\(file) holds \(array.dtype); input \(tensor.name) is \(tensor.dtype)")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(array.bytes.count / 2)
+        for i in stride(from: 0, to: array.bytes.count, by: 4) {
+            let bits = UInt32(array.bytes[i]) | UInt32(array.bytes[i + 1]) << 8 | UInt32(array.bytes[i + 2]) << 16
+                | UInt32(array.bytes[i + 3]) << 24
+            let rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
+            out += [UInt8(rounded & 0xff), UInt8(rounded >> 8)]
+        }
+        return out
+    }
+
+    /// Deterministic inputs in [-1, 1) for floats, zeros for integers (indices).
+    func randomBytes(for tensor: NEFFTensor) -> [UInt8] {
+        var state: UInt32 = 12345
+        var out: [UInt8] = []
+        for _ in 0..<tensor.elementCount {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            let value = Float(state >> 8) / Float(1 << 23) - 1
+            switch tensor.dtype {
+            case .float32: withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
+            case .bfloat16: withUnsafeBytes(of: UInt16(value.bitPattern >> 16).littleEndian) { out += $0 }
+            case .int32: out += [0, 0, 0, 0]
+            case .int64: out += [UInt8](repeating: 0, count: 8)
+            }
+        }
+        return out
+    }
+
+    func run() async throws {
+        if exampleMlp { try NEFFExamples.mlp().write(to: neff) }
+        let model = try NEFFModel(contentsOf: neff)
+        let runtime = try NeuronRuntime()
+        defer { runtime.close() }
+        var replicas: [NeuronLoadedModel] = []
+        for _ in 0..<cores { replicas.append(try runtime.load(model)) }
+
+        var given: [String: [UInt8]] = [:]
+        for spec in inputs {
+            guard let equals = spec.firstIndex(of: "=") else {
+                throw ValidationError("--input takes NAME=FILE.npy, not \(spec)")
+            }
+            let name = String(spec[..<equals]), file = String(spec[spec.index(after: equals)...])
+            guard let tensor = model.inputs.first(where: { $0.name == name }) else {
+                throw ValidationError("\(model.name) has no input \(name); its inputs: \(model.inputs.map(\.name).joined(separator: ", "))")
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            given[name] = try bytes(for: tensor, from: try NPY.decode(Array(data), name: file), file: file)
+        }
+
+        // One set of tensors per request in flight.
+        struct Slot: Sendable {
+            var replica: NeuronLoadedModel
+            var inputs: [String: NeuronTensor]
+            var outputs: [String: NeuronTensor]
+        }
+        var slots: [Slot] = []
+        for index in 0..<concurrency {
+            let replica = replicas[index % replicas.count]
+            let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
+            for tensor in model.inputs {
+                let data = given[tensor.name] ?? randomBytes(for: tensor)
+                try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
+            }
+            slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
+        }
+
+        // Warm up each slot once, then measure.
+        for slot in slots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
+        let next = RequestCounter()
+        let total = iterations
+        let clock = ContinuousClock()
+        let start = clock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for slot in slots {
+                group.addTask {
+                    var mine: [Double] = []
+                    while next.take(below: total) {
+                        let begin = clock.now
+                        try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs)
+                        let elapsed = clock.now - begin
+                        mine.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
+                    }
+                    return mine
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all.sorted()
+        }
+        let wall = clock.now - start
+        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
+        func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int((p / 100 * Double(latencies.count)).rounded(.up)) - 1)]
+        }
+
+        var outputs: [String: [Double]] = [:]
+        if let dir = outputDir {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
+        for tensor in model.outputs {
+            guard let output = slots[0].outputs[tensor.name] else { continue }
+            var values: [Float]
+            switch tensor.dtype {
+            case .float32: values = try output.read(Float.self)
+            case .bfloat16: values = try output.read(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+            case .int32: values = try output.read(Int32.self).map(Float.init)
+            case .int64: values = try output.read(Int64.self).map(Float.init)
+            }
+            outputs[tensor.name] = values.prefix(8).map(Double.init)
+            if let dir = outputDir {
+                let dtype: NeuronDType = tensor.dtype == .bfloat16 ? .float32 : tensor.dtype
+                let raw: [UInt8] = tensor.dtype == .bfloat16
+                    ? values.withUnsafeBytes { Array($0) }
+                    : try output.read(UInt8.self)
+                let file = try NPY.encode(NPY.Array(dtype: dtype, shape: tensor.shape, bytes: raw))
+                try Data(file).write(to: URL(fileURLWithPath: "\(dir)/\(tensor.name).npy"))
+            }
+        }
+        let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,
+                            cores_per_replica: model.coreCount, concurrency: concurrency, iterations: total,
+                            latency_ms: ["p50": percentile(50), "p90": percentile(90), "p99": percentile(99)],
+                            throughput_per_s: Double(total) / seconds, outputs: outputs)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            return
+        }
+        print("neuron-run: \(model.name) on \(replicas.count) replica(s) of \(model.coreCount) NeuronCore(s), backend \(report.backend), \(concurrency) in flight")
+        for (name, values) in outputs.sorted(by: { $0.key < $1.key }) {
+            print("  output \(name): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
+                  + (values.count == 8 ? " ..." : ""))
+        }
+        print(String(format: "  latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s over %d requests",
+                     percentile(50), percentile(90), percentile(99), report.throughput_per_s, total))
+    }
+}
+
+/// Hands out request numbers to the workers.
+final class RequestCounter: Sendable {
+    private let count = Mutex(0)
+
+    /// True, and one more request taken, while fewer than `limit` were.
+    func take(below limit: Int) -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import NeuronDevice
+import NeuronNEFF
+import NeuronRuntime
+import Testing
+
+@Suite("neuron-run and .npy files")
+struct NeuronRunTests {
+    @Test(".npy round trip, and bad files refused with the reason")
+    func npy() throws {
+        let values = sample(6, seed: 3)
+        let array = NPY.Array(dtype: .float32, shape: [2, 3], bytes: values.withUnsafeBytes { Array($0) })
+        let bytes = try NPY.encode(array)
+        #expect((bytes.count - array.bytes.count) % 64 == 0)
+        #expect(try NPY.decode(bytes) == array)
+        var fortran = bytes
+        if let range = String(decoding: bytes, as: UTF8.self).range(of: "False") {
+            let offset = String(decoding: bytes, as: UTF8.self).utf8.distance(
+                from: String(decoding: bytes, as: UTF8.self).startIndex, to: range.lowerBound)
+            fortran.replaceSubrange(offset..<(offset + 5), with: Array("True ".utf8))
+        }
+        #expect(throws: NeuronRuntimeError.self) { try NPY.decode(fortran) }
+        #expect(throws: NeuronRuntimeError.self) { try NPY.decode(Array(bytes.dropLast(4))) }
+        #expect(throws: NeuronRuntimeError.self) { try NPY.decode([1, 2, 3]) }
+    }
+
+    @Test("neuron-run runs a NEFF with an .npy input, writes the outputs, reports percentiles")
+    func run() throws {
+        let dir = "/tmp/neuron-run-test-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try tinyModel().write(to: "\(dir)/tiny.neff")
+        let x = sample(16, seed: 44)
+        let input = try NPY.encode(NPY.Array(dtype: .float32, shape: [2, 8], bytes: x.withUnsafeBytes { Array($0) }))
+        try Data(input).write(to: URL(fileURLWithPath: "\(dir)/x.npy"))
+        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
+        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        let result = try runTool("neuron-run", ["\(dir)/tiny.neff", "--input", "x=\(dir)/x.npy", "--output-dir", dir,
+                                                "--iterations", "50", "--cores", "2", "--concurrency", "4", "--json"],
+                                 environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let latency = report?["latency_ms"] as? [String: Double]
+        #expect(latency?["p50"] != nil && latency?["p90"] != nil && latency?["p99"] != nil)
+        #expect((report?["iterations"] as? Int) == 50 && (report?["replicas"] as? Int) == 2)
+        #expect(((report?["throughput_per_s"] as? Double) ?? 0) > 0)
+        let y = try NPY.decode(Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/y.npy"))))
+        #expect(y.shape == [2, 4])
+        let got = y.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(got.map(\.bitPattern) == tinyReference(x).map(\.bitPattern))
+
+        let bad = try runTool("neuron-run", ["\(dir)/tiny.neff", "--input", "nope=\(dir)/x.npy"], environment: environment)
+        #expect(bad.status != 0 && bad.stderr.contains("no input nope"), "\(bad.stderr)")
+        try Data([0x4e, 0x45, 0x46, 0x46, 9, 9]).write(to: URL(fileURLWithPath: "\(dir)/junk.neff"))
+        let junk = try runTool("neuron-run", ["\(dir)/junk.neff"], environment: environment)
+        #expect(junk.status != 0 && junk.stderr.contains("invalid NEFF"), "\(junk.stderr)")
+    }
+}
