@@ -6,6 +6,8 @@ import Synchronization
 /// (shared) weights and its scratch tensors. Unloaded exactly once, on
 /// `unload()` or when the last reference goes away.
 public final class NeuronLoadedModel: Sendable {
+    /// The model's metadata and programs; its weights live on the device
+    /// only (`model.weights` is empty), so a load keeps no host copy.
     public let model: NEFFModel
     /// The global NeuronCore indices it runs on.
     public let cores: [Int]
@@ -28,7 +30,9 @@ public final class NeuronLoadedModel: Sendable {
     init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDevice, cores: [Int],
          queues: [NeuronQueue], weights: NeuronRuntime.WeightSet) throws(NeuronRuntimeError) {
         self.runtime = runtime
-        self.model = model
+        var metadata = model
+        metadata.weights = [:]
+        self.model = metadata
         self.device = device
         self.cores = cores
         self.queues = queues
@@ -39,7 +43,7 @@ public final class NeuronLoadedModel: Sendable {
                 scratch[tensor.name] = try device.allocate(size: UInt64(max(1, tensor.byteCount ?? 1)))
             } catch {
                 scratch.values.forEach { $0.free() }
-                runtime.releaseWeights(weights, model: model, device: device.index)
+                runtime.releaseWeights(weights, model: metadata, device: device.index)
                 throw NeuronRuntimeError(error, while: "allocating the scratch tensors of \(model.name)")
             }
         }

@@ -102,6 +102,20 @@ public final class NeuronRuntime: Sendable {
     public var totalCoreCount: Int { cores.count }
     public var visibleCoreCount: Int { visibleCores.count }
 
+    /// Read the NEFF at `path` and load it; the file's bytes and the host
+    /// copy of its weights are gone when this returns.
+    public func load(contentsOf path: String, startCore start: Int? = nil) throws(NeuronRuntimeError) -> NeuronLoadedModel {
+        let model: NEFFModel
+        do {
+            model = try NEFFModel(contentsOf: path)
+        } catch let error as NEFFError {
+            throw NeuronRuntimeError(error)
+        } catch {
+            throw NeuronRuntimeError(.invalid, "\(error)")
+        }
+        return try load(model, startCore: start)
+    }
+
     /// Load `model` on the first visible group of `model.coreCount`
     /// NeuronCores of one device that no one holds (or from global core
     /// `start`). Weights are uploaded once per device and model, shared

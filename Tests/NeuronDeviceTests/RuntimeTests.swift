@@ -117,6 +117,27 @@ struct RuntimeTests {
         #expect(try probe.info().memoryUsed == before)
     }
 
+    @Test("a load costs at most 1.1x its weights in device memory and keeps no host copy")
+    func loadCost() throws {
+        let backend = try backendUnderTest()
+        let rt = try runtime(backend)
+        defer { rt.close() }
+        let probe = try backend.open(device: 0)
+        defer { probe.close() }
+        let path = "/tmp/neuron-load-cost-\(getpid()).neff"
+        let model = NEFFExamples.mlp(batch: 8, width: 256, layers: 3)
+        try model.write(to: path)
+        defer { unlink(path) }
+        let weightBytes = model.weightBytes
+        let scratchBytes = model.tensors.filter { $0.kind == .scratch }.reduce(0) { $0 + ($1.byteCount ?? 0) }
+        let before = try probe.info().memoryUsed
+        let loaded = try rt.load(contentsOf: path)
+        let cost = try probe.info().memoryUsed - before
+        #expect(Double(cost) <= 1.1 * Double(weightBytes + scratchBytes), "\(cost) bytes for \(weightBytes) of weights")
+        #expect(loaded.model.weights.isEmpty)
+        #expect(loaded.model.programs == model.programs)
+    }
+
     @Test("another runtime holding the cores: the load says who")
     func contention() throws {
         let backend = try backendUnderTest()
