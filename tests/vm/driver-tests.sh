@@ -69,7 +69,7 @@ su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
 # (tests that need the driver are enabled here), then neuron-ls as an
 # operator runs it.
 if [ -x "$REPO/.build/debug/neuronPackageTests.xctest" ]; then
-	timeout 300 "$REPO/.build/debug/neuronPackageTests.xctest" --testing-library swift-testing --no-parallel \
+	timeout 600 "$REPO/.build/debug/neuronPackageTests.xctest" --testing-library swift-testing --no-parallel \
 		>/tmp/swift-tests.log 2>&1
 	rc=$?
 	sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log |
