@@ -11,6 +11,8 @@ let package = Package(
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
         .executable(name: "neuron-run", targets: ["neuron-run"]),
+        // libnrt.so: the C API (Sources/CNRT/include/nrt.h).
+        .library(name: "nrt", type: .dynamic, targets: ["NeuronRT"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,6 +60,10 @@ let package = Package(
         // The runtime: visible NeuronCores, loading NEFFs on core groups,
         // shared weights, tensors, execution.
         .target(name: "NeuronRuntime", dependencies: ["NeuronDevice", "NeuronNEFF"]),
+        // The C API: its header and the C side of its data structures ...
+        .target(name: "CNRT"),
+        // ... and its implementation over the runtime.
+        .target(name: "NeuronRT", dependencies: ["CNRT", "NeuronRuntime", "NeuronNEFF", "NeuronDevice"]),
         // What the command-line tools share: listings, tables, topology.
         .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
         .executableTarget(

@@ -9,7 +9,8 @@ public final class NeuronTensor: Sendable {
     public let shape: [Int]
     public let buffer: NeuronBuffer
 
-    init(name: String, dtype: NeuronDType, shape: [Int], buffer: NeuronBuffer) {
+    /// A view of `buffer` as a tensor (the buffer must hold its bytes).
+    public init(name: String, dtype: NeuronDType, shape: [Int], buffer: NeuronBuffer) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
@@ -208,6 +209,20 @@ public final class NeuronRuntime: Sendable {
             if all[key] === set { all[key] = nil }
         }
         set.buffers.values.forEach { $0.free() }
+    }
+
+    /// Device memory for a tensor of `bytes`, on the device of visible
+    /// NeuronCore `logicalCore` (an index into `visibleCores`).
+    public func allocateBuffer(bytes: Int, logicalCore: Int) throws(NeuronRuntimeError) -> NeuronBuffer {
+        guard visibleCores.indices.contains(logicalCore) else {
+            throw NeuronRuntimeError(.invalid, "NeuronCore \(logicalCore) is not visible; \(visibleCores.count) are (0-\(visibleCores.count - 1))")
+        }
+        guard bytes > 0 else { throw NeuronRuntimeError(.invalid, "a tensor of 0 bytes") }
+        do {
+            return try devices[cores[visibleCores[logicalCore]].device].allocate(size: UInt64(bytes))
+        } catch {
+            throw NeuronRuntimeError(error, while: "allocating \(bytes) bytes")
+        }
     }
 
     /// A tensor for `info` on `device` (an input or output of a model).

@@ -60,6 +60,13 @@ $ABI all 2 4 8192
 # --- NeuronCore reservation and job queues ---------------------------------
 neuron_queue_test || fail queue.run "exit $?"
 
+# --- the C API (libnrt.so) against the driver -----------------------------
+if [ -x "$REPO/.build-vm/bin/nrt_test" ]; then
+	nrt_test "$REPO/.build-vm/mlp.neff" || fail capi.run "exit $?"
+else
+	fail capi.run "nrt_test is not built (scripts/capi-test --build-only)"
+fi
+
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
