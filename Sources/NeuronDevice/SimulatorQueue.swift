@@ -8,25 +8,30 @@ import Glibc
 import Musl
 #endif
 
-/// A mutex with a condition variable (monotonic clock) for the
-/// simulator's queues, where threads sleep until a job or a signal comes.
+/// A mutex with condition variables (monotonic clock) for the simulator's
+/// queues, where threads sleep until a job, a completion or a signal
+/// comes: one per NeuronCore and one for semaphores and barriers, so that
+/// an event wakes only the threads it concerns.
 final class SimCondition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let conds: UnsafeMutablePointer<pthread_cond_t>
+    private let count: Int
 
-    init() {
+    init(conditions: Int) {
+        count = max(1, conditions)
+        conds = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: count)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attributes)
+        for i in 0..<count { pthread_cond_init(conds + i, &attributes) }
         pthread_condattr_destroy(&attributes)
     }
 
     deinit {
-        pthread_cond_destroy(cond)
+        for i in 0..<count { pthread_cond_destroy(conds + i) }
         pthread_mutex_destroy(mutex)
-        cond.deallocate()
+        conds.deallocate()
         mutex.deallocate()
     }
 
@@ -36,17 +41,22 @@ final class SimCondition: @unchecked Sendable {
         return try body()
     }
 
-    /// With the lock held: sleep until a broadcast or `nanoseconds` pass.
-    func wait(nanoseconds: Int64) {
+    /// With the lock held: sleep until condition `index` is signalled or
+    /// `nanoseconds` pass.
+    func wait(on index: Int, nanoseconds: Int64) {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let total = Int64(now.tv_nsec) + max(0, min(nanoseconds, 3_600_000_000_000))
         var until = timespec(tv_sec: now.tv_sec + Int(total / 1_000_000_000), tv_nsec: Int(total % 1_000_000_000))
-        pthread_cond_timedwait(cond, mutex, &until)
+        pthread_cond_timedwait(conds + min(max(index, 0), count - 1), mutex, &until)
     }
 
-    func broadcast() {
-        pthread_cond_broadcast(cond)
+    func broadcast(_ index: Int) {
+        pthread_cond_broadcast(conds + min(max(index, 0), count - 1))
+    }
+
+    func broadcastAll() {
+        for i in 0..<count { pthread_cond_broadcast(conds + i) }
     }
 }
 
@@ -110,7 +120,9 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     let device: Int
     let timeoutMilliseconds: Int
-    private let lock = SimCondition()
+    private let lock: SimCondition
+    /// The condition of semaphores and barriers (after the cores').
+    private var syncCondition: Int { cores.count }
     // Under `lock`:
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
@@ -124,6 +136,7 @@ final class SimDeviceQueues: @unchecked Sendable {
         self.device = device
         self.timeoutMilliseconds = timeoutMilliseconds
         self.cores = [Core](repeating: Core(), count: coreCount)
+        self.lock = SimCondition(conditions: coreCount + 1)
     }
 
     var coreCount: Int { cores.count }
@@ -165,16 +178,16 @@ final class SimDeviceQueues: @unchecked Sendable {
         guard held else { throw .coreNotReserved(device: device, core: list.first ?? 0) }
         lock.withLock {
             for core in list { cores[core].abort = true }
-            lock.broadcast()
-            while list.contains(where: { cores[$0].queued > 0 || cores[$0].running }) {
-                lock.wait(nanoseconds: 100_000_000)
+            lock.broadcastAll()
+            while let busy = list.first(where: { cores[$0].queued > 0 || cores[$0].running }) {
+                lock.wait(on: busy, nanoseconds: 100_000_000)
             }
             for core in list {
                 cores[core].owner = nil
                 cores[core].abort = false
             }
             if !cores.contains(where: { $0.owner == file }) { sync[file] = nil }
-            lock.broadcast()
+            lock.broadcastAll()
         }
     }
 
@@ -247,7 +260,7 @@ final class SimDeviceQueues: @unchecked Sendable {
             job.sequence = cores[request.core].submitted
             cores[request.core].queued += 1
             cores[request.core].queue.append(job)
-            lock.broadcast()
+            lock.broadcast(request.core)
             return NeuronJob(core: request.core, sequence: job.sequence)
         }
     }
@@ -277,7 +290,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                 if let result = try lookup(file: file, job) { return result }
                 let left = deadline - monotonicNanoseconds()
                 if left <= 0 { return nil }
-                lock.wait(nanoseconds: left)
+                lock.wait(on: job.core, nanoseconds: left)
             }
         }
     }
@@ -333,7 +346,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                         cores[core].thread = false
                         return nil
                     }
-                    lock.wait(nanoseconds: 1_000_000_000)
+                    lock.wait(on: core, nanoseconds: 1_000_000_000)
                 }
                 cores[core].running = true
                 return cores[core].queue.removeFirst()
@@ -352,7 +365,7 @@ final class SimDeviceQueues: @unchecked Sendable {
         if let dep = job.dependency {
             let ok: Bool = lock.withLock {
                 while cores[dep.core].completed < dep.sequence && !cores[core].abort {
-                    lock.wait(nanoseconds: 1_000_000_000)
+                    lock.wait(on: dep.core, nanoseconds: 1_000_000_000)
                 }
                 if cores[core].abort { return false }
                 guard let entry = cores[dep.core].history[Int(dep.sequence % UInt64(NeuronQueueLimits.history))],
@@ -440,7 +453,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                 if cores[core].abort { return .aborted }
                 let left = deadline - monotonicNanoseconds()
                 if left <= 0 { return .timedOut(instruction: index) }
-                lock.wait(nanoseconds: min(left, 1_000_000_000))
+                lock.wait(on: syncCondition, nanoseconds: min(left, 1_000_000_000))
                 return nil
             }
             switch insn.opcode {
@@ -448,7 +461,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                 let (sum, overflow) = state.semaphores[id].addingReportingOverflow(argument)
                 state.semaphores[id] = overflow ? .max : sum
                 sync[job.file] = state
-                lock.broadcast()
+                lock.broadcast(syncCondition)
                 return nil
             case UInt8(NEURON_OP_SEM_WAIT.rawValue):
                 while true {
@@ -473,7 +486,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                     state.generation[id] = generation &+ 1
                 }
                 sync[job.file] = state
-                lock.broadcast()
+                lock.broadcast(syncCondition)
                 while (sync[job.file] ?? Sync()).generation[id] == generation {
                     if let ended = waitRound() {
                         if var current = sync[job.file], current.generation[id] == generation {
@@ -494,7 +507,7 @@ final class SimDeviceQueues: @unchecked Sendable {
             cores[core].completed = job.sequence
             cores[core].queued -= 1
             cores[core].running = false
-            lock.broadcast()
+            lock.broadcast(core)
             return cores[core].waiters.removeValue(forKey: job.sequence) ?? []
         }
         for waiter in waiters { waiter.resume(returning: .success(result)) }
