@@ -238,17 +238,8 @@ final class KernelCompletions: Sendable {
     }
 
     private func startThread(device: KernelDevice) {
-        let context = Unmanaged.passRetained(ThreadContext(completions: self, device: device))
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let context = Unmanaged<ThreadContext>.fromOpaque(raw!).takeRetainedValue()
-            context.completions.collectLoop(device: context.device)
-            return nil
-        }, context.toOpaque())
-        if created == 0 {
-            pthread_detach(thread)
-        } else {
-            context.release()
+        let created = startDetachedThread { self.collectLoop(device: device) }
+        if created != 0 {
             fail(with: .system(operation: "pthread_create", errno: Errno(rawValue: created)))
         }
     }
@@ -323,14 +314,5 @@ final class KernelCompletions: Sendable {
             return waiters
         }
         for waiter in waiters { waiter.resume(returning: result) }
-    }
-}
-
-private final class ThreadContext {
-    let completions: KernelCompletions
-    let device: KernelDevice
-    init(completions: KernelCompletions, device: KernelDevice) {
-        self.completions = completions
-        self.device = device
     }
 }

@@ -2,6 +2,12 @@ import CNeuronEngine
 import CNeuronUAPI
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// A job on a NeuronCore's queue: the core and the sequence number the
 /// queue gave it (from 1, never reused).
 public struct NeuronJob: Sendable, Hashable, CustomStringConvertible {
@@ -170,6 +176,18 @@ public final class NeuronQueue: Sendable {
         }
     }
 
+    /// After `.queueFull`: block until the oldest queued job has ended
+    /// (or `timeout` passes), so that a submission fits again.
+    public func waitForRoom(timeout: Duration) throws(NeuronError) {
+        let info = try device.queueInfo(core: core)
+        guard info.completed < info.submitted else { return }
+        do {
+            _ = try wait(NeuronJob(core: core, sequence: info.completed + 1), timeout: timeout)
+        } catch .unknownJob {
+            return    // it ended, and was collected, meanwhile
+        }
+    }
+
     public func info() throws(NeuronError) -> NeuronQueueInfo {
         try device.queueInfo(core: core)
     }
@@ -201,4 +219,25 @@ func coreMask(_ cores: [Int], count: Int, device: Int) throws(NeuronError) -> UI
 
 func coreList(ofMask mask: UInt32) -> [Int] {
     (0..<32).filter { mask & (1 << UInt32($0)) != 0 }
+}
+
+/// Start a detached thread running `body`; the errno when it cannot.
+func startDetachedThread(_ body: @escaping @Sendable () -> Void) -> Int32 {
+    final class Box {
+        let body: @Sendable () -> Void
+        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    }
+    let box = Unmanaged.passRetained(Box(body))
+    var thread = pthread_t()
+    let created = pthread_create(&thread, nil, { raw in
+        guard let raw else { return nil }
+        Unmanaged<Box>.fromOpaque(raw).takeRetainedValue().body()
+        return nil
+    }, box.toOpaque())
+    if created == 0 {
+        pthread_detach(thread)
+    } else {
+        box.release()
+    }
+    return created
 }

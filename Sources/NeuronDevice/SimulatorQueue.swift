@@ -321,17 +321,7 @@ final class SimDeviceQueues: @unchecked Sendable {
     // MARK: The NeuronCore threads
 
     private func startThread(core: Int) {
-        let context = Unmanaged.passRetained(SimThreadContext(queues: self, core: core))
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let context = Unmanaged<SimThreadContext>.fromOpaque(raw!).takeRetainedValue()
-            context.queues.coreLoop(core: context.core)
-            return nil
-        }, context.toOpaque())
-        if created == 0 {
-            pthread_detach(thread)
-        } else {
-            context.release()
+        if startDetachedThread({ self.coreLoop(core: core) }) != 0 {
             cores[core].thread = false
         }
     }
@@ -511,14 +501,5 @@ final class SimDeviceQueues: @unchecked Sendable {
             return cores[core].waiters.removeValue(forKey: job.sequence) ?? []
         }
         for waiter in waiters { waiter.resume(returning: .success(result)) }
-    }
-}
-
-private final class SimThreadContext {
-    let queues: SimDeviceQueues
-    let core: Int
-    init(queues: SimDeviceQueues, core: Int) {
-        self.queues = queues
-        self.core = core
     }
 }

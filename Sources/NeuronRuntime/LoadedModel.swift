@@ -135,16 +135,9 @@ public final class NeuronLoadedModel: Sendable {
                                                                     after: after))
                         break
                     } catch .queueFull {
-                        // The queue drains in order: wait for its oldest job.
                         do throws(NeuronError) {
-                            let info = try queues[program.core].info()
-                            if info.completed < info.submitted {
-                                _ = try queues[program.core].wait(
-                                    NeuronJob(core: queues[program.core].core, sequence: info.completed + 1),
-                                    timeout: .seconds(3600))
-                            }
+                            try queues[program.core].waitForRoom(timeout: .seconds(3600))
                         } catch {
-                            if case .unknownJob = error { continue }
                             throw NeuronRuntimeError(error, while: "waiting for room on a NeuronCore")
                         }
                     } catch {
