@@ -15,20 +15,24 @@ public final class NeuronLoadedModel: Sendable {
     let device: any NeuronDevice
     let queues: [NeuronQueue]
     let weights: NeuronRuntime.WeightSet
-    let scratch: [String: NeuronBuffer]
+    /// How it was loaded.
+    public let options: NeuronLoadOptions
+    /// A request in flight holds one of these.
+    private let requestSlots: RequestSlots
 
     private struct State {
         var loaded = true
-        /// The last job of the latest request: a multi-core request's first
-        /// program waits for it, since requests share the scratch tensors.
-        var lastJob: NeuronJob?
+        /// Scratch tensors by request slot: one set for a single-core
+        /// model (its jobs run one after another on its core), one per
+        /// slot for a multi-core model, allocated on first use.
+        var scratch: [Int: [String: NeuronBuffer]] = [:]
     }
     private let state = Mutex(State())
     /// Requests are submitted one at a time (their jobs then run in order).
     private let submitLock = Mutex(())
 
     init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDevice, cores: [Int],
-         queues: [NeuronQueue], weights: NeuronRuntime.WeightSet) throws(NeuronRuntimeError) {
+         queues: [NeuronQueue], weights: NeuronRuntime.WeightSet, options: NeuronLoadOptions) throws(NeuronRuntimeError) {
         self.runtime = runtime
         var metadata = model
         metadata.weights = [:]
@@ -37,17 +41,39 @@ public final class NeuronLoadedModel: Sendable {
         self.cores = cores
         self.queues = queues
         self.weights = weights
-        var scratch: [String: NeuronBuffer] = [:]
+        self.options = options
+        requestSlots = RequestSlots(count: options.maxInFlight)
+        do {
+            _ = try scratch(for: 0)
+        } catch {
+            runtime.releaseWeights(weights, model: metadata, device: device.index)
+            throw error
+        }
+    }
+
+    /// The scratch tensors request slot `slot` uses, allocated on first use.
+    private func scratch(for slot: Int) throws(NeuronRuntimeError) -> [String: NeuronBuffer] {
+        let set = model.coreCount > 1 ? slot : 0
+        if let existing = state.withLock({ $0.scratch[set] }) { return existing }
+        var buffers: [String: NeuronBuffer] = [:]
         for tensor in model.tensors where tensor.kind == .scratch {
             do {
-                scratch[tensor.name] = try device.allocate(size: UInt64(max(1, tensor.byteCount ?? 1)))
+                buffers[tensor.name] = try device.allocate(size: UInt64(max(1, tensor.byteCount ?? 1)))
             } catch {
-                scratch.values.forEach { $0.free() }
-                runtime.releaseWeights(weights, model: metadata, device: device.index)
+                buffers.values.forEach { $0.free() }
                 throw NeuronRuntimeError(error, while: "allocating the scratch tensors of \(model.name)")
             }
         }
-        self.scratch = scratch
+        let kept = state.withLock { state -> Bool in
+            guard state.loaded, state.scratch[set] == nil else { return false }
+            state.scratch[set] = buffers
+            return true
+        }
+        guard kept else {
+            buffers.values.forEach { $0.free() }
+            throw NeuronRuntimeError(.closed, "\(model.name) was unloaded")
+        }
+        return buffers
     }
 
     deinit { unload() }
@@ -55,14 +81,18 @@ public final class NeuronLoadedModel: Sendable {
     /// Release the NeuronCores (queued requests end aborted), the scratch
     /// tensors, and this load's share of the weights. Idempotent.
     public func unload() {
-        let wasLoaded = state.withLock { state in
-            defer { state.loaded = false }
-            return state.loaded
+        let (wasLoaded, scratch) = state.withLock { state in
+            defer {
+                state.loaded = false
+                state.scratch = [:]
+            }
+            return (state.loaded, state.scratch)
         }
         guard wasLoaded else { return }
+        requestSlots.close()
         queues.forEach { $0.close() }
         runtime.releaseCores(cores)
-        scratch.values.forEach { $0.free() }
+        scratch.values.forEach { $0.values.forEach { $0.free() } }
         runtime.releaseWeights(weights, model: model, device: device.index)
     }
 
@@ -92,7 +122,7 @@ public final class NeuronLoadedModel: Sendable {
     }
 
     /// Check the tensors against the model and bind every program's slots.
-    private func bind(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
+    private func bind(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor], slot: Int)
         throws(NeuronRuntimeError) -> [[NeuronBuffer?]] {
         for (set, kind) in [(inputs, NEFFTensor.Kind.input), (outputs, .output)] {
             for info in model.tensors where info.kind == kind {
@@ -110,6 +140,7 @@ public final class NeuronLoadedModel: Sendable {
                 throw NeuronRuntimeError(.execBadInput, "\(model.name) has no \(kind.rawValue) named \(name)")
             }
         }
+        let scratch = try scratch(for: slot)
         return model.programs.map { program in
             program.slots.map { name in
                 guard let name else { return nil }
@@ -118,17 +149,16 @@ public final class NeuronLoadedModel: Sendable {
         }
     }
 
-    /// Submit one request: every program, in order, with its dependencies.
-    private func submit(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
+    /// Submit one request holding request slot `slot`: every program, in
+    /// order, with its dependencies.
+    private func submit(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor], slot: Int)
         throws(NeuronRuntimeError) -> [NeuronJob] {
         guard isLoaded else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
-        let bound = try bind(inputs: inputs, outputs: outputs)
+        let bound = try bind(inputs: inputs, outputs: outputs, slot: slot)
         return try submitLock.withLock { _ throws(NeuronRuntimeError) -> [NeuronJob] in
             var jobs: [NeuronJob] = []
-            let previous = state.withLock { $0.lastJob }
             for (index, program) in model.programs.enumerated() {
-                var after = program.after.map { jobs[$0] }
-                if after == nil, index == 0, model.coreCount > 1 { after = previous }
+                let after = program.after.map { jobs[$0] }
                 while true {
                     do throws(NeuronError) {
                         jobs.append(try queues[program.core].submit(image: program.image, buffers: bound[index],
@@ -145,7 +175,6 @@ public final class NeuronLoadedModel: Sendable {
                     }
                 }
             }
-            state.withLock { $0.lastJob = jobs.last }
             return jobs
         }
     }
@@ -169,7 +198,9 @@ public final class NeuronLoadedModel: Sendable {
 
     /// Run one inference and wait for it.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) throws(NeuronRuntimeError) {
-        let jobs = try submit(inputs: inputs, outputs: outputs)
+        guard let slot = requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
+        defer { requestSlots.release(slot) }
+        let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
         var results: [NeuronJobResult] = []
         for (index, job) in jobs.enumerated() {
             let result: NeuronJobResult?
@@ -188,7 +219,9 @@ public final class NeuronLoadedModel: Sendable {
 
     /// Run one inference; the caller's task suspends, no thread waits.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) async throws(NeuronRuntimeError) {
-        let jobs = try submit(inputs: inputs, outputs: outputs)
+        guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
+        defer { requestSlots.release(slot) }
+        let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
         var results: [NeuronJobResult] = []
         for (index, job) in jobs.enumerated() {
             do {

@@ -51,6 +51,8 @@ public final class NeuronRuntime: Sendable {
     public let cores: [(device: Int, core: Int)]
     /// The global indices this process may use.
     public let visibleCores: [Int]
+    /// What `load` uses when given no options (from the environment).
+    public let defaultLoadOptions: NeuronLoadOptions
     private let devices: [any NeuronDevice]
     private let weights = Mutex<[WeightKey: WeightSet]>([:])
     /// Global cores a loaded model of this runtime runs on.
@@ -92,6 +94,7 @@ public final class NeuronRuntime: Sendable {
             throw NeuronRuntimeError(.failure, "starting the runtime: \(error)")
         }
         visibleCores = try NeuronCoreVisibility.visibleCores(total: cores.count, environment: environment)
+        defaultLoadOptions = try NeuronLoadOptions(environment: environment)
     }
 
     /// Every device, closed; loaded models stop working (`.closed`).
@@ -105,7 +108,8 @@ public final class NeuronRuntime: Sendable {
 
     /// Read the NEFF at `path` and load it; the file's bytes and the host
     /// copy of its weights are gone when this returns.
-    public func load(contentsOf path: String, startCore start: Int? = nil) throws(NeuronRuntimeError) -> NeuronLoadedModel {
+    public func load(contentsOf path: String, startCore start: Int? = nil,
+                     options: NeuronLoadOptions? = nil) throws(NeuronRuntimeError) -> NeuronLoadedModel {
         let model: NEFFModel
         do {
             model = try NEFFModel(contentsOf: path)
@@ -114,14 +118,19 @@ public final class NeuronRuntime: Sendable {
         } catch {
             throw NeuronRuntimeError(.invalid, "\(error)")
         }
-        return try load(model, startCore: start)
+        return try load(model, startCore: start, options: options)
     }
 
     /// Load `model` on the first visible group of `model.coreCount`
     /// NeuronCores of one device that no one holds (or from global core
     /// `start`). Weights are uploaded once per device and model, shared
     /// by every load of it there.
-    public func load(_ model: NEFFModel, startCore start: Int? = nil) throws(NeuronRuntimeError) -> NeuronLoadedModel {
+    public func load(_ model: NEFFModel, startCore start: Int? = nil,
+                     options: NeuronLoadOptions? = nil) throws(NeuronRuntimeError) -> NeuronLoadedModel {
+        let options = options ?? defaultLoadOptions
+        guard options.maxInFlight >= 1 else {
+            throw NeuronRuntimeError(.invalid, "maxInFlight is \(options.maxInFlight); a model needs at least 1 request in flight")
+        }
         do { try model.validate() } catch { throw NeuronRuntimeError(error) }
         var busy: NeuronError?
         let candidates = start.map { [$0] } ?? visibleCores
@@ -149,7 +158,7 @@ public final class NeuronRuntime: Sendable {
             do {
                 let weightSet = try sharedWeights(for: model, device: device)
                 return try NeuronLoadedModel(runtime: self, model: model, device: device, cores: group,
-                                             queues: queues, weights: weightSet)
+                                             queues: queues, weights: weightSet, options: options)
             } catch {
                 queues.forEach { $0.close() }
                 releaseCores(group)

@@ -37,8 +37,17 @@ struct NeuronRun: AsyncParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    @Flag(help: "First write the built-in example MLP (batch 8, 3 layers of 256) to the NEFF path.")
+    @Flag(help: "First write the built-in example MLP (3 layers, --example-batch by --example-width) to the NEFF path.")
     var exampleMlp = false
+
+    @Option(help: "The example MLP's batch.")
+    var exampleBatch = 8
+
+    @Option(help: "The example MLP's width (its layers are width by width).")
+    var exampleWidth = 256
+
+    @Flag(help: "First run the same number of requests on one replica alone (with its share of --concurrency), then on all, and report the speedup.")
+    var scaling = false
 
     struct Report: Codable {
         var model: String
@@ -50,11 +59,70 @@ struct NeuronRun: AsyncParsableCommand {
         var latency_ms: [String: Double]
         var throughput_per_s: Double
         var outputs: [String: [Double]]
+        /// With --scaling: one replica alone, and all replicas' throughput over it.
+        var baseline: Baseline?
+        var speedup: Double?
+    }
+
+    struct Baseline: Codable {
+        var replicas: Int
+        var concurrency: Int
+        var latency_ms: [String: Double]
+        var throughput_per_s: Double
+    }
+
+    /// Latencies (sorted) and throughput of a run.
+    struct Measurement {
+        var latencies: [Double]
+        var throughput: Double
+
+        func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, max(0, Int((p / 100 * Double(latencies.count)).rounded(.up)) - 1))]
+        }
+
+        var percentiles: [String: Double] { ["p50": percentile(50), "p90": percentile(90), "p99": percentile(99)] }
+    }
+
+    /// One set of tensors per request in flight.
+    struct Slot: Sendable {
+        var replica: NeuronLoadedModel
+        var inputs: [String: NeuronTensor]
+        var outputs: [String: NeuronTensor]
+    }
+
+    /// Run `total` requests over `slots`, each slot one request in flight.
+    func measure(_ slots: [Slot], total: Int) async throws -> Measurement {
+        let next = RequestCounter()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for slot in slots {
+                group.addTask {
+                    var mine: [Double] = []
+                    while next.take(below: total) {
+                        let begin = clock.now
+                        try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs)
+                        let elapsed = clock.now - begin
+                        mine.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
+                    }
+                    return mine
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all.sorted()
+        }
+        let wall = clock.now - start
+        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
+        return Measurement(latencies: latencies, throughput: Double(total) / max(seconds, 1e-9))
     }
 
     func validate() throws {
         guard iterations >= 1, cores >= 1, concurrency >= 1 else {
             throw ValidationError("--iterations, --cores and --concurrency take whole numbers of at least 1")
+        }
+        guard (1...4096).contains(exampleBatch), (16...4096).contains(exampleWidth) else {
+            throw ValidationError("--example-batch takes 1 to 4096, --example-width 16 to 4096")
         }
     }
 
@@ -96,7 +164,7 @@ struct NeuronRun: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if exampleMlp { try NEFFExamples.mlp().write(to: neff) }
+        if exampleMlp { try NEFFExamples.mlp(batch: exampleBatch, width: exampleWidth).write(to: neff) }
         let model = try NEFFModel(contentsOf: neff)
         let runtime = try NeuronRuntime()
         defer { runtime.close() }
@@ -116,12 +184,6 @@ struct NeuronRun: AsyncParsableCommand {
             given[name] = try bytes(for: tensor, from: try NPY.decode(Array(data), name: file), file: file)
         }
 
-        // One set of tensors per request in flight.
-        struct Slot: Sendable {
-            var replica: NeuronLoadedModel
-            var inputs: [String: NeuronTensor]
-            var outputs: [String: NeuronTensor]
-        }
         var slots: [Slot] = []
         for index in 0..<concurrency {
             let replica = replicas[index % replicas.count]
@@ -133,34 +195,20 @@ struct NeuronRun: AsyncParsableCommand {
             slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
         }
 
-        // Warm up each slot once, then measure.
+        // Warm up each slot once, then measure: one replica alone first
+        // with --scaling (its slots are every replicas.count-th), then all.
         for slot in slots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
-        let next = RequestCounter()
         let total = iterations
-        let clock = ContinuousClock()
-        let start = clock.now
-        let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for slot in slots {
-                group.addTask {
-                    var mine: [Double] = []
-                    while next.take(below: total) {
-                        let begin = clock.now
-                        try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs)
-                        let elapsed = clock.now - begin
-                        mine.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
-                    }
-                    return mine
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all.sorted()
+        var baseline: Baseline?
+        var baselineThroughput: Double?
+        if scaling {
+            let alone = stride(from: 0, to: slots.count, by: replicas.count).map { slots[$0] }
+            let run = try await measure(alone, total: total)
+            baseline = Baseline(replicas: 1, concurrency: alone.count, latency_ms: run.percentiles,
+                                throughput_per_s: run.throughput)
+            baselineThroughput = run.throughput
         }
-        let wall = clock.now - start
-        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
-        func percentile(_ p: Double) -> Double {
-            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int((p / 100 * Double(latencies.count)).rounded(.up)) - 1)]
-        }
+        let run = try await measure(slots, total: total)
 
         var outputs: [String: [Double]] = [:]
         if let dir = outputDir {
@@ -187,8 +235,8 @@ struct NeuronRun: AsyncParsableCommand {
         }
         let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,
                             cores_per_replica: model.coreCount, concurrency: concurrency, iterations: total,
-                            latency_ms: ["p50": percentile(50), "p90": percentile(90), "p99": percentile(99)],
-                            throughput_per_s: Double(total) / seconds, outputs: outputs)
+                            latency_ms: run.percentiles, throughput_per_s: run.throughput, outputs: outputs,
+                            baseline: baseline, speedup: baselineThroughput.map { run.throughput / $0 })
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -200,8 +248,16 @@ struct NeuronRun: AsyncParsableCommand {
             print("  output \(name): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
                   + (values.count == 8 ? " ..." : ""))
         }
+        if let baseline {
+            print(String(format: "  1 replica alone (%d in flight): latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s",
+                         baseline.concurrency, baseline.latency_ms["p50"] ?? 0, baseline.latency_ms["p90"] ?? 0,
+                         baseline.latency_ms["p99"] ?? 0, baseline.throughput_per_s))
+        }
         print(String(format: "  latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s over %d requests",
-                     percentile(50), percentile(90), percentile(99), report.throughput_per_s, total))
+                     run.percentile(50), run.percentile(90), run.percentile(99), report.throughput_per_s, total))
+        if let speedup = report.speedup {
+            print(String(format: "  %d replicas: %.2fx the throughput of one", replicas.count, speedup))
+        }
     }
 }
 

@@ -76,7 +76,7 @@ struct EngineResultTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
-    @Test("the vector kernel and the scalar tails give the definition's bits", arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129)])
+    @Test("the vector kernel and the scalar tails give the definition's bits", arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129), (5, 4100, 20), (11, 300, 16), (4, 257, 10)])
     func matmulVectorPath(_ shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         let a = sample(m * k, seed: 4), b = sample(k * n, seed: 5), bias = sample(n, seed: 6)
@@ -523,7 +523,7 @@ struct EngineNetworkOpTests {
     }
 
     @Test("matmul with bf16 inputs accumulates in f32 as defined (scalar and vector paths)",
-          arguments: [(5, 9, 4), (13, 300, 71), (8, 3, 64)])
+          arguments: [(5, 9, 4), (13, 300, 71), (8, 3, 64), (3, 4100, 26)])
     func matmulBF16(_ shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         let a = sample(m * k, seed: 91).map(bf16), b = sample(k * n, seed: 92).map(bf16)

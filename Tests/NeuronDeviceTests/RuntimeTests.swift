@@ -204,4 +204,86 @@ struct RuntimeTests {
         }
         #expect(wrong == 0)
     }
+
+    /// y = 2 relu(x · w + b) on two NeuronCores: core 0 writes the scratch
+    /// tensor h, core 1 (after it) reads h and writes y.
+    func pipelineModel() -> NEFFModel {
+        var tiny = tinyModel()
+        var first = NeuronProgram()
+        first.matmul(.contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 8]),
+                     .contiguous(slot: 1, dims: [8, 4]), bias: .contiguous(slot: 2, dims: [4]))
+        first.unary(.relu, .contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 3, dims: [2, 4]))
+        var second = NeuronProgram()
+        second.binary(.add, .contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
+                      .contiguous(slot: 0, dims: [2, 4]))
+        tiny.name = "pipeline"
+        tiny.coreCount = 2
+        tiny.tensors.append(NEFFTensor(name: "h", kind: .scratch, dtype: .float32, shape: [2, 4]))
+        tiny.programs = [NEFFProgram(core: 0, image: first.image(), slots: ["x", "w", "b", "h"]),
+                         NEFFProgram(core: 1, image: second.image(), slots: ["h", "y"], after: 0)]
+        return tiny
+    }
+
+    @Test("requests in flight: NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS, 1 to 1024")
+    func inFlightOption() throws {
+        #expect(try NeuronLoadOptions(environment: [:]).maxInFlight == NeuronLoadOptions.defaultMaxInFlight)
+        #expect(try NeuronLoadOptions(environment: ["NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS": "3"]).maxInFlight == 3)
+        for bad in ["0", "-2", "x", "1025"] {
+            #expect(throws: NeuronRuntimeError.self) {
+                try NeuronLoadOptions(environment: ["NEURON_RT_ASYNC_EXEC_MAX_INFLIGHT_REQUESTS": bad])
+            }
+        }
+        let rt = try runtime(try backendUnderTest())
+        defer { rt.close() }
+        #expect(throws: NeuronRuntimeError.self) { try rt.load(tinyModel(), options: NeuronLoadOptions(maxInFlight: 0)) }
+    }
+
+    @Test("a two-core model pipelines requests, each in flight with its own scratch", arguments: [1, 3])
+    func pipeline(maxInFlight: Int) async throws {
+        let backend = try backendUnderTest()
+        let rt = try runtime(backend)
+        defer { rt.close() }
+        let probe = try backend.open(device: 0)
+        defer { probe.close() }
+        let loaded = try rt.load(pipelineModel(), options: NeuronLoadOptions(maxInFlight: maxInFlight))
+        #expect(loaded.options.maxInFlight == maxInFlight)
+        var requests: [(x: [Float], inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])] = []
+        for i in 0..<64 {
+            let x = sample(16, seed: UInt32(5000 + i))
+            let inputs = try loaded.allocateInputs()
+            try inputs["x"]?.write(x)
+            requests.append((x, inputs, try loaded.allocateOutputs()))
+        }
+        let tensors = try probe.info().memoryUsed
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for request in requests {
+                group.addTask { try await loaded.execute(inputs: request.inputs, outputs: request.outputs) }
+            }
+            try await group.waitForAll()
+        }
+        var wrong = 0
+        for request in requests where try request.outputs["y"]?.read(Float.self) != tinyReference(request.x).map({ $0 + $0 }) {
+            wrong += 1
+        }
+        #expect(wrong == 0)
+        // At most one scratch set per request in flight, the first at load.
+        let grown = try probe.info().memoryUsed - tensors
+        if maxInFlight == 1 {
+            #expect(grown == 0)
+        } else {
+            #expect(grown <= UInt64(maxInFlight - 1) * 65536, "\(grown) bytes of scratch for \(maxInFlight) in flight")
+        }
+        // Synchronous callers from several threads share the same slots.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for request in requests.prefix(8) {
+                group.addTask { try loaded.execute(inputs: request.inputs, outputs: request.outputs) }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try requests[0].outputs["y"]?.read(Float.self) == tinyReference(requests[0].x).map { $0 + $0 })
+        loaded.unload()
+        await #expect(throws: NeuronRuntimeError.self) {
+            try await loaded.execute(inputs: requests[0].inputs, outputs: requests[0].outputs)
+        }
+    }
 }

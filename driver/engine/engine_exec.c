@@ -180,19 +180,60 @@ static float unary(u32 sub, float x, float alpha)
 	return 0;
 }
 
+/* Apply @expr (of x, and y for binary ops) to the @n elements of a row. */
+#define EW_ROW(expr)							\
+	do {								\
+		for (i = 0; i < n; i++) {				\
+			float x = a[i * as];				\
+			float y = b ? b[i * bs] : 0.0f;			\
+									\
+			o[i * os] = (expr);				\
+			(void)y;					\
+		}							\
+	} while (0)
+
+/*
+ * One row (the last axis) of an elementwise op, element by element in
+ * order as the reference walk goes, with the operation chosen once per
+ * row rather than once per element.
+ */
+static void ew_row(const struct neuron_insn *in, float *o, u64 os, const float *a, u64 as,
+		   const float *b, u64 bs, u32 n)
+{
+	float alpha = in->fparam[0];
+	u32 i;
+
+	if (b) {
+		switch (in->sub) {
+		case NEURON_BIN_ADD: EW_ROW(x + y); return;
+		case NEURON_BIN_SUB: EW_ROW(x - y); return;
+		case NEURON_BIN_MUL: EW_ROW(x * y); return;
+		default: EW_ROW(binary(in->sub, x, y)); return;
+		}
+	}
+	switch (in->sub) {
+	case NEURON_UN_RELU: EW_ROW(x > 0 ? x : 0); return;
+	case NEURON_UN_NEG: EW_ROW(-x); return;
+	default: EW_ROW(unary(in->sub, x, alpha)); return;
+	}
+}
+
 static void op_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			   const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 			   const struct neuron_engine_slot *slots)
 {
 	float *po = f32(slots, o), *pa = f32(slots, a), *pb = b ? f32(slots, b) : NULL;
+	u32 last = o->rank ? o->rank - 1 : 0, n = o->rank ? o->dims[last] : 1;
 	struct walk w;
 
+	/* Walk the rows: every axis but the last. */
 	walk_init(&w, o);
+	if (o->rank)
+		w.dims[last] = 1;
 	do {
-		float x = pa[at(&w, a)];
-
-		pb ? (po[at(&w, o)] = binary(in->sub, x, pb[at(&w, b)]))
-		   : (po[at(&w, o)] = unary(in->sub, x, in->fparam[0]));
+		ew_row(in, po + at(&w, o), o->rank ? o->strides[last] : 0, pa + at(&w, a),
+		       o->rank ? a->strides[last] : 0, pb ? pb + at(&w, b) : NULL,
+		       pb && o->rank ? b->strides[last] : 0, n);
 	} while (walk_next(&w));
 }
 

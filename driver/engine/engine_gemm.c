@@ -57,44 +57,80 @@ static inline float load(const void *p, u64 i, int half)
 	return v.f;
 }
 
-#define GEMM_TILES(vec, width, fma, GEMM_ROWS, SR, SK, BP)						\
-	do {								\
-			for (n = g; n < g1; n += pw) {			\
-				vec c0[GEMM_ROWS], c1[GEMM_ROWS];		\
+/*
+ * One register block of @ROWS rows at row m: for every panel of pw
+ * columns in [g, g1), the fma chains over k in [k0, k1). A comes from
+ * @as with strides (SR, SK); B from its packed panel when BP, else in
+ * place (f32 only).
+ */
+#define GEMM_TILES(vec, width, fma, ROWS, SR, SK, BP)				\
+	do {									\
+		for (n = g; n < g1; n += pw) {					\
+			vec c0[ROWS], c1[ROWS];					\
 										\
-				_Pragma("GCC unroll 16")				\
-				for (r = 0; r < GEMM_ROWS; r++) {		\
-					float *row = o + (m + r) * os_m + n;	\
+			_Pragma("GCC unroll 16")				\
+			for (r = 0; r < (ROWS); r++) {				\
+				float *row = o + (m + r) * os_m + n;		\
 										\
-					c0[r] = k0 ? *(vec *)row : (vec){ 0 };	\
-					c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
-				}						\
-				for (k = k0; k < k1; k++) {			\
-					const float *brow = (BP) ?		\
-						pack + (n - g) * GEMM_KC + (k - k0) * pw : \
-						(const float *)b + k * bs_k + n; \
-					vec b0 = *(const vec *)brow;		\
-					vec b1 = *(const vec *)(brow + width);	\
-					const float *ak = as + (k - k0) * (SK);	\
+				c0[r] = k0 ? *(vec *)row : (vec){ 0 };		\
+				c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
+			}							\
+			for (k = k0; k < k1; k++) {				\
+				const float *brow = (BP) ?			\
+					pack + (n - g) * GEMM_KC + (k - k0) * pw : \
+					(const float *)b + k * bs_k + n;	\
+				vec b0 = *(const vec *)brow;			\
+				vec b1 = *(const vec *)(brow + width);		\
+				const float *ak = as + (k - k0) * (SK);		\
 										\
-					_Pragma("GCC unroll 16")			\
-					for (r = 0; r < GEMM_ROWS; r++) {	\
-						vec av = ak[r * (SR)] - (vec){ 0 }; /* splat */ \
+				_Pragma("GCC unroll 16")			\
+				for (r = 0; r < (ROWS); r++) {			\
+					vec av = ak[r * (SR)] - (vec){ 0 }; /* splat */ \
 										\
-						c0[r] = fma(av, b0, c0[r]);	\
-						c1[r] = fma(av, b1, c1[r]);	\
-					}					\
-				}						\
-				_Pragma("GCC unroll 16")				\
-				for (r = 0; r < GEMM_ROWS; r++) {		\
-					float *row = o + (m + r) * os_m + n;	\
-										\
-					*(vec *)row = c0[r];			\
-					*(vec *)(row + width) = c1[r];		\
+					c0[r] = fma(av, b0, c0[r]);		\
+					c1[r] = fma(av, b1, c1[r]);		\
 				}						\
 			}							\
+			_Pragma("GCC unroll 16")				\
+			for (r = 0; r < (ROWS); r++) {				\
+				float *row = o + (m + r) * os_m + n;		\
+										\
+				*(vec *)row = c0[r];				\
+				*(vec *)(row + width) = c1[r];			\
+			}							\
+		}								\
 	} while (0)
 
+/*
+ * A block of @ROWS rows starting at m: A packed (k-major, widened) when
+ * there is scratch, else read in place; B packed when @bpack.
+ */
+#define GEMM_BLOCK(vec, width, fma, ROWS)					\
+	do {									\
+		if (apack) {							\
+			for (k = k0; k < k1; k++)				\
+				for (r = 0; r < (ROWS); r++)			\
+					apack[(k - k0) * (ROWS) + r] =		\
+						load(a, (m + r) * as_m + k * as_k, half); \
+			as = apack;						\
+			if (bpack)						\
+				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 1);	\
+			else							\
+				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 0);	\
+		} else {							\
+			as = (const float *)a + m * as_m + k0 * as_k;		\
+			GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0);	\
+		}								\
+		m += (ROWS);							\
+	} while (0)
+
+/*
+ * The whole product: column groups of GEMM_NC, k blocks of GEMM_KC, row
+ * blocks of GEMM_ROWS, then the rows left over in blocks of 4, 2 and 1
+ * over the same panel of B. B is packed (and bf16 widened) only when
+ * more than one block of rows reads it or it is bf16; a few rows read
+ * f32 B in place, which costs less than copying it.
+ */
 #define GEMM_KERNEL(name, isa, vec, width, fma, GEMM_ROWS)			\
 static __attribute__((target(isa)))						\
 void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	\
@@ -102,9 +138,9 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 {										\
 	const u32 pw = width * GEMM_VECS;					\
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
+	int bpack = pack && (half || M >= 2 * GEMM_ROWS);			\
 	u32 m, n, k, k0, k1, r, j, g, g1;					\
 	const float *as;							\
-	u64 sr, sk;								\
 										\
 	N -= N % pw;								\
 	for (g = 0; g < N; g += GEMM_NC) {					\
@@ -113,31 +149,28 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 			k1 = K - k0 < GEMM_KC ? K : k0 + GEMM_KC;		\
 			/* Pack B[k0:k1, g:g1] panel by panel: each panel's	\
 			 * rows then sit side by side. */			\
-			for (n = g; pack && n < g1; n += pw)			\
-				for (k = k0; k < k1; k++)			\
-					for (j = 0; j < pw; j++)		\
-						pack[(n - g) * GEMM_KC + (k - k0) * pw + j] = \
-							load(b, k * bs_k + n + j, half); \
-			for (m = 0; m + GEMM_ROWS <= M; m += GEMM_ROWS) {	\
-			/* A's block: packed, or read in place. */		\
-			if (apack) {						\
-				for (k = k0; k < k1; k++)			\
-					for (r = 0; r < GEMM_ROWS; r++)		\
-						apack[(k - k0) * GEMM_ROWS + r] = \
-							load(a, (m + r) * as_m + k * as_k, half); \
-				as = apack;					\
-				sr = 1;						\
-				sk = GEMM_ROWS;					\
-			} else {						\
-				as = (const float *)a + m * as_m + k0 * as_k;	\
-				sr = as_m;					\
-				sk = as_k;					\
-			}							\
-			if (apack)						\
-				GEMM_TILES(vec, width, fma, GEMM_ROWS, 1, GEMM_ROWS, 1);			\
-			else							\
-				GEMM_TILES(vec, width, fma, GEMM_ROWS, sr, sk, pack != NULL);				\
-			}							\
+			for (n = g; bpack && n < g1; n += pw)			\
+				for (k = k0; k < k1; k++) {			\
+					float *dst = pack + (n - g) * GEMM_KC + (k - k0) * pw; \
+										\
+					if (half) {				\
+						for (j = 0; j < pw; j++)	\
+							dst[j] = load(b, k * bs_k + n + j, 1); \
+						continue;			\
+					}					\
+					*(vec *)dst = *(const vec *)((const float *)b + k * bs_k + n); \
+					*(vec *)(dst + width) =			\
+						*(const vec *)((const float *)b + k * bs_k + n + width); \
+				}						\
+			m = 0;							\
+			while (M - m >= GEMM_ROWS)				\
+				GEMM_BLOCK(vec, width, fma, GEMM_ROWS);		\
+			while (M - m >= 4)					\
+				GEMM_BLOCK(vec, width, fma, 4);			\
+			if (M - m >= 2)						\
+				GEMM_BLOCK(vec, width, fma, 2);			\
+			if (M - m >= 1)						\
+				GEMM_BLOCK(vec, width, fma, 1);			\
 			if (!K)							\
 				break;						\
 		}								\
@@ -152,9 +185,65 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 
 GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8, ROWS_AVX2)
 GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
-/* The rows past the last full block, one at a time. */
-GEMM_KERNEL(gemm_avx2_row, "avx2,fma", neuron_v8f, 8, FMA8, 1)
-GEMM_KERNEL(gemm_avx512_row, "avx512f", neuron_v16f, 16, FMA16, 1)
+
+/*
+ * The columns [n0, N) past the last full panel (fewer than 16 here): B's
+ * tail is copied, zero padded, to 16 columns per k (GEMM_TAIL_KC rows of
+ * k at a time), so that each row of the output runs as two vectors. The
+ * padding lanes are never stored; every stored lane runs the same fma
+ * chain over k in order. Without scratch the chains run one by one.
+ */
+#define GEMM_TAIL_KC	(GEMM_B_BYTES / (16 * 4))
+
+static __attribute__((target("avx2,fma")))
+void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
+		    float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
+{
+	u32 m, n, k, k0, k1, w = N - n0;
+
+	if (!pack || w > 16) {
+		for (m = 0; m < M; m++)
+			for (n = n0; n < N; n++) {
+				float acc = 0.0f;
+
+				for (k = 0; k < K; k++)
+					acc = __builtin_fmaf(load(a, m * as_m + k * as_k, half),
+							     load(b, k * bs_k + n, half), acc);
+				o[m * os_m + n] = acc;
+			}
+		return;
+	}
+	for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_TAIL_KC) {
+		k1 = K - k0 < GEMM_TAIL_KC ? K : k0 + GEMM_TAIL_KC;
+		for (k = k0; k < k1; k++)
+			for (n = 0; n < 16; n++)
+				pack[(k - k0) * 16 + n] = n < w ? load(b, k * bs_k + n0 + n, half) : 0.0f;
+		for (m = 0; m < M; m++) {
+			float *row = o + m * os_m + n0;
+			neuron_v8f c0 = { 0 }, c1 = { 0 };
+			float out[16];
+
+			if (k0) {
+				for (n = 0; n < 16; n++)
+					out[n] = n < w ? row[n] : 0.0f;
+				c0 = *(neuron_v8f *)out;
+				c1 = *(neuron_v8f *)(out + 8);
+			}
+			for (k = k0; k < k1; k++) {
+				neuron_v8f x = load(a, m * as_m + k * as_k, half) - (neuron_v8f){ 0 };
+
+				c0 = FMA8(x, *(const neuron_v8f *)(pack + (k - k0) * 16), c0);
+				c1 = FMA8(x, *(const neuron_v8f *)(pack + (k - k0) * 16 + 8), c1);
+			}
+			*(neuron_v8f *)out = c0;
+			*(neuron_v8f *)(out + 8) = c1;
+			for (n = 0; n < w; n++)
+				row[n] = out[n];
+		}
+		if (!K)
+			break;
+	}
+}
 
 static int gemm_width(void)
 {
@@ -176,8 +265,7 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 {
 	float *pack = scratch && scratch->size >= NEURON_GEMM_SCRATCH ? scratch->base : NULL;
 	int width = gemm_width();
-	u32 step, full, rows = width == 16 ? ROWS_AVX512 : ROWS_AVX2;
-	const char *tail = (const char *)a;
+	u32 step;
 
 	*rows_done = 0;
 	*cols_done = 0;
@@ -185,23 +273,16 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	if (!width || (half && !pack))
 		return;
 	step = (u32)width * GEMM_VECS;
-	if (N < step)
-		return;
-	full = M - M % rows;
-	tail += full * as_m * (half ? 2 : 4);
-	if (width == 16) {
-		if (full)
-			gemm_avx512(a, as_m, as_k, b, bs_k, half, o, os_m, full, N, K, pack);
-		if (full < M)
-			gemm_avx512_row(tail, as_m, as_k, b, bs_k, half, o + full * os_m, os_m,
-					M - full, N, K, pack);
-	} else {
-		if (full)
-			gemm_avx2(a, as_m, as_k, b, bs_k, half, o, os_m, full, N, K, pack);
-		if (full < M)
-			gemm_avx2_row(tail, as_m, as_k, b, bs_k, half, o + full * os_m, os_m,
-				      M - full, N, K, pack);
+	if (N >= step) {
+		if (width == 16)
+			gemm_avx512(a, as_m, as_k, b, bs_k, half, o, os_m, M, N, K, pack);
+		else
+			gemm_avx2(a, as_m, as_k, b, bs_k, half, o, os_m, M, N, K, pack);
 	}
 	*rows_done = M;
 	*cols_done = N - N % step;
+	if (N % step && neuron_cpu_has_avx2_fma()) {
+		gemm_tail_cols(a, as_m, as_k, b, bs_k, half, o, os_m, M, *cols_done, N, K, pack);
+		*cols_done = N;
+	}
 }

@@ -67,6 +67,57 @@ else
 	fail capi.run "nrt_test is not built (scripts/capi-test --build-only)"
 fi
 
+# --- the runtime across processes: contention, then a kill mid-inference --
+# One neuron-run holds NeuronCores 0-1 of neuron0 and keeps them busy; a
+# second on the same cores is refused and told who holds them, a third on
+# core 2 runs beside it. Then the holder is killed with jobs in flight:
+# its memory, cores and queued jobs must all be gone.
+C0=$SYS/neuron0/neuron_core0
+neuron-run /tmp/rt-mlp.neff --example-mlp --iterations 1 >/dev/null 2>&1 ||
+	fail runtime.example "neuron-run --example-mlp failed"
+NEURON_RT_VISIBLE_CORES=0-1 neuron-run /tmp/rt-mlp.neff --iterations 100000000 \
+	--cores 2 --concurrency 8 >/tmp/rt-holder.log 2>&1 &
+holder=$!
+start_jobs=$(cat $C0/jobs_completed)
+i=0
+while [ "$(cat $C0/jobs_completed)" -le "$((start_jobs + 20))" ] && [ $i -lt 300 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+if [ $i -ge 300 ]; then
+	fail runtime.holder.runs "no jobs completed on core 0 in 30 s: $(cat /tmp/rt-holder.log)"
+else
+	pass runtime.holder.runs
+fi
+if out=$(NEURON_RT_VISIBLE_CORES=0-1 neuron-run /tmp/rt-mlp.neff --iterations 5 2>&1); then
+	fail runtime.contend.refused "a second process loaded on held cores"
+else
+	eq runtime.contend.names_holder "$(echo "$out" | grep -c "held by process $holder (neuron-run)")" 1
+fi
+if out=$(NEURON_RT_VISIBLE_CORES=2 neuron-run /tmp/rt-mlp.neff --iterations 20 2>&1); then
+	pass runtime.contend.other_group_runs
+else
+	fail runtime.contend.other_group_runs "$out"
+fi
+before=$(cat $C0/jobs_completed)
+sleep 0.3
+[ "$(cat $C0/jobs_completed)" -gt "$before" ] && kill -0 $holder 2>/dev/null &&
+	pass runtime.killed.was_running || fail runtime.killed.was_running "the holder was not running jobs"
+kill -9 $holder
+wait $holder 2>/dev/null
+i=0
+while [ "$(cat $SYS/neuron0/memory_used)" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+eq runtime.killed.memory_used "$(cat $SYS/neuron0/memory_used)" 0
+for c in 0 1; do
+	eq runtime.killed.core$c.queued "$(cat $SYS/neuron0/neuron_core$c/jobs_queued)" 0
+	eq runtime.killed.core$c.status "$(cat $SYS/neuron0/neuron_core$c/status)" idle
+done
+eq runtime.killed.no_process "$(neuron-ls --wide | grep -c "| $holder ")" 0
+if out=$(NEURON_RT_VISIBLE_CORES=0-1 neuron-run /tmp/rt-mlp.neff --iterations 20 --cores 2 2>&1); then
+	pass runtime.killed.cores_free_again
+else
+	fail runtime.killed.cores_free_again "$out"
+fi
+
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
