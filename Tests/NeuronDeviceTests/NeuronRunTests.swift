@@ -55,4 +55,31 @@ struct NeuronRunTests {
         let junk = try runTool("neuron-run", ["\(dir)/junk.neff"], environment: environment)
         #expect(junk.status != 0 && junk.stderr.contains("invalid NEFF"), "\(junk.stderr)")
     }
+
+    @Test("neuron-run --scaling measures one replica alone, then all, and reports the ratio")
+    func scaling() throws {
+        let dir = "/tmp/neuron-run-scaling-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
+        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        let result = try runTool("neuron-run", ["\(dir)/mlp.neff", "--example-mlp", "--example-batch", "2",
+                                                "--example-width", "32", "--iterations", "40", "--cores", "2",
+                                                "--concurrency", "4", "--scaling", "--json"],
+                                 environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let baseline = report?["baseline"] as? [String: Any]
+        #expect((baseline?["replicas"] as? Int) == 1 && (baseline?["concurrency"] as? Int) == 2)
+        let alone = baseline?["throughput_per_s"] as? Double ?? 0, all = report?["throughput_per_s"] as? Double ?? 0
+        let speedup = report?["speedup"] as? Double ?? 0
+        #expect(alone > 0 && all > 0)
+        #expect(abs(speedup - all / max(alone, 1e-9)) < 1e-6 * max(speedup, 1))
+        let model = try NEFFModel(contentsOf: "\(dir)/mlp.neff")
+        #expect(model.inputs.first?.shape == [2, 32])
+
+        let bad = try runTool("neuron-run", ["\(dir)/mlp.neff", "--example-mlp", "--example-width", "8"],
+                              environment: environment)
+        #expect(bad.status != 0 && bad.stderr.contains("--example-width"), "\(bad.stderr)")
+    }
 }
