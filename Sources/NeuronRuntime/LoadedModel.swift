@@ -221,7 +221,37 @@ public final class NeuronLoadedModel: Sendable {
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) async throws(NeuronRuntimeError) {
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
-        let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
+        try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot))
+    }
+
+    /// Queue one inference and return at once (after waiting for a request
+    /// slot when `options.maxInFlight` are in flight): requests queued one
+    /// after another run in that order. The slot is given back when its
+    /// jobs end, whether or not anyone awaits `result()`.
+    public func enqueue(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
+        async throws(NeuronRuntimeError) -> NeuronInference {
+        guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
+        let jobs: [NeuronJob]
+        do {
+            jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
+        } catch {
+            requestSlots.release(slot)
+            throw error
+        }
+        let completion = Task { () -> Result<Void, NeuronRuntimeError> in
+            defer { self.requestSlots.release(slot) }
+            do throws(NeuronRuntimeError) {
+                try await self.collect(jobs)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        return NeuronInference(model: self, jobs: jobs, completion: completion)
+    }
+
+    /// Await every job of a request and check how each ended.
+    private func collect(_ jobs: [NeuronJob]) async throws(NeuronRuntimeError) {
         var results: [NeuronJobResult] = []
         for (index, job) in jobs.enumerated() {
             do {
@@ -232,4 +262,39 @@ public final class NeuronLoadedModel: Sendable {
         }
         try check(results)
     }
+
+    /// True when every job of `jobs` ended (without waiting). A job of
+    /// ours the queue no longer knows ended long ago (its history keeps
+    /// the last NEURON_JOB_HISTORY), or its core was released.
+    func ended(_ jobs: [NeuronJob]) -> Bool {
+        jobs.enumerated().allSatisfy { index, job in
+            do {
+                return try queues[model.programs[index].core].wait(job, timeout: .zero) != nil
+            } catch {
+                return true
+            }
+        }
+    }
+}
+
+/// An inference queued with `NeuronLoadedModel.enqueue`.
+public final class NeuronInference: Sendable {
+    /// Its jobs, one per program of the model, in the model's order.
+    public let jobs: [NeuronJob]
+    private let model: NeuronLoadedModel
+    private let completion: Task<Result<Void, NeuronRuntimeError>, Never>
+
+    init(model: NeuronLoadedModel, jobs: [NeuronJob], completion: Task<Result<Void, NeuronRuntimeError>, Never>) {
+        self.model = model
+        self.jobs = jobs
+        self.completion = completion
+    }
+
+    /// Wait for it to end; throws as `execute` would.
+    public func result() async throws(NeuronRuntimeError) {
+        try await completion.value.get()
+    }
+
+    /// Whether every job of it ended, without waiting.
+    public var hasEnded: Bool { model.ended(jobs) }
 }

@@ -205,6 +205,40 @@ struct RuntimeTests {
         #expect(wrong == 0)
     }
 
+    @Test("1000 requests queued one after another complete in that order, with the right outputs")
+    func enqueueInOrder() async throws {
+        let rt = try runtime(try backendUnderTest())
+        defer { rt.close() }
+        let loaded = try rt.load(tinyModel(), options: NeuronLoadOptions(maxInFlight: 8))
+        var requests: [(x: [Float], outputs: [String: NeuronTensor], inference: NeuronInference)] = []
+        for i in 0..<1000 {
+            let x = sample(16, seed: UInt32(9000 + i))
+            let inputs = try loaded.allocateInputs(), outputs = try loaded.allocateOutputs()
+            try inputs["x"]?.write(x)
+            requests.append((x, outputs, try await loaded.enqueue(inputs: inputs, outputs: outputs)))
+        }
+        let sequences = requests.map { $0.inference.jobs[0].sequence }
+        #expect(zip(sequences, sequences.dropFirst()).allSatisfy { $0 < $1 })
+        // The last one ended: so did every one queued before it.
+        try await requests[requests.count - 1].inference.result()
+        #expect(requests.allSatisfy { $0.inference.hasEnded })
+        var wrong = 0
+        for request in requests.reversed() {
+            try await request.inference.result()
+            if try request.outputs["y"]?.read(Float.self) != tinyReference(request.x) { wrong += 1 }
+        }
+        #expect(wrong == 0)
+        // A failed request reports like execute; the slot comes back.
+        let bad = try loaded.allocateInputs()
+        await #expect(throws: NeuronRuntimeError.self) {
+            _ = try await loaded.enqueue(inputs: bad, outputs: [:])
+        }
+        loaded.unload()
+        await #expect(throws: NeuronRuntimeError.self) {
+            _ = try await loaded.enqueue(inputs: bad, outputs: requests[0].outputs)
+        }
+    }
+
     /// y = 2 relu(x · w + b) on two NeuronCores: core 0 writes the scratch
     /// tensor h, core 1 (after it) reads h and writes y.
     func pipelineModel() -> NEFFModel {
