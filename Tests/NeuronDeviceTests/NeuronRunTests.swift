@@ -65,7 +65,7 @@ struct NeuronRunTests {
         if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
         let result = try runTool("neuron-run", ["\(dir)/mlp.neff", "--example-mlp", "--example-batch", "2",
                                                 "--example-width", "32", "--iterations", "40", "--cores", "2",
-                                                "--concurrency", "4", "--scaling", "--json"],
+                                                "--concurrency", "4", "--scaling", "--scaling-rounds", "2", "--json"],
                                  environment: environment)
         #expect(result.status == 0, "\(result.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -75,6 +75,7 @@ struct NeuronRunTests {
         let speedup = report?["speedup"] as? Double ?? 0
         #expect(alone > 0 && all > 0)
         #expect(abs(speedup - all / max(alone, 1e-9)) < 1e-6 * max(speedup, 1))
+        #expect((report?["round_speedups"] as? [Double])?.count == 2)
         let model = try NEFFModel(contentsOf: "\(dir)/mlp.neff")
         #expect(model.inputs.first?.shape == [2, 32])
 
