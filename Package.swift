@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
         .executable(name: "neuron-run", targets: ["neuron-run"]),
+        .executable(name: "neuron-cc", targets: ["neuron-cc"]),
         // libnrt.so: the C API (Sources/CNRT/include/nrt.h).
         .library(name: "nrt", type: .dynamic, targets: ["NeuronRT"]),
     ],
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The driver's uapi header (driver/include/uapi/neuron.h, included in
@@ -64,6 +66,15 @@ let package = Package(
         .target(name: "CNRT"),
         // ... and its implementation over the runtime.
         .target(name: "NeuronRT", dependencies: ["CNRT", "NeuronRuntime", "NeuronNEFF", "NeuronDevice"]),
+        // The compiler: ONNX import (ONNX/onnx.pb.swift is generated from
+        // onnx.proto by scripts/gen-onnx-proto and committed), the graph IR.
+        .target(
+            name: "NeuronCompiler",
+            dependencies: [
+                "NeuronDevice", "NeuronNEFF",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         // What the command-line tools share: listings, tables, topology.
         .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
         .executableTarget(
@@ -88,10 +99,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(
+            name: "neuron-cc",
+            dependencies: [
+                "NeuronCompiler", "NeuronDevice", "NeuronNEFF",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "NeuronDeviceTests",
             dependencies: [
-                "NeuronDevice", "NeuronCLI", "NeuronNEFF", "NeuronRuntime",
+                "NeuronDevice", "NeuronCLI", "NeuronNEFF", "NeuronRuntime", "NeuronCompiler",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

@@ -311,6 +311,52 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
 
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
+    /// One instruction as tools show it: `MATMUL`, `BINARY.add`, ...,
+    /// and its work in element operations.
+    public struct InstructionSummary: Sendable, Equatable {
+        public var name: String
+        public var cost: UInt64
+    }
+
+    /// The instructions of `image`, validated against `slotSizes` first.
+    public static func instructions(_ image: [UInt64], slotSizes: [UInt64]) throws(NeuronProgramError) -> [InstructionSummary] {
+        let base = UnsafeMutableRawPointer(bitPattern: 4096)
+        var bound = slotSizes.map { neuron_engine_slot(base: $0 > 0 ? base : nil, size: $0) }
+        var status = neuron_engine_status()
+        var program = neuron_engine_program()
+        // The validated program points into the image: read it in place.
+        let list: [InstructionSummary]? = image.withUnsafeBytes { raw in
+            let valid = bound.withUnsafeMutableBufferPointer { slots in
+                neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slots.baseAddress,
+                                       UInt32(slots.count), &program, &status) == 0
+            }
+            guard valid else { return nil }
+            return (0..<program.insn_count).map { index in
+                let insn = program.insns[Int(index)]
+                return InstructionSummary(name: name(opcode: insn.opcode, sub: insn.sub),
+                                          cost: neuron_engine_insn_cost(&program, index))
+            }
+        }
+        guard let list else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+        return list
+    }
+
+    static func name(opcode: UInt8, sub: UInt8) -> String {
+        let names = ["NOP", "FILL", "COPY", "BINARY", "UNARY", "MATMUL", "REDUCE", "SOFTMAX", "CAST", "GATHER",
+                     "LAYERNORM", "CONV2D", "POOL2D", "SEM_SIGNAL", "SEM_WAIT", "BARRIER"]
+        let base = Int(opcode) < names.count ? names[Int(opcode)] : "OP\(opcode)"
+        let subName: String? = switch opcode {
+        case 3: NeuronBinaryOp(rawValue: sub).map { "\($0)" }
+        case 4: NeuronUnaryOp(rawValue: sub).map { "\($0)" }
+        case 6: NeuronReduceOp(rawValue: sub).map { "\($0)" }
+        case 12: NeuronPoolOp(rawValue: sub).map { "\($0)" }
+        default: nil
+        }
+        return subName.map { "\(base).\($0)" } ?? base
+    }
+
     /// Check `image` as a queue would against buffers of `slotSizes` bytes
     /// (0: unbound), without running it or touching any memory.
     public static func validate(_ image: [UInt64], slotSizes: [UInt64]) throws(NeuronProgramError) {

@@ -1,0 +1,183 @@
+/// The compiler's graph: what the ONNX importer produces and the passes
+/// (shape inference, folding, fusion, lowering) work on. Values are named
+/// as in the model; an empty input name is an optional input left out.
+
+/// Element types the importer knows; the engine computes in a subset
+/// (float32, bfloat16, int32, int64), the rest are folded or cast.
+public enum ElementType: String, Sendable, CaseIterable, Codable {
+    case float32, float16, bfloat16, float64
+    case int8, uint8, int16, uint16, int32, uint32, int64, uint64, bool
+
+    /// Bytes per element.
+    public var size: Int {
+        switch self {
+        case .int8, .uint8, .bool: 1
+        case .float16, .bfloat16, .int16, .uint16: 2
+        case .float32, .int32, .uint32: 4
+        case .float64, .int64, .uint64: 8
+        }
+    }
+
+    public var isFloatingPoint: Bool {
+        switch self {
+        case .float32, .float16, .bfloat16, .float64: true
+        default: false
+        }
+    }
+}
+
+/// A constant tensor: an initializer, a Constant node's value, or a
+/// folded result. Little-endian bytes, row-major.
+public struct ConstantTensor: Sendable, Equatable {
+    public var type: ElementType
+    public var shape: [Int]
+    public var bytes: [UInt8]
+
+    public init(type: ElementType, shape: [Int], bytes: [UInt8]) {
+        self.type = type
+        self.shape = shape
+        self.bytes = bytes
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The elements as Double (every element type converts exactly but
+    /// 64-bit integers past 2^53).
+    public func doubles() -> [Double] {
+        bytes.withUnsafeBytes { raw in
+            (0..<count).map { index in
+                let at = index * type.size
+                switch type {
+                case .float32: return Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+                case .float64: return Double(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                case .float16: return Double(Float16Bits.float(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+                case .bfloat16: return Double(Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << 16))
+                case .int8: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int8.self))
+                case .uint8, .bool: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt8.self))
+                case .int16: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int16.self))
+                case .uint16: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
+                case .int32: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int32.self))
+                case .uint32: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+                case .int64: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int64.self))
+                case .uint64: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                }
+            }
+        }
+    }
+
+    /// Integer elements (shapes, axes, indices) as Int; nil for floats.
+    public func integers() -> [Int]? {
+        guard !type.isFloatingPoint else { return nil }
+        if type == .int64 {
+            return bytes.withUnsafeBytes { raw in
+                (0..<count).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+            }
+        }
+        return doubles().map { Int($0) }
+    }
+}
+
+/// IEEE half precision to Float, exactly (subnormals, infinities, NaN).
+enum Float16Bits {
+    static func float(_ h: UInt16) -> Float {
+        let sign = UInt32(h >> 15) << 31
+        let exponent = Int((h >> 10) & 0x1f), mantissa = UInt32(h & 0x3ff)
+        if exponent == 0x1f { return Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13)) }
+        if exponent == 0 {
+            let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+            return sign != 0 ? -magnitude : magnitude
+        }
+        return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
+    }
+}
+
+/// A dimension: a number, or a name the model leaves open (`batch`).
+public enum Dimension: Sendable, Equatable, CustomStringConvertible {
+    case fixed(Int)
+    case open(String)
+
+    public var description: String {
+        switch self {
+        case .fixed(let value): "\(value)"
+        case .open(let name): name.isEmpty ? "?" : name
+        }
+    }
+}
+
+/// A graph input or output: its name, element type and (maybe partial) shape.
+public struct ValueInfo: Sendable, Equatable {
+    public var name: String
+    public var type: ElementType
+    /// nil when the model gives no shape at all.
+    public var shape: [Dimension]?
+
+    public init(name: String, type: ElementType, shape: [Dimension]?) {
+        self.name = name
+        self.type = type
+        self.shape = shape
+    }
+}
+
+/// An attribute's value.
+public enum AttributeValue: Sendable, Equatable {
+    case float(Float)
+    case int(Int)
+    case string(String)
+    case tensor(ConstantTensor)
+    case floats([Float])
+    case ints([Int])
+    case strings([String])
+    /// A subgraph (If, Loop, Scan bodies): recorded, not compiled.
+    case graph
+}
+
+/// One operation.
+public struct Node: Sendable, Equatable {
+    public var name: String
+    public var op: String
+    public var domain: String
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributes: [String: AttributeValue]
+
+    public init(name: String, op: String, domain: String = "", inputs: [String], outputs: [String],
+                attributes: [String: AttributeValue] = [:]) {
+        self.name = name
+        self.op = op
+        self.domain = domain
+        self.inputs = inputs
+        self.outputs = outputs
+        self.attributes = attributes
+    }
+
+    /// How errors name it: `Conv "conv1"` (or its index when unnamed).
+    public var label: String { "\(op) \"\(name)\"" }
+}
+
+/// A whole model: its nodes in topological order, the inputs the
+/// application feeds, the outputs it reads, and the constants.
+public struct Graph: Sendable, Equatable {
+    public var name: String
+    /// The default domain's opset.
+    public var opset: Int
+    public var inputs: [ValueInfo]
+    public var outputs: [ValueInfo]
+    public var constants: [String: ConstantTensor]
+    public var nodes: [Node]
+
+    public init(name: String, opset: Int, inputs: [ValueInfo], outputs: [ValueInfo],
+                constants: [String: ConstantTensor], nodes: [Node]) {
+        self.name = name
+        self.opset = opset
+        self.inputs = inputs
+        self.outputs = outputs
+        self.constants = constants
+        self.nodes = nodes
+    }
+
+    /// Bytes of constant data.
+    public var constantBytes: Int { constants.values.reduce(0) { $0 + $1.bytes.count } }
+
+    /// How many nodes of each op.
+    public var opCounts: [String: Int] { nodes.reduce(into: [:]) { $0[$1.op, default: 0] += 1 } }
+}
