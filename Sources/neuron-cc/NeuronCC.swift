@@ -9,7 +9,74 @@ struct NeuronCC: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neuron-cc",
         abstract: "The Neuron compiler: ONNX models into NEFF files for NeuronCores.",
-        subcommands: [Inspect.self])
+        subcommands: [Compile.self, Inspect.self, Ops.self])
+}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile an ONNX model into a NEFF.",
+        discussion: """
+            Shapes must be known: inputs whose dimensions the model leaves open take \
+            --input-shape NAME=1x3x224x224. The summary lists the ops, how many were evaluated at \
+            compile time, the instructions, and the weight and scratch bytes.
+            """)
+
+    @Argument(help: "The .onnx file.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "Where to write the NEFF (default: the model's path with .neff).")
+    var output: String?
+
+    @Option(name: .customLong("input-shape"), help: "An input's shape as NAME=DxDx... (repeatable).")
+    var inputShapes: [String] = []
+
+    @Option(help: "The model name stored in the NEFF.")
+    var name: String?
+
+    @Flag(help: "Print the summary as JSON.")
+    var json = false
+
+    func run() throws {
+        var shapes: [String: [Int]] = [:]
+        for spec in inputShapes {
+            guard let equals = spec.lastIndex(of: "=") else {
+                throw ValidationError("--input-shape takes NAME=DxDx..., not \(spec)")
+            }
+            let dims = spec[spec.index(after: equals)...].split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+            guard !dims.isEmpty, dims.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                throw ValidationError("--input-shape \(spec): dimensions are whole numbers, joined by x")
+            }
+            shapes[String(spec[..<equals])] = dims.compactMap { $0 }
+        }
+        let graph = try ONNXImporter.load(contentsOf: model)
+        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: shapes, name: name))
+        let path = output ?? (model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model) + ".neff"
+        try neff.write(to: path)
+        if json {
+            let object: [String: Any] = [
+                "neff": path, "nodes": report.nodes, "folded": report.folded, "instructions": report.instructions,
+                "weight_bytes": report.weightBytes, "scratch_bytes": report.scratchBytes,
+                "unplanned_scratch_bytes": report.unplannedScratchBytes, "neuroncores": report.coreCount,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let total = report.nodes.values.reduce(0, +)
+        print("neuron-cc: \(model) -> \(path)")
+        print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time): " +
+              report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        print("  \(report.instructions) instructions on \(report.coreCount) NeuronCore(s)")
+        print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
+    }
+}
+
+struct Ops: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the ONNX ops neuron-cc compiles, one per line.")
+
+    func run() {
+        for op in NeuronCompiler.supportedOps { print(op) }
+    }
 }
 
 struct Inspect: ParsableCommand {

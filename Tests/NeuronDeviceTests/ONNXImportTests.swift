@@ -86,8 +86,8 @@ enum ONNXBuilder {
     static func bytes(_ model: Onnx_ModelProto) throws -> Data { try model.serializedData() }
 }
 
-func expectCompileError(_ kind: NeuronCompilerError.Kind, mentioning texts: [String],
-                        sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(NeuronCompilerError) -> Graph) {
+func expectCompileError<T>(_ kind: NeuronCompilerError.Kind, mentioning texts: [String],
+                           sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(NeuronCompilerError) -> T) {
     do {
         _ = try body()
         Issue.record("accepted", sourceLocation: sourceLocation)

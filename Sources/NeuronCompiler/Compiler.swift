@@ -1,0 +1,176 @@
+import NeuronDevice
+import NeuronNEFF
+
+/// How to compile.
+public struct CompileOptions: Sendable {
+    /// Shapes for inputs whose dimensions the model leaves open (or to check fixed ones).
+    public var inputShapes: [String: [Int]]
+    /// The NEFF's model name (the graph's, else "model").
+    public var name: String?
+
+    public init(inputShapes: [String: [Int]] = [:], name: String? = nil) {
+        self.inputShapes = inputShapes
+        self.name = name
+    }
+}
+
+/// What a compile made.
+public struct CompileReport: Sendable, Equatable {
+    /// ONNX nodes by op, and how many were evaluated at compile time.
+    public var nodes: [String: Int]
+    public var folded: Int
+    /// Engine instructions emitted.
+    public var instructions: Int
+    public var weightBytes: Int
+    /// The scratch arena: the most intermediate bytes alive at once,
+    /// after buffers were packed by lifetime.
+    public var scratchBytes: Int
+    /// What the intermediates would take without reuse.
+    public var unplannedScratchBytes: Int
+    public var coreCount: Int
+}
+
+/// The compiler: an ONNX graph into a NEFF for one NeuronCore.
+public enum NeuronCompiler {
+    /// The ONNX ops it compiles (some only when they fold at compile time).
+    public static var supportedOps: [String] { Lowering.supportedOps.sorted() }
+
+    public static func compile(_ graph: Graph, options: CompileOptions = CompileOptions())
+        throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
+        let lowering = Lowering(graph: graph)
+        try lowering.run(inputShapes: options.inputShapes)
+        return try Emitter(lowering: lowering, graph: graph, options: options).emit()
+    }
+}
+
+/// Buffers to slots and arena offsets, abstract ops to an ISA program.
+struct Emitter {
+    let lowering: Lowering
+    let graph: Graph
+    let options: CompileOptions
+
+    static let weightsName = "weights", arenaName = "scratch"
+
+    func emit() throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
+        let buffers = lowering.buffers
+        // Lifetimes of the temps: first and last instruction touching them.
+        var first = [Int](repeating: Int.max, count: buffers.count), last = [Int](repeating: -1, count: buffers.count)
+        for (index, op) in lowering.ops.enumerated() {
+            for view in op.operands {
+                first[view.buffer] = min(first[view.buffer], index)
+                last[view.buffer] = max(last[view.buffer], index)
+            }
+        }
+        let temps = buffers.indices.filter { buffers[$0].kind == .temp && last[$0] >= 0 }
+        let placement = MemoryPlanner.plan(temps.map { (id: $0, bytes: buffers[$0].bytes, first: first[$0], last: last[$0]) },
+                                           alignment: Lowering.alignment)
+        let arenaBytes = placement.peak
+
+        // Slots: the weight blob, the arena, then inputs and outputs.
+        var tensors: [NEFFTensor] = []
+        var slotNames: [String?] = []
+        var slotOf: [Int: Int] = [:]      // buffer -> slot
+        var baseOf: [Int: Int] = [:]      // buffer -> element offset base (bytes until divided)
+        let weightBytes = lowering.weightBlob.count
+        var weights: [String: [UInt8]] = [:]
+        if weightBytes > 0 {
+            var blob = lowering.weightBlob
+            while blob.count % 4 != 0 { blob.append(0) }
+            tensors.append(NEFFTensor(name: Emitter.weightsName, kind: .weight, dtype: .float32, shape: [blob.count / 4]))
+            weights[Emitter.weightsName] = blob
+            slotNames.append(Emitter.weightsName)
+            slotOf[0] = 0
+        }
+        if arenaBytes > 0 {
+            tensors.append(NEFFTensor(name: Emitter.arenaName, kind: .scratch, dtype: .float32,
+                                      shape: [(arenaBytes + 3) / 4]))
+            slotNames.append(Emitter.arenaName)
+            for (id, offset) in placement.offsets {
+                slotOf[id] = slotNames.count - 1
+                baseOf[id] = offset
+            }
+        }
+        let bound = graph.inputs.map { ($0.name, CompilerBuffer.Kind.input($0.name), NEFFTensor.Kind.input) }
+            + graph.outputs.map { ($0.name, CompilerBuffer.Kind.output($0.name), NEFFTensor.Kind.output) }
+        for (name, bufferKind, tensorKind) in bound {
+            guard let id = buffers.firstIndex(where: { $0.kind == bufferKind }),
+                  case .tensor(let view)? = lowering.values[name] else { continue }
+            tensors.append(NEFFTensor(name: name, kind: tensorKind, dtype: view.type, shape: view.dims))
+            slotNames.append(name)
+            slotOf[id] = slotNames.count - 1
+        }
+        guard slotNames.count <= 16 else {
+            throw NeuronCompilerError(.unsupported, "the model has \(graph.inputs.count) inputs and \(graph.outputs.count) outputs; a NeuronCore program binds at most 14 besides its weights and scratch")
+        }
+
+        var program = NeuronProgram()
+        for op in lowering.ops {
+            var views: [NeuronTensorView] = []
+            for view in op.operands {
+                guard let slot = slotOf[view.buffer] else {
+                    throw NeuronCompilerError(.invalidModel, "node \(op.node): a buffer has no slot (an input or output not listed in the graph)")
+                }
+                let base = (baseOf[view.buffer] ?? 0) / view.type.size
+                views.append(view.descriptor(slot: slot, base: base))
+            }
+            switch op.kind {
+            case .copy: program.copy(views[0], from: views[1])
+            case .fill(let value): program.fill(views[0], value: value)
+            case .unary(let unary, let alpha): program.unary(unary, views[0], views[1], alpha: alpha)
+            case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
+            case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
+            case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
+            case .softmax: program.softmax(views[0], views[1])
+            case .cast: program.cast(views[0], views[1])
+            case .gather: program.gather(views[0], table: views[1], indices: views[2])
+            case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
+            case .conv(let window, let bias, let relu):
+                program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu)
+            case .pool(let pool, let kernel, let window, let countPadding):
+                program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
+                               countPadding: countPadding)
+            }
+        }
+        if program.instructions.isEmpty { program.nop() }
+        let name = options.name ?? (graph.name.isEmpty ? "model" : graph.name)
+        let model = NEFFModel(name: String(name.prefix(NEFFModel.nameLength - 1)), coreCount: 1, tensors: tensors,
+                              programs: [NEFFProgram(core: 0, image: program.image(), slots: slotNames)],
+                              weights: weights)
+        do {
+            try model.validate()
+        } catch {
+            throw NeuronCompilerError(.invalidModel, "the compiled program does not validate (\(error)); this is a compiler bug, please report it with the model")
+        }
+        let report = CompileReport(nodes: graph.opCounts, folded: lowering.folded, instructions: program.instructions.count,
+                                   weightBytes: weightBytes, scratchBytes: arenaBytes,
+                                   unplannedScratchBytes: temps.reduce(0) { $0 + (buffers[$1].bytes + Lowering.alignment - 1) / Lowering.alignment * Lowering.alignment },
+                                   coreCount: 1)
+        return (model, report)
+    }
+}
+
+/// Packs buffers into one arena so that buffers alive at the same time
+/// never overlap: largest first, each at the lowest offset that clears
+/// every placed buffer whose lifetime meets its own.
+enum MemoryPlanner {
+    static func plan(_ buffers: [(id: Int, bytes: Int, first: Int, last: Int)], alignment: Int)
+        -> (offsets: [Int: Int], peak: Int) {
+        var placed: [(offset: Int, end: Int, first: Int, last: Int)] = []
+        var offsets: [Int: Int] = [:]
+        var peak = 0
+        let order = buffers.sorted { ($0.bytes, $1.first) > ($1.bytes, $0.first) }
+        for buffer in order {
+            let size = (buffer.bytes + alignment - 1) / alignment * alignment
+            let conflicts = placed.filter { $0.first <= buffer.last && buffer.first <= $0.last }
+                .sorted { $0.offset < $1.offset }
+            var offset = 0
+            for other in conflicts where other.offset < offset + size {
+                if other.end > offset { offset = (other.end + alignment - 1) / alignment * alignment }
+            }
+            placed.append((offset, offset + size, buffer.first, buffer.last))
+            offsets[buffer.id] = offset
+            peak = max(peak, offset + size)
+        }
+        return (offsets, peak)
+    }
+}

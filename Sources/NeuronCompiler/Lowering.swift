@@ -1,0 +1,323 @@
+import NeuronDevice
+
+/// What a node's value is while lowering: known at compile time, or a
+/// view of a buffer the program computes.
+enum LoweredValue {
+    case constant(ConstantTensor)
+    case tensor(View)
+
+    var shape: [Int] {
+        switch self {
+        case .constant(let tensor): tensor.shape
+        case .tensor(let view): view.dims
+        }
+    }
+}
+
+/// One instruction before buffers have addresses; operands[0] is the output.
+struct AbstractOp {
+    enum Kind {
+        case copy
+        case fill(Float)
+        case unary(NeuronUnaryOp, alpha: Float)
+        case binary(NeuronBinaryOp)
+        case matmul(bias: Bool)
+        case reduce(NeuronReduceOp)
+        case softmax
+        case cast
+        case gather
+        case layerNorm(epsilon: Float)
+        case conv(NeuronWindow, bias: Bool, relu: Bool)
+        case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)
+    }
+    var kind: Kind
+    var operands: [View]
+    /// The node it came from, for reports.
+    var node: String
+}
+
+/// A buffer the program reads or writes.
+struct CompilerBuffer {
+    enum Kind: Equatable {
+        case weights            // the weight blob (one NEFF weight tensor)
+        case input(String)
+        case output(String)
+        case temp               // planned into the scratch arena
+    }
+    var kind: Kind
+    var bytes: Int
+}
+
+/// Lowers a graph, node by node, to abstract instructions over buffers:
+/// shape inference and constant folding happen on the way (every shape
+/// is known once the inputs' are).
+final class Lowering {
+    let graph: Graph
+    var values: [String: LoweredValue] = [:]
+    var buffers: [CompilerBuffer] = [CompilerBuffer(kind: .weights, bytes: 0)]
+    var weightBlob: [UInt8] = []
+    /// Constants already in the blob, by value name and engine type.
+    var weightViews: [String: View] = [:]
+    var ops: [AbstractOp] = []
+    var folded = 0
+    /// The node being lowered, for error messages.
+    var current = Node(name: "", op: "", inputs: [], outputs: [])
+
+    static let alignment = 64
+
+    init(graph: Graph) {
+        self.graph = graph
+    }
+
+    // MARK: Errors
+
+    func unsupported(_ message: String) -> NeuronCompilerError {
+        NeuronCompilerError(.unsupported, "node \(current.label): \(message)")
+    }
+
+    func shapeError(_ message: String) -> NeuronCompilerError {
+        NeuronCompilerError(.shape, "node \(current.label): \(message)")
+    }
+
+    func invalid(_ message: String) -> NeuronCompilerError {
+        NeuronCompilerError(.invalidModel, "node \(current.label): \(message)")
+    }
+
+    // MARK: Buffers and values
+
+    func newBuffer(_ kind: CompilerBuffer.Kind, type: NeuronDType, dims: [Int]) -> View {
+        let bytes = max(1, dims.reduce(1, *)) * type.size
+        buffers.append(CompilerBuffer(kind: kind, bytes: bytes))
+        return View(buffer: buffers.count - 1, type: type, dims: dims)
+    }
+
+    func temp(_ type: NeuronDType, _ dims: [Int]) -> View {
+        newBuffer(.temp, type: type, dims: dims)
+    }
+
+    func emit(_ kind: AbstractOp.Kind, _ operands: [View]) {
+        ops.append(AbstractOp(kind: kind, operands: operands, node: current.name))
+    }
+
+    /// The engine type of an element type, or an error saying what is taken.
+    func engineType(_ type: ElementType, what: String) throws(NeuronCompilerError) -> NeuronDType {
+        switch type {
+        case .float32: return .float32
+        case .bfloat16: return .bfloat16
+        case .int32: return .int32
+        case .int64: return .int64
+        default:
+            throw unsupported("\(what) is \(type); NeuronCores compute float32, bfloat16, int32 and int64 tensors (other types only in values folded at compile time)")
+        }
+    }
+
+    /// A constant placed in the weight blob (converted to the engine's type).
+    func weightView(_ tensor: ConstantTensor, name: String) throws(NeuronCompilerError) -> View {
+        let type: NeuronDType
+        switch tensor.type {
+        case .float32, .float64, .float16: type = .float32
+        case .bfloat16: type = .bfloat16
+        case .int32, .int16, .int8, .uint8, .uint16, .bool: type = .int32
+        case .int64, .uint32, .uint64: type = .int64
+        }
+        let key = "\(name)#\(type.name)"
+        if let view = weightViews[key], view.dims == tensor.shape { return view }
+        let converted: ConstantTensor
+        switch (tensor.type, type) {
+        case (.float32, .float32), (.bfloat16, .bfloat16), (.int32, .int32), (.int64, .int64):
+            converted = tensor
+        case (_, .float32): converted = .make(.float32, tensor.shape, tensor.doubles())
+        case (_, .int32): converted = .make(.int32, tensor.shape, tensor.doubles())
+        default: converted = .make(.int64, tensor.shape, tensor.doubles())
+        }
+        while weightBlob.count % Lowering.alignment != 0 { weightBlob.append(0) }
+        let offset = weightBlob.count / type.size
+        weightBlob += converted.bytes
+        if converted.bytes.isEmpty { weightBlob += [UInt8](repeating: 0, count: type.size) }
+        let view = View(buffer: 0, type: type, offset: offset, dims: tensor.shape)
+        weightViews[key] = view
+        return view
+    }
+
+    /// Input `index` of the current node as a view (constants go to the weight blob).
+    func tensor(_ index: Int) throws(NeuronCompilerError) -> View {
+        guard index < current.inputs.count, !current.inputs[index].isEmpty else {
+            throw invalid("input \(index) is missing")
+        }
+        let name = current.inputs[index]
+        switch values[name] {
+        case .tensor(let view)?: return view
+        case .constant(let tensor)?: return try weightView(tensor, name: name)
+        case nil: throw invalid("input \(name) has no value")
+        }
+    }
+
+    /// Input `index` as a float32 view.
+    func floatTensor(_ index: Int) throws(NeuronCompilerError) -> View {
+        let view = try tensor(index)
+        guard view.type == .float32 else {
+            throw unsupported("input \(current.inputs[index]) is \(view.type.name); \(current.op) runs on float32 tensors")
+        }
+        return view
+    }
+
+    func value(_ index: Int) -> LoweredValue? {
+        guard index < current.inputs.count, !current.inputs[index].isEmpty else { return nil }
+        return values[current.inputs[index]]
+    }
+
+    func constant(_ index: Int) -> ConstantTensor? {
+        if case .constant(let tensor)? = value(index) { return tensor }
+        return nil
+    }
+
+    func hasInput(_ index: Int) -> Bool { index < current.inputs.count && !current.inputs[index].isEmpty }
+
+    /// Integer constant input `index` (axes, shapes, pads), or an error.
+    func integers(_ index: Int, what: String) throws(NeuronCompilerError) -> [Int] {
+        guard let tensor = constant(index), let values = tensor.integers() else {
+            throw unsupported("\(what) (input \(index)) must be a constant integer tensor, known at compile time")
+        }
+        return values
+    }
+
+    func shape(_ index: Int) throws(NeuronCompilerError) -> [Int] {
+        guard let value = value(index) else { throw invalid("input \(index) is missing") }
+        return value.shape
+    }
+
+    func set(_ output: Int, _ value: LoweredValue) {
+        guard output < current.outputs.count, !current.outputs[output].isEmpty else { return }
+        values[current.outputs[output]] = value
+    }
+
+    /// A contiguous copy of `view` when it is not contiguous already.
+    func contiguous(_ view: View) -> View {
+        if view.isContiguous { return view }
+        let out = temp(view.type, view.dims)
+        emit(.copy, [out, view])
+        return out
+    }
+
+    // MARK: Attributes
+
+    func int(_ name: String, _ fallback: Int) throws(NeuronCompilerError) -> Int {
+        switch current.attributes[name] {
+        case nil: return fallback
+        case .int(let value)?: return value
+        default: throw invalid("attribute \(name) must be an int")
+        }
+    }
+
+    func float(_ name: String, _ fallback: Float) throws(NeuronCompilerError) -> Float {
+        switch current.attributes[name] {
+        case nil: return fallback
+        case .float(let value)?: return value
+        default: throw invalid("attribute \(name) must be a float")
+        }
+    }
+
+    func ints(_ name: String) throws(NeuronCompilerError) -> [Int]? {
+        switch current.attributes[name] {
+        case nil: return nil
+        case .ints(let value)?: return value
+        default: throw invalid("attribute \(name) must be a list of ints")
+        }
+    }
+
+    func string(_ name: String, _ fallback: String) throws(NeuronCompilerError) -> String {
+        switch current.attributes[name] {
+        case nil: return fallback
+        case .string(let value)?: return value
+        default: throw invalid("attribute \(name) must be a string")
+        }
+    }
+
+    /// `axis` of a tensor of `rank`, negative counting from the end.
+    func axis(_ axis: Int, rank: Int, what: String = "axis") throws(NeuronCompilerError) -> Int {
+        let resolved = axis < 0 ? axis + rank : axis
+        guard (0..<max(rank, 1)).contains(resolved) else {
+            throw invalid("\(what) \(axis) is outside a tensor of rank \(rank)")
+        }
+        return resolved
+    }
+
+    // MARK: The graph
+
+    func run(inputShapes: [String: [Int]]) throws(NeuronCompilerError) {
+        for (name, constant) in graph.constants { values[name] = .constant(constant) }
+        for name in inputShapes.keys where !graph.inputs.contains(where: { $0.name == name }) {
+            throw NeuronCompilerError(.shape, "--input-shape names \(name), which is not an input; the inputs are \(graph.inputs.map(\.name).joined(separator: ", "))")
+        }
+        for input in graph.inputs {
+            current = Node(name: input.name, op: "input", inputs: [], outputs: [])
+            let type = try engineType(input.type, what: "input \(input.name)")
+            var dims: [Int] = []
+            if let given = inputShapes[input.name] {
+                if let declared = input.shape {
+                    guard declared.count == given.count else {
+                        throw NeuronCompilerError(.shape, "--input-shape gives \(input.name) \(given.count) dimensions; the model declares \(declared.count) (\(declared.map(\.description).joined(separator: "x")))")
+                    }
+                    for (axis, dim) in declared.enumerated() {
+                        if case .fixed(let fixed) = dim, fixed != given[axis] {
+                            throw NeuronCompilerError(.shape, "--input-shape gives \(input.name) dimension \(axis) = \(given[axis]); the model fixes it at \(fixed)")
+                        }
+                    }
+                }
+                dims = given
+            } else if let declared = input.shape {
+                for dim in declared {
+                    guard case .fixed(let value) = dim else {
+                        throw NeuronCompilerError(.shape, "input \(input.name) has the open dimension \(dim) (\(declared.map(\.description).joined(separator: "x"))): give its shape with --input-shape \(input.name)=\(declared.map { if case .fixed(let v) = $0 { "\(v)" } else { "N" } }.joined(separator: "x"))")
+                    }
+                    dims.append(value)
+                }
+            } else {
+                throw NeuronCompilerError(.shape, "input \(input.name) has no shape in the model: give it with --input-shape \(input.name)=DxDx...")
+            }
+            guard dims.count <= 6, dims.allSatisfy({ $0 >= 1 }) else {
+                throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
+            }
+            values[input.name] = .tensor(newBuffer(.input(input.name), type: type, dims: dims))
+        }
+        for node in graph.nodes {
+            current = node
+            try lower(node)
+            for output in node.outputs where !output.isEmpty && values[output] == nil {
+                throw unsupported("output \(output) of \(node.op) is not supported")
+            }
+        }
+        try bindOutputs()
+    }
+
+    /// Every graph output gets its own buffer: the buffer that computed it
+    /// when it is a whole temp, else a copy.
+    func bindOutputs() throws(NeuronCompilerError) {
+        var taken = Set<Int>()
+        for output in graph.outputs {
+            current = Node(name: output.name, op: "output", inputs: [], outputs: [])
+            guard let value = values[output.name] else {
+                throw NeuronCompilerError(.invalidModel, "the output \(output.name) has no value")
+            }
+            var view: View
+            switch value {
+            case .constant(let tensor): view = try weightView(tensor, name: output.name)
+            case .tensor(let tensor): view = tensor
+            }
+            guard view.rank <= 6, view.dims.allSatisfy({ $0 >= 1 }) else {
+                throw shapeError("output \(output.name) is \(view.dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
+            }
+            let buffer = buffers[view.buffer]
+            if buffer.kind == .temp, view.offset == 0, View.rowMajor(view.dims) == view.strides,
+               buffer.bytes == max(1, view.count) * view.type.size, !taken.contains(view.buffer) {
+                buffers[view.buffer].kind = .output(output.name)
+                taken.insert(view.buffer)
+                values[output.name] = .tensor(view)
+                continue
+            }
+            let out = newBuffer(.output(output.name), type: view.type, dims: view.dims)
+            emit(.copy, [out, view])
+            values[output.name] = .tensor(out)
+        }
+    }
+}

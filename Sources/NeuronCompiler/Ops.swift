@@ -1,0 +1,448 @@
+import NeuronDevice
+
+/// The ONNX ops neuron-cc lowers, one function each (or a shared one).
+extension Lowering {
+    static let unaryOps: [String: NeuronUnaryOp] = [
+        "Relu": .relu, "LeakyRelu": .leakyRelu, "Sigmoid": .sigmoid, "Tanh": .tanh, "Exp": .exp, "Log": .log,
+        "Sqrt": .sqrt, "Neg": .neg, "Abs": .abs, "Reciprocal": .reciprocal, "Erf": .erf, "Gelu": .geluErf,
+    ]
+    static let binaryOps: [String: NeuronBinaryOp] = [
+        "Add": .add, "Sub": .sub, "Mul": .mul, "Div": .div, "Pow": .pow,
+    ]
+    static let variadicOps: [String: NeuronBinaryOp] = ["Sum": .add, "Max": .max, "Min": .min]
+    static let viewOps: Set<String> = ["Identity", "Dropout", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+                                       "Transpose", "Expand", "Slice"]
+    static let reduceOps: [String: NeuronReduceOp] = [
+        "ReduceSum": .sum, "ReduceMean": .mean, "ReduceMax": .max, "ReduceMin": .min,
+    ]
+    /// Ops that only fold (their inputs must be known at compile time).
+    static let foldOnlyOps: Set<String> = ["Shape", "Size", "ConstantOfShape", "Range", "Equal", "Where"]
+
+    /// Every op `lower` takes.
+    static var supportedOps: Set<String> {
+        Set(unaryOps.keys).union(binaryOps.keys).union(variadicOps.keys).union(viewOps).union(reduceOps.keys)
+            .union(foldOnlyOps)
+            .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization"])
+    }
+
+    func lower(_ node: Node) throws(NeuronCompilerError) {
+        guard Lowering.supportedOps.contains(node.op) else {
+            throw NeuronCompilerError(.unsupported, "node \(node.label): neuron-cc does not compile \(node.op) yet; it compiles \(Lowering.supportedOps.sorted().joined(separator: ", "))")
+        }
+        if try fold(node) {
+            folded += 1
+            return
+        }
+        if let op = Lowering.unaryOps[node.op] {
+            let x = try floatTensor(0)
+            var alpha: Float = 0
+            var unaryOp = op
+            if node.op == "LeakyRelu" { alpha = try float("alpha", 0.01) }
+            if node.op == "Gelu" {
+                switch try string("approximate", "none") {
+                case "none": unaryOp = .geluErf
+                case "tanh": unaryOp = .geluTanh
+                case let other: throw unsupported("approximate=\(other); none and tanh are supported")
+                }
+            }
+            let out = temp(.float32, x.dims)
+            emit(.unary(unaryOp, alpha: alpha), [out, x])
+            set(0, .tensor(out))
+            return
+        }
+        if let op = Lowering.binaryOps[node.op] {
+            set(0, .tensor(try binary(op, try floatTensor(0), try floatTensor(1))))
+            return
+        }
+        if let op = Lowering.variadicOps[node.op] {
+            var result = try floatTensor(0)
+            for index in 1..<max(1, node.inputs.count) {
+                result = try binary(op, result, try floatTensor(index))
+            }
+            if node.inputs.count == 1 {
+                let out = temp(.float32, result.dims)
+                emit(.copy, [out, result])
+                result = out
+            }
+            set(0, .tensor(result))
+            return
+        }
+        if let op = Lowering.reduceOps[node.op] {
+            try lowerReduce(op)
+            return
+        }
+        switch node.op {
+        case "Identity", "Dropout":
+            guard let value = value(0) else { throw invalid("input 0 is missing") }
+            set(0, value)
+            if node.outputs.count > 1, !node.outputs[1].isEmpty {
+                set(1, .constant(.make(.bool, value.shape, [Double](repeating: 1, count: value.shape.reduce(1, *)))))
+            }
+        case "Reshape", "Flatten", "Squeeze", "Unsqueeze":
+            let x = try tensor(0)
+            set(0, .tensor(try reshapeView(x, to: try reshapedShape(node, x.dims))))
+        case "Transpose":
+            let x = try tensor(0)
+            set(0, .tensor(x.permuted(try permutation(rank: x.rank))))
+        case "Expand":
+            let x = try tensor(0)
+            let target = try integers(1, what: "the shape")
+            guard let shape = broadcastShape(x.dims, target), let view = x.broadcast(to: shape) else {
+                throw shapeError("cannot expand \(x.dims) to \(target)")
+            }
+            set(0, .tensor(view))
+        case "Slice":
+            set(0, .tensor(try slice(try tensor(0))))
+        case "MatMul":
+            set(0, .tensor(try matmul(try floatTensor(0), try floatTensor(1))))
+        case "Gemm":
+            try lowerGemm()
+        case "Softmax":
+            let x = try floatTensor(0)
+            let axis = try axis(try int("axis", -1), rank: x.rank)
+            guard graph.opset >= 13 else { throw unsupported("Softmax before opset 13") }
+            var perm = Array(0..<x.rank)
+            perm.remove(at: axis)
+            perm.append(axis)
+            let out = temp(.float32, x.dims)
+            emit(.softmax, [out.permuted(perm), x.permuted(perm)])
+            set(0, .tensor(out))
+        case "Cast":
+            let x = try tensor(0)
+            let to = try int("to", 0)
+            let target = try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(to), what: "Cast's target")
+            let type = try engineType(target, what: "Cast's target")
+            if type == x.type {
+                set(0, .tensor(x))
+            } else {
+                let out = temp(type, x.dims)
+                emit(.cast, [out, x])
+                set(0, .tensor(out))
+            }
+        case "Concat":
+            try lowerConcat()
+        case "Gather":
+            try lowerGather()
+        case "Clip":
+            var result = try floatTensor(0)
+            if hasInput(1) { result = try binary(.max, result, try floatTensor(1)) }
+            if hasInput(2) { result = try binary(.min, result, try floatTensor(2)) }
+            if !hasInput(1) && !hasInput(2) {
+                let out = temp(.float32, result.dims)
+                emit(.copy, [out, result])
+                result = out
+            }
+            set(0, .tensor(result))
+        case "LayerNormalization":
+            try lowerLayerNorm()
+        default:
+            throw unsupported("\(node.op) needs its inputs known at compile time")
+        }
+    }
+
+    // MARK: Elementwise
+
+    /// out = a op b with numpy broadcasting.
+    func binary(_ op: NeuronBinaryOp, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+        guard let shape = broadcastShape(a.dims, b.dims), shape.count <= 6,
+              let x = a.broadcast(to: shape), let y = b.broadcast(to: shape) else {
+            throw shapeError("shapes \(a.dims) and \(b.dims) do not broadcast")
+        }
+        let out = temp(.float32, shape)
+        emit(.binary(op), [out, x, y])
+        return out
+    }
+
+    // MARK: Views
+
+    func reshapeView(_ x: View, to dims: [Int]) throws(NeuronCompilerError) -> View {
+        guard dims.reduce(1, *) == x.count else {
+            throw shapeError("cannot reshape \(x.dims) (\(x.count) elements) to \(dims)")
+        }
+        guard dims.count <= 6 else { throw shapeError("\(dims) has more than 6 dimensions") }
+        if let view = x.reshaped(dims) { return view }
+        guard let view = contiguous(x).reshaped(dims) else { throw shapeError("cannot reshape \(x.dims)") }
+        return view
+    }
+
+    func reshapedShape(_ node: Node, _ dims: [Int]) throws(NeuronCompilerError) -> [Int] {
+        switch node.op {
+        case "Reshape":
+            let requested = try integers(1, what: "the shape")
+            let allowZero = try int("allowzero", 0) != 0
+            var shape = requested.enumerated().map { axis, dim in
+                dim == 0 && !allowZero && axis < dims.count ? dims[axis] : dim
+            }
+            if let unknown = shape.firstIndex(of: -1) {
+                let known = shape.enumerated().filter { $0.offset != unknown }.map(\.element).reduce(1, *)
+                guard known > 0, dims.reduce(1, *) % known == 0 else {
+                    throw shapeError("cannot reshape \(dims) to \(requested)")
+                }
+                shape[unknown] = dims.reduce(1, *) / known
+            }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw shapeError("cannot reshape \(dims) to \(requested)") }
+            return shape
+        case "Flatten":
+            let raw = try int("axis", 1)
+            let axis = raw < 0 ? raw + dims.count : raw
+            guard (0...dims.count).contains(axis) else { throw invalid("axis \(raw) is outside -\(dims.count)...\(dims.count)") }
+            return [dims.prefix(axis).reduce(1, *), dims.dropFirst(axis).reduce(1, *)]
+        case "Squeeze":
+            let axes = hasInput(1) ? try integers(1, what: "the axes") : (try ints("axes") ?? [])
+            if axes.isEmpty { return dims.filter { $0 != 1 } }
+            var drop = Set<Int>()
+            for raw in axes {
+                let a = try axis(raw, rank: dims.count)
+                guard dims[a] == 1 else { throw shapeError("cannot squeeze axis \(raw) of \(dims): it is not 1") }
+                drop.insert(a)
+            }
+            return dims.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
+        default: // Unsqueeze
+            let axes = hasInput(1) ? try integers(1, what: "the axes") : (try ints("axes") ?? [])
+            let rank = dims.count + axes.count
+            var resolved = Set<Int>()
+            for raw in axes { resolved.insert(try axis(raw, rank: rank)) }
+            guard resolved.count == axes.count else { throw invalid("Unsqueeze names an axis twice") }
+            var out: [Int] = []
+            var source = dims.makeIterator()
+            for a in 0..<rank { out.append(resolved.contains(a) ? 1 : (source.next() ?? 1)) }
+            return out
+        }
+    }
+
+    func permutation(rank: Int) throws(NeuronCompilerError) -> [Int] {
+        guard let perm = try ints("perm") else { return Array((0..<rank).reversed()) }
+        guard perm.count == rank, Set(perm) == Set(0..<rank) else {
+            throw invalid("perm \(perm) is not a permutation of \(rank) axes")
+        }
+        return perm
+    }
+
+    /// Slice by constant starts, ends, axes and (positive) steps: a view.
+    func slice(_ x: View) throws(NeuronCompilerError) -> View {
+        let starts = try integers(1, what: "starts"), ends = try integers(2, what: "ends")
+        let axes = hasInput(3) ? try integers(3, what: "axes") : Array(0..<starts.count)
+        let steps = hasInput(4) ? try integers(4, what: "steps") : [Int](repeating: 1, count: starts.count)
+        guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
+            throw invalid("starts, ends, axes and steps differ in length")
+        }
+        var view = x
+        for index in starts.indices {
+            let a = try axis(axes[index], rank: x.rank)
+            let dim = x.dims[a], step = steps[index]
+            guard step != 0 else { throw invalid("a step of 0") }
+            guard step > 0 else { throw unsupported("negative steps are not supported yet") }
+            func clampIndex(_ value: Int) -> Int { max(0, min(dim, value < 0 ? value + dim : value)) }
+            let start = clampIndex(starts[index]), end = clampIndex(ends[index])
+            let count = end > start ? (end - start + step - 1) / step : 0
+            guard count > 0 else { throw shapeError("the slice of axis \(a) is empty; empty tensors are not supported") }
+            view.offset += start * view.strides[a]
+            view.strides[a] *= step
+            view.dims[a] = count
+        }
+        return view
+    }
+
+    // MARK: Matmul
+
+    /// out = a x b with numpy's matmul rules (1-D operands, broadcast batches).
+    func matmul(_ a: View, _ b: View, bias: View? = nil) throws(NeuronCompilerError) -> View {
+        var x = a, y = b
+        let squeezeM = x.rank == 1, squeezeN = y.rank == 1
+        if squeezeM { x = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [1] + x.dims, strides: [0] + x.strides) }
+        if squeezeN { y = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: y.dims + [1], strides: y.strides + [0]) }
+        let m = x.dims[x.rank - 2], k = x.dims[x.rank - 1], n = y.dims[y.rank - 1]
+        guard y.dims[y.rank - 2] == k else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): inner dimensions \(k) and \(y.dims[y.rank - 2]) differ")
+        }
+        guard let batch = broadcastShape(Array(x.dims.dropLast(2)), Array(y.dims.dropLast(2))) else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
+        }
+        let batchCount = batch.reduce(1, *)
+        var outDims = batch + [m, n]
+        var out: View
+        if batchCount == 1 {
+            let x2 = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [m, k],
+                          strides: Array(x.strides.suffix(2)))
+            let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
+                          strides: Array(y.strides.suffix(2)))
+            out = temp(.float32, [m, n])
+            emit(.matmul(bias: bias != nil), [out, x2, y2] + (bias.map { [$0] } ?? []))
+        } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
+            // A's batch folds into its rows.
+            out = temp(.float32, [batchCount * m, n])
+            emit(.matmul(bias: bias != nil), [out, flat, y] + (bias.map { [$0] } ?? []))
+        } else {
+            guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
+                throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
+            }
+            let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
+            let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
+            out = temp(.float32, [batchCount, m, n])
+            emit(.matmul(bias: bias != nil), [out, x3, y3] + (bias.map { [$0] } ?? []))
+        }
+        if squeezeN { outDims.remove(at: outDims.count - 1) }
+        if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
+        guard outDims.count <= 6, let result = out.reshaped(outDims) else {
+            throw shapeError("matmul result \(outDims) has more than 6 dimensions")
+        }
+        return result
+    }
+
+    func lowerGemm() throws(NeuronCompilerError) {
+        var a = try floatTensor(0), b = try floatTensor(1)
+        guard a.rank == 2, b.rank == 2 else { throw shapeError("Gemm takes 2-D A and B; got \(a.dims) and \(b.dims)") }
+        if try int("transA", 0) != 0 { a = a.permuted([1, 0]) }
+        if try int("transB", 0) != 0 { b = b.permuted([1, 0]) }
+        let alpha = try float("alpha", 1), beta = try float("beta", 1)
+        let n = b.dims[1]
+        var bias: View?
+        var c: View?
+        if hasInput(2) {
+            let cv = try floatTensor(2)
+            if alpha == 1, beta == 1, cv.count == n, cv.dims.last == n || cv.rank == 0 || cv.count == 1 {
+                bias = View(buffer: cv.buffer, type: cv.type, offset: cv.offset, dims: [n],
+                            strides: [cv.rank == 0 || cv.dims.last != n ? 0 : cv.strides[cv.rank - 1]])
+            } else {
+                c = cv
+            }
+        }
+        var result = try matmul(a, b, bias: bias)
+        if alpha != 1 {
+            result = try binary(.mul, result, try weightView(.make(.float32, [], [Double(alpha)]), name: "\(current.name)#alpha"))
+        }
+        if var c {
+            if beta != 1 {
+                c = try binary(.mul, c, try weightView(.make(.float32, [], [Double(beta)]), name: "\(current.name)#beta"))
+            }
+            result = try binary(.add, result, c)
+        }
+        set(0, .tensor(result))
+    }
+
+    // MARK: Reductions, concatenation, gathers, normalisation
+
+    func lowerReduce(_ op: NeuronReduceOp) throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let keep = try int("keepdims", 1) != 0
+        var axes: [Int]
+        if current.op == "ReduceSum" && graph.opset >= 13 || graph.opset >= 18 {
+            axes = hasInput(1) ? try integers(1, what: "the axes") : []
+        } else {
+            axes = try ints("axes") ?? []
+        }
+        if axes.isEmpty {
+            if try int("noop_with_empty_axes", 0) != 0 {
+                set(0, .tensor(x))
+                return
+            }
+            axes = Array(0..<x.rank)
+        }
+        var reduced = Set<Int>()
+        for raw in axes { reduced.insert(try axis(raw, rank: x.rank)) }
+        let kept = (0..<x.rank).filter { !reduced.contains($0) }
+        let order = kept + reduced.sorted()
+        var permuted = x.permuted(order)
+        let keptDims = kept.map { x.dims[$0] }, span = reduced.map { x.dims[$0] }.reduce(1, *)
+        // The reduced axes as one last axis: in place when they are dense
+        // among themselves, else after a copy.
+        var merged = permuted
+        merged.dims = keptDims + [span]
+        let tail = Array(permuted.strides.suffix(reduced.count)), tailDims = Array(permuted.dims.suffix(reduced.count))
+        var dense = true
+        for i in 0..<max(0, tail.count - 1) where tailDims[i] > 1 && tail[i] != tail[i + 1] * tailDims[i + 1] {
+            dense = false
+        }
+        if dense {
+            merged.strides = Array(permuted.strides.prefix(kept.count)) + [tail.last ?? 1]
+        } else {
+            permuted = contiguous(permuted)
+            merged = View(buffer: permuted.buffer, type: .float32, offset: permuted.offset, dims: keptDims + [span])
+        }
+        let out = temp(.float32, keptDims + [1])
+        emit(.reduce(op), [out, merged])
+        let outDims = keep ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] } : keptDims
+        set(0, .tensor(try reshapeView(out, to: outDims)))
+    }
+
+    func lowerConcat() throws(NeuronCompilerError) {
+        var parts: [View] = []
+        for index in current.inputs.indices where !current.inputs[index].isEmpty { parts.append(try tensor(index)) }
+        guard let first = parts.first else { throw invalid("Concat of nothing") }
+        let a = try axis(try int("axis", 0), rank: first.rank)
+        var dims = first.dims
+        dims[a] = 0
+        for part in parts {
+            guard part.rank == first.rank, part.type == first.type,
+                  part.dims.enumerated().allSatisfy({ $0.offset == a || $0.element == first.dims[$0.offset] }) else {
+                throw shapeError("cannot concatenate \(parts.map(\.dims)) along axis \(a)")
+            }
+            dims[a] += part.dims[a]
+        }
+        let out = temp(first.type, dims)
+        var at = 0
+        for part in parts {
+            var slice = out
+            slice.offset = at * out.strides[a]
+            slice.dims[a] = part.dims[a]
+            emit(.copy, [slice, part])
+            at += part.dims[a]
+        }
+        set(0, .tensor(out))
+    }
+
+    func lowerGather() throws(NeuronCompilerError) {
+        let data = try tensor(0), indices = try tensor(1)
+        guard indices.type == .int32 || indices.type == .int64 else {
+            throw unsupported("the indices are \(indices.type.name); int32 or int64 are supported")
+        }
+        let a = try axis(try int("axis", 0), rank: data.rank)
+        guard indices.rank <= 5 else { throw shapeError("indices of rank \(indices.rank); at most 5") }
+        // The gathered axis first, the rest as one row.
+        var perm = Array(0..<data.rank)
+        perm.remove(at: a)
+        perm.insert(a, at: 0)
+        let moved = data.permuted(perm)
+        let rest = Array(moved.dims.dropFirst())
+        let table = try reshapeView(moved, to: [moved.dims[0], rest.reduce(1, *)])
+        let gathered = temp(data.type, indices.dims + [rest.reduce(1, *)])
+        emit(.gather, [gathered, table, indices])
+        // [indices..., before..., after...] back to ONNX's [before..., indices..., after...].
+        let expanded = try reshapeView(gathered, to: indices.dims + rest)
+        let r = indices.rank
+        let order = Array(r..<(r + a)) + Array(0..<r) + Array((r + a)..<(r + rest.count))
+        guard order.count <= 6 else { throw shapeError("the gathered tensor has more than 6 dimensions") }
+        set(0, .tensor(expanded.permuted(order)))
+    }
+
+    func lowerLayerNorm() throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let a = try axis(try int("axis", -1), rank: x.rank)
+        let epsilon = try float("epsilon", 1e-5)
+        let span = x.dims[a...].reduce(1, *)
+        let rows = try reshapeView(x, to: Array(x.dims[..<a]) + [span])
+        let scale = try reshapeView(try floatTensor(1), to: [span])
+        let bias = hasInput(2) ? try reshapeView(try floatTensor(2), to: [span])
+            : try weightView(.make(.float32, [span], [Double](repeating: 0, count: span)), name: "\(current.name)#zero")
+        let out = temp(.float32, rows.dims)
+        emit(.layerNorm(epsilon: epsilon), [out, rows, scale, bias])
+        set(0, .tensor(try reshapeView(out, to: x.dims)))
+        // The optional Mean and InvStdDev outputs: x's shape with the
+        // normalized axes 1.
+        let statsDims = Array(x.dims[..<a]) + [Int](repeating: 1, count: x.rank - a)
+        let wantsMean = current.outputs.count > 1 && !current.outputs[1].isEmpty
+        let wantsInv = current.outputs.count > 2 && !current.outputs[2].isEmpty
+        guard wantsMean || wantsInv else { return }
+        let mean = temp(.float32, Array(rows.dims.dropLast()) + [1])
+        emit(.reduce(.mean), [mean, rows])
+        set(1, .tensor(try reshapeView(mean, to: statsDims)))
+        guard wantsInv else { return }
+        let centered = try binary(.sub, rows, mean)
+        let variance = temp(.float32, mean.dims)
+        emit(.reduce(.mean), [variance, try binary(.mul, centered, centered)])
+        let shifted = try binary(.add, variance, try weightView(.make(.float32, [], [Double(epsilon)]), name: "\(current.name)#epsilon"))
+        let inverse = temp(.float32, mean.dims)
+        emit(.unary(.rsqrt, alpha: 0), [inverse, shifted])
+        set(2, .tensor(try reshapeView(inverse, to: statsDims)))
+    }
+}

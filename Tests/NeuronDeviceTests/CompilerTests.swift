@@ -1,0 +1,151 @@
+import Foundation
+@testable import NeuronCompiler
+import NeuronNEFF
+import NeuronRuntime
+import Testing
+
+@Suite("neuron-cc: compile")
+struct CompilerTests {
+    /// Run a compiled model once on the backend under test.
+    func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {
+        let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
+        defer { rt.close() }
+        let loaded = try rt.load(model)
+        let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
+        for (name, values) in inputs { try ins[name]?.write(values) }
+        try loaded.execute(inputs: ins, outputs: outs)
+        var result: [String: [Float]] = [:]
+        for (name, tensor) in outs { result[name] = try tensor.read(Float.self) }
+        return result
+    }
+
+    /// The tiny model's definition: leaky_relu(x · w + b, 0.25).
+    func reference(_ x: [Float], rows: Int) -> [Float] {
+        let w = (0..<32).map { Float($0) / 8 }, b: [Float] = [1, -2, 3, -4]
+        var out: [Float] = []
+        for i in 0..<rows { for j in 0..<4 {
+            var acc: Float = 0
+            for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
+            acc += b[j]
+            out.append(acc > 0 ? acc : acc * 0.25)
+        } }
+        return out
+    }
+
+    @Test("an ONNX model compiles, loads and computes its definition")
+    func tiny() throws {
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny()))
+        let (model, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [3, 8]]))
+        #expect(model.inputs.map(\.shape) == [[3, 8]] && model.outputs.map(\.shape) == [[3, 4]])
+        #expect(report.instructions == 3 && report.weightBytes >= 144 && report.nodes["MatMul"] == 1)
+        let x = sample(24, seed: 5)
+        let got = try run(model, ["x": x])["y"]
+        #expect(got?.map(\.bitPattern) == reference(x, rows: 3).map(\.bitPattern))
+    }
+
+    @Test("shape chains fold at compile time; views cost no instructions")
+    func folding() throws {
+        // y = Reshape(x, Concat(Gather(Shape(x), 0), [-1])) then Transpose then Relu.
+        var model = ONNXBuilder.tiny()
+        var graph = Onnx_GraphProto()
+        graph.name = "fold"
+        graph.input = [ONNXBuilder.value("x", .float, [2, 3, 4])]
+        graph.output = [ONNXBuilder.value("y", .float, [12, 2])]
+        var zero = ONNXBuilder.tensor("zero", .int64, [])
+        zero.int64Data = [0]
+        var minusOne = ONNXBuilder.tensor("minus_one", .int64, [1])
+        minusOne.int64Data = [-1]
+        var axes = ONNXBuilder.tensor("axes", .int64, [1])
+        axes.int64Data = [0]
+        graph.initializer = [zero, minusOne, axes]
+        graph.node = [
+            ONNXBuilder.node("Shape", ["x"], ["s"]),
+            ONNXBuilder.node("Gather", ["s", "zero"], ["n"]),
+            ONNXBuilder.node("Unsqueeze", ["n", "axes"], ["n1"]),
+            ONNXBuilder.node("Concat", ["n1", "minus_one"], ["shape"], [{ var a = Onnx_AttributeProto(); a.name = "axis"; a.type = .int; a.i = 0; return a }()]),
+            ONNXBuilder.node("Reshape", ["x", "shape"], ["r"]),
+            ONNXBuilder.node("Transpose", ["r"], ["t"]),
+            ONNXBuilder.node("Relu", ["t"], ["y"]),
+        ]
+        model.graph = graph
+        let (neff, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(model)))
+        #expect(report.folded == 4)
+        #expect(report.instructions == 1)      // the relu reads the transposed view in place
+        let x = sample(24, seed: 9)
+        let got = try run(neff, ["x": x])["y"] ?? []
+        var want: [Float] = []
+        for j in 0..<12 { for i in 0..<2 { want.append(max(0, x[i * 12 + j])) } }
+        #expect(got == want)
+    }
+
+    @Test("open shapes, bad shapes and unsupported ops are refused with what to do")
+    func refused() throws {
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny()))
+        expectCompileError(.shape, mentioning: ["input x", "--input-shape x=Nx8"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(graph)
+        }
+        expectCompileError(.shape, mentioning: ["fixes it at 8"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [2, 9]]))
+        }
+        expectCompileError(.shape, mentioning: ["not an input", "x"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [2, 8], "z": [1]]))
+        }
+        var model = ONNXBuilder.tiny()
+        model.graph.node[2].opType = "Mish"
+        let mish = try ONNXImporter.load(try ONNXBuilder.bytes(model))
+        expectCompileError(.unsupported, mentioning: ["Mish \"act\"", "does not compile Mish", "MatMul"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(mish, options: CompileOptions(inputShapes: ["x": [2, 8]]))
+        }
+        model = ONNXBuilder.tiny()
+        model.graph.initializer[0].dims = [9, 4]
+        model.graph.initializer[0].floatData = [Float](repeating: 1, count: 36)
+        let mismatched = try ONNXImporter.load(try ONNXBuilder.bytes(model))
+        expectCompileError(.shape, mentioning: ["MatMul \"mm\"", "inner dimensions 8 and 9"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(mismatched, options: CompileOptions(inputShapes: ["x": [2, 8]]))
+        }
+    }
+
+    @Test("the memory planner never overlaps live buffers, and reuses dead ones")
+    func planner() {
+        var state: UInt32 = 7
+        func next(_ bound: Int) -> Int {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return Int(state >> 8) % bound
+        }
+        for _ in 0..<200 {
+            let buffers = (0..<(1 + next(30))).map { id -> (id: Int, bytes: Int, first: Int, last: Int) in
+                let first = next(50)
+                return (id, 1 + next(5000), first, first + next(20))
+            }
+            let plan = MemoryPlanner.plan(buffers, alignment: 64)
+            for a in buffers { for b in buffers where a.id < b.id && a.first <= b.last && b.first <= a.last {
+                let (x, y) = (plan.offsets[a.id] ?? -1, plan.offsets[b.id] ?? -1)
+                #expect(x + a.bytes <= y || y + b.bytes <= x, "buffers \(a) and \(b) overlap")
+            } }
+            #expect(plan.offsets.values.allSatisfy { $0 % 64 == 0 })
+            #expect(plan.peak <= buffers.reduce(0) { $0 + ($1.bytes + 63) / 64 * 64 })
+        }
+        // A chain of ten equal buffers, each alive for two steps, fits in two.
+        let chain = (0..<10).map { (id: $0, bytes: 4096, first: $0, last: $0 + 1) }
+        #expect(MemoryPlanner.plan(chain, alignment: 64).peak == 8192)
+    }
+
+    @Test("neuron-cc compile writes the NEFF and a summary; errors say what to do")
+    func command() throws {
+        let dir = "/tmp/neuron-cc-compile-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ONNXBuilder.bytes(ONNXBuilder.tiny()).write(to: URL(fileURLWithPath: "\(dir)/tiny.onnx"))
+        let done = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx", "--input-shape", "x=4x8", "--json"])
+        #expect(done.status == 0, "\(done.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(done.stdout.utf8)) as? [String: Any]
+        #expect(report?["instructions"] as? Int == 3 && report?["neff"] as? String == "\(dir)/tiny.neff")
+        #expect(try NEFFModel(contentsOf: "\(dir)/tiny.neff").inputs.first?.shape == [4, 8])
+        let open = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx"])
+        #expect(open.status != 0 && open.stderr.contains("--input-shape x=Nx8"), "\(open.stderr)")
+        let bad = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx", "--input-shape", "x=4xeight"])
+        #expect(bad.status != 0 && bad.stderr.contains("--input-shape"), "\(bad.stderr)")
+        let ops = try runTool("neuron-cc", ["ops"])
+        #expect(ops.stdout.split(separator: "\n").contains("Gemm"))
+    }
+}
