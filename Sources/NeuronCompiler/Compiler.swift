@@ -19,6 +19,8 @@ public struct CompileReport: Sendable, Equatable {
     /// ONNX nodes by op, and how many were evaluated at compile time.
     public var nodes: [String: Int]
     public var folded: Int
+    /// Pairs of nodes fused into one (conv+batchnorm, conv+relu, matmul+bias).
+    public var fused = 0
     /// Engine instructions emitted.
     public var instructions: Int
     public var weightBytes: Int
@@ -37,9 +39,13 @@ public enum NeuronCompiler {
 
     public static func compile(_ graph: Graph, options: CompileOptions = CompileOptions())
         throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
-        let lowering = Lowering(graph: graph)
+        let (fusedGraph, fused) = Fusion.run(graph)
+        let lowering = Lowering(graph: fusedGraph)
         try lowering.run(inputShapes: options.inputShapes)
-        return try Emitter(lowering: lowering, graph: graph, options: options).emit()
+        var (model, report) = try Emitter(lowering: lowering, graph: fusedGraph, options: options).emit()
+        report.nodes = graph.opCounts
+        report.fused = fused
+        return (model, report)
     }
 }
 

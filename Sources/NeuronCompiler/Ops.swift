@@ -23,6 +23,7 @@ extension Lowering {
         Set(unaryOps.keys).union(binaryOps.keys).union(variadicOps.keys).union(viewOps).union(reduceOps.keys)
             .union(foldOnlyOps)
             .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization"])
+            .union(cnnOps)
     }
 
     func lower(_ node: Node) throws(NeuronCompilerError) {
@@ -67,6 +68,10 @@ extension Lowering {
             set(0, .tensor(result))
             return
         }
+        if Lowering.cnnOps.contains(node.op) {
+            try lowerCNN(node.op)
+            return
+        }
         if let op = Lowering.reduceOps[node.op] {
             try lowerReduce(op)
             return
@@ -94,7 +99,8 @@ extension Lowering {
         case "Slice":
             set(0, .tensor(try slice(try tensor(0))))
         case "MatMul":
-            set(0, .tensor(try matmul(try floatTensor(0), try floatTensor(1))))
+            // A third input is a bias Fusion folded in from an Add.
+            set(0, .tensor(try matmul(try floatTensor(0), try floatTensor(1), bias: hasInput(2) ? try floatTensor(2) : nil)))
         case "Gemm":
             try lowerGemm()
         case "Softmax":

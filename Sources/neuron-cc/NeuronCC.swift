@@ -54,7 +54,7 @@ struct Compile: ParsableCommand {
         try neff.write(to: path)
         if json {
             let object: [String: Any] = [
-                "neff": path, "nodes": report.nodes, "folded": report.folded, "instructions": report.instructions,
+                "neff": path, "nodes": report.nodes, "folded": report.folded, "fused": report.fused, "instructions": report.instructions,
                 "weight_bytes": report.weightBytes, "scratch_bytes": report.scratchBytes,
                 "unplanned_scratch_bytes": report.unplannedScratchBytes, "neuroncores": report.coreCount,
             ]
@@ -64,7 +64,7 @@ struct Compile: ParsableCommand {
         }
         let total = report.nodes.values.reduce(0, +)
         print("neuron-cc: \(model) -> \(path)")
-        print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time): " +
+        print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time, \(report.fused) pairs fused): " +
               report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("  \(report.instructions) instructions on \(report.coreCount) NeuronCore(s)")
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")

@@ -37,7 +37,7 @@ struct CompilerTests {
         let graph = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny()))
         let (model, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [3, 8]]))
         #expect(model.inputs.map(\.shape) == [[3, 8]] && model.outputs.map(\.shape) == [[3, 4]])
-        #expect(report.instructions == 3 && report.weightBytes >= 144 && report.nodes["MatMul"] == 1)
+        #expect(report.instructions == 2 && report.fused == 1 && report.weightBytes >= 144 && report.nodes["MatMul"] == 1)
         let x = sample(24, seed: 5)
         let got = try run(model, ["x": x])["y"]
         #expect(got?.map(\.bitPattern) == reference(x, rows: 3).map(\.bitPattern))
@@ -100,7 +100,7 @@ struct CompilerTests {
         model.graph.initializer[0].dims = [9, 4]
         model.graph.initializer[0].floatData = [Float](repeating: 1, count: 36)
         let mismatched = try ONNXImporter.load(try ONNXBuilder.bytes(model))
-        expectCompileError(.shape, mentioning: ["MatMul \"mm\"", "inner dimensions 8 and 9"]) { () throws(NeuronCompilerError) in
+        expectCompileError(.shape, mentioning: ["MatMul \"mm+add\"", "inner dimensions 8 and 9"]) { () throws(NeuronCompilerError) in
             try NeuronCompiler.compile(mismatched, options: CompileOptions(inputShapes: ["x": [2, 8]]))
         }
     }
@@ -139,7 +139,7 @@ struct CompilerTests {
         let done = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx", "--input-shape", "x=4x8", "--json"])
         #expect(done.status == 0, "\(done.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(done.stdout.utf8)) as? [String: Any]
-        #expect(report?["instructions"] as? Int == 3 && report?["neff"] as? String == "\(dir)/tiny.neff")
+        #expect(report?["instructions"] as? Int == 2 && report?["neff"] as? String == "\(dir)/tiny.neff")
         #expect(try NEFFModel(contentsOf: "\(dir)/tiny.neff").inputs.first?.shape == [4, 8])
         let open = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx"])
         #expect(open.status != 0 && open.stderr.contains("--input-shape x=Nx8"), "\(open.stderr)")
@@ -147,5 +147,63 @@ struct CompilerTests {
         #expect(bad.status != 0 && bad.stderr.contains("--input-shape"), "\(bad.stderr)")
         let ops = try runTool("neuron-cc", ["ops"])
         #expect(ops.stdout.split(separator: "\n").contains("Gemm"))
+    }
+
+    @Test("conv + batchnorm + relu fuse into one instruction and compute the three")
+    func convFusion() throws {
+        let (n, c, h, w, m) = (1, 2, 5, 5, 3)
+        let x = sample(n * c * h * w, seed: 21), weight = sample(m * c * 9, seed: 22)
+        let gamma = sample(m, seed: 23), beta = sample(m, seed: 24), mean = sample(m, seed: 25)
+        let variance = sample(m, seed: 26).map { abs($0) + 0.5 }
+        var graph = Onnx_GraphProto()
+        graph.name = "convbn"
+        graph.input = [ONNXBuilder.value("x", .float, [n, c, h, w])]
+        graph.output = [ONNXBuilder.value("y", .float, [n, m, h, w])]
+        func constant(_ name: String, _ values: [Float], _ dims: [Int64]) -> Onnx_TensorProto {
+            var t = ONNXBuilder.tensor(name, .float, dims)
+            t.floatData = values
+            return t
+        }
+        graph.initializer = [constant("w", weight, [Int64(m), Int64(c), 3, 3]), constant("g", gamma, [Int64(m)]),
+                             constant("b", beta, [Int64(m)]), constant("mu", mean, [Int64(m)]),
+                             constant("var", variance, [Int64(m)])]
+        graph.node = [ONNXBuilder.node("Conv", ["x", "w"], ["c"], name: "conv", [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])]),
+                      ONNXBuilder.node("BatchNormalization", ["c", "g", "b", "mu", "var"], ["bn"], name: "bn"),
+                      ONNXBuilder.node("Relu", ["bn"], ["y"], name: "relu")]
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        #expect(report.fused == 2 && report.instructions == 1)
+        let got = try run(model, ["x": x])["y"] ?? []
+        var worst = 0.0
+        for o in 0..<m { for i in 0..<h { for j in 0..<w {
+            var acc = 0.0
+            for ci in 0..<c { for ki in 0..<3 { for kj in 0..<3 {
+                let (y0, x0) = (i + ki - 1, j + kj - 1)
+                guard (0..<h).contains(y0), (0..<w).contains(x0) else { continue }
+                acc += Double(x[(ci * h + y0) * w + x0]) * Double(weight[((o * c + ci) * 3 + ki) * 3 + kj])
+            } } }
+            let normalized = (acc - Double(mean[o])) / (Double(variance[o]) + 1e-5).squareRoot() * Double(gamma[o]) + Double(beta[o])
+            let want = max(0, normalized)
+            worst = max(worst, abs(Double(got[(o * h + i) * w + j]) - want) / max(1, abs(want)))
+        } } }
+        #expect(got.count == m * h * w && worst < 1e-5, "relative error \(worst)")
+    }
+
+    @Test("matmul + add of a constant row fuse into the matmul's bias, same bits")
+    func biasFusion() throws {
+        var model = ONNXBuilder.tiny()
+        model.graph.node[2] = ONNXBuilder.node("Identity", ["h2"], ["y"])
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(model))
+        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [2, 8]]))
+        #expect(report.fused == 1 && report.instructions == 1)
+        let x = sample(16, seed: 31)
+        let got = try run(neff, ["x": x])["y"] ?? []
+        let w = (0..<32).map { Float($0) / 8 }, b: [Float] = [1, -2, 3, -4]
+        var want: [Float] = []
+        for i in 0..<2 { for j in 0..<4 {
+            var acc: Float = 0
+            for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
+            want.append(acc + b[j])
+        } }
+        #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 }

@@ -1,0 +1,235 @@
+import NeuronDevice
+
+/// Convolutions, pooling and normalisations of CNNs.
+extension Lowering {
+    static let cnnOps: Set<String> = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+                                      "BatchNormalization", "LRN"]
+
+    /// A 2-D window from ONNX attributes over input extents `extent`
+    /// (1-D ops were given a height of 1): pads (top, left, bottom, right).
+    struct Window2D {
+        var kernel: (h: Int, w: Int)
+        var stride: (h: Int, w: Int)
+        var dilation: (h: Int, w: Int)
+        var pads: (top: Int, left: Int, bottom: Int, right: Int)
+        var out: (h: Int, w: Int)
+
+        var engine: NeuronWindow {
+            NeuronWindow(stride: (UInt32(stride.h), UInt32(stride.w)),
+                         padding: (UInt32(pads.top), UInt32(pads.left), UInt32(pads.bottom), UInt32(pads.right)),
+                         dilation: (UInt32(dilation.h), UInt32(dilation.w)))
+        }
+    }
+
+    /// Read kernel, strides, dilations, pads and auto_pad for a 1-D or 2-D window.
+    func window(kernel: [Int], extent: (h: Int, w: Int), spatial: Int, ceil: Bool = false)
+        throws(NeuronCompilerError) -> Window2D {
+        func pair(_ values: [Int]?, _ fallback: Int, _ what: String) throws(NeuronCompilerError) -> (Int, Int) {
+            guard let values else { return (fallback, fallback) }
+            guard values.count == spatial else { throw invalid("\(what) has \(values.count) values; the input has \(spatial) spatial axes") }
+            return spatial == 1 ? (1, values[0]) : (values[0], values[1])
+        }
+        let k = spatial == 1 ? (1, kernel[0]) : (kernel[0], kernel[1])
+        let s = try pair(try ints("strides"), 1, "strides"), d = try pair(try ints("dilations"), 1, "dilations")
+        guard k.0 >= 1, k.1 >= 1, s.0 >= 1, s.1 >= 1, d.0 >= 1, d.1 >= 1 else {
+            throw invalid("kernel, strides and dilations must be at least 1")
+        }
+        let span = (h: (k.0 - 1) * d.0 + 1, w: (k.1 - 1) * d.1 + 1)
+        var pads = (top: 0, left: 0, bottom: 0, right: 0)
+        switch try string("auto_pad", "NOTSET") {
+        case "NOTSET":
+            if let given = try ints("pads") {
+                guard given.count == 2 * spatial, given.allSatisfy({ $0 >= 0 }) else {
+                    throw invalid("pads \(given) must be \(2 * spatial) values of at least 0")
+                }
+                pads = spatial == 1 ? (0, given[0], 0, given[1]) : (given[0], given[1], given[2], given[3])
+            }
+        case "VALID":
+            break
+        case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
+            func split(_ input: Int, _ stride: Int, _ span: Int) -> (Int, Int) {
+                let out = (input + stride - 1) / stride
+                let total = max(0, (out - 1) * stride + span - input)
+                return mode == "SAME_UPPER" ? (total / 2, total - total / 2) : (total - total / 2, total / 2)
+            }
+            let h = spatial == 1 ? (0, 0) : split(extent.h, s.0, span.h), w = split(extent.w, s.1, span.w)
+            pads = (h.0, w.0, h.1, w.1)
+        case let other:
+            throw invalid("auto_pad \(other) is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        }
+        func outExtent(_ input: Int, _ a: Int, _ b: Int, _ span: Int, _ stride: Int) -> Int {
+            let total = input + a + b - span
+            guard total >= 0 else { return 0 }
+            return (ceil ? (total + stride - 1) / stride : total / stride) + 1
+        }
+        var out = (h: outExtent(extent.h, pads.top, pads.bottom, span.h, s.0),
+                   w: outExtent(extent.w, pads.left, pads.right, span.w, s.1))
+        if ceil {
+            // A last window must start inside the input or the left padding.
+            if (out.h - 1) * s.0 >= extent.h + pads.top { out.h -= 1 }
+            if (out.w - 1) * s.1 >= extent.w + pads.left { out.w -= 1 }
+        }
+        guard out.h >= 1, out.w >= 1 else {
+            throw shapeError("the window \(kernel) does not fit the input \(extent) with these pads")
+        }
+        return Window2D(kernel: k, stride: s, dilation: d, pads: pads, out: out)
+    }
+
+    /// X as [N, C, H, W] (a 1-D op's [N, C, W] gets H = 1), and the spatial rank.
+    func image(_ x: View) throws(NeuronCompilerError) -> (View, Int) {
+        switch x.rank {
+        case 4: return (x, 2)
+        case 3:
+            return (View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [x.dims[0], x.dims[1], 1, x.dims[2]],
+                         strides: [x.strides[0], x.strides[1], 0, x.strides[2]]), 1)
+        default:
+            throw unsupported("\(current.op) over \(x.rank - 2) spatial axes; 1-D and 2-D are supported")
+        }
+    }
+
+    /// The [N, C, Ho, Wo] result as the op's rank.
+    func fromImage(_ out: View, spatial: Int) throws(NeuronCompilerError) -> View {
+        spatial == 2 ? out : try reshapeView(out, to: [out.dims[0], out.dims[1], out.dims[3]])
+    }
+
+    func lowerCNN(_ op: String) throws(NeuronCompilerError) {
+        switch op {
+        case "Conv": try lowerConv()
+        case "MaxPool", "AveragePool": try lowerPool(op == "MaxPool" ? .max : .avg)
+        case "GlobalAveragePool", "GlobalMaxPool":
+            let (x, spatial) = try image(try floatTensor(0))
+            let out = temp(.float32, [x.dims[0], x.dims[1], 1, 1])
+            emit(.pool(op == "GlobalMaxPool" ? .max : .avg, kernel: (x.dims[2], x.dims[3]), window: NeuronWindow(),
+                       countPadding: false), [out, x])
+            set(0, .tensor(try fromImage(out, spatial: spatial)))
+        case "BatchNormalization": try lowerBatchNorm()
+        default: try lowerLRN()
+        }
+    }
+
+    func lowerConv() throws(NeuronCompilerError) {
+        let (x, spatial) = try image(try floatTensor(0))
+        let w0 = try floatTensor(1)
+        guard w0.rank == spatial + 2 else { throw shapeError("the weight \(w0.dims) does not fit a \(spatial)-D convolution") }
+        let (w, _) = spatial == 1 ? try image(w0) : (w0, 2)
+        let group = try int("group", 1)
+        guard group >= 1, x.dims[1] % group == 0, w.dims[0] % group == 0, x.dims[1] / group == w.dims[1] else {
+            throw shapeError("input channels \(x.dims[1]), weight \(w0.dims) and group \(group) do not agree")
+        }
+        if let kernel = try ints("kernel_shape"), kernel != Array(w0.dims.dropFirst(2)) {
+            throw shapeError("kernel_shape \(kernel) differs from the weight's \(Array(w0.dims.dropFirst(2)))")
+        }
+        let win = try window(kernel: Array(w0.dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
+        guard [win.pads.top, win.pads.left, win.pads.bottom, win.pads.right].allSatisfy({ $0 <= 65535 }) else {
+            throw unsupported("padding beyond 65535")
+        }
+        let bias = hasInput(2) ? try floatTensor(2) : nil
+        if let bias, bias.dims != [w.dims[0]] { throw shapeError("the bias \(bias.dims) is not [\(w.dims[0])]") }
+        let relu = current.attributes["neuron.relu"] == .int(1)
+        let out = temp(.float32, [x.dims[0], w.dims[0], win.out.h, win.out.w])
+        emit(.conv(win.engine, bias: bias != nil, relu: relu), [out, x, w] + (bias.map { [$0] } ?? []))
+        set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    func lowerPool(_ op: NeuronPoolOp) throws(NeuronCompilerError) {
+        let (x, spatial) = try image(try floatTensor(0))
+        guard let kernel = try ints("kernel_shape"), kernel.count == spatial else {
+            throw invalid("kernel_shape must give \(spatial) values")
+        }
+        if current.outputs.count > 1, !current.outputs[1].isEmpty { throw unsupported("the Indices output is not supported") }
+        if try int("storage_order", 0) != 0 { throw unsupported("storage_order=1 is not supported") }
+        let ceil = try int("ceil_mode", 0) != 0
+        let countPadding = try int("count_include_pad", 0) != 0
+        var win = try window(kernel: kernel, extent: (x.dims[2], x.dims[3]), spatial: spatial, ceil: ceil)
+        guard win.dilation == (1, 1) else { throw unsupported("dilated pooling is not supported") }
+        // ceil_mode: pad the bottom and right so that the last windows fit.
+        let extraH = max(0, (win.out.h - 1) * win.stride.h + win.kernel.h - (x.dims[2] + win.pads.top + win.pads.bottom))
+        let extraW = max(0, (win.out.w - 1) * win.stride.w + win.kernel.w - (x.dims[3] + win.pads.left + win.pads.right))
+        if (extraH > 0 || extraW > 0) && op == .avg && countPadding {
+            throw unsupported("ceil_mode with count_include_pad=1 where the last window passes the padding")
+        }
+        if (extraH > 0 || extraW > 0) && op == .avg {
+            throw unsupported("average pooling with ceil_mode where the last window passes the input")
+        }
+        win.pads.bottom += extraH
+        win.pads.right += extraW
+        guard win.pads.top < win.kernel.h, win.pads.bottom < win.kernel.h, win.pads.left < win.kernel.w,
+              win.pads.right < win.kernel.w else {
+            throw unsupported("padding as large as the kernel (a window of padding only)")
+        }
+        let out = temp(.float32, [x.dims[0], x.dims[1], win.out.h, win.out.w])
+        emit(.pool(op, kernel: win.kernel, window: win.engine, countPadding: countPadding), [out, x])
+        set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// Inference batch norm with constant statistics: y = x * s + t per channel.
+    func lowerBatchNorm() throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        guard try int("training_mode", 0) == 0 else { throw unsupported("training_mode=1") }
+        guard current.outputs.count == 1 || current.outputs.dropFirst().allSatisfy(\.isEmpty) else {
+            throw unsupported("the running mean and variance outputs (training) are not supported")
+        }
+        guard x.rank >= 2 else { throw shapeError("the input \(x.dims) has no channel axis") }
+        let shape = [x.dims[1]] + [Int](repeating: 1, count: x.rank - 2)
+        if let (scale, shift) = try batchNormAffine(channels: x.dims[1]) {
+            let s = try weightView(.make(.float32, shape, scale.map(Double.init)), name: "\(current.name)#scale")
+            let t = try weightView(.make(.float32, shape, shift.map(Double.init)), name: "\(current.name)#shift")
+            set(0, .tensor(try binary(.add, try binary(.mul, x, s), t)))
+            return
+        }
+        // Statistics known only at run time: the same affine map, computed there.
+        var params: [View] = []
+        for index in 1...4 {
+            let view = try floatTensor(index)
+            guard view.count == x.dims[1] else { throw shapeError("input \(index) has \(view.count) values, not \(x.dims[1])") }
+            params.append(try reshapeView(view, to: [x.dims[1]]))
+        }
+        let epsilon = try weightView(.make(.float32, [], [Double(try float("epsilon", 1e-5))]), name: "\(current.name)#epsilon")
+        let inverse = temp(.float32, [x.dims[1]])
+        emit(.unary(.rsqrt, alpha: 0), [inverse, try binary(.add, params[3], epsilon)])
+        let s = try binary(.mul, params[0], inverse)
+        let t = try binary(.sub, params[1], try binary(.mul, params[2], s))
+        set(0, .tensor(try binary(.add, try binary(.mul, x, try reshapeView(s, to: shape)), try reshapeView(t, to: shape))))
+    }
+
+    /// Per channel s = scale / sqrt(var + eps) and t = B - mean * s, when constant.
+    func batchNormAffine(channels: Int) throws(NeuronCompilerError) -> ([Float], [Float])? {
+        guard let scale = constant(1)?.doubles(), let bias = constant(2)?.doubles(),
+              let mean = constant(3)?.doubles(), let variance = constant(4)?.doubles() else { return nil }
+        guard [scale, bias, mean, variance].allSatisfy({ $0.count == channels }) else {
+            throw shapeError("scale, B, mean and var must each have \(channels) values")
+        }
+        let epsilon = Double(try float("epsilon", 1e-5))
+        var s: [Float] = [], t: [Float] = []
+        for c in 0..<channels {
+            let factor = Float(scale[c] / (variance[c] + epsilon).squareRoot())
+            s.append(factor)
+            t.append(Float(bias[c] - mean[c] * Double(factor)))
+        }
+        return (s, t)
+    }
+
+    /// y = x / (bias + alpha / size * sum of x² over `size` channels)^beta:
+    /// the channel sum is an average pool over a [N, 1, C, H·W] view.
+    func lowerLRN() throws(NeuronCompilerError) {
+        let x = contiguous(try floatTensor(0))
+        guard x.rank == 4 else { throw unsupported("LRN over a \(x.rank)-D input; 4-D is supported") }
+        let size = try int("size", 0)
+        guard size >= 1 else { throw invalid("size must be at least 1") }
+        let alpha = try float("alpha", 1e-4), beta = try float("beta", 0.75), bias = try float("bias", 1)
+        let squared = try binary(.mul, x, x)
+        let (n, c, hw) = (x.dims[0], x.dims[1], x.dims[2] * x.dims[3])
+        let planes = try reshapeView(squared, to: [n, 1, c, hw])
+        let before = (size - 1) / 2, after = size - 1 - before
+        guard before < size, after < size else { throw unsupported("this LRN size") }
+        let window = NeuronWindow(stride: (1, 1), padding: (UInt32(before), 0, UInt32(after), 0))
+        let summed = temp(.float32, [n, 1, c, hw])
+        emit(.pool(.avg, kernel: (size, 1), window: window, countPadding: true), [summed, planes])
+        // avg = sum / size, so alpha / size * sum = alpha * avg.
+        let scaled = try binary(.mul, try reshapeView(summed, to: x.dims),
+                                try weightView(.make(.float32, [], [Double(alpha)]), name: "\(current.name)#alpha"))
+        let base = try binary(.add, scaled, try weightView(.make(.float32, [], [Double(bias)]), name: "\(current.name)#bias"))
+        let power = try binary(.pow, base, try weightView(.make(.float32, [], [Double(-beta)]), name: "\(current.name)#beta"))
+        set(0, .tensor(try binary(.mul, x, power)))
+    }
+}

@@ -1,0 +1,97 @@
+/// Graph rewrites that save whole passes over memory on this engine:
+/// - Conv then BatchNormalization (constant statistics): the scale and
+///   shift go into the convolution's weights and bias;
+/// - Conv then Relu: the convolution's relu flag;
+/// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias.
+/// Each applies only where the first node's output feeds nothing else.
+enum Fusion {
+    static func run(_ graph: Graph) -> (Graph, fused: Int) {
+        var graph = graph
+        var fused = 0
+        var changed = true
+        while changed {
+            changed = false
+            let readers = readerCounts(graph)
+            for (index, node) in graph.nodes.enumerated() {
+                guard let output = node.outputs.first, readers[output] == 1,
+                      let nextIndex = graph.nodes.firstIndex(where: { $0.inputs.contains(output) }),
+                      nextIndex > index else { continue }
+                let next = graph.nodes[nextIndex]
+                var replacement: Node?
+                switch (node.op, next.op) {
+                case ("Conv", "BatchNormalization"):
+                    replacement = foldBatchNorm(into: node, next, &graph)
+                case ("Conv", "Relu") where node.attributes["neuron.relu"] == nil:
+                    var conv = node
+                    conv.attributes["neuron.relu"] = .int(1)
+                    replacement = conv
+                case ("MatMul", "Add") where node.inputs.count == 2:
+                    replacement = foldBias(into: node, next, output: output, graph)
+                default:
+                    break
+                }
+                guard var merged = replacement else { continue }
+                merged.outputs = [next.outputs.first ?? ""]
+                merged.name = "\(node.name)+\(next.name)"
+                graph.nodes[index] = merged
+                graph.nodes.remove(at: nextIndex)
+                fused += 1
+                changed = true
+                break
+            }
+        }
+        return (graph, fused)
+    }
+
+    /// How many nodes (and graph outputs) read each value.
+    static func readerCounts(_ graph: Graph) -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for node in graph.nodes {
+            for input in node.inputs where !input.isEmpty { counts[input, default: 0] += 1 }
+        }
+        for output in graph.outputs { counts[output.name, default: 0] += 1 }
+        return counts
+    }
+
+    static func foldBatchNorm(into conv: Node, _ bn: Node, _ graph: inout Graph) -> Node? {
+        guard bn.inputs.count >= 5, bn.outputs.dropFirst().allSatisfy(\.isEmpty),
+              bn.attributes["training_mode"] == nil || bn.attributes["training_mode"] == .int(0),
+              conv.inputs.count >= 2, let weight = graph.constants[conv.inputs[1]], weight.type == .float32,
+              weight.shape.count >= 3 else { return nil }
+        let channels = weight.shape[0]
+        let params = bn.inputs[1...4].map { graph.constants[$0]?.doubles() }
+        guard params.allSatisfy({ $0?.count == channels }) else { return nil }
+        let (scale, shift, mean, variance) = (params[0]!, params[1]!, params[2]!, params[3]!)
+        var epsilon = 1e-5
+        if case .float(let value)? = bn.attributes["epsilon"] { epsilon = Double(value) }
+        var bias = [Double](repeating: 0, count: channels)
+        if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
+            guard let given = graph.constants[conv.inputs[2]]?.doubles(), given.count == channels else { return nil }
+            bias = given
+        }
+        let per = weight.count / channels
+        let w = weight.doubles()
+        var newWeight = [Double](repeating: 0, count: w.count), newBias = [Double](repeating: 0, count: channels)
+        for c in 0..<channels {
+            let factor = Double(Float(scale[c] / (variance[c] + epsilon).squareRoot()))
+            for i in 0..<per { newWeight[c * per + i] = w[c * per + i] * factor }
+            newBias[c] = (bias[c] - mean[c]) * factor + shift[c]
+        }
+        let weightName = "\(bn.name)#fused_weight", biasName = "\(bn.name)#fused_bias"
+        graph.constants[weightName] = .make(.float32, weight.shape, newWeight)
+        graph.constants[biasName] = .make(.float32, [channels], newBias)
+        var merged = conv
+        merged.inputs = [conv.inputs[0], weightName, biasName]
+        return merged
+    }
+
+    static func foldBias(into matmul: Node, _ add: Node, output: String, _ graph: Graph) -> Node? {
+        guard add.inputs.count == 2, let weight = graph.constants[matmul.inputs[1]], weight.shape.count == 2 else { return nil }
+        let other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0]
+        guard let bias = graph.constants[other], bias.type == .float32,
+              bias.shape == [weight.shape[1]] else { return nil }
+        var merged = matmul
+        merged.inputs.append(other)
+        return merged
+    }
+}
