@@ -7,11 +7,26 @@ public struct CompileOptions: Sendable {
     public var inputShapes: [String: [Int]]
     /// The NEFF's model name (the graph's, else "model").
     public var name: String?
+    /// bf16 operands for speed (fp32 accumulation), as AWS's --auto-cast.
+    public var autoCast: AutoCast
 
-    public init(inputShapes: [String: [Int]] = [:], name: String? = nil) {
+    public init(inputShapes: [String: [Int]] = [:], name: String? = nil, autoCast: AutoCast = .none) {
         self.inputShapes = inputShapes
         self.name = name
+        self.autoCast = autoCast
     }
+}
+
+/// What --auto-cast casts to bfloat16.
+public enum AutoCast: String, Sendable, CaseIterable {
+    /// Nothing: fp32 throughout.
+    case none
+    /// The operands of matrix multiplications (MatMul, Gemm); they
+    /// accumulate in fp32.
+    case matmult
+    /// Every operation the engine runs in bf16: today the same as
+    /// matmult (the ISA's convolutions and elementwise ops are fp32).
+    case all
 }
 
 /// What a compile made.
@@ -21,6 +36,14 @@ public struct CompileReport: Sendable, Equatable {
     public var folded: Int
     /// Pairs of nodes fused into one (conv+batchnorm, conv+relu, matmul+bias).
     public var fused = 0
+    /// Matrix multiplications given bf16 operands by --auto-cast.
+    public var autoCastOps = 0
+
+    /// What --auto-cast does to accuracy, in words.
+    public var accuracyNote: String? {
+        guard autoCastOps > 0 else { return nil }
+        return "\(autoCastOps) matrix multiplication(s) take bf16 operands (8-bit significands, fp32 accumulation): expect relative differences of about 1e-3 to 1e-2 from fp32 in their outputs, more where values cancel"
+    }
     /// Engine instructions emitted.
     public var instructions: Int
     public var weightBytes: Int
@@ -41,10 +64,12 @@ public enum NeuronCompiler {
         throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
         let (fusedGraph, fused) = Fusion.run(graph)
         let lowering = Lowering(graph: fusedGraph)
+        lowering.autoCast = options.autoCast
         try lowering.run(inputShapes: options.inputShapes)
         var (model, report) = try Emitter(lowering: lowering, graph: fusedGraph, options: options).emit()
         report.nodes = graph.opCounts
         report.fused = fused
+        report.autoCastOps = lowering.autoCastOps
         return (model, report)
     }
 }
@@ -77,10 +102,28 @@ struct Emitter {
         var slotNames: [String?] = []
         var slotOf: [Int: Int] = [:]      // buffer -> slot
         var baseOf: [Int: Int] = [:]      // buffer -> element offset base (bytes until divided)
-        let weightBytes = lowering.weightBlob.count
+        // Only the constants an instruction reads go into the NEFF (an
+        // auto-cast weight keeps just its bf16 copy), packed anew.
+        var remap: [Int: Int] = [:]
+        var packed: [UInt8] = []
+        for op in lowering.ops {
+            for view in op.operands where view.buffer == 0 {
+                guard let entry = lowering.weightEntry(containing: view.offset * view.type.size),
+                      remap[entry.offset] == nil else { continue }
+                while packed.count % Lowering.alignment != 0 { packed.append(0) }
+                remap[entry.offset] = packed.count
+                packed += lowering.weightBlob[entry.offset..<(entry.offset + entry.bytes)]
+            }
+        }
+        func weightBase(_ view: View) -> Int {
+            let byte = view.offset * view.type.size
+            guard let entry = lowering.weightEntry(containing: byte), let moved = remap[entry.offset] else { return 0 }
+            return (moved + byte - entry.offset) / view.type.size - view.offset
+        }
+        let weightBytes = packed.count
         var weights: [String: [UInt8]] = [:]
         if weightBytes > 0 {
-            var blob = lowering.weightBlob
+            var blob = packed
             while blob.count % 4 != 0 { blob.append(0) }
             tensors.append(NEFFTensor(name: Emitter.weightsName, kind: .weight, dtype: .float32, shape: [blob.count / 4]))
             weights[Emitter.weightsName] = blob
@@ -116,7 +159,7 @@ struct Emitter {
                 guard let slot = slotOf[view.buffer] else {
                     throw NeuronCompilerError(.invalidModel, "node \(op.node): a buffer has no slot (an input or output not listed in the graph)")
                 }
-                let base = (baseOf[view.buffer] ?? 0) / view.type.size
+                let base = view.buffer == 0 ? weightBase(view) : (baseOf[view.buffer] ?? 0) / view.type.size
                 views.append(view.descriptor(slot: slot, base: base))
             }
             switch op.kind {

@@ -58,6 +58,13 @@ final class Lowering {
     var weightBlob: [UInt8] = []
     /// Constants already in the blob, by value name and engine type.
     var weightViews: [String: View] = [:]
+    /// (byte offset, bytes) of every constant in the blob.
+    var weightEntries: [(offset: Int, bytes: Int)] = []
+    /// bf16 copies of f32 entries, by the entry's byte offset.
+    var bf16Entries: [Int: Int] = [:]
+    /// Matmul operands in bfloat16 (--auto-cast).
+    var autoCast = AutoCast.none
+    var autoCastOps = 0
     var ops: [AbstractOp] = []
     var folded = 0
     /// The node being lowered, for error messages.
@@ -130,13 +137,54 @@ final class Lowering {
         case (_, .int32): converted = .make(.int32, tensor.shape, tensor.doubles())
         default: converted = .make(.int64, tensor.shape, tensor.doubles())
         }
-        while weightBlob.count % Lowering.alignment != 0 { weightBlob.append(0) }
-        let offset = weightBlob.count / type.size
-        weightBlob += converted.bytes
-        if converted.bytes.isEmpty { weightBlob += [UInt8](repeating: 0, count: type.size) }
-        let view = View(buffer: 0, type: type, offset: offset, dims: tensor.shape)
+        let view = View(buffer: 0, type: type, offset: appendWeight(converted.bytes, size: type.size) / type.size,
+                        dims: tensor.shape)
         weightViews[key] = view
         return view
+    }
+
+    /// Append bytes to the weight blob, aligned; their byte offset.
+    func appendWeight(_ bytes: [UInt8], size: Int) -> Int {
+        while weightBlob.count % Lowering.alignment != 0 { weightBlob.append(0) }
+        let offset = weightBlob.count
+        weightBlob += bytes.isEmpty ? [UInt8](repeating: 0, count: size) : bytes
+        weightEntries.append((offset, max(bytes.count, size)))
+        return offset
+    }
+
+    /// The weight entry holding byte `byte` of the blob.
+    func weightEntry(containing byte: Int) -> (offset: Int, bytes: Int)? {
+        weightEntries.last { $0.offset <= byte && byte < $0.offset + $0.bytes }
+    }
+
+    /// `view` with bfloat16 elements (auto-cast): a constant's bf16 copy in
+    /// the blob (same geometry), or a cast of a computed tensor.
+    func bfloat16(_ view: View) -> View {
+        guard view.type == .float32 else { return view }
+        if view.buffer == 0, let entry = weightEntry(containing: view.offset * 4) {
+            let base: Int
+            if let cached = bf16Entries[entry.offset] {
+                base = cached
+            } else {
+                var halves: [UInt8] = []
+                halves.reserveCapacity(entry.bytes / 2)
+                weightBlob[entry.offset..<(entry.offset + entry.bytes)].withUnsafeBytes { raw in
+                    for i in 0..<(entry.bytes / 4) {
+                        let bits = ConstantTensor.bf16Bits(Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                        withUnsafeBytes(of: bits.littleEndian) { halves += $0 }
+                    }
+                }
+                base = appendWeight(halves, size: 2)
+                bf16Entries[entry.offset] = base
+            }
+            var cast = view
+            cast.type = .bfloat16
+            cast.offset = base / 2 + (view.offset - entry.offset / 4)
+            return cast
+        }
+        let out = temp(.bfloat16, view.dims)
+        emit(.cast, [out, view])
+        return out
     }
 
     /// Input `index` of the current node as a view (constants go to the weight blob).

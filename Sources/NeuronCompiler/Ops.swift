@@ -273,11 +273,11 @@ extension Lowering {
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
             out = temp(.float32, [m, n])
-            emit(.matmul(bias: bias != nil), [out, x2, y2] + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil), [out] + castOperands(x2, y2) + (bias.map { [$0] } ?? []))
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
             out = temp(.float32, [batchCount * m, n])
-            emit(.matmul(bias: bias != nil), [out, flat, y] + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil), [out] + castOperands(flat, y) + (bias.map { [$0] } ?? []))
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
                 throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
@@ -285,7 +285,7 @@ extension Lowering {
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
             out = temp(.float32, [batchCount, m, n])
-            emit(.matmul(bias: bias != nil), [out, x3, y3] + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil), [out] + castOperands(x3, y3) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
         if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
@@ -293,6 +293,13 @@ extension Lowering {
             throw shapeError("matmul result \(outDims) has more than 6 dimensions")
         }
         return result
+    }
+
+    /// Matmul operands as they go to the engine: bfloat16 under --auto-cast.
+    func castOperands(_ a: View, _ b: View) -> [View] {
+        guard autoCast != .none else { return [a, b] }
+        autoCastOps += 1
+        return [bfloat16(a), bfloat16(b)]
     }
 
     func lowerGemm() throws(NeuronCompilerError) {

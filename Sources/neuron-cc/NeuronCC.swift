@@ -33,6 +33,9 @@ struct Compile: ParsableCommand {
     @Option(help: "The model name stored in the NEFF.")
     var name: String?
 
+    @Option(help: "Cast to bfloat16 for speed: none, matmult (matrix multiplication operands) or all.")
+    var autoCast: String = "none"
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -48,8 +51,12 @@ struct Compile: ParsableCommand {
             }
             shapes[String(spec[..<equals])] = dims.compactMap { $0 }
         }
+        guard let cast = AutoCast(rawValue: autoCast) else {
+            throw ValidationError("--auto-cast takes none, matmult or all, not \(autoCast)")
+        }
         let graph = try ONNXImporter.load(contentsOf: model)
-        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: shapes, name: name))
+        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: shapes, name: name,
+                                                                                       autoCast: cast))
         let path = output ?? (model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model) + ".neff"
         try neff.write(to: path)
         if json {
@@ -57,6 +64,7 @@ struct Compile: ParsableCommand {
                 "neff": path, "nodes": report.nodes, "folded": report.folded, "fused": report.fused, "instructions": report.instructions,
                 "weight_bytes": report.weightBytes, "scratch_bytes": report.scratchBytes,
                 "unplanned_scratch_bytes": report.unplannedScratchBytes, "neuroncores": report.coreCount,
+                "auto_cast": cast.rawValue, "auto_cast_ops": report.autoCastOps,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -68,6 +76,7 @@ struct Compile: ParsableCommand {
               report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("  \(report.instructions) instructions on \(report.coreCount) NeuronCore(s)")
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
+        if let note = report.accuracyNote { print("  auto-cast \(cast.rawValue): \(note)") }
     }
 }
 

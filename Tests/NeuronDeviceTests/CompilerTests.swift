@@ -206,4 +206,22 @@ struct CompilerTests {
         } }
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
+
+    @Test("--auto-cast matmult: bf16 matmul operands, fp32 accumulation, half the weight bytes, close results")
+    func autoCast() throws {
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny()))
+        let (fp32, plain) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [3, 8]]))
+        let (bf16, cast) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [3, 8]], autoCast: .matmult))
+        #expect(plain.autoCastOps == 0 && plain.accuracyNote == nil)
+        #expect(cast.autoCastOps == 1 && cast.accuracyNote?.contains("bf16") == true)
+        #expect(cast.instructions == plain.instructions + 1)      // the input is cast, the weight stored as bf16
+        #expect(cast.weightBytes < plain.weightBytes)
+        let x = sample(24, seed: 41)
+        let exact = try run(fp32, ["x": x])["y"] ?? [], approximate = try run(bf16, ["x": x])["y"] ?? []
+        let scale = exact.map { abs($0) }.max() ?? 1
+        let worst = zip(exact, approximate).map { abs($0 - $1) / scale }.max() ?? 1
+        #expect(exact.count == 12 && worst > 0 && worst < 2e-2, "relative error \(worst)")
+        let bad = try runTool("neuron-cc", ["compile", "/nonexistent.onnx", "--auto-cast", "fp8"])
+        #expect(bad.status != 0 && bad.stderr.contains("none, matmult or all"), "\(bad.stderr)")
+    }
 }
