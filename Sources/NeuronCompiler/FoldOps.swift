@@ -32,10 +32,7 @@ extension Lowering {
             guard let tensor = constant(index) else { return false }
             inputs.append(tensor)
         }
-        guard let first = inputs.first ?? nil else {
-            if node.op == "ConstantOfShape" || node.op == "Range" { return false }
-            return false
-        }
+        guard let first = inputs.first ?? nil else { return false }
         let result: ConstantTensor
         switch node.op {
         case "ConstantOfShape":

@@ -19,12 +19,12 @@ extension Lowering {
     static let foldOnlyOps: Set<String> = ["Shape", "Size", "ConstantOfShape", "Range", "Equal", "Where"]
 
     /// Every op `lower` takes.
-    static var supportedOps: Set<String> {
+    static let supportedOps: Set<String> = {
         Set(unaryOps.keys).union(binaryOps.keys).union(variadicOps.keys).union(viewOps).union(reduceOps.keys)
             .union(foldOnlyOps)
             .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization"])
             .union(cnnOps)
-    }
+    }()
 
     func lower(_ node: Node) throws(NeuronCompilerError) {
         guard Lowering.supportedOps.contains(node.op) else {

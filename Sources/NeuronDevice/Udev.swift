@@ -135,19 +135,7 @@ final class UdevMonitorThread: Sendable {
     func stop() { stopped.store(true, ordering: .relaxed) }
 
     func start() {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<UdevMonitorThread>.fromOpaque(raw!).takeRetainedValue()
-            me.run()
-            return nil
-        }, box.toOpaque())
-        if created == 0 {
-            pthread_detach(thread)
-        } else {
-            box.release()
-            continuation.finish()
-        }
+        if startDetachedThread({ self.run() }) != 0 { continuation.finish() }
     }
 
     private func run() {
