@@ -28,13 +28,13 @@ let package = Package(
         .target(name: "CNeuronUAPI"),
         // The engine: the very C sources neuron.ko builds (driver/engine),
         // with the same float semantics, so simulator and driver agree bit
-        // for bit.
+        // for bit; optimised as the kernel builds it, in debug builds too.
         .target(
             name: "CNeuronEngine",
             path: "driver/engine",
             sources: ["engine_validate.c", "engine_exec.c", "engine_math.c", "engine_gemm.c", "engine_conv.c", "engine_split.c"],
             publicHeadersPath: "include",
-            cSettings: [.unsafeFlags(["-ffp-contract=off", "-fno-math-errno", "-std=gnu11"])]
+            cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off", "-fno-math-errno", "-std=gnu11"])]
         ),
         // libudev, found with pkg-config (libudev-dev; scripts/setup installs it).
         .systemLibrary(

@@ -130,7 +130,9 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// Element operations between checks for an abort or the timeout
     /// (the driver bounds its FPU sections at 2^21; a thread here needs
     /// no such bound, only to notice an abort in a few milliseconds).
-    private static let sectionWork: UInt64 = 1 << 24
+    /// Large slices keep the vector kernels' packing rare: a convolution
+    /// slice of 2^26 multiply-adds takes about a millisecond.
+    private static let sectionWork: UInt64 = 1 << 26
 
     init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
         self.device = device

@@ -425,6 +425,80 @@ struct EngineNetworkOpTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
+    /// One convolution's shape: the gemm path's blocks, tails and gathers.
+    struct ConvCase: Sendable, CustomTestStringConvertible {
+        var ci, co, h, w, k, stride, pad, dilation, groups: Int
+        var weightSpecial: Float? = nil
+        var testDescription: String {
+            "\(ci)->\(co) \(h)x\(w) k\(k) s\(stride) p\(pad) d\(dilation) g\(groups)" +
+                (weightSpecial.map { " weight \($0)" } ?? "")
+        }
+    }
+
+    static let convCases: [ConvCase] = [
+        // 1x1 of stride 1 over whole rows (read in place), positions past a panel.
+        .init(ci: 20, co: 13, h: 9, w: 9, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
+        // Taps past one block of k (256), positions past one block (64), rows past one block (192).
+        .init(ci: 40, co: 200, h: 11, w: 10, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
+        // Stride, padding, a row narrower than a panel, dilation.
+        .init(ci: 5, co: 7, h: 13, w: 6, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1),
+        .init(ci: 3, co: 16, h: 23, w: 23, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1),
+        // Groups, and output channels in blocks of the split.
+        .init(ci: 12, co: 390, h: 5, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3),
+        .init(ci: 8, co: 400, h: 4, w: 4, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
+        // Weights the gemm path refuses: padding skips them, a multiplication by zero would not.
+        .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .infinity),
+        .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .nan),
+    ]
+
+    @Test("conv2d equals its definition bit for bit on every path, whole and in slices", arguments: convCases)
+    func conv2dPaths(_ c: ConvCase) throws {
+        let ho = (c.h + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
+        let wo = (c.w + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
+        let cig = c.ci / c.groups, perGroup = c.co / c.groups
+        let x = sample(c.ci * c.h * c.w, seed: 81)
+        var weight = sample(c.co * cig * c.k * c.k, seed: 82)
+        if let special = c.weightSpecial { weight[5] = special }   // channel 0: a corner tap, in the padding at the edges
+        let bias = sample(c.co, seed: 83)
+        var want = [Float](repeating: 0, count: c.co * ho * wo)
+        for o in 0..<c.co { for y in 0..<ho { for z in 0..<wo {
+            var acc: Float = 0
+            for ch in 0..<cig { for i in 0..<c.k {
+                let ih = y * c.stride - c.pad + i * c.dilation
+                guard ih >= 0, ih < c.h else { continue }
+                for j in 0..<c.k {
+                    let iw = z * c.stride - c.pad + j * c.dilation
+                    guard iw >= 0, iw < c.w else { continue }
+                    acc = acc.addingProduct(x[((o / perGroup) * cig + ch) * c.h * c.w + ih * c.w + iw],
+                                            weight[((o * cig + ch) * c.k + i) * c.k + j])
+                }
+            } }
+            acc = acc + bias[o]
+            want[(o * ho + y) * wo + z] = acc > 0 || acc.isNaN ? acc : 0
+        } } }
+        var program = NeuronProgram()
+        program.conv2d(.contiguous(slot: 3, dims: [1, c.co, ho, wo].map(UInt32.init)),
+                       .contiguous(slot: 0, dims: [1, c.ci, c.h, c.w].map(UInt32.init)),
+                       weight: .contiguous(slot: 1, dims: [c.co, cig, c.k, c.k].map(UInt32.init)),
+                       bias: .contiguous(slot: 2, dims: [UInt32(c.co)]),
+                       window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
+                                            padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.pad), UInt32(c.pad)),
+                                            dilation: (UInt32(c.dilation), UInt32(c.dilation))),
+                       relu: true)
+        for partsPerStep in [0, 1, 2] {
+            let slots = Slots([x.count * 4, weight.count * 4, bias.count * 4, want.count * 4])
+            slots.set(0, x); slots.set(1, weight); slots.set(2, bias)
+            if partsPerStep == 0 {
+                try slots.run(program)
+            } else {
+                try NeuronEngine.runSliced(program.image(), slots: slots.buffers, partsPerStep: partsPerStep)
+            }
+            let got = slots.floats(3)
+            let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
+    }
+
     @Test("max and average pooling with padding, and global pooling", arguments: NeuronPoolOp.allCases)
     func pool(_ op: NeuronPoolOp) throws {
         let (c, h, w) = (3, 5, 4)

@@ -15,6 +15,9 @@
  * borders). When the packed weights do not fit the scratch, the input
  * channels run in chunks and the partial sums wait in the output, each
  * lane's chain unbroken. op_conv2d then adds the bias and applies relu.
+ *
+ * Most convolutions take the gemm path first (neuron_conv_gemm, below);
+ * this one covers the rest (non-finite weights, scattered outputs).
  */
 #include "neuron_engine.h"
 
@@ -150,4 +153,334 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 			conv_avx2(c, n, co0, cos, wp, ci0, ci1, 0, c->ho);
 	}
 	return 1;
+}
+
+/*
+ * The gemm path: out[co][p] = sum over k of w[co][k] * col[k][p] with
+ * k = (ci, kh, kw) in the reference's order and p = (ho, wo), a matrix
+ * product whose B operand, the im2col matrix, is never stored whole.
+ *
+ * Blocks, as in BLIS: CG_NC positions by CG_KC taps of the columns are
+ * gathered from the input straight into panels of CG_PW positions (L2),
+ * then up to CG_MC output channels of weights are packed beside them in
+ * blocks of CG_ROWS rows, k-major (L2); for each panel, which stays in L1,
+ * every block of rows runs a register block of CG_ROWS channels by CG_PW
+ * positions (AVX2: 12 accumulators, 2 panel vectors and a broadcast).
+ * Rows and positions past the ends are zeros, computed but never stored.
+ *
+ * Bits: each output runs acc = fma(x, w, acc) over k in order, its partial
+ * sums waiting in the output across blocks of k, then adds the bias and
+ * applies relu, as the reference does. The reference skips a tap in the
+ * padding where this path multiplies a zero: fma(0, w, acc) is acc again
+ * for every finite w (acc is never -0, as sums that start at +0 cannot
+ * become -0), so the path gives up, before storing anything, when a
+ * weight is not finite.
+ */
+#define CG_KC		256
+#define CG_NC		64
+#define CG_MC		192
+#define CG_PW		16	/* positions per panel: two AVX2 vectors */
+#define CG_ROWS		6
+#define CG_B_FLOATS	(CG_KC * CG_NC)
+#define CG_A_FLOATS	(CG_KC * CG_MC)
+
+/* What one call gathers and multiplies: one image, one group. */
+struct conv_gemm {
+	const struct neuron_conv_args *c;
+	const float *x;		/* the image's first channel of the group */
+	const float *w;		/* the first row of weights */
+	float *o;		/* the first output channel */
+	u32 co0, M, K, P, taps;
+};
+
+static inline s64 conv_min(s64 a, s64 b)
+{
+	return a < b ? a : b;
+}
+
+/* Where tap k of the block reads: its channel's offset and row and column shifts. */
+struct conv_tap {
+	u64 offset;
+	s32 dh, dw;
+};
+
+static void conv_taps(const struct conv_gemm *q, u32 k0, u32 k1, struct conv_tap *tap)
+{
+	const struct neuron_conv_args *c = q->c;
+	u32 k, ci = k0 / q->taps, t = k0 % q->taps;
+
+	for (k = k0; k < k1; k++) {
+		tap[k - k0].offset = ci * c->xs[1];
+		tap[k - k0].dh = (s32)((s64)(t / c->kw) * c->dh - c->pt);
+		tap[k - k0].dw = (s32)((s64)(t % c->kw) * c->dw - c->pl);
+		if (++t == q->taps) {
+			t = 0;
+			ci++;
+		}
+	}
+}
+
+/*
+ * Gather col[k0:k1][g:g1] panel by panel (each CG_PW positions by the
+ * block's taps, written in order), zeros for taps in the padding and for
+ * positions past P. A panel's positions fall in runs along output rows;
+ * each run is zeros, then the taps inside the input (copied with the
+ * stride), then zeros.
+ */
+static __attribute__((target("avx2,fma")))
+void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
+		    u32 k0, u32 k1, u32 g, u32 g1, float *pack)
+{
+	const struct neuron_conv_args *c = q->c;
+	/* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
+	int plane = c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
+		    c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
+	u32 pb, k, i, r, runs;
+
+	for (pb = g; pb < g1; pb += CG_PW) {
+		float *dst = pack + (pb - g) * CG_KC;
+		u32 ho = pb / c->wo, wo = pb % c->wo, at = 0;
+		struct { u32 at, len; s64 ih, iw; } run[CG_PW];
+
+		if (plane && q->P - pb >= CG_PW) {
+			for (k = k0; k < k1; k++, dst += CG_PW) {
+				const float *src = q->x + tap[k - k0].offset + pb;
+
+				*(conv_v8f *)dst = *(const conv_v8f *)src;
+				*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
+			}
+			continue;
+		}
+
+		/* The panel's runs of positions within one output row. */
+		for (runs = 0; at < CG_PW && pb + at < q->P; runs++) {
+			run[runs].at = at;
+			run[runs].len = c->wo - wo;
+			if (run[runs].len > CG_PW - at)
+				run[runs].len = CG_PW - at;
+			if (run[runs].len > q->P - (pb + at))
+				run[runs].len = q->P - (pb + at);
+			run[runs].ih = (s64)ho * c->sh;
+			run[runs].iw = (s64)wo * c->sw;
+			at += run[runs].len;
+			wo = 0;
+			ho++;
+		}
+		for (k = k0; k < k1; k++, dst += CG_PW) {
+			const struct conv_tap *tp = &tap[k - k0];
+
+			/* One whole run, inside the input, of stride 1: two vectors. */
+			if (at == CG_PW && runs == 1 && c->sw == 1 && c->xs[3] == 1) {
+				s64 ih = run[0].ih + tp->dh, iw = run[0].iw + tp->dw;
+
+				if (ih >= 0 && ih < c->h && iw >= 0 && iw + CG_PW <= c->w) {
+					const float *src = q->x + tp->offset + (u64)ih * c->xs[2] + iw;
+
+					*(conv_v8f *)dst = *(const conv_v8f *)src;
+					*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
+					continue;
+				}
+			}
+			for (i = at; i < CG_PW; i++)
+				dst[i] = 0.0f;
+			for (r = 0; r < runs; r++) {
+				s64 ih = run[r].ih + tp->dh, iw = run[r].iw + tp->dw;
+				u32 len = run[r].len, lo = 0, hi = len;
+				float *d = dst + run[r].at;
+				const float *xr;
+
+				if (ih < 0 || ih >= c->h) {
+					for (i = 0; i < len; i++)
+						d[i] = 0.0f;
+					continue;
+				}
+				/* Positions [lo, hi) of the run read inside the row. */
+				if (iw < 0)
+					lo = (u32)conv_min(len, (-iw + c->sw - 1) / c->sw);
+				if (iw + (s64)(len - 1) * c->sw >= c->w)
+					hi = iw >= c->w ? lo : (u32)conv_min(len, (c->w - 1 - iw) / c->sw + 1);
+				if (hi < lo)
+					hi = lo;
+				xr = q->x + tp->offset + (u64)ih * c->xs[2];
+				for (i = 0; i < lo; i++)
+					d[i] = 0.0f;
+				if (c->sw == 1 && c->xs[3] == 1) {
+					const float *src = xr + iw;
+
+					for (i = lo; i < hi; i++)
+						d[i] = src[i];
+				} else {
+					for (i = lo; i < hi; i++)
+						d[i] = xr[(u64)(iw + (s64)i * c->sw) * c->xs[3]];
+				}
+				for (i = hi; i < len; i++)
+					d[i] = 0.0f;
+			}
+		}
+	}
+}
+
+/*
+ * Pack rows [m0, m0 + rows) of the weights, taps [k0, k1), in blocks of
+ * CG_ROWS rows (the last padded with zeros), k-major within a block.
+ * Returns 0 at a weight that is not finite.
+ */
+static __attribute__((target("avx2,fma")))
+int conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, float *apack)
+{
+	u64 ws = q->c->ws[0];
+	u32 m, k, r, bad = 0;
+
+	for (m = 0; m < rows; m += CG_ROWS) {
+		float *blk = apack + (u64)m * CG_KC;
+
+		for (r = 0; r < CG_ROWS; r++) {
+			const float *w = q->w + (u64)(m0 + m + r) * ws;
+
+			if (m + r >= rows) {
+				for (k = k0; k < k1; k++)
+					blk[(k - k0) * CG_ROWS + r] = 0.0f;
+				continue;
+			}
+			for (k = k0; k < k1; k++) {
+				union { float f; u32 u; } v = { .f = w[k] };
+
+				blk[(k - k0) * CG_ROWS + r] = v.f;
+				bad |= (v.u & 0x7f800000u) == 0x7f800000u;
+			}
+		}
+	}
+	return !bad;
+}
+
+typedef int conv_v8i __attribute__((vector_size(32), aligned(4)));
+
+/*
+ * After the last tap: acc + bias, then relu keeping NaN, both as the
+ * reference's scalar operations.
+ */
+#define CG_FINISH(acc, row)							\
+do {										\
+	if (c->bias)								\
+		(acc) = (acc) + (c->bias[(u64)(q->co0 + (row)) * c->bs] - (conv_v8f){ 0 }); \
+	if (c->relu)								\
+		(acc) = (conv_v8f)((conv_v8i)(acc) &				\
+				   ((conv_v8i)((acc) > 0.0f) | (conv_v8i)((acc) != (acc)))); \
+} while (0)
+
+/*
+ * One register block: rows [m, m + valid) by the panel's @cols positions
+ * from @nb; the sums continue those in the output when k0 > 0 and are
+ * finished after the last tap.
+ */
+static __attribute__((target("avx2,fma")))
+void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 m, u32 valid,
+	       u32 nb, u32 cols, u32 k0, u32 k1)
+{
+	const struct neuron_conv_args *c = q->c;
+	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
+	float t[CG_PW];
+	u32 r, j, k;
+
+	for (r = 0; r < CG_ROWS; r++) {
+		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		c0[r] = c1[r] = (conv_v8f){ 0 };
+		if (!k0 || r >= valid)
+			continue;
+		if (cols == CG_PW) {
+			c0[r] = *(const conv_v8f *)out;
+			c1[r] = *(const conv_v8f *)(out + 8);
+			continue;
+		}
+		for (j = 0; j < CG_PW; j++)
+			t[j] = j < cols ? out[j] : 0.0f;
+		c0[r] = *(conv_v8f *)t;
+		c1[r] = *(conv_v8f *)(t + 8);
+	}
+	for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
+		conv_v8f b0 = *(const conv_v8f *)bp;
+		conv_v8f b1 = *(const conv_v8f *)(bp + 8);
+
+		_Pragma("GCC unroll 8")
+		for (r = 0; r < CG_ROWS; r++) {
+			conv_v8f av = ap[r] - (conv_v8f){ 0 };
+
+			c0[r] = FMA8(av, b0, c0[r]);
+			c1[r] = FMA8(av, b1, c1[r]);
+		}
+	}
+	for (r = 0; r < valid; r++) {
+		float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		if (k1 == q->K) {
+			CG_FINISH(c0[r], m + r);
+			CG_FINISH(c1[r], m + r);
+		}
+		if (cols == CG_PW) {
+			*(conv_v8f *)out = c0[r];
+			*(conv_v8f *)(out + 8) = c1[r];
+			continue;
+		}
+		*(conv_v8f *)t = c0[r];
+		*(conv_v8f *)(t + 8) = c1[r];
+		for (j = 0; j < cols; j++)
+			out[j] = t[j];
+	}
+}
+
+/*
+ * Returns 0, having stopped, at a weight that is not finite: the caller
+ * then computes every output anew on another path.
+ */
+static __attribute__((target("avx2,fma")))
+int conv_gemm_avx2(const struct conv_gemm *q, float *pack)
+{
+	float *apack = pack + CG_B_FLOATS;
+	struct conv_tap *tap = (struct conv_tap *)(apack + CG_A_FLOATS);
+	u32 g, g1, k0, k1, mc, rows, m, nb;
+
+	for (mc = 0; mc < q->M; mc += rows) {
+		rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
+		for (k0 = 0; k0 < q->K; k0 = k1) {
+			k1 = q->K - k0 < CG_KC ? q->K : k0 + CG_KC;
+			if (!conv_pack_rows(q, mc, rows, k0, k1, apack))
+				return 0;
+			conv_taps(q, k0, k1, tap);
+			for (g = 0; g < q->P; g = g1) {
+				g1 = q->P - g < CG_NC ? q->P : g + CG_NC;
+				conv_pack_cols(q, tap, k0, k1, g, g1, pack);
+				for (nb = g; nb < g1; nb += CG_PW)
+					for (m = 0; m < rows; m += CG_ROWS)
+						conv_tile(q, apack + (u64)m * CG_KC, pack + (u64)(nb - g) * CG_KC,
+							  mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
+							  (u32)conv_min(CG_PW, q->P - nb), k0, k1);
+			}
+		}
+	}
+	return 1;
+}
+
+int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		     const struct neuron_engine_slot *scratch)
+{
+	struct conv_gemm q = {
+		.c = c, .co0 = co0, .M = cos, .taps = c->kh * c->kw,
+		.x = c->x + n * c->xs[0] + c->c0 * c->xs[1],
+		.w = c->wt + co0 * c->ws[0],
+		.o = c->o + n * c->os[0] + co0 * c->os[1],
+	};
+	u64 k = (u64)c->cig * q.taps, p = (u64)c->ho * c->wo;
+
+	/* Weights [co][k] and outputs [co][p] must be rows in memory. */
+	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base ||
+	    scratch->size < (CG_B_FLOATS + CG_A_FLOATS) * sizeof(float) +
+			    CG_KC * sizeof(struct conv_tap) ||
+	    !cos || !k || !p || k > 0xffffffffu || p > 0xffffffffu ||
+	    c->ws[3] != 1 || c->ws[2] != c->kw || c->ws[1] != q.taps ||
+	    c->os[3] != 1 || (c->ho > 1 && c->os[2] != c->wo))
+		return 0;
+	q.K = (u32)k;
+	q.P = (u32)p;
+	return conv_gemm_avx2(&q, scratch->base);
 }

@@ -504,6 +504,8 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.pt = p[NEURON_WIN_PAD_TOP], .pl = p[NEURON_WIN_PAD_LEFT],
 		.dh = p[NEURON_WIN_DILATION_H], .dw = p[NEURON_WIN_DILATION_W],
 		.ho = Ho, .wo = Wo,
+		.bias = pb ? pb + bias->offset : NULL, .bs = bias ? bias->strides[0] : 0,
+		.relu = !!(in->flags & NEURON_CONV_RELU),
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;
@@ -525,10 +527,13 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		u32 c0 = (cb / per_group) * Cig;
 		int done;
 
-		/* A block of channels within one group. */
+		/* The whole group as a matrix product, else a block of
+		 * channels within it. */
 		cos = per_group - cb % per_group;
-		cos = lanes && cos > lanes ? lanes : cos;
 		args.c0 = c0;
+		if (cos == per_group && neuron_conv_gemm(&args, n, cb, cos, scratch))
+			continue;
+		cos = lanes && cos > lanes ? lanes : cos;
 		done = lanes && neuron_conv_block(&args, n, cb, cos, scratch);
 		for (co = cb; co < cb + cos; co++)
 		for (ho = 0; ho < Ho; ho++)

@@ -38,6 +38,38 @@ static void split_none(struct split *s)
 }
 
 /*
+ * An ungrouped CONV2D runs as a matrix product over gathered input
+ * columns (engine_conv.c): a part gathers the columns of its positions
+ * once for all its output channels and packs the weights of its channels
+ * once for all its positions. Blocks of CONV_CHANNELS output channels (a
+ * multiple of the register block's 6) keep both large; with fewer
+ * channels than two blocks, or blocks too large to stop in bounded time,
+ * it splits output rows.
+ */
+#define CONV_CHANNELS	192
+#define CONV_PART_WORK	(1ULL << 30)
+
+static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_insn *in,
+		      struct split *s)
+{
+	const struct neuron_tensor_desc *o = &d[in->operand[0]];
+	const struct neuron_tensor_desc *w = &d[in->operand[2]];
+	u64 taps = (u64)w->dims[1] * w->dims[2] * w->dims[3];
+	u64 block = (u64)CONV_CHANNELS * o->dims[2] * o->dims[3];
+
+	if (o->dims[2] >= 2 && (o->dims[1] < 2 * CONV_CHANNELS || (taps && block > CONV_PART_WORK / taps))) {
+		s->dim[0] = 2;
+		s->rows = 1;
+		return;
+	}
+	s->dim[0] = 1;
+	s->dim[2] = 0;
+	if (in->flags & NEURON_CONV_BIAS)
+		s->dim[3] = 0;
+	s->unit = CONV_CHANNELS;
+}
+
+/*
  * CONV2D and POOL2D: split whichever of batch, channels (output channels
  * of one group; whole groups; pooled channels) and output rows has the
  * most indices, channels on a tie.
@@ -57,6 +89,8 @@ static void plan_window(const struct neuron_tensor_desc *d, const struct neuron_
 	}
 	if (o->dims[0] > channels && o->dims[0] > o->dims[2]) {
 		s->dim[0] = s->dim[1] = 0;
+	} else if (in->opcode == NEURON_OP_CONV2D && groups == 1) {
+		plan_conv(d, in, s);
 	} else if (channels >= o->dims[2]) {
 		s->dim[0] = 1;
 		s->mul[0] = per;

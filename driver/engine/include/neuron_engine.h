@@ -104,6 +104,9 @@ struct neuron_conv_args {
 	u32 c0, cig, h, w, kh, kw;
 	u32 sh, sw, pt, pl, dh, dw;
 	u32 ho, wo, wlo, whi;
+	const float *bias;	/* first element, or NULL; the gemm path adds it */
+	u64 bs;			/* bias stride */
+	int relu;		/* the gemm path applies it after the bias */
 };
 
 /* Output channels the vector kernel computes at once (0: none here). */
@@ -116,6 +119,17 @@ u32 neuron_conv_lanes(void);
  */
 int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 		      const struct neuron_engine_slot *scratch);
+
+/*
+ * The same outputs for the whole group co0..co0+cos-1 as a matrix product
+ * over gathered input columns (engine_conv.c), finished: with the bias
+ * added and relu applied as the reference does. Returns 0 when it cannot:
+ * no AVX2, too little scratch, weights or outputs not in rows, or a weight
+ * that is not finite (where skipping the padding and multiplying it by
+ * zero differ).
+ */
+int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		     const struct neuron_engine_slot *scratch);
 
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
