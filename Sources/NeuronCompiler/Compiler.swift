@@ -9,11 +9,17 @@ public struct CompileOptions: Sendable {
     public var name: String?
     /// bf16 operands for speed (fp32 accumulation), as AWS's --auto-cast.
     public var autoCast: AutoCast
+    /// NeuronCores to split the layers over (NeuronCore Pipeline), 1 to
+    /// NEFFModel.maxCores: each runs a contiguous stage of about equal
+    /// estimated work and starts a request when the stage before ends.
+    public var pipelineCores: Int
 
-    public init(inputShapes: [String: [Int]] = [:], name: String? = nil, autoCast: AutoCast = .none) {
+    public init(inputShapes: [String: [Int]] = [:], name: String? = nil, autoCast: AutoCast = .none,
+                pipelineCores: Int = 1) {
         self.inputShapes = inputShapes
         self.name = name
         self.autoCast = autoCast
+        self.pipelineCores = pipelineCores
     }
 }
 
@@ -53,6 +59,8 @@ public struct CompileReport: Sendable, Equatable {
     /// What the intermediates would take without reuse.
     public var unplannedScratchBytes: Int
     public var coreCount: Int
+    /// With a pipeline: each stage's share of the estimated work.
+    public var stageShares: [Double] = []
 }
 
 /// The compiler: an ONNX graph into a NEFF for one NeuronCore.
@@ -62,6 +70,9 @@ public enum NeuronCompiler {
 
     public static func compile(_ graph: Graph, options: CompileOptions = CompileOptions())
         throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
+        guard (1...NEFFModel.maxCores).contains(options.pipelineCores) else {
+            throw NeuronCompilerError(.unsupported, "a pipeline spans 1 to \(NEFFModel.maxCores) NeuronCores (the NeuronCores of one device), not \(options.pipelineCores)")
+        }
         let (fusedGraph, fused) = Fusion.run(graph)
         let lowering = Lowering(graph: fusedGraph)
         lowering.autoCast = options.autoCast
@@ -81,6 +92,7 @@ struct Emitter {
     let options: CompileOptions
 
     static let weightsName = "weights", arenaName = "scratch"
+    typealias Instruction = (kind: AbstractOp.Kind, views: [NeuronTensorView])
 
     func emit() throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
         let buffers = lowering.buffers
@@ -152,7 +164,7 @@ struct Emitter {
             throw NeuronCompilerError(.unsupported, "the model has \(graph.inputs.count) inputs and \(graph.outputs.count) outputs; a NeuronCore program binds at most 14 besides its weights and scratch")
         }
 
-        var program = NeuronProgram()
+        var instructions: [Instruction] = []
         for op in lowering.ops {
             var views: [NeuronTensorView] = []
             for view in op.operands {
@@ -162,39 +174,130 @@ struct Emitter {
                 let base = view.buffer == 0 ? weightBase(view) : (baseOf[view.buffer] ?? 0) / view.type.size
                 views.append(view.descriptor(slot: slot, base: base))
             }
-            switch op.kind {
-            case .copy: program.copy(views[0], from: views[1])
-            case .fill(let value): program.fill(views[0], value: value)
-            case .unary(let unary, let alpha): program.unary(unary, views[0], views[1], alpha: alpha)
-            case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
-            case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
-            case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
-            case .softmax: program.softmax(views[0], views[1])
-            case .cast: program.cast(views[0], views[1])
-            case .gather: program.gather(views[0], table: views[1], indices: views[2])
-            case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
-            case .conv(let window, let bias, let relu):
-                program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu)
-            case .pool(let pool, let kernel, let window, let countPadding):
-                program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
-                               countPadding: countPadding)
-            }
+            instructions.append((op.kind, views))
         }
-        if program.instructions.isEmpty { program.nop() }
+        let slotSizes = slotNames.map { name in UInt64(tensors.first { $0.name == name }?.byteCount ?? 0) }
+        let stages = try Emitter.stages(instructions, slotSizes: slotSizes, cores: options.pipelineCores)
+        var programs: [NEFFProgram] = []
+        for (index, stage) in stages.enumerated() {
+            var program = NeuronProgram()
+            for insn in instructions[stage.range] { Emitter.append(insn.kind, insn.views, to: &program) }
+            if program.instructions.isEmpty { program.nop() }
+            programs.append(NEFFProgram(core: index, image: program.image(), slots: slotNames,
+                                        after: index > 0 ? index - 1 : nil))
+        }
         let name = options.name ?? (graph.name.isEmpty ? "model" : graph.name)
-        let model = NEFFModel(name: String(name.prefix(NEFFModel.nameLength - 1)), coreCount: 1, tensors: tensors,
-                              programs: [NEFFProgram(core: 0, image: program.image(), slots: slotNames)],
-                              weights: weights)
+        let model = NEFFModel(name: String(name.prefix(NEFFModel.nameLength - 1)), coreCount: stages.count, tensors: tensors,
+                              programs: programs, weights: weights)
         do {
             try model.validate()
         } catch {
             throw NeuronCompilerError(.invalidModel, "the compiled program does not validate (\(error)); this is a compiler bug, please report it with the model")
         }
-        let report = CompileReport(nodes: graph.opCounts, folded: lowering.folded, instructions: program.instructions.count,
+        var report = CompileReport(nodes: graph.opCounts, folded: lowering.folded, instructions: instructions.count,
                                    weightBytes: weightBytes, scratchBytes: arenaBytes,
                                    unplannedScratchBytes: temps.reduce(0) { $0 + (buffers[$1].bytes + Lowering.alignment - 1) / Lowering.alignment * Lowering.alignment },
-                                   coreCount: 1)
+                                   coreCount: stages.count)
+        if stages.count > 1 {
+            let total = max(stages.reduce(0) { $0 + $1.work }, 1)
+            report.stageShares = stages.map { $0.work / total }
+        }
         return (model, report)
+    }
+
+    /// One instruction of `kind` on `views` (results first).
+    static func append(_ kind: AbstractOp.Kind, _ views: [NeuronTensorView], to program: inout NeuronProgram) {
+        switch kind {
+        case .copy: program.copy(views[0], from: views[1])
+        case .fill(let value): program.fill(views[0], value: value)
+        case .unary(let unary, let alpha): program.unary(unary, views[0], views[1], alpha: alpha)
+        case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
+        case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
+        case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
+        case .softmax: program.softmax(views[0], views[1])
+        case .cast: program.cast(views[0], views[1])
+        case .gather: program.gather(views[0], table: views[1], indices: views[2])
+        case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
+        case .conv(let window, let bias, let relu):
+            program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu)
+        case .pool(let pool, let kernel, let window, let countPadding):
+            program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
+                           countPadding: countPadding)
+        }
+    }
+
+    /// Contiguous runs of the instructions, one per NeuronCore, whose
+    /// largest estimated work is as small as can be (the pipeline runs at
+    /// the pace of its slowest stage). Fewer stages when there are fewer
+    /// instructions than cores.
+    static func stages(_ instructions: [Instruction], slotSizes: [UInt64], cores: Int)
+        throws(NeuronCompilerError) -> [(range: Range<Int>, work: Double)] {
+        guard cores > 1, instructions.count > 1 else { return [(0..<instructions.count, 0)] }
+        let work = instructions.map { estimatedWork($0) }
+        return partition(work, parts: min(cores, work.count))
+    }
+
+    /// Time an instruction takes on the engine, roughly in cycles of one
+    /// CPU, calibrated on its kernels: a multiply-add of MATMUL and CONV2D
+    /// costs about 1/8 (two vector FMAs a cycle, most of the time), with
+    /// positions of a convolution rounded up to the 16 of its register
+    /// block and its weights read once per part (about 2.5 a weight, as
+    /// late layers' large weights stream from memory); other instructions
+    /// about 2 an element, and each one 64 more.
+    static func estimatedWork(_ insn: Instruction) -> Double {
+        func count(_ dims: ArraySlice<UInt32>) -> Double { dims.reduce(1.0) { $0 * Double($1) } }
+        let out = insn.views.first.map { count($0.dims[...]) } ?? 1
+        switch insn.kind {
+        case .conv:
+            let o = insn.views[0].dims, w = insn.views[2].dims
+            guard o.count == 4, w.count == 4 else { return out * 2 + 64 }
+            let taps = count(w[1...]), positions = (Double(o[2]) * Double(o[3]) / 16).rounded(.up) * 16
+            return Double(o[0]) * (Double(o[1]) * positions * taps / 8 + 2.5 * Double(o[1]) * taps) + 64
+        case .matmul:
+            let a = insn.views[1].dims, b = insn.views[2].dims
+            let k = Double(a.last ?? 1), n = Double(b.last ?? 1)
+            return out * k / 8 + 2.5 * k * n + 64
+        case .reduce, .softmax, .layerNorm:
+            return count(insn.views[1].dims[...]) * 3 + 64
+        case .pool(_, let kernel, _, _):
+            return out * Double(kernel.h * kernel.w) + 64
+        default:
+            return out * 2 + 64
+        }
+    }
+
+    /// Split `work` into `parts` contiguous non-empty runs minimising the
+    /// largest sum: a binary search on that sum, each probe a greedy fill.
+    static func partition(_ work: [Double], parts: Int) -> [(range: Range<Int>, work: Double)] {
+        func cuts(limit: Double) -> [Range<Int>]? {
+            var runs: [Range<Int>] = [], start = 0, sum = 0.0
+            for (index, item) in work.enumerated() {
+                if item > limit { return nil }
+                // Leave at least one instruction for each later run.
+                let remainingRuns = parts - runs.count - 1
+                if index > start && (sum + item > limit || work.count - index <= remainingRuns) {
+                    runs.append(start..<index)
+                    start = index
+                    sum = 0
+                }
+                sum += item
+            }
+            runs.append(start..<work.count)
+            return runs.count <= parts ? runs : nil
+        }
+        var low = work.max() ?? 0, high = work.reduce(0, +)
+        for _ in 0..<60 where high - low > high * 1e-6 {
+            let mid = (low + high) / 2
+            if cuts(limit: mid) != nil { high = mid } else { low = mid }
+        }
+        var runs = cuts(limit: high) ?? [0..<work.count]
+        // Every core gets a stage: split the longest runs while there are too few.
+        while runs.count < parts, let longest = runs.indices.max(by: { runs[$0].count < runs[$1].count }),
+              runs[longest].count > 1 {
+            let run = runs[longest], middle = run.lowerBound + run.count / 2
+            runs.replaceSubrange(longest...longest, with: [run.lowerBound..<middle, middle..<run.upperBound])
+        }
+        return runs.map { ($0, work[$0].reduce(0, +)) }
     }
 }
 

@@ -36,10 +36,17 @@ struct Compile: ParsableCommand {
     @Option(help: "Cast to bfloat16 for speed: none, matmult (matrix multiplication operands) or all.")
     var autoCast: String = "none"
 
+    @Option(name: .customLong("neuroncore-pipeline-cores"),
+            help: "Split the layers over this many NeuronCores (1-\(NEFFModel.maxCores)), a stage each, balanced by estimated work: NeuronCore Pipeline.")
+    var pipelineCores = 1
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
     func run() throws {
+        guard (1...NEFFModel.maxCores).contains(pipelineCores) else {
+            throw ValidationError("--neuroncore-pipeline-cores takes 1 to \(NEFFModel.maxCores) (the NeuronCores of one device), not \(pipelineCores)")
+        }
         var shapes: [String: [Int]] = [:]
         for spec in inputShapes {
             guard let equals = spec.lastIndex(of: "=") else {
@@ -56,7 +63,7 @@ struct Compile: ParsableCommand {
         }
         let graph = try ONNXImporter.load(contentsOf: model)
         let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: shapes, name: name,
-                                                                                       autoCast: cast))
+                                                                                       autoCast: cast, pipelineCores: pipelineCores))
         let path = output ?? (model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model) + ".neff"
         try neff.write(to: path)
         if json {
@@ -65,6 +72,7 @@ struct Compile: ParsableCommand {
                 "weight_bytes": report.weightBytes, "scratch_bytes": report.scratchBytes,
                 "unplanned_scratch_bytes": report.unplannedScratchBytes, "neuroncores": report.coreCount,
                 "auto_cast": cast.rawValue, "auto_cast_ops": report.autoCastOps,
+                "stage_shares": report.stageShares,
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -75,6 +83,10 @@ struct Compile: ParsableCommand {
         print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time, \(report.fused) pairs fused): " +
               report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("  \(report.instructions) instructions on \(report.coreCount) NeuronCore(s)")
+        if !report.stageShares.isEmpty {
+            print("  pipeline stages' shares of the estimated work: " +
+                  report.stageShares.map { String(format: "%.0f%%", $0 * 100) }.joined(separator: ", "))
+        }
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
         if let note = report.accuracyNote { print("  auto-cast \(cast.rawValue): \(note)") }
     }

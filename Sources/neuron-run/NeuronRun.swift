@@ -49,8 +49,11 @@ struct NeuronRun: AsyncParsableCommand {
     @Flag(help: "Also run the same number of requests on one replica alone (with its share of --concurrency), alternating with all, and report the speedup.")
     var scaling = false
 
-    @Option(help: "With --scaling: rounds of (one replica alone, then all); the best round of each is compared, which filters out other load on the machine.")
+    @Option(help: "With --scaling or --baseline: rounds of (the baseline, then the model); the best round of each is compared, which filters out other load on the machine.")
     var scalingRounds = 3
+
+    @Option(help: "Also run this NEFF (the same inputs, e.g. the model compiled for one NeuronCore or without --auto-cast) with the same replicas and requests in flight, alternating with the model, and report the model's throughput over it.")
+    var baseline: String?
 
     struct Report: Codable {
         var model: String
@@ -70,6 +73,8 @@ struct NeuronRun: AsyncParsableCommand {
     }
 
     struct Baseline: Codable {
+        /// With --baseline: its model name (nil: one replica of the model itself).
+        var model: String?
         var replicas: Int
         var concurrency: Int
         var latency_ms: [String: Double]
@@ -125,6 +130,9 @@ struct NeuronRun: AsyncParsableCommand {
     func validate() throws {
         guard iterations >= 1, cores >= 1, concurrency >= 1 else {
             throw ValidationError("--iterations, --cores and --concurrency take whole numbers of at least 1")
+        }
+        guard !(scaling && baseline != nil) else {
+            throw ValidationError("--scaling compares replicas, --baseline another NEFF: one at a time")
         }
         guard (1...20).contains(scalingRounds) else {
             throw ValidationError("--scaling-rounds takes 1 to 20")
@@ -203,17 +211,41 @@ struct NeuronRun: AsyncParsableCommand {
             slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
         }
 
+        // The baseline NEFF: the same inputs, its own replicas and slots.
+        var baselineModel: NEFFModel?
+        var baselineSlots: [Slot] = []
+        if let path = baseline {
+            let other = try NEFFModel(contentsOf: path)
+            for tensor in model.inputs where other.inputs.first(where: { $0.name == tensor.name })?.byteCount != tensor.byteCount {
+                throw ValidationError("\(path) does not take \(model.name)'s input \(tensor.name) (\(tensor.dtype), \(tensor.shape)); a baseline takes the same inputs")
+            }
+            var others: [NeuronLoadedModel] = []
+            for _ in 0..<cores { others.append(try runtime.load(other)) }
+            for index in 0..<concurrency {
+                let replica = others[index % others.count]
+                let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
+                for tensor in other.inputs {
+                    let data = given[tensor.name] ?? randomBytes(for: tensor)
+                    try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
+                }
+                baselineSlots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
+            }
+            for slot in baselineSlots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
+            baselineModel = other
+        }
+
         // Warm up each slot once, then measure. With --scaling, rounds of
         // one replica alone (its slots are every replicas.count-th), then
         // all; the best of each is kept.
         for slot in slots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
         let total = iterations
-        var baseline: Baseline?
+        var baselineReport: Baseline?
         var baselineThroughput: Double?
         var roundSpeedups: [Double]?
         var run: Measurement
-        if scaling {
-            let alone = stride(from: 0, to: slots.count, by: replicas.count).map { slots[$0] }
+        if scaling || baselineModel != nil {
+            let alone = baselineModel != nil ? baselineSlots
+                : stride(from: 0, to: slots.count, by: replicas.count).map { slots[$0] }
             var bestAlone: Measurement?, bestAll: Measurement?
             var ratios: [Double] = []
             for _ in 0..<scalingRounds {
@@ -224,7 +256,8 @@ struct NeuronRun: AsyncParsableCommand {
                 if all.throughput > bestAll?.throughput ?? 0 { bestAll = all }
             }
             guard let bestAlone, let bestAll else { return }
-            baseline = Baseline(replicas: 1, concurrency: alone.count, latency_ms: bestAlone.percentiles,
+            baselineReport = Baseline(model: baselineModel?.name, replicas: baselineModel != nil ? replicas.count : 1,
+                                concurrency: alone.count, latency_ms: bestAlone.percentiles,
                                 throughput_per_s: bestAlone.throughput)
             baselineThroughput = bestAlone.throughput
             roundSpeedups = ratios
@@ -259,7 +292,7 @@ struct NeuronRun: AsyncParsableCommand {
         let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,
                             cores_per_replica: model.coreCount, concurrency: concurrency, iterations: total,
                             latency_ms: run.percentiles, throughput_per_s: run.throughput, outputs: outputs,
-                            baseline: baseline, speedup: baselineThroughput.map { run.throughput / $0 },
+                            baseline: baselineReport, speedup: baselineThroughput.map { run.throughput / $0 },
                             round_speedups: roundSpeedups)
         if json {
             let encoder = JSONEncoder()
@@ -272,14 +305,22 @@ struct NeuronRun: AsyncParsableCommand {
             print("  output \(name): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
                   + (values.count == 8 ? " ..." : ""))
         }
-        if let baseline {
+        if let baseline = baselineReport, let other = baseline.model {
+            print(String(format: "  baseline %@ (%d in flight): latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s",
+                         other, baseline.concurrency, baseline.latency_ms["p50"] ?? 0, baseline.latency_ms["p90"] ?? 0,
+                         baseline.latency_ms["p99"] ?? 0, baseline.throughput_per_s))
+        } else if let baseline = baselineReport {
             print(String(format: "  1 replica alone (%d in flight): latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s",
                          baseline.concurrency, baseline.latency_ms["p50"] ?? 0, baseline.latency_ms["p90"] ?? 0,
                          baseline.latency_ms["p99"] ?? 0, baseline.throughput_per_s))
         }
         print(String(format: "  latency p50 %.3f ms   p90 %.3f ms   p99 %.3f ms   throughput %.1f/s over %d requests",
                      run.percentile(50), run.percentile(90), run.percentile(99), report.throughput_per_s, total))
-        if let speedup = report.speedup {
+        if let speedup = report.speedup, let other = baselineReport?.model {
+            print(String(format: "  %.2fx the throughput of %@ (best of %d rounds each; round by round: %@)",
+                         speedup, other, scalingRounds,
+                         (roundSpeedups ?? []).map { String(format: "%.2fx", $0) }.joined(separator: ", ")))
+        } else if let speedup = report.speedup {
             print(String(format: "  %d replicas: %.2fx the throughput of one (best of %d rounds each; round by round: %@)",
                          replicas.count, speedup, scalingRounds,
                          (roundSpeedups ?? []).map { String(format: "%.2fx", $0) }.joined(separator: ", ")))

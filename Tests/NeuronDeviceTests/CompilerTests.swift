@@ -224,4 +224,70 @@ struct CompilerTests {
         let bad = try runTool("neuron-cc", ["compile", "/nonexistent.onnx", "--auto-cast", "fp8"])
         #expect(bad.status != 0 && bad.stderr.contains("none, matmult or all"), "\(bad.stderr)")
     }
+
+    /// An MLP of `layers` layers of width 32: x [4, 32] through matmul, bias and relu each.
+    static func deepMLP(layers: Int) -> Onnx_ModelProto {
+        var graph = Onnx_GraphProto()
+        graph.name = "deep"
+        graph.input = [ONNXBuilder.value("x", .float, [4, 32])]
+        graph.output = [ONNXBuilder.value("y", .float, [4, 32])]
+        var previous = "x"
+        for layer in 0..<layers {
+            var w = ONNXBuilder.tensor("w\(layer)", .float, [32, 32])
+            w.floatData = sample(32 * 32, seed: UInt32(100 + layer)).map { $0 / 8 }
+            var b = ONNXBuilder.tensor("b\(layer)", .float, [32])
+            b.floatData = sample(32, seed: UInt32(200 + layer))
+            graph.initializer += [w, b]
+            let out = layer == layers - 1 ? "y" : "h\(layer)"
+            graph.node += [ONNXBuilder.node("MatMul", [previous, "w\(layer)"], ["m\(layer)"]),
+                           ONNXBuilder.node("Add", ["m\(layer)", "b\(layer)"], ["a\(layer)"]),
+                           ONNXBuilder.node("Relu", ["a\(layer)"], [out])]
+            previous = out
+        }
+        return ONNXBuilder.model(graph)
+    }
+
+    @Test("--neuroncore-pipeline-cores: contiguous stages, one per NeuronCore, each after the one before; the same bits")
+    func pipeline() throws {
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.deepMLP(layers: 6)))
+        let (single, one) = try NeuronCompiler.compile(graph)
+        #expect(one.coreCount == 1 && one.stageShares.isEmpty && single.programs.count == 1)
+        let x = sample(4 * 32, seed: 7)
+        let want = try run(single, ["x": x])["y"] ?? []
+        #expect(want.count == 128)
+        for cores in [2, 3] {
+            let (model, report) = try NeuronCompiler.compile(graph, options: CompileOptions(pipelineCores: cores))
+            #expect(model.coreCount == cores && report.coreCount == cores)
+            #expect(model.programs.map(\.core) == Array(0..<cores))
+            #expect(model.programs.map(\.after) == [nil] + (0..<(cores - 1)).map { Optional($0) })
+            // Every instruction in exactly one stage, in order; the stages about equal.
+            #expect(model.programs.map { $0.slots } == Array(repeating: single.programs[0].slots, count: cores))
+            #expect(abs(report.stageShares.reduce(0, +) - 1) < 1e-9)
+            #expect(report.stageShares.allSatisfy { $0 > 0.8 / Double(cores) && $0 < 1.2 / Double(cores) },
+                    "\(report.stageShares)")
+            let got = try run(model, ["x": x])["y"] ?? []
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "\(cores) NeuronCores")
+        }
+        // More cores than instructions: a stage each.
+        let (short, shortReport) = try NeuronCompiler.compile(
+            try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny())),
+            options: CompileOptions(inputShapes: ["x": [2, 8]], pipelineCores: 8))
+        #expect(short.coreCount == shortReport.instructions && short.programs.count == shortReport.instructions)
+        expectCompileError(.unsupported, mentioning: ["1 to 8", "9"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(graph, options: CompileOptions(pipelineCores: 9))
+        }
+        let bad = try runTool("neuron-cc", ["compile", "/nonexistent.onnx", "--neuroncore-pipeline-cores", "0"])
+        #expect(bad.status != 0 && bad.stderr.contains("1 to 8"), "\(bad.stderr)")
+    }
+
+    @Test("the pipeline partition minimises the largest stage")
+    func partition() {
+        let runs = Emitter.partition([5, 1, 1, 1, 1, 1, 5], parts: 3).map(\.range)
+        #expect(runs == [0..<1, 1..<6, 6..<7])
+        let even = Emitter.partition(Array(repeating: 1, count: 10), parts: 4)
+        #expect(even.map(\.work).max() == 3 && even.count == 4 && even.first?.range.lowerBound == 0 && even.last?.range.upperBound == 10)
+        // Fewer items than parts: one each; zero work still splits.
+        #expect(Emitter.partition([1, 1], parts: 2).map(\.range) == [0..<1, 1..<2])
+        #expect(Emitter.partition([0, 0, 0], parts: 3).count == 3)
+    }
 }

@@ -83,4 +83,33 @@ struct NeuronRunTests {
                               environment: environment)
         #expect(bad.status != 0 && bad.stderr.contains("--example-width"), "\(bad.stderr)")
     }
+
+    @Test("neuron-run --baseline alternates with another NEFF of the same inputs and reports the ratio")
+    func baseline() throws {
+        let dir = "/tmp/neuron-run-baseline-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
+        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        try tinyModel().write(to: "\(dir)/tiny.neff")
+        try tinyModel().write(to: "\(dir)/other.neff")
+        let result = try runTool("neuron-run", ["\(dir)/tiny.neff", "--baseline", "\(dir)/other.neff", "--iterations", "20",
+                                                "--concurrency", "2", "--scaling-rounds", "2", "--json"],
+                                 environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let baseline = report?["baseline"] as? [String: Any]
+        #expect((baseline?["model"] as? String) == "tiny" && (baseline?["concurrency"] as? Int) == 2)
+        let other = baseline?["throughput_per_s"] as? Double ?? 0, mine = report?["throughput_per_s"] as? Double ?? 0
+        #expect(other > 0 && mine > 0)
+        #expect(abs((report?["speedup"] as? Double ?? 0) - mine / max(other, 1e-9)) < 1e-6 * max(mine / max(other, 1e-9), 1))
+
+        // A baseline that takes other inputs, and --baseline with --scaling, are refused.
+        try NEFFExamples.mlp(batch: 2, width: 32).write(to: "\(dir)/mlp.neff")
+        let wrong = try runTool("neuron-run", ["\(dir)/tiny.neff", "--baseline", "\(dir)/mlp.neff"], environment: environment)
+        #expect(wrong.status != 0 && wrong.stderr.contains("same inputs"), "\(wrong.stderr)")
+        let both = try runTool("neuron-run", ["\(dir)/tiny.neff", "--baseline", "\(dir)/other.neff", "--scaling"],
+                               environment: environment)
+        #expect(both.status != 0 && both.stderr.contains("one at a time"), "\(both.stderr)")
+    }
 }
