@@ -51,6 +51,14 @@ extension Lowering {
             set(0, .tensor(out))
             return
         }
+        // x^2, as exporters write the variance of layer norms: one
+        // multiplication, the correctly rounded square (pow's own bits
+        // may differ from it in the last place).
+        if node.op == "Pow", let exponent = constant(1), exponent.doubles() == [2] {
+            let x = try floatTensor(0)
+            set(0, .tensor(try binary(.mul, x, x)))
+            return
+        }
         if let op = Lowering.binaryOps[node.op] {
             set(0, .tensor(try binary(op, try floatTensor(0), try floatTensor(1))))
             return
