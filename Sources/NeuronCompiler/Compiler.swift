@@ -40,7 +40,8 @@ public struct CompileReport: Sendable, Equatable {
     /// ONNX nodes by op, and how many were evaluated at compile time.
     public var nodes: [String: Int]
     public var folded: Int
-    /// Pairs of nodes fused into one (conv+batchnorm, conv+relu, matmul+bias).
+    /// Fusions: pairs of nodes into one (conv+batchnorm, conv+relu,
+    /// matmul+bias) and exporters' layer norm and GELU subgraphs into one op.
     public var fused = 0
     /// Matrix multiplications given bf16 operands by --auto-cast.
     public var autoCastOps = 0

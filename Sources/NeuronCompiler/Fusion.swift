@@ -4,10 +4,10 @@
 /// - Conv then Relu: the convolution's relu flag;
 /// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias.
 /// Each applies only where the first node's output feeds nothing else.
+/// The layer norm and GELU patterns (Patterns.swift) go first.
 enum Fusion {
     static func run(_ graph: Graph) -> (Graph, fused: Int) {
-        var graph = graph
-        var fused = 0
+        var (graph, fused) = Patterns.run(graph)
         var changed = true
         while changed {
             changed = false

@@ -80,7 +80,7 @@ struct Compile: ParsableCommand {
         }
         let total = report.nodes.values.reduce(0, +)
         print("neuron-cc: \(model) -> \(path)")
-        print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time, \(report.fused) pairs fused): " +
+        print("  \(total) ONNX nodes (\(report.folded) evaluated at compile time, \(report.fused) fusions): " +
               report.nodes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         print("  \(report.instructions) instructions on \(report.coreCount) NeuronCore(s)")
         if !report.stageShares.isEmpty {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import NeuronCompiler
+import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
 import Testing
@@ -289,5 +290,103 @@ struct CompilerTests {
         // Fewer items than parts: one each; zero work still splits.
         #expect(Emitter.partition([1, 1], parts: 2).map(\.range) == [0..<1, 1..<2])
         #expect(Emitter.partition([0, 0, 0], parts: 3).count == 3)
+    }
+
+    /// A graph x [3, 16] -> y from `nodes`, with scalar and vector constants.
+    static func patternGraph(_ nodes: [Onnx_NodeProto], outputs: [String] = ["y"]) throws -> Graph {
+        var graph = Onnx_GraphProto()
+        graph.name = "pattern"
+        graph.input = [ONNXBuilder.value("x", .float, [3, 16])]
+        graph.output = outputs.map { ONNXBuilder.value($0, .float, [3, 16]) }
+        func scalar(_ name: String, _ value: Float) -> Onnx_TensorProto {
+            var t = ONNXBuilder.tensor(name, .float, [])
+            t.floatData = [value]
+            return t
+        }
+        var gamma = ONNXBuilder.tensor("gamma", .float, [16])
+        gamma.floatData = sample(16, seed: 91)
+        var beta = ONNXBuilder.tensor("beta", .float, [16])
+        beta.floatData = sample(16, seed: 92)
+        graph.initializer = [scalar("two", 2), scalar("eps", 1e-5), scalar("one", 1), scalar("half", 0.5),
+                             scalar("sqrt2", Float(2.0.squareRoot())), scalar("rsqrt2", Float(0.5.squareRoot())), gamma, beta]
+        graph.node = nodes
+        return try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+    }
+
+    static func layerNormNodes(square: String = "Pow", beta: Bool = true) -> [Onnx_NodeProto] {
+        let axes = [ONNXBuilder.attribute("axes", ints: [-1])]
+        return [ONNXBuilder.node("ReduceMean", ["x"], ["mean"], axes),
+                ONNXBuilder.node("Sub", ["x", "mean"], ["d"]),
+                square == "Pow" ? ONNXBuilder.node("Pow", ["d", "two"], ["sq"]) : ONNXBuilder.node("Mul", ["d", "d"], ["sq"]),
+                ONNXBuilder.node("ReduceMean", ["sq"], ["var"], axes),
+                ONNXBuilder.node("Add", ["var", "eps"], ["ve"]),
+                ONNXBuilder.node("Sqrt", ["ve"], ["std"]),
+                ONNXBuilder.node("Div", ["d", "std"], ["n"]),
+                ONNXBuilder.node("Mul", ["n", "gamma"], [beta ? "g" : "y"])]
+            + (beta ? [ONNXBuilder.node("Add", ["g", "beta"], ["y"])] : [])
+    }
+
+    @Test("exporters' layer norm subgraphs become one LAYERNORM; results within float rounding", arguments: [
+        ("Pow", true), ("Mul", true), ("Pow", false)])
+    func layerNormPattern(_ square: String, _ beta: Bool) throws {
+        let graph = try Self.patternGraph(Self.layerNormNodes(square: square, beta: beta))
+        let (model, report) = try NeuronCompiler.compile(graph)
+        #expect(report.fused == 1 && report.instructions == 1, "\(report)")
+        let list = try NeuronEngine.instructions(model.programs[0].image, slotSizes: model.programs[0].slots.map {
+            UInt64($0.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) })
+        #expect(list.map(\.name) == ["LAYERNORM"])
+        let x = sample(48, seed: 93), gamma = sample(16, seed: 91), bias = sample(16, seed: 92)
+        let got = try run(model, ["x": x])["y"] ?? []
+        for row in 0..<3 {
+            let values = x[(row * 16)..<((row + 1) * 16)].map(Double.init)
+            let mean = values.reduce(0, +) / 16
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 16
+            for i in 0..<16 {
+                let want = (values[i] - mean) / (variance + 1e-5).squareRoot() * Double(gamma[i]) + (beta ? Double(bias[i]) : 0)
+                #expect(abs(Double(got[row * 16 + i]) - want) < 1e-5 * max(1, abs(want)), "row \(row) column \(i)")
+            }
+        }
+    }
+
+    @Test("GELU written with Erf becomes one instruction, in each grouping of its products")
+    func geluPattern() throws {
+        let head = [ONNXBuilder.node("Div", ["x", "sqrt2"], ["s"]), ONNXBuilder.node("Erf", ["s"], ["e"]),
+                    ONNXBuilder.node("Add", ["e", "one"], ["a"])]
+        let groupings: [[Onnx_NodeProto]] = [
+            [ONNXBuilder.node("Mul", ["x", "a"], ["t"]), ONNXBuilder.node("Mul", ["t", "half"], ["y"])],
+            [ONNXBuilder.node("Mul", ["a", "half"], ["t"]), ONNXBuilder.node("Mul", ["x", "t"], ["y"])],
+            [ONNXBuilder.node("Mul", ["x", "half"], ["h"]), ONNXBuilder.node("Mul", ["h", "a"], ["y"])],
+        ]
+        let x = sample(48, seed: 94)
+        for tail in groupings {
+            let (model, report) = try NeuronCompiler.compile(try Self.patternGraph(head + tail))
+            #expect(report.fused == 1 && report.instructions == 1, "\(tail.map(\.input))")
+            let got = try run(model, ["x": x])["y"] ?? []
+            for (value, out) in zip(x, got) {
+                let want = Double(value) * 0.5 * (1 + erf(Double(value) / 2.0.squareRoot()))
+                #expect(abs(Double(out) - want) < 1e-6 * max(1, abs(want)))
+            }
+        }
+        // With 1/sqrt(2) as a multiplication too.
+        var scaled = head
+        scaled[0] = ONNXBuilder.node("Mul", ["x", "rsqrt2"], ["s"])
+        #expect(try NeuronCompiler.compile(try Self.patternGraph(scaled + groupings[0])).1.fused == 1)
+    }
+
+    @Test("a pattern whose intermediate is read elsewhere is left op by op")
+    func patternsKeepSharedValues() throws {
+        // The mean is also a graph output: no fusion, the same values as written.
+        let graph = try Self.patternGraph(Self.layerNormNodes() + [ONNXBuilder.node("Add", ["d", "x"], ["y2"])],
+                                          outputs: ["y", "y2"])
+        let (_, report) = try NeuronCompiler.compile(graph)
+        #expect(report.fused == 0 && report.instructions > 1)
+        let head = [ONNXBuilder.node("Div", ["x", "sqrt2"], ["s"]), ONNXBuilder.node("Erf", ["s"], ["e"]),
+                    ONNXBuilder.node("Add", ["e", "one"], ["a"]), ONNXBuilder.node("Mul", ["x", "a"], ["t"]),
+                    ONNXBuilder.node("Mul", ["t", "half"], ["y"]), ONNXBuilder.node("Neg", ["e"], ["y2"])]
+        #expect(try NeuronCompiler.compile(try Self.patternGraph(head, outputs: ["y", "y2"])).1.fused == 0)
+        // Not 0.5: not GELU.
+        var wrong = head.dropLast()
+        wrong[4] = ONNXBuilder.node("Mul", ["t", "one"], ["y"])
+        #expect(try NeuronCompiler.compile(try Self.patternGraph(Array(wrong))).1.fused == 0)
     }
 }
