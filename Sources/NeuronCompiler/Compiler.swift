@@ -14,13 +14,28 @@ public struct CompileOptions: Sendable {
     /// estimated work and starts a request when the stage before ends.
     public var pipelineCores: Int
 
+    /// Called as the compile advances (on the compiling thread).
+    public var progress: (@Sendable (CompileProgress) -> Void)?
+
     public init(inputShapes: [String: [Int]] = [:], name: String? = nil, autoCast: AutoCast = .none,
-                pipelineCores: Int = 1) {
+                pipelineCores: Int = 1, progress: (@Sendable (CompileProgress) -> Void)? = nil) {
         self.inputShapes = inputShapes
         self.name = name
         self.autoCast = autoCast
         self.pipelineCores = pipelineCores
+        self.progress = progress
     }
+}
+
+/// Where a compile is: its stage, and how far through it.
+public struct CompileProgress: Sendable, Equatable {
+    public enum Stage: String, Sendable, CaseIterable {
+        case fusing, lowering, emitting, validating
+    }
+    public var stage: Stage
+    /// Nodes lowered (lowering), instructions emitted (emitting); 0 of 1 otherwise.
+    public var done: Int
+    public var total: Int
 }
 
 /// What --auto-cast casts to bfloat16.
@@ -74,9 +89,11 @@ public enum NeuronCompiler {
         guard (1...NEFFModel.maxCores).contains(options.pipelineCores) else {
             throw NeuronCompilerError(.unsupported, "a pipeline spans 1 to \(NEFFModel.maxCores) NeuronCores (the NeuronCores of one device), not \(options.pipelineCores)")
         }
+        options.progress?(CompileProgress(stage: .fusing, done: 0, total: 1))
         let (fusedGraph, fused) = Fusion.run(graph)
         let lowering = Lowering(graph: fusedGraph)
         lowering.autoCast = options.autoCast
+        lowering.progress = options.progress
         try lowering.run(inputShapes: options.inputShapes)
         var (model, report) = try Emitter(lowering: lowering, graph: fusedGraph, options: options).emit()
         report.nodes = graph.opCounts
@@ -166,7 +183,8 @@ struct Emitter {
         }
 
         var instructions: [Instruction] = []
-        for op in lowering.ops {
+        for (index, op) in lowering.ops.enumerated() {
+            if index % 64 == 0 { options.progress?(CompileProgress(stage: .emitting, done: index, total: lowering.ops.count)) }
             var views: [NeuronTensorView] = []
             for view in op.operands {
                 guard let slot = slotOf[view.buffer] else {
@@ -190,6 +208,7 @@ struct Emitter {
         let name = options.name ?? (graph.name.isEmpty ? "model" : graph.name)
         let model = NEFFModel(name: String(name.prefix(NEFFModel.nameLength - 1)), coreCount: stages.count, tensors: tensors,
                               programs: programs, weights: weights)
+        options.progress?(CompileProgress(stage: .validating, done: 0, total: 1))
         do {
             try model.validate()
         } catch {

@@ -65,6 +65,8 @@ final class Lowering {
     /// Matmul operands in bfloat16 (--auto-cast).
     var autoCast = AutoCast.none
     var autoCastOps = 0
+    /// Told of each 16th node lowered.
+    var progress: (@Sendable (CompileProgress) -> Void)?
     var ops: [AbstractOp] = []
     var folded = 0
     /// The node being lowered, for error messages.
@@ -328,7 +330,8 @@ final class Lowering {
             }
             values[input.name] = .tensor(newBuffer(.input(input.name), type: type, dims: dims))
         }
-        for node in graph.nodes {
+        for (index, node) in graph.nodes.enumerated() {
+            if index % 16 == 0 { progress?(CompileProgress(stage: .lowering, done: index, total: graph.nodes.count)) }
             current = node
             try lower(node)
             for output in node.outputs where !output.isEmpty && values[output] == nil {

@@ -43,6 +43,9 @@ struct Compile: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Flag(inversion: .prefixedNo, help: "Show the compile's progress on standard error (default: when it is a terminal).")
+    var progress: Bool?
+
     func run() throws {
         guard (1...NEFFModel.maxCores).contains(pipelineCores) else {
             throw ValidationError("--neuroncore-pipeline-cores takes 1 to \(NEFFModel.maxCores) (the NeuronCores of one device), not \(pipelineCores)")
@@ -61,11 +64,19 @@ struct Compile: ParsableCommand {
         guard let cast = AutoCast(rawValue: autoCast) else {
             throw ValidationError("--auto-cast takes none, matmult or all, not \(autoCast)")
         }
+        let display = ProgressDisplay(enabled: progress ?? (isatty(2) != 0), terminal: isatty(2) != 0)
+        display.show("reading \(model)")
         let graph = try ONNXImporter.load(contentsOf: model)
-        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: shapes, name: name,
-                                                                                       autoCast: cast, pipelineCores: pipelineCores))
+        let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(
+            inputShapes: shapes, name: name, autoCast: cast, pipelineCores: pipelineCores,
+            progress: { step in
+                display.show(step.total > 1 ? "\(step.stage.rawValue) \(step.done)/\(step.total)" : step.stage.rawValue,
+                             stage: step.stage.rawValue)
+            }))
         let path = output ?? (model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model) + ".neff"
+        display.show("writing \(path)")
         try neff.write(to: path)
+        display.finish()
         if json {
             let object: [String: Any] = [
                 "neff": path, "nodes": report.nodes, "folded": report.folded, "fused": report.fused, "instructions": report.instructions,
@@ -89,6 +100,45 @@ struct Compile: ParsableCommand {
         }
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
         if let note = report.accuracyNote { print("  auto-cast \(cast.rawValue): \(note)") }
+    }
+}
+
+/// Progress on standard error: one line rewritten in place on a terminal
+/// (at most ten times a second), else a line per stage.
+final class ProgressDisplay: @unchecked Sendable {
+    private let enabled: Bool, terminal: Bool
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+    // Only the compiling thread calls show and finish.
+    private var last: ContinuousClock.Instant?
+    private var stage = ""
+
+    init(enabled: Bool, terminal: Bool) {
+        self.enabled = enabled
+        self.terminal = terminal
+        start = clock.now
+    }
+
+    func show(_ text: String, stage: String? = nil) {
+        guard enabled else { return }
+        let now = clock.now
+        let elapsed = now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let line = String(format: "neuron-cc [%6.1fs] ", seconds) + text
+        if terminal {
+            if let last, now - last < .milliseconds(100), stage == self.stage { return }
+            FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8))
+        } else {
+            guard (stage ?? text) != self.stage else { return }
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        last = now
+        self.stage = stage ?? text
+    }
+
+    func finish() {
+        guard enabled, terminal else { return }
+        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 @testable import NeuronCompiler
 import NeuronDevice
 import NeuronNEFF
@@ -388,5 +389,27 @@ struct CompilerTests {
         var wrong = head.dropLast()
         wrong[4] = ONNXBuilder.node("Mul", ["t", "one"], ["y"])
         #expect(try NeuronCompiler.compile(try Self.patternGraph(Array(wrong))).1.fused == 0)
+    }
+
+    @Test("compile progress: every stage in order, counts within their totals; neuron-cc --progress prints them")
+    func progress() throws {
+        let seen = Mutex<[CompileProgress]>([])
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.deepMLP(layers: 40)))
+        _ = try NeuronCompiler.compile(graph, options: CompileOptions(progress: { step in seen.withLock { $0.append(step) } }))
+        let steps = seen.withLock { $0 }
+        let order = steps.map { CompileProgress.Stage.allCases.firstIndex(of: $0.stage) ?? -1 }
+        #expect(order == order.sorted() && Set(steps.map(\.stage)) == Set(CompileProgress.Stage.allCases))
+        #expect(steps.allSatisfy { $0.done >= 0 && $0.done < $0.total })
+        #expect(steps.filter { $0.stage == .lowering }.count >= 3)
+
+        let dir = "/tmp/neuron-cc-progress-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ONNXBuilder.bytes(Self.deepMLP(layers: 3)).write(to: URL(fileURLWithPath: "\(dir)/deep.onnx"))
+        let shown = try runTool("neuron-cc", ["compile", "\(dir)/deep.onnx", "--progress"])
+        #expect(shown.status == 0 && shown.stderr.contains("reading") && shown.stderr.contains("lowering")
+                && shown.stderr.contains("writing"), "\(shown.stderr)")
+        let quiet = try runTool("neuron-cc", ["compile", "\(dir)/deep.onnx", "--no-progress"])
+        #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
     }
 }
