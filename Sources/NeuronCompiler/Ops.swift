@@ -22,7 +22,7 @@ extension Lowering {
     static let supportedOps: Set<String> = {
         Set(unaryOps.keys).union(binaryOps.keys).union(variadicOps.keys).union(viewOps).union(reduceOps.keys)
             .union(foldOnlyOps)
-            .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization"])
+            .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization", "Pad", "Tile"])
             .union(cnnOps)
     }()
 
@@ -149,6 +149,10 @@ extension Lowering {
             set(0, .tensor(result))
         case "LayerNormalization":
             try lowerLayerNorm()
+        case "Pad":
+            try lowerPad()
+        case "Tile":
+            try lowerTile()
         default:
             throw unsupported("\(node.op) needs its inputs known at compile time")
         }
@@ -465,5 +469,128 @@ extension Lowering {
         let inverse = temp(.float32, mean.dims)
         emit(.unary(.rsqrt, alpha: 0), [inverse, shifted])
         set(2, .tensor(try reshapeView(inverse, to: statsDims)))
+    }
+
+    /// Pad, constant or edge mode, pads (and axes) known at compile time;
+    /// negative pads crop. A FILL of the padding value (constant mode),
+    /// the input copied into the middle, then for edge mode each padded
+    /// axis in turn: its first and last slices copied across its pads
+    /// through a view that repeats them (stride 0).
+    func lowerPad() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        let mode = try string("mode", "constant")
+        guard mode == "constant" || mode == "edge" else {
+            throw unsupported("mode=\(mode); constant and edge are supported")
+        }
+        guard let padList = constant(1)?.integers() else { throw unsupported("the pads must be known at compile time") }
+        var axes = Array(0..<x.rank)
+        if hasInput(3) {
+            guard let given = constant(3)?.integers() else { throw unsupported("the axes must be known at compile time") }
+            axes = []
+            for value in given { axes.append(try axis(value, rank: x.rank, what: "axes entry")) }
+        }
+        guard padList.count == 2 * axes.count, Set(axes).count == axes.count else {
+            throw invalid("pads has \(padList.count) entries for \(axes.count) axes; it takes a begin and an end for each")
+        }
+        var before = [Int](repeating: 0, count: x.rank), after = before
+        for (index, a) in axes.enumerated() {
+            before[a] = padList[index]
+            after[a] = padList[index + axes.count]
+        }
+        var value: Float = 0
+        if hasInput(2) {
+            guard let given = constant(2)?.doubles(), given.count == 1 else {
+                throw unsupported("the constant_value must be a scalar known at compile time")
+            }
+            value = Float(given[0])
+            guard x.type == .float32 || x.type == .bfloat16 || Double(value) == given[0] else {
+                throw unsupported("constant_value \(given[0]) for \(x.type.name) data: FILL carries a float32, exact for integers up to 2^24")
+            }
+        }
+        // The input without its cropped (negative) parts.
+        var source = x
+        for a in 0..<x.rank {
+            let cropStart = max(0, -before[a]), cropEnd = max(0, -after[a])
+            guard x.dims[a] - cropStart - cropEnd >= 1 else {
+                throw shapeError("pads crop all of axis \(a) (\(x.dims[a]) long); empty tensors are not supported")
+            }
+            source.offset += cropStart * source.strides[a]
+            source.dims[a] -= cropStart + cropEnd
+        }
+        let dims = (0..<x.rank).map { source.dims[$0] + max(0, before[$0]) + max(0, after[$0]) }
+        let out = temp(x.type, dims)
+        if mode == "constant" && dims != source.dims { emit(.fill(value), [out]) }
+        var middle = out
+        for a in 0..<x.rank {
+            middle.offset += max(0, before[a]) * out.strides[a]
+            middle.dims[a] = source.dims[a]
+        }
+        emit(.copy, [middle, source])
+        if mode == "edge" {
+            // Axis by axis, over what earlier axes already filled.
+            var filled = middle
+            for a in 0..<x.rank where before[a] > 0 || after[a] > 0 {
+                var span = filled
+                span.offset -= max(0, before[a]) * out.strides[a]
+                span.dims[a] = dims[a]
+                for (count, edgeIndex, start) in [(max(0, before[a]), 0, 0),
+                                                   (max(0, after[a]), source.dims[a] - 1, max(0, before[a]) + source.dims[a])]
+                    where count > 0 {
+                    var edge = filled
+                    edge.offset += edgeIndex * out.strides[a]
+                    edge.dims[a] = count
+                    edge.strides[a] = 0
+                    var target = span
+                    target.offset += start * out.strides[a]
+                    target.dims[a] = count
+                    emit(.copy, [target, edge])
+                }
+                filled = span
+            }
+        }
+        set(0, .tensor(out))
+    }
+
+    /// Tile, repeats known at compile time: one COPY from a view that
+    /// repeats the input (stride 0) into the output split as
+    /// [repeat, size] on each repeated axis; when that takes more than 6
+    /// dimensions, one such COPY per repeated axis.
+    func lowerTile() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        guard let repeats = constant(1)?.integers() else { throw unsupported("the repeats must be known at compile time") }
+        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 1 }) else {
+            throw invalid("repeats \(repeats) must have one entry of at least 1 for each of the input's \(x.rank) axes (empty tensors are not supported)")
+        }
+        guard x.rank + repeats.filter({ $0 > 1 }).count > 6 else {
+            set(0, .tensor(tile(x, repeats)))
+            return
+        }
+        guard x.rank < 6 else {
+            throw unsupported("tiling a rank-6 tensor takes 7 dimensions; NeuronCore views have at most 6")
+        }
+        var result = x
+        for a in 0..<x.rank where repeats[a] > 1 {
+            var one = [Int](repeating: 1, count: x.rank)
+            one[a] = repeats[a]
+            result = tile(result, one)
+        }
+        set(0, .tensor(result))
+    }
+
+    /// `x` repeated `repeats[a]` times along each axis a, in one COPY (at most 6 dimensions).
+    func tile(_ x: View, _ repeats: [Int]) -> View {
+        let out = temp(x.type, zip(x.dims, repeats).map { $0 * $1 })
+        var target = out, source = x
+        target.dims = []; target.strides = []; source.dims = []; source.strides = []
+        for a in 0..<x.rank {
+            if repeats[a] > 1 {
+                target.dims.append(repeats[a]); target.strides.append(x.dims[a] * out.strides[a])
+                source.dims.append(repeats[a]); source.strides.append(0)
+            }
+            target.dims.append(x.dims[a]); target.strides.append(out.strides[a])
+            source.dims.append(x.dims[a]); source.strides.append(x.strides[a])
+        }
+        emit(.copy, [target, source])
+        return out
     }
 }

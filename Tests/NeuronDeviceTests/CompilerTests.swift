@@ -412,4 +412,50 @@ struct CompilerTests {
         let quiet = try runTool("neuron-cc", ["compile", "\(dir)/deep.onnx", "--no-progress"])
         #expect(quiet.status == 0 && quiet.stderr.isEmpty, "\(quiet.stderr)")
     }
+
+    /// x [3, 4] -> y through one node with int64 constant `pads`/`repeats`.
+    static func padTileGraph(_ op: String, _ list: [Int64], _ attributes: [Onnx_AttributeProto] = [],
+                             out: [Int]) throws -> Graph {
+        var graph = Onnx_GraphProto()
+        graph.name = op
+        graph.input = [ONNXBuilder.value("x", .float, [3, 4])]
+        graph.output = [ONNXBuilder.value("y", .float, out)]
+        var constant = ONNXBuilder.tensor("list", .int64, [Int64(list.count)])
+        constant.int64Data = list
+        graph.initializer = [constant]
+        graph.node = [ONNXBuilder.node(op, ["x", "list"], ["y"], attributes)]
+        return try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+    }
+
+    @Test("Pad (constant with cropping, edge) and Tile compute their definitions")
+    func padAndTile() throws {
+        let x = (0..<12).map(Float.init)
+        func at(_ r: Int, _ c: Int) -> Float { x[r * 4 + c] }
+        // pads: rows +1 before, -1 after; columns -1 before, +2 after -> [3, 5]
+        let (cropped, _) = try NeuronCompiler.compile(try Self.padTileGraph("Pad", [1, -1, -1, 2], out: [3, 5]))
+        let got = try run(cropped, ["x": x])["y"] ?? []
+        var want: [Float] = []
+        for r in -1..<2 { for c in 1..<6 { want.append(r >= 0 && c < 4 ? at(r, c) : 0) } }
+        #expect(got == want)
+        var mode = Onnx_AttributeProto()
+        mode.name = "mode"
+        mode.type = .string
+        mode.s = Data("edge".utf8)
+        let (edge, _) = try NeuronCompiler.compile(try Self.padTileGraph("Pad", [2, 1, 1, 0], [mode], out: [6, 5]))
+        let edged = try run(edge, ["x": x])["y"] ?? []
+        want = []
+        for r in -2..<4 { for c in -1..<4 { want.append(at(min(max(r, 0), 2), min(max(c, 0), 3))) } }
+        #expect(edged == want)
+        let (tiled, report) = try NeuronCompiler.compile(try Self.padTileGraph("Tile", [2, 3], out: [6, 12]))
+        #expect(report.instructions == 1)
+        let tiles = try run(tiled, ["x": x])["y"] ?? []
+        want = []
+        for r in 0..<6 { for c in 0..<12 { want.append(at(r % 3, c % 4)) } }
+        #expect(tiles == want)
+        mode.s = Data("reflect".utf8)
+        let reflect = try Self.padTileGraph("Pad", [1, 1, 1, 1], [mode], out: [5, 6])
+        expectCompileError(.unsupported, mentioning: ["reflect", "constant and edge"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(reflect)
+        }
+    }
 }
