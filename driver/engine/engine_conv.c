@@ -329,23 +329,21 @@ static __attribute__((target("avx2,fma")))
 int conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, float *apack)
 {
 	u64 ws = q->c->ws[0];
-	u32 m, k, r, bad = 0;
+	u32 m, k, r, valid, bad = 0;
 
 	for (m = 0; m < rows; m += CG_ROWS) {
 		float *blk = apack + (u64)m * CG_KC;
+		const float *w[CG_ROWS];
 
-		for (r = 0; r < CG_ROWS; r++) {
-			const float *w = q->w + (u64)(m0 + m + r) * ws;
+		/* Rows past the last repeat it, then are zeroed. */
+		valid = rows - m < CG_ROWS ? rows - m : CG_ROWS;
+		for (r = 0; r < CG_ROWS; r++)
+			w[r] = q->w + (u64)(m0 + m + (r < valid ? r : valid - 1)) * ws;
+		for (k = k0; k < k1; k++, blk += CG_ROWS) {
+			for (r = 0; r < CG_ROWS; r++) {
+				union { float f; u32 u; } v = { .f = w[r][k] };
 
-			if (m + r >= rows) {
-				for (k = k0; k < k1; k++)
-					blk[(k - k0) * CG_ROWS + r] = 0.0f;
-				continue;
-			}
-			for (k = k0; k < k1; k++) {
-				union { float f; u32 u; } v = { .f = w[k] };
-
-				blk[(k - k0) * CG_ROWS + r] = v.f;
+				blk[r] = r < valid ? v.f : 0.0f;
 				bad |= (v.u & 0x7f800000u) == 0x7f800000u;
 			}
 		}
@@ -398,7 +396,17 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 		c0[r] = *(conv_v8f *)t;
 		c1[r] = *(conv_v8f *)(t + 8);
 	}
-	for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
+	if (cols <= 8) {
+		/* A panel's last positions, in its first vector only. */
+		for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
+			conv_v8f b0 = *(const conv_v8f *)bp;
+
+			_Pragma("GCC unroll 8")
+			for (r = 0; r < CG_ROWS; r++)
+				c0[r] = FMA8(ap[r] - (conv_v8f){ 0 }, b0, c0[r]);
+		}
+	}
+	for (k = cols <= 8 ? 0 : k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
 		conv_v8f b0 = *(const conv_v8f *)bp;
 		conv_v8f b1 = *(const conv_v8f *)(bp + 8);
 
