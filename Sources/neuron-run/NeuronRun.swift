@@ -127,6 +127,22 @@ struct NeuronRun: AsyncParsableCommand {
         return Measurement(latencies: latencies, throughput: Double(total) / max(seconds, 1e-9))
     }
 
+    /// --concurrency request slots over `replicas` of `model`, each with
+    /// its tensors, the inputs written (given, else random).
+    func makeSlots(_ model: NEFFModel, replicas: [NeuronLoadedModel], given: [String: [UInt8]]) throws -> [Slot] {
+        var slots: [Slot] = []
+        for index in 0..<concurrency {
+            let replica = replicas[index % replicas.count]
+            let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
+            for tensor in model.inputs {
+                let data = given[tensor.name] ?? randomBytes(for: tensor)
+                try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
+            }
+            slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
+        }
+        return slots
+    }
+
     func validate() throws {
         guard iterations >= 1, cores >= 1, concurrency >= 1 else {
             throw ValidationError("--iterations, --cores and --concurrency take whole numbers of at least 1")
@@ -200,16 +216,7 @@ struct NeuronRun: AsyncParsableCommand {
             given[name] = try bytes(for: tensor, from: try NPY.decode(Array(data), name: file), file: file)
         }
 
-        var slots: [Slot] = []
-        for index in 0..<concurrency {
-            let replica = replicas[index % replicas.count]
-            let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
-            for tensor in model.inputs {
-                let data = given[tensor.name] ?? randomBytes(for: tensor)
-                try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
-            }
-            slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
-        }
+        let slots = try makeSlots(model, replicas: replicas, given: given)
 
         // The baseline NEFF: the same inputs, its own replicas and slots.
         var baselineModel: NEFFModel?
@@ -221,15 +228,7 @@ struct NeuronRun: AsyncParsableCommand {
             }
             var others: [NeuronLoadedModel] = []
             for _ in 0..<cores { others.append(try runtime.load(other)) }
-            for index in 0..<concurrency {
-                let replica = others[index % others.count]
-                let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
-                for tensor in other.inputs {
-                    let data = given[tensor.name] ?? randomBytes(for: tensor)
-                    try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
-                }
-                baselineSlots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
-            }
+            baselineSlots = try makeSlots(other, replicas: others, given: given)
             for slot in baselineSlots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
             baselineModel = other
         }

@@ -6,6 +6,11 @@ import Testing
 
 @Suite("neuron-run and .npy files")
 struct NeuronRunTests {
+    /// The backend under test: the driver when it is loaded, else one simulated device.
+    static var environment: [String: String] {
+        driverLoaded ? ["NEURON_BACKEND": "kernel"] : ["NEURON_BACKEND": "sim", "NEURON_SIM_DEVICES": "1"]
+    }
+
     @Test(".npy round trip, and bad files refused with the reason")
     func npy() throws {
         let values = sample(6, seed: 3)
@@ -33,8 +38,7 @@ struct NeuronRunTests {
         let x = sample(16, seed: 44)
         let input = try NPY.encode(NPY.Array(dtype: .float32, shape: [2, 8], bytes: x.withUnsafeBytes { Array($0) }))
         try Data(input).write(to: URL(fileURLWithPath: "\(dir)/x.npy"))
-        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
-        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        let environment = Self.environment
         let result = try runTool("neuron-run", ["\(dir)/tiny.neff", "--input", "x=\(dir)/x.npy", "--output-dir", dir,
                                                 "--iterations", "50", "--cores", "2", "--concurrency", "4", "--json"],
                                  environment: environment)
@@ -61,8 +65,7 @@ struct NeuronRunTests {
         let dir = "/tmp/neuron-run-scaling-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
-        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        let environment = Self.environment
         let result = try runTool("neuron-run", ["\(dir)/mlp.neff", "--example-mlp", "--example-batch", "2",
                                                 "--example-width", "32", "--iterations", "40", "--cores", "2",
                                                 "--concurrency", "4", "--scaling", "--scaling-rounds", "2", "--json"],
@@ -89,8 +92,7 @@ struct NeuronRunTests {
         let dir = "/tmp/neuron-run-baseline-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var environment = ["NEURON_BACKEND": driverLoaded ? "kernel" : "sim"]
-        if !driverLoaded { environment["NEURON_SIM_DEVICES"] = "1" }
+        let environment = Self.environment
         try tinyModel().write(to: "\(dir)/tiny.neff")
         try tinyModel().write(to: "\(dir)/other.neff")
         let result = try runTool("neuron-run", ["\(dir)/tiny.neff", "--baseline", "\(dir)/other.neff", "--iterations", "20",
