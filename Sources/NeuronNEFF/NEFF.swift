@@ -1,5 +1,10 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import NeuronDevice
 
 /// Why a NEFF was refused: what is wrong, and where.
@@ -204,13 +209,40 @@ public struct NEFFModel: Sendable, Equatable {
     // MARK: Reading
 
     public init(contentsOf path: String) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw NEFFError(.header, "cannot read \(path): \(error.localizedDescription)")
+        try self.init(bytes: try Self.readFile(path))
+    }
+
+    /// The file's bytes, read straight into the array (a large model's
+    /// weights are copied once here, not through Data first).
+    static func readFile(_ path: String) throws(NEFFError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw NEFFError(.header, "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        try self.init(bytes: Array(data))
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw NEFFError(.header, "cannot read \(path): not a regular file")
+        }
+        let size = Int(info.st_size)
+        var failure: Int32 = 0
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            count = 0
+            guard let base = buffer.baseAddress else { return }
+            while count < size {
+                let got = read(fd, base + count, size - count)
+                if got < 0 && errno == EINTR { continue }
+                guard got > 0 else {
+                    failure = got < 0 ? errno : EIO
+                    break
+                }
+                count += got
+            }
+        }
+        guard failure == 0, bytes.count == size else {
+            throw NEFFError(.header, "cannot read \(path): \(String(cString: strerror(failure == 0 ? EIO : failure)))")
+        }
+        return bytes
     }
 
     /// Parse and check everything: header, versions, hash, archive,

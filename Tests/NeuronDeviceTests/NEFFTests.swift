@@ -50,6 +50,19 @@ struct NEFFTests {
         #expect(read == model)
         #expect(read.inputs.map(\.name) == ["x"] && read.outputs.map(\.name) == ["y"])
         #expect(read.weightBytes == 36 * 4)
+        // Through a file, and files that cannot be read.
+        let path = "/tmp/neff-roundtrip-\(getpid()).neff"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try model.write(to: path)
+        #expect(try NEFFModel(contentsOf: path) == model)
+        for (bad, reason) in [("/nonexistent/m.neff", "No such file"), ("/tmp", "not a regular file")] {
+            do {
+                _ = try NEFFModel(contentsOf: bad)
+                Issue.record("\(bad) was read")
+            } catch let error as NEFFError {
+                #expect(error.description.contains("cannot read \(bad)") && error.description.contains(reason), "\(error)")
+            }
+        }
     }
 
     @Test("the payload is a tar that tar lists")
