@@ -22,7 +22,7 @@ extension Lowering {
     static let supportedOps: Set<String> = {
         Set(unaryOps.keys).union(binaryOps.keys).union(variadicOps.keys).union(viewOps).union(reduceOps.keys)
             .union(foldOnlyOps)
-            .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization", "Pad", "Tile"])
+            .union(["MatMul", "Gemm", "Softmax", "Cast", "Concat", "Gather", "Clip", "LayerNormalization", "Pad", "Tile", "Resize"])
             .union(cnnOps)
     }()
 
@@ -153,6 +153,8 @@ extension Lowering {
             try lowerPad()
         case "Tile":
             try lowerTile()
+        case "Resize":
+            try lowerResize()
         default:
             throw unsupported("\(node.op) needs its inputs known at compile time")
         }
@@ -592,5 +594,98 @@ extension Lowering {
         }
         emit(.copy, [target, source])
         return out
+    }
+
+    /// Resize, nearest mode, scales or sizes known at compile time, when
+    /// every axis maps output index o to input index floor(o / s) for a
+    /// whole s (upsampling: a view that repeats each element) or to
+    /// a * o + b (downsampling or a shift: a strided view): one COPY. The
+    /// mapping is computed with the node's coordinate transformation and
+    /// rounding, then recognised, so any mode that comes out the same works.
+    func lowerResize() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        let mode = try string("mode", "nearest")
+        guard mode == "nearest" else { throw unsupported("mode=\(mode); nearest is supported") }
+        let transform = try string("coordinate_transformation_mode", "half_pixel")
+        let rounding = try string("nearest_mode", "round_prefer_floor")
+        guard try int("antialias", 0) == 0 else { throw unsupported("antialias=1") }
+        guard try string("keep_aspect_ratio_policy", "stretch") == "stretch" else {
+            throw unsupported("keep_aspect_ratio_policy other than stretch")
+        }
+        let axes = try ints("axes").map { list throws(NeuronCompilerError) -> [Int] in
+            var resolved: [Int] = []
+            for value in list { resolved.append(try axis(value, rank: x.rank, what: "axes entry")) }
+            return resolved
+        } ?? Array(0..<x.rank)
+        var scales = [Double](repeating: 1, count: x.rank), dims = x.dims
+        if hasInput(3) {
+            let sizes = try integers(3, what: "sizes")
+            guard sizes.count == axes.count, sizes.allSatisfy({ $0 >= 1 }) else { throw invalid("sizes \(sizes) for \(axes.count) axes") }
+            for (index, a) in axes.enumerated() {
+                dims[a] = sizes[index]
+                scales[a] = Double(sizes[index]) / Double(x.dims[a])
+            }
+        } else if hasInput(2) {
+            guard let given = constant(2)?.doubles(), given.count == axes.count, given.allSatisfy({ $0 > 0 }) else {
+                throw unsupported("the scales must be known at compile time, one positive value per axis")
+            }
+            for (index, a) in axes.enumerated() {
+                scales[a] = given[index]
+                dims[a] = Int((Double(x.dims[a]) * given[index]).rounded(.down))
+                guard dims[a] >= 1 else { throw shapeError("scale \(given[index]) leaves axis \(a) empty") }
+            }
+        } else {
+            throw invalid("Resize needs scales or sizes")
+        }
+        var source = x
+        source.dims = []; source.strides = []
+        var target = temp(x.type, dims)
+        let out = target
+        target.dims = []; target.strides = []
+        for a in 0..<x.rank {
+            let length = x.dims[a], count = dims[a], s = scales[a]
+            let map = try (0..<count).map { o throws(NeuronCompilerError) -> Int in
+                let o = Double(o)
+                let position: Double
+                switch transform {
+                case "half_pixel": position = (o + 0.5) / s - 0.5
+                case "asymmetric": position = o / s
+                case "align_corners": position = count > 1 ? o * Double(length - 1) / Double(count - 1) : 0
+                case "pytorch_half_pixel": position = count > 1 ? (o + 0.5) / s - 0.5 : 0
+                case "tf_half_pixel_for_nn": position = (o + 0.5) / s
+                default: throw unsupported("coordinate_transformation_mode=\(transform)")
+                }
+                let index: Double
+                switch rounding {
+                case "round_prefer_floor": index = position == position.rounded(.down) + 0.5 ? position.rounded(.down) : position.rounded()
+                case "round_prefer_ceil": index = position.rounded()
+                case "floor": index = position.rounded(.down)
+                case "ceil": index = position.rounded(.up)
+                default: throw unsupported("nearest_mode=\(rounding)")
+                }
+                return min(max(Int(index), 0), length - 1)
+            }
+            let factor = count / length
+            if count % length == 0, map.enumerated().allSatisfy({ $0.element == $0.offset / factor }) {
+                // Each input index repeated `factor` times: [length, factor] over the output's axis.
+                target.dims += factor > 1 ? [length, factor] : [length]
+                target.strides += factor > 1 ? [factor * out.strides[a], out.strides[a]] : [out.strides[a]]
+                source.dims += factor > 1 ? [length, factor] : [length]
+                source.strides += factor > 1 ? [x.strides[a], 0] : [x.strides[a]]
+                continue
+            }
+            let step = count > 1 ? map[1] - map[0] : 0
+            guard map.enumerated().allSatisfy({ $0.element == map[0] + step * $0.offset }), step >= 0 else {
+                throw unsupported("this resize of axis \(a) (\(length) to \(count), \(transform), \(rounding)) is no whole-number repeat or stride")
+            }
+            source.offset += map[0] * x.strides[a]
+            source.dims.append(count); source.strides.append(step * x.strides[a])
+            target.dims.append(count); target.strides.append(out.strides[a])
+        }
+        guard target.dims.count <= 6 else {
+            throw unsupported("resizing \(target.dims.count - x.rank) axes of a rank-\(x.rank) tensor takes \(target.dims.count) dimensions; NeuronCore views have at most 6")
+        }
+        emit(.copy, [target, source])
+        set(0, .tensor(out))
     }
 }

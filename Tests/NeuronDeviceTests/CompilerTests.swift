@@ -458,4 +458,40 @@ struct CompilerTests {
             try NeuronCompiler.compile(reflect)
         }
     }
+
+    @Test("Resize nearest: whole-number upsampling repeats, downsampling strides; other mappings are refused")
+    func resizeNearest() throws {
+        func graph(_ scales: [Float], out: [Int], transform: String = "asymmetric") throws -> Graph {
+            var g = Onnx_GraphProto()
+            g.name = "resize"
+            g.input = [ONNXBuilder.value("x", .float, [1, 1, 2, 4])]
+            g.output = [ONNXBuilder.value("y", .float, out)]
+            var s = ONNXBuilder.tensor("scales", .float, [4])
+            s.floatData = scales
+            g.initializer = [s]
+            var mode = Onnx_AttributeProto()
+            mode.name = "coordinate_transformation_mode"
+            mode.type = .string
+            mode.s = Data(transform.utf8)
+            var rounding = Onnx_AttributeProto()   // as torch.onnx exports nn.Upsample(mode="nearest")
+            rounding.name = "nearest_mode"
+            rounding.type = .string
+            rounding.s = Data("floor".utf8)
+            g.node = [ONNXBuilder.node("Resize", ["x", "", "scales"], ["y"], [mode, rounding])]
+            return try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(g)))
+        }
+        let x = (0..<8).map(Float.init)
+        let (up, report) = try NeuronCompiler.compile(try graph([1, 1, 2, 3], out: [1, 1, 4, 12]))
+        #expect(report.instructions == 1)
+        let got = try run(up, ["x": x])["y"] ?? []
+        var want: [Float] = []
+        for row in 0..<4 { for column in 0..<12 { want.append(x[(row / 2) * 4 + column / 3]) } }
+        #expect(got == want)
+        let (down, _) = try NeuronCompiler.compile(try graph([1, 1, 1, 0.5], out: [1, 1, 2, 2]))
+        #expect(try run(down, ["x": x])["y"] == [0, 2, 4, 6])
+        let odd = try graph([1, 1, 1, 1.75], out: [1, 1, 2, 7])    // columns 0 0 1 1 2 2 3
+        expectCompileError(.unsupported, mentioning: ["4 to 7", "no whole-number repeat or stride"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(odd)
+        }
+    }
 }
