@@ -251,7 +251,11 @@ static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 				budget -= cost;
 				i++;
 			} else {
-				count = clamp_t(u64, div64_u64(budget, per_part), 1, parts - part);
+				count = div64_u64(budget, per_part);
+				/* Too little left for a part: the next section takes it whole. */
+				if (!count && budget < NEURON_SECTION_WORK)
+					break;
+				count = clamp_t(u64, count, 1, parts - part);
 				fault = neuron_engine_step_part(prog, i, job->slots, &scratch,
 								part, count);
 				budget -= min(budget, count * per_part);

@@ -402,6 +402,8 @@ final class SimDeviceQueues: @unchecked Sendable {
                             budget -= cost
                             index += 1
                         } else {
+                            // Too little left for a part: the next section takes it whole.
+                            if budget < perPart && budget < Self.sectionWork { break }
                             let take = UInt32(min(max(budget / perPart, 1), UInt64(parts - part)))
                             fault = neuron_engine_step_part(program, index, slots.baseAddress, &scratchSlot, part, take)
                             budget -= min(budget, UInt64(take) * perPart)

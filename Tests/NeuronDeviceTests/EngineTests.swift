@@ -446,6 +446,8 @@ struct EngineNetworkOpTests {
         // Groups, and output channels in blocks of the split.
         .init(ci: 12, co: 390, h: 5, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3),
         .init(ci: 8, co: 400, h: 4, w: 4, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
+        // One output row: split in blocks of 6 channels.
+        .init(ci: 20, co: 50, h: 1, w: 30, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
         // Weights the gemm path refuses: padding skips them, a multiplication by zero would not.
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .infinity),
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .nan),
@@ -491,7 +493,9 @@ struct EngineNetworkOpTests {
             if partsPerStep == 0 {
                 try slots.run(program)
             } else {
-                try NeuronEngine.runSliced(program.image(), slots: slots.buffers, partsPerStep: partsPerStep)
+                let parts = try NeuronEngine.runSliced(program.image(), slots: slots.buffers, partsPerStep: partsPerStep)
+                if ho == 1 && c.groups == 1 { #expect(parts == (c.co + 5) / 6, "blocks of 6 channels") }
+                if ho > 1 && c.groups == 1 { #expect(parts == ho, "output rows") }
             }
             let got = slots.floats(3)
             let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }

@@ -39,15 +39,16 @@ static void split_none(struct split *s)
 
 /*
  * An ungrouped CONV2D runs as a matrix product over gathered input
- * columns (engine_conv.c): a part gathers the columns of its positions
- * once for all its output channels and packs the weights of its channels
- * once for all its positions. Blocks of CONV_CHANNELS output channels (a
- * multiple of the register block's 6) keep both large; with fewer
- * channels than two blocks, or blocks too large to stop in bounded time,
- * it splits output rows.
+ * columns (engine_conv.c). A slice of several parts runs as one call, so
+ * parts can be small (the kernel's FPU sections stay short) while a
+ * queue with a larger budget still gets large calls: a call packs its
+ * weights once for all its positions, and gathers its input columns once
+ * for all its channels. Output rows, each with every channel, when a row
+ * is at most CONV_ROW_WORK multiply-adds; else blocks of CONV_CHANNELS
+ * output channels (the register block's rows), each with every position.
  */
-#define CONV_CHANNELS	192
-#define CONV_PART_WORK	(1ULL << 30)
+#define CONV_ROW_WORK	(1ULL << 24)
+#define CONV_CHANNELS	6
 
 static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_insn *in,
 		      struct split *s)
@@ -55,9 +56,9 @@ static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_in
 	const struct neuron_tensor_desc *o = &d[in->operand[0]];
 	const struct neuron_tensor_desc *w = &d[in->operand[2]];
 	u64 taps = (u64)w->dims[1] * w->dims[2] * w->dims[3];
-	u64 block = (u64)CONV_CHANNELS * o->dims[2] * o->dims[3];
+	u64 row = (u64)o->dims[1] * o->dims[3];
 
-	if (o->dims[2] >= 2 && (o->dims[1] < 2 * CONV_CHANNELS || (taps && block > CONV_PART_WORK / taps))) {
+	if (o->dims[2] >= 2 && (!taps || row <= CONV_ROW_WORK / taps)) {
 		s->dim[0] = 2;
 		s->rows = 1;
 		return;
