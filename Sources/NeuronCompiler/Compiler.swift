@@ -79,7 +79,7 @@ public struct CompileReport: Sendable, Equatable {
     public var stageShares: [Double] = []
 }
 
-/// The compiler: an ONNX graph into a NEFF for one NeuronCore.
+/// The compiler: an ONNX graph into a NEFF for one NeuronCore, or a pipeline over several.
 public enum NeuronCompiler {
     /// The ONNX ops it compiles (some only when they fold at compile time).
     public static var supportedOps: [String] { Lowering.supportedOps.sorted() }
@@ -195,8 +195,7 @@ struct Emitter {
             }
             instructions.append((op.kind, views))
         }
-        let slotSizes = slotNames.map { name in UInt64(tensors.first { $0.name == name }?.byteCount ?? 0) }
-        let stages = try Emitter.stages(instructions, slotSizes: slotSizes, cores: options.pipelineCores)
+        let stages = Emitter.stages(instructions, cores: options.pipelineCores)
         var programs: [NEFFProgram] = []
         for (index, stage) in stages.enumerated() {
             var program = NeuronProgram()
@@ -250,8 +249,7 @@ struct Emitter {
     /// largest estimated work is as small as can be (the pipeline runs at
     /// the pace of its slowest stage). Fewer stages when there are fewer
     /// instructions than cores.
-    static func stages(_ instructions: [Instruction], slotSizes: [UInt64], cores: Int)
-        throws(NeuronCompilerError) -> [(range: Range<Int>, work: Double)] {
+    static func stages(_ instructions: [Instruction], cores: Int) -> [(range: Range<Int>, work: Double)] {
         guard cores > 1, instructions.count > 1 else { return [(0..<instructions.count, 0)] }
         let work = instructions.map { estimatedWork($0) }
         return partition(work, parts: min(cores, work.count))

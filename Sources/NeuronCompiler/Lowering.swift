@@ -243,7 +243,11 @@ final class Lowering {
 
     /// A contiguous copy of `view` when it is not contiguous already.
     func contiguous(_ view: View) -> View {
-        if view.isContiguous { return view }
+        view.isContiguous ? view : copied(view)
+    }
+
+    /// A copy of `view` in a fresh buffer (an op whose result must not alias its input).
+    func copied(_ view: View) -> View {
         let out = temp(view.type, view.dims)
         emit(.copy, [out, view])
         return out
@@ -251,36 +255,28 @@ final class Lowering {
 
     // MARK: Attributes
 
+    /// Attribute `name` of the current node through `extract`, nil when
+    /// absent, an error naming it when it has another type.
+    func attribute<T>(_ name: String, _ kind: String, _ extract: (AttributeValue) -> T?) throws(NeuronCompilerError) -> T? {
+        guard let value = current.attributes[name] else { return nil }
+        guard let typed = extract(value) else { throw invalid("attribute \(name) must be \(kind)") }
+        return typed
+    }
+
     func int(_ name: String, _ fallback: Int) throws(NeuronCompilerError) -> Int {
-        switch current.attributes[name] {
-        case nil: return fallback
-        case .int(let value)?: return value
-        default: throw invalid("attribute \(name) must be an int")
-        }
+        try attribute(name, "an int") { if case .int(let v) = $0 { v } else { nil } } ?? fallback
     }
 
     func float(_ name: String, _ fallback: Float) throws(NeuronCompilerError) -> Float {
-        switch current.attributes[name] {
-        case nil: return fallback
-        case .float(let value)?: return value
-        default: throw invalid("attribute \(name) must be a float")
-        }
+        try attribute(name, "a float") { if case .float(let v) = $0 { v } else { nil } } ?? fallback
     }
 
     func ints(_ name: String) throws(NeuronCompilerError) -> [Int]? {
-        switch current.attributes[name] {
-        case nil: return nil
-        case .ints(let value)?: return value
-        default: throw invalid("attribute \(name) must be a list of ints")
-        }
+        try attribute(name, "a list of ints") { if case .ints(let v) = $0 { v } else { nil } }
     }
 
     func string(_ name: String, _ fallback: String) throws(NeuronCompilerError) -> String {
-        switch current.attributes[name] {
-        case nil: return fallback
-        case .string(let value)?: return value
-        default: throw invalid("attribute \(name) must be a string")
-        }
+        try attribute(name, "a string") { if case .string(let v) = $0 { v } else { nil } } ?? fallback
     }
 
     /// `axis` of a tensor of `rank`, negative counting from the end.

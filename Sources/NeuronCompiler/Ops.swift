@@ -68,11 +68,7 @@ extension Lowering {
             for index in 1..<max(1, node.inputs.count) {
                 result = try binary(op, result, try floatTensor(index))
             }
-            if node.inputs.count == 1 {
-                let out = temp(.float32, result.dims)
-                emit(.copy, [out, result])
-                result = out
-            }
+            if node.inputs.count == 1 { result = copied(result) }
             set(0, .tensor(result))
             return
         }
@@ -141,11 +137,7 @@ extension Lowering {
             var result = try floatTensor(0)
             if hasInput(1) { result = try binary(.max, result, try floatTensor(1)) }
             if hasInput(2) { result = try binary(.min, result, try floatTensor(2)) }
-            if !hasInput(1) && !hasInput(2) {
-                let out = temp(.float32, result.dims)
-                emit(.copy, [out, result])
-                result = out
-            }
+            if !hasInput(1) && !hasInput(2) { result = copied(result) }
             set(0, .tensor(result))
         case "LayerNormalization":
             try lowerLayerNorm()

@@ -21,7 +21,7 @@ enum Patterns {
             for position in graph.nodes.indices {
                 var match: Match?
                 switch graph.nodes[position].op {
-                case "ReduceMean": match = layerNorm(from: position, index, &graph)
+                case "ReduceMean": match = layerNorm(from: position, index)
                 case "Erf": match = gelu(from: position, index)
                 default: break
                 }
@@ -98,7 +98,7 @@ enum Patterns {
         return node.attributes["axes"] == .ints([-1])
     }
 
-    static func layerNorm(from position: Int, _ index: Index, _ graph: inout Graph) -> Match? {
+    static func layerNorm(from position: Int, _ index: Index) -> Match? {
         let mean = At(position: position, node: index.nodes[position])
         guard meanOverLast(mean), let x = mean.inputs.first, let meanOut = mean.outputs.first,
               let sub = index.sole(meanOut), sub.op == "Sub", sub.inputs == [x, meanOut],
