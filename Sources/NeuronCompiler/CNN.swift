@@ -109,26 +109,60 @@ extension Lowering {
 
     func lowerConv() throws(NeuronCompilerError) {
         let (x, spatial) = try image(try floatTensor(0))
-        let w0 = try floatTensor(1)
-        guard w0.rank == spatial + 2 else { throw shapeError("the weight \(w0.dims) does not fit a \(spatial)-D convolution") }
-        let (w, _) = spatial == 1 ? try image(w0) : (w0, 2)
         let group = try int("group", 1)
-        guard group >= 1, x.dims[1] % group == 0, w.dims[0] % group == 0, x.dims[1] / group == w.dims[1] else {
-            throw shapeError("input channels \(x.dims[1]), weight \(w0.dims) and group \(group) do not agree")
+        // Constant weights of one group go to the blob in the engine's
+        // packed layout (read in place, no copy per run); others as given.
+        let packable = constant(1).flatMap { $0.type == .float32 || $0.type == .float64 || $0.type == .float16 ? $0 : nil }
+        let given: View? = group == 1 && packable != nil ? nil : try floatTensor(1)
+        let w0Dims = packable.map(\.shape) ?? given?.dims ?? []
+        guard w0Dims.count == spatial + 2 else { throw shapeError("the weight \(w0Dims) does not fit a \(spatial)-D convolution") }
+        let wDims = spatial == 1 ? [w0Dims[0], w0Dims[1], 1, w0Dims[2]] : w0Dims
+        guard group >= 1, x.dims[1] % group == 0, wDims[0] % group == 0, x.dims[1] / group == wDims[1] else {
+            throw shapeError("input channels \(x.dims[1]), weight \(w0Dims) and group \(group) do not agree")
         }
-        if let kernel = try ints("kernel_shape"), kernel != Array(w0.dims.dropFirst(2)) {
-            throw shapeError("kernel_shape \(kernel) differs from the weight's \(Array(w0.dims.dropFirst(2)))")
+        if let kernel = try ints("kernel_shape"), kernel != Array(w0Dims.dropFirst(2)) {
+            throw shapeError("kernel_shape \(kernel) differs from the weight's \(Array(w0Dims.dropFirst(2)))")
         }
-        let win = try window(kernel: Array(w0.dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
+        let win = try window(kernel: Array(w0Dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
         guard [win.pads.top, win.pads.left, win.pads.bottom, win.pads.right].allSatisfy({ $0 <= 65535 }) else {
             throw unsupported("padding beyond 65535")
         }
         let bias = hasInput(2) ? try floatTensor(2) : nil
-        if let bias, bias.dims != [w.dims[0]] { throw shapeError("the bias \(bias.dims) is not [\(w.dims[0])]") }
+        if let bias, bias.dims != [wDims[0]] { throw shapeError("the bias \(bias.dims) is not [\(wDims[0])]") }
         let relu = current.attributes["neuron.relu"] == .int(1)
-        let out = temp(.float32, [x.dims[0], w.dims[0], win.out.h, win.out.w])
-        emit(.conv(win.engine, bias: bias != nil, relu: relu), [out, x, w] + (bias.map { [$0] } ?? []))
+        let w: View
+        if let given {
+            w = spatial == 1 ? try image(given).0 : given
+        } else if let packable {
+            w = try packedConvWeights(packable, dims: wDims, name: current.inputs[1])
+        } else {
+            throw invalid("input 1 has no value")
+        }
+        let out = temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
+        emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: given == nil),
+             [out, x, w] + (bias.map { [$0] } ?? []))
         set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// Weights `[Co, Ci, Kh, Kw]` in the blob as NEURON_CONV_PACKED lays
+    /// them out: `[ceil(Co/6), Ci, Kh, Kw, 6]`, zeros past Co.
+    func packedConvWeights(_ tensor: ConstantTensor, dims: [Int], name: String) throws(NeuronCompilerError) -> View {
+        let rows = NeuronProgram.convPackRows
+        let packedDims = [(dims[0] + rows - 1) / rows, dims[1], dims[2], dims[3], rows]
+        let key = "\(name)#packed"
+        if let view = weightViews[key], view.dims == packedDims { return view }
+        let floats: [Float] = tensor.type == .float32
+            ? tensor.bytes.withUnsafeBytes { raw in
+                (0..<tensor.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            : tensor.doubles().map { Float($0) }
+        guard let packed = NeuronProgram.packConvWeights(floats, dims: dims) else {
+            throw shapeError("the weight \(tensor.shape) does not hold \(dims)")
+        }
+        let bytes = packed.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
+        let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: packedDims)
+        weightViews[key] = view
+        return view
     }
 
     func lowerPool(_ op: NeuronPoolOp) throws(NeuronCompilerError) {

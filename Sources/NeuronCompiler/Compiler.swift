@@ -237,8 +237,9 @@ struct Emitter {
         case .cast: program.cast(views[0], views[1])
         case .gather: program.gather(views[0], table: views[1], indices: views[2])
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
-        case .conv(let window, let bias, let relu):
-            program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu)
+        case .conv(let window, let bias, let relu, let packed):
+            program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
+                           packedWeights: packed)
         case .pool(let pool, let kernel, let window, let countPadding):
             program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
                            countPadding: countPadding)
@@ -260,17 +261,18 @@ struct Emitter {
     /// costs about 1/8 (two vector FMAs a cycle, most of the time), with
     /// positions of a convolution rounded up to the 16 of its register
     /// block and its weights read once per part (about 2.5 a weight, as
-    /// late layers' large weights stream from memory); other instructions
+    /// late layers' large weights stream from memory; 1 when packed, read
+    /// in place); other instructions
     /// about 2 an element, and each one 64 more.
     static func estimatedWork(_ insn: Instruction) -> Double {
         func count(_ dims: ArraySlice<UInt32>) -> Double { dims.reduce(1.0) { $0 * Double($1) } }
         let out = insn.views.first.map { count($0.dims[...]) } ?? 1
         switch insn.kind {
-        case .conv:
+        case .conv(_, _, _, let packed):
             let o = insn.views[0].dims, w = insn.views[2].dims
-            guard o.count == 4, w.count == 4 else { return out * 2 + 64 }
-            let taps = count(w[1...]), positions = (Double(o[2]) * Double(o[3]) / 16).rounded(.up) * 16
-            return Double(o[0]) * (Double(o[1]) * positions * taps / 8 + 2.5 * Double(o[1]) * taps) + 64
+            guard o.count == 4, w.count == (packed ? 5 : 4) else { return out * 2 + 64 }
+            let taps = count(w[1...3]), positions = (Double(o[2]) * Double(o[3]) / 16).rounded(.up) * 16
+            return Double(o[0]) * (Double(o[1]) * positions * taps / 8 + (packed ? 1 : 2.5) * Double(o[1]) * taps) + 64
         case .matmul:
             let a = insn.views[1].dims, b = insn.views[2].dims
             let k = Double(a.last ?? 1), n = Double(b.last ?? 1)

@@ -27,7 +27,7 @@ struct AbstractOp {
         case cast
         case gather
         case layerNorm(epsilon: Float)
-        case conv(NeuronWindow, bias: Bool, relu: Bool)
+        case conv(NeuronWindow, bias: Bool, relu: Bool, packed: Bool)
         case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)
     }
     var kind: Kind

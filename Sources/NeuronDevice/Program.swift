@@ -218,11 +218,17 @@ public struct NeuronProgram: Sendable {
 
     /// NCHW convolution; groups follow from the shapes (input channels /
     /// the weight's second axis).
+    ///
+    /// With `packedWeights`, `weight` is `[ceil(Co/6), Ci, Kh, Kw, 6]` as
+    /// `NeuronTensorView.packConvWeights` lays it out (one group only), and
+    /// the engine reads it in place (ISA 1.2).
     public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
-                                bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false) {
+                                bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
+                                packedWeights: Bool = false) {
         let o = operand(out), x = operand(input), w = operand(weight)
         var operands = [o, x, w]
         var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
+        if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
         if let bias {
             operands.append(operand(bias))
             flags |= UInt16(NEURON_CONV_BIAS)
@@ -448,5 +454,25 @@ public enum NeuronEngine {
         guard valid == 0 else {
             throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
         }
+    }
+}
+
+extension NeuronProgram {
+    /// Output channels per block of the packed convolution weights.
+    public static let convPackRows = Int(NEURON_CONV_PACK_ROWS)
+
+    /// Convolution weights `[Co, Ci, Kh, Kw]` (row-major) in the layout
+    /// `conv2d(packedWeights: true)` reads: `[ceil(Co/6), Ci, Kh, Kw, 6]`,
+    /// output channel `co` in lane `co % 6` of block `co / 6`, and `pad` in
+    /// the lanes past Co. Nil when `weights` does not hold `dims`.
+    public static func packConvWeights(_ weights: [Float], dims: [Int], pad: Float = 0) -> [Float]? {
+        guard dims.count == 4, dims.allSatisfy({ $0 > 0 }), weights.count == dims.reduce(1, *) else { return nil }
+        let rows = convPackRows, blocks = (dims[0] + rows - 1) / rows, k = dims[1] * dims[2] * dims[3]
+        var packed = [Float](repeating: pad, count: blocks * k * rows)
+        for co in 0..<dims[0] {
+            let base = (co / rows) * k * rows + co % rows
+            for j in 0..<k { packed[base + j * rows] = weights[co * k + j] }
+        }
+        return packed
     }
 }

@@ -453,8 +453,10 @@ struct EngineNetworkOpTests {
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .nan),
     ]
 
-    @Test("conv2d equals its definition bit for bit on every path, whole and in slices", arguments: convCases)
-    func conv2dPaths(_ c: ConvCase) throws {
+    @Test("conv2d equals its definition bit for bit on every path, whole and in slices, with weights as given and packed",
+          arguments: convCases, [false, true])
+    func conv2dPaths(_ c: ConvCase, packed: Bool) throws {
+        guard !packed || c.groups == 1 else { return }
         let ho = (c.h + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
         let wo = (c.w + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
         let cig = c.ci / c.groups, perGroup = c.co / c.groups
@@ -467,29 +469,41 @@ struct EngineNetworkOpTests {
             var acc: Float = 0
             for ch in 0..<cig { for i in 0..<c.k {
                 let ih = y * c.stride - c.pad + i * c.dilation
-                guard ih >= 0, ih < c.h else { continue }
                 for j in 0..<c.k {
                     let iw = z * c.stride - c.pad + j * c.dilation
-                    guard iw >= 0, iw < c.w else { continue }
-                    acc = acc.addingProduct(x[((o / perGroup) * cig + ch) * c.h * c.w + ih * c.w + iw],
-                                            weight[((o * cig + ch) * c.k + i) * c.k + j])
+                    let w = weight[((o * cig + ch) * c.k + i) * c.k + j]
+                    if ih >= 0, ih < c.h, iw >= 0, iw < c.w {
+                        acc = acc.addingProduct(x[((o / perGroup) * cig + ch) * c.h * c.w + ih * c.w + iw], w)
+                    } else if packed {
+                        acc = acc.addingProduct(0, w)   // packed: the padding is multiplied by zero
+                    }
                 }
             } }
             acc = acc + bias[o]
             want[(o * ho + y) * wo + z] = acc > 0 || acc.isNaN ? acc : 0
         } } }
-        var program = NeuronProgram()
-        program.conv2d(.contiguous(slot: 3, dims: [1, c.co, ho, wo].map(UInt32.init)),
-                       .contiguous(slot: 0, dims: [1, c.ci, c.h, c.w].map(UInt32.init)),
-                       weight: .contiguous(slot: 1, dims: [c.co, cig, c.k, c.k].map(UInt32.init)),
-                       bias: .contiguous(slot: 2, dims: [UInt32(c.co)]),
-                       window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
-                                            padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.pad), UInt32(c.pad)),
-                                            dilation: (UInt32(c.dilation), UInt32(c.dilation))),
-                       relu: true)
-        for partsPerStep in [0, 1, 2] {
-            let slots = Slots([x.count * 4, weight.count * 4, bias.count * 4, want.count * 4])
-            slots.set(0, x); slots.set(1, weight); slots.set(2, bias)
+        let weightDims = [c.co, cig, c.k, c.k]
+        // Lanes past the output channels hold NaN: they must never reach an output.
+        let given = packed ? try #require(NeuronProgram.packConvWeights(weight, dims: weightDims, pad: .nan)) : weight
+        let weightView: NeuronTensorView = packed
+            ? .contiguous(slot: 1, dims: [(c.co + 5) / 6, cig, c.k, c.k, 6].map(UInt32.init))
+            : .contiguous(slot: 1, dims: weightDims.map(UInt32.init))
+        // Last, the output with a gap after each row: the matrix product
+        // declines it, and the reference path runs.
+        for (partsPerStep, gap) in [(0, 0), (1, 0), (2, 0), (0, 1)] {
+            let rowStride = UInt64(wo + gap)
+            let out = NeuronTensorView(slot: 3, dtype: .float32, offset: 0, dims: [1, c.co, ho, wo].map(UInt32.init),
+                                       strides: [UInt64(c.co * ho) * rowStride, UInt64(ho) * rowStride, rowStride, 1])
+            var program = NeuronProgram()
+            program.conv2d(out, .contiguous(slot: 0, dims: [1, c.ci, c.h, c.w].map(UInt32.init)),
+                           weight: weightView,
+                           bias: .contiguous(slot: 2, dims: [UInt32(c.co)]),
+                           window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
+                                                padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.pad), UInt32(c.pad)),
+                                                dilation: (UInt32(c.dilation), UInt32(c.dilation))),
+                           relu: true, packedWeights: packed)
+            let slots = Slots([x.count * 4, given.count * 4, bias.count * 4, c.co * ho * (wo + gap) * 4])
+            slots.set(0, x); slots.set(1, given); slots.set(2, bias)
             if partsPerStep == 0 {
                 try slots.run(program)
             } else {
@@ -497,9 +511,10 @@ struct EngineNetworkOpTests {
                 if ho == 1 && c.groups == 1 { #expect(parts == (c.co + 5) / 6, "blocks of 6 channels") }
                 if ho > 1 && c.groups == 1 { #expect(parts == ho, "output rows") }
             }
-            let got = slots.floats(3)
+            let all = slots.floats(3)
+            let got = (0..<want.count).map { all[($0 / wo) * (wo + gap) + $0 % wo] }
             let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            #expect(wrong.isEmpty, "parts per step \(partsPerStep), row gap \(gap): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
         }
     }
 
@@ -643,6 +658,19 @@ struct EngineNetworkOpTests {
         #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
                                     weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200),
                                     window: NeuronWindow(dilation: (0, 1))) }?.kind == .parameter)
+        // Packed weights: [ceil(Co/6), Ci, Kh, Kw, 6], contiguous, one group.
+        func packed(_ dims: [UInt32], strides: [UInt64]? = nil) -> NeuronProgramError? {
+            var weight = NeuronTensorView.contiguous(slot: 1, dims: dims, offset: 200)
+            if let strides { weight.strides = strides }
+            return refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x, weight: weight, packedWeights: true) }
+        }
+        #expect(packed([1, 2, 2, 2, 6]) == nil)
+        #expect(packed([3, 2, 2, 2])?.kind == .operand)         // the plain layout
+        #expect(packed([1, 2, 2, 2, 3])?.kind == .operand)      // lanes other than 6
+        #expect(packed([2, 2, 2, 2, 6])?.kind == .operand)      // blocks other than ceil(3/6)
+        #expect(packed([1, 1, 2, 2, 6])?.kind == .operand)      // groups
+        #expect(packed([1, 2, 2, 2, 6], strides: [56, 28, 14, 7, 1])?.kind == .operand)   // not contiguous
+        #expect(packed([1, 2, 3, 2, 6])?.kind == .operand)      // a kernel that does not fit the output
         #expect(refused { $0.layerNorm(.contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
                                        scale: .contiguous(slot: 0, dims: [4]), bias: .contiguous(slot: 0, dims: [4]),
                                        epsilon: -1) }?.kind == .parameter)

@@ -86,6 +86,19 @@ struct QueueCase: Sendable, CustomStringConvertible {
                           bias: input([32], at: 32 * 128 * 128 + 32 * 16 * 9),
                           window: NeuronWindow(stride: (2, 2), padding: (3, 1, 0, 1), dilation: (2, 1)), relu: true)
             },
+            QueueCase(name: "conv2d with packed weights, sliced by output rows", inputs: 40 * 30 * 30 + 6 * 40 * 9 * 6,
+                      outputs: 36 * 30 * 30) {
+                $0.conv2d(output([1, 36, 30, 30]), input([1, 40, 30, 30]),
+                          weight: input([6, 40, 3, 3, 6], at: 40 * 30 * 30),
+                          window: NeuronWindow(padding: (1, 1, 1, 1)), relu: true, packedWeights: true)
+            },
+            QueueCase(name: "conv2d with packed weights, one output row, sliced by blocks of channels",
+                      inputs: 64 * 2 * 300 + 50 * 64 * 6 * 6 + 299, outputs: 299 * 300) {
+                $0.conv2d(output([1, 299, 1, 300]), input([1, 64, 2, 300]),
+                          weight: input([50, 64, 2, 3, 6], at: 64 * 2 * 300),
+                          bias: input([299], at: 64 * 2 * 300 + 50 * 64 * 6 * 6),
+                          window: NeuronWindow(padding: (0, 1, 0, 1)), packedWeights: true)
+            },
             QueueCase(name: "pool2d, sliced by output rows", inputs: 3 * 400 * 400, outputs: 3 * 400 * 400) {
                 $0.pool2d(.avg, output([1, 3, 400, 400]), input([1, 3, 400, 400]), kernel: (7, 7),
                           window: NeuronWindow(padding: (3, 3, 3, 3)))

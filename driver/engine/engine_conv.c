@@ -170,7 +170,10 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  *
  * Bits: each output runs acc = fma(x, w, acc) over k in order, its partial
  * sums waiting in the output across blocks of k, then adds the bias and
- * applies relu, as the reference does. The reference skips a tap in the
+ * applies relu, as the reference does. Weights the compiler packed
+ * (NEURON_CONV_PACKED) are already in the blocks of rows, so they are read
+ * in place, with no copy and no check, since their definition multiplies
+ * the padding by zero too. The reference skips a tap in the
  * padding where this path multiplies a zero: fma(0, w, acc) is acc again
  * for every finite w (acc is never -0, as sums that start at +0 cannot
  * become -0), so the path gives up, before storing anything, when a
@@ -180,7 +183,7 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 #define CG_NC		64
 #define CG_MC		192
 #define CG_PW		16	/* positions per panel: two AVX2 vectors */
-#define CG_ROWS		6
+#define CG_ROWS		NEURON_CONV_PACK_ROWS	/* the packed layout's blocks */
 #define CG_B_FLOATS	(CG_KC * CG_NC)
 #define CG_A_FLOATS	(CG_KC * CG_MC)
 
@@ -191,6 +194,7 @@ struct conv_gemm {
 	const float *w;		/* the first row of weights */
 	float *o;		/* the first output channel */
 	u32 co0, M, K, P, taps;
+	int packed;		/* w is in blocks of CG_ROWS rows, k-major: read in place */
 };
 
 static inline s64 conv_min(s64 a, s64 b)
@@ -452,7 +456,7 @@ int conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 		rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
 		for (k0 = 0; k0 < q->K; k0 = k1) {
 			k1 = q->K - k0 < CG_KC ? q->K : k0 + CG_KC;
-			if (!conv_pack_rows(q, mc, rows, k0, k1, apack))
+			if (!q->packed && !conv_pack_rows(q, mc, rows, k0, k1, apack))
 				return 0;
 			conv_taps(q, k0, k1, tap);
 			for (g = 0; g < q->P; g = g1) {
@@ -460,7 +464,10 @@ int conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 				conv_pack_cols(q, tap, k0, k1, g, g1, pack);
 				for (nb = g; nb < g1; nb += CG_PW)
 					for (m = 0; m < rows; m += CG_ROWS)
-						conv_tile(q, apack + (u64)m * CG_KC, pack + (u64)(nb - g) * CG_KC,
+						conv_tile(q, q->packed ?
+							  q->w + ((u64)(mc + m) / CG_ROWS * q->K + k0) * CG_ROWS :
+							  apack + (u64)m * CG_KC,
+							  pack + (u64)(nb - g) * CG_KC,
 							  mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
 							  (u32)conv_min(CG_PW, q->P - nb), k0, k1);
 			}
@@ -475,19 +482,21 @@ int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	struct conv_gemm q = {
 		.c = c, .co0 = co0, .M = cos, .taps = c->kh * c->kw,
 		.x = c->x + n * c->xs[0] + c->c0 * c->xs[1],
-		.w = c->wt + co0 * c->ws[0],
 		.o = c->o + n * c->os[0] + co0 * c->os[1],
+		.packed = c->packed,
 	};
 	u64 k = (u64)c->cig * q.taps, p = (u64)c->ho * c->wo;
 
-	/* Weights [co][k] and outputs [co][p] must be rows in memory. */
+	/* Weights [co][k] (or packed) and outputs [co][p] must be rows in memory. */
 	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base ||
 	    scratch->size < (CG_B_FLOATS + CG_A_FLOATS) * sizeof(float) +
 			    CG_KC * sizeof(struct conv_tap) ||
 	    !cos || !k || !p || k > 0xffffffffu || p > 0xffffffffu ||
-	    c->ws[3] != 1 || c->ws[2] != c->kw || c->ws[1] != q.taps ||
+	    (c->packed ? co0 % CG_ROWS :
+	     c->ws[3] != 1 || c->ws[2] != c->kw || c->ws[1] != q.taps) ||
 	    c->os[3] != 1 || (c->ho > 1 && c->os[2] != c->wo))
 		return 0;
+	q.w = c->wt + (c->packed ? (u64)co0 * k : co0 * c->ws[0]);
 	q.K = (u32)k;
 	q.P = (u32)p;
 	return conv_gemm_avx2(&q, scratch->base);

@@ -482,6 +482,44 @@ static u64 at4(const struct neuron_tensor_desc *d, u64 n, u64 c, u64 h, u64 w)
 }
 
 /*
+ * Packed weights (NEURON_CONV_PACKED, one group): the same order, but a tap
+ * in the padding multiplies a zero. The gemm path computes exactly this.
+ */
+static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
+{
+	u64 k = (u64)c->cig * c->kh * c->kw;
+	u32 co, ho, wo, ci, kh, kw;
+
+	for (co = 0; co < co_count; co++)
+	for (ho = 0; ho < c->ho; ho++)
+	for (wo = 0; wo < c->wo; wo++) {
+		const float *w = c->wt + (u64)(co / NEURON_CONV_PACK_ROWS) * k * NEURON_CONV_PACK_ROWS +
+				 co % NEURON_CONV_PACK_ROWS;
+		float acc = 0.0f;
+
+		for (ci = 0; ci < c->cig; ci++)
+		for (kh = 0; kh < c->kh; kh++) {
+			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;
+
+			for (kw = 0; kw < c->kw; kw++, w += NEURON_CONV_PACK_ROWS) {
+				s64 iw = (s64)wo * c->sw - c->pl + (s64)kw * c->dw;
+				float v = 0.0f;
+
+				if (ih >= 0 && ih < c->h && iw >= 0 && iw < c->w)
+					v = c->x[n * c->xs[0] + ci * c->xs[1] + (u64)ih * c->xs[2] +
+						 (u64)iw * c->xs[3]];
+				acc = neuron_fmaf(v, *w, acc);
+			}
+		}
+		if (c->bias)
+			acc = acc + c->bias[co * c->bs];
+		if (c->relu && !(acc > 0.0f))
+			acc = acc != acc ? acc : 0.0f;
+		c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]] = acc;
+	}
+}
+
+/*
  * Each output sums over input channels of its group, then kernel rows,
  * then kernel columns, in that order (padding contributes nothing), then
  * adds the bias, then applies relu.
@@ -506,6 +544,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.ho = Ho, .wo = Wo,
 		.bias = pb ? pb + bias->offset : NULL, .bs = bias ? bias->strides[0] : 0,
 		.relu = !!(in->flags & NEURON_CONV_RELU),
+		.packed = !!(in->flags & NEURON_CONV_PACKED),
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;
@@ -522,6 +561,12 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	args.wlo = lo < Wo ? (u32)lo : Wo;
 	args.whi = hi < args.wlo ? args.wlo : hi > Wo ? Wo : (u32)hi;
 
+	if (args.packed) {
+		for (n = 0; n < N; n++)
+			if (!neuron_conv_gemm(&args, n, 0, Co, scratch))
+				conv2d_packed(&args, n, Co);
+		return;
+	}
 	for (n = 0; n < N; n++)
 	for (cb = 0; cb < Co; cb += cos) {
 		u32 c0 = (cb / per_group) * Cig;

@@ -23,6 +23,7 @@ struct split {
 	u32 mul[4];		/* indices of the operand per index of the split */
 	u32 unit;
 	int rows;		/* CONV2D, POOL2D: output rows (dim[0] = 2) */
+	int blocks;		/* CONV2D packed weights: operand 2 in blocks of channels */
 };
 
 static void split_none(struct split *s)
@@ -35,6 +36,7 @@ static void split_none(struct split *s)
 	}
 	s->unit = 1;
 	s->rows = 0;
+	s->blocks = 0;
 }
 
 /*
@@ -45,10 +47,11 @@ static void split_none(struct split *s)
  * weights once for all its positions, and gathers its input columns once
  * for all its channels. Output rows, each with every channel, when a row
  * is at most CONV_ROW_WORK multiply-adds; else blocks of CONV_CHANNELS
- * output channels (the register block's rows), each with every position.
+ * output channels (the register block's rows), each with every position;
+ * packed weights then follow in whole blocks.
  */
 #define CONV_ROW_WORK	(1ULL << 24)
-#define CONV_CHANNELS	6
+#define CONV_CHANNELS	NEURON_CONV_PACK_ROWS
 
 static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_insn *in,
 		      struct split *s)
@@ -68,6 +71,7 @@ static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_in
 	if (in->flags & NEURON_CONV_BIAS)
 		s->dim[3] = 0;
 	s->unit = CONV_CHANNELS;
+	s->blocks = !!(in->flags & NEURON_CONV_PACKED);
 }
 
 /*
@@ -249,6 +253,12 @@ u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 		insn.operand[i] = i;
 		if (s.dim[i] < 0)
 			continue;
+		if (i == 2 && s.blocks) {
+			/* start is a whole number of blocks (the unit is one) */
+			descs[i].offset += (u64)(start / NEURON_CONV_PACK_ROWS) * descs[i].strides[0];
+			descs[i].dims[0] = (len + NEURON_CONV_PACK_ROWS - 1) / NEURON_CONV_PACK_ROWS;
+			continue;
+		}
 		descs[i].offset += (u64)start * s.mul[i] * descs[i].strides[s.dim[i]];
 		descs[i].dims[s.dim[i]] = len * s.mul[i];
 	}

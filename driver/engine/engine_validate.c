@@ -107,7 +107,7 @@ static const u8 operand_count[NEURON_OP_COUNT] = {
 /* Flags each opcode knows; operand[3] is used when it has a bias. */
 static const u16 known_flags[NEURON_OP_COUNT] = {
 	[NEURON_OP_MATMUL] = NEURON_MATMUL_BIAS,
-	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU,
+	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED,
 	[NEURON_OP_POOL2D] = NEURON_POOL_COUNT_PAD,
 };
 
@@ -158,21 +158,45 @@ static u32 check_window(const struct neuron_insn *in, const struct neuron_tensor
 	return NEURON_ISA_OK;
 }
 
+/* Packed weights: [ceil(Co/6), Ci, Kh, Kw, 6], contiguous, one group. */
+static int packed_weights_ok(const struct neuron_tensor_desc *w, const struct neuron_tensor_desc *x,
+			     const struct neuron_tensor_desc *o)
+{
+	u64 stride = 1;
+	int i;
+
+	if (w->rank != 5 || w->dims[4] != NEURON_CONV_PACK_ROWS || w->dims[1] != x->dims[1] ||
+	    w->dims[0] != (o->dims[1] + NEURON_CONV_PACK_ROWS - 1) / NEURON_CONV_PACK_ROWS)
+		return 0;
+	for (i = 4; i >= 0; i--) {
+		if (w->strides[i] != stride)
+			return 0;
+		stride *= w->dims[i];
+	}
+	return 1;
+}
+
 static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
 	const struct neuron_tensor_desc *w = &descs[in->operand[2]];
+	int packed = !!(in->flags & NEURON_CONV_PACKED);
 	u32 groups;
 
 	if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) ||
-	    o->rank != 4 || x->rank != 4 || w->rank != 4)
+	    o->rank != 4 || x->rank != 4 || w->rank != (packed ? 5 : 4))
 		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
-	if (x->dims[1] % w->dims[1])
-		return NEURON_ISA_E_OPERAND;
-	groups = x->dims[1] / w->dims[1];
-	if (o->dims[0] != x->dims[0] || o->dims[1] != w->dims[0] || w->dims[0] % groups)
-		return NEURON_ISA_E_OPERAND;
+	if (packed) {
+		if (!packed_weights_ok(w, x, o) || o->dims[0] != x->dims[0])
+			return NEURON_ISA_E_OPERAND;
+	} else {
+		if (x->dims[1] % w->dims[1])
+			return NEURON_ISA_E_OPERAND;
+		groups = x->dims[1] / w->dims[1];
+		if (o->dims[0] != x->dims[0] || o->dims[1] != w->dims[0] || w->dims[0] % groups)
+			return NEURON_ISA_E_OPERAND;
+	}
 	if (in->flags & NEURON_CONV_BIAS) {
 		const struct neuron_tensor_desc *b = &descs[in->operand[3]];
 

@@ -107,6 +107,7 @@ struct neuron_conv_args {
 	const float *bias;	/* first element, or NULL; the gemm path adds it */
 	u64 bs;			/* bias stride */
 	int relu;		/* the gemm path applies it after the bias */
+	int packed;		/* wt is NEURON_CONV_PACKED's layout (ws unused) */
 };
 
 /* Output channels the vector kernel computes at once (0: none here). */
@@ -126,7 +127,9 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  * added and relu applied as the reference does. Returns 0 when it cannot:
  * no AVX2, too little scratch, weights or outputs not in rows, or a weight
  * that is not finite (where skipping the padding and multiplying it by
- * zero differ).
+ * zero differ). Packed weights (c->packed, @co0 a multiple of 6) are read
+ * in place, and any weight is fine, as the padding is multiplied by zero
+ * by definition.
  */
 int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 		     const struct neuron_engine_slot *scratch);

@@ -133,6 +133,15 @@ enum neuron_pool_op {
 #define NEURON_MATMUL_BIAS	0x1	/* operand[3] is a bias over n */
 #define NEURON_CONV_BIAS	0x1	/* operand[3] is a bias over Co */
 #define NEURON_CONV_RELU	0x2	/* relu after the bias */
+/*
+ * CONV2D, one group only (ISA 1.2): w is in the blocked layout
+ * [ceil(Co/6), Ci, Kh, Kw, 6], contiguous: output channel co is
+ * w[co / 6][ci][kh][kw][co % 6] (the lanes past Co are never read into an
+ * output), and a tap in the padding multiplies a zero instead of being
+ * skipped. The engine then reads the weights as they are.
+ */
+#define NEURON_CONV_PACKED	0x4
+#define NEURON_CONV_PACK_ROWS	6
 /* NEURON_OP_POOL2D flags. */
 #define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
 
