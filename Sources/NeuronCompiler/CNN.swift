@@ -138,9 +138,31 @@ extension Lowering {
         } else {
             throw invalid("input 1 has no value")
         }
-        let out = temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
-        emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: given == nil),
-             [out, x, w] + (bias.map { [$0] } ?? []))
+        var out = temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
+        let operands = [out, x, w] + (bias.map { [$0] } ?? [])
+        // A residual (Fusion: Conv then Add) starts the sums: copied into
+        // the output, which the copy elision then makes the residual's
+        // own buffer; or, where it broadcasts, added afterwards.
+        if current.attributes["neuron.residual"] == .int(1) {
+            let residual = try floatTensor(3)
+            let image = spatial == 1 ? try self.image(residual).0 : residual
+            if given == nil, image.dims == out.dims {
+                emit(.copy, [out, image])
+                emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: true, accumulate: true), operands)
+            } else {
+                emit(.conv(win.engine, bias: bias != nil, relu: false, packed: given == nil, accumulate: false), operands)
+                out = try binary(.add, try fromImage(out, spatial: spatial), residual)
+                if relu {
+                    let activated = temp(.float32, out.dims)
+                    emit(.unary(.relu, alpha: 0), [activated, out])
+                    out = activated
+                }
+                set(0, .tensor(out))
+                return
+            }
+        } else {
+            emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: given == nil, accumulate: false), operands)
+        }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 

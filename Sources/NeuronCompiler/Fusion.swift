@@ -2,6 +2,8 @@
 /// - Conv then BatchNormalization (constant statistics): the scale and
 ///   shift go into the convolution's weights and bias;
 /// - Conv then Relu: the convolution's relu flag;
+/// - Conv then Add of another computed value (a residual): the sums start
+///   from it, in its own buffer;
 /// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias.
 /// Each applies only where the first node's output feeds nothing else.
 /// The layer norm and GELU patterns (Patterns.swift) go first.
@@ -27,14 +29,22 @@ enum Fusion {
                     replacement = conv
                 case ("MatMul", "Add") where node.inputs.count == 2:
                     replacement = foldBias(into: node, next, output: output, graph)
+                case ("Conv", "Add"):
+                    replacement = residual(into: node, next, output: output, graph)
                 default:
                     break
                 }
                 guard var merged = replacement else { continue }
                 merged.outputs = [next.outputs.first ?? ""]
                 merged.name = "\(node.name)+\(next.name)"
-                graph.nodes[index] = merged
-                graph.nodes.remove(at: nextIndex)
+                if merged.attributes["neuron.residual"] != nil {
+                    // At the Add's place: the residual may be computed after the Conv.
+                    graph.nodes[nextIndex] = merged
+                    graph.nodes.remove(at: index)
+                } else {
+                    graph.nodes[index] = merged
+                    graph.nodes.remove(at: nextIndex)
+                }
                 fused += 1
                 changed = true
                 break
@@ -82,6 +92,22 @@ enum Fusion {
         graph.constants[biasName] = .make(.float32, [channels], newBias)
         var merged = conv
         merged.inputs = [conv.inputs[0], weightName, biasName]
+        return merged
+    }
+
+    /// Conv (constant weights, one group, no relu yet) then Add of another
+    /// computed value: the convolution's sums start from that value
+    /// (input 3); a Relu after the Add then fuses as the relu flag.
+    static func residual(into conv: Node, _ add: Node, output: String, _ graph: Graph) -> Node? {
+        guard add.inputs.count == 2, conv.attributes["neuron.relu"] == nil, conv.attributes["neuron.residual"] == nil,
+              conv.inputs.count >= 2, (2...3).contains(conv.inputs.count),
+              let weight = graph.constants[conv.inputs[1]], weight.type == .float32,
+              conv.attributes["group"] == nil || conv.attributes["group"] == .int(1) else { return nil }
+        let other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0]
+        guard !other.isEmpty, graph.constants[other] == nil else { return nil }
+        var merged = conv
+        merged.inputs = [conv.inputs[0], conv.inputs[1], conv.inputs.count > 2 ? conv.inputs[2] : "", other]
+        merged.attributes["neuron.residual"] = .int(1)
         return merged
     }
 

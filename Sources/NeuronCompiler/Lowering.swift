@@ -27,7 +27,7 @@ struct AbstractOp {
         case cast
         case gather
         case layerNorm(epsilon: Float)
-        case conv(NeuronWindow, bias: Bool, relu: Bool, packed: Bool)
+        case conv(NeuronWindow, bias: Bool, relu: Bool, packed: Bool, accumulate: Bool)
         case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)
     }
     var kind: Kind
@@ -335,6 +335,47 @@ final class Lowering {
             }
         }
         try bindOutputs()
+        elideCopies()
+    }
+
+    /// A COPY from a whole temp whose last use it is into a whole buffer
+    /// it starts is dropped: the two become one buffer, the output's when
+    /// the destination is a graph output, else the source's (so a residual
+    /// that a convolution then accumulates into stays where it is).
+    func elideCopies() {
+        var first = [Int](repeating: Int.max, count: buffers.count), last = [Int](repeating: -1, count: buffers.count)
+        for (index, op) in ops.enumerated() {
+            for view in op.operands {
+                first[view.buffer] = min(first[view.buffer], index)
+                last[view.buffer] = max(last[view.buffer], index)
+            }
+        }
+        var renamed: [Int: Int] = [:]
+        func resolve(_ buffer: Int) -> Int { renamed[buffer].map(resolve) ?? buffer }
+        func whole(_ view: View) -> Bool {
+            view.offset == 0 && view.strides == View.rowMajor(view.dims)
+                && buffers[view.buffer].bytes == max(1, view.count) * view.type.size
+        }
+        var kept: [AbstractOp] = []
+        for (index, op) in ops.enumerated() {
+            if case .copy = op.kind, op.operands.count == 2 {
+                let dst = op.operands[0], src = op.operands[1], from = resolve(src.buffer)
+                var output = false
+                if case .output = buffers[dst.buffer].kind { output = true }
+                if dst.buffer != src.buffer, from != dst.buffer, whole(dst), whole(src), dst.type == src.type,
+                   dst.dims == src.dims, first[dst.buffer] == index, last[src.buffer] == index,
+                   buffers[src.buffer].kind == .temp, buffers[from].kind == .temp,
+                   output || buffers[dst.buffer].kind == .temp {
+                    if output { renamed[from] = dst.buffer } else { renamed[dst.buffer] = from }
+                    continue
+                }
+            }
+            kept.append(op)
+        }
+        for i in kept.indices {
+            for j in kept[i].operands.indices { kept[i].operands[j].buffer = resolve(kept[i].operands[j].buffer) }
+        }
+        ops = kept
     }
 
     /// Every graph output gets its own buffer: the buffer that computed it

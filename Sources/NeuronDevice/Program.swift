@@ -221,14 +221,17 @@ public struct NeuronProgram: Sendable {
     ///
     /// With `packedWeights`, `weight` is `[ceil(Co/6), Ci, Kh, Kw, 6]` as
     /// `NeuronTensorView.packConvWeights` lays it out (one group only), and
-    /// the engine reads it in place (ISA 1.2).
+    /// the engine reads it in place (ISA 1.2); with `accumulate` as well,
+    /// each sum starts from `out`'s value (a residual added in place)
+    /// instead of zero.
     public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
                                 bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
-                                packedWeights: Bool = false) {
+                                packedWeights: Bool = false, accumulate: Bool = false) {
         let o = operand(out), x = operand(input), w = operand(weight)
         var operands = [o, x, w]
         var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
         if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
+        if accumulate { flags |= UInt16(NEURON_CONV_ACCUMULATE) }
         if let bias {
             operands.append(operand(bias))
             flags |= UInt16(NEURON_CONV_BIAS)

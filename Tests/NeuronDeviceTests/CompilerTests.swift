@@ -190,6 +190,58 @@ struct CompilerTests {
         #expect(got.count == m * h * w && worst < 1e-5, "relative error \(worst)")
     }
 
+    /// Where a residual comes from: computed and read only by the Add,
+    /// also a graph output (read after the Add), or broadcast per channel.
+    enum ResidualCase: String, Sendable, CaseIterable { case dying, kept, broadcast }
+
+    @Test("conv + add of a residual + relu run as one convolution accumulating in place; a kept or broadcast residual still adds right",
+          arguments: ResidualCase.allCases)
+    func residualFusion(_ kind: ResidualCase) throws {
+        let (c, h, w, m) = (3, 6, 7, 8)
+        let x = sample(c * h * w, seed: 31), weight = sample(m * c * 9, seed: 32), bias = sample(m, seed: 33)
+        let residualShape = kind == .broadcast ? [1, m, 1, 1] : [1, m, h, w]
+        let r = sample(residualShape.reduce(1, *), seed: 34)
+        var graph = Onnx_GraphProto()
+        graph.name = "residual"
+        graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w]), ONNXBuilder.value("r", .float, residualShape)]
+        graph.output = [ONNXBuilder.value("y", .float, [1, m, h, w])]
+        if kind == .kept { graph.output.append(ONNXBuilder.value("s", .float, residualShape)) }
+        var wt = ONNXBuilder.tensor("w", .float, [Int64(m), Int64(c), 3, 3])
+        wt.floatData = weight
+        var bt = ONNXBuilder.tensor("b", .float, [Int64(m)])
+        bt.floatData = bias
+        graph.initializer = [wt, bt]
+        // The residual s = sigmoid(r) is computed after the convolution, in node order.
+        graph.node = [ONNXBuilder.node("Conv", ["x", "w", "b"], ["a"], name: "conv", [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])]),
+                      ONNXBuilder.node("Sigmoid", ["r"], ["s"], name: "shortcut"),
+                      ONNXBuilder.node("Add", ["a", "s"], ["sum"], name: "add"),
+                      ONNXBuilder.node("Relu", ["sum"], ["y"], name: "relu")]
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        // sigmoid, then: the accumulating conv (its copy elided); the conv,
+        // the copy of the kept residual; or conv, add and relu.
+        #expect(report.fused == 2)
+        #expect(report.instructions == [ResidualCase.dying: 2, .kept: 3, .broadcast: 4][kind])
+        let outputs = try run(model, ["x": x, "r": r])
+        let got = outputs["y"] ?? []
+        let shortcut = r.map { 1 / (1 + exp(-Double($0))) }
+        var worst = 0.0
+        for o in 0..<m { for i in 0..<h { for j in 0..<w {
+            var acc = Double(bias[o]) + shortcut[kind == .broadcast ? o : (o * h + i) * w + j]
+            for ci in 0..<c { for ki in 0..<3 { for kj in 0..<3 {
+                let (y0, x0) = (i + ki - 1, j + kj - 1)
+                guard (0..<h).contains(y0), (0..<w).contains(x0) else { continue }
+                acc += Double(x[(ci * h + y0) * w + x0]) * Double(weight[((o * c + ci) * 3 + ki) * 3 + kj])
+            } } }
+            worst = max(worst, abs(Double(got[(o * h + i) * w + j]) - max(0, acc)) / max(1, abs(acc)))
+        } } }
+        #expect(got.count == m * h * w && worst < 1e-5, "relative error \(worst)")
+        if kind == .kept {
+            let kept = outputs["s"] ?? []
+            #expect(kept.count == shortcut.count && zip(kept, shortcut).allSatisfy { abs(Double($0) - $1) < 1e-6 },
+                    "the residual, read after the convolution, is intact")
+        }
+    }
+
     @Test("matmul + add of a constant row fuse into the matmul's bias, same bits")
     func biasFusion() throws {
         var model = ONNXBuilder.tiny()

@@ -453,9 +453,14 @@ struct EngineNetworkOpTests {
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .nan),
     ]
 
+    /// How a conv2d's weights are given: as they are, packed, or packed
+    /// with the sums starting from the output.
+    enum ConvLayout: String, Sendable, CaseIterable { case given, packed, accumulate }
+
     @Test("conv2d equals its definition bit for bit on every path, whole and in slices, with weights as given and packed",
-          arguments: convCases, [false, true])
-    func conv2dPaths(_ c: ConvCase, packed: Bool) throws {
+          arguments: convCases, ConvLayout.allCases)
+    func conv2dPaths(_ c: ConvCase, layout: ConvLayout) throws {
+        let packed = layout != .given, accumulate = layout == .accumulate
         guard !packed || c.groups == 1 else { return }
         let ho = (c.h + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
         let wo = (c.w + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
@@ -464,9 +469,10 @@ struct EngineNetworkOpTests {
         var weight = sample(c.co * cig * c.k * c.k, seed: 82)
         if let special = c.weightSpecial { weight[5] = special }   // channel 0: a corner tap, in the padding at the edges
         let bias = sample(c.co, seed: 83)
+        let prior = sample(c.co * ho * wo, seed: 84)
         var want = [Float](repeating: 0, count: c.co * ho * wo)
         for o in 0..<c.co { for y in 0..<ho { for z in 0..<wo {
-            var acc: Float = 0
+            var acc: Float = accumulate ? prior[(o * ho + y) * wo + z] : 0
             for ch in 0..<cig { for i in 0..<c.k {
                 let ih = y * c.stride - c.pad + i * c.dilation
                 for j in 0..<c.k {
@@ -501,9 +507,12 @@ struct EngineNetworkOpTests {
                            window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
                                                 padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.pad), UInt32(c.pad)),
                                                 dilation: (UInt32(c.dilation), UInt32(c.dilation))),
-                           relu: true, packedWeights: packed)
+                           relu: true, packedWeights: packed, accumulate: accumulate)
             let slots = Slots([x.count * 4, given.count * 4, bias.count * 4, c.co * ho * (wo + gap) * 4])
             slots.set(0, x); slots.set(1, given); slots.set(2, bias)
+            slots.set(3, (0..<(c.co * ho * (wo + gap))).map { at in
+                at % (wo + gap) < wo ? prior[(at / (wo + gap)) * wo + at % (wo + gap)] : 0
+            })
             if partsPerStep == 0 {
                 try slots.run(program)
             } else {
@@ -671,6 +680,9 @@ struct EngineNetworkOpTests {
         #expect(packed([1, 1, 2, 2, 6])?.kind == .operand)      // groups
         #expect(packed([1, 2, 2, 2, 6], strides: [56, 28, 14, 7, 1])?.kind == .operand)   // not contiguous
         #expect(packed([1, 2, 3, 2, 6])?.kind == .operand)      // a kernel that does not fit the output
+        #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
+                                    weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200),
+                                    accumulate: true) }?.kind == .opcode)   // accumulate needs packed weights
         #expect(refused { $0.layerNorm(.contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
                                        scale: .contiguous(slot: 0, dims: [4]), bias: .contiguous(slot: 0, dims: [4]),
                                        epsilon: -1) }?.kind == .parameter)

@@ -92,6 +92,13 @@ struct QueueCase: Sendable, CustomStringConvertible {
                           weight: input([6, 40, 3, 3, 6], at: 40 * 30 * 30),
                           window: NeuronWindow(padding: (1, 1, 1, 1)), relu: true, packedWeights: true)
             },
+            QueueCase(name: "conv2d with packed weights, accumulating into its output",
+                      inputs: 40 * 30 * 30 + 6 * 40 * 9 * 6, outputs: 36 * 30 * 30) {
+                $0.copy(output([1, 36, 30, 30]), from: input([1, 36, 30, 30]))
+                $0.conv2d(output([1, 36, 30, 30]), input([1, 40, 30, 30]),
+                          weight: input([6, 40, 3, 3, 6], at: 40 * 30 * 30),
+                          window: NeuronWindow(padding: (1, 1, 1, 1)), relu: true, packedWeights: true, accumulate: true)
+            },
             QueueCase(name: "conv2d with packed weights, one output row, sliced by blocks of channels",
                       inputs: 64 * 2 * 300 + 50 * 64 * 6 * 6 + 299, outputs: 299 * 300) {
                 $0.conv2d(output([1, 299, 1, 300]), input([1, 64, 2, 300]),

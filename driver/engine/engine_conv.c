@@ -169,8 +169,9 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  * Rows and positions past the ends are zeros, computed but never stored.
  *
  * Bits: each output runs acc = fma(x, w, acc) over k in order, its partial
- * sums waiting in the output across blocks of k, then adds the bias and
- * applies relu, as the reference does. Weights the compiler packed
+ * sums waiting in the output across blocks of k (starting from it with
+ * NEURON_CONV_ACCUMULATE), then adds the bias and applies relu, as the
+ * reference does. Weights the compiler packed
  * (NEURON_CONV_PACKED) are already in the blocks of rows, so they are read
  * in place, with no copy and no check, since their definition multiplies
  * the padding by zero too. The reference skips a tap in the
@@ -388,7 +389,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;
 
 		c0[r] = c1[r] = (conv_v8f){ 0 };
-		if (!k0 || r >= valid)
+		if ((!k0 && !c->accumulate) || r >= valid)
 			continue;
 		if (cols == CG_PW) {
 			c0[r] = *(const conv_v8f *)out;

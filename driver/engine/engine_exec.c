@@ -483,7 +483,8 @@ static u64 at4(const struct neuron_tensor_desc *d, u64 n, u64 c, u64 h, u64 w)
 
 /*
  * Packed weights (NEURON_CONV_PACKED, one group): the same order, but a tap
- * in the padding multiplies a zero. The gemm path computes exactly this.
+ * in the padding multiplies a zero, and with NEURON_CONV_ACCUMULATE the
+ * sum starts from the output. The gemm path computes exactly this.
  */
 static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
 {
@@ -495,7 +496,8 @@ static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
 	for (wo = 0; wo < c->wo; wo++) {
 		const float *w = c->wt + (u64)(co / NEURON_CONV_PACK_ROWS) * k * NEURON_CONV_PACK_ROWS +
 				 co % NEURON_CONV_PACK_ROWS;
-		float acc = 0.0f;
+		float *out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
+		float acc = c->accumulate ? *out : 0.0f;
 
 		for (ci = 0; ci < c->cig; ci++)
 		for (kh = 0; kh < c->kh; kh++) {
@@ -515,7 +517,7 @@ static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
 			acc = acc + c->bias[co * c->bs];
 		if (c->relu && !(acc > 0.0f))
 			acc = acc != acc ? acc : 0.0f;
-		c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]] = acc;
+		*out = acc;
 	}
 }
 
@@ -545,6 +547,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.bias = pb ? pb + bias->offset : NULL, .bs = bias ? bias->strides[0] : 0,
 		.relu = !!(in->flags & NEURON_CONV_RELU),
 		.packed = !!(in->flags & NEURON_CONV_PACKED),
+		.accumulate = !!(in->flags & NEURON_CONV_ACCUMULATE),
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;

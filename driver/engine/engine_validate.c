@@ -107,7 +107,8 @@ static const u8 operand_count[NEURON_OP_COUNT] = {
 /* Flags each opcode knows; operand[3] is used when it has a bias. */
 static const u16 known_flags[NEURON_OP_COUNT] = {
 	[NEURON_OP_MATMUL] = NEURON_MATMUL_BIAS,
-	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED,
+	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED |
+			     NEURON_CONV_ACCUMULATE,
 	[NEURON_OP_POOL2D] = NEURON_POOL_COUNT_PAD,
 };
 
@@ -184,6 +185,8 @@ static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_d
 	int packed = !!(in->flags & NEURON_CONV_PACKED);
 	u32 groups;
 
+	if ((in->flags & NEURON_CONV_ACCUMULATE) && !packed)
+		return NEURON_ISA_E_OPCODE;
 	if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) ||
 	    o->rank != 4 || x->rank != 4 || w->rank != (packed ? 5 : 4))
 		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;

@@ -108,6 +108,7 @@ struct neuron_conv_args {
 	u64 bs;			/* bias stride */
 	int relu;		/* the gemm path applies it after the bias */
 	int packed;		/* wt is NEURON_CONV_PACKED's layout (ws unused) */
+	int accumulate;		/* sums start from the output (packed only) */
 };
 
 /* Output channels the vector kernel computes at once (0: none here). */

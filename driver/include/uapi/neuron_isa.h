@@ -142,6 +142,12 @@ enum neuron_pool_op {
  */
 #define NEURON_CONV_PACKED	0x4
 #define NEURON_CONV_PACK_ROWS	6
+/*
+ * CONV2D with NEURON_CONV_PACKED (ISA 1.2): each sum starts from the
+ * output's value instead of zero (a residual added in place), before the
+ * bias and relu.
+ */
+#define NEURON_CONV_ACCUMULATE	0x8
 /* NEURON_OP_POOL2D flags. */
 #define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
 
