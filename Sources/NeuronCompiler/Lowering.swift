@@ -159,6 +159,37 @@ final class Lowering {
         weightEntries.last { $0.offset <= byte && byte < $0.offset + $0.bytes }
     }
 
+    /// A strided view of a constant as a row-major copy in the blob, so
+    /// that the engine reads it in rows (a Gemm's transposed weights take
+    /// the vector kernel); other views as they are.
+    func contiguousWeight(_ view: View) -> View {
+        guard view.buffer == 0, view.strides != View.rowMajor(view.dims), view.count > 0 else { return view }
+        let key = "#contiguous \(view.offset) \(view.dims) \(view.strides) \(view.type.name)"
+        if let cached = weightViews[key] { return cached }
+        let size = view.type.size
+        var bytes = [UInt8](repeating: 0, count: view.count * size)
+        weightBlob.withUnsafeBytes { source in
+            bytes.withUnsafeMutableBytes { target in
+                var index = [Int](repeating: 0, count: view.rank)
+                for element in 0..<view.count {
+                    var at = view.offset
+                    for axis in 0..<view.rank { at += index[axis] * view.strides[axis] }
+                    for byte in 0..<size { target[element * size + byte] = source[at * size + byte] }
+                    var axis = view.rank - 1
+                    while axis >= 0 {
+                        index[axis] += 1
+                        if index[axis] < view.dims[axis] { break }
+                        index[axis] = 0
+                        axis -= 1
+                    }
+                }
+            }
+        }
+        let copy = View(buffer: 0, type: view.type, offset: appendWeight(bytes, size: size) / size, dims: view.dims)
+        weightViews[key] = copy
+        return copy
+    }
+
     /// `view` with bfloat16 elements (auto-cast): a constant's bf16 copy in
     /// the blob (same geometry), or a cast of a computed tensor.
     func bfloat16(_ view: View) -> View {

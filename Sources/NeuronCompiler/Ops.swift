@@ -312,7 +312,7 @@ extension Lowering {
         var a = try floatTensor(0), b = try floatTensor(1)
         guard a.rank == 2, b.rank == 2 else { throw shapeError("Gemm takes 2-D A and B; got \(a.dims) and \(b.dims)") }
         if try int("transA", 0) != 0 { a = a.permuted([1, 0]) }
-        if try int("transB", 0) != 0 { b = b.permuted([1, 0]) }
+        if try int("transB", 0) != 0 { b = contiguousWeight(b.permuted([1, 0])) }
         let alpha = try float("alpha", 1), beta = try float("beta", 1)
         let n = b.dims[1]
         var bias: View?

@@ -557,6 +557,54 @@ struct EngineNetworkOpTests {
         }
     }
 
+    /// Pooling windows: strides 1 and 2 (the vector path), 3 (the
+    /// reference), padding, and the average over the whole window.
+    static let poolWindows: [(k: Int, stride: Int, pad: Int, countPad: Bool)] = [
+        (3, 2, 1, false), (3, 1, 1, false), (2, 2, 0, false), (5, 1, 2, true), (3, 3, 1, false), (1, 2, 0, false),
+    ]
+
+    @Test("pooling equals its definition bit for bit, NaN and -0 included, on wide rows, whole and in slices",
+          arguments: NeuronPoolOp.allCases, poolWindows.indices)
+    func poolWide(_ op: NeuronPoolOp, _ window: Int) throws {
+        let (k, stride, pad, countPad) = Self.poolWindows[window]
+        let (c, h, w) = (3, 9, 45)
+        var x = sample(c * h * w, seed: 62)
+        for i in stride..<x.count where i % 37 == 0 { x[i] = i % 74 == 0 ? .nan : -0.0 }
+        x[3 * w + 20] = Float(bitPattern: 0x7fc1_2345)   // a NaN with a payload of its own
+        let ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1
+        var want = [Float]()
+        for ch in 0..<c { for y in 0..<ho { for z in 0..<wo {
+            var acc: Float = 0
+            var count = 0
+            for i in 0..<k { for j in 0..<k {
+                let ih = y * stride - pad + i, iw = z * stride - pad + j
+                guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                let v = x[(ch * h + ih) * w + iw]
+                if op == .max { acc = count == 0 || v > acc || v.isNaN ? v : acc } else { acc = acc + v }
+                count += 1
+            } }
+            want.append(op == .max ? acc : acc / Float(countPad ? k * k : count))
+        } } }
+        var program = NeuronProgram()
+        program.pool2d(op, .contiguous(slot: 1, dims: [1, UInt32(c), UInt32(ho), UInt32(wo)]),
+                       .contiguous(slot: 0, dims: [1, UInt32(c), UInt32(h), UInt32(w)]), kernel: (UInt32(k), UInt32(k)),
+                       window: NeuronWindow(stride: (UInt32(stride), UInt32(stride)),
+                                            padding: (UInt32(pad), UInt32(pad), UInt32(pad), UInt32(pad))),
+                       countPadding: countPad)
+        for partsPerStep in [0, 1] {
+            let slots = Slots([x.count * 4, want.count * 4])
+            slots.set(0, x)
+            if partsPerStep == 0 {
+                try slots.run(program)
+            } else {
+                _ = try NeuronEngine.runSliced(program.image(), slots: slots.buffers, partsPerStep: partsPerStep)
+            }
+            let got = slots.floats(1)
+            let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
+    }
+
     @Test("layernorm equals its definition")
     func layerNorm() throws {
         let (rows, d) = (3, 10)

@@ -617,46 +617,70 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	}
 }
 
-/* MAX and AVG over each window, rows then columns; padding is skipped. */
+/*
+ * MAX and AVG over each window, rows then columns; padding is skipped. The
+ * vector path (engine_pool.c) takes runs of columns whose windows lie
+ * inside the input's columns, with the same steps.
+ */
 static void op_pool2d(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *x, const struct neuron_engine_slot *slots)
 {
 	const u32 *p = in->iparam;
 	u32 N = o->dims[0], C = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
 	u32 H = x->dims[2], W = x->dims[3], Kh = p[NEURON_WIN_KERNEL_H], Kw = p[NEURON_WIN_KERNEL_W];
+	u32 sw = p[NEURON_WIN_STRIDE_W], pl = p[NEURON_WIN_PAD_LEFT];
 	const float *px = f32(slots, x);
 	float *po = f32(slots, o);
-	u32 n, c, ho, wo, kh, kw;
+	struct neuron_pool_args row = {
+		.xs2 = x->strides[2], .h = H, .kh = Kh, .kw = Kw, .sw = sw, .pl = pl,
+		.max = in->sub == NEURON_POOL_MAX,
+		.count_pad = !!(in->flags & NEURON_POOL_COUNT_PAD),
+	};
+	/* Output columns whose whole window lies inside the input's columns. */
+	u32 wlo = (pl + sw - 1) / sw, whi = W >= Kw ? (W - Kw + pl) / sw + 1 : 0;
+	int vector = x->strides[3] == 1 && o->strides[3] == 1;
+	u32 n, c, ho, wo, kh, kw, done;
 
+	whi = whi < Wo ? whi : Wo;
 	for (n = 0; n < N; n++)
 	for (c = 0; c < C; c++)
-	for (ho = 0; ho < Ho; ho++)
-	for (wo = 0; wo < Wo; wo++) {
-		float acc = 0.0f;
-		u32 count = 0;
-
-		for (kh = 0; kh < Kh; kh++) {
-			s64 ih = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP] + kh;
-
-			if (ih < 0 || ih >= H)
-				continue;
-			for (kw = 0; kw < Kw; kw++) {
-				s64 iw = (s64)wo * p[NEURON_WIN_STRIDE_W] - p[NEURON_WIN_PAD_LEFT] + kw;
-				float v;
-
-				if (iw < 0 || iw >= W)
-					continue;
-				v = px[at4(x, n, c, ih, iw)];
-				if (in->sub == NEURON_POOL_MAX)
-					acc = !count || v > acc || v != v ? v : acc;
-				else
-					acc = acc + v;
-				count++;
-			}
+	for (ho = 0; ho < Ho; ho++) {
+		done = 0;
+		if (vector && wlo < whi) {
+			row.ih0 = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP];
+			done = neuron_pool_row(&row, px + at4(x, n, c, 0, 0), po + at4(o, n, c, ho, 0), wlo, whi);
 		}
-		if (in->sub == NEURON_POOL_AVG)
-			acc = acc / (float)((in->flags & NEURON_POOL_COUNT_PAD) ? Kh * Kw : count);
-		po[at4(o, n, c, ho, wo)] = acc;
+		for (wo = 0; wo < Wo; wo++) {
+			float acc = 0.0f;
+			u32 count = 0;
+
+			if (wo == wlo && done > wlo)
+				wo = done;	/* the vector path computed [wlo, done) */
+			if (wo >= Wo)
+				break;
+			for (kh = 0; kh < Kh; kh++) {
+				s64 ih = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP] + kh;
+
+				if (ih < 0 || ih >= H)
+					continue;
+				for (kw = 0; kw < Kw; kw++) {
+					s64 iw = (s64)wo * sw - pl + kw;
+					float v;
+
+					if (iw < 0 || iw >= W)
+						continue;
+					v = px[at4(x, n, c, ih, iw)];
+					if (in->sub == NEURON_POOL_MAX)
+						acc = !count || v > acc || v != v ? v : acc;
+					else
+						acc = acc + v;
+					count++;
+				}
+			}
+			if (in->sub == NEURON_POOL_AVG)
+				acc = acc / (float)((in->flags & NEURON_POOL_COUNT_PAD) ? Kh * Kw : count);
+			po[at4(o, n, c, ho, wo)] = acc;
+		}
 	}
 }
 

@@ -135,6 +135,23 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 		     const struct neuron_engine_slot *scratch);
 
+/* One output row of POOL2D, for the vector path (engine_pool.c). */
+struct neuron_pool_args {
+	s64 ih0;		/* the window's first input row (may be < 0) */
+	u64 xs2;		/* input row stride; columns are contiguous */
+	u32 h, kh, kw, sw, pl;
+	int max;		/* MAX, else AVG */
+	int count_pad;		/* AVG divides by kh * kw */
+};
+
+/*
+ * Outputs [wo0, wo1) of one row (their windows inside the input's columns,
+ * @x the channel's first element, @out the row's), eight at a time with
+ * AVX2, as the reference computes them. Returns the first column it did
+ * not compute.
+ */
+u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1);
+
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
 

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: the fast POOL2D path, in GCC vector extensions with a per-function
+ * target attribute (AVX2), chosen at run time.
+ *
+ * Lanes are eight neighbouring output columns of one row whose windows lie
+ * wholly inside the input's columns. They share the window's rows, so the
+ * taps inside are the same for all lanes, in the same order, and each lane
+ * runs the reference's steps exactly: MAX takes the first tap, then a tap
+ * greater than the maximum or NaN; AVG adds from +0 in order and divides
+ * by the same count. The caller computes the other columns.
+ */
+#include "neuron_engine.h"
+
+typedef float pool_v8f __attribute__((vector_size(32), aligned(4)));
+typedef int pool_v8i __attribute__((vector_size(32), aligned(4)));
+
+/* Lanes 0, 2, 4, 6 of @lo and 1, 3, 5, 7 of @hi (GCC 12 and clang). */
+#ifdef __CHECKER__
+#define POOL_EVENS(lo, hi)	(lo)
+#else
+#define POOL_EVENS(lo, hi)	__builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15)
+#endif
+
+/* Eight taps at columns col, col + sw, ... of @row (sw 1 or 2), no further. */
+static inline __attribute__((target("avx2,fma")))
+pool_v8f pool_taps(const float *row, u32 sw)
+{
+	pool_v8f lo = *(const pool_v8f *)row, hi;
+
+	if (sw == 1)
+		return lo;
+	/* Columns 0, 2, ..., 14: the second load ends at column 14. */
+	hi = *(const pool_v8f *)(row + 7);
+	return POOL_EVENS(lo, hi);
+}
+
+static __attribute__((target("avx2,fma")))
+u32 pool_row_avx2(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1)
+{
+	u32 wo, kh, kw, count;
+
+	for (wo = wo0; wo + 8 <= wo1; wo += 8) {
+		pool_v8f acc = { 0 };
+
+		count = 0;
+		for (kh = 0; kh < p->kh; kh++) {
+			s64 ih = p->ih0 + kh;
+			const float *row;
+
+			if (ih < 0 || ih >= p->h)
+				continue;
+			row = x + (u64)ih * p->xs2 + (u64)wo * p->sw - p->pl;
+			for (kw = 0; kw < p->kw; kw++, count++) {
+				pool_v8f v = pool_taps(row + kw, p->sw);
+
+				if (p->max) {
+					pool_v8i take = (pool_v8i)(v > acc) | (pool_v8i)(v != v);
+
+					if (!count)
+						acc = v;
+					else
+						acc = (pool_v8f)(((pool_v8i)v & take) | ((pool_v8i)acc & ~take));
+				} else {
+					acc = acc + v;
+				}
+			}
+		}
+		if (!p->max)
+			acc = acc / (float)(p->count_pad ? p->kh * p->kw : count);
+		*(pool_v8f *)(out + wo) = acc;
+	}
+	return wo;
+}
+
+u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1)
+{
+	if (!neuron_cpu_has_avx2_fma() || (p->sw != 1 && p->sw != 2) || wo1 < wo0 + 8)
+		return wo0;
+	return pool_row_avx2(p, x, out, wo0, wo1);
+}
