@@ -28,6 +28,23 @@ typedef float conv_v16f __attribute__((vector_size(64), aligned(4)));
 conv_v8f __builtin_ia32_vfmaddps256(conv_v8f a, conv_v8f b, conv_v8f c);
 conv_v16f __builtin_ia32_vfmaddps512_mask(conv_v16f a, conv_v16f b, conv_v16f c,
 					  unsigned short mask, int rounding);
+conv_v8f __builtin_ia32_gathersiv8sf(conv_v8f src, const float *base,
+				      int __attribute__((vector_size(32))) index, conv_v8f mask,
+				      int scale);
+#endif
+
+/* The pointer type of AVX's masked load (which needs no alignment). */
+typedef float conv_v8m __attribute__((vector_size(32)));
+
+#ifdef __CHECKER__
+conv_v8f __builtin_ia32_maskloadps256(const conv_v8m *p, int __attribute__((vector_size(32))) mask);
+#endif
+
+/* AVX2's masked gather of eight floats (the builtin's name differs). */
+#ifdef __clang__
+#define CONV_GATHER(src, base, index, mask)	__builtin_ia32_gatherd_ps256(src, base, index, mask, 4)
+#else
+#define CONV_GATHER(src, base, index, mask)	__builtin_ia32_gathersiv8sf(src, base, index, mask, 4)
 #endif
 
 #define CONV_COLS	6	/* output columns per register block */
@@ -225,6 +242,131 @@ static void conv_taps(const struct conv_gemm *q, u32 k0, u32 k1, struct conv_tap
 	}
 }
 
+typedef int conv_v8i __attribute__((vector_size(32), aligned(4)));
+typedef unsigned int conv_v8u __attribute__((vector_size(32), aligned(4)));
+
+/* Positions [at, at + len) of a panel: one output row's, from input (ih, iw). */
+struct conv_run {
+	u32 at, len;
+	s64 ih, iw;
+};
+
+/*
+ * Where each of a panel's positions reads, for the vector gather: its
+ * input row and column before the tap's shifts, and their offset.
+ */
+struct conv_lanes {
+	conv_v8u row[2], col[2], base[2];
+};
+
+/* Lanes past the positions get a row that no shift brings inside. */
+#define CONV_NO_ROW	0xc0000000u
+
+static __attribute__((target("avx2,fma")))
+void conv_lanes(const struct conv_gemm *q, u32 pb, struct conv_lanes *l)
+{
+	const struct neuron_conv_args *c = q->c;
+	u32 ho = pb / c->wo, wo = pb % c->wo, j;
+	u32 row[CG_PW], col[CG_PW], base[CG_PW];
+
+	for (j = 0; j < CG_PW; j++) {
+		row[j] = CONV_NO_ROW;
+		col[j] = 0;
+		if (pb + j < q->P) {
+			row[j] = ho * c->sh;
+			col[j] = wo * c->sw;
+			if (++wo == c->wo) {
+				wo = 0;
+				ho++;
+			}
+		}
+		base[j] = row[j] * (u32)c->xs[2] + col[j] * (u32)c->xs[3];
+	}
+	for (j = 0; j < 2; j++) {
+		l->row[j] = *(const conv_v8u *)(row + 8 * j);
+		l->col[j] = *(const conv_v8u *)(col + 8 * j);
+		l->base[j] = *(const conv_v8u *)(base + 8 * j);
+	}
+}
+
+/*
+ * Tap @tp of one panel by AVX2 gathers: a lane reads where its row and
+ * column, shifted by the tap, fall inside the input, and is zero elsewhere.
+ * Offsets are 32-bit: conv_gather_fits() says when they are.
+ */
+static inline __attribute__((target("avx2,fma")))
+void conv_gather_tap(const struct conv_gemm *q, const struct conv_tap *tp,
+		     const struct conv_lanes *l, float *dst)
+{
+	const struct neuron_conv_args *c = q->c;
+	conv_v8u h = (conv_v8u){ 0 } + (u32)c->h, w = (conv_v8u){ 0 } + (u32)c->w;
+	u32 shift = (u32)tp->offset + (u32)tp->dh * (u32)c->xs[2] + (u32)tp->dw * (u32)c->xs[3];
+	u32 j;
+
+	for (j = 0; j < 2; j++) {
+		conv_v8i inside = (conv_v8i)(l->row[j] + (u32)tp->dh < h) &
+				  (conv_v8i)(l->col[j] + (u32)tp->dw < w);
+
+		*(conv_v8f *)(dst + 8 * j) =
+			CONV_GATHER((conv_v8f){ 0 }, q->x, (conv_v8i)(l->base[j] + shift),
+				    (conv_v8f)inside);
+	}
+}
+
+/*
+ * Tap @tp of one panel of stride 1 over contiguous columns, by masked
+ * loads: each run of positions within an output row reads one stretch of
+ * an input row, its lanes outside the input (and the other runs' lanes)
+ * masked off and zero.
+ */
+static inline __attribute__((target("avx2,fma")))
+void conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
+		     const struct conv_run *run, u32 runs, float *dst)
+{
+	const struct neuron_conv_args *c = q->c;
+	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	conv_v8i lane = *(const conv_v8i *)lanes, v0 = { 0 }, v1 = { 0 };
+	u32 r;
+
+	for (r = 0; r < runs; r++) {
+		s64 ih = run[r].ih + tp->dh, iw = run[r].iw + tp->dw;
+		/* Lanes [lo, hi) read columns iw - at + lane, inside [0, w). */
+		s64 lo = run[r].at, hi = run[r].at + run[r].len;
+		uintptr_t at;
+
+		if (ih < 0 || ih >= c->h)
+			continue;
+		if (lo < run[r].at - iw)
+			lo = run[r].at - iw;
+		if (hi > run[r].at - iw + c->w)
+			hi = run[r].at - iw + c->w;
+		if (lo >= hi)
+			continue;
+		/* Where lane 0 would read (never read itself unless inside). */
+		at = (uintptr_t)(q->x + tp->offset + (u64)ih * c->xs[2]) +
+		     (uintptr_t)((iw - (s64)run[r].at) * (s64)sizeof(float));
+		v0 |= (conv_v8i)__builtin_ia32_maskloadps256(
+			(const conv_v8m *)at, (lane >= (int)lo) & (lane < (int)hi));
+		v1 |= (conv_v8i)__builtin_ia32_maskloadps256(
+			(const conv_v8m *)(at + 8 * sizeof(float)), (lane + 8 >= (int)lo) & (lane + 8 < (int)hi));
+	}
+	*(conv_v8f *)dst = (conv_v8f)v0;
+	*(conv_v8f *)(dst + 8) = (conv_v8f)v1;
+}
+
+/* Every offset of the image's input, and its dimensions, fit 31 bits. */
+static int conv_gather_fits(const struct conv_gemm *q)
+{
+	const struct neuron_conv_args *c = q->c;
+	u64 extent = (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
+		     (u64)(c->w - 1) * c->xs[3];
+
+	return extent < (1ull << 30) && c->h < (1u << 29) && c->w < (1u << 29) &&
+	       (u64)c->ho * c->sh < (1u << 29) && (u64)c->wo * c->sw < (1u << 29) &&
+	       (u64)(c->kh - 1) * c->dh + c->pt < (1u << 29) &&
+	       (u64)(c->kw - 1) * c->dw + c->pl < (1u << 29);
+}
+
 /*
  * Gather col[k0:k1][g:g1] panel by panel (each CG_PW positions by the
  * block's taps, written in order), zeros for taps in the padding and for
@@ -240,12 +382,15 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 	/* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
 	int plane = c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
 		    c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
+	int masked = c->sw == 1 && c->xs[3] == 1 && c->w < (1u << 30);
+	int gather = !masked && conv_gather_fits(q);
+	struct conv_lanes lanes;
 	u32 pb, k, i, r, runs;
 
 	for (pb = g; pb < g1; pb += CG_PW) {
 		float *dst = pack + (pb - g) * CG_KC;
 		u32 ho = pb / c->wo, wo = pb % c->wo, at = 0;
-		struct { u32 at, len; s64 ih, iw; } run[CG_PW];
+		struct conv_run run[CG_PW];
 
 		if (plane && q->P - pb >= CG_PW) {
 			for (k = k0; k < k1; k++, dst += CG_PW) {
@@ -271,6 +416,8 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 			wo = 0;
 			ho++;
 		}
+		if (gather)
+			conv_lanes(q, pb, &lanes);
 		for (k = k0; k < k1; k++, dst += CG_PW) {
 			const struct conv_tap *tp = &tap[k - k0];
 
@@ -285,6 +432,14 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 					*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
 					continue;
 				}
+			}
+			if (masked) {
+				conv_masked_tap(q, tp, run, runs, dst);
+				continue;
+			}
+			if (gather) {
+				conv_gather_tap(q, tp, &lanes, dst);
+				continue;
 			}
 			for (i = at; i < CG_PW; i++)
 				dst[i] = 0.0f;
@@ -355,8 +510,6 @@ int conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, 
 	}
 	return !bad;
 }
-
-typedef int conv_v8i __attribute__((vector_size(32), aligned(4)));
 
 /*
  * After the last tap: acc + bias, then relu keeping NaN, both as the
