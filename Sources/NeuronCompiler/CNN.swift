@@ -131,10 +131,20 @@ extension Lowering {
         if let bias, bias.dims != [wDims[0]] { throw shapeError("the bias \(bias.dims) is not [\(wDims[0])]") }
         let relu = current.attributes["neuron.relu"] == .int(1)
         let w: View
+        var layout = ConvWeights.given
         if let given {
             w = spatial == 1 ? try image(given).0 : given
         } else if let packable {
-            w = try packedConvWeights(packable, dims: wDims, name: current.inputs[1])
+            // Winograd where it pays and the engine's scratch holds its tiles.
+            if spatial == 2, wDims[2] == 3, wDims[3] == 3, win.stride == (1, 1), win.dilation == (1, 1),
+               (Lowering.winogradMinimumChannels...1024).contains(wDims[1]), wDims[0] >= Lowering.winogradMinimumChannels,
+               win.out.h >= 2, win.out.w >= 2 {
+                w = try winogradConvWeights(packable, dims: wDims, name: current.inputs[1])
+                layout = .winograd
+            } else {
+                w = try packedConvWeights(packable, dims: wDims, name: current.inputs[1])
+                layout = .packed
+            }
         } else {
             throw invalid("input 1 has no value")
         }
@@ -148,9 +158,9 @@ extension Lowering {
             let image = spatial == 1 ? try self.image(residual).0 : residual
             if given == nil, image.dims == out.dims {
                 emit(.copy, [out, image])
-                emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: true, accumulate: true), operands)
+                emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: true), operands)
             } else {
-                emit(.conv(win.engine, bias: bias != nil, relu: false, packed: given == nil, accumulate: false), operands)
+                emit(.conv(win.engine, bias: bias != nil, relu: false, weights: layout, accumulate: false), operands)
                 out = try binary(.add, try fromImage(out, spatial: spatial), residual)
                 if relu {
                     let activated = temp(.float32, out.dims)
@@ -161,24 +171,44 @@ extension Lowering {
                 return
             }
         } else {
-            emit(.conv(win.engine, bias: bias != nil, relu: relu, packed: given == nil, accumulate: false), operands)
+            emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: false), operands)
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 
     /// Weights `[Co, Ci, Kh, Kw]` in the blob as NEURON_CONV_PACKED lays
     /// them out: `[ceil(Co/6), Ci, Kh, Kw, 6]`, zeros past Co.
+    /// 3x3 weights `[Co, Ci, 3, 3]` in the blob as Winograd's U,
+    /// `[16, ceil(Co/6), Ci, 6]`.
+    func winogradConvWeights(_ tensor: ConstantTensor, dims: [Int], name: String) throws(NeuronCompilerError) -> View {
+        let rows = NeuronProgram.convPackRows
+        let uDims = [16, (dims[0] + rows - 1) / rows, dims[1], rows]
+        let key = "\(name)#winograd"
+        if let view = weightViews[key], view.dims == uDims { return view }
+        guard let u = NeuronProgram.winogradConvWeights(convFloats(tensor), dims: dims) else {
+            throw shapeError("the weight \(tensor.shape) does not hold \(dims)")
+        }
+        let bytes = u.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
+        let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: uDims)
+        weightViews[key] = view
+        return view
+    }
+
+    /// A float constant's elements as Float.
+    func convFloats(_ tensor: ConstantTensor) -> [Float] {
+        tensor.type == .float32
+            ? tensor.bytes.withUnsafeBytes { raw in
+                (0..<tensor.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            : tensor.doubles().map { Float($0) }
+    }
+
     func packedConvWeights(_ tensor: ConstantTensor, dims: [Int], name: String) throws(NeuronCompilerError) -> View {
         let rows = NeuronProgram.convPackRows
         let packedDims = [(dims[0] + rows - 1) / rows, dims[1], dims[2], dims[3], rows]
         let key = "\(name)#packed"
         if let view = weightViews[key], view.dims == packedDims { return view }
-        let floats: [Float] = tensor.type == .float32
-            ? tensor.bytes.withUnsafeBytes { raw in
-                (0..<tensor.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
-            }
-            : tensor.doubles().map { Float($0) }
-        guard let packed = NeuronProgram.packConvWeights(floats, dims: dims) else {
+        guard let packed = NeuronProgram.packConvWeights(convFloats(tensor), dims: dims) else {
             throw shapeError("the weight \(tensor.shape) does not hold \(dims)")
         }
         let bytes = packed.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }

@@ -14,6 +14,13 @@ enum LoweredValue {
     }
 }
 
+/// How a convolution's weights are laid out for the engine.
+enum ConvWeights: Equatable {
+    case given          // [Co, Ci/g, Kh, Kw], as the model has them
+    case packed         // NEURON_CONV_PACKED: [ceil(Co/6), Ci, Kh, Kw, 6]
+    case winograd       // NEURON_CONV_WINOGRAD: U, [16, ceil(Co/6), Ci, 6]
+}
+
 /// One instruction before buffers have addresses; operands[0] is the output.
 struct AbstractOp {
     enum Kind {
@@ -27,7 +34,7 @@ struct AbstractOp {
         case cast
         case gather
         case layerNorm(epsilon: Float)
-        case conv(NeuronWindow, bias: Bool, relu: Bool, packed: Bool, accumulate: Bool)
+        case conv(NeuronWindow, bias: Bool, relu: Bool, weights: ConvWeights, accumulate: Bool)
         case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)
     }
     var kind: Kind
@@ -73,6 +80,10 @@ final class Lowering {
     var current = Node(name: "", op: "", inputs: [], outputs: [])
 
     static let alignment = 64
+    /// Input and output channels from which a 3x3 convolution of stride 1
+    /// runs as Winograd's F(2x2, 3x3) (fewer, and transforms cost more
+    /// than the products they save).
+    static let winogradMinimumChannels = 16
 
     init(graph: Graph) {
         self.graph = graph

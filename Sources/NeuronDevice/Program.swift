@@ -219,6 +219,9 @@ public struct NeuronProgram: Sendable {
     /// NCHW convolution; groups follow from the shapes (input channels /
     /// the weight's second axis).
     ///
+    /// With `winograd` (3x3, stride and dilation 1), `weight` is
+    /// `[16, ceil(Co/6), Ci, 6]` as `winogradConvWeights` makes it, and the
+    /// engine runs Winograd's F(2x2, 3x3) (docs/isa.md).
     /// With `packedWeights`, `weight` is `[ceil(Co/6), Ci, Kh, Kw, 6]` as
     /// `NeuronTensorView.packConvWeights` lays it out (one group only), and
     /// the engine reads it in place (ISA 1.2); with `accumulate` as well,
@@ -226,11 +229,12 @@ public struct NeuronProgram: Sendable {
     /// instead of zero.
     public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
                                 bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
-                                packedWeights: Bool = false, accumulate: Bool = false) {
+                                packedWeights: Bool = false, winograd: Bool = false, accumulate: Bool = false) {
         let o = operand(out), x = operand(input), w = operand(weight)
         var operands = [o, x, w]
         var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
         if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
+        if winograd { flags |= UInt16(NEURON_CONV_WINOGRAD) }
         if accumulate { flags |= UInt16(NEURON_CONV_ACCUMULATE) }
         if let bias {
             operands.append(operand(bias))
@@ -477,5 +481,32 @@ extension NeuronProgram {
             for j in 0..<k { packed[base + j * rows] = weights[co * k + j] }
         }
         return packed
+    }
+
+    /// 3x3 convolution weights `[Co, Ci, 3, 3]` (row-major) transformed for
+    /// `conv2d(winograd: true)`: U = G g Gᵀ per output and input channel
+    /// (G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]], computed in
+    /// double and rounded once), laid out `[16, ceil(Co/6), Ci, 6]` with
+    /// element ξ = 4i + j of U first, output channel `co` in lane `co % 6`,
+    /// and `pad` in the lanes past Co. Nil when `weights` is not `dims`.
+    public static func winogradConvWeights(_ weights: [Float], dims: [Int], pad: Float = 0) -> [Float]? {
+        guard dims.count == 4, dims[0] > 0, dims[1] > 0, dims[2] == 3, dims[3] == 3,
+              weights.count == dims.reduce(1, *) else { return nil }
+        let rows = convPackRows, co = dims[0], ci = dims[1], blocks = (co + rows - 1) / rows
+        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        var out = [Float](repeating: pad, count: 16 * blocks * ci * rows)
+        for o in 0..<co {
+            for c in 0..<ci {
+                let w = (0..<9).map { Double(weights[(o * ci + c) * 9 + $0]) }
+                for i in 0..<4 {
+                    for j in 0..<4 {
+                        var u = 0.0
+                        for k in 0..<3 { for l in 0..<3 { u += g[i][k] * w[k * 3 + l] * g[j][l] } }
+                        out[(((i * 4 + j) * blocks + o / rows) * ci + c) * rows + o % rows] = Float(u)
+                    }
+                }
+            }
+        }
+        return out
     }
 }

@@ -527,6 +527,92 @@ struct EngineNetworkOpTests {
         }
     }
 
+    /// Winograd convolutions: odd output sizes (partial tiles), no padding,
+    /// wider padding, many channels, and too many input channels for the
+    /// scratch (the reference path).
+    static let winogradCases: [(ci: Int, co: Int, h: Int, w: Int, pad: Int)] = [
+        (5, 13, 9, 11, 1), (40, 8, 6, 6, 1), (3, 7, 5, 4, 0), (17, 20, 14, 14, 2), (1100, 7, 4, 3, 1),
+    ]
+
+    @Test("Winograd conv2d equals its definition bit for bit, whole and in slices, and the convolution within float rounding",
+          arguments: winogradCases.indices, [false, true])
+    func winograd(_ index: Int, accumulate: Bool) throws {
+        let (ci, co, h, w, pad) = Self.winogradCases[index]
+        let ho = h + 2 * pad - 2, wo = w + 2 * pad - 2
+        let x = sample(ci * h * w, seed: 91), weight = sample(co * ci * 9, seed: 92)
+        let bias = sample(co, seed: 93), prior = sample(co * ho * wo, seed: 94)
+        let u = try #require(NeuronProgram.winogradConvWeights(weight, dims: [co, ci, 3, 3], pad: .nan))
+        let blocks = (co + 5) / 6
+        func uAt(_ xi: Int, _ o: Int, _ c: Int) -> Float { u[((xi * blocks + o / 6) * ci + c) * 6 + o % 6] }
+        var want = [Float](repeating: 0, count: co * ho * wo)
+        var worst = 0.0, largest = 0.0
+        for th in 0..<((ho + 1) / 2) { for tw in 0..<((wo + 1) / 2) { for o in 0..<co {
+            var m = [Float](repeating: 0, count: 16)
+            for c in 0..<ci {
+                var d = [[Float]](repeating: [Float](repeating: 0, count: 4), count: 4)
+                for i in 0..<4 { for j in 0..<4 {
+                    let ih = 2 * th - pad + i, iw = 2 * tw - pad + j
+                    if ih >= 0, ih < h, iw >= 0, iw < w { d[i][j] = x[(c * h + ih) * w + iw] }
+                } }
+                var t = d
+                for j in 0..<4 {
+                    t[0][j] = d[0][j] - d[2][j]; t[1][j] = d[1][j] + d[2][j]
+                    t[2][j] = d[2][j] - d[1][j]; t[3][j] = d[1][j] - d[3][j]
+                }
+                var v = t
+                for i in 0..<4 {
+                    v[i][0] = t[i][0] - t[i][2]; v[i][1] = t[i][1] + t[i][2]
+                    v[i][2] = t[i][2] - t[i][1]; v[i][3] = t[i][1] - t[i][3]
+                }
+                for xi in 0..<16 { m[xi] = m[xi].addingProduct(uAt(xi, o, c), v[xi / 4][xi % 4]) }
+            }
+            var s = [[Float]](repeating: [Float](repeating: 0, count: 4), count: 2)
+            for j in 0..<4 {
+                s[0][j] = (m[j] + m[4 + j]) + m[8 + j]
+                s[1][j] = (m[4 + j] - m[8 + j]) - m[12 + j]
+            }
+            for i in 0..<2 {
+                let y = [(s[i][0] + s[i][1]) + s[i][2], (s[i][1] - s[i][2]) - s[i][3]]
+                for j in 0..<2 where 2 * th + i < ho && 2 * tw + j < wo {
+                    let at = (o * ho + 2 * th + i) * wo + 2 * tw + j
+                    var r = accumulate ? prior[at] + y[j] : y[j]
+                    r = r + bias[o]
+                    want[at] = r > 0 || r.isNaN ? r : 0
+                    // The convolution it computes, in double.
+                    var exact = Double(bias[o]) + (accumulate ? Double(prior[at]) : 0)
+                    for c in 0..<ci { for ki in 0..<3 { for kj in 0..<3 {
+                        let ih = 2 * th + i - pad + ki, iw = 2 * tw + j - pad + kj
+                        guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                        exact += Double(x[(c * h + ih) * w + iw]) * Double(weight[((o * ci + c) * 3 + ki) * 3 + kj])
+                    } } }
+                    worst = max(worst, abs(Double(want[at]) - max(0, exact)))
+                    largest = max(largest, abs(exact))
+                }
+            }
+        } } }
+        #expect(worst <= 1e-5 * max(1, largest), "Winograd differs from the convolution by \(worst) (largest \(largest))")
+        var program = NeuronProgram()
+        program.conv2d(.contiguous(slot: 3, dims: [1, co, ho, wo].map(UInt32.init)),
+                       .contiguous(slot: 0, dims: [1, ci, h, w].map(UInt32.init)),
+                       weight: .contiguous(slot: 1, dims: [16, blocks, ci, 6].map(UInt32.init)),
+                       bias: .contiguous(slot: 2, dims: [UInt32(co)]),
+                       window: NeuronWindow(padding: (UInt32(pad), UInt32(pad), UInt32(pad), UInt32(pad))),
+                       relu: true, winograd: true, accumulate: accumulate)
+        for partsPerStep in [0, 1, 2] {
+            let slots = Slots([x.count * 4, u.count * 4, bias.count * 4, want.count * 4])
+            slots.set(0, x); slots.set(1, u); slots.set(2, bias); slots.set(3, prior)
+            if partsPerStep == 0 {
+                try slots.run(program)
+            } else {
+                let parts = try NeuronEngine.runSliced(program.image(), slots: slots.buffers, partsPerStep: partsPerStep)
+                #expect(parts == (ho + 1) / 2, "pairs of output rows")
+            }
+            let got = slots.floats(3)
+            let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
+    }
+
     @Test("max and average pooling with padding, and global pooling", arguments: NeuronPoolOp.allCases)
     func pool(_ op: NeuronPoolOp) throws {
         let (c, h, w) = (3, 5, 4)
@@ -731,6 +817,21 @@ struct EngineNetworkOpTests {
         #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
                                     weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200),
                                     accumulate: true) }?.kind == .opcode)   // accumulate needs packed weights
+        // Winograd: U [16, ceil(Co/6), Ci, 6], 3x3 of stride and dilation 1, not packed too.
+        let x3 = NeuronTensorView.contiguous(slot: 0, dims: [1, 2, 5, 5])
+        func winograd(_ dims: [UInt32], window: NeuronWindow = NeuronWindow(padding: (1, 1, 1, 1)),
+                      out: [UInt32] = [1, 3, 5, 5], packed: Bool = false) -> NeuronProgramError? {
+            refused { $0.conv2d(.contiguous(slot: 1, dims: out), x3, weight: .contiguous(slot: 1, dims: dims, offset: 200),
+                                window: window, packedWeights: packed, winograd: true) }
+        }
+        #expect(winograd([16, 1, 2, 6]) == nil)
+        #expect(winograd([9, 1, 2, 6])?.kind == .operand)
+        #expect(winograd([16, 2, 2, 6])?.kind == .operand)
+        #expect(winograd([16, 1, 1, 6])?.kind == .operand)
+        #expect(winograd([16, 1, 2, 6], window: NeuronWindow(stride: (2, 2), padding: (1, 1, 1, 1)), out: [1, 3, 3, 3])?.kind == .operand)
+        #expect(winograd([16, 1, 2, 6], window: NeuronWindow(padding: (2, 2, 2, 2), dilation: (2, 2)))?.kind == .operand)
+        #expect(winograd([16, 1, 2, 6], out: [1, 3, 4, 4])?.kind == .operand)   // not a 3x3 window's output
+        #expect(winograd([16, 1, 2, 6], packed: true)?.kind == .opcode)
         #expect(refused { $0.layerNorm(.contiguous(slot: 1, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 4]),
                                        scale: .contiguous(slot: 0, dims: [4]), bias: .contiguous(slot: 0, dims: [4]),
                                        epsilon: -1) }?.kind == .parameter)

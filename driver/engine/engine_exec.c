@@ -533,7 +533,10 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 {
 	const u32 *p = in->iparam;
 	u32 N = o->dims[0], Co = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
-	u32 H = x->dims[2], W = x->dims[3], Cig = wt->dims[1], Kh = wt->dims[2], Kw = wt->dims[3];
+	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
+	/* Winograd's U is [16, ceil(Co/6), Ci, 6] for a 3x3 kernel. */
+	u32 H = x->dims[2], W = x->dims[3], Cig = wt->dims[winograd ? 2 : 1];
+	u32 Kh = winograd ? 3 : wt->dims[2], Kw = winograd ? 3 : wt->dims[3];
 	u32 groups = x->dims[1] / Cig, per_group = Co / groups;
 	const float *px = f32(slots, x), *pw = f32(slots, wt), *pb = bias ? f32(slots, bias) : NULL;
 	float *po = f32(slots, o);
@@ -548,6 +551,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.relu = !!(in->flags & NEURON_CONV_RELU),
 		.packed = !!(in->flags & NEURON_CONV_PACKED),
 		.accumulate = !!(in->flags & NEURON_CONV_ACCUMULATE),
+		.co = Co,
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;
@@ -564,6 +568,11 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	args.wlo = lo < Wo ? (u32)lo : Wo;
 	args.whi = hi < args.wlo ? args.wlo : hi > Wo ? Wo : (u32)hi;
 
+	if (winograd) {
+		for (n = 0; n < N; n++)
+			neuron_conv_winograd(&args, n, scratch);
+		return;
+	}
 	if (args.packed) {
 		for (n = 0; n < N; n++)
 			if (!neuron_conv_gemm(&args, n, 0, Co, scratch))

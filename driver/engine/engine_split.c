@@ -61,6 +61,13 @@ static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_in
 	u64 taps = (u64)w->dims[1] * w->dims[2] * w->dims[3];
 	u64 row = (u64)o->dims[1] * o->dims[3];
 
+	if (in->flags & NEURON_CONV_WINOGRAD) {
+		/* Pairs of rows: the tiles of a slice are those of a whole run. */
+		s->dim[0] = 2;
+		s->rows = 1;
+		s->unit = 2;
+		return;
+	}
 	if (o->dims[2] >= 2 && (!taps || row <= CONV_ROW_WORK / taps)) {
 		s->dim[0] = 2;
 		s->rows = 1;
@@ -87,7 +94,9 @@ static void plan_window(const struct neuron_tensor_desc *d, const struct neuron_
 	u32 channels = o->dims[1], groups = 1, per = 1;
 	int bias = in->opcode == NEURON_OP_CONV2D && (in->flags & NEURON_CONV_BIAS);
 
-	if (in->opcode == NEURON_OP_CONV2D) {
+	if (in->opcode == NEURON_OP_CONV2D && (in->flags & NEURON_CONV_WINOGRAD)) {
+		channels = o->dims[1];
+	} else if (in->opcode == NEURON_OP_CONV2D) {
 		groups = x->dims[1] / d[in->operand[2]].dims[1];
 		channels = groups > 1 ? groups : o->dims[1];
 		per = groups > 1 ? o->dims[1] / groups : 1;

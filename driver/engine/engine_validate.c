@@ -108,7 +108,7 @@ static const u8 operand_count[NEURON_OP_COUNT] = {
 static const u16 known_flags[NEURON_OP_COUNT] = {
 	[NEURON_OP_MATMUL] = NEURON_MATMUL_BIAS,
 	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED |
-			     NEURON_CONV_ACCUMULATE,
+			     NEURON_CONV_ACCUMULATE | NEURON_CONV_WINOGRAD,
 	[NEURON_OP_POOL2D] = NEURON_POOL_COUNT_PAD,
 };
 
@@ -177,16 +177,45 @@ static int packed_weights_ok(const struct neuron_tensor_desc *w, const struct ne
 	return 1;
 }
 
+/* Winograd weights: [16, ceil(Co/6), Ci, 6], contiguous; 3x3 of stride and dilation 1. */
+static int winograd_ok(const struct neuron_insn *in, const struct neuron_tensor_desc *w,
+		       const struct neuron_tensor_desc *x, const struct neuron_tensor_desc *o)
+{
+	const u32 *p = in->iparam;
+
+	return w->rank == 4 && w->dims[0] == 16 && w->dims[3] == NEURON_CONV_PACK_ROWS &&
+	       w->dims[2] == x->dims[1] &&
+	       w->dims[1] == (o->dims[1] + NEURON_CONV_PACK_ROWS - 1) / NEURON_CONV_PACK_ROWS &&
+	       w->strides[3] == 1 && w->strides[2] == NEURON_CONV_PACK_ROWS &&
+	       w->strides[1] == (u64)w->dims[2] * NEURON_CONV_PACK_ROWS &&
+	       w->strides[0] == (u64)w->dims[1] * w->strides[1] &&
+	       p[NEURON_WIN_STRIDE_H] == 1 && p[NEURON_WIN_STRIDE_W] == 1 &&
+	       p[NEURON_WIN_DILATION_H] == 1 && p[NEURON_WIN_DILATION_W] == 1;
+}
+
 static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
 	const struct neuron_tensor_desc *w = &descs[in->operand[2]];
 	int packed = !!(in->flags & NEURON_CONV_PACKED);
+	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
 	u32 groups;
 
-	if ((in->flags & NEURON_CONV_ACCUMULATE) && !packed)
+	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd) || (packed && winograd))
 		return NEURON_ISA_E_OPCODE;
+	if (winograd) {
+		if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) || o->rank != 4 || x->rank != 4 ||
+		    o->dims[0] != x->dims[0] || !winograd_ok(in, w, x, o))
+			return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
+		if (in->flags & NEURON_CONV_BIAS) {
+			const struct neuron_tensor_desc *b = &descs[in->operand[3]];
+
+			if (!is_f32(b) || b->rank != 1 || b->dims[0] != o->dims[1])
+				return NEURON_ISA_E_OPERAND;
+		}
+		return check_window(in, o, x, 3, 3, 1, 1);
+	}
 	if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) ||
 	    o->rank != 4 || x->rank != 4 || w->rank != (packed ? 5 : 4))
 		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
@@ -467,6 +496,8 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 		return sat_mul(out, a->dims[a->rank - 1]);
 	case NEURON_OP_CONV2D:
 		b = &d[in->operand[2]];
+		if (in->flags & NEURON_CONV_WINOGRAD)	/* 16 products per 4 outputs, transforms */
+			return sat_mul(out, (u64)b->dims[2] * 4 + 16);
 		return sat_mul(out, (u64)b->dims[1] * b->dims[2] * b->dims[3]);
 	case NEURON_OP_POOL2D:
 		return sat_mul(out, (u64)in->iparam[NEURON_WIN_KERNEL_H] * in->iparam[NEURON_WIN_KERNEL_W]);

@@ -48,7 +48,9 @@ int neuron_engine_validate(const void *image, u64 size,
  * Scratch memory a NeuronCore lends the engine (packed panels): at least
  * this many bytes, 64-byte aligned, or none (slower, same results).
  */
-#define NEURON_GEMM_SCRATCH	278528	/* 256 x 256 of B, 256 x 16 of A */
+/* Scratch of a NeuronCore: at least 256 x 256 of B and 256 x 16 of A for
+ * the matmul, and 16 x 1024 x 16 of Winograd's V. */
+#define NEURON_GEMM_SCRATCH	1081344
 
 /*
  * Run instruction @index of a validated program, with @scratch (may be
@@ -108,8 +110,17 @@ struct neuron_conv_args {
 	u64 bs;			/* bias stride */
 	int relu;		/* the gemm path applies it after the bias */
 	int packed;		/* wt is NEURON_CONV_PACKED's layout (ws unused) */
-	int accumulate;		/* sums start from the output (packed only) */
+	int accumulate;		/* the output is added in (packed, Winograd) */
+	u32 co;			/* output channels (Winograd) */
 };
+
+/*
+ * Every output of batch @n of a NEURON_CONV_WINOGRAD convolution
+ * (engine_winograd.c): by vector with AVX2 and enough @scratch, else by
+ * the reference loop; the same bits either way.
+ */
+void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
+			  const struct neuron_engine_slot *scratch);
 
 /* Output channels the vector kernel computes at once (0: none here). */
 u32 neuron_conv_lanes(void);

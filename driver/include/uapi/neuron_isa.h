@@ -143,11 +143,19 @@ enum neuron_pool_op {
 #define NEURON_CONV_PACKED	0x4
 #define NEURON_CONV_PACK_ROWS	6
 /*
- * CONV2D with NEURON_CONV_PACKED (ISA 1.2): each sum starts from the
- * output's value instead of zero (a residual added in place), before the
- * bias and relu.
+ * CONV2D with NEURON_CONV_PACKED or NEURON_CONV_WINOGRAD (ISA 1.2): the
+ * output's value is added in (a residual, in place) before the bias and
+ * relu: packed sums start from it instead of zero.
  */
 #define NEURON_CONV_ACCUMULATE	0x8
+/*
+ * CONV2D, 3x3 of stride 1 and dilation 1, one group (ISA 1.2): Winograd's
+ * F(2x2, 3x3) over w = U, the weights transformed G g G^T and laid out
+ * [16, ceil(Co/6), Ci, 6], contiguous (docs/isa.md gives every step). Not
+ * with NEURON_CONV_PACKED; NEURON_CONV_ACCUMULATE adds the output to each
+ * result.
+ */
+#define NEURON_CONV_WINOGRAD	0x10
 /* NEURON_OP_POOL2D flags. */
 #define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
 

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: CONV2D with NEURON_CONV_WINOGRAD, 3x3 of stride 1 as Winograd's
+ * F(2x2, 3x3): 16 multiplications per 2x2 outputs and input channel
+ * instead of 36.
+ *
+ * The output is cut into 2x2 tiles from its first row and column. For a
+ * tile (th, tw) and input channel ci, d is the 4x4 input from row
+ * 2th - pad_top and column 2tw - pad_left (zeros outside), and
+ *
+ *   t = rows of d:    t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3
+ *   V = columns of t, the same four (V[i][j], element xi = 4i + j)
+ *   M[xi] = fma(U[xi][co][ci], V[xi], M[xi]) over ci in order, from 0
+ *   s = rows of M:    s0 = (M0 + M1) + M2, s1 = (M1 - M2) - M3
+ *   y = columns of s, the same two (y[i][j] is output (2th + i, 2tw + j))
+ *
+ * then, as for every convolution, y = out + y with NEURON_CONV_ACCUMULATE,
+ * y + bias, relu; outputs past the last row or column are not stored.
+ * U is the compiler's transform of the weights (G g G^T), laid out
+ * [16][ceil(Co/6)][Ci][6]. The vector path computes sixteen tiles at once
+ * with the same operations, so both paths give the same bits.
+ */
+#include "neuron_engine.h"
+
+typedef float wg_v8f __attribute__((vector_size(32), aligned(4)));
+typedef int wg_v8i __attribute__((vector_size(32), aligned(4)));
+typedef unsigned int wg_v8u __attribute__((vector_size(32), aligned(4)));
+
+#ifdef __CHECKER__
+wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
+wg_v8f __builtin_ia32_gathersiv8sf(wg_v8f src, const float *base, wg_v8i index, wg_v8f mask,
+				   int scale);
+#endif
+
+#ifdef __clang__
+#define WG_GATHER(base, index, mask)	__builtin_ia32_gatherd_ps256((wg_v8f){ 0 }, base, index, mask, 4)
+#else
+#define WG_GATHER(base, index, mask)	__builtin_ia32_gathersiv8sf((wg_v8f){ 0 }, base, index, mask, 4)
+#endif
+#define WG_FMA(a, b, c)			__builtin_ia32_vfmaddps256((a), (b), (c))
+
+#define WG_ROWS		NEURON_CONV_PACK_ROWS	/* output channels per block of U */
+#define WG_LANES	16			/* tiles at once: two vectors */
+#define WG_NO_ROW	0xc0000000u		/* a lane past the tiles: never inside */
+
+/* U[xi][co][ci]. */
+static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co)
+{
+	u32 blocks = (c->co + WG_ROWS - 1) / WG_ROWS;
+
+	return c->wt + (((u64)xi * blocks + co / WG_ROWS) * c->cig) * WG_ROWS + co % WG_ROWS;
+}
+
+/* The end of every output: accumulate, bias, relu, as the other paths. */
+static inline float wg_finish(const struct neuron_conv_args *c, u32 co, float y, const float *out)
+{
+	if (c->accumulate)
+		y = *out + y;
+	if (c->bias)
+		y = y + c->bias[co * c->bs];
+	if (c->relu && !(y > 0.0f))
+		y = y != y ? y : 0.0f;
+	return y;
+}
+
+static void wg_reference(const struct neuron_conv_args *c, u32 n)
+{
+	u32 th, tw, co, ci, i, j, xi;
+
+	for (th = 0; th < (c->ho + 1) / 2; th++)
+	for (tw = 0; tw < (c->wo + 1) / 2; tw++)
+	for (co = 0; co < c->co; co++) {
+		float m[16] = { 0 }, s[2][4], y[2][2];
+
+		for (ci = 0; ci < c->cig; ci++) {
+			float d[4][4], t[4][4], v[4][4];
+
+			for (i = 0; i < 4; i++)
+				for (j = 0; j < 4; j++) {
+					s64 ih = 2 * (s64)th - c->pt + i, iw = 2 * (s64)tw - c->pl + j;
+
+					d[i][j] = ih >= 0 && ih < c->h && iw >= 0 && iw < c->w ?
+						  c->x[n * c->xs[0] + ci * c->xs[1] + (u64)ih * c->xs[2] +
+						       (u64)iw * c->xs[3]] : 0.0f;
+				}
+			for (j = 0; j < 4; j++) {
+				t[0][j] = d[0][j] - d[2][j];
+				t[1][j] = d[1][j] + d[2][j];
+				t[2][j] = d[2][j] - d[1][j];
+				t[3][j] = d[1][j] - d[3][j];
+			}
+			for (i = 0; i < 4; i++) {
+				v[i][0] = t[i][0] - t[i][2];
+				v[i][1] = t[i][1] + t[i][2];
+				v[i][2] = t[i][2] - t[i][1];
+				v[i][3] = t[i][1] - t[i][3];
+			}
+			for (xi = 0; xi < 16; xi++)
+				m[xi] = neuron_fmaf(wg_u(c, xi, co)[(u64)ci * WG_ROWS], v[xi / 4][xi % 4], m[xi]);
+		}
+		for (j = 0; j < 4; j++) {
+			s[0][j] = (m[j] + m[4 + j]) + m[8 + j];
+			s[1][j] = (m[4 + j] - m[8 + j]) - m[12 + j];
+		}
+		for (i = 0; i < 2; i++) {
+			y[i][0] = (s[i][0] + s[i][1]) + s[i][2];
+			y[i][1] = (s[i][1] - s[i][2]) - s[i][3];
+		}
+		for (i = 0; i < 2; i++)
+			for (j = 0; j < 2; j++) {
+				u32 ho = 2 * th + i, wo = 2 * tw + j;
+				float *out;
+
+				if (ho >= c->ho || wo >= c->wo)
+					continue;
+				out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
+				*out = wg_finish(c, co, y[i][j], out);
+			}
+	}
+}
+
+/*
+ * V of sixteen tiles from @t0 for every input channel, into @v as
+ * [xi][ci][16], by masked gathers (32-bit offsets: wg_fits()).
+ */
+static __attribute__((target("avx2,fma")))
+void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float *v)
+{
+	u32 tw_count = (c->wo + 1) / 2, l, ci, i, j, half;
+	u32 row[WG_LANES], col[WG_LANES];
+	wg_v8u r0[2], c0[2], base[2];
+	wg_v8u h = (wg_v8u){ 0 } + c->h, w = (wg_v8u){ 0 } + c->w;
+
+	for (l = 0; l < WG_LANES; l++) {
+		u32 t = t0 + l;
+
+		row[l] = t < tiles ? 2 * (t / tw_count) - c->pt : WG_NO_ROW;
+		col[l] = t < tiles ? 2 * (t % tw_count) - c->pl : 0;
+	}
+	for (half = 0; half < 2; half++) {
+		r0[half] = *(const wg_v8u *)(row + 8 * half);
+		c0[half] = *(const wg_v8u *)(col + 8 * half);
+		base[half] = r0[half] * (u32)c->xs[2] + c0[half] * (u32)c->xs[3] + (u32)(n * c->xs[0]);
+	}
+	for (ci = 0; ci < c->cig; ci++)
+	for (half = 0; half < 2; half++) {
+		wg_v8f d[4][4], t[4][4];
+
+		for (i = 0; i < 4; i++)
+			for (j = 0; j < 4; j++) {
+				wg_v8i inside = (wg_v8i)(r0[half] + i < h) & (wg_v8i)(c0[half] + j < w);
+				wg_v8u at = base[half] + (u32)(ci * c->xs[1] + i * c->xs[2] + j * c->xs[3]);
+
+				d[i][j] = WG_GATHER(c->x, (wg_v8i)at, (wg_v8f)inside);
+			}
+		for (j = 0; j < 4; j++) {
+			t[0][j] = d[0][j] - d[2][j];
+			t[1][j] = d[1][j] + d[2][j];
+			t[2][j] = d[2][j] - d[1][j];
+			t[3][j] = d[1][j] - d[3][j];
+		}
+		for (i = 0; i < 4; i++) {
+			float *o = v + ((u64)(4 * i) * c->cig + ci) * WG_LANES + 8 * half;
+			u64 step = (u64)c->cig * WG_LANES;
+
+			*(wg_v8f *)o = t[i][0] - t[i][2];
+			*(wg_v8f *)(o + step) = t[i][1] + t[i][2];
+			*(wg_v8f *)(o + 2 * step) = t[i][2] - t[i][1];
+			*(wg_v8f *)(o + 3 * step) = t[i][1] - t[i][3];
+		}
+	}
+}
+
+/* M[xi] of six output channels from @co0 for the sixteen tiles: [xi][6][16]. */
+static __attribute__((target("avx2,fma")))
+void wg_multiply(const struct neuron_conv_args *c, u32 co0, const float *v, float *m)
+{
+	u32 xi, r, k;
+
+	for (xi = 0; xi < 16; xi++) {
+		const float *a = wg_u(c, xi, co0), *b = v + (u64)xi * c->cig * WG_LANES;
+		wg_v8f m0[WG_ROWS], m1[WG_ROWS];
+
+		for (r = 0; r < WG_ROWS; r++)
+			m0[r] = m1[r] = (wg_v8f){ 0 };
+		for (k = 0; k < c->cig; k++, a += WG_ROWS, b += WG_LANES) {
+			wg_v8f b0 = *(const wg_v8f *)b, b1 = *(const wg_v8f *)(b + 8);
+
+			_Pragma("GCC unroll 8")
+			for (r = 0; r < WG_ROWS; r++) {
+				wg_v8f av = a[r] - (wg_v8f){ 0 };
+
+				m0[r] = WG_FMA(av, b0, m0[r]);
+				m1[r] = WG_FMA(av, b1, m1[r]);
+			}
+		}
+		for (r = 0; r < WG_ROWS; r++) {
+			*(wg_v8f *)(m + (xi * WG_ROWS + r) * WG_LANES) = m0[r];
+			*(wg_v8f *)(m + (xi * WG_ROWS + r) * WG_LANES + 8) = m1[r];
+		}
+	}
+}
+
+/* y of the sixteen tiles for channels [co0, co0 + rows), finished and stored. */
+static __attribute__((target("avx2,fma")))
+void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows, u32 t0, u32 tiles,
+	       const float *m)
+{
+	u32 tw_count = (c->wo + 1) / 2, r, half, j, l, i;
+
+	for (r = 0; r < rows; r++) {
+		float y[2][2][WG_LANES];
+
+		for (half = 0; half < 2; half++) {
+			wg_v8f mv[16], s[2][4];
+
+			for (j = 0; j < 16; j++)
+				mv[j] = *(const wg_v8f *)(m + (j * WG_ROWS + r) * WG_LANES + 8 * half);
+			for (j = 0; j < 4; j++) {
+				s[0][j] = (mv[j] + mv[4 + j]) + mv[8 + j];
+				s[1][j] = (mv[4 + j] - mv[8 + j]) - mv[12 + j];
+			}
+			for (i = 0; i < 2; i++) {
+				*(wg_v8f *)(y[i][0] + 8 * half) = (s[i][0] + s[i][1]) + s[i][2];
+				*(wg_v8f *)(y[i][1] + 8 * half) = (s[i][1] - s[i][2]) - s[i][3];
+			}
+		}
+		for (l = 0; l < WG_LANES && t0 + l < tiles; l++) {
+			u32 th = (t0 + l) / tw_count, tw = (t0 + l) % tw_count;
+
+			for (i = 0; i < 2; i++)
+				for (j = 0; j < 2; j++) {
+					u32 ho = 2 * th + i, wo = 2 * tw + j;
+					float *out;
+
+					if (ho >= c->ho || wo >= c->wo)
+						continue;
+					out = &c->o[n * c->os[0] + (co0 + r) * c->os[1] + ho * c->os[2] +
+						    wo * c->os[3]];
+					*out = wg_finish(c, co0 + r, y[i][j][l], out);
+				}
+		}
+	}
+}
+
+/* Every input offset of the image, and the lanes' rows and columns, fit 31 bits. */
+static int wg_fits(const struct neuron_conv_args *c, u32 n)
+{
+	u64 extent = n * c->xs[0] + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
+		     (u64)(c->w - 1) * c->xs[3];
+
+	return extent < (1ull << 30) && c->h < (1u << 29) && c->w < (1u << 29) &&
+	       c->ho < (1u << 28) && c->wo < (1u << 28) && c->pt < (1u << 16) && c->pl < (1u << 16);
+}
+
+void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
+			  const struct neuron_engine_slot *scratch)
+{
+	u64 v_floats = 16ull * c->cig * WG_LANES, m_floats = 16 * WG_ROWS * WG_LANES;
+	u32 tiles = ((c->ho + 1) / 2) * ((c->wo + 1) / 2), t0, co;
+	float *v, *m;
+
+	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base ||
+	    (v_floats + m_floats) * sizeof(float) > scratch->size || !wg_fits(c, n)) {
+		wg_reference(c, n);
+		return;
+	}
+	v = scratch->base;
+	m = v + v_floats;
+	for (t0 = 0; t0 < tiles; t0 += WG_LANES) {
+		wg_input(c, n, t0, tiles, v);
+		for (co = 0; co < c->co; co += WG_ROWS) {
+			wg_multiply(c, co, v, m);
+			wg_output(c, n, co, c->co - co < WG_ROWS ? c->co - co : WG_ROWS, t0, tiles, m);
+		}
+	}
+}
