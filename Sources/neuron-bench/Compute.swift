@@ -185,6 +185,9 @@ struct Conv: ParsableCommand {
     @Option(help: "Batch size.")
     var batch = 1
 
+    @Option(help: "Weight layout: compiler (what neuron-cc chooses: Winograd for 3x3 of stride 1, else packed), given, packed or winograd (3x3 of stride 1 only).")
+    var weights = "compiler"
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -210,6 +213,7 @@ struct Conv: ParsableCommand {
     struct Record: Codable {
         var layer: String
         var shape: String
+        var weights: String
         var backend: String
         var repetitions: Int
         var gflops: Double
@@ -223,39 +227,57 @@ struct Conv: ParsableCommand {
             throw ValidationError("--layers takes names among \(Self.layers.map(\.name).joined(separator: ","))")
         }
         guard (1...64).contains(batch) else { throw ValidationError("--batch takes 1 to 64") }
+        guard ["compiler", "given", "packed", "winograd"].contains(weights) else {
+            throw ValidationError("--weights takes compiler, given, packed or winograd")
+        }
         let core = try BenchCore(backend: backend)
         defer { core.device.close() }
         var records: [Record] = []
         for layer in chosen {
             let n = batch
             let x = try core.device.allocate(size: UInt64(n * layer.cin * layer.h * layer.w * 4))
-            let weight = try core.device.allocate(size: UInt64(layer.cout * layer.cin * layer.k * layer.k * 4))
+            let winogradFits = layer.k == 3 && layer.stride == 1 && (16...1024).contains(layer.cin) && layer.cout >= 16
+            let layout = weights == "compiler" ? (winogradFits ? "winograd" : "packed")
+                : weights == "winograd" && !winogradFits ? "packed" : weights
+            let given = (0..<(layer.cout * layer.cin * layer.k * layer.k)).map { (Float(($0 * 7919) % 1000) / 1000 - 0.5) * 0.1 }
+            let dimsOfWeights = [layer.cout, layer.cin, layer.k, layer.k]
+            let laid: [Float]
+            switch layout {
+            case "winograd": laid = NeuronProgram.winogradConvWeights(given, dims: dimsOfWeights) ?? given
+            case "packed": laid = NeuronProgram.packConvWeights(given, dims: dimsOfWeights) ?? given
+            default: laid = given
+            }
+            let weight = try core.device.allocate(size: UInt64(laid.count * 4))
             let bias = try core.device.allocate(size: UInt64(layer.cout * 4))
             let out = try core.device.allocate(size: UInt64(n * layer.cout * layer.ho * layer.wo * 4))
             defer { x.free(); weight.free(); bias.free(); out.free() }
             try x.write(benchValues(n * layer.cin * layer.h * layer.w, scale: 1, half: false))
-            try weight.write(benchValues(layer.cout * layer.cin * layer.k * layer.k, scale: 0.1, half: false))
+            try weight.write(laid.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) })
             var program = NeuronProgram()
             let dims = { (values: [Int]) in values.map(UInt32.init) }
             let window = NeuronWindow(stride: (UInt32(layer.stride), UInt32(layer.stride)),
                                       padding: (UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad)))
+            let blocks = (layer.cout + NeuronProgram.convPackRows - 1) / NeuronProgram.convPackRows
+            let weightDims = layout == "winograd" ? [16, blocks, layer.cin, NeuronProgram.convPackRows]
+                : layout == "packed" ? [blocks, layer.cin, layer.k, layer.k, NeuronProgram.convPackRows] : dimsOfWeights
             program.conv2d(.contiguous(slot: 3, dims: dims([n, layer.cout, layer.ho, layer.wo])),
                            .contiguous(slot: 0, dims: dims([n, layer.cin, layer.h, layer.w])),
-                           weight: .contiguous(slot: 1, dims: dims([layer.cout, layer.cin, layer.k, layer.k])),
-                           bias: .contiguous(slot: 2, dims: [UInt32(layer.cout)]), window: window, relu: true)
+                           weight: .contiguous(slot: 1, dims: dims(weightDims)),
+                           bias: .contiguous(slot: 2, dims: [UInt32(layer.cout)]), window: window, relu: true,
+                           packedWeights: layout == "packed", winograd: layout == "winograd")
             let flops = 2.0 * Double(n * layer.cout * layer.ho * layer.wo) * Double(layer.cin * layer.k * layer.k)
             let repetitions = max(3, min(20, Int(2e9 / flops)))
             let best = try core.best(program, buffers: [x, weight, bias, out], repetitions: repetitions)
             records.append(Record(layer: layer.name,
                                   shape: "\(n)x\(layer.cin)x\(layer.h)x\(layer.w) k\(layer.k) s\(layer.stride) -> \(layer.cout)",
-                                  backend: backend, repetitions: repetitions, gflops: flops / best / 1e9,
+                                  weights: layout, backend: backend, repetitions: repetitions, gflops: flops / best / 1e9,
                                   milliseconds: best * 1e3))
         }
         if json { return try printJSON(records) }
-        print("neuron-bench conv: ResNet-50 layers, fp32, batch \(batch), backend \(backend); best of the repetitions")
+        print("neuron-bench conv: ResNet-50 layers, fp32, batch \(batch), backend \(backend); best of the repetitions; GFLOP/s of the direct convolution's multiply-adds")
         for r in records {
-            print(String(format: "%-12@ %-34@ %8.2f GFLOP/s %9.2f ms", r.layer as NSString, r.shape as NSString,
-                         r.gflops, r.milliseconds))
+            print(String(format: "%-12@ %-34@ %-9@ %8.2f GFLOP/s %9.2f ms", r.layer as NSString, r.shape as NSString,
+                         r.weights as NSString, r.gflops, r.milliseconds))
         }
     }
 }

@@ -209,6 +209,7 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 struct conv_gemm {
 	const struct neuron_conv_args *c;
 	const float *x;		/* the image's first channel of the group */
+	const float *xend;	/* past its last element */
 	const float *w;		/* the first row of weights */
 	float *o;		/* the first output channel */
 	u32 co0, M, K, P, taps;
@@ -291,7 +292,8 @@ void conv_lanes(const struct conv_gemm *q, u32 pb, struct conv_lanes *l)
 
 /*
  * Tap @tp of one panel by AVX2 gathers: a lane reads where its row and
- * column, shifted by the tap, fall inside the input, and is zero elsewhere.
+ * column, shifted by the tap, fall inside the input, and is zero elsewhere
+ * (its offset is then 0 too, should a CPU or emulator read it anyway).
  * Offsets are 32-bit: conv_gather_fits() says when they are.
  */
 static inline __attribute__((target("avx2,fma")))
@@ -308,7 +310,7 @@ void conv_gather_tap(const struct conv_gemm *q, const struct conv_tap *tp,
 				  (conv_v8i)(l->col[j] + (u32)tp->dw < w);
 
 		*(conv_v8f *)(dst + 8 * j) =
-			CONV_GATHER((conv_v8f){ 0 }, q->x, (conv_v8i)(l->base[j] + shift),
+			CONV_GATHER((conv_v8f){ 0 }, q->x, (conv_v8i)(l->base[j] + shift) & inside,
 				    (conv_v8f)inside);
 	}
 }
@@ -317,11 +319,13 @@ void conv_gather_tap(const struct conv_gemm *q, const struct conv_tap *tp,
  * Tap @tp of one panel of stride 1 over contiguous columns, by masked
  * loads: each run of positions within an output row reads one stretch of
  * an input row, its lanes outside the input (and the other runs' lanes)
- * masked off and zero.
+ * masked off and zero. Returns 0, having written nothing, when a load's
+ * 64 bytes would pass the image's input: masked lanes must not fault, but
+ * QEMU's emulation faults on them, so every byte loaded lies inside.
  */
 static inline __attribute__((target("avx2,fma")))
-void conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
-		     const struct conv_run *run, u32 runs, float *dst)
+int conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
+		    const struct conv_run *run, u32 runs, float *dst)
 {
 	const struct neuron_conv_args *c = q->c;
 	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -345,6 +349,8 @@ void conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
 		/* Where lane 0 would read (never read itself unless inside). */
 		at = (uintptr_t)(q->x + tp->offset + (u64)ih * c->xs[2]) +
 		     (uintptr_t)((iw - (s64)run[r].at) * (s64)sizeof(float));
+		if (at < (uintptr_t)q->x || at + CG_PW * sizeof(float) > (uintptr_t)q->xend)
+			return 0;
 		v0 |= (conv_v8i)__builtin_ia32_maskloadps256(
 			(const conv_v8m *)at, (lane >= (int)lo) & (lane < (int)hi));
 		v1 |= (conv_v8i)__builtin_ia32_maskloadps256(
@@ -352,6 +358,7 @@ void conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
 	}
 	*(conv_v8f *)dst = (conv_v8f)v0;
 	*(conv_v8f *)(dst + 8) = (conv_v8f)v1;
+	return 1;
 }
 
 /* Every offset of the image's input, and its dimensions, fit 31 bits. */
@@ -433,10 +440,8 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 					continue;
 				}
 			}
-			if (masked) {
-				conv_masked_tap(q, tp, run, runs, dst);
+			if (masked && conv_masked_tap(q, tp, run, runs, dst))
 				continue;
-			}
 			if (gather) {
 				conv_gather_tap(q, tp, &lanes, dst);
 				continue;
@@ -653,5 +658,7 @@ int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	q.w = c->wt + (c->packed ? (u64)co0 * k : co0 * c->ws[0]);
 	q.K = (u32)k;
 	q.P = (u32)p;
+	q.xend = q.x + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
+		 (u64)(c->w - 1) * c->xs[3] + 1;
 	return conv_gemm_avx2(&q, scratch->base);
 }

@@ -23,25 +23,15 @@
 #include "neuron_engine.h"
 
 typedef float wg_v8f __attribute__((vector_size(32), aligned(4)));
-typedef int wg_v8i __attribute__((vector_size(32), aligned(4)));
-typedef unsigned int wg_v8u __attribute__((vector_size(32), aligned(4)));
 
 #ifdef __CHECKER__
 wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
-wg_v8f __builtin_ia32_gathersiv8sf(wg_v8f src, const float *base, wg_v8i index, wg_v8f mask,
-				   int scale);
 #endif
 
-#ifdef __clang__
-#define WG_GATHER(base, index, mask)	__builtin_ia32_gatherd_ps256((wg_v8f){ 0 }, base, index, mask, 4)
-#else
-#define WG_GATHER(base, index, mask)	__builtin_ia32_gathersiv8sf((wg_v8f){ 0 }, base, index, mask, 4)
-#endif
 #define WG_FMA(a, b, c)			__builtin_ia32_vfmaddps256((a), (b), (c))
 
 #define WG_ROWS		NEURON_CONV_PACK_ROWS	/* output channels per block of U */
 #define WG_LANES	16			/* tiles at once: two vectors */
-#define WG_NO_ROW	0xc0000000u		/* a lane past the tiles: never inside */
 
 /* U[xi][co][ci]. */
 static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co)
@@ -121,52 +111,62 @@ static void wg_reference(const struct neuron_conv_args *c, u32 n)
 
 /*
  * V of sixteen tiles from @t0 for every input channel, into @v as
- * [xi][ci][16], by masked gathers (32-bit offsets: wg_fits()).
+ * [xi][ci][16]. Each tile's 4x4 input is copied lane by lane (zeros
+ * outside the input) into @patch (scratch), [i][j][16], then transformed
+ * by vector.
+ * Plain loads, no gathers: QEMU's emulation of AVX2's gather gave wrong
+ * values here.
  */
 static __attribute__((target("avx2,fma")))
-void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float *v)
+void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float *v, float *patch)
 {
 	u32 tw_count = (c->wo + 1) / 2, l, ci, i, j, half;
-	u32 row[WG_LANES], col[WG_LANES];
-	wg_v8u r0[2], c0[2], base[2];
-	wg_v8u h = (wg_v8u){ 0 } + c->h, w = (wg_v8u){ 0 } + c->w;
+	s64 row[WG_LANES], col[WG_LANES];
 
 	for (l = 0; l < WG_LANES; l++) {
 		u32 t = t0 + l;
 
-		row[l] = t < tiles ? 2 * (t / tw_count) - c->pt : WG_NO_ROW;
-		col[l] = t < tiles ? 2 * (t % tw_count) - c->pl : 0;
+		/* A lane past the tiles reads nothing: a row far outside. */
+		row[l] = t < tiles ? 2 * (s64)(t / tw_count) - c->pt : -8;
+		col[l] = t < tiles ? 2 * (s64)(t % tw_count) - c->pl : 0;
 	}
-	for (half = 0; half < 2; half++) {
-		r0[half] = *(const wg_v8u *)(row + 8 * half);
-		c0[half] = *(const wg_v8u *)(col + 8 * half);
-		base[half] = r0[half] * (u32)c->xs[2] + c0[half] * (u32)c->xs[3] + (u32)(n * c->xs[0]);
-	}
-	for (ci = 0; ci < c->cig; ci++)
-	for (half = 0; half < 2; half++) {
-		wg_v8f d[4][4], t[4][4];
+	for (ci = 0; ci < c->cig; ci++) {
+		const float *x = c->x + n * c->xs[0] + ci * c->xs[1];
 
-		for (i = 0; i < 4; i++)
-			for (j = 0; j < 4; j++) {
-				wg_v8i inside = (wg_v8i)(r0[half] + i < h) & (wg_v8i)(c0[half] + j < w);
-				wg_v8u at = base[half] + (u32)(ci * c->xs[1] + i * c->xs[2] + j * c->xs[3]);
+		for (l = 0; l < WG_LANES; l++)
+			for (i = 0; i < 4; i++) {
+				s64 ih = row[l] + i;
+				const float *xr = x + (u64)ih * c->xs[2];
 
-				d[i][j] = WG_GATHER(c->x, (wg_v8i)at, (wg_v8f)inside);
+				for (j = 0; j < 4; j++) {
+					s64 iw = col[l] + j;
+
+					patch[(i * 4 + j) * WG_LANES + l] =
+						ih >= 0 && ih < c->h && iw >= 0 && iw < c->w ?
+						xr[(u64)iw * c->xs[3]] : 0.0f;
+				}
 			}
-		for (j = 0; j < 4; j++) {
-			t[0][j] = d[0][j] - d[2][j];
-			t[1][j] = d[1][j] + d[2][j];
-			t[2][j] = d[2][j] - d[1][j];
-			t[3][j] = d[1][j] - d[3][j];
-		}
-		for (i = 0; i < 4; i++) {
-			float *o = v + ((u64)(4 * i) * c->cig + ci) * WG_LANES + 8 * half;
-			u64 step = (u64)c->cig * WG_LANES;
+		for (half = 0; half < 2; half++) {
+			wg_v8f d[4][4], t[4][4];
 
-			*(wg_v8f *)o = t[i][0] - t[i][2];
-			*(wg_v8f *)(o + step) = t[i][1] + t[i][2];
-			*(wg_v8f *)(o + 2 * step) = t[i][2] - t[i][1];
-			*(wg_v8f *)(o + 3 * step) = t[i][1] - t[i][3];
+			for (i = 0; i < 4; i++)
+				for (j = 0; j < 4; j++)
+					d[i][j] = *(const wg_v8f *)(patch + (i * 4 + j) * WG_LANES + 8 * half);
+			for (j = 0; j < 4; j++) {
+				t[0][j] = d[0][j] - d[2][j];
+				t[1][j] = d[1][j] + d[2][j];
+				t[2][j] = d[2][j] - d[1][j];
+				t[3][j] = d[1][j] - d[3][j];
+			}
+			for (i = 0; i < 4; i++) {
+				float *o = v + ((u64)(4 * i) * c->cig + ci) * WG_LANES + 8 * half;
+				u64 step = (u64)c->cig * WG_LANES;
+
+				*(wg_v8f *)o = t[i][0] - t[i][2];
+				*(wg_v8f *)(o + step) = t[i][1] + t[i][2];
+				*(wg_v8f *)(o + 2 * step) = t[i][2] - t[i][1];
+				*(wg_v8f *)(o + 3 * step) = t[i][1] - t[i][3];
+			}
 		}
 	}
 }
@@ -243,32 +243,23 @@ void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows, u32 t
 	}
 }
 
-/* Every input offset of the image, and the lanes' rows and columns, fit 31 bits. */
-static int wg_fits(const struct neuron_conv_args *c, u32 n)
-{
-	u64 extent = n * c->xs[0] + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
-		     (u64)(c->w - 1) * c->xs[3];
-
-	return extent < (1ull << 30) && c->h < (1u << 29) && c->w < (1u << 29) &&
-	       c->ho < (1u << 28) && c->wo < (1u << 28) && c->pt < (1u << 16) && c->pl < (1u << 16);
-}
-
 void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 			  const struct neuron_engine_slot *scratch)
 {
 	u64 v_floats = 16ull * c->cig * WG_LANES, m_floats = 16 * WG_ROWS * WG_LANES;
+	u64 patch_floats = 16 * WG_LANES;
 	u32 tiles = ((c->ho + 1) / 2) * ((c->wo + 1) / 2), t0, co;
 	float *v, *m;
 
 	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base ||
-	    (v_floats + m_floats) * sizeof(float) > scratch->size || !wg_fits(c, n)) {
+	    (v_floats + m_floats + patch_floats) * sizeof(float) > scratch->size) {
 		wg_reference(c, n);
 		return;
 	}
 	v = scratch->base;
 	m = v + v_floats;
 	for (t0 = 0; t0 < tiles; t0 += WG_LANES) {
-		wg_input(c, n, t0, tiles, v);
+		wg_input(c, n, t0, tiles, v, m + m_floats);
 		for (co = 0; co < c->co; co += WG_ROWS) {
 			wg_multiply(c, co, v, m);
 			wg_output(c, n, co, c->co - co < WG_ROWS ? c->co - co : WG_ROWS, t0, tiles, m);
