@@ -133,19 +133,35 @@ void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float 
 	for (ci = 0; ci < c->cig; ci++) {
 		const float *x = c->x + n * c->xs[0] + ci * c->xs[1];
 
-		for (l = 0; l < WG_LANES; l++)
+		for (l = 0; l < WG_LANES; l++) {
+			/* Whole rows of four inside the input's columns, or checked. */
+			int cols = col[l] >= 0 && col[l] + 3 < c->w && c->xs[3] == 1;
+
 			for (i = 0; i < 4; i++) {
 				s64 ih = row[l] + i;
-				const float *xr = x + (u64)ih * c->xs[2];
+				float *p = patch + i * 4 * WG_LANES + l;
+				const float *xr;
 
+				if (ih < 0 || ih >= c->h) {
+					p[0] = p[WG_LANES] = p[2 * WG_LANES] = p[3 * WG_LANES] = 0.0f;
+					continue;
+				}
+				xr = x + (u64)ih * c->xs[2];
+				if (cols) {
+					xr += col[l];
+					p[0] = xr[0];
+					p[WG_LANES] = xr[1];
+					p[2 * WG_LANES] = xr[2];
+					p[3 * WG_LANES] = xr[3];
+					continue;
+				}
 				for (j = 0; j < 4; j++) {
 					s64 iw = col[l] + j;
 
-					patch[(i * 4 + j) * WG_LANES + l] =
-						ih >= 0 && ih < c->h && iw >= 0 && iw < c->w ?
-						xr[(u64)iw * c->xs[3]] : 0.0f;
+					p[j * WG_LANES] = iw >= 0 && iw < c->w ? xr[(u64)iw * c->xs[3]] : 0.0f;
 				}
 			}
+		}
 		for (half = 0; half < 2; half++) {
 			wg_v8f d[4][4], t[4][4];
 
