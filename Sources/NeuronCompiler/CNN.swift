@@ -139,12 +139,11 @@ extension Lowering {
             if spatial == 2, wDims[2] == 3, wDims[3] == 3, win.stride == (1, 1), win.dilation == (1, 1),
                (Lowering.winogradMinimumChannels...1024).contains(wDims[1]), wDims[0] >= Lowering.winogradMinimumChannels,
                win.out.h >= 2, win.out.w >= 2 {
-                w = try winogradConvWeights(packable, dims: wDims, name: current.inputs[1])
                 layout = .winograd
             } else {
-                w = try packedConvWeights(packable, dims: wDims, name: current.inputs[1])
                 layout = .packed
             }
+            w = try convWeights(packable, dims: wDims, layout: layout, name: current.inputs[1])
         } else {
             throw invalid("input 1 has no value")
         }
@@ -176,43 +175,25 @@ extension Lowering {
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 
-    /// Weights `[Co, Ci, Kh, Kw]` in the blob as NEURON_CONV_PACKED lays
-    /// them out: `[ceil(Co/6), Ci, Kh, Kw, 6]`, zeros past Co.
-    /// 3x3 weights `[Co, Ci, 3, 3]` in the blob as Winograd's U,
-    /// `[16, ceil(Co/6), Ci, 6]`.
-    func winogradConvWeights(_ tensor: ConstantTensor, dims: [Int], name: String) throws(NeuronCompilerError) -> View {
-        let rows = NeuronProgram.convPackRows
-        let uDims = [16, (dims[0] + rows - 1) / rows, dims[1], rows]
-        let key = "\(name)#winograd"
-        if let view = weightViews[key], view.dims == uDims { return view }
-        guard let u = NeuronProgram.winogradConvWeights(convFloats(tensor), dims: dims) else {
-            throw shapeError("the weight \(tensor.shape) does not hold \(dims)")
-        }
-        let bytes = u.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
-        let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: uDims)
-        weightViews[key] = view
-        return view
-    }
-
-    /// A float constant's elements as Float.
-    func convFloats(_ tensor: ConstantTensor) -> [Float] {
-        tensor.type == .float32
+    /// Weights `[Co, Ci, Kh, Kw]` in the blob in an engine layout: packed,
+    /// `[ceil(Co/6), Ci, Kh, Kw, 6]`, or (3x3) Winograd's U,
+    /// `[16, ceil(Co/6), Ci, 6]`; zeros past Co.
+    func convWeights(_ tensor: ConstantTensor, dims: [Int], layout: ConvWeights, name: String)
+        throws(NeuronCompilerError) -> View {
+        let rows = NeuronProgram.convPackRows, blocks = (dims[0] + rows - 1) / rows
+        let laidDims = layout == .winograd ? [16, blocks, dims[1], rows] : [blocks, dims[1], dims[2], dims[3], rows]
+        let key = "\(name)#\(layout)"
+        if let view = weightViews[key], view.dims == laidDims { return view }
+        let floats: [Float] = tensor.type == .float32
             ? tensor.bytes.withUnsafeBytes { raw in
                 (0..<tensor.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
             }
             : tensor.doubles().map { Float($0) }
-    }
-
-    func packedConvWeights(_ tensor: ConstantTensor, dims: [Int], name: String) throws(NeuronCompilerError) -> View {
-        let rows = NeuronProgram.convPackRows
-        let packedDims = [(dims[0] + rows - 1) / rows, dims[1], dims[2], dims[3], rows]
-        let key = "\(name)#packed"
-        if let view = weightViews[key], view.dims == packedDims { return view }
-        guard let packed = NeuronProgram.packConvWeights(convFloats(tensor), dims: dims) else {
-            throw shapeError("the weight \(tensor.shape) does not hold \(dims)")
-        }
-        let bytes = packed.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
-        let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: packedDims)
+        let laid = layout == .winograd ? NeuronProgram.winogradConvWeights(floats, dims: dims)
+                                       : NeuronProgram.packConvWeights(floats, dims: dims)
+        guard let laid else { throw shapeError("the weight \(tensor.shape) does not hold \(dims)") }
+        let bytes = laid.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
+        let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: laidDims)
         weightViews[key] = view
         return view
     }

@@ -115,13 +115,7 @@ struct Emitter {
     func emit() throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {
         let buffers = lowering.buffers
         // Lifetimes of the temps: first and last instruction touching them.
-        var first = [Int](repeating: Int.max, count: buffers.count), last = [Int](repeating: -1, count: buffers.count)
-        for (index, op) in lowering.ops.enumerated() {
-            for view in op.operands {
-                first[view.buffer] = min(first[view.buffer], index)
-                last[view.buffer] = max(last[view.buffer], index)
-            }
-        }
+        let (first, last) = lowering.lifetimes()
         let temps = buffers.indices.filter { buffers[$0].kind == .temp && last[$0] >= 0 }
         let placement = MemoryPlanner.plan(temps.map { (id: $0, bytes: buffers[$0].bytes, first: first[$0], last: last[$0]) },
                                            alignment: Lowering.alignment)

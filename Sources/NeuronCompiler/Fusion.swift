@@ -100,7 +100,7 @@ enum Fusion {
     /// (input 3); a Relu after the Add then fuses as the relu flag.
     static func residual(into conv: Node, _ add: Node, output: String, _ graph: Graph) -> Node? {
         guard add.inputs.count == 2, conv.attributes["neuron.relu"] == nil, conv.attributes["neuron.residual"] == nil,
-              conv.inputs.count >= 2, (2...3).contains(conv.inputs.count),
+              (2...3).contains(conv.inputs.count),
               let weight = graph.constants[conv.inputs[1]], weight.type == .float32,
               conv.attributes["group"] == nil || conv.attributes["group"] == .int(1) else { return nil }
         let other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0]

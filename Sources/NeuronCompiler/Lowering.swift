@@ -380,11 +380,8 @@ final class Lowering {
         elideCopies()
     }
 
-    /// A COPY from a whole temp whose last use it is into a whole buffer
-    /// it starts is dropped: the two become one buffer, the output's when
-    /// the destination is a graph output, else the source's (so a residual
-    /// that a convolution then accumulates into stays where it is).
-    func elideCopies() {
+    /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
+    func lifetimes() -> (first: [Int], last: [Int]) {
         var first = [Int](repeating: Int.max, count: buffers.count), last = [Int](repeating: -1, count: buffers.count)
         for (index, op) in ops.enumerated() {
             for view in op.operands {
@@ -392,6 +389,15 @@ final class Lowering {
                 last[view.buffer] = max(last[view.buffer], index)
             }
         }
+        return (first, last)
+    }
+
+    /// A COPY from a whole temp whose last use it is into a whole buffer
+    /// it starts is dropped: the two become one buffer, the output's when
+    /// the destination is a graph output, else the source's (so a residual
+    /// that a convolution then accumulates into stays where it is).
+    func elideCopies() {
+        let (first, last) = lifetimes()
         var renamed: [Int: Int] = [:]
         func resolve(_ buffer: Int) -> Int { renamed[buffer].map(resolve) ?? buffer }
         func whole(_ view: View) -> Bool {

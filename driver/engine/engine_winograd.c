@@ -33,6 +33,24 @@ wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
 #define WG_ROWS		NEURON_CONV_PACK_ROWS	/* output channels per block of U */
 #define WG_LANES	16			/* tiles at once: two vectors */
 
+/*
+ * The transforms, written once for floats and for vectors alike, so that
+ * both paths run the same operations: four of d (rows or columns) into
+ * four of V, and four of M into two of y.
+ */
+#define WG_IN(o0, o1, o2, o3, a0, a1, a2, a3)					\
+do {										\
+	(o0) = (a0) - (a2);							\
+	(o1) = (a1) + (a2);							\
+	(o2) = (a2) - (a1);							\
+	(o3) = (a1) - (a3);							\
+} while (0)
+#define WG_OUT(o0, o1, a0, a1, a2, a3)						\
+do {										\
+	(o0) = ((a0) + (a1)) + (a2);						\
+	(o1) = ((a1) - (a2)) - (a3);						\
+} while (0)
+
 /* U[xi][co][ci]. */
 static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co)
 {
@@ -41,16 +59,26 @@ static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co
 	return c->wt + (((u64)xi * blocks + co / WG_ROWS) * c->cig) * WG_ROWS + co % WG_ROWS;
 }
 
-/* The end of every output: accumulate, bias, relu, as the other paths. */
-static inline float wg_finish(const struct neuron_conv_args *c, u32 co, float y, const float *out)
+/*
+ * Output (2th + i, 2tw + j) of channel @co, when inside: finished as every
+ * convolution (accumulate, bias, relu) and stored.
+ */
+static inline void wg_store(const struct neuron_conv_args *c, u32 n, u32 co, u32 th, u32 tw,
+			    u32 i, u32 j, float y)
 {
+	u32 ho = 2 * th + i, wo = 2 * tw + j;
+	float *out;
+
+	if (ho >= c->ho || wo >= c->wo)
+		return;
+	out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
 	if (c->accumulate)
 		y = *out + y;
 	if (c->bias)
 		y = y + c->bias[co * c->bs];
 	if (c->relu && !(y > 0.0f))
 		y = y != y ? y : 0.0f;
-	return y;
+	*out = y;
 }
 
 static void wg_reference(const struct neuron_conv_args *c, u32 n)
@@ -73,39 +101,20 @@ static void wg_reference(const struct neuron_conv_args *c, u32 n)
 						  c->x[n * c->xs[0] + ci * c->xs[1] + (u64)ih * c->xs[2] +
 						       (u64)iw * c->xs[3]] : 0.0f;
 				}
-			for (j = 0; j < 4; j++) {
-				t[0][j] = d[0][j] - d[2][j];
-				t[1][j] = d[1][j] + d[2][j];
-				t[2][j] = d[2][j] - d[1][j];
-				t[3][j] = d[1][j] - d[3][j];
-			}
-			for (i = 0; i < 4; i++) {
-				v[i][0] = t[i][0] - t[i][2];
-				v[i][1] = t[i][1] + t[i][2];
-				v[i][2] = t[i][2] - t[i][1];
-				v[i][3] = t[i][1] - t[i][3];
-			}
+			for (j = 0; j < 4; j++)
+				WG_IN(t[0][j], t[1][j], t[2][j], t[3][j], d[0][j], d[1][j], d[2][j], d[3][j]);
+			for (i = 0; i < 4; i++)
+				WG_IN(v[i][0], v[i][1], v[i][2], v[i][3], t[i][0], t[i][1], t[i][2], t[i][3]);
 			for (xi = 0; xi < 16; xi++)
 				m[xi] = neuron_fmaf(wg_u(c, xi, co)[(u64)ci * WG_ROWS], v[xi / 4][xi % 4], m[xi]);
 		}
-		for (j = 0; j < 4; j++) {
-			s[0][j] = (m[j] + m[4 + j]) + m[8 + j];
-			s[1][j] = (m[4 + j] - m[8 + j]) - m[12 + j];
-		}
-		for (i = 0; i < 2; i++) {
-			y[i][0] = (s[i][0] + s[i][1]) + s[i][2];
-			y[i][1] = (s[i][1] - s[i][2]) - s[i][3];
-		}
+		for (j = 0; j < 4; j++)
+			WG_OUT(s[0][j], s[1][j], m[j], m[4 + j], m[8 + j], m[12 + j]);
 		for (i = 0; i < 2; i++)
-			for (j = 0; j < 2; j++) {
-				u32 ho = 2 * th + i, wo = 2 * tw + j;
-				float *out;
-
-				if (ho >= c->ho || wo >= c->wo)
-					continue;
-				out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
-				*out = wg_finish(c, co, y[i][j], out);
-			}
+			WG_OUT(y[i][0], y[i][1], s[i][0], s[i][1], s[i][2], s[i][3]);
+		for (i = 0; i < 2; i++)
+			for (j = 0; j < 2; j++)
+				wg_store(c, n, co, th, tw, i, j, y[i][j]);
 	}
 }
 
@@ -168,20 +177,14 @@ void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float 
 			for (i = 0; i < 4; i++)
 				for (j = 0; j < 4; j++)
 					d[i][j] = *(const wg_v8f *)(patch + (i * 4 + j) * WG_LANES + 8 * half);
-			for (j = 0; j < 4; j++) {
-				t[0][j] = d[0][j] - d[2][j];
-				t[1][j] = d[1][j] + d[2][j];
-				t[2][j] = d[2][j] - d[1][j];
-				t[3][j] = d[1][j] - d[3][j];
-			}
+			for (j = 0; j < 4; j++)
+				WG_IN(t[0][j], t[1][j], t[2][j], t[3][j], d[0][j], d[1][j], d[2][j], d[3][j]);
 			for (i = 0; i < 4; i++) {
 				float *o = v + ((u64)(4 * i) * c->cig + ci) * WG_LANES + 8 * half;
 				u64 step = (u64)c->cig * WG_LANES;
 
-				*(wg_v8f *)o = t[i][0] - t[i][2];
-				*(wg_v8f *)(o + step) = t[i][1] + t[i][2];
-				*(wg_v8f *)(o + 2 * step) = t[i][2] - t[i][1];
-				*(wg_v8f *)(o + 3 * step) = t[i][1] - t[i][3];
+				WG_IN(*(wg_v8f *)o, *(wg_v8f *)(o + step), *(wg_v8f *)(o + 2 * step),
+				      *(wg_v8f *)(o + 3 * step), t[i][0], t[i][1], t[i][2], t[i][3]);
 			}
 		}
 	}
@@ -232,29 +235,18 @@ void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows, u32 t
 
 			for (j = 0; j < 16; j++)
 				mv[j] = *(const wg_v8f *)(m + (j * WG_ROWS + r) * WG_LANES + 8 * half);
-			for (j = 0; j < 4; j++) {
-				s[0][j] = (mv[j] + mv[4 + j]) + mv[8 + j];
-				s[1][j] = (mv[4 + j] - mv[8 + j]) - mv[12 + j];
-			}
-			for (i = 0; i < 2; i++) {
-				*(wg_v8f *)(y[i][0] + 8 * half) = (s[i][0] + s[i][1]) + s[i][2];
-				*(wg_v8f *)(y[i][1] + 8 * half) = (s[i][1] - s[i][2]) - s[i][3];
-			}
+			for (j = 0; j < 4; j++)
+				WG_OUT(s[0][j], s[1][j], mv[j], mv[4 + j], mv[8 + j], mv[12 + j]);
+			for (i = 0; i < 2; i++)
+				WG_OUT(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half),
+				       s[i][0], s[i][1], s[i][2], s[i][3]);
 		}
 		for (l = 0; l < WG_LANES && t0 + l < tiles; l++) {
 			u32 th = (t0 + l) / tw_count, tw = (t0 + l) % tw_count;
 
 			for (i = 0; i < 2; i++)
-				for (j = 0; j < 2; j++) {
-					u32 ho = 2 * th + i, wo = 2 * tw + j;
-					float *out;
-
-					if (ho >= c->ho || wo >= c->wo)
-						continue;
-					out = &c->o[n * c->os[0] + (co0 + r) * c->os[1] + ho * c->os[2] +
-						    wo * c->os[3]];
-					*out = wg_finish(c, co0 + r, y[i][j][l], out);
-				}
+				for (j = 0; j < 2; j++)
+					wg_store(c, n, co0 + r, th, tw, i, j, y[i][j][l]);
 		}
 	}
 }
