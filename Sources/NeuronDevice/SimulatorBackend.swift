@@ -334,6 +334,9 @@ public final class SimulatedDevice: NeuronDevice {
             backend.world.release(file: id, handle: handle)
             throw .system(operation: "mmap of \(allocated) bytes", errno: Errno(rawValue: errno))
         }
+        // Large buffers (weights, activations) in huge pages where the host allows them: the
+        // engine sweeps them with long strides, which 4 KiB pages turn into TLB misses.
+        if allocated >= 2 << 20 { _ = madvise(address, Int(allocated), MADV_HUGEPAGE) }
         let storage = SimulatedBufferStorage(world: backend.world, file: id, handle: handle,
                                              allocatedSize: allocated, base: address)
         return NeuronBuffer(size: size, placement: placement, core: core, deviceIndex: index, storage: storage)

@@ -194,20 +194,39 @@ struct Conv: ParsableCommand {
     struct Layer {
         var name: String
         var cin: Int, h: Int, w: Int, cout: Int, k: Int, stride: Int, pad: Int
+        /// Layers of this shape in ResNet-50.
+        var count: Int
         var ho: Int { (h + 2 * pad - k) / stride + 1 }
         var wo: Int { (w + 2 * pad - k) / stride + 1 }
     }
 
-    /// ResNet-50's distinct convolution shapes (one of each kind per stage).
+    /// ResNet-50's distinct convolution shapes, each with the number of
+    /// layers of that shape (53 in all; stride 2 in the first 3x3 of a
+    /// stage and in its projection shortcut, as in ResNet-50 v1.5).
     static let layers: [Layer] = [
-        Layer(name: "conv1", cin: 3, h: 224, w: 224, cout: 64, k: 7, stride: 2, pad: 3),
-        Layer(name: "res2_1x1", cin: 64, h: 56, w: 56, cout: 64, k: 1, stride: 1, pad: 0),
-        Layer(name: "res2_3x3", cin: 64, h: 56, w: 56, cout: 64, k: 3, stride: 1, pad: 1),
-        Layer(name: "res2_expand", cin: 64, h: 56, w: 56, cout: 256, k: 1, stride: 1, pad: 0),
-        Layer(name: "res3_3x3", cin: 128, h: 28, w: 28, cout: 128, k: 3, stride: 1, pad: 1),
-        Layer(name: "res4_3x3", cin: 256, h: 14, w: 14, cout: 256, k: 3, stride: 1, pad: 1),
-        Layer(name: "res4_reduce", cin: 1024, h: 14, w: 14, cout: 256, k: 1, stride: 1, pad: 0),
-        Layer(name: "res5_3x3", cin: 512, h: 7, w: 7, cout: 512, k: 3, stride: 1, pad: 1),
+        Layer(name: "conv1", cin: 3, h: 224, w: 224, cout: 64, k: 7, stride: 2, pad: 3, count: 1),
+        Layer(name: "res2_1x1", cin: 64, h: 56, w: 56, cout: 64, k: 1, stride: 1, pad: 0, count: 1),
+        Layer(name: "res2_reduce", cin: 256, h: 56, w: 56, cout: 64, k: 1, stride: 1, pad: 0, count: 2),
+        Layer(name: "res2_3x3", cin: 64, h: 56, w: 56, cout: 64, k: 3, stride: 1, pad: 1, count: 3),
+        Layer(name: "res2_expand", cin: 64, h: 56, w: 56, cout: 256, k: 1, stride: 1, pad: 0, count: 4),
+        Layer(name: "res3_reduce1", cin: 256, h: 56, w: 56, cout: 128, k: 1, stride: 1, pad: 0, count: 1),
+        Layer(name: "res3_3x3s2", cin: 128, h: 56, w: 56, cout: 128, k: 3, stride: 2, pad: 1, count: 1),
+        Layer(name: "res3_proj", cin: 256, h: 56, w: 56, cout: 512, k: 1, stride: 2, pad: 0, count: 1),
+        Layer(name: "res3_expand", cin: 128, h: 28, w: 28, cout: 512, k: 1, stride: 1, pad: 0, count: 4),
+        Layer(name: "res3_reduce", cin: 512, h: 28, w: 28, cout: 128, k: 1, stride: 1, pad: 0, count: 3),
+        Layer(name: "res3_3x3", cin: 128, h: 28, w: 28, cout: 128, k: 3, stride: 1, pad: 1, count: 3),
+        Layer(name: "res4_reduce1", cin: 512, h: 28, w: 28, cout: 256, k: 1, stride: 1, pad: 0, count: 1),
+        Layer(name: "res4_3x3s2", cin: 256, h: 28, w: 28, cout: 256, k: 3, stride: 2, pad: 1, count: 1),
+        Layer(name: "res4_proj", cin: 512, h: 28, w: 28, cout: 1024, k: 1, stride: 2, pad: 0, count: 1),
+        Layer(name: "res4_expand", cin: 256, h: 14, w: 14, cout: 1024, k: 1, stride: 1, pad: 0, count: 6),
+        Layer(name: "res4_reduce", cin: 1024, h: 14, w: 14, cout: 256, k: 1, stride: 1, pad: 0, count: 5),
+        Layer(name: "res4_3x3", cin: 256, h: 14, w: 14, cout: 256, k: 3, stride: 1, pad: 1, count: 5),
+        Layer(name: "res5_reduce1", cin: 1024, h: 14, w: 14, cout: 512, k: 1, stride: 1, pad: 0, count: 1),
+        Layer(name: "res5_3x3s2", cin: 512, h: 14, w: 14, cout: 512, k: 3, stride: 2, pad: 1, count: 1),
+        Layer(name: "res5_proj", cin: 1024, h: 14, w: 14, cout: 2048, k: 1, stride: 2, pad: 0, count: 1),
+        Layer(name: "res5_expand", cin: 512, h: 7, w: 7, cout: 2048, k: 1, stride: 1, pad: 0, count: 3),
+        Layer(name: "res5_reduce", cin: 2048, h: 7, w: 7, cout: 512, k: 1, stride: 1, pad: 0, count: 2),
+        Layer(name: "res5_3x3", cin: 512, h: 7, w: 7, cout: 512, k: 3, stride: 1, pad: 1, count: 2),
     ]
 
     struct Record: Codable {
@@ -218,6 +237,15 @@ struct Conv: ParsableCommand {
         var repetitions: Int
         var gflops: Double
         var milliseconds: Double
+        var count: Int
+    }
+
+    struct Report: Codable {
+        var layers: [Record]
+        /// The layers run, each times its count in ResNet-50 (all of
+        /// ResNet-50's convolutions when every layer ran).
+        var weighted_milliseconds: Double
+        var weighted_gflops: Double
     }
 
     func run() throws {
@@ -271,14 +299,21 @@ struct Conv: ParsableCommand {
             records.append(Record(layer: layer.name,
                                   shape: "\(n)x\(layer.cin)x\(layer.h)x\(layer.w) k\(layer.k) s\(layer.stride) -> \(layer.cout)",
                                   weights: layout, backend: backend, repetitions: repetitions, gflops: flops / best / 1e9,
-                                  milliseconds: best * 1e3))
+                                  milliseconds: best * 1e3, count: layer.count))
         }
-        if json { return try printJSON(records) }
+        let weighted = records.reduce(0) { $0 + $1.milliseconds * Double($1.count) }
+        let weightedFlops = records.reduce(0) { $0 + $1.gflops * $1.milliseconds * 1e6 * Double($1.count) }
+        let report = Report(layers: records, weighted_milliseconds: weighted,
+                            weighted_gflops: weighted > 0 ? weightedFlops / (weighted * 1e6) : 0)
+        if json { return try printJSON(report) }
         print("neuron-bench conv: ResNet-50 layers, fp32, batch \(batch), backend \(backend); best of the repetitions; GFLOP/s of the direct convolution's multiply-adds")
         for r in records {
-            print(String(format: "%-12@ %-34@ %-9@ %8.2f GFLOP/s %9.2f ms", r.layer as NSString, r.shape as NSString,
-                         r.weights as NSString, r.gflops, r.milliseconds))
+            print(String(format: "%-12@ x%-2d %-34@ %-9@ %8.2f GFLOP/s %9.2f ms", r.layer as NSString, r.count,
+                         r.shape as NSString, r.weights as NSString, r.gflops, r.milliseconds))
         }
+        let scope = records.count == Self.layers.count ? "all of ResNet-50's 53 convolutions" : "these layers times their counts"
+        print(String(format: "%@: %.2f ms, %.2f GFLOP/s", scope as NSString, report.weighted_milliseconds,
+                     report.weighted_gflops))
     }
 }
 

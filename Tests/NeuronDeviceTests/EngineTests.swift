@@ -443,6 +443,10 @@ struct EngineNetworkOpTests {
         // Stride, padding, a row narrower than a panel, dilation.
         .init(ci: 5, co: 7, h: 13, w: 6, k: 3, stride: 2, pad: 2, dilation: 2, groups: 1),
         .init(ci: 3, co: 16, h: 23, w: 23, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1),
+        // Stride 2 over wide rows (every other column by vector), positions past
+        // one block (256) with rows past one block (192); a projection shortcut.
+        .init(ci: 6, co: 200, h: 17, w: 70, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1),
+        .init(ci: 16, co: 30, h: 10, w: 40, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1),
         // Groups, and output channels in blocks of the split.
         .init(ci: 12, co: 390, h: 5, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3),
         .init(ci: 8, co: 400, h: 4, w: 4, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
@@ -528,10 +532,12 @@ struct EngineNetworkOpTests {
     }
 
     /// Winograd convolutions: odd output sizes (partial tiles), no padding,
-    /// wider padding, many channels, and too many input channels for the
-    /// scratch (the reference path).
+    /// wider padding, many channels, too many input channels for the
+    /// scratch (the reference path), and rows wide enough for sixteen tiles
+    /// whose inputs are gathered by vector (within a row and across rows).
     static let winogradCases: [(ci: Int, co: Int, h: Int, w: Int, pad: Int)] = [
         (5, 13, 9, 11, 1), (40, 8, 6, 6, 1), (3, 7, 5, 4, 0), (17, 20, 14, 14, 2), (1100, 7, 4, 3, 1),
+        (3, 8, 6, 40, 1), (6, 13, 11, 37, 0),
     ]
 
     @Test("Winograd conv2d equals its definition bit for bit, whole and in slices, and the convolution within float rounding",

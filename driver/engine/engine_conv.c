@@ -179,10 +179,11 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  *
  * Blocks, as in BLIS: CG_NC positions by CG_KC taps of the columns are
  * gathered from the input straight into panels of CG_PW positions (L2),
- * then up to CG_MC output channels of weights are packed beside them in
- * blocks of CG_ROWS rows, k-major (L2); for each panel, which stays in L1,
- * every block of rows runs a register block of CG_ROWS channels by CG_PW
- * positions (AVX2: 12 accumulators, 2 panel vectors and a broadcast).
+ * once for all the output channels; then up to CG_MC output channels of
+ * weights are packed in blocks of CG_ROWS rows, k-major (L2), unless the
+ * compiler packed them; for each panel, which stays in L1, every block
+ * of rows runs a register block of CG_ROWS channels by CG_PW positions
+ * (AVX2: 12 accumulators, 2 panel vectors and a broadcast).
  * Rows and positions past the ends are zeros, computed but never stored.
  *
  * Bits: each output runs acc = fma(x, w, acc) over k in order, its partial
@@ -195,10 +196,10 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  * padding where this path multiplies a zero: fma(0, w, acc) is acc again
  * for every finite w (acc is never -0, as sums that start at +0 cannot
  * become -0), so the path gives up, before storing anything, when a
- * weight is not finite.
+ * weight as given is not finite.
  */
 #define CG_KC		256
-#define CG_NC		64
+#define CG_NC		256
 #define CG_MC		192
 #define CG_PW		16	/* positions per panel: two AVX2 vectors */
 #define CG_ROWS		NEURON_CONV_PACK_ROWS	/* the packed layout's blocks */
@@ -245,12 +246,6 @@ static void conv_taps(const struct conv_gemm *q, u32 k0, u32 k1, struct conv_tap
 
 typedef int conv_v8i __attribute__((vector_size(32), aligned(4)));
 typedef unsigned int conv_v8u __attribute__((vector_size(32), aligned(4)));
-
-/* Positions [at, at + len) of a panel: one output row's, from input (ih, iw). */
-struct conv_run {
-	u32 at, len;
-	s64 ih, iw;
-};
 
 /*
  * Where each of a panel's positions reads, for the vector gather: its
@@ -325,7 +320,7 @@ void conv_gather_tap(const struct conv_gemm *q, const struct conv_tap *tp,
  */
 static inline __attribute__((target("avx2,fma")))
 int conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
-		    const struct conv_run *run, u32 runs, float *dst)
+		    const struct neuron_run *run, u32 runs, float *dst)
 {
 	const struct neuron_conv_args *c = q->c;
 	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
@@ -361,6 +356,77 @@ int conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
 	return 1;
 }
 
+/* Lanes 0, 2, 4, 6 of @lo and 1, 3, 5, 7 of @hi (GCC 12 and clang). */
+#ifdef __CHECKER__
+#define CONV_EVENS(lo, hi)	(lo)
+#else
+#define CONV_EVENS(lo, hi)	__builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15)
+#endif
+
+u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, struct neuron_run *run)
+{
+	u32 at = 0, runs, ho = first / wo, col = first % wo;
+
+	for (runs = 0; at < NEURON_RUN_LANES && first + at < count; runs++) {
+		run[runs].at = at;
+		run[runs].len = wo - col;
+		if (run[runs].len > NEURON_RUN_LANES - at)
+			run[runs].len = NEURON_RUN_LANES - at;
+		if (run[runs].len > count - (first + at))
+			run[runs].len = count - (first + at);
+		run[runs].ih = (s64)ho * sh;
+		run[runs].iw = (s64)col * sw;
+		at += run[runs].len;
+		col = 0;
+		ho++;
+	}
+	return runs;
+}
+
+/*
+ * Each run by plain loads of 31 columns and a shuffle of the even ones;
+ * lanes outside the plane (and the other runs' lanes) are zero.
+ */
+__attribute__((target("avx2,fma")))
+int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
+		       const struct neuron_run *run, u32 runs, float *dst)
+{
+	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	conv_v8i lane = *(const conv_v8i *)lanes, v0 = { 0 }, v1 = { 0 };
+	u32 r;
+
+	for (r = 0; r < runs; r++) {
+		s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
+		/* Lanes [lo, hi) read columns iw + 2 (lane - at), inside [0, w). */
+		s64 lo = run[r].at, hi = run[r].at + run[r].len, first;
+		const float *row;
+
+		if (ih < 0 || ih >= pl->h)
+			continue;
+		if (iw < 0)
+			lo += (-iw + 1) / 2;
+		if (iw + 2 * (s64)run[r].len > pl->w)
+			hi = pl->w > iw ? run[r].at + (pl->w - iw + 1) / 2 : lo;
+		if (lo >= hi)
+			continue;
+		/* Column of lane 0 (read only when inside the row). */
+		row = pl->x + offset + (u64)ih * pl->row;
+		first = iw - 2 * (s64)run[r].at;
+		if (first < -(s64)(row - pl->x) || first + 2 * NEURON_RUN_LANES - 1 > (s64)(pl->end - row))
+			return 0;
+		row += first;
+		if (lo < 8)
+			v0 |= (conv_v8i)CONV_EVENS(*(const conv_v8f *)row, *(const conv_v8f *)(row + 7)) &
+			      ((lane >= (int)lo) & (lane < (int)hi));
+		if (hi > 8)
+			v1 |= (conv_v8i)CONV_EVENS(*(const conv_v8f *)(row + 16), *(const conv_v8f *)(row + 23)) &
+			      ((lane + 8 >= (int)lo) & (lane + 8 < (int)hi));
+	}
+	*(conv_v8f *)dst = (conv_v8f)v0;
+	*(conv_v8f *)(dst + 8) = (conv_v8f)v1;
+	return 1;
+}
+
 /* Every offset of the image's input, and its dimensions, fit 31 bits. */
 static int conv_gather_fits(const struct conv_gemm *q)
 {
@@ -390,14 +456,18 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 	int plane = c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
 		    c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
 	int masked = c->sw == 1 && c->xs[3] == 1 && c->w < (1u << 30);
+	int strided = c->sw == 2 && c->xs[3] == 1 && c->w < (1u << 30);
 	int gather = !masked && conv_gather_fits(q);
+	struct neuron_plane plane_of = {
+		.x = q->x, .end = q->xend, .row = c->xs[2], .h = c->h, .w = c->w,
+	};
 	struct conv_lanes lanes;
 	u32 pb, k, i, r, runs;
 
 	for (pb = g; pb < g1; pb += CG_PW) {
 		float *dst = pack + (pb - g) * CG_KC;
-		u32 ho = pb / c->wo, wo = pb % c->wo, at = 0;
-		struct conv_run run[CG_PW];
+		struct neuron_run run[NEURON_RUN_LANES];
+		u32 at;
 
 		if (plane && q->P - pb >= CG_PW) {
 			for (k = k0; k < k1; k++, dst += CG_PW) {
@@ -409,20 +479,8 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 			continue;
 		}
 
-		/* The panel's runs of positions within one output row. */
-		for (runs = 0; at < CG_PW && pb + at < q->P; runs++) {
-			run[runs].at = at;
-			run[runs].len = c->wo - wo;
-			if (run[runs].len > CG_PW - at)
-				run[runs].len = CG_PW - at;
-			if (run[runs].len > q->P - (pb + at))
-				run[runs].len = q->P - (pb + at);
-			run[runs].ih = (s64)ho * c->sh;
-			run[runs].iw = (s64)wo * c->sw;
-			at += run[runs].len;
-			wo = 0;
-			ho++;
-		}
+		runs = neuron_runs(pb, q->P, c->wo, c->sh, c->sw, run);
+		at = runs ? run[runs - 1].at + run[runs - 1].len : 0;
 		if (gather)
 			conv_lanes(q, pb, &lanes);
 		for (k = k0; k < k1; k++, dst += CG_PW) {
@@ -441,6 +499,8 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 				}
 			}
 			if (masked && conv_masked_tap(q, tp, run, runs, dst))
+				continue;
+			if (strided && neuron_gather_even(&plane_of, tp->offset, tp->dh, tp->dw, run, runs, dst))
 				continue;
 			if (gather) {
 				conv_gather_tap(q, tp, &lanes, dst);
@@ -488,13 +548,12 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 /*
  * Pack rows [m0, m0 + rows) of the weights, taps [k0, k1), in blocks of
  * CG_ROWS rows (the last padded with zeros), k-major within a block.
- * Returns 0 at a weight that is not finite.
  */
 static __attribute__((target("avx2,fma")))
-int conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, float *apack)
+void conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, float *apack)
 {
 	u64 ws = q->c->ws[0];
-	u32 m, k, r, valid, bad = 0;
+	u32 m, k, r, valid;
 
 	for (m = 0; m < rows; m += CG_ROWS) {
 		float *blk = apack + (u64)m * CG_KC;
@@ -504,16 +563,10 @@ int conv_pack_rows(const struct conv_gemm *q, u32 m0, u32 rows, u32 k0, u32 k1, 
 		valid = rows - m < CG_ROWS ? rows - m : CG_ROWS;
 		for (r = 0; r < CG_ROWS; r++)
 			w[r] = q->w + (u64)(m0 + m + (r < valid ? r : valid - 1)) * ws;
-		for (k = k0; k < k1; k++, blk += CG_ROWS) {
-			for (r = 0; r < CG_ROWS; r++) {
-				union { float f; u32 u; } v = { .f = w[r][k] };
-
-				blk[r] = r < valid ? v.f : 0.0f;
-				bad |= (v.u & 0x7f800000u) == 0x7f800000u;
-			}
-		}
+		for (k = k0; k < k1; k++, blk += CG_ROWS)
+			for (r = 0; r < CG_ROWS; r++)
+				blk[r] = r < valid ? w[r][k] : 0.0f;
 	}
-	return !bad;
 }
 
 /*
@@ -529,6 +582,58 @@ do {										\
 				   ((conv_v8i)((acc) > 0.0f) | (conv_v8i)((acc) != (acc)))); \
 } while (0)
 
+/* One tap of the register block: every row's two fma chains. */
+#define CG_STEP(c0, c1, ap, bp)							\
+do {										\
+	conv_v8f b0_ = *(const conv_v8f *)(bp);					\
+	conv_v8f b1_ = *(const conv_v8f *)((bp) + 8);				\
+	u32 r_;									\
+										\
+	_Pragma("GCC unroll 8")							\
+	for (r_ = 0; r_ < CG_ROWS; r_++) {					\
+		conv_v8f av_ = (ap)[r_] - (conv_v8f){ 0 };			\
+										\
+		(c0)[r_] = FMA8(av_, b0_, (c0)[r_]);				\
+		(c1)[r_] = FMA8(av_, b1_, (c1)[r_]);				\
+	}									\
+} while (0)
+
+/*
+ * A whole register block (CG_ROWS rows by CG_PW positions), every loop
+ * unrolled so that the sums stay in registers from the first load to the
+ * last store.
+ */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp, u32 m,
+		     u32 nb, u32 k0, u32 k1)
+{
+	const struct neuron_conv_args *c = q->c;
+	int start = k0 || c->accumulate, finish = k1 == q->K;
+	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
+	u32 r, k;
+
+	_Pragma("GCC unroll 8")
+	for (r = 0; r < CG_ROWS; r++) {
+		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		c0[r] = start ? *(const conv_v8f *)out : (conv_v8f){ 0 };
+		c1[r] = start ? *(const conv_v8f *)(out + 8) : (conv_v8f){ 0 };
+	}
+	for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS)
+		CG_STEP(c0, c1, ap, bp);
+	_Pragma("GCC unroll 8")
+	for (r = 0; r < CG_ROWS; r++) {
+		float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		if (finish) {
+			CG_FINISH(c0[r], m + r);
+			CG_FINISH(c1[r], m + r);
+		}
+		*(conv_v8f *)out = c0[r];
+		*(conv_v8f *)(out + 8) = c1[r];
+	}
+}
+
 /*
  * One register block: rows [m, m + valid) by the panel's @cols positions
  * from @nb; the sums continue those in the output when k0 > 0 and are
@@ -542,6 +647,11 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
 	float t[CG_PW];
 	u32 r, j, k;
+
+	if (valid == CG_ROWS && cols == CG_PW) {
+		conv_tile_whole(q, ap, bp, m, nb, k0, k1);
+		return;
+	}
 
 	for (r = 0; r < CG_ROWS; r++) {
 		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;
@@ -569,18 +679,8 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 				c0[r] = FMA8(ap[r] - (conv_v8f){ 0 }, b0, c0[r]);
 		}
 	}
-	for (k = cols <= 8 ? 0 : k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
-		conv_v8f b0 = *(const conv_v8f *)bp;
-		conv_v8f b1 = *(const conv_v8f *)(bp + 8);
-
-		_Pragma("GCC unroll 8")
-		for (r = 0; r < CG_ROWS; r++) {
-			conv_v8f av = ap[r] - (conv_v8f){ 0 };
-
-			c0[r] = FMA8(av, b0, c0[r]);
-			c1[r] = FMA8(av, b1, c1[r]);
-		}
-	}
+	for (k = cols <= 8 ? 0 : k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS)
+		CG_STEP(c0, c1, ap, bp);
 	for (r = 0; r < valid; r++) {
 		float *out = q->o + (u64)(m + r) * c->os[1] + nb;
 
@@ -601,26 +701,30 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 }
 
 /*
- * Returns 0, having stopped, at a weight that is not finite: the caller
- * then computes every output anew on another path.
+ * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
+ * taps (their columns gathered once, for every row), blocks of CG_MC rows
+ * (weights packed here unless the compiler did), panels, register blocks.
  */
 static __attribute__((target("avx2,fma")))
-int conv_gemm_avx2(const struct conv_gemm *q, float *pack)
+void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 {
 	float *apack = pack + CG_B_FLOATS;
 	struct conv_tap *tap = (struct conv_tap *)(apack + CG_A_FLOATS);
+	/* One block of rows reads each gathered column once: fewer columns
+	 * then stay closer to the register blocks. */
+	u32 nc = q->M <= CG_MC ? CG_NC / 4 : CG_NC;
 	u32 g, g1, k0, k1, mc, rows, m, nb;
 
-	for (mc = 0; mc < q->M; mc += rows) {
-		rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
+	for (g = 0; g < q->P; g = g1) {
+		g1 = q->P - g < nc ? q->P : g + nc;
 		for (k0 = 0; k0 < q->K; k0 = k1) {
 			k1 = q->K - k0 < CG_KC ? q->K : k0 + CG_KC;
-			if (!q->packed && !conv_pack_rows(q, mc, rows, k0, k1, apack))
-				return 0;
 			conv_taps(q, k0, k1, tap);
-			for (g = 0; g < q->P; g = g1) {
-				g1 = q->P - g < CG_NC ? q->P : g + CG_NC;
-				conv_pack_cols(q, tap, k0, k1, g, g1, pack);
+			conv_pack_cols(q, tap, k0, k1, g, g1, pack);
+			for (mc = 0; mc < q->M; mc += rows) {
+				rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
+				if (!q->packed)
+					conv_pack_rows(q, mc, rows, k0, k1, apack);
 				for (nb = g; nb < g1; nb += CG_PW)
 					for (m = 0; m < rows; m += CG_ROWS)
 						conv_tile(q, q->packed ?
@@ -632,7 +736,20 @@ int conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 			}
 		}
 	}
-	return 1;
+}
+
+/* Every weight of rows [0, M) (as given: rows of K) is finite. */
+static int conv_weights_finite(const struct conv_gemm *q)
+{
+	u32 m, k, bad = 0;
+
+	for (m = 0; m < q->M; m++) {
+		const u32 *row = (const u32 *)(q->w + (u64)m * q->c->ws[0]);
+
+		for (k = 0; k < q->K; k++)
+			bad |= (row[k] & 0x7f800000u) == 0x7f800000u;
+	}
+	return !bad;
 }
 
 int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
@@ -660,5 +777,8 @@ int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	q.P = (u32)p;
 	q.xend = q.x + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
 		 (u64)(c->w - 1) * c->xs[3] + 1;
-	return conv_gemm_avx2(&q, scratch->base);
+	if (!q.packed && !conv_weights_finite(&q))
+		return 0;
+	conv_gemm_avx2(&q, scratch->base);
+	return 1;
 }

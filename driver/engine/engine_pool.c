@@ -35,42 +35,55 @@ pool_v8f pool_taps(const float *row, u32 sw)
 	return POOL_EVENS(lo, hi);
 }
 
+/* Eight output columns from @wo, each window's taps in the reference's order. */
+static inline __attribute__((target("avx2,fma")))
+void pool_eight(const struct neuron_pool_args *p, const float *x, float *out, u32 wo)
+{
+	pool_v8f acc = { 0 };
+	u32 kh, kw, count = 0;
+
+	for (kh = 0; kh < p->kh; kh++) {
+		s64 ih = p->ih0 + kh;
+		const float *row;
+
+		if (ih < 0 || ih >= p->h)
+			continue;
+		row = x + (u64)ih * p->xs2 + (u64)wo * p->sw - p->pl;
+		for (kw = 0; kw < p->kw; kw++, count++) {
+			pool_v8f v = pool_taps(row + kw, p->sw);
+
+			if (p->max) {
+				pool_v8i take = (pool_v8i)(v > acc) | (pool_v8i)(v != v);
+
+				if (!count)
+					acc = v;
+				else
+					acc = (pool_v8f)(((pool_v8i)v & take) | ((pool_v8i)acc & ~take));
+			} else {
+				acc = acc + v;
+			}
+		}
+	}
+	if (!p->max)
+		acc = acc / (float)(p->count_pad ? p->kh * p->kw : count);
+	*(pool_v8f *)(out + wo) = acc;
+}
+
+/*
+ * Columns [wo0, wo1) (at least eight) by eights; the last eight overlap
+ * the ones before when the count is not a multiple of eight (a column
+ * computed twice gets the same bits).
+ */
 static __attribute__((target("avx2,fma")))
 u32 pool_row_avx2(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1)
 {
-	u32 wo, kh, kw, count;
+	u32 wo;
 
-	for (wo = wo0; wo + 8 <= wo1; wo += 8) {
-		pool_v8f acc = { 0 };
-
-		count = 0;
-		for (kh = 0; kh < p->kh; kh++) {
-			s64 ih = p->ih0 + kh;
-			const float *row;
-
-			if (ih < 0 || ih >= p->h)
-				continue;
-			row = x + (u64)ih * p->xs2 + (u64)wo * p->sw - p->pl;
-			for (kw = 0; kw < p->kw; kw++, count++) {
-				pool_v8f v = pool_taps(row + kw, p->sw);
-
-				if (p->max) {
-					pool_v8i take = (pool_v8i)(v > acc) | (pool_v8i)(v != v);
-
-					if (!count)
-						acc = v;
-					else
-						acc = (pool_v8f)(((pool_v8i)v & take) | ((pool_v8i)acc & ~take));
-				} else {
-					acc = acc + v;
-				}
-			}
-		}
-		if (!p->max)
-			acc = acc / (float)(p->count_pad ? p->kh * p->kw : count);
-		*(pool_v8f *)(out + wo) = acc;
-	}
-	return wo;
+	for (wo = wo0; wo + 8 <= wo1; wo += 8)
+		pool_eight(p, x, out, wo);
+	if (wo < wo1)
+		pool_eight(p, x, out, wo1 - 8);
+	return wo1;
 }
 
 u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1)

@@ -23,6 +23,7 @@
 #include "neuron_engine.h"
 
 typedef float wg_v8f __attribute__((vector_size(32), aligned(4)));
+typedef int wg_v8i __attribute__((vector_size(32), aligned(4)));
 
 #ifdef __CHECKER__
 wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
@@ -119,30 +120,46 @@ static void wg_reference(const struct neuron_conv_args *c, u32 n)
 }
 
 /*
- * V of sixteen tiles from @t0 for every input channel, into @v as
- * [xi][ci][16]. Each tile's 4x4 input is copied lane by lane (zeros
- * outside the input) into @patch (scratch), [i][j][16], then transformed
- * by vector.
- * Plain loads, no gathers: QEMU's emulation of AVX2's gather gave wrong
- * values here.
+ * V of sixteen tiles (the runs @run) for every input channel, into @v as
+ * [xi][ci][16]. Each tile's 4x4 input goes into @patch (scratch) as
+ * [i][j][16], zeros outside the input, then is transformed by vector.
+ * Element (i, j) of sixteen neighbouring tiles lies on every other
+ * column: it is gathered by vector where the loads stay inside the image,
+ * else copied lane by lane (no AVX2 gathers: QEMU's emulation of them
+ * gave wrong values here).
  */
 static __attribute__((target("avx2,fma")))
-void wg_input(const struct neuron_conv_args *c, u32 n, u32 t0, u32 tiles, float *v, float *patch)
+void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *run, u32 runs,
+	      float *v, float *patch)
 {
-	u32 tw_count = (c->wo + 1) / 2, l, ci, i, j, half;
+	const float *image = c->x + n * c->xs[0];
+	struct neuron_plane plane = {
+		.x = image, .row = c->xs[2], .h = c->h, .w = c->w,
+		.end = image + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
+		       (u64)(c->w - 1) * c->xs[3] + 1,
+	};
+	int even = c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);
+	u32 l, ci, i, j, half, r, xi;
 	s64 row[WG_LANES], col[WG_LANES];
 
 	for (l = 0; l < WG_LANES; l++) {
-		u32 t = t0 + l;
-
 		/* A lane past the tiles reads nothing: a row far outside. */
-		row[l] = t < tiles ? 2 * (s64)(t / tw_count) - c->pt : -8;
-		col[l] = t < tiles ? 2 * (s64)(t % tw_count) - c->pl : 0;
+		row[l] = -8;
+		col[l] = 0;
 	}
+	for (r = 0; r < runs; r++)
+		for (l = run[r].at; l < run[r].at + run[r].len; l++) {
+			row[l] = run[r].ih - c->pt;
+			col[l] = run[r].iw + 2 * (s64)(l - run[r].at) - c->pl;
+		}
 	for (ci = 0; ci < c->cig; ci++) {
-		const float *x = c->x + n * c->xs[0] + ci * c->xs[1];
+		const float *x = image + ci * c->xs[1];
 
-		for (l = 0; l < WG_LANES; l++) {
+		for (xi = 0; even && xi < 16; xi++)
+			if (!neuron_gather_even(&plane, ci * c->xs[1], (s64)(xi / 4) - c->pt,
+						(s64)(xi % 4) - c->pl, run, runs, patch + xi * WG_LANES))
+				break;
+		for (l = 0; l < WG_LANES && !(even && xi == 16); l++) {
 			/* Whole rows of four inside the input's columns, or checked. */
 			int cols = col[l] >= 0 && col[l] + 3 < c->w && c->xs[3] == 1;
 
@@ -220,15 +237,63 @@ void wg_multiply(const struct neuron_conv_args *c, u32 co0, const float *v, floa
 	}
 }
 
-/* y of the sixteen tiles for channels [co0, co0 + rows), finished and stored. */
-static __attribute__((target("avx2,fma")))
-void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows, u32 t0, u32 tiles,
-	       const float *m)
+/*
+ * Outputs [wo, wo + count) of one row from @y (count <= 8), finished as
+ * every convolution is (accumulate, bias, relu) and stored.
+ */
+static inline __attribute__((target("avx2,fma")))
+void wg_finish(const struct neuron_conv_args *c, u32 co, float *out, const float *y, u32 count)
 {
-	u32 tw_count = (c->wo + 1) / 2, r, half, j, l, i;
+	wg_v8f v;
+	u32 l;
+
+	if (count < 8) {
+		for (l = 0; l < count; l++) {
+			float e = y[l];
+
+			if (c->accumulate)
+				e = out[l] + e;
+			if (c->bias)
+				e = e + c->bias[co * c->bs];
+			if (c->relu && !(e > 0.0f))
+				e = e != e ? e : 0.0f;
+			out[l] = e;
+		}
+		return;
+	}
+	v = *(const wg_v8f *)y;
+	if (c->accumulate)
+		v = *(const wg_v8f *)out + v;
+	if (c->bias)
+		v = v + (c->bias[co * c->bs] - (wg_v8f){ 0 });
+	if (c->relu)
+		v = (wg_v8f)((wg_v8i)v & ((wg_v8i)(v > 0.0f) | (wg_v8i)(v != v)));
+	*(wg_v8f *)out = v;
+}
+
+/* Elements 0..7 of @a and @b interleaved: a0 b0 a1 b1 ... (lo), a4 b4 ... (hi). */
+#ifdef __CHECKER__
+#define WG_ZIP_LO(a, b)	(a)
+#define WG_ZIP_HI(a, b)	(b)
+#else
+#define WG_ZIP_LO(a, b)	__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define WG_ZIP_HI(a, b)	__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#endif
+
+/*
+ * y of the sixteen tiles (the runs @run) for channels [co0, co0 + rows),
+ * finished and stored. The two outputs of a tile in one row sit side by
+ * side, so a run's row of outputs is contiguous when the output's columns
+ * are: its y are interleaved and finished by vector.
+ */
+static __attribute__((target("avx2,fma")))
+void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows,
+	       const struct neuron_run *run, u32 runs, const float *m)
+{
+	u32 r, half, j, l, i, k;
 
 	for (r = 0; r < rows; r++) {
-		float y[2][2][WG_LANES];
+		float y[2][2][WG_LANES], line[2][2 * WG_LANES];
 
 		for (half = 0; half < 2; half++) {
 			wg_v8f mv[16], s[2][4];
@@ -237,16 +302,37 @@ void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows, u32 t
 				mv[j] = *(const wg_v8f *)(m + (j * WG_ROWS + r) * WG_LANES + 8 * half);
 			for (j = 0; j < 4; j++)
 				WG_OUT(s[0][j], s[1][j], mv[j], mv[4 + j], mv[8 + j], mv[12 + j]);
-			for (i = 0; i < 2; i++)
+			for (i = 0; i < 2; i++) {
 				WG_OUT(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half),
 				       s[i][0], s[i][1], s[i][2], s[i][3]);
+				*(wg_v8f *)(line[i] + 16 * half) =
+					WG_ZIP_LO(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half));
+				*(wg_v8f *)(line[i] + 16 * half + 8) =
+					WG_ZIP_HI(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half));
+			}
 		}
-		for (l = 0; l < WG_LANES && t0 + l < tiles; l++) {
-			u32 th = (t0 + l) / tw_count, tw = (t0 + l) % tw_count;
+		for (k = 0; k < runs; k++) {
+			/* The run's tiles: row th, columns tw0 .. tw0 + len - 1. */
+			u32 th = (u32)(run[k].ih / 2), tw0 = (u32)(run[k].iw / 2), at = run[k].at;
 
-			for (i = 0; i < 2; i++)
-				for (j = 0; j < 2; j++)
-					wg_store(c, n, co0 + r, th, tw, i, j, y[i][j][l]);
+			for (i = 0; i < 2 && 2 * th + i < c->ho; i++) {
+				float *out = c->o + n * c->os[0] + (u64)(co0 + r) * c->os[1] +
+					     (u64)(2 * th + i) * c->os[2];
+				u32 count = 2 * run[k].len, done;
+
+				if (count > c->wo - 2 * tw0)
+					count = c->wo - 2 * tw0;
+				if (c->os[3] != 1) {
+					for (l = 0; l < count; l++)
+						wg_store(c, n, co0 + r, th, tw0 + (l / 2), i, l % 2,
+							 line[i][2 * at + l]);
+					continue;
+				}
+				out += 2 * tw0;
+				for (done = 0; done < count; done += 8)
+					wg_finish(c, co0 + r, out + done, line[i] + 2 * at + done,
+						  count - done < 8 ? count - done : 8);
+			}
 		}
 	}
 }
@@ -267,10 +353,13 @@ void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 	v = scratch->base;
 	m = v + v_floats;
 	for (t0 = 0; t0 < tiles; t0 += WG_LANES) {
-		wg_input(c, n, t0, tiles, v, m + m_floats);
+		struct neuron_run run[NEURON_RUN_LANES];
+		u32 runs = neuron_runs(t0, tiles, (c->wo + 1) / 2, 2, 2, run);
+
+		wg_input(c, n, run, runs, v, m + m_floats);
 		for (co = 0; co < c->co; co += WG_ROWS) {
 			wg_multiply(c, co, v, m);
-			wg_output(c, n, co, c->co - co < WG_ROWS ? c->co - co : WG_ROWS, t0, tiles, m);
+			wg_output(c, n, co, c->co - co < WG_ROWS ? c->co - co : WG_ROWS, run, runs, m);
 		}
 	}
 }
