@@ -130,9 +130,12 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// Element operations between checks for an abort or the timeout
     /// (the driver bounds its FPU sections at 2^21; a thread here needs
     /// no such bound, only to notice an abort in a few milliseconds).
-    /// Large slices keep the vector kernels' packing rare: a convolution
-    /// slice of 2^26 multiply-adds takes about a millisecond.
-    private static let sectionWork: UInt64 = 1 << 26
+    /// Large slices keep the vector kernels' packing rare: every call of a
+    /// convolution reads all of its weights (ResNet-50's largest layers
+    /// have 2^27 multiply-adds and up to 17 MB of weights), so an
+    /// instruction that fits a section runs whole, in one call; a slice of
+    /// 2^28 multiply-adds takes a few milliseconds.
+    private static let sectionWork: UInt64 = 1 << 28
 
     init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
         self.device = device
@@ -402,7 +405,9 @@ final class SimDeviceQueues: @unchecked Sendable {
                             budget -= cost
                             index += 1
                         } else {
-                            // Too little left for a part: the next section takes it whole.
+                            // Too little left for the whole instruction, or a part of one larger than
+                            // a section: the next section takes it.
+                            if part == 0 && budget < Self.sectionWork && cost <= Self.sectionWork { break }
                             if budget < perPart && budget < Self.sectionWork { break }
                             let take = UInt32(min(max(budget / perPart, 1), UInt64(parts - part)))
                             fault = neuron_engine_step_part(program, index, slots.baseAddress, &scratchSlot, part, take)

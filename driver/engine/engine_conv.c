@@ -605,12 +605,13 @@ do {										\
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
 void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp, u32 m,
-		     u32 nb, u32 k0, u32 k1)
+		     u32 nb, u32 k0, u32 k1, const float *next)
 {
 	const struct neuron_conv_args *c = q->c;
 	int start = k0 || c->accumulate, finish = k1 == q->K;
 	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
-	u32 r, k;
+	/* Cache lines of the next block's weights, one fetched per tap. */
+	u32 r, k, lines = next ? ((k1 - k0) * CG_ROWS + 15) / 16 : 0;
 
 	_Pragma("GCC unroll 8")
 	for (r = 0; r < CG_ROWS; r++) {
@@ -619,7 +620,13 @@ void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp
 		c0[r] = start ? *(const conv_v8f *)out : (conv_v8f){ 0 };
 		c1[r] = start ? *(const conv_v8f *)(out + 8) : (conv_v8f){ 0 };
 	}
-	for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS)
+	if (lines > k1 - k0)
+		lines = k1 - k0;
+	for (k = 0; k < lines; k++, bp += CG_PW, ap += CG_ROWS) {
+		__builtin_prefetch(next + 16 * k);
+		CG_STEP(c0, c1, ap, bp);
+	}
+	for (k = k1 - k0 - lines; k; k--, bp += CG_PW, ap += CG_ROWS)
 		CG_STEP(c0, c1, ap, bp);
 	_Pragma("GCC unroll 8")
 	for (r = 0; r < CG_ROWS; r++) {
@@ -641,7 +648,7 @@ void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp
  */
 static __attribute__((target("avx2,fma")))
 void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 m, u32 valid,
-	       u32 nb, u32 cols, u32 k0, u32 k1)
+	       u32 nb, u32 cols, u32 k0, u32 k1, const float *next)
 {
 	const struct neuron_conv_args *c = q->c;
 	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
@@ -649,7 +656,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 	u32 r, j, k;
 
 	if (valid == CG_ROWS && cols == CG_PW) {
-		conv_tile_whole(q, ap, bp, m, nb, k0, k1);
+		conv_tile_whole(q, ap, bp, m, nb, k0, k1, next);
 		return;
 	}
 
@@ -726,13 +733,19 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 				if (!q->packed)
 					conv_pack_rows(q, mc, rows, k0, k1, apack);
 				for (nb = g; nb < g1; nb += CG_PW)
-					for (m = 0; m < rows; m += CG_ROWS)
-						conv_tile(q, q->packed ?
-							  q->w + ((u64)(mc + m) / CG_ROWS * q->K + k0) * CG_ROWS :
-							  apack + (u64)m * CG_KC,
-							  pack + (u64)(nb - g) * CG_KC,
-							  mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
-							  (u32)conv_min(CG_PW, q->P - nb), k0, k1);
+					for (m = 0; m < rows; m += CG_ROWS) {
+						const float *w = q->packed ?
+							q->w + ((u64)(mc + m) / CG_ROWS * q->K + k0) * CG_ROWS :
+							apack + (u64)m * CG_KC;
+						/* The first panel reads the compiler's weights from
+						 * memory: fetch the next block's while this one runs. */
+						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
+							w + (u64)q->K * CG_ROWS : NULL;
+
+						conv_tile(q, w, pack + (u64)(nb - g) * CG_KC, mc + m,
+							  (u32)conv_min(CG_ROWS, rows - m), nb,
+							  (u32)conv_min(CG_PW, q->P - nb), k0, k1, next);
+					}
 			}
 		}
 	}
