@@ -20,6 +20,7 @@
  * this one covers the rest (non-finite weights, scattered outputs).
  */
 #include "neuron_engine.h"
+#include "engine_gather.h"
 
 typedef float conv_v8f __attribute__((vector_size(32), aligned(4)));
 typedef float conv_v16f __attribute__((vector_size(64), aligned(4)));
@@ -356,77 +357,6 @@ int conv_masked_tap(const struct conv_gemm *q, const struct conv_tap *tp,
 	return 1;
 }
 
-/* Lanes 0, 2, 4, 6 of @lo and 1, 3, 5, 7 of @hi (GCC 12 and clang). */
-#ifdef __CHECKER__
-#define CONV_EVENS(lo, hi)	(lo)
-#else
-#define CONV_EVENS(lo, hi)	__builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15)
-#endif
-
-u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, struct neuron_run *run)
-{
-	u32 at = 0, runs, ho = first / wo, col = first % wo;
-
-	for (runs = 0; at < NEURON_RUN_LANES && first + at < count; runs++) {
-		run[runs].at = at;
-		run[runs].len = wo - col;
-		if (run[runs].len > NEURON_RUN_LANES - at)
-			run[runs].len = NEURON_RUN_LANES - at;
-		if (run[runs].len > count - (first + at))
-			run[runs].len = count - (first + at);
-		run[runs].ih = (s64)ho * sh;
-		run[runs].iw = (s64)col * sw;
-		at += run[runs].len;
-		col = 0;
-		ho++;
-	}
-	return runs;
-}
-
-/*
- * Each run by plain loads of 31 columns and a shuffle of the even ones;
- * lanes outside the plane (and the other runs' lanes) are zero.
- */
-__attribute__((target("avx2,fma")))
-int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
-		       const struct neuron_run *run, u32 runs, float *dst)
-{
-	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
-	conv_v8i lane = *(const conv_v8i *)lanes, v0 = { 0 }, v1 = { 0 };
-	u32 r;
-
-	for (r = 0; r < runs; r++) {
-		s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
-		/* Lanes [lo, hi) read columns iw + 2 (lane - at), inside [0, w). */
-		s64 lo = run[r].at, hi = run[r].at + run[r].len, first;
-		const float *row;
-
-		if (ih < 0 || ih >= pl->h)
-			continue;
-		if (iw < 0)
-			lo += (-iw + 1) / 2;
-		if (iw + 2 * (s64)run[r].len > pl->w)
-			hi = pl->w > iw ? run[r].at + (pl->w - iw + 1) / 2 : lo;
-		if (lo >= hi)
-			continue;
-		/* Column of lane 0 (read only when inside the row). */
-		row = pl->x + offset + (u64)ih * pl->row;
-		first = iw - 2 * (s64)run[r].at;
-		if (first < -(s64)(row - pl->x) || first + 2 * NEURON_RUN_LANES - 1 > (s64)(pl->end - row))
-			return 0;
-		row += first;
-		if (lo < 8)
-			v0 |= (conv_v8i)CONV_EVENS(*(const conv_v8f *)row, *(const conv_v8f *)(row + 7)) &
-			      ((lane >= (int)lo) & (lane < (int)hi));
-		if (hi > 8)
-			v1 |= (conv_v8i)CONV_EVENS(*(const conv_v8f *)(row + 16), *(const conv_v8f *)(row + 23)) &
-			      ((lane + 8 >= (int)lo) & (lane + 8 < (int)hi));
-	}
-	*(conv_v8f *)dst = (conv_v8f)v0;
-	*(conv_v8f *)(dst + 8) = (conv_v8f)v1;
-	return 1;
-}
-
 /* Every offset of the image's input, and its dimensions, fit 31 bits. */
 static int conv_gather_fits(const struct conv_gemm *q)
 {
@@ -486,15 +416,22 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 		for (k = k0; k < k1; k++, dst += CG_PW) {
 			const struct conv_tap *tp = &tap[k - k0];
 
-			/* One whole run, inside the input, of stride 1: two vectors. */
-			if (at == CG_PW && runs == 1 && c->sw == 1 && c->xs[3] == 1) {
+			/* One whole run, inside the input, of stride 1 or 2: two vectors. */
+			if (at == CG_PW && runs == 1 && c->sw <= 2 && c->xs[3] == 1) {
 				s64 ih = run[0].ih + tp->dh, iw = run[0].iw + tp->dw;
 
-				if (ih >= 0 && ih < c->h && iw >= 0 && iw + CG_PW <= c->w) {
+				if (ih >= 0 && ih < c->h && iw >= 0 && iw + c->sw * CG_PW <= c->w) {
 					const float *src = q->x + tp->offset + (u64)ih * c->xs[2] + iw;
 
-					*(conv_v8f *)dst = *(const conv_v8f *)src;
-					*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
+					if (c->sw == 1) {
+						*(conv_v8f *)dst = *(const conv_v8f *)src;
+						*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
+					} else {
+						*(conv_v8f *)dst = GATHER_EVENS(*(const conv_v8f *)src,
+									      *(const conv_v8f *)(src + 7));
+						*(conv_v8f *)(dst + 8) = GATHER_EVENS(*(const conv_v8f *)(src + 16),
+										    *(const conv_v8f *)(src + 23));
+					}
 					continue;
 				}
 			}

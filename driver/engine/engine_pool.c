@@ -11,16 +11,10 @@
  * by the same count. The caller computes the other columns.
  */
 #include "neuron_engine.h"
+#include "engine_gather.h"
 
-typedef float pool_v8f __attribute__((vector_size(32), aligned(4)));
-typedef int pool_v8i __attribute__((vector_size(32), aligned(4)));
-
-/* Lanes 0, 2, 4, 6 of @lo and 1, 3, 5, 7 of @hi (GCC 12 and clang). */
-#ifdef __CHECKER__
-#define POOL_EVENS(lo, hi)	(lo)
-#else
-#define POOL_EVENS(lo, hi)	__builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15)
-#endif
+typedef gather_v8f pool_v8f;
+typedef gather_v8i pool_v8i;
 
 /* Eight taps at columns col, col + sw, ... of @row (sw 1 or 2), no further. */
 static inline __attribute__((target("avx2,fma")))
@@ -32,7 +26,7 @@ pool_v8f pool_taps(const float *row, u32 sw)
 		return lo;
 	/* Columns 0, 2, ..., 14: the second load ends at column 14. */
 	hi = *(const pool_v8f *)(row + 7);
-	return POOL_EVENS(lo, hi);
+	return GATHER_EVENS(lo, hi);
 }
 
 /* Eight output columns from @wo, each window's taps in the reference's order. */

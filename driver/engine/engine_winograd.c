@@ -21,6 +21,7 @@
  * with the same operations, so both paths give the same bits.
  */
 #include "neuron_engine.h"
+#include "engine_gather.h"
 
 typedef float wg_v8f __attribute__((vector_size(32), aligned(4)));
 typedef int wg_v8i __attribute__((vector_size(32), aligned(4)));

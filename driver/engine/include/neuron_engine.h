@@ -115,37 +115,6 @@ struct neuron_conv_args {
 };
 
 /*
- * Sixteen lanes of positions, in runs along rows of an output grid
- * (engine_conv.c): lanes [at, at + len) are positions of one row, the
- * first reading input row ih and column iw before a tap's shifts.
- * neuron_runs() cuts positions [first, count) of a grid @wo wide with
- * strides (sh, sw) into at most NEURON_RUN_LANES runs; returns how many.
- */
-#define NEURON_RUN_LANES	16
-struct neuron_run {
-	u32 at, len;
-	s64 ih, iw;
-};
-u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, struct neuron_run *run);
-
-/* A plane of an input: h rows of w contiguous columns, @row apart; the
- * loads of neuron_gather_even() stay within [x, end). */
-struct neuron_plane {
-	const float *x, *end;
-	u64 row;
-	s64 h, w;
-};
-
-/*
- * With AVX2, the sixteen lanes of a tap of stride 2: lane l of run r reads
- * column iw + dw + 2 (l - at) of row ih + dh of the plane at @offset from
- * x, zero outside the plane and for lanes in no run, into @dst. Returns 0,
- * having written nothing, when a load would leave [x, end).
- */
-int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
-		       const struct neuron_run *run, u32 runs, float *dst);
-
-/*
  * Every output of batch @n of a NEURON_CONV_WINOGRAD convolution
  * (engine_winograd.c): by vector with AVX2 and enough @scratch, else by
  * the reference loop; the same bits either way.

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Engine: reading a tap of sixteen output positions at once, shared by the
+ * convolution's columns (engine_conv.c) and Winograd's input tiles
+ * (engine_winograd.c); pooling (engine_pool.c) takes its even-column
+ * shuffle. Inline, for AVX2 callers only.
+ *
+ * The sixteen lanes are positions in runs along rows of an output grid:
+ * lanes [at, at + len) are positions of one row, the first reading input
+ * row ih and column iw before a tap's shifts.
+ */
+#ifndef NEURON_ENGINE_GATHER_H
+#define NEURON_ENGINE_GATHER_H
+
+#include "neuron_engine.h"
+
+#define NEURON_RUN_LANES	16
+
+struct neuron_run {
+	u32 at, len;
+	s64 ih, iw;
+};
+
+/* A plane of an input: h rows of w contiguous columns, @row apart; the
+ * loads of neuron_gather_even() stay within [x, end). */
+struct neuron_plane {
+	const float *x, *end;
+	u64 row;
+	s64 h, w;
+};
+
+typedef float gather_v8f __attribute__((vector_size(32), aligned(4)));
+typedef int gather_v8i __attribute__((vector_size(32), aligned(4)));
+
+/* Lanes 0, 2, 4, 6 of @lo and 1, 3, 5, 7 of @hi (GCC 12 and clang). */
+#ifdef __CHECKER__
+#define GATHER_EVENS(lo, hi)	(lo)
+#else
+#define GATHER_EVENS(lo, hi)	__builtin_shufflevector(lo, hi, 0, 2, 4, 6, 9, 11, 13, 15)
+#endif
+
+/*
+ * Cut positions [first, count) of a grid @wo wide with strides (sh, sw)
+ * into at most NEURON_RUN_LANES lanes' runs; returns how many.
+ */
+static inline u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, struct neuron_run *run)
+{
+	u32 at = 0, runs, ho = first / wo, col = first % wo;
+
+	for (runs = 0; at < NEURON_RUN_LANES && first + at < count; runs++) {
+		run[runs].at = at;
+		run[runs].len = wo - col;
+		if (run[runs].len > NEURON_RUN_LANES - at)
+			run[runs].len = NEURON_RUN_LANES - at;
+		if (run[runs].len > count - (first + at))
+			run[runs].len = count - (first + at);
+		run[runs].ih = (s64)ho * sh;
+		run[runs].iw = (s64)col * sw;
+		at += run[runs].len;
+		col = 0;
+		ho++;
+	}
+	return runs;
+}
+
+/*
+ * The sixteen lanes of a tap of stride 2: lane l of run r reads column
+ * iw + dw + 2 (l - at) of row ih + dh of the plane at @offset from x, zero
+ * outside the plane and for lanes in no run, into @dst; each run by plain
+ * loads of 31 columns and a shuffle of the even ones. Returns 0, having
+ * written nothing, when a load would leave [x, end).
+ */
+static inline __attribute__((target("avx2,fma")))
+int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
+		       const struct neuron_run *run, u32 runs, float *dst)
+{
+	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	gather_v8i lane = *(const gather_v8i *)lanes, v0 = { 0 }, v1 = { 0 };
+	u32 r;
+
+	for (r = 0; r < runs; r++) {
+		s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
+		/* Lanes [lo, hi) read columns iw + 2 (lane - at), inside [0, w). */
+		s64 lo = run[r].at, hi = run[r].at + run[r].len, first;
+		const float *row;
+
+		if (ih < 0 || ih >= pl->h)
+			continue;
+		if (iw < 0)
+			lo += (-iw + 1) / 2;
+		if (iw + 2 * (s64)run[r].len > pl->w)
+			hi = pl->w > iw ? run[r].at + (pl->w - iw + 1) / 2 : lo;
+		if (lo >= hi)
+			continue;
+		/* Column of lane 0 (read only when inside the row). */
+		row = pl->x + offset + (u64)ih * pl->row;
+		first = iw - 2 * (s64)run[r].at;
+		if (first < -(s64)(row - pl->x) || first + 2 * NEURON_RUN_LANES - 1 > (s64)(pl->end - row))
+			return 0;
+		row += first;
+		if (lo < 8)
+			v0 |= (gather_v8i)GATHER_EVENS(*(const gather_v8f *)row, *(const gather_v8f *)(row + 7)) &
+			      ((lane >= (int)lo) & (lane < (int)hi));
+		if (hi > 8)
+			v1 |= (gather_v8i)GATHER_EVENS(*(const gather_v8f *)(row + 16),
+						       *(const gather_v8f *)(row + 23)) &
+			      ((lane + 8 >= (int)lo) & (lane + 8 < (int)hi));
+	}
+	*(gather_v8f *)dst = (gather_v8f)v0;
+	*(gather_v8f *)(dst + 8) = (gather_v8f)v1;
+	return 1;
+}
+
+#endif
