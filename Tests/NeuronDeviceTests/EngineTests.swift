@@ -533,11 +533,13 @@ struct EngineNetworkOpTests {
 
     /// Winograd convolutions: odd output sizes (partial tiles), no padding,
     /// wider padding, many channels, too many input channels for the
-    /// scratch (the reference path), and rows wide enough for sixteen tiles
-    /// whose inputs are gathered by vector (within a row and across rows).
+    /// scratch (the reference path), rows wide enough for sixteen tiles
+    /// whose inputs are gathered by vector (within a row and across rows),
+    /// and output channels past one chunk of blocks multiplied at once (96
+    /// channels, fewer when the input channels fill the scratch).
     static let winogradCases: [(ci: Int, co: Int, h: Int, w: Int, pad: Int)] = [
         (5, 13, 9, 11, 1), (40, 8, 6, 6, 1), (3, 7, 5, 4, 0), (17, 20, 14, 14, 2), (1100, 7, 4, 3, 1),
-        (3, 8, 6, 40, 1), (6, 13, 11, 37, 0),
+        (3, 8, 6, 40, 1), (6, 13, 11, 37, 0), (4, 110, 5, 5, 1), (1000, 70, 4, 4, 1),
     ]
 
     @Test("Winograd conv2d equals its definition bit for bit, whole and in slices, and the convolution within float rounding",

@@ -34,6 +34,7 @@ wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
 
 #define WG_ROWS		NEURON_CONV_PACK_ROWS	/* output channels per block of U */
 #define WG_LANES	16			/* tiles at once: two vectors */
+#define WG_CHUNK	16			/* blocks of channels multiplied at once */
 
 /*
  * The transforms, written once for floats and for vectors alike, so that
@@ -208,14 +209,19 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 	}
 }
 
-/* M[xi] of six output channels from @co0 for the sixteen tiles: [xi][6][16]. */
+/*
+ * M[xi] of the sixteen tiles for the blocks of six output channels from
+ * @co0 to @co1, into @m as [block][xi][6][16]: V[xi] stays in L1 while
+ * every block's U[xi] passes over it.
+ */
 static __attribute__((target("avx2,fma")))
-void wg_multiply(const struct neuron_conv_args *c, u32 co0, const float *v, float *m)
+void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float *v, float *m)
 {
-	u32 xi, r, k;
+	u32 co, r, k;
 
-	for (xi = 0; xi < 16; xi++) {
-		const float *a = wg_u(c, xi, co0), *b = v + (u64)xi * c->cig * WG_LANES;
+	for (co = co0; co < co1; co += WG_ROWS) {
+		const float *a = wg_u(c, xi, co), *b = v + (u64)xi * c->cig * WG_LANES;
+		float *mb = m + ((u64)(co - co0) / WG_ROWS * 16 + xi) * WG_ROWS * WG_LANES;
 		wg_v8f m0[WG_ROWS], m1[WG_ROWS];
 
 		for (r = 0; r < WG_ROWS; r++)
@@ -232,8 +238,8 @@ void wg_multiply(const struct neuron_conv_args *c, u32 co0, const float *v, floa
 			}
 		}
 		for (r = 0; r < WG_ROWS; r++) {
-			*(wg_v8f *)(m + (xi * WG_ROWS + r) * WG_LANES) = m0[r];
-			*(wg_v8f *)(m + (xi * WG_ROWS + r) * WG_LANES + 8) = m1[r];
+			*(wg_v8f *)(mb + r * WG_LANES) = m0[r];
+			*(wg_v8f *)(mb + r * WG_LANES + 8) = m1[r];
 		}
 	}
 }
@@ -341,26 +347,35 @@ void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows,
 void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 			  const struct neuron_engine_slot *scratch)
 {
-	u64 v_floats = 16ull * c->cig * WG_LANES, m_floats = 16 * WG_ROWS * WG_LANES;
-	u64 patch_floats = 16 * WG_LANES;
-	u32 tiles = ((c->ho + 1) / 2) * ((c->wo + 1) / 2), t0, co;
+	/* M of one block of six output channels: [16][6][16]. */
+	const u64 block_floats = 16 * WG_ROWS * WG_LANES;
+	u64 v_floats = 16ull * c->cig * WG_LANES, patch_floats = 16 * WG_LANES, blocks = 0;
+	u32 tiles = ((c->ho + 1) / 2) * ((c->wo + 1) / 2), t0, co0, co1, co, xi;
 	float *v, *m;
 
-	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base ||
-	    (v_floats + m_floats + patch_floats) * sizeof(float) > scratch->size) {
+	if (scratch && scratch->size / sizeof(float) >= v_floats + patch_floats)
+		blocks = (scratch->size / sizeof(float) - v_floats - patch_floats) / block_floats;
+	if (!neuron_cpu_has_avx2_fma() || !scratch || !scratch->base || !blocks) {
 		wg_reference(c, n);
 		return;
 	}
+	/* Up to WG_CHUNK blocks of channels at once. */
+	if (blocks > WG_CHUNK)
+		blocks = WG_CHUNK;
 	v = scratch->base;
 	m = v + v_floats;
 	for (t0 = 0; t0 < tiles; t0 += WG_LANES) {
 		struct neuron_run run[NEURON_RUN_LANES];
 		u32 runs = neuron_runs(t0, tiles, (c->wo + 1) / 2, 2, 2, run);
 
-		wg_input(c, n, run, runs, v, m + m_floats);
-		for (co = 0; co < c->co; co += WG_ROWS) {
-			wg_multiply(c, co, v, m);
-			wg_output(c, n, co, c->co - co < WG_ROWS ? c->co - co : WG_ROWS, run, runs, m);
+		wg_input(c, n, run, runs, v, m + blocks * block_floats);
+		for (co0 = 0; co0 < c->co; co0 = co1) {
+			co1 = c->co - co0 < blocks * WG_ROWS ? c->co : co0 + (u32)blocks * WG_ROWS;
+			for (xi = 0; xi < 16; xi++)
+				wg_multiply(c, xi, co0, co1, v, m);
+			for (co = co0; co < co1; co += WG_ROWS)
+				wg_output(c, n, co, co1 - co < WG_ROWS ? co1 - co : WG_ROWS, run, runs,
+					  m + (u64)(co - co0) / WG_ROWS * block_floats);
 		}
 	}
 }
