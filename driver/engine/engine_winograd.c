@@ -212,10 +212,12 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 /*
  * M[xi] of the sixteen tiles for the blocks of six output channels from
  * @co0 to @co1, into @m as [block][xi][6][16]: V[xi] stays in L1 while
- * every block's U[xi] passes over it.
+ * every block's U[xi] passes over it. With @half (no tile past the
+ * eighth), the last eight lanes are zeros, not computed.
  */
 static __attribute__((target("avx2,fma")))
-void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float *v, float *m)
+void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float *v, float *m,
+		 int half)
 {
 	u32 co, r, k;
 
@@ -226,7 +228,14 @@ void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, con
 
 		for (r = 0; r < WG_ROWS; r++)
 			m0[r] = m1[r] = (wg_v8f){ 0 };
-		for (k = 0; k < c->cig; k++, a += WG_ROWS, b += WG_LANES) {
+		for (k = 0; half && k < c->cig; k++, a += WG_ROWS, b += WG_LANES) {
+			wg_v8f b0 = *(const wg_v8f *)b;
+
+			_Pragma("GCC unroll 8")
+			for (r = 0; r < WG_ROWS; r++)
+				m0[r] = WG_FMA(a[r] - (wg_v8f){ 0 }, b0, m0[r]);
+		}
+		for (k = 0; !half && k < c->cig; k++, a += WG_ROWS, b += WG_LANES) {
 			wg_v8f b0 = *(const wg_v8f *)b, b1 = *(const wg_v8f *)(b + 8);
 
 			_Pragma("GCC unroll 8")
@@ -372,7 +381,7 @@ void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 		for (co0 = 0; co0 < c->co; co0 = co1) {
 			co1 = c->co - co0 < blocks * WG_ROWS ? c->co : co0 + (u32)blocks * WG_ROWS;
 			for (xi = 0; xi < 16; xi++)
-				wg_multiply(c, xi, co0, co1, v, m);
+				wg_multiply(c, xi, co0, co1, v, m, tiles - t0 <= 8);
 			for (co = co0; co < co1; co += WG_ROWS)
 				wg_output(c, n, co, co1 - co < WG_ROWS ? co1 - co : WG_ROWS, run, runs,
 					  m + (u64)(co - co0) / WG_ROWS * block_floats);
