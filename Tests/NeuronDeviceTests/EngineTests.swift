@@ -76,7 +76,12 @@ struct EngineResultTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
-    @Test("the vector kernel and the scalar tails give the definition's bits", arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129), (5, 4100, 20), (11, 300, 16), (4, 257, 10)])
+    /// (m, k, n): blocks of rows and their leftovers, taps past one block of
+    /// k, columns past the vectors; a few rows (B streamed row by row) with
+    /// columns past one block of 1024.
+    @Test("the vector kernel and the scalar tails give the definition's bits",
+          arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129), (5, 4100, 20), (11, 300, 16), (4, 257, 10),
+                      (1, 300, 2100), (3, 70, 100)])
     func matmulVectorPath(_ shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         let a = sample(m * k, seed: 4), b = sample(k * n, seed: 5), bias = sample(n, seed: 6)
@@ -657,14 +662,21 @@ struct EngineNetworkOpTests {
         (3, 2, 1, false), (3, 1, 1, false), (2, 2, 0, false), (5, 1, 2, true), (3, 3, 1, false), (1, 2, 0, false),
     ]
 
-    @Test("pooling equals its definition bit for bit, NaN and -0 included, on wide rows, whole and in slices",
-          arguments: NeuronPoolOp.allCases, poolWindows.indices)
-    func poolWide(_ op: NeuronPoolOp, _ window: Int) throws {
+    /// Every window on wide rows (eight columns at a time), and on rows too
+    /// narrow for that with more than eight channels (eight channels at a
+    /// time, the rest one by one).
+    static let poolCases: [(window: Int, narrow: Bool)] =
+        poolWindows.indices.flatMap { [($0, false), ($0, true)] }
+
+    @Test("pooling equals its definition bit for bit, NaN and -0 included, on wide and narrow rows, whole and in slices",
+          arguments: NeuronPoolOp.allCases, poolCases.indices)
+    func poolWide(_ op: NeuronPoolOp, _ index: Int) throws {
+        let (window, narrow) = Self.poolCases[index]
         let (k, stride, pad, countPad) = Self.poolWindows[window]
-        let (c, h, w) = (3, 9, 45)
+        let (c, h, w) = narrow ? (19, 9, 5) : (3, 9, 45)
         var x = sample(c * h * w, seed: 62)
         for i in stride..<x.count where i % 37 == 0 { x[i] = i % 74 == 0 ? .nan : -0.0 }
-        x[3 * w + 20] = Float(bitPattern: 0x7fc1_2345)   // a NaN with a payload of its own
+        x[3 * w + 20 % w] = Float(bitPattern: 0x7fc1_2345)   // a NaN with a payload of its own
         let ho = (h + 2 * pad - k) / stride + 1, wo = (w + 2 * pad - k) / stride + 1
         var want = [Float]()
         for ch in 0..<c { for y in 0..<ho { for z in 0..<wo {

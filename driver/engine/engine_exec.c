@@ -648,11 +648,22 @@ static void op_pool2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	/* Output columns whose whole window lies inside the input's columns. */
 	u32 wlo = (pl + sw - 1) / sw, whi = W >= Kw ? (W - Kw + pl) / sw + 1 : 0;
 	int vector = x->strides[3] == 1 && o->strides[3] == 1;
-	u32 n, c, ho, wo, kh, kw, done;
+	u32 n, c, c0 = 0, ho, wo, kh, kw, done;
 
 	whi = whi < Wo ? whi : Wo;
+	/* Rows too narrow for the vector path: eight channels at a time. */
+	if (Wo < 8 && neuron_pool_channels_ok())
+		c0 = C - C % 8;
 	for (n = 0; n < N; n++)
-	for (c = 0; c < C; c++)
+	for (c = 0; c < c0; c += 8)
+	for (ho = 0; ho < Ho; ho++) {
+		row.ih0 = (s64)ho * p[NEURON_WIN_STRIDE_H] - p[NEURON_WIN_PAD_TOP];
+		for (wo = 0; wo < Wo; wo++)
+			neuron_pool_channels(&row, px + at4(x, n, c, 0, 0), x->strides[1], x->strides[3], W,
+					     po + at4(o, n, c, ho, wo), o->strides[1], wo);
+	}
+	for (n = 0; n < N; n++)
+	for (c = c0; c < C; c++)
 	for (ho = 0; ho < Ho; ho++) {
 		done = 0;
 		if (vector && wlo < whi) {

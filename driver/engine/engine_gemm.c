@@ -125,6 +125,41 @@ static inline float load(const void *p, u64 i, int half)
 	} while (0)
 
 /*
+ * A few rows (a batch of one, say): the product is read-bound on B, so
+ * B's rows are streamed in place, in order, GEMV_NC columns at a time;
+ * every row's outputs of those columns wait in the output (in L1) from
+ * one k to the next, each lane still one fma chain over k in order.
+ */
+#define GEMV_ROWS	4
+#define GEMV_NC		1024
+
+#define GEMV(vec, width, fma)							\
+	do {									\
+		for (g = 0; g < N; g = g1) {					\
+			g1 = N - g < GEMV_NC ? N : g + GEMV_NC;			\
+			for (m = 0; m < M; m++)					\
+				for (n = g; n < g1; n += width)			\
+					*(vec *)(o + m * os_m + n) = (vec){ 0 };	\
+			for (k = 0; k < K; k++) {				\
+				const float *brow = (const float *)b + k * bs_k; \
+				vec av[GEMV_ROWS];				\
+										\
+				for (m = 0; m < M; m++)				\
+					av[m] = load(a, m * as_m + k * as_k, 0) - (vec){ 0 }; \
+				for (n = g; n < g1; n += width) {		\
+					vec bv = *(const vec *)(brow + n);	\
+										\
+					for (m = 0; m < M; m++) {		\
+						vec *out = (vec *)(o + m * os_m + n); \
+										\
+						*out = fma(av[m], bv, *out);	\
+					}					\
+				}						\
+			}							\
+		}								\
+	} while (0)
+
+/*
  * The whole product: column groups of GEMM_NC, k blocks of GEMM_KC, row
  * blocks of GEMM_ROWS, then the rows left over in blocks of 4, 2 and 1
  * over the same panel of B. B is packed (and bf16 widened) only when
@@ -143,6 +178,10 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 	const float *as;							\
 										\
 	N -= N % pw;								\
+	if (M <= GEMV_ROWS && !half) {						\
+		GEMV(vec, width, fma);						\
+		return;								\
+	}									\
 	for (g = 0; g < N; g += GEMM_NC) {					\
 		g1 = N - g < GEMM_NC ? N : g + GEMM_NC;				\
 		for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {		\

@@ -29,6 +29,20 @@ pool_v8f pool_taps(const float *row, u32 sw)
 	return GATHER_EVENS(lo, hi);
 }
 
+/* One tap of a window into @acc: MAX takes the first tap, then a greater one or NaN; AVG adds. */
+static inline __attribute__((target("avx2,fma")))
+pool_v8f pool_step(const struct neuron_pool_args *p, pool_v8f acc, pool_v8f v, u32 count)
+{
+	pool_v8i take;
+
+	if (!p->max)
+		return acc + v;
+	if (!count)
+		return v;
+	take = (pool_v8i)(v > acc) | (pool_v8i)(v != v);
+	return (pool_v8f)(((pool_v8i)v & take) | ((pool_v8i)acc & ~take));
+}
+
 /* Eight output columns from @wo, each window's taps in the reference's order. */
 static inline __attribute__((target("avx2,fma")))
 void pool_eight(const struct neuron_pool_args *p, const float *x, float *out, u32 wo)
@@ -43,20 +57,8 @@ void pool_eight(const struct neuron_pool_args *p, const float *x, float *out, u3
 		if (ih < 0 || ih >= p->h)
 			continue;
 		row = x + (u64)ih * p->xs2 + (u64)wo * p->sw - p->pl;
-		for (kw = 0; kw < p->kw; kw++, count++) {
-			pool_v8f v = pool_taps(row + kw, p->sw);
-
-			if (p->max) {
-				pool_v8i take = (pool_v8i)(v > acc) | (pool_v8i)(v != v);
-
-				if (!count)
-					acc = v;
-				else
-					acc = (pool_v8f)(((pool_v8i)v & take) | ((pool_v8i)acc & ~take));
-			} else {
-				acc = acc + v;
-			}
-		}
+		for (kw = 0; kw < p->kw; kw++, count++)
+			acc = pool_step(p, acc, pool_taps(row + kw, p->sw), count);
 	}
 	if (!p->max)
 		acc = acc / (float)(p->count_pad ? p->kh * p->kw : count);
@@ -85,4 +87,47 @@ u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out
 	if (!neuron_cpu_has_avx2_fma() || (p->sw != 1 && p->sw != 2) || wo1 < wo0 + 8)
 		return wo0;
 	return pool_row_avx2(p, x, out, wo0, wo1);
+}
+
+static __attribute__((target("avx2,fma")))
+void pool_channels_avx2(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
+			float *out, u64 os, u32 wo)
+{
+	pool_v8f acc = { 0 };
+	u32 kh, kw, l, count = 0;
+	float lanes[8];
+
+	for (kh = 0; kh < p->kh; kh++) {
+		s64 ih = p->ih0 + kh;
+
+		if (ih < 0 || ih >= p->h)
+			continue;
+		for (kw = 0; kw < p->kw; kw++) {
+			s64 iw = (s64)wo * p->sw - p->pl + kw;
+			const float *e;
+
+			if (iw < 0 || iw >= w)
+				continue;
+			e = x + (u64)ih * p->xs2 + (u64)iw * xs3;
+			for (l = 0; l < 8; l++)
+				lanes[l] = e[l * cs];
+			acc = pool_step(p, acc, *(const pool_v8f *)lanes, count++);
+		}
+	}
+	if (!p->max)
+		acc = acc / (float)(p->count_pad ? p->kh * p->kw : count);
+	*(pool_v8f *)lanes = acc;
+	for (l = 0; l < 8; l++)
+		out[l * os] = lanes[l];
+}
+
+int neuron_pool_channels_ok(void)
+{
+	return neuron_cpu_has_avx2_fma();
+}
+
+void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
+			  float *out, u64 os, u32 wo)
+{
+	pool_channels_avx2(p, x, cs, xs3, w, out, os, wo);
 }

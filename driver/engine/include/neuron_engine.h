@@ -163,6 +163,17 @@ struct neuron_pool_args {
  */
 u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out, u32 wo0, u32 wo1);
 
+/*
+ * Output column @wo of one row for eight channels at once (@x and @out
+ * their first channel's, @cs and @os elements apart; input columns @xs3
+ * apart, @w of them), each as the reference computes it: for rows too
+ * narrow for neuron_pool_row(), global pooling among them. Only when
+ * neuron_pool_channels_ok() (AVX2).
+ */
+int neuron_pool_channels_ok(void);
+void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
+			  float *out, u64 os, u32 wo);
+
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
 
