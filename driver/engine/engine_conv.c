@@ -645,6 +645,51 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 }
 
 /*
+ * Two whole blocks of rows (rows [m, m + 12), weights @ap0 and @ap1) by
+ * a panel's last @cols positions (at most 8, one vector): twelve
+ * accumulators, so that a narrow panel costs each row half of what one
+ * block of rows would.
+ */
+static __attribute__((target("avx2,fma")))
+void conv_tile_narrow(const struct conv_gemm *q, const float *ap0, const float *ap1, const float *bp,
+		      u32 m, u32 nb, u32 cols, u32 k0, u32 k1)
+{
+	const struct neuron_conv_args *c = q->c;
+	conv_v8f acc[2 * CG_ROWS];
+	float t[8];
+	u32 r, j, k;
+
+	for (r = 0; r < 2 * CG_ROWS; r++) {
+		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		acc[r] = (conv_v8f){ 0 };
+		if (!k0 && !c->accumulate)
+			continue;
+		for (j = 0; j < 8; j++)
+			t[j] = j < cols ? out[j] : 0.0f;
+		acc[r] = *(conv_v8f *)t;
+	}
+	for (k = k1 - k0; k; k--, bp += CG_PW, ap0 += CG_ROWS, ap1 += CG_ROWS) {
+		conv_v8f b0 = *(const conv_v8f *)bp;
+
+		_Pragma("GCC unroll 8")
+		for (r = 0; r < CG_ROWS; r++) {
+			acc[r] = FMA8(ap0[r] - (conv_v8f){ 0 }, b0, acc[r]);
+			acc[CG_ROWS + r] = FMA8(ap1[r] - (conv_v8f){ 0 }, b0, acc[CG_ROWS + r]);
+		}
+	}
+	for (r = 0; r < 2 * CG_ROWS; r++) {
+		float *out = q->o + (u64)(m + r) * c->os[1] + nb;
+
+		if (k1 == q->K)
+			CG_FINISH(acc[r], m + r);
+		*(conv_v8f *)t = acc[r];
+		for (j = 0; j < cols; j++)
+			out[j] = t[j];
+	}
+}
+
+/*
  * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
  * taps (their columns gathered once, for every row), blocks of CG_MC rows
  * (weights packed here unless the compiler did), panels, register blocks.
@@ -669,7 +714,10 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 				rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
 				if (!q->packed)
 					conv_pack_rows(q, mc, rows, k0, k1, apack);
-				for (nb = g; nb < g1; nb += CG_PW)
+				for (nb = g; nb < g1; nb += CG_PW) {
+					u32 cols = (u32)conv_min(CG_PW, q->P - nb);
+					const float *bp = pack + (u64)(nb - g) * CG_KC;
+
 					for (m = 0; m < rows; m += CG_ROWS) {
 						const float *w = q->packed ?
 							q->w + ((u64)(mc + m) / CG_ROWS * q->K + k0) * CG_ROWS :
@@ -679,10 +727,17 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
 							w + (u64)q->K * CG_ROWS : NULL;
 
-						conv_tile(q, w, pack + (u64)(nb - g) * CG_KC, mc + m,
-							  (u32)conv_min(CG_ROWS, rows - m), nb,
-							  (u32)conv_min(CG_PW, q->P - nb), k0, k1, next);
+						if (cols <= 8 && rows - m >= 2 * CG_ROWS) {
+							conv_tile_narrow(q, w, q->packed ? w + (u64)q->K * CG_ROWS :
+									 w + (u64)CG_ROWS * CG_KC,
+									 bp, mc + m, nb, cols, k0, k1);
+							m += CG_ROWS;
+							continue;
+						}
+						conv_tile(q, w, bp, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
+							  cols, k0, k1, next);
 					}
+				}
 			}
 		}
 	}

@@ -99,24 +99,39 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 {
 	u8 *base = slots[o->slot].base;
 	float v = in->fparam[0];
+	u32 last = 0, n = 1, i, j;
+	u64 step = 0;
 	struct walk w;
 
+	/* Rows along the last axis longer than 1, stored by a plain loop. */
+	for (i = 0; i < o->rank; i++)
+		if (o->dims[i] > 1)
+			last = i;
 	walk_init(&w, o);
+	if (o->rank) {
+		n = o->dims[last];
+		step = o->strides[last];
+		w.dims[last] = 1;
+	}
 	do {
 		u64 off = at(&w, o);
 
 		switch (o->dtype) {
 		case NEURON_DT_F32:
-			((float *)base)[off] = v;
+			for (j = 0; j < n; j++, off += step)
+				((float *)base)[off] = v;
 			break;
 		case NEURON_DT_BF16:
-			((u16 *)base)[off] = f32_to_bf16(v);
+			for (j = 0; j < n; j++, off += step)
+				((u16 *)base)[off] = f32_to_bf16(v);
 			break;
 		case NEURON_DT_I32:
-			((s32 *)base)[off] = to_s32(v);
+			for (j = 0; j < n; j++, off += step)
+				((s32 *)base)[off] = to_s32(v);
 			break;
 		case NEURON_DT_I64:
-			((s64 *)base)[off] = to_s64(v);
+			for (j = 0; j < n; j++, off += step)
+				((s64 *)base)[off] = to_s64(v);
 			break;
 		}
 	} while (walk_next(&w));
