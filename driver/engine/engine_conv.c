@@ -427,10 +427,8 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 						*(conv_v8f *)dst = *(const conv_v8f *)src;
 						*(conv_v8f *)(dst + 8) = *(const conv_v8f *)(src + 8);
 					} else {
-						*(conv_v8f *)dst = GATHER_EVENS(*(const conv_v8f *)src,
-									      *(const conv_v8f *)(src + 7));
-						*(conv_v8f *)(dst + 8) = GATHER_EVENS(*(const conv_v8f *)(src + 16),
-										    *(const conv_v8f *)(src + 23));
+						*(conv_v8f *)dst = gather_evens8(src);
+						*(conv_v8f *)(dst + 8) = gather_evens8(src + 16);
 					}
 					continue;
 				}
@@ -702,6 +700,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	/* One block of rows reads each gathered column once: fewer columns
 	 * then stay closer to the register blocks. */
 	u32 nc = q->M <= CG_MC ? CG_NC / 4 : CG_NC;
+	/* From one block of rows' weights to the next's. */
+	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
 	u32 g, g1, k0, k1, mc, rows, m, nb;
 
 	for (g = 0; g < q->P; g = g1) {
@@ -725,12 +725,10 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						/* The first panel reads the compiler's weights from
 						 * memory: fetch the next block's while this one runs. */
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
-							w + (u64)q->K * CG_ROWS : NULL;
+							w + block : NULL;
 
 						if (cols <= 8 && rows - m >= 2 * CG_ROWS) {
-							conv_tile_narrow(q, w, q->packed ? w + (u64)q->K * CG_ROWS :
-									 w + (u64)CG_ROWS * CG_KC,
-									 bp, mc + m, nb, cols, k0, k1);
+							conv_tile_narrow(q, w, w + block, bp, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;
 							continue;
 						}

@@ -8,7 +8,9 @@
  * taps inside are the same for all lanes, in the same order, and each lane
  * runs the reference's steps exactly: MAX takes the first tap, then a tap
  * greater than the maximum or NaN; AVG adds from +0 in order and divides
- * by the same count. The caller computes the other columns.
+ * by the same count. The caller computes the other columns. Rows too
+ * narrow for eight columns take eight channels as lanes instead, each
+ * lane again the reference's steps.
  */
 #include "neuron_engine.h"
 #include "engine_gather.h"
@@ -20,13 +22,7 @@ typedef gather_v8i pool_v8i;
 static inline __attribute__((target("avx2,fma")))
 pool_v8f pool_taps(const float *row, u32 sw)
 {
-	pool_v8f lo = *(const pool_v8f *)row, hi;
-
-	if (sw == 1)
-		return lo;
-	/* Columns 0, 2, ..., 14: the second load ends at column 14. */
-	hi = *(const pool_v8f *)(row + 7);
-	return GATHER_EVENS(lo, hi);
+	return sw == 1 ? *(const pool_v8f *)row : gather_evens8(row);
 }
 
 /* One tap of a window into @acc: MAX takes the first tap, then a greater one or NaN; AVG adds. */
@@ -89,9 +85,9 @@ u32 neuron_pool_row(const struct neuron_pool_args *p, const float *x, float *out
 	return pool_row_avx2(p, x, out, wo0, wo1);
 }
 
-static __attribute__((target("avx2,fma")))
-void pool_channels_avx2(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
-			float *out, u64 os, u32 wo)
+__attribute__((target("avx2,fma")))
+void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
+			  float *out, u64 os, u32 wo)
 {
 	pool_v8f acc = { 0 };
 	u32 kh, kw, l, count = 0;
@@ -124,10 +120,4 @@ void pool_channels_avx2(const struct neuron_pool_args *p, const float *x, u64 cs
 int neuron_pool_channels_ok(void)
 {
 	return neuron_cpu_has_avx2_fma();
-}
-
-void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
-			  float *out, u64 os, u32 wo)
-{
-	pool_channels_avx2(p, x, cs, xs3, w, out, os, wo);
 }
