@@ -136,10 +136,11 @@ extension Lowering {
             w = spatial == 1 ? try image(given).0 : given
         } else if let packable {
             // Winograd where it pays and the engine's scratch holds its tiles.
-            if spatial == 2, wDims[2] == 3, wDims[3] == 3, win.stride == (1, 1), win.dilation == (1, 1),
-               (Lowering.winogradMinimumChannels...1024).contains(wDims[1]), wDims[0] >= Lowering.winogradMinimumChannels,
-               win.out.h >= 2, win.out.w >= 2 {
-                layout = .winograd
+            if spatial == 2,
+               let tile = NeuronProgram.winogradTile(kernel: (wDims[2], wDims[3]), stride: win.stride,
+                                                     dilation: win.dilation, inputChannels: wDims[1],
+                                                     outputChannels: wDims[0], output: (win.out.h, win.out.w)) {
+                layout = .winograd(tile: tile)
             } else {
                 layout = .packed
             }
@@ -177,11 +178,12 @@ extension Lowering {
 
     /// Weights `[Co, Ci, Kh, Kw]` in the blob in an engine layout: packed,
     /// `[ceil(Co/6), Ci, Kh, Kw, 6]`, or (3x3) Winograd's U,
-    /// `[16, ceil(Co/6), Ci, 6]`; zeros past Co.
+    /// `[(tile + 2)², ceil(Co/6), Ci, 6]`; zeros past Co.
     func convWeights(_ tensor: ConstantTensor, dims: [Int], layout: ConvWeights, name: String)
         throws(NeuronCompilerError) -> View {
         let rows = NeuronProgram.convPackRows, blocks = (dims[0] + rows - 1) / rows
-        let laidDims = layout == .winograd ? [16, blocks, dims[1], rows] : [blocks, dims[1], dims[2], dims[3], rows]
+        let laidDims = layout.winogradTile.map { [($0 + 2) * ($0 + 2), blocks, dims[1], rows] }
+            ?? [blocks, dims[1], dims[2], dims[3], rows]
         let key = "\(name)#\(layout)"
         if let view = weightViews[key], view.dims == laidDims { return view }
         let floats: [Float] = tensor.type == .float32
@@ -189,8 +191,8 @@ extension Lowering {
                 (0..<tensor.count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
             }
             : tensor.doubles().map { Float($0) }
-        let laid = layout == .winograd ? NeuronProgram.winogradConvWeights(floats, dims: dims)
-                                       : NeuronProgram.packConvWeights(floats, dims: dims)
+        let laid = layout.winogradTile.map { NeuronProgram.winogradConvWeights(floats, dims: dims, tile: $0) }
+            ?? NeuronProgram.packConvWeights(floats, dims: dims)
         guard let laid else { throw shapeError("the weight \(tensor.shape) does not hold \(dims)") }
         let bytes = laid.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
         let view = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: laidDims)

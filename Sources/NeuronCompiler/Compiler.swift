@@ -233,7 +233,7 @@ struct Emitter {
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
         case .conv(let window, let bias, let relu, let weights, let accumulate):
             program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
-                           packedWeights: weights == .packed, winograd: weights == .winograd, accumulate: accumulate)
+                           packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate)
         case .pool(let pool, let kernel, let window, let countPadding):
             program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
                            countPadding: countPadding)
@@ -262,12 +262,14 @@ struct Emitter {
         func count(_ dims: ArraySlice<UInt32>) -> Double { dims.reduce(1.0) { $0 * Double($1) } }
         let out = insn.views.first.map { count($0.dims[...]) } ?? 1
         switch insn.kind {
-        case .conv(_, _, _, .winograd, _):
-            // 16 products per 2x2 tile and input channel, tiles by 16; transforms.
+        case .conv(_, _, _, .winograd(let t), _):
+            // (t + 2)² products per t x t tile and input channel, tiles by 16; transforms.
             let o = insn.views[0].dims, w = insn.views[2].dims
-            guard o.count == 4, w.count == 4 else { return out * 2 + 64 }
-            let tiles = (Double((o[2] + 1) / 2 * ((o[3] + 1) / 2)) / 16).rounded(.up) * 16
-            return Double(o[0]) * tiles * (16 * Double(o[1]) * Double(w[2]) / 8 + 24 * Double(w[2]) + 16 * Double(o[1])) + 64
+            guard o.count == 4, w.count == 4, t > 0 else { return out * 2 + 64 }
+            let size = UInt32(t), xis = Double((t + 2) * (t + 2))
+            let tiles = (Double((o[2] + size - 1) / size * ((o[3] + size - 1) / size)) / 16).rounded(.up) * 16
+            let co = Double(o[1]), ci = Double(w[2])
+            return Double(o[0]) * tiles * (xis * co * ci / 8 + 1.5 * xis * ci + xis * co) + 64
         case .conv(_, _, _, let weights, _):
             let packed = weights == .packed
             let o = insn.views[0].dims, w = insn.views[2].dims

@@ -18,7 +18,13 @@ enum LoweredValue {
 enum ConvWeights: Equatable {
     case given          // [Co, Ci/g, Kh, Kw], as the model has them
     case packed         // NEURON_CONV_PACKED: [ceil(Co/6), Ci, Kh, Kw, 6]
-    case winograd       // NEURON_CONV_WINOGRAD: U, [16, ceil(Co/6), Ci, 6]
+    case winograd(tile: Int)    // NEURON_CONV_WINOGRAD: U, [(tile + 2)², ceil(Co/6), Ci, 6]
+
+    /// The output tile of a Winograd layout (2 or 4), nil for the others.
+    var winogradTile: Int? {
+        if case .winograd(let tile) = self { return tile }
+        return nil
+    }
 }
 
 /// One instruction before buffers have addresses; operands[0] is the output.
@@ -80,11 +86,6 @@ final class Lowering {
     var current = Node(name: "", op: "", inputs: [], outputs: [])
 
     static let alignment = 64
-    /// Input and output channels from which a 3x3 convolution of stride 1
-    /// runs as Winograd's F(2x2, 3x3) (fewer, and transforms cost more
-    /// than the products they save).
-    static let winogradMinimumChannels = 16
-
     init(graph: Graph) {
         self.graph = graph
     }

@@ -220,8 +220,9 @@ public struct NeuronProgram: Sendable {
     /// the weight's second axis).
     ///
     /// With `winograd` (3x3, stride and dilation 1), `weight` is
-    /// `[16, ceil(Co/6), Ci, 6]` as `winogradConvWeights` makes it, and the
-    /// engine runs Winograd's F(2x2, 3x3) (docs/isa.md).
+    /// `[16, ceil(Co/6), Ci, 6]` or `[36, ceil(Co/6), Ci, 6]` as
+    /// `winogradConvWeights` makes it, and the engine runs Winograd's
+    /// F(2x2, 3x3) or F(4x4, 3x3) (docs/isa.md).
     /// With `packedWeights`, `weight` is `[ceil(Co/6), Ci, Kh, Kw, 6]` as
     /// `NeuronTensorView.packConvWeights` lays it out (one group only), and
     /// the engine reads it in place (ISA 1.2); with `accumulate` as well,
@@ -483,26 +484,52 @@ extension NeuronProgram {
         return packed
     }
 
+    /// The Winograd variant `neuron-cc` runs a convolution as: the output
+    /// tile 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)), or nil for the packed
+    /// direct convolution. Winograd takes 3x3 kernels of stride and
+    /// dilation 1 with at least 16 input and output channels (fewer, and
+    /// the transforms cost more than the products they save) and at most
+    /// 1024 input channels (the engine's scratch holds every channel's
+    /// tiles); F(4x4, 3x3) takes at most 256 and outputs of at least 12x12
+    /// (on smaller ones, tiles of 4 waste more than they save, and too few
+    /// fill the engine's sixteen lanes).
+    public static func winogradTile(kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int),
+                                    inputChannels: Int, outputChannels: Int, output: (Int, Int)) -> Int? {
+        guard kernel == (3, 3), stride == (1, 1), dilation == (1, 1), (16...1024).contains(inputChannels),
+              outputChannels >= 16, output.0 >= 2, output.1 >= 2 else { return nil }
+        return inputChannels <= 256 && output.0 >= 12 && output.1 >= 12 ? 4 : 2
+    }
+
     /// 3x3 convolution weights `[Co, Ci, 3, 3]` (row-major) transformed for
-    /// `conv2d(winograd: true)`: U = G g Gᵀ per output and input channel
-    /// (G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]], computed in
-    /// double and rounded once), laid out `[16, ceil(Co/6), Ci, 6]` with
-    /// element ξ = 4i + j of U first, output channel `co` in lane `co % 6`,
-    /// and `pad` in the lanes past Co. Nil when `weights` is not `dims`.
-    public static func winogradConvWeights(_ weights: [Float], dims: [Int], pad: Float = 0) -> [Float]? {
-        guard dims.count == 4, dims[0] > 0, dims[1] > 0, dims[2] == 3, dims[3] == 3,
+    /// `conv2d(winograd: true)`: U = G g Gᵀ per output and input channel,
+    /// for Winograd's F(2x2, 3x3) with `tile` 2 (G = [[1, 0, 0], [½, ½, ½],
+    /// [½, -½, ½], [0, 0, 1]]) or F(4x4, 3x3) with `tile` 4 (G = [[¼, 0, 0],
+    /// [-⅙, -⅙, -⅙], [-⅙, ⅙, -⅙], [1/24, 1/12, ⅙], [1/24, -1/12, ⅙],
+    /// [0, 0, 1]]), computed in double and rounded once, laid out
+    /// `[a², ceil(Co/6), Ci, 6]` (a = tile + 2) with element ξ = a i + j
+    /// of U first, output channel `co` in lane `co % 6`, and `pad` in the
+    /// lanes past Co. Nil when `weights` is not `dims` or `tile` is
+    /// neither 2 nor 4.
+    public static func winogradConvWeights(_ weights: [Float], dims: [Int], pad: Float = 0,
+                                           tile: Int = 2) -> [Float]? {
+        guard dims.count == 4, dims[0] > 0, dims[1] > 0, dims[2] == 3, dims[3] == 3, tile == 2 || tile == 4,
               weights.count == dims.reduce(1, *) else { return nil }
         let rows = convPackRows, co = dims[0], ci = dims[1], blocks = (co + rows - 1) / rows
-        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
-        var out = [Float](repeating: pad, count: 16 * blocks * ci * rows)
+        let sixth: Double = 1.0 / 6, twelfth: Double = 1.0 / 12, twentyFourth: Double = 1.0 / 24
+        let g2: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        let g4: [[Double]] = [[0.25, 0, 0], [-sixth, -sixth, -sixth], [-sixth, sixth, -sixth],
+                              [twentyFourth, twelfth, sixth], [twentyFourth, -twelfth, sixth], [0, 0, 1]]
+        let g = tile == 2 ? g2 : g4
+        let a = tile + 2
+        var out = [Float](repeating: pad, count: a * a * blocks * ci * rows)
         for o in 0..<co {
             for c in 0..<ci {
                 let w = (0..<9).map { Double(weights[(o * ci + c) * 9 + $0]) }
-                for i in 0..<4 {
-                    for j in 0..<4 {
+                for i in 0..<a {
+                    for j in 0..<a {
                         var u = 0.0
                         for k in 0..<3 { for l in 0..<3 { u += g[i][k] * w[k * 3 + l] * g[j][l] } }
-                        out[(((i * 4 + j) * blocks + o / rows) * ci + c) * rows + o % rows] = Float(u)
+                        out[(((i * a + j) * blocks + o / rows) * ci + c) * rows + o % rows] = Float(u)
                     }
                 }
             }

@@ -255,8 +255,8 @@ struct Conv: ParsableCommand {
             throw ValidationError("--layers takes names among \(Self.layers.map(\.name).joined(separator: ","))")
         }
         guard (1...64).contains(batch) else { throw ValidationError("--batch takes 1 to 64") }
-        guard ["compiler", "given", "packed", "winograd"].contains(weights) else {
-            throw ValidationError("--weights takes compiler, given, packed or winograd")
+        guard ["compiler", "given", "packed", "winograd", "winograd4"].contains(weights) else {
+            throw ValidationError("--weights takes compiler, given, packed, winograd or winograd4")
         }
         let core = try BenchCore(backend: backend)
         defer { core.device.close() }
@@ -264,14 +264,17 @@ struct Conv: ParsableCommand {
         for layer in chosen {
             let n = batch
             let x = try core.device.allocate(size: UInt64(n * layer.cin * layer.h * layer.w * 4))
-            let winogradFits = layer.k == 3 && layer.stride == 1 && (16...1024).contains(layer.cin) && layer.cout >= 16
-            let layout = weights == "compiler" ? (winogradFits ? "winograd" : "packed")
-                : weights == "winograd" && !winogradFits ? "packed" : weights
+            let tile = NeuronProgram.winogradTile(kernel: (layer.k, layer.k), stride: (layer.stride, layer.stride),
+                                                  dilation: (1, 1), inputChannels: layer.cin,
+                                                  outputChannels: layer.cout, output: (layer.ho, layer.wo))
+            let layout = weights == "compiler" ? (tile == 4 ? "winograd4" : tile == 2 ? "winograd" : "packed")
+                : weights.hasPrefix("winograd") && tile == nil ? "packed" : weights
             let given = (0..<(layer.cout * layer.cin * layer.k * layer.k)).map { (Float(($0 * 7919) % 1000) / 1000 - 0.5) * 0.1 }
             let dimsOfWeights = [layer.cout, layer.cin, layer.k, layer.k]
             let laid: [Float]
             switch layout {
             case "winograd": laid = NeuronProgram.winogradConvWeights(given, dims: dimsOfWeights) ?? given
+            case "winograd4": laid = NeuronProgram.winogradConvWeights(given, dims: dimsOfWeights, tile: 4) ?? given
             case "packed": laid = NeuronProgram.packConvWeights(given, dims: dimsOfWeights) ?? given
             default: laid = given
             }
@@ -287,12 +290,13 @@ struct Conv: ParsableCommand {
                                       padding: (UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad), UInt32(layer.pad)))
             let blocks = (layer.cout + NeuronProgram.convPackRows - 1) / NeuronProgram.convPackRows
             let weightDims = layout == "winograd" ? [16, blocks, layer.cin, NeuronProgram.convPackRows]
+                : layout == "winograd4" ? [36, blocks, layer.cin, NeuronProgram.convPackRows]
                 : layout == "packed" ? [blocks, layer.cin, layer.k, layer.k, NeuronProgram.convPackRows] : dimsOfWeights
             program.conv2d(.contiguous(slot: 3, dims: dims([n, layer.cout, layer.ho, layer.wo])),
                            .contiguous(slot: 0, dims: dims([n, layer.cin, layer.h, layer.w])),
                            weight: .contiguous(slot: 1, dims: dims(weightDims)),
                            bias: .contiguous(slot: 2, dims: [UInt32(layer.cout)]), window: window, relu: true,
-                           packedWeights: layout == "packed", winograd: layout == "winograd")
+                           packedWeights: layout == "packed", winograd: layout.hasPrefix("winograd"))
             let flops = 2.0 * Double(n * layer.cout * layer.ho * layer.wo) * Double(layer.cin * layer.k * layer.k)
             let repetitions = max(3, min(20, Int(2e9 / flops)))
             let best = try core.best(program, buffers: [x, weight, bias, out], repetitions: repetitions)

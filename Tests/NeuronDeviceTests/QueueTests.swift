@@ -99,6 +99,13 @@ struct QueueCase: Sendable, CustomStringConvertible {
                           bias: input([30], at: 24 * 31 * 29 + 16 * 5 * 24 * 6),
                           window: NeuronWindow(padding: (1, 1, 1, 1)), relu: true, winograd: true)
             },
+            QueueCase(name: "Winograd F(4x4, 3x3) conv2d, sliced by rows of four",
+                      inputs: 24 * 31 * 29 + 36 * 5 * 24 * 6 + 30, outputs: 30 * 31 * 29) {
+                $0.conv2d(output([1, 30, 31, 29]), input([1, 24, 31, 29]),
+                          weight: input([36, 5, 24, 6], at: 24 * 31 * 29),
+                          bias: input([30], at: 24 * 31 * 29 + 36 * 5 * 24 * 6),
+                          window: NeuronWindow(padding: (1, 1, 1, 1)), relu: true, winograd: true)
+            },
             QueueCase(name: "conv2d with packed weights, accumulating into its output",
                       inputs: 40 * 30 * 30 + 6 * 40 * 9 * 6, outputs: 36 * 30 * 30) {
                 $0.copy(output([1, 36, 30, 30]), from: input([1, 36, 30, 30]))

@@ -549,7 +549,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	const u32 *p = in->iparam;
 	u32 N = o->dims[0], Co = o->dims[1], Ho = o->dims[2], Wo = o->dims[3];
 	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
-	/* Winograd's U is [16, ceil(Co/6), Ci, 6] for a 3x3 kernel. */
+	/* Winograd's U is [16 or 36, ceil(Co/6), Ci, 6] for a 3x3 kernel. */
 	u32 H = x->dims[2], W = x->dims[3], Cig = wt->dims[winograd ? 2 : 1];
 	u32 Kh = winograd ? 3 : wt->dims[2], Kw = winograd ? 3 : wt->dims[3];
 	u32 groups = x->dims[1] / Cig, per_group = Co / groups;
@@ -567,6 +567,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.packed = !!(in->flags & NEURON_CONV_PACKED),
 		.accumulate = !!(in->flags & NEURON_CONV_ACCUMULATE),
 		.co = Co,
+		.wtile = winograd && wt->dims[0] == 36 ? 4 : 2,
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;

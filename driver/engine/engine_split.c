@@ -62,10 +62,10 @@ static void plan_conv(const struct neuron_tensor_desc *d, const struct neuron_in
 	u64 row = (u64)o->dims[1] * o->dims[3];
 
 	if (in->flags & NEURON_CONV_WINOGRAD) {
-		/* Pairs of rows: the tiles of a slice are those of a whole run. */
+		/* Rows of whole tiles (2 or 4): a slice's tiles are those of a whole run. */
 		s->dim[0] = 2;
 		s->rows = 1;
-		s->unit = 2;
+		s->unit = w->dims[0] == 36 ? 4 : 2;
 		return;
 	}
 	if (o->dims[2] >= 2 && (!taps || row <= CONV_ROW_WORK / taps)) {

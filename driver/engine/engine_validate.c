@@ -177,14 +177,17 @@ static int packed_weights_ok(const struct neuron_tensor_desc *w, const struct ne
 	return 1;
 }
 
-/* Winograd weights: [16, ceil(Co/6), Ci, 6], contiguous; 3x3 of stride and dilation 1. */
+/*
+ * Winograd weights: [16, ceil(Co/6), Ci, 6] (F(2x2, 3x3)) or [36, ...]
+ * (F(4x4, 3x3)), contiguous; 3x3 of stride and dilation 1.
+ */
 static int winograd_ok(const struct neuron_insn *in, const struct neuron_tensor_desc *w,
 		       const struct neuron_tensor_desc *x, const struct neuron_tensor_desc *o)
 {
 	const u32 *p = in->iparam;
 
-	return w->rank == 4 && w->dims[0] == 16 && w->dims[3] == NEURON_CONV_PACK_ROWS &&
-	       w->dims[2] == x->dims[1] &&
+	return w->rank == 4 && (w->dims[0] == 16 || w->dims[0] == 36) &&
+	       w->dims[3] == NEURON_CONV_PACK_ROWS && w->dims[2] == x->dims[1] &&
 	       w->dims[1] == (o->dims[1] + NEURON_CONV_PACK_ROWS - 1) / NEURON_CONV_PACK_ROWS &&
 	       w->strides[3] == 1 && w->strides[2] == NEURON_CONV_PACK_ROWS &&
 	       w->strides[1] == (u64)w->dims[2] * NEURON_CONV_PACK_ROWS &&
@@ -496,7 +499,10 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 		return sat_mul(out, a->dims[a->rank - 1]);
 	case NEURON_OP_CONV2D:
 		b = &d[in->operand[2]];
-		if (in->flags & NEURON_CONV_WINOGRAD)	/* 16 products per 4 outputs, transforms */
+		/* Winograd: 16 products per 4 outputs or 36 per 16, and transforms */
+		if ((in->flags & NEURON_CONV_WINOGRAD) && b->dims[0] == 36)
+			return sat_mul(out, (u64)b->dims[2] * 9 / 4 + 16);
+		if (in->flags & NEURON_CONV_WINOGRAD)
 			return sat_mul(out, (u64)b->dims[2] * 4 + 16);
 		return sat_mul(out, (u64)b->dims[1] * b->dims[2] * b->dims[3]);
 	case NEURON_OP_POOL2D:

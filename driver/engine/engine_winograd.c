@@ -1,23 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Engine: CONV2D with NEURON_CONV_WINOGRAD, 3x3 of stride 1 as Winograd's
- * F(2x2, 3x3): 16 multiplications per 2x2 outputs and input channel
- * instead of 36.
+ * F(2x2, 3x3) (U of 16 elements: 16 multiplications per 2x2 outputs and
+ * input channel instead of 36) or F(4x4, 3x3) (U of 36 elements: 36 per
+ * 4x4 outputs instead of 144).
  *
- * The output is cut into 2x2 tiles from its first row and column. For a
- * tile (th, tw) and input channel ci, d is the 4x4 input from row
- * 2th - pad_top and column 2tw - pad_left (zeros outside), and
+ * The output is cut into t x t tiles (t = 2 or 4) from its first row and
+ * column. For a tile (th, tw) and input channel ci, d is the a x a input
+ * (a = t + 2) from row t th - pad_top and column t tw - pad_left (zeros
+ * outside), and
  *
- *   t = rows of d:    t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3
- *   V = columns of t, the same four (V[i][j], element xi = 4i + j)
+ *   t = rows of d transformed (WG_IN, WG4_IN)
+ *   V = columns of t transformed the same way (V[i][j], element xi = a i + j)
  *   M[xi] = fma(U[xi][co][ci], V[xi], M[xi]) over ci in order, from 0
- *   s = rows of M:    s0 = (M0 + M1) + M2, s1 = (M1 - M2) - M3
- *   y = columns of s, the same two (y[i][j] is output (2th + i, 2tw + j))
+ *   s = rows of M transformed (WG_OUT, WG4_OUT)
+ *   y = columns of s, the same way (y[i][j] is output (t th + i, t tw + j))
  *
  * then, as for every convolution, y = out + y with NEURON_CONV_ACCUMULATE,
  * y + bias, relu; outputs past the last row or column are not stored.
  * U is the compiler's transform of the weights (G g G^T), laid out
- * [16][ceil(Co/6)][Ci][6]. The vector path computes sixteen tiles at once
+ * [a*a][ceil(Co/6)][Ci][6]. The vector path computes sixteen tiles at once
  * with the same operations, so both paths give the same bits.
  */
 #include "neuron_engine.h"
@@ -38,8 +40,11 @@ wg_v8f __builtin_ia32_vfmaddps256(wg_v8f a, wg_v8f b, wg_v8f c);
 
 /*
  * The transforms, written once for floats and for vectors alike, so that
- * both paths run the same operations: four of d (rows or columns) into
- * four of V, and four of M into two of y.
+ * both paths run the same operations: F(2x2, 3x3)'s four of d (rows or
+ * columns) into four of V and four of M into two of y; F(4x4, 3x3)'s six
+ * of d into six of V and six of M into four of y, K(n) being the constant
+ * n of the operands' type (every product by it is exact: 2, 4 and 8 are
+ * powers of two, and no other appears).
  */
 #define WG_IN(o0, o1, o2, o3, a0, a1, a2, a3)					\
 do {										\
@@ -53,6 +58,63 @@ do {										\
 	(o0) = ((a0) + (a1)) + (a2);						\
 	(o1) = ((a1) - (a2)) - (a3);						\
 } while (0)
+/* B^T d: rows 4 0 -5 0 1 0, 0 -4 -4 1 1 0, 0 4 -4 -1 1 0, 0 -2 -1 2 1 0, 0 2 -1 -2 1 0, 0 4 0 -5 0 1. */
+#define WG4_IN(K, o0, o1, o2, o3, o4, o5, a0, a1, a2, a3, a4, a5)		\
+do {										\
+	(o0) = ((a4) - (a2)) + ((a0) - (a2)) * K(4);				\
+	(o1) = ((a3) + (a4)) - ((a1) + (a2)) * K(4);				\
+	(o2) = ((a4) - (a3)) + ((a1) - (a2)) * K(4);				\
+	(o3) = ((a4) - (a2)) + ((a3) - (a1)) * K(2);				\
+	(o4) = ((a4) - (a2)) - ((a3) - (a1)) * K(2);				\
+	(o5) = ((a5) - (a3)) + ((a1) - (a3)) * K(4);				\
+} while (0)
+/* A^T m: rows 1 1 1 1 1 0, 0 1 -1 2 -2 0, 0 1 1 4 4 0, 0 1 -1 8 -8 1. */
+#define WG4_OUT(K, o0, o1, o2, o3, a0, a1, a2, a3, a4, a5)			\
+do {										\
+	(o0) = (((a0) + ((a1) + (a2))) + ((a3) + (a4)));			\
+	(o1) = ((a1) - (a2)) + ((a3) - (a4)) * K(2);				\
+	(o2) = ((a1) + (a2)) + ((a3) + (a4)) * K(4);				\
+	(o3) = (((a1) - (a2)) + ((a3) - (a4)) * K(8)) + (a5);			\
+} while (0)
+#define WG_KF(n)	((float)(n))
+#define WG_KV(n)	((float)(n) - (wg_v8f){ 0 })
+
+/* Elements of U and of V: (t + 2)^2. */
+static inline u32 wg_xis(const struct neuron_conv_args *c)
+{
+	return (c->wtile + 2) * (c->wtile + 2);
+}
+
+/* Tiles along the output's rows and columns. */
+static inline u32 wg_tiles_h(const struct neuron_conv_args *c)
+{
+	return (c->ho + c->wtile - 1) / c->wtile;
+}
+
+static inline u32 wg_tiles_w(const struct neuron_conv_args *c)
+{
+	return (c->wo + c->wtile - 1) / c->wtile;
+}
+
+/* The input transform of the a values @d (@ds apart) into @o (@os apart). */
+static inline void wg_in_f(u32 t, float *o, u32 os, const float *d, u32 ds)
+{
+	if (t == 2)
+		WG_IN(o[0], o[os], o[2 * os], o[3 * os], d[0], d[ds], d[2 * ds], d[3 * ds]);
+	else
+		WG4_IN(WG_KF, o[0], o[os], o[2 * os], o[3 * os], o[4 * os], o[5 * os],
+		       d[0], d[ds], d[2 * ds], d[3 * ds], d[4 * ds], d[5 * ds]);
+}
+
+/* The output transform of the a values @m (@ms apart) into the t of @o (@os apart). */
+static inline void wg_out_f(u32 t, float *o, u32 os, const float *m, u32 ms)
+{
+	if (t == 2)
+		WG_OUT(o[0], o[os], m[0], m[ms], m[2 * ms], m[3 * ms]);
+	else
+		WG4_OUT(WG_KF, o[0], o[os], o[2 * os], o[3 * os],
+			m[0], m[ms], m[2 * ms], m[3 * ms], m[4 * ms], m[5 * ms]);
+}
 
 /* U[xi][co][ci]. */
 static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co)
@@ -63,13 +125,13 @@ static inline const float *wg_u(const struct neuron_conv_args *c, u32 xi, u32 co
 }
 
 /*
- * Output (2th + i, 2tw + j) of channel @co, when inside: finished as every
- * convolution (accumulate, bias, relu) and stored.
+ * Output (t th + i, t tw + j) of channel @co, when inside: finished as
+ * every convolution (accumulate, bias, relu) and stored.
  */
 static inline void wg_store(const struct neuron_conv_args *c, u32 n, u32 co, u32 th, u32 tw,
 			    u32 i, u32 j, float y)
 {
-	u32 ho = 2 * th + i, wo = 2 * tw + j;
+	u32 ho = c->wtile * th + i, wo = c->wtile * tw + j;
 	float *out;
 
 	if (ho >= c->ho || wo >= c->wo)
@@ -86,53 +148,94 @@ static inline void wg_store(const struct neuron_conv_args *c, u32 n, u32 co, u32
 
 static void wg_reference(const struct neuron_conv_args *c, u32 n)
 {
+	const u32 t = c->wtile, a = t + 2, xis = a * a;
 	u32 th, tw, co, ci, i, j, xi;
 
-	for (th = 0; th < (c->ho + 1) / 2; th++)
-	for (tw = 0; tw < (c->wo + 1) / 2; tw++)
+	for (th = 0; th < wg_tiles_h(c); th++)
+	for (tw = 0; tw < wg_tiles_w(c); tw++)
 	for (co = 0; co < c->co; co++) {
-		float m[16] = { 0 }, s[2][4], y[2][2];
+		float m[36] = { 0 }, s[4][6], y[4][4];
 
 		for (ci = 0; ci < c->cig; ci++) {
-			float d[4][4], t[4][4], v[4][4];
+			float d[6][6], tr[6][6], v[6][6];
 
-			for (i = 0; i < 4; i++)
-				for (j = 0; j < 4; j++) {
-					s64 ih = 2 * (s64)th - c->pt + i, iw = 2 * (s64)tw - c->pl + j;
+			for (i = 0; i < a; i++)
+				for (j = 0; j < a; j++) {
+					s64 ih = (s64)t * th - c->pt + i, iw = (s64)t * tw - c->pl + j;
 
 					d[i][j] = ih >= 0 && ih < c->h && iw >= 0 && iw < c->w ?
 						  c->x[n * c->xs[0] + ci * c->xs[1] + (u64)ih * c->xs[2] +
 						       (u64)iw * c->xs[3]] : 0.0f;
 				}
-			for (j = 0; j < 4; j++)
-				WG_IN(t[0][j], t[1][j], t[2][j], t[3][j], d[0][j], d[1][j], d[2][j], d[3][j]);
-			for (i = 0; i < 4; i++)
-				WG_IN(v[i][0], v[i][1], v[i][2], v[i][3], t[i][0], t[i][1], t[i][2], t[i][3]);
-			for (xi = 0; xi < 16; xi++)
-				m[xi] = neuron_fmaf(wg_u(c, xi, co)[(u64)ci * WG_ROWS], v[xi / 4][xi % 4], m[xi]);
+			for (j = 0; j < a; j++)
+				wg_in_f(t, &tr[0][j], 6, &d[0][j], 6);
+			for (i = 0; i < a; i++)
+				wg_in_f(t, v[i], 1, tr[i], 1);
+			for (xi = 0; xi < xis; xi++)
+				m[xi] = neuron_fmaf(wg_u(c, xi, co)[(u64)ci * WG_ROWS], v[xi / a][xi % a], m[xi]);
 		}
-		for (j = 0; j < 4; j++)
-			WG_OUT(s[0][j], s[1][j], m[j], m[4 + j], m[8 + j], m[12 + j]);
-		for (i = 0; i < 2; i++)
-			WG_OUT(y[i][0], y[i][1], s[i][0], s[i][1], s[i][2], s[i][3]);
-		for (i = 0; i < 2; i++)
-			for (j = 0; j < 2; j++)
+		for (j = 0; j < a; j++)
+			wg_out_f(t, &s[0][j], 6, &m[j], a);
+		for (i = 0; i < t; i++)
+			wg_out_f(t, y[i], 1, s[i], 1);
+		for (i = 0; i < t; i++)
+			for (j = 0; j < t; j++)
 				wg_store(c, n, co, th, tw, i, j, y[i][j]);
 	}
 }
 
 /*
- * V of sixteen tiles (the runs @run) for every input channel, into @v as
- * [xi][ci][16]. Each tile's 4x4 input goes into @patch (scratch) as
- * [i][j][16], zeros outside the input, then is transformed by vector.
- * Element (i, j) of sixteen neighbouring tiles lies on every other
- * column: it is gathered by vector where the loads stay inside the image,
- * else copied lane by lane (no AVX2 gathers: QEMU's emulation of them
- * gave wrong values here).
+ * V of sixteen tiles for input channel @ci from their a x a inputs in
+ * @patch ([i][j][16]), transformed by vector into @v as [xi][ci][16].
+ * Inline with a constant @t, so that every loop unrolls.
  */
-static __attribute__((target("avx2,fma")))
-void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *run, u32 runs,
-	      float *v, float *patch)
+static inline __attribute__((target("avx2,fma"), always_inline))
+void wg_transform_in(const struct neuron_conv_args *c, u32 t, u32 ci, const float *patch, float *v)
+{
+	const u32 a = t + 2;
+	const u64 step = (u64)c->cig * WG_LANES;
+	u32 half, i, j;
+
+#define WG_D(i, j)	(*(const wg_v8f *)(p + ((i) * a + (j)) * WG_LANES))
+#define WG_V(j)		(*(wg_v8f *)(o + (j) * step))
+	for (half = 0; half < 2; half++) {
+		const float *p = patch + 8 * half;
+		wg_v8f tr[6][6];
+
+		for (j = 0; j < a; j++) {
+			if (t == 2)
+				WG_IN(tr[0][j], tr[1][j], tr[2][j], tr[3][j],
+				      WG_D(0, j), WG_D(1, j), WG_D(2, j), WG_D(3, j));
+			else
+				WG4_IN(WG_KV, tr[0][j], tr[1][j], tr[2][j], tr[3][j], tr[4][j], tr[5][j],
+				       WG_D(0, j), WG_D(1, j), WG_D(2, j), WG_D(3, j), WG_D(4, j), WG_D(5, j));
+		}
+		for (i = 0; i < a; i++) {
+			float *o = v + ((u64)(a * i) * c->cig + ci) * WG_LANES + 8 * half;
+
+			if (t == 2)
+				WG_IN(WG_V(0), WG_V(1), WG_V(2), WG_V(3), tr[i][0], tr[i][1], tr[i][2], tr[i][3]);
+			else
+				WG4_IN(WG_KV, WG_V(0), WG_V(1), WG_V(2), WG_V(3), WG_V(4), WG_V(5),
+				       tr[i][0], tr[i][1], tr[i][2], tr[i][3], tr[i][4], tr[i][5]);
+		}
+	}
+#undef WG_D
+#undef WG_V
+}
+
+/*
+ * V of sixteen tiles (the runs @run) for every input channel, into @v as
+ * [xi][ci][16]. Each tile's a x a input goes into @patch (scratch) as
+ * [i][j][16], zeros outside the input, then is transformed by vector.
+ * For F(2x2, 3x3), element (i, j) of sixteen neighbouring tiles lies on
+ * every other column: it is gathered by vector where the loads stay
+ * inside the image. Else it is copied lane by lane (no AVX2 gathers:
+ * QEMU's emulation of them gave wrong values here).
+ */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void wg_input_tiles(const struct neuron_conv_args *c, const u32 t, u32 n, const struct neuron_run *run,
+		    u32 runs, float *v, float *patch)
 {
 	const float *image = c->x + n * c->xs[0];
 	struct neuron_plane plane = {
@@ -140,8 +243,9 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 		.end = image + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
 		       (u64)(c->w - 1) * c->xs[3] + 1,
 	};
-	int even = c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);
-	u32 l, ci, i, j, half, r, xi;
+	const u32 a = t + 2, xis = a * a;
+	int even = t == 2 && c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);
+	u32 l, ci, i, j, r, xi;
 	s64 row[WG_LANES], col[WG_LANES];
 
 	for (l = 0; l < WG_LANES; l++) {
@@ -152,66 +256,62 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 	for (r = 0; r < runs; r++)
 		for (l = run[r].at; l < run[r].at + run[r].len; l++) {
 			row[l] = run[r].ih - c->pt;
-			col[l] = run[r].iw + 2 * (s64)(l - run[r].at) - c->pl;
+			col[l] = run[r].iw + (s64)t * (l - run[r].at) - c->pl;
 		}
 	for (ci = 0; ci < c->cig; ci++) {
 		const float *x = image + ci * c->xs[1];
 
-		for (xi = 0; even && xi < 16; xi++)
-			if (!neuron_gather_even(&plane, ci * c->xs[1], (s64)(xi / 4) - c->pt,
-						(s64)(xi % 4) - c->pl, run, runs, patch + xi * WG_LANES))
-				break;
-		for (l = 0; l < WG_LANES && !(even && xi == 16); l++) {
-			/* Whole rows of four inside the input's columns, or checked. */
-			int cols = col[l] >= 0 && col[l] + 3 < c->w && c->xs[3] == 1;
+		xi = 0;
+		while (even && xi < xis &&
+		       neuron_gather_even(&plane, ci * c->xs[1], (s64)(xi / a) - c->pt,
+					  (s64)(xi % a) - c->pl, run, runs, patch + xi * WG_LANES))
+			xi++;
+		for (l = 0; l < WG_LANES && !(even && xi == xis); l++) {
+			/* Whole rows of a inside the input's columns, or checked. */
+			int cols = col[l] >= 0 && col[l] + a - 1 < c->w && c->xs[3] == 1;
 
-			for (i = 0; i < 4; i++) {
+			for (i = 0; i < a; i++) {
 				s64 ih = row[l] + i;
-				float *p = patch + i * 4 * WG_LANES + l;
+				float *p = patch + i * a * WG_LANES + l;
 				const float *xr;
 
 				if (ih < 0 || ih >= c->h) {
-					p[0] = p[WG_LANES] = p[2 * WG_LANES] = p[3 * WG_LANES] = 0.0f;
+					for (j = 0; j < a; j++)
+						p[j * WG_LANES] = 0.0f;
 					continue;
 				}
 				xr = x + (u64)ih * c->xs[2];
 				if (cols) {
 					xr += col[l];
-					p[0] = xr[0];
-					p[WG_LANES] = xr[1];
-					p[2 * WG_LANES] = xr[2];
-					p[3 * WG_LANES] = xr[3];
+					for (j = 0; j < a; j++)
+						p[j * WG_LANES] = xr[j];
 					continue;
 				}
-				for (j = 0; j < 4; j++) {
+				for (j = 0; j < a; j++) {
 					s64 iw = col[l] + j;
 
 					p[j * WG_LANES] = iw >= 0 && iw < c->w ? xr[(u64)iw * c->xs[3]] : 0.0f;
 				}
 			}
 		}
-		for (half = 0; half < 2; half++) {
-			wg_v8f d[4][4], t[4][4];
-
-			for (i = 0; i < 4; i++)
-				for (j = 0; j < 4; j++)
-					d[i][j] = *(const wg_v8f *)(patch + (i * 4 + j) * WG_LANES + 8 * half);
-			for (j = 0; j < 4; j++)
-				WG_IN(t[0][j], t[1][j], t[2][j], t[3][j], d[0][j], d[1][j], d[2][j], d[3][j]);
-			for (i = 0; i < 4; i++) {
-				float *o = v + ((u64)(4 * i) * c->cig + ci) * WG_LANES + 8 * half;
-				u64 step = (u64)c->cig * WG_LANES;
-
-				WG_IN(*(wg_v8f *)o, *(wg_v8f *)(o + step), *(wg_v8f *)(o + 2 * step),
-				      *(wg_v8f *)(o + 3 * step), t[i][0], t[i][1], t[i][2], t[i][3]);
-			}
-		}
+		wg_transform_in(c, t, ci, patch, v);
 	}
+}
+
+/* wg_input_tiles() with a constant tile, so that its loops unroll. */
+static __attribute__((target("avx2,fma")))
+void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *run, u32 runs,
+	      float *v, float *patch)
+{
+	if (c->wtile == 2)
+		wg_input_tiles(c, 2, n, run, runs, v, patch);
+	else
+		wg_input_tiles(c, 4, n, run, runs, v, patch);
 }
 
 /*
  * M[xi] of the sixteen tiles for the blocks of six output channels from
- * @co0 to @co1, into @m as [block][xi][6][16]: V[xi] stays in L1 while
+ * @co0 to @co1, into @m as [block][xi][6][16] (xi < a*a): V[xi] stays in L1 while
  * every block's U[xi] passes over it. With @half (no tile past the
  * eighth), the last eight lanes are zeros, not computed.
  */
@@ -223,7 +323,7 @@ void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, con
 
 	for (co = co0; co < co1; co += WG_ROWS) {
 		const float *a = wg_u(c, xi, co), *b = v + (u64)xi * c->cig * WG_LANES;
-		float *mb = m + ((u64)(co - co0) / WG_ROWS * 16 + xi) * WG_ROWS * WG_LANES;
+		float *mb = m + ((u64)(co - co0) / WG_ROWS * wg_xis(c) + xi) * WG_ROWS * WG_LANES;
 		wg_v8f m0[WG_ROWS], m1[WG_ROWS];
 
 		for (r = 0; r < WG_ROWS; r++)
@@ -296,9 +396,59 @@ void wg_finish(const struct neuron_conv_args *c, u32 co, float *out, const float
 #define WG_ZIP_HI(a, b)	__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
 #endif
 
+/* Four vectors of eight interleaved: y0[0] y1[0] y2[0] y3[0] y0[1] ... into @o (32 floats). */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void wg_zip4(float *o, wg_v8f y0, wg_v8f y1, wg_v8f y2, wg_v8f y3)
+{
+	wg_v8f lo02 = WG_ZIP_LO(y0, y2), hi02 = WG_ZIP_HI(y0, y2);
+	wg_v8f lo13 = WG_ZIP_LO(y1, y3), hi13 = WG_ZIP_HI(y1, y3);
+
+	*(wg_v8f *)o = WG_ZIP_LO(lo02, lo13);
+	*(wg_v8f *)(o + 8) = WG_ZIP_HI(lo02, lo13);
+	*(wg_v8f *)(o + 16) = WG_ZIP_LO(hi02, hi13);
+	*(wg_v8f *)(o + 24) = WG_ZIP_HI(hi02, hi13);
+}
+
+/*
+ * The t rows of outputs of sixteen tiles for channel @r of the block @m
+ * ([xi][6][16]), into @line as [i][t * 16]: a tile's t outputs of a row
+ * side by side. Inline with a constant @t.
+ */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void wg_transform_out(u32 t, u32 r, const float *m, float line[4][4 * WG_LANES])
+{
+	const u32 a = t + 2;
+	u32 half, i, j;
+
+#define WG_M(xi)	(*(const wg_v8f *)(m + ((xi) * WG_ROWS + r) * WG_LANES + 8 * half))
+	for (half = 0; half < 2; half++) {
+		wg_v8f s[4][6], y[4];
+
+		for (j = 0; j < a; j++) {
+			if (t == 2)
+				WG_OUT(s[0][j], s[1][j], WG_M(j), WG_M(4 + j), WG_M(8 + j), WG_M(12 + j));
+			else
+				WG4_OUT(WG_KV, s[0][j], s[1][j], s[2][j], s[3][j], WG_M(j), WG_M(6 + j),
+					WG_M(12 + j), WG_M(18 + j), WG_M(24 + j), WG_M(30 + j));
+		}
+		for (i = 0; i < t; i++) {
+			if (t == 2) {
+				WG_OUT(y[0], y[1], s[i][0], s[i][1], s[i][2], s[i][3]);
+				*(wg_v8f *)(line[i] + 16 * half) = WG_ZIP_LO(y[0], y[1]);
+				*(wg_v8f *)(line[i] + 16 * half + 8) = WG_ZIP_HI(y[0], y[1]);
+				continue;
+			}
+			WG4_OUT(WG_KV, y[0], y[1], y[2], y[3], s[i][0], s[i][1], s[i][2], s[i][3], s[i][4],
+				s[i][5]);
+			wg_zip4(line[i] + 32 * half, y[0], y[1], y[2], y[3]);
+		}
+	}
+#undef WG_M
+}
+
 /*
  * y of the sixteen tiles (the runs @run) for channels [co0, co0 + rows),
- * finished and stored. The two outputs of a tile in one row sit side by
+ * finished and stored. The t outputs of a tile in one row sit side by
  * side, so a run's row of outputs is contiguous when the output's columns
  * are: its y are interleaved and finished by vector.
  */
@@ -306,47 +456,36 @@ static __attribute__((target("avx2,fma")))
 void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows,
 	       const struct neuron_run *run, u32 runs, const float *m)
 {
-	u32 r, half, j, l, i, k;
+	const u32 t = c->wtile;
+	u32 r, l, i, k;
 
 	for (r = 0; r < rows; r++) {
-		float y[2][2][WG_LANES], line[2][2 * WG_LANES];
+		float line[4][4 * WG_LANES];
 
-		for (half = 0; half < 2; half++) {
-			wg_v8f mv[16], s[2][4];
-
-			for (j = 0; j < 16; j++)
-				mv[j] = *(const wg_v8f *)(m + (j * WG_ROWS + r) * WG_LANES + 8 * half);
-			for (j = 0; j < 4; j++)
-				WG_OUT(s[0][j], s[1][j], mv[j], mv[4 + j], mv[8 + j], mv[12 + j]);
-			for (i = 0; i < 2; i++) {
-				WG_OUT(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half),
-				       s[i][0], s[i][1], s[i][2], s[i][3]);
-				*(wg_v8f *)(line[i] + 16 * half) =
-					WG_ZIP_LO(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half));
-				*(wg_v8f *)(line[i] + 16 * half + 8) =
-					WG_ZIP_HI(*(wg_v8f *)(y[i][0] + 8 * half), *(wg_v8f *)(y[i][1] + 8 * half));
-			}
-		}
+		if (t == 2)
+			wg_transform_out(2, r, m, line);
+		else
+			wg_transform_out(4, r, m, line);
 		for (k = 0; k < runs; k++) {
 			/* The run's tiles: row th, columns tw0 .. tw0 + len - 1. */
-			u32 th = (u32)(run[k].ih / 2), tw0 = (u32)(run[k].iw / 2), at = run[k].at;
+			u32 th = (u32)(run[k].ih / t), tw0 = (u32)(run[k].iw / t), at = run[k].at;
 
-			for (i = 0; i < 2 && 2 * th + i < c->ho; i++) {
+			for (i = 0; i < t && t * th + i < c->ho; i++) {
 				float *out = c->o + n * c->os[0] + (u64)(co0 + r) * c->os[1] +
-					     (u64)(2 * th + i) * c->os[2];
-				u32 count = 2 * run[k].len, done;
+					     (u64)(t * th + i) * c->os[2];
+				u32 count = t * run[k].len, done;
 
-				if (count > c->wo - 2 * tw0)
-					count = c->wo - 2 * tw0;
+				if (count > c->wo - t * tw0)
+					count = c->wo - t * tw0;
 				if (c->os[3] != 1) {
 					for (l = 0; l < count; l++)
-						wg_store(c, n, co0 + r, th, tw0 + (l / 2), i, l % 2,
-							 line[i][2 * at + l]);
+						wg_store(c, n, co0 + r, th, tw0 + l / t, i, l % t,
+							 line[i][t * at + l]);
 					continue;
 				}
-				out += 2 * tw0;
+				out += t * tw0;
 				for (done = 0; done < count; done += 8)
-					wg_finish(c, co0 + r, out + done, line[i] + 2 * at + done,
+					wg_finish(c, co0 + r, out + done, line[i] + t * at + done,
 						  count - done < 8 ? count - done : 8);
 			}
 		}
@@ -356,10 +495,11 @@ void wg_output(const struct neuron_conv_args *c, u32 n, u32 co0, u32 rows,
 void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 			  const struct neuron_engine_slot *scratch)
 {
-	/* M of one block of six output channels: [16][6][16]. */
-	const u64 block_floats = 16 * WG_ROWS * WG_LANES;
-	u64 v_floats = 16ull * c->cig * WG_LANES, patch_floats = 16 * WG_LANES, blocks = 0;
-	u32 tiles = ((c->ho + 1) / 2) * ((c->wo + 1) / 2), t0, co0, co1, co, xi;
+	const u32 xis = wg_xis(c), tiles_w = wg_tiles_w(c), tiles = wg_tiles_h(c) * tiles_w;
+	/* M of one block of six output channels: [a*a][6][16]. */
+	const u64 block_floats = (u64)xis * WG_ROWS * WG_LANES;
+	u64 v_floats = (u64)xis * c->cig * WG_LANES, patch_floats = xis * WG_LANES, blocks = 0;
+	u32 t0, co0, co1, co, xi;
 	float *v, *m;
 
 	if (scratch && scratch->size / sizeof(float) >= v_floats + patch_floats)
@@ -375,12 +515,12 @@ void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 	m = v + v_floats;
 	for (t0 = 0; t0 < tiles; t0 += WG_LANES) {
 		struct neuron_run run[NEURON_RUN_LANES];
-		u32 runs = neuron_runs(t0, tiles, (c->wo + 1) / 2, 2, 2, run);
+		u32 runs = neuron_runs(t0, tiles, tiles_w, c->wtile, c->wtile, run);
 
 		wg_input(c, n, run, runs, v, m + blocks * block_floats);
 		for (co0 = 0; co0 < c->co; co0 = co1) {
 			co1 = c->co - co0 < blocks * WG_ROWS ? c->co : co0 + (u32)blocks * WG_ROWS;
-			for (xi = 0; xi < 16; xi++)
+			for (xi = 0; xi < xis; xi++)
 				wg_multiply(c, xi, co0, co1, v, m, tiles - t0 <= 8);
 			for (co = co0; co < co1; co += WG_ROWS)
 				wg_output(c, n, co, co1 - co < WG_ROWS ? co1 - co : WG_ROWS, run, runs,

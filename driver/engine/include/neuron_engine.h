@@ -112,11 +112,12 @@ struct neuron_conv_args {
 	int packed;		/* wt is NEURON_CONV_PACKED's layout (ws unused) */
 	int accumulate;		/* the output is added in (packed, Winograd) */
 	u32 co;			/* output channels (Winograd) */
+	u32 wtile;		/* Winograd's output tile: 2 (U of 16) or 4 (U of 36) */
 };
 
 /*
  * Every output of batch @n of a NEURON_CONV_WINOGRAD convolution
- * (engine_winograd.c): by vector with AVX2 and enough @scratch, else by
+ * (engine_winograd.c), F(2x2, 3x3) or F(4x4, 3x3) as @c->wtile says: by vector with AVX2 and enough @scratch, else by
  * the reference loop; the same bits either way.
  */
 void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,

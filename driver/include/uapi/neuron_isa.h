@@ -151,7 +151,8 @@ enum neuron_pool_op {
 /*
  * CONV2D, 3x3 of stride 1 and dilation 1, one group (ISA 1.2): Winograd's
  * F(2x2, 3x3) over w = U, the weights transformed G g G^T and laid out
- * [16, ceil(Co/6), Ci, 6], contiguous (docs/isa.md gives every step). Not
+ * [16, ceil(Co/6), Ci, 6], contiguous; or (ISA 1.3) F(4x4, 3x3) over U
+ * laid out [36, ceil(Co/6), Ci, 6] (docs/isa.md gives every step). Not
  * with NEURON_CONV_PACKED; NEURON_CONV_ACCUMULATE adds the output to each
  * result.
  */
