@@ -452,9 +452,14 @@ struct EngineNetworkOpTests {
         // one block (256) with rows past one block (192); a projection shortcut.
         .init(ci: 6, co: 200, h: 17, w: 70, k: 3, stride: 2, pad: 1, dilation: 1, groups: 1),
         .init(ci: 16, co: 30, h: 10, w: 40, k: 1, stride: 2, pad: 0, dilation: 1, groups: 1),
-        // A 7x7 image: 49 positions, the last alone in its panel (two blocks of rows
-        // at once), with taps past one block of k.
+        // A 7x7 image: 49 positions, the last alone in its panel, with taps past one
+        // block of k.
         .init(ci: 30, co: 20, h: 7, w: 7, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
+        // A panel's last one or two positions as matrix-vector products: four blocks
+        // of rows at once and the rest one by one, taps past one block of k, rows
+        // past one block (192).
+        .init(ci: 300, co: 50, h: 7, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
+        .init(ci: 10, co: 200, h: 3, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
         // Groups, and output channels in blocks of the split.
         .init(ci: 12, co: 390, h: 5, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3),
         .init(ci: 8, co: 400, h: 4, w: 4, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),

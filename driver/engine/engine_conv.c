@@ -688,6 +688,87 @@ void conv_tile_narrow(const struct conv_gemm *q, const float *ap0, const float *
 }
 
 /*
+ * A panel's positions from which the last ones run one at a time as
+ * matrix-vector products (conv_gemv): fewer than this many.
+ */
+#define CG_GEMV_COLS	3
+#define CG_GEMV_BLOCKS	4	/* blocks of rows at once */
+
+/*
+ * One position (column @col of the outputs, @bp its taps at stride
+ * CG_PW) for @blocks blocks of CG_ROWS rows from @m (@w their weights,
+ * @block apart, k-major): each block's rows are the first six lanes of
+ * one vector, so one fma serves six rows where a register block would
+ * spend a vector on each. Every output is the same fma chain over the
+ * taps as in a register block, finished the same way. The last tap's
+ * weights are copied: a vector load there would read past the block.
+ */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void conv_gemv_blocks(const struct conv_gemm *q, const float *w, u64 block, const u32 blocks,
+		      const float *bp, u32 m, u32 valid, u32 col, u32 k0, u32 k1)
+{
+	const struct neuron_conv_args *c = q->c;
+	int start = k0 || c->accumulate, finish = k1 == q->K;
+	conv_v8f acc[CG_GEMV_BLOCKS];
+	float t[8];
+	u32 b, r, k, n = k1 - k0;
+
+	for (b = 0; b < blocks; b++) {
+		for (r = 0; r < 8; r++) {
+			u32 row = m + b * CG_ROWS + r;
+
+			t[r] = start && r < CG_ROWS && row < m + valid ?
+			       q->o[(u64)row * c->os[1] + col] : 0.0f;
+		}
+		acc[b] = *(conv_v8f *)t;
+	}
+	for (k = 0; k + 1 < n; k++) {
+		conv_v8f x = bp[(u64)k * CG_PW] - (conv_v8f){ 0 };
+
+		_Pragma("GCC unroll 4")
+		for (b = 0; b < blocks; b++)
+			acc[b] = FMA8(*(const conv_v8f *)(w + b * block + (u64)k * CG_ROWS), x, acc[b]);
+	}
+	for (b = 0; b < blocks; b++) {
+		conv_v8f x = bp[(u64)k * CG_PW] - (conv_v8f){ 0 };
+
+		for (r = 0; r < 8; r++)
+			t[r] = r < CG_ROWS ? w[b * block + (u64)k * CG_ROWS + r] : 0.0f;
+		acc[b] = FMA8(*(conv_v8f *)t, x, acc[b]);
+		*(conv_v8f *)t = acc[b];
+		for (r = 0; r < CG_ROWS; r++) {
+			u32 row = m + b * CG_ROWS + r;
+			float y = t[r];
+
+			if (row >= m + valid)
+				break;
+			if (finish) {
+				if (c->bias)
+					y = y + c->bias[(u64)(q->co0 + row) * c->bs];
+				if (c->relu && !(y > 0.0f))
+					y = y != y ? y : 0.0f;
+			}
+			q->o[(u64)row * c->os[1] + col] = y;
+		}
+	}
+}
+
+/* Rows [m, m + rows) by one position, CG_GEMV_BLOCKS blocks at a time. */
+static __attribute__((target("avx2,fma")))
+void conv_gemv(const struct conv_gemm *q, const float *w, u64 block, const float *bp, u32 m,
+	       u32 rows, u32 col, u32 k0, u32 k1)
+{
+	u32 done;
+
+	for (done = 0; done + CG_GEMV_BLOCKS * CG_ROWS <= rows; done += CG_GEMV_BLOCKS * CG_ROWS)
+		conv_gemv_blocks(q, w + done / CG_ROWS * block, block, CG_GEMV_BLOCKS, bp, m + done,
+				 CG_GEMV_BLOCKS * CG_ROWS, col, k0, k1);
+	for (; done < rows; done += CG_ROWS)
+		conv_gemv_blocks(q, w + done / CG_ROWS * block, block, 1, bp, m + done,
+				 rows - done < CG_ROWS ? rows - done : CG_ROWS, col, k0, k1);
+}
+
+/*
  * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
  * taps (their columns gathered once, for every row), blocks of CG_MC rows
  * (weights packed here unless the compiler did), panels, register blocks.
@@ -715,8 +796,17 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 				if (!q->packed)
 					conv_pack_rows(q, mc, rows, k0, k1, apack);
 				for (nb = g; nb < g1; nb += CG_PW) {
-					u32 cols = (u32)conv_min(CG_PW, q->P - nb);
+					u32 cols = (u32)conv_min(CG_PW, q->P - nb), j;
 					const float *bp = pack + (u64)(nb - g) * CG_KC;
+
+					if (cols < CG_GEMV_COLS) {
+						const float *w = q->packed ?
+							q->w + ((u64)mc / CG_ROWS * q->K + k0) * CG_ROWS : apack;
+
+						for (j = 0; j < cols; j++)
+							conv_gemv(q, w, block, bp + j, mc, rows, nb + j, k0, k1);
+						continue;
+					}
 
 					for (m = 0; m < rows; m += CG_ROWS) {
 						const float *w = q->packed ?
