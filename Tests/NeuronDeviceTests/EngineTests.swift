@@ -441,7 +441,7 @@ struct EngineNetworkOpTests {
     }
 
     static let convCases: [ConvCase] = [
-        // 1x1 of stride 1 over whole rows (read in place), positions past a panel.
+        // 1x1 of stride 1 over whole rows (whole panels read in place), positions past a panel.
         .init(ci: 20, co: 13, h: 9, w: 9, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
         // Taps past one block of k (256), positions past one block (64), rows past one block (192).
         .init(ci: 40, co: 200, h: 11, w: 10, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
@@ -460,6 +460,9 @@ struct EngineNetworkOpTests {
         // past one block (192).
         .init(ci: 300, co: 50, h: 7, w: 7, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
         .init(ci: 10, co: 200, h: 3, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
+        // 1x1 of stride 1 with rows past one block (192): whole panels read in place,
+        // the last copied.
+        .init(ci: 20, co: 200, h: 5, w: 8, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
         // Groups, and output channels in blocks of the split.
         .init(ci: 12, co: 390, h: 5, w: 5, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3),
         .init(ci: 8, co: 400, h: 4, w: 4, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),

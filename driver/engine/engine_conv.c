@@ -377,14 +377,19 @@ static int conv_gather_fits(const struct conv_gemm *q)
  * each run is zeros, then the taps inside the input (copied with the
  * stride), then zeros.
  */
+/* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
+static int conv_plane(const struct neuron_conv_args *c)
+{
+	return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
+	       c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
+}
+
 static __attribute__((target("avx2,fma")))
 void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 		    u32 k0, u32 k1, u32 g, u32 g1, float *pack)
 {
 	const struct neuron_conv_args *c = q->c;
-	/* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
-	int plane = c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
-		    c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
+	int plane = conv_plane(c);
 	int masked = c->sw == 1 && c->xs[3] == 1 && c->w < (1u << 30);
 	int strided = c->sw == 2 && c->xs[3] == 1 && c->w < (1u << 30);
 	int gather = !masked && conv_gather_fits(q);
@@ -539,8 +544,8 @@ do {										\
  * last store.
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
-void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp, u32 m,
-		     u32 nb, u32 k0, u32 k1, const float *next)
+void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp, u64 bs, u32 m,
+		     u32 nb, u32 k0, u32 k1, const float *next, const float *bnext)
 {
 	const struct neuron_conv_args *c = q->c;
 	int start = k0 || c->accumulate, finish = k1 == q->K;
@@ -557,11 +562,16 @@ void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp
 	}
 	if (lines > k1 - k0)
 		lines = k1 - k0;
-	for (k = 0; k < lines; k++, bp += CG_PW, ap += CG_ROWS) {
+	for (k = 0; k < lines; k++, bp += bs, ap += CG_ROWS) {
 		__builtin_prefetch(next + 16 * k);
 		CG_STEP(c0, c1, ap, bp);
 	}
-	for (k = k1 - k0 - lines; k; k--, bp += CG_PW, ap += CG_ROWS)
+	/* Columns read in place: the next panel's, one line a tap. */
+	for (k = 0; bnext && k < k1 - k0 - lines; k++, bp += bs, ap += CG_ROWS) {
+		__builtin_prefetch(bnext + k * bs);
+		CG_STEP(c0, c1, ap, bp);
+	}
+	for (k = bnext ? 0 : k1 - k0 - lines; k; k--, bp += bs, ap += CG_ROWS)
 		CG_STEP(c0, c1, ap, bp);
 	_Pragma("GCC unroll 8")
 	for (r = 0; r < CG_ROWS; r++) {
@@ -582,8 +592,8 @@ void conv_tile_whole(const struct conv_gemm *q, const float *ap, const float *bp
  * finished after the last tap.
  */
 static __attribute__((target("avx2,fma")))
-void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 m, u32 valid,
-	       u32 nb, u32 cols, u32 k0, u32 k1, const float *next)
+void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u64 bs, u32 m, u32 valid,
+	       u32 nb, u32 cols, u32 k0, u32 k1, const float *next, const float *bnext)
 {
 	const struct neuron_conv_args *c = q->c;
 	conv_v8f c0[CG_ROWS], c1[CG_ROWS];
@@ -591,7 +601,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 	u32 r, j, k;
 
 	if (valid == CG_ROWS && cols == CG_PW) {
-		conv_tile_whole(q, ap, bp, m, nb, k0, k1, next);
+		conv_tile_whole(q, ap, bp, bs, m, nb, k0, k1, next, bnext);
 		return;
 	}
 
@@ -613,7 +623,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 	}
 	if (cols <= 8) {
 		/* A panel's last positions, in its first vector only. */
-		for (k = k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS) {
+		for (k = k1 - k0; k; k--, bp += bs, ap += CG_ROWS) {
 			conv_v8f b0 = *(const conv_v8f *)bp;
 
 			_Pragma("GCC unroll 8")
@@ -621,7 +631,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u32 
 				c0[r] = FMA8(ap[r] - (conv_v8f){ 0 }, b0, c0[r]);
 		}
 	}
-	for (k = cols <= 8 ? 0 : k1 - k0; k; k--, bp += CG_PW, ap += CG_ROWS)
+	for (k = cols <= 8 ? 0 : k1 - k0; k; k--, bp += bs, ap += CG_ROWS)
 		CG_STEP(c0, c1, ap, bp);
 	for (r = 0; r < valid; r++) {
 		float *out = q->o + (u64)(m + r) * c->os[1] + nb;
@@ -769,6 +779,14 @@ void conv_gemv(const struct conv_gemm *q, const float *w, u64 block, const float
 }
 
 /*
+ * Rows up to which a 1x1 convolution of stride 1 over whole rows reads
+ * its whole panels in place (the input's channels are rows of positions)
+ * instead of copying them: with few rows, the copy costs a large share of
+ * the products it feeds.
+ */
+#define CG_DIRECT_ROWS	256
+
+/*
  * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
  * taps (their columns gathered once, for every row), blocks of CG_MC rows
  * (weights packed here unless the compiler did), panels, register blocks.
@@ -783,21 +801,34 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	u32 nc = q->M <= CG_MC ? CG_NC / 4 : CG_NC;
 	/* From one block of rows' weights to the next's. */
 	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
-	u32 g, g1, k0, k1, mc, rows, m, nb;
+	int direct = q->M <= CG_DIRECT_ROWS && conv_plane(q->c);
+	u32 g, g1, k0, k1, mc, rows, m, nb, tail;
 
 	for (g = 0; g < q->P; g = g1) {
 		g1 = q->P - g < nc ? q->P : g + nc;
+		/* Read in place, the whole panels; the last, when partial, is copied. */
+		tail = direct ? g + (g1 - g) / CG_PW * CG_PW : g;
 		for (k0 = 0; k0 < q->K; k0 = k1) {
 			k1 = q->K - k0 < CG_KC ? q->K : k0 + CG_KC;
 			conv_taps(q, k0, k1, tap);
-			conv_pack_cols(q, tap, k0, k1, g, g1, pack);
+			if (tail < g1)
+				conv_pack_cols(q, tap, k0, k1, tail, g1, pack);
 			for (mc = 0; mc < q->M; mc += rows) {
 				rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
 				if (!q->packed)
 					conv_pack_rows(q, mc, rows, k0, k1, apack);
 				for (nb = g; nb < g1; nb += CG_PW) {
 					u32 cols = (u32)conv_min(CG_PW, q->P - nb), j;
-					const float *bp = pack + (u64)(nb - g) * CG_KC;
+					const float *bp = pack + (u64)(nb - tail) * CG_KC;
+					const float *bnext = NULL;
+					u64 bs = CG_PW;
+
+					if (nb < tail) {
+						bs = q->c->xs[1];
+						bp = q->x + k0 * bs + nb;
+						/* The first block of rows fetches the next panel's. */
+						bnext = nb + CG_PW < tail ? bp + CG_PW : NULL;
+					}
 
 					if (cols < CG_GEMV_COLS) {
 						const float *w = q->packed ?
@@ -822,8 +853,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 							m += CG_ROWS;
 							continue;
 						}
-						conv_tile(q, w, bp, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
-							  cols, k0, k1, next);
+						conv_tile(q, w, bp, bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
+							  cols, k0, k1, next, m ? NULL : bnext);
 					}
 				}
 			}
