@@ -584,9 +584,9 @@ struct EngineNetworkOpTests {
         }
         var want = [Float](repeating: 0, count: co * ho * wo)
         var worst = 0.0, largest = 0.0
-        for th in 0..<((ho + t - 1) / t) { for tw in 0..<((wo + t - 1) / t) { for o in 0..<co {
-            var m = [Float](repeating: 0, count: a * a)
-            for c in 0..<ci {
+        for th in 0..<((ho + t - 1) / t) { for tw in 0..<((wo + t - 1) / t) {
+            // V of the tile for every input channel, then each output channel's products.
+            let vs: [[Float]] = (0..<ci).map { c in
                 var d = [[Float]](repeating: [Float](repeating: 0, count: a), count: a)
                 for i in 0..<a { for j in 0..<a {
                     let ih = t * th - pad + i, iw = t * tw - pad + j
@@ -597,33 +597,41 @@ struct EngineNetworkOpTests {
                     let col = inT((0..<a).map { d[$0][j] })
                     for i in 0..<a { tr[i][j] = col[i] }
                 }
-                let v = tr.map(inT)
-                for xi in 0..<(a * a) { m[xi] = m[xi].addingProduct(uAt(xi, o, c), v[xi / a][xi % a]) }
+                return tr.flatMap(inT)
             }
-            var s = [[Float]](repeating: [Float](repeating: 0, count: a), count: t)
-            for j in 0..<a {
-                let col = outT((0..<a).map { m[$0 * a + j] })
-                for i in 0..<t { s[i][j] = col[i] }
-            }
-            for i in 0..<t {
-                let y = outT(s[i])
-                for j in 0..<t where t * th + i < ho && t * tw + j < wo {
-                    let at = (o * ho + t * th + i) * wo + t * tw + j
-                    var r = accumulate ? prior[at] + y[j] : y[j]
-                    r = r + bias[o]
-                    want[at] = r > 0 || r.isNaN ? r : 0
-                    // The convolution it computes, in double.
-                    var exact = Double(bias[o]) + (accumulate ? Double(prior[at]) : 0)
-                    for c in 0..<ci { for ki in 0..<3 { for kj in 0..<3 {
-                        let ih = t * th + i - pad + ki, iw = t * tw + j - pad + kj
-                        guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
-                        exact += Double(x[(c * h + ih) * w + iw]) * Double(weight[((o * ci + c) * 3 + ki) * 3 + kj])
-                    } } }
-                    worst = max(worst, abs(Double(want[at]) - max(0, exact)))
-                    largest = max(largest, abs(exact))
+            for o in 0..<co {
+                var m = [Float](repeating: 0, count: a * a)
+                for c in 0..<ci {
+                    let v = vs[c]
+                    for xi in 0..<(a * a) { m[xi] = m[xi].addingProduct(uAt(xi, o, c), v[xi]) }
+                }
+                var s = [[Float]](repeating: [Float](repeating: 0, count: a), count: t)
+                for j in 0..<a {
+                    let col = outT((0..<a).map { m[$0 * a + j] })
+                    for i in 0..<t { s[i][j] = col[i] }
+                }
+                for i in 0..<t {
+                    let y = outT(s[i])
+                    for j in 0..<t where t * th + i < ho && t * tw + j < wo {
+                        let at = (o * ho + t * th + i) * wo + t * tw + j
+                        var r = accumulate ? prior[at] + y[j] : y[j]
+                        r = r + bias[o]
+                        want[at] = r > 0 || r.isNaN ? r : 0
+                        // The convolution it computes, in double (some channels: the
+                        // transforms are the same for all).
+                        guard o % 5 == 0 else { continue }
+                        var exact = Double(bias[o]) + (accumulate ? Double(prior[at]) : 0)
+                        for c in 0..<ci { for ki in 0..<3 { for kj in 0..<3 {
+                            let ih = t * th + i - pad + ki, iw = t * tw + j - pad + kj
+                            guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
+                            exact += Double(x[(c * h + ih) * w + iw]) * Double(weight[((o * ci + c) * 3 + ki) * 3 + kj])
+                        } } }
+                        worst = max(worst, abs(Double(want[at]) - max(0, exact)))
+                        largest = max(largest, abs(exact))
+                    }
                 }
             }
-        } } }
+        } }
         // F(4x4, 3x3)'s larger transforms lose about two more bits.
         #expect(worst <= (t == 2 ? 1e-5 : 5e-5) * max(1, largest), "Winograd differs from the convolution by \(worst) (largest \(largest))")
         var program = NeuronProgram()

@@ -125,10 +125,13 @@ su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
 # --- the Swift userspace against the real module --------------------------
 # The same Swift Testing suite that runs on the host against the simulator
 # (tests that need the driver are enabled here), then neuron-ls as an
-# operator runs it.
+# operator runs it. The engine's CNN kernels (EngineNetworkOpTests) run in
+# this process, as on the host, where CI runs them already: here they
+# would only time QEMU's AVX2 emulation. The module's build of the same
+# kernels is compared with this process's by the queue suites.
 if [ -x "$REPO/.build/debug/neuronPackageTests.xctest" ]; then
 	timeout 600 "$REPO/.build/debug/neuronPackageTests.xctest" --testing-library swift-testing --no-parallel \
-		>/tmp/swift-tests.log 2>&1
+		--skip EngineNetworkOpTests >/tmp/swift-tests.log 2>&1
 	rc=$?
 	sed 's/\x1b\[[0-9;]*m//g' /tmp/swift-tests.log |
 		grep -v 'Test run with' |
