@@ -326,7 +326,8 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
     /// One instruction as tools show it: `MATMUL`, `BINARY.add`, ...,
-    /// and its work in element operations.
+    /// `CONV2D.packed`, `CONV2D.winograd2x2`, `CONV2D.winograd4x4` (the
+    /// convolution's weight layout), and its work in element operations.
     public struct InstructionSummary: Sendable, Equatable {
         public var name: String
         public var cost: UInt64
@@ -347,8 +348,17 @@ public enum NeuronEngine {
             guard valid else { return nil }
             return (0..<program.insn_count).map { index in
                 let insn = program.insns[Int(index)]
-                return InstructionSummary(name: name(opcode: insn.opcode, sub: insn.sub),
-                                          cost: neuron_engine_insn_cost(&program, index))
+                var shown = name(opcode: insn.opcode, sub: insn.sub)
+                if insn.opcode == UInt8(NEURON_OP_CONV2D.rawValue) {
+                    let flags = UInt32(insn.flags)
+                    if flags & UInt32(NEURON_CONV_WINOGRAD) != 0 {
+                        let tiles = program.descs[Int(insn.operand.2)].dims.0 == 36 ? "4x4" : "2x2"
+                        shown += ".winograd" + tiles
+                    } else if flags & UInt32(NEURON_CONV_PACKED) != 0 {
+                        shown += ".packed"
+                    }
+                }
+                return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index))
             }
         }
         guard let list else {

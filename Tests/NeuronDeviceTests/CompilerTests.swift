@@ -184,6 +184,11 @@ struct CompilerTests {
                       ONNXBuilder.node("Relu", ["bn"], ["y"], name: "relu")]
         let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
         #expect(report.fused == 2 && report.instructions == 1)
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown == [[9: "CONV2D.packed", 16: "CONV2D.winograd2x2", 36: "CONV2D.winograd4x4"][floatsPerKernel]],
+                "\(shown)")
         let layoutBytes = floatsPerKernel * ((m + 5) / 6) * 6 * c * 4
         #expect(report.weightBytes >= layoutBytes && report.weightBytes < layoutBytes + 256,
                 "\(report.weightBytes) weight bytes for \(layoutBytes) of weights laid out")
