@@ -370,13 +370,6 @@ static int conv_gather_fits(const struct conv_gemm *q)
 	       (u64)(c->kw - 1) * c->dw + c->pl < (1u << 29);
 }
 
-/*
- * Gather col[k0:k1][g:g1] panel by panel (each CG_PW positions by the
- * block's taps, written in order), zeros for taps in the padding and for
- * positions past P. A panel's positions fall in runs along output rows;
- * each run is zeros, then the taps inside the input (copied with the
- * stride), then zeros.
- */
 /* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
 static int conv_plane(const struct neuron_conv_args *c)
 {
@@ -384,6 +377,13 @@ static int conv_plane(const struct neuron_conv_args *c)
 	       c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
 }
 
+/*
+ * Gather col[k0:k1][g:g1] panel by panel (each CG_PW positions by the
+ * block's taps, written in order), zeros for taps in the padding and for
+ * positions past P. A panel's positions fall in runs along output rows;
+ * each run is zeros, then the taps inside the input (copied with the
+ * stride), then zeros.
+ */
 static __attribute__((target("avx2,fma")))
 void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 		    u32 k0, u32 k1, u32 g, u32 g1, float *pack)
@@ -787,6 +787,18 @@ void conv_gemv(const struct conv_gemm *q, const float *w, u64 block, const float
 #define CG_DIRECT_ROWS	256
 
 /*
+ * The weights of the block of rows from @row (a multiple of CG_ROWS) at
+ * tap k0: the compiler's packed ones in place, else the block packed
+ * here for rows from @mc.
+ */
+static inline const float *conv_block_weights(const struct conv_gemm *q, const float *apack, u32 mc,
+					      u32 row, u32 k0)
+{
+	return q->packed ? q->w + ((u64)row / CG_ROWS * q->K + k0) * CG_ROWS :
+			   apack + (u64)(row - mc) * CG_KC;
+}
+
+/*
  * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
  * taps (their columns gathered once, for every row), blocks of CG_MC rows
  * (weights packed here unless the compiler did), panels, register blocks.
@@ -831,8 +843,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 					}
 
 					if (cols < CG_GEMV_COLS) {
-						const float *w = q->packed ?
-							q->w + ((u64)mc / CG_ROWS * q->K + k0) * CG_ROWS : apack;
+						const float *w = conv_block_weights(q, apack, mc, mc, k0);
 
 						for (j = 0; j < cols; j++)
 							conv_gemv(q, w, block, bp + j, mc, rows, nb + j, k0, k1);
@@ -840,9 +851,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 					}
 
 					for (m = 0; m < rows; m += CG_ROWS) {
-						const float *w = q->packed ?
-							q->w + ((u64)(mc + m) / CG_ROWS * q->K + k0) * CG_ROWS :
-							apack + (u64)m * CG_KC;
+						const float *w = conv_block_weights(q, apack, mc, mc + m, k0);
 						/* The first panel reads the compiler's weights from
 						 * memory: fetch the next block's while this one runs. */
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?

@@ -311,8 +311,8 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 
 /*
  * M[xi] of the sixteen tiles for the blocks of six output channels from
- * @co0 to @co1, into @m as [block][xi][6][16] (xi < a*a): V[xi] stays in L1 while
- * every block's U[xi] passes over it. With @half (no tile past the
+ * @co0 to @co1, into @m as [block][xi][6][16] (xi < a*a): V[xi] stays in
+ * L1 while every block's U[xi] passes over it. With @half (no tile past the
  * eighth), the last eight lanes are zeros, not computed.
  */
 static __attribute__((target("avx2,fma")))
