@@ -327,12 +327,21 @@ public final class SimulatedDevice: NeuronDevice {
         let allocated = roundUpToPage(size)
         let handle = try backend.world.reserve(file: id, placement: placement, bytes: allocated,
                                                requested: size, capacity: capacity)
-        // Address space only: pages are committed when first written.
-        let address = mmap(nil, Int(allocated), PROT_READ | PROT_WRITE,
+        // Address space only: pages are committed when first written. A page that
+        // faults on any access follows the buffer, as in the driver's kernel mapping
+        // (a vmalloc area ends at an unmapped guard page): an engine kernel that
+        // reads or writes past a tensor's buffer crashes here as it would oops there.
+        let address = mmap(nil, Int(allocated) + SimulatedBufferStorage.guardSize, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let address, address != MAP_FAILED else {
             backend.world.release(file: id, handle: handle)
             throw .system(operation: "mmap of \(allocated) bytes", errno: Errno(rawValue: errno))
+        }
+        guard mprotect(address + Int(allocated), SimulatedBufferStorage.guardSize, PROT_NONE) == 0 else {
+            let error = Errno(rawValue: errno)
+            munmap(address, Int(allocated) + SimulatedBufferStorage.guardSize)
+            backend.world.release(file: id, handle: handle)
+            throw .system(operation: "mprotect of a buffer's guard page", errno: error)
         }
         // Large buffers (weights, activations) in huge pages where the host allows them: the
         // engine sweeps them with long strides, which 4 KiB pages turn into TLB misses.
@@ -356,6 +365,8 @@ final class SimulatedBufferStorage: NeuronBufferStorage {
     /// (then mincore tells).
     private let committed = Mutex<(words: [Int: UInt64], mapped: Bool)>(([:], false))
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    /// The inaccessible page mapped after every buffer.
+    static let guardSize = pageSize
 
     private func markWritten(_ offset: UInt64, _ length: Int) {
         guard length > 0 else { return }
@@ -421,7 +432,7 @@ final class SimulatedBufferStorage: NeuronBufferStorage {
     }
 
     func release() {
-        munmap(base, Int(allocatedSize))
+        munmap(base, Int(allocatedSize) + Self.guardSize)
         world.release(file: file, handle: handle)
     }
 }

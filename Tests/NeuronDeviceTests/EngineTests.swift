@@ -3,19 +3,32 @@ import Foundation
 import NeuronDevice
 import Testing
 
-/// Host memory bound to slots for a run of the engine.
+/// Host memory bound to slots for a run of the engine. Each buffer ends
+/// where an inaccessible page begins (its size rounded up to 8 bytes), and
+/// another precedes its first page, as the driver's kernel mappings lie
+/// between vmalloc guard pages: a kernel that reads or writes one element
+/// past a tensor at the end of its buffer crashes the test.
 final class Slots {
     var buffers: [UnsafeMutableRawBufferPointer]
+    private var mappings: [(base: UnsafeMutableRawPointer, length: Int)] = []
 
     init(_ sizes: [Int]) {
-        buffers = sizes.map {
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: $0, alignment: 64)
-            buffer.initializeMemory(as: UInt8.self, repeating: 0)
-            return buffer
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        buffers = []
+        for size in sizes {
+            let bytes = (size + 7) & ~7
+            let pages = (bytes + page - 1) / page
+            let length = (pages + 2) * page
+            guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  base != MAP_FAILED else { fatalError("mmap of \(length) bytes failed") }
+            mprotect(base, page, PROT_NONE)
+            mprotect(base + (pages + 1) * page, page, PROT_NONE)
+            mappings.append((base, length))
+            buffers.append(UnsafeMutableRawBufferPointer(start: base + (pages + 1) * page - bytes, count: size))
         }
     }
 
-    deinit { buffers.forEach { $0.deallocate() } }
+    deinit { mappings.forEach { munmap($0.base, $0.length) } }
 
     func set(_ slot: Int, _ values: [Float]) {
         values.withUnsafeBytes { buffers[slot].copyMemory(from: $0) }
@@ -434,8 +447,12 @@ struct EngineNetworkOpTests {
     struct ConvCase: Sendable, CustomTestStringConvertible {
         var ci, co, h, w, k, stride, pad, dilation, groups: Int
         var weightSpecial: Float? = nil
+        /// Padding after the input, when it differs from `pad` (before it).
+        var padBottom: Int? = nil, padRight: Int? = nil
+        var padEnd: (bottom: Int, right: Int) { (padBottom ?? pad, padRight ?? pad) }
         var testDescription: String {
             "\(ci)->\(co) \(h)x\(w) k\(k) s\(stride) p\(pad) d\(dilation) g\(groups)" +
+                (padBottom != nil || padRight != nil ? " pad after \(padEnd.bottom),\(padEnd.right)" : "") +
                 (weightSpecial.map { " weight \($0)" } ?? "")
         }
     }
@@ -443,6 +460,13 @@ struct EngineNetworkOpTests {
     static let convCases: [ConvCase] = [
         // 1x1 of stride 1 over whole rows (whole panels read in place), positions past a panel.
         .init(ci: 20, co: 13, h: 9, w: 9, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
+        // 1x1 of stride 1 with padding only after the input (found by fuzzing the driver):
+        // whole panels of output positions past the input's last, which must not be
+        // read in place (the input ends at its buffer's end, before a guard page).
+        .init(ci: 20, co: 13, h: 4, w: 16, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, padBottom: 1, padRight: 0),
+        .init(ci: 20, co: 13, h: 9, w: 9, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, padBottom: 2, padRight: 0),
+        .init(ci: 9, co: 30, h: 1, w: 30, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, padBottom: 0, padRight: 2),
+        .init(ci: 9, co: 30, h: 8, w: 8, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1, padBottom: 2, padRight: 1),
         // Taps past one block of k (256), positions past one block (64), rows past one block (192).
         .init(ci: 40, co: 200, h: 11, w: 10, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
         // Stride, padding, a row narrower than a panel, dilation.
@@ -482,8 +506,8 @@ struct EngineNetworkOpTests {
     func conv2dPaths(_ c: ConvCase, layout: ConvLayout) throws {
         let packed = layout != .given, accumulate = layout == .accumulate
         guard !packed || c.groups == 1 else { return }
-        let ho = (c.h + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
-        let wo = (c.w + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1
+        let ho = (c.h + c.pad + c.padEnd.bottom - c.dilation * (c.k - 1) - 1) / c.stride + 1
+        let wo = (c.w + c.pad + c.padEnd.right - c.dilation * (c.k - 1) - 1) / c.stride + 1
         let cig = c.ci / c.groups, perGroup = c.co / c.groups
         let x = sample(c.ci * c.h * c.w, seed: 81)
         var weight = sample(c.co * cig * c.k * c.k, seed: 82)
@@ -525,7 +549,8 @@ struct EngineNetworkOpTests {
                            weight: weightView,
                            bias: .contiguous(slot: 2, dims: [UInt32(c.co)]),
                            window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
-                                                padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.pad), UInt32(c.pad)),
+                                                padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.padEnd.bottom),
+                                                          UInt32(c.padEnd.right)),
                                                 dilation: (UInt32(c.dilation), UInt32(c.dilation))),
                            relu: true, packedWeights: packed, accumulate: accumulate)
             let slots = Slots([x.count * 4, given.count * 4, bias.count * 4, c.co * ho * (wo + gap) * 4])

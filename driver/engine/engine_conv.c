@@ -370,11 +370,19 @@ static int conv_gather_fits(const struct conv_gemm *q)
 	       (u64)(c->kw - 1) * c->dw + c->pl < (1u << 29);
 }
 
-/* A 1x1 convolution of stride 1 without padding over whole rows reads position p at p. */
+/*
+ * A 1x1 convolution of stride 1 over whole rows reads position p at p:
+ * no padding before the input, and none after it either, so that every
+ * output position is an input position (the output no larger than the
+ * input). Padding at the bottom or right would put output positions past
+ * the input's last element, where the reads in place would leave the
+ * tensor (and its buffer).
+ */
 static int conv_plane(const struct neuron_conv_args *c)
 {
 	return c->kh == 1 && c->kw == 1 && c->sh == 1 && c->sw == 1 && !c->pt && !c->pl &&
-	       c->xs[3] == 1 && (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
+	       c->ho <= c->h && c->wo <= c->w && c->xs[3] == 1 &&
+	       (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
 }
 
 /*
