@@ -163,7 +163,14 @@ struct neuron_device {
 struct neuron_file {
 	struct neuron_device *nd;
 	struct list_head node;		/* in nd->files, under nd->lock */
-	struct pid *tgid;		/* process that opened the file */
+	struct file *filp;		/* the open file this context belongs to */
+	/*
+	 * The process that holds the file, and its command, under nd->lock:
+	 * the opener, until it exits while another process (a forked child,
+	 * or one it was passed to) keeps the file; then that process
+	 * (neuron_file_holder()).
+	 */
+	struct pid *tgid;
 	char comm[NEURON_COMM_LEN];
 	u64 open_seq;			/* orders files by open time */
 	u32 cores_held;			/* NeuronCores reserved by this file */
@@ -233,6 +240,8 @@ void neuron_sysfs_init_core(struct neuron_core *core);
 
 /* neuron_file.c */
 extern const struct file_operations neuron_fops;
+struct pid *neuron_file_holder(struct neuron_file *nf);
+void neuron_file_touch(struct neuron_file *nf);
 
 /* neuron_mem.c */
 void neuron_mem_file_init(struct neuron_file *nf);

@@ -10,15 +10,112 @@
  */
 #include <linux/atomic.h>
 #include <linux/compat.h>
+#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/slab.h>
 
 #include "neuron_drv.h"
 
 static atomic64_t neuron_open_seq = ATOMIC64_INIT(0);
+
+/*
+ * Does @pid name a process that has not begun to exit? A process that
+ * exits gives up its files, so it holds nothing that it did not pass on.
+ */
+static bool neuron_pid_alive(struct pid *pid)
+{
+	struct task_struct *t;
+	bool alive;
+
+	rcu_read_lock();
+	t = pid_task(pid, PIDTYPE_TGID);
+	alive = t && !(t->flags & PF_EXITING);
+	rcu_read_unlock();
+	return alive;
+}
+
+static int neuron_fd_is(const void *filp, struct file *file, unsigned int fd)
+{
+	return file == filp;
+}
+
+/*
+ * A live process with @filp in its file table (referenced), or NULL;
+ * its command in @comm.
+ */
+static struct pid *neuron_find_holder(struct file *filp, char (*comm)[TASK_COMM_LEN])
+{
+	struct task_struct *p;
+	struct pid *found = NULL;
+
+	rcu_read_lock();
+	for_each_process(p) {
+		bool holds;
+
+		if (p->flags & (PF_EXITING | PF_KTHREAD))
+			continue;
+		task_lock(p);
+		holds = p->files && iterate_fd(p->files, 0, neuron_fd_is, filp);
+		task_unlock(p);
+		if (holds) {
+			found = get_task_pid(p, PIDTYPE_TGID);
+			get_task_comm(*comm, p);
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return found;
+}
+
+/*
+ * The process that holds @nf now, for the process list and for naming
+ * the holder of a NeuronCore: the recorded one while it lives; once it
+ * has exited, a live process that still has the file open (a child that
+ * inherited the descriptor), recorded in its place. Never a pid number
+ * that a dead process left behind, as that may name another process
+ * now. Under nd->lock.
+ */
+struct pid *neuron_file_holder(struct neuron_file *nf)
+{
+	char comm[TASK_COMM_LEN];
+	struct pid *found;
+
+	BUILD_BUG_ON(sizeof(comm) != sizeof(nf->comm));
+	lockdep_assert_held(&nf->nd->lock);
+	if (neuron_pid_alive(nf->tgid))
+		return nf->tgid;
+	found = neuron_find_holder(nf->filp, &comm);
+	if (found) {
+		put_pid(nf->tgid);
+		nf->tgid = found;
+		memcpy(nf->comm, comm, sizeof(nf->comm));
+	}
+	return nf->tgid;
+}
+
+/*
+ * The calling process uses @nf: when the recorded holder has exited, the
+ * caller holds the file from now on.
+ */
+void neuron_file_touch(struct neuron_file *nf)
+{
+	struct pid *self = task_tgid(current);
+
+	if (likely(READ_ONCE(nf->tgid) == self))
+		return;
+	mutex_lock(&nf->nd->lock);
+	if (nf->tgid != self && !neuron_pid_alive(nf->tgid)) {
+		put_pid(nf->tgid);
+		nf->tgid = get_pid(self);
+		get_task_comm(nf->comm, current->group_leader);
+	}
+	mutex_unlock(&nf->nd->lock);
+}
 
 static int neuron_open(struct inode *inode, struct file *filp)
 {
@@ -32,6 +129,7 @@ static int neuron_open(struct inode *inode, struct file *filp)
 
 	get_device(&nd->dev);
 	nf->nd = nd;
+	nf->filp = filp;
 	nf->tgid = get_task_pid(current, PIDTYPE_TGID);
 	get_task_comm(nf->comm, current->group_leader);
 	nf->open_seq = atomic64_inc_return(&neuron_open_seq);

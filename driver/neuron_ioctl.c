@@ -120,9 +120,11 @@ static int neuron_collect_processes(struct neuron_device *nd,
 	}
 	i = 0;
 	list_for_each_entry(nf, &nd->files, node) {
-		e[i].key = nf->tgid;
+		struct pid *holder = neuron_file_holder(nf);
+
+		e[i].key = holder;
 		e[i].first_seq = nf->open_seq;
-		e[i].info.pid = pid_vnr(nf->tgid);
+		e[i].info.pid = pid_vnr(holder);
 		e[i].info.open_files = 1;
 		e[i].info.cores_held = nf->cores_held;
 		e[i].info.host_memory = nf->host_memory;
@@ -207,6 +209,7 @@ long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	struct neuron_file *nf = filp->private_data;
 	void __user *uarg = (void __user *)arg;
 
+	neuron_file_touch(nf);
 	switch (cmd) {
 	case NEURON_IOCTL_DRIVER_INFO:
 		return neuron_ioctl_driver_info(uarg);

@@ -422,12 +422,36 @@ static bool neuron_core_drained(struct neuron_core *core)
 	return idle;
 }
 
-/* Abort the jobs of the cores of @mask (held by @nf), wait, release them. */
-static void neuron_cores_release(struct neuron_file *nf, u32 mask)
+/* Is @core held by @nf and not being released? Under nd->lock. */
+static bool neuron_core_usable(struct neuron_file *nf, struct neuron_core *core)
+{
+	lockdep_assert_held(&nf->nd->lock);
+	return core->owner == nf && !core->abort;
+}
+
+/*
+ * Release the cores of @mask, which @nf holds: abort their jobs, wait
+ * until their threads let go of them, give the cores up. Claiming the
+ * cores (abort set, under nd->lock) and giving them up (owner and abort
+ * cleared together, under nd->lock) bracket the wait: a second release of
+ * a core being released (another thread, or a process sharing the file)
+ * is refused, a reservation of it is busy, and no job is queued on it in
+ * between, so the release ends with nothing of @nf left on its cores.
+ */
+static int neuron_cores_release(struct neuron_file *nf, u32 mask)
 {
 	struct neuron_device *nd = nf->nd;
 	unsigned int c, i;
 
+	mutex_lock(&nd->lock);
+	for (c = 0; c < nd->core_count; c++) {
+		if ((mask & BIT(c)) && !neuron_core_usable(nf, &nd->cores[c])) {
+			mutex_unlock(&nd->lock);
+			dev_dbg(&nd->dev, "release: NeuronCore %u is not held by this file%s\n", c,
+				nd->cores[c].owner == nf ? " (being released)" : "");
+			return -EINVAL;
+		}
+	}
 	for (c = 0; c < nd->core_count; c++) {
 		if (!(mask & BIT(c)))
 			continue;
@@ -435,6 +459,8 @@ static void neuron_cores_release(struct neuron_file *nf, u32 mask)
 		nd->cores[c].abort = true;
 		spin_unlock(&nd->cores[c].lock);
 	}
+	mutex_unlock(&nd->lock);
+
 	/* Jobs may wait on any core of the device, or on a semaphore. */
 	for (c = 0; c < nd->core_count; c++) {
 		wake_up_all(&nd->cores[c].work_wq);
@@ -447,7 +473,7 @@ static void neuron_cores_release(struct neuron_file *nf, u32 mask)
 
 		if (!(mask & BIT(c)))
 			continue;
-		/* Each job stops at its next section boundary. */
+		/* Queued jobs end at once; the running one at its next section. */
 		while (!wait_event_timeout(core->done_wq, neuron_core_drained(core), HZ))
 			if (++waited % 10 == 0)
 				dev_warn(&nd->dev, "NeuronCore %u: still stopping its jobs\n", c);
@@ -480,12 +506,14 @@ static void neuron_cores_release(struct neuron_file *nf, u32 mask)
 	}
 	mutex_unlock(&nd->lock);
 	wake_up_interruptible_all(&nf->poll_wq);
+	return 0;
 }
 
 void neuron_queue_file_release(struct neuron_file *nf)
 {
 	u32 held;
 
+	/* No ioctl of this file runs any more: none is releasing its cores. */
 	mutex_lock(&nf->nd->lock);
 	held = nf->cores_held;
 	mutex_unlock(&nf->nd->lock);
@@ -516,72 +544,95 @@ static u32 neuron_all_cores(struct neuron_device *nd)
 	return (u32)(BIT(nd->core_count) - 1);
 }
 
-static int neuron_ioctl_core_reserve(struct neuron_file *nf, void __user *uarg, bool reserve)
+/* CORE_RESERVE and CORE_RELEASE's argument, checked; 0 or -errno. */
+static int neuron_core_request(struct neuron_file *nf, void __user *uarg,
+			       struct neuron_core_reserve *req)
 {
 	struct neuron_device *nd = nf->nd;
-	struct neuron_core_reserve req;
-	unsigned int c;
-	int ret = 0;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
+	if (copy_from_user(req, uarg, sizeof(*req)))
 		return -EFAULT;
-	if (req.flags || req.pad || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+	if (req->flags || req->pad || !neuron_all_zero(req->reserved, sizeof(req->reserved))) {
+		dev_dbg(&nd->dev, "core reserve/release: flags 0x%x, pad or reserved not zero\n",
+			req->flags);
 		return -EINVAL;
-	if (!req.core_mask || (req.core_mask & ~neuron_all_cores(nd)))
-		return -EINVAL;
-	req.busy_mask = 0;
-	req.busy_pid = 0;
-
-	if (!reserve) {
-		mutex_lock(&nd->lock);
-		if ((nf->cores_held & req.core_mask) != req.core_mask)
-			ret = -EINVAL;
-		mutex_unlock(&nd->lock);
-		if (!ret)
-			neuron_cores_release(nf, req.core_mask);
-	} else {
-		mutex_lock(&nd->lock);
-		for (c = 0; c < nd->core_count; c++) {
-			struct neuron_file *owner = nd->cores[c].owner;
-
-			if (!(req.core_mask & BIT(c)) || !owner || owner == nf)
-				continue;
-			if (!req.busy_mask)
-				req.busy_pid = pid_vnr(owner->tgid);
-			req.busy_mask |= BIT(c);
-		}
-		for (c = 0; !req.busy_mask && !ret && c < nd->core_count; c++)
-			if (req.core_mask & BIT(c))
-				ret = neuron_core_start(&nd->cores[c]);
-		if (req.busy_mask) {
-			ret = -EBUSY;
-		} else if (!ret) {
-			for (c = 0; c < nd->core_count; c++) {
-				if (!(req.core_mask & BIT(c)))
-					continue;
-				spin_lock(&nd->cores[c].lock);
-				if (nd->cores[c].owner != nf)
-					nd->cores[c].first_seq = nd->cores[c].submitted + 1;
-				nd->cores[c].owner = nf;
-				spin_unlock(&nd->cores[c].lock);
-			}
-			nf->cores_held |= req.core_mask;
-		}
-		mutex_unlock(&nd->lock);
 	}
-	mutex_lock(&nd->lock);
-	req.held_mask = nf->cores_held;
-	mutex_unlock(&nd->lock);
-	if (copy_to_user(uarg, &req, sizeof(req)))
+	if (!req->core_mask || (req->core_mask & ~neuron_all_cores(nd))) {
+		dev_dbg(&nd->dev, "core reserve/release: core_mask 0x%x names no core or one past %u\n",
+			req->core_mask, nd->core_count);
+		return -EINVAL;
+	}
+	req->busy_mask = 0;
+	req->busy_pid = 0;
+	return 0;
+}
+
+/* Tell the caller what it holds now; @ret is the result. */
+static int neuron_core_reply(struct neuron_file *nf, void __user *uarg,
+			     struct neuron_core_reserve *req, int ret)
+{
+	mutex_lock(&nf->nd->lock);
+	req->held_mask = nf->cores_held;
+	mutex_unlock(&nf->nd->lock);
+	if (copy_to_user(uarg, req, sizeof(*req)))
 		return -EFAULT;
 	return ret;
 }
 
-/* Is @core held by @nf and not being released? Under nd->lock. */
-static bool neuron_core_usable(struct neuron_file *nf, struct neuron_core *core)
+static int neuron_ioctl_core_release(struct neuron_file *nf, void __user *uarg)
 {
-	lockdep_assert_held(&nf->nd->lock);
-	return core->owner == nf && !core->abort;
+	struct neuron_core_reserve req;
+	int ret = neuron_core_request(nf, uarg, &req);
+
+	if (ret)
+		return ret;
+	return neuron_core_reply(nf, uarg, &req, neuron_cores_release(nf, req.core_mask));
+}
+
+/*
+ * Reserve every core of the mask or none: a core another file holds, or
+ * one this file is releasing, is busy, and the first such holder named.
+ */
+static int neuron_ioctl_core_reserve(struct neuron_file *nf, void __user *uarg)
+{
+	struct neuron_device *nd = nf->nd;
+	struct neuron_core_reserve req;
+	unsigned int c;
+	int ret = neuron_core_request(nf, uarg, &req);
+
+	if (ret)
+		return ret;
+	mutex_lock(&nd->lock);
+	for (c = 0; c < nd->core_count; c++) {
+		struct neuron_core *core = &nd->cores[c];
+
+		if (!(req.core_mask & BIT(c)) || !core->owner || neuron_core_usable(nf, core))
+			continue;
+		if (!req.busy_mask)
+			req.busy_pid = pid_vnr(neuron_file_holder(core->owner));
+		req.busy_mask |= BIT(c);
+	}
+	for (c = 0; !req.busy_mask && !ret && c < nd->core_count; c++)
+		if (req.core_mask & BIT(c))
+			ret = neuron_core_start(&nd->cores[c]);
+	if (req.busy_mask) {
+		dev_dbg(&nd->dev, "reserve: NeuronCores 0x%x are held (pid %d)\n",
+			req.busy_mask, req.busy_pid);
+		ret = -EBUSY;
+	} else if (!ret) {
+		for (c = 0; c < nd->core_count; c++) {
+			if (!(req.core_mask & BIT(c)))
+				continue;
+			spin_lock(&nd->cores[c].lock);
+			if (nd->cores[c].owner != nf)
+				nd->cores[c].first_seq = nd->cores[c].submitted + 1;
+			nd->cores[c].owner = nf;
+			spin_unlock(&nd->cores[c].lock);
+		}
+		nf->cores_held |= req.core_mask;
+	}
+	mutex_unlock(&nd->lock);
+	return neuron_core_reply(nf, uarg, &req, ret);
 }
 
 static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *req,
@@ -773,7 +824,7 @@ static int neuron_ioctl_queue_info(struct neuron_file *nf, void __user *uarg)
 		return -EINVAL;
 	core = &nd->cores[req.core];
 	mutex_lock(&nd->lock);
-	req.owner_pid = core->owner ? pid_vnr(core->owner->tgid) : 0;
+	req.owner_pid = core->owner ? pid_vnr(neuron_file_holder(core->owner)) : 0;
 	spin_lock(&core->lock);
 	req.submitted = core->submitted;
 	req.completed = core->completed;
@@ -787,9 +838,9 @@ long neuron_ioctl_queue(struct neuron_file *nf, unsigned int cmd, void __user *u
 {
 	switch (cmd) {
 	case NEURON_IOCTL_CORE_RESERVE:
-		return neuron_ioctl_core_reserve(nf, uarg, true);
+		return neuron_ioctl_core_reserve(nf, uarg);
 	case NEURON_IOCTL_CORE_RELEASE:
-		return neuron_ioctl_core_reserve(nf, uarg, false);
+		return neuron_ioctl_core_release(nf, uarg);
 	case NEURON_IOCTL_JOB_SUBMIT:
 		return neuron_ioctl_job_submit(nf, uarg);
 	case NEURON_IOCTL_JOB_WAIT:

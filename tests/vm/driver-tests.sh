@@ -59,6 +59,8 @@ $ABI all 2 4 8192
 
 # --- NeuronCore reservation and job queues ---------------------------------
 neuron_queue_test || fail queue.run "exit $?"
+# Threads and processes sharing a file: racing releases, a child holding it.
+neuron_owner_test || fail owner.run "exit $?"
 
 # --- the C API (libnrt.so) against the driver -----------------------------
 if [ -x "$REPO/.build-vm/bin/nrt_test" ]; then
