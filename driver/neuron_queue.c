@@ -281,9 +281,10 @@ static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 			res->error_index = i;
 			break;
 		}
-		if (i < prog->insn_count && ktime_get_ns() > deadline) {
+		/* After the last section too: a job that ran past its time did not end in it. */
+		if (ktime_get_ns() > deadline) {
 			res->status = NEURON_JOB_TIMEOUT;
-			res->error_index = i;
+			res->error_index = min(i, prog->insn_count - 1);
 			break;
 		}
 		cond_resched();

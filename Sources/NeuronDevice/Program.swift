@@ -402,10 +402,13 @@ public enum NeuronEngine {
 
     /// Like `run`, but every instruction in slices of `partsPerStep`
     /// parts, as a queue runs large ones; returns the most parts an
-    /// instruction had. The bits are the same as `run`'s.
+    /// instruction had. The bits are the same as `run`'s. `partWork`
+    /// (element operations, 0 for the engine's own) bounds each part's
+    /// work: a small one slices small instructions as finely as the
+    /// engine slices huge ones.
     @discardableResult
     public static func runSliced(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?],
-                                 partsPerStep: Int) throws(NeuronProgramError) -> Int {
+                                 partsPerStep: Int, partWork: UInt64 = 0) throws(NeuronProgramError) -> Int {
         var bound = slots.map { buffer -> neuron_engine_slot in
             neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
         }
@@ -420,6 +423,7 @@ public enum NeuronEngine {
                 var program = neuron_engine_program()
                 guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
                                              UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
+                program.part_work = partWork
                 for index in 0..<program.insn_count {
                     let parts = neuron_engine_insn_parts(&program, index)
                     most = max(most, parts)

@@ -428,8 +428,9 @@ final class SimDeviceQueues: @unchecked Sendable {
                         status = .aborted
                         return
                     }
-                    if index < count && monotonicNanoseconds() > deadline {
-                        status = .timedOut(instruction: Int(index))
+                    // After the last section too: a job that ran past its time did not end in it.
+                    if monotonicNanoseconds() > deadline {
+                        status = .timedOut(instruction: Int(min(index, count - 1)))
                         return
                     }
                 }

@@ -211,31 +211,53 @@ struct SliceTests {
         let whole = Slots([testCase.inputs * 4, testCase.outputs * 4])
         whole.set(0, inputs)
         try NeuronEngine.run(image, slots: whole.buffers)
-        for step in [1, 3] {
-            let sliced = Slots([testCase.inputs * 4, testCase.outputs * 4])
-            sliced.set(0, inputs)
-            let parts = try NeuronEngine.runSliced(image, slots: sliced.buffers, partsPerStep: step)
-            #expect(sliced.floats(1).map(\.bitPattern) == whole.floats(1).map(\.bitPattern),
-                    "in slices of \(step) of \(parts)")
+        // The engine's parts, then parts of at most a few element operations: the
+        // splits huge instructions get (several axes, fewer rows and columns).
+        for partWork: UInt64 in [0, 64, 1] {
+            for step in [1, 3] {
+                let sliced = Slots([testCase.inputs * 4, testCase.outputs * 4])
+                sliced.set(0, inputs)
+                let parts = try NeuronEngine.runSliced(image, slots: sliced.buffers, partsPerStep: step,
+                                                       partWork: partWork)
+                #expect(sliced.floats(1).map(\.bitPattern) == whole.floats(1).map(\.bitPattern),
+                        "in slices of \(step) of \(parts), parts of \(partWork) operations")
+            }
         }
     }
 
-    @Test("an instruction whose slice would be too large is refused")
+    @Test("an instruction whose slice would be too large is refused, and one of any size that splits is not")
     func sliceBound() throws {
-        // A 2^48-operation matmul over broadcast operands of a few bytes:
-        // each of its 256 slices of columns would take 2^40 operations.
+        let slots = Slots([64, 4096])
+        func validate(_ build: (inout NeuronProgram) -> Void) throws(NeuronProgramError) {
+            var program = NeuronProgram()
+            program.nop()
+            build(&program)
+            try NeuronEngine.validate(program.image(), slotSizes: slots.buffers.map { UInt64($0.count) })
+        }
+        // Dot products of 2^31 multiply-adds over broadcast operands: no split shortens them.
+        #expect(throws: NeuronProgramError(kind: .operand, index: 1)) {
+            try validate { $0.matmul(NeuronTensorView(slot: 1, dims: [4, 4], strides: [0, 0]),
+                                     NeuronTensorView(slot: 0, dims: [4, 1 << 31], strides: [0, 0]),
+                                     NeuronTensorView(slot: 0, dims: [1 << 31, 4], strides: [0, 0])) }
+        }
+        // Softmax over one row of 2^27 elements (found by fuzzing the driver: 30 s without
+        // preemption in the VM, past the job timeout): a row is never split.
+        #expect(throws: NeuronProgramError(kind: .operand, index: 1)) {
+            try validate { $0.softmax(NeuronTensorView(slot: 1, dims: [1 << 27], strides: [0]),
+                                      NeuronTensorView(slot: 0, dims: [1 << 27], strides: [0])) }
+        }
+        // The same elements in rows, a 2^48-operation matmul (2^26 a part: four rows of
+        // 256 columns), 2^40 elements over six axes and a matmul of 512 rows by 511
+        // columns of 2^17 terms split into parts the validator accepts.
+        try validate { $0.softmax(NeuronTensorView(slot: 1, dims: [1 << 14, 1 << 13], strides: [0, 0]),
+                                  NeuronTensorView(slot: 0, dims: [1 << 14, 1 << 13], strides: [0, 0])) }
         let big = NeuronTensorView(slot: 0, dims: [65536, 65536], strides: [0, 0])
-        var program = NeuronProgram()
-        program.nop()
-        program.matmul(NeuronTensorView(slot: 1, dims: [65536, 65536], strides: [0, 0]), big, big)
-        let slots = Slots([64, 64])
-        #expect(throws: NeuronProgramError(kind: .operand, index: 1)) { try slots.run(program) }
-        // The same shape at a size whose slices are fine passes validation.
-        var small = NeuronProgram()
-        small.matmul(NeuronTensorView(slot: 1, dims: [8, 512], strides: [0, 0]),
-                     NeuronTensorView(slot: 0, dims: [8, 16], strides: [0, 0]),
-                     NeuronTensorView(slot: 0, dims: [16, 512], strides: [0, 0]))
-        try slots.run(small)
+        try validate { $0.matmul(NeuronTensorView(slot: 1, dims: [65536, 65536], strides: [0, 0]), big, big) }
+        try validate { $0.fill(NeuronTensorView(slot: 1, dims: [64, 64, 64, 64, 64, 1024],
+                                                strides: [0, 0, 0, 0, 0, 0]), value: 1) }
+        try validate { $0.matmul(NeuronTensorView(slot: 1, dims: [512, 511], strides: [0, 0]),
+                                 NeuronTensorView(slot: 0, dims: [512, 1 << 17], strides: [0, 0]),
+                                 NeuronTensorView(slot: 0, dims: [1 << 17, 511], strides: [0, 0])) }
     }
 }
 

@@ -916,8 +916,9 @@ int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	q.w = c->wt + (c->packed ? (u64)co0 * k : co0 * c->ws[0]);
 	q.K = (u32)k;
 	q.P = (u32)p;
-	q.xend = q.x + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
-		 (u64)(c->w - 1) * c->xs[3] + 1;
+	/* A slice of rows wholly in the bottom padding has no input rows: nothing to read. */
+	q.xend = !c->h ? q.x : q.x + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
+			       (u64)(c->w - 1) * c->xs[3] + 1;
 	if (!q.packed && !conv_weights_finite(&q))
 		return 0;
 	conv_gemm_avx2(&q, scratch->base);

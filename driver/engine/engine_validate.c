@@ -423,6 +423,36 @@ static u32 check_insn(const struct neuron_program_header *h,
 	return NEURON_ISA_E_OPCODE;
 }
 
+static u64 sat_mul(u64 a, u64 b)
+{
+	u64 r;
+
+	return mul_ovf(a, b, &r) ? ~0ULL : r;
+}
+
+/*
+ * The work of an instruction's largest part against NEURON_MAX_SLICE_WORK:
+ * multiply-adds of MATMUL, CONV2D and POOL2D's vector kernels count once;
+ * an element operation of the others, a memory-bound step or a
+ * transcendental function, costs tens of them, and counts
+ * SLICE_ELEMENT_WEIGHT times.
+ */
+#define SLICE_ELEMENT_WEIGHT	64
+
+static u64 slice_work(const struct neuron_engine_program *prog, u32 index)
+{
+	u64 work = neuron_engine_part_cost(prog, index);
+
+	switch (prog->insns[index].opcode) {
+	case NEURON_OP_MATMUL:
+	case NEURON_OP_CONV2D:
+	case NEURON_OP_POOL2D:
+		return work;
+	default:
+		return sat_mul(work, SLICE_ELEMENT_WEIGHT);
+	}
+}
+
 int neuron_engine_validate(const void *image, u64 size,
 			   const struct neuron_engine_slot *slots, u32 slot_count,
 			   struct neuron_engine_program *prog,
@@ -464,22 +494,12 @@ int neuron_engine_validate(const void *image, u64 size,
 	prog->insns = insns;
 	prog->desc_count = h->desc_count;
 	prog->insn_count = h->insn_count;
+	prog->part_work = 0;
 	/* No slice may be too large to stop in bounded time. */
-	for (i = 0; i < h->insn_count; i++) {
-		u64 cost = neuron_engine_insn_cost(prog, i);
-		u32 parts = neuron_engine_insn_parts(prog, i);
-
-		if (cost / parts > NEURON_MAX_SLICE_WORK)
+	for (i = 0; i < h->insn_count; i++)
+		if (slice_work(prog, i) > NEURON_MAX_SLICE_WORK)
 			return fail(status, NEURON_ISA_E_OPERAND, i);
-	}
 	return 0;
-}
-
-static u64 sat_mul(u64 a, u64 b)
-{
-	u64 r;
-
-	return mul_ovf(a, b, &r) ? ~0ULL : r;
 }
 
 u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)

@@ -240,8 +240,9 @@ void wg_input_tiles(const struct neuron_conv_args *c, const u32 t, u32 n, const 
 	const float *image = c->x + n * c->xs[0];
 	struct neuron_plane plane = {
 		.x = image, .row = c->xs[2], .h = c->h, .w = c->w,
-		.end = image + (u64)(c->cig - 1) * c->xs[1] + (u64)(c->h - 1) * c->xs[2] +
-		       (u64)(c->w - 1) * c->xs[3] + 1,
+		/* No input rows (a slice wholly in the bottom padding): nothing to read. */
+		.end = !c->h ? image : image + (u64)(c->cig - 1) * c->xs[1] +
+				       (u64)(c->h - 1) * c->xs[2] + (u64)(c->w - 1) * c->xs[3] + 1,
 	};
 	const u32 a = t + 2, xis = a * a;
 	int even = t == 2 && c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);

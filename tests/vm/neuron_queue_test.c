@@ -356,6 +356,53 @@ static void test_timeout(void)
 		      "status %u index %u", w.status, w.error_index);
 		check(now_ms() - t0 < 5000, "timeout.huge_instruction_prompt", "%.0f ms", now_ms() - t0);
 	}
+	/* One section that ends past the timeout: the job ran past its time,
+	 * though no section came after it (it used to end OK). */
+	{
+		uint32_t h = alloc(fd, 3 * 256 * 256 * 4), slots[1] = { h };
+		struct neuron_insn *in;
+
+		prog_init(&p);
+		in = prog_insn(&p, NEURON_OP_MATMUL, 0);
+		in->operand[1] = prog_mat(&p, 0, 0, 256, 256);
+		in->operand[2] = prog_mat(&p, 0, 65536, 256, 256);
+		in->operand[0] = prog_mat(&p, 0, 131072, 256, 256);
+		set_timeout_ms(10);
+		memset(&w, 0, sizeof(w));
+		check(submit(fd, 0, &p, slots, 1, &seq) == 0 && wait_job(fd, 0, seq, 20000, &w) == 0 &&
+		      w.status == NEURON_JOB_TIMEOUT && w.error_index == 0,
+		      "timeout.last_section", "status %u index %u, %llu ns", w.status, w.error_index,
+		      (unsigned long long)w.duration_ns);
+	}
+	/* Softmax over 2^27 broadcast elements (found by fuzzing: 30 s in one
+	 * FPU section, then OK past the timeout): one row is refused, rows
+	 * stop at the timeout. */
+	{
+		uint32_t h = alloc(fd, 4096), slots[1] = { h };
+		struct neuron_job_submit out = { 0 };
+		struct neuron_tensor_desc *d;
+		int ret;
+
+		prog_init(&p);
+		d = &p.d[p.h.desc_count++];
+		d->dtype = NEURON_DT_F32;
+		d->rank = 1;
+		d->dims[0] = 1u << 27;
+		prog_insn(&p, NEURON_OP_SOFTMAX, 0);
+		ret = submit_dep(fd, 0, &p, slots, 1, NEURON_NO_DEP, 0, NULL, &out);
+		check(ret == -EINVAL && out.error == NEURON_ISA_E_OPERAND && out.error_index == 0,
+		      "timeout.softmax_row_refused", "ret %d error %u", ret, out.error);
+		d->rank = 2;
+		d->dims[0] = 1u << 14;
+		d->dims[1] = 1u << 13;
+		set_timeout_ms(100);
+		t0 = now_ms();
+		memset(&w, 0, sizeof(w));
+		check(submit(fd, 0, &p, slots, 1, &seq) == 0 && wait_job(fd, 0, seq, 20000, &w) == 0 &&
+		      w.status == NEURON_JOB_TIMEOUT, "timeout.softmax_rows_stopped",
+		      "status %u", w.status);
+		check(now_ms() - t0 < 5000, "timeout.softmax_rows_prompt", "%.0f ms", now_ms() - t0);
+	}
 	set_timeout_ms(10000);
 	close(fd);
 }

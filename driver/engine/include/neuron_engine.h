@@ -32,6 +32,12 @@ struct neuron_engine_program {
 	const struct neuron_insn *insns;
 	u32 desc_count;
 	u32 insn_count;
+	/*
+	 * How much work one part of a sliced instruction may take
+	 * (engine_split.c); 0, as validation leaves it, for the engine's
+	 * own. Tests set a small one to slice small instructions finely.
+	 */
+	u64 part_work;
 };
 
 /*
@@ -78,6 +84,8 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
  * bits as neuron_engine_step(). Returns as neuron_engine_step() does.
  */
 u32 neuron_engine_insn_parts(const struct neuron_engine_program *prog, u32 index);
+/* The work of the largest of those parts (U64_MAX: too many parts). */
+u64 neuron_engine_part_cost(const struct neuron_engine_program *prog, u32 index);
 u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 			    const struct neuron_engine_slot *slots,
 			    const struct neuron_engine_slot *scratch, u32 first, u32 count);

@@ -34,11 +34,14 @@
 #define NEURON_MAX_BARRIERS	8
 #define NEURON_MAX_SEM_COUNT	65535
 /*
- * Most element operations one slice of an instruction may take (see
- * docs/isa.md, Slices): a larger one is refused (NEURON_ISA_E_OPERAND),
- * so that a queue can always stop a job within bounded time.
+ * Most work one slice of an instruction may take (see docs/isa.md,
+ * Slices): multiply-adds of MATMUL, CONV2D and POOL2D, 64 for each
+ * element operation of the others. A larger one is refused
+ * (NEURON_ISA_E_OPERAND), so that a queue can always stop a job, and a
+ * CPU never runs one slice without preemption for long. (It was 2^35
+ * operations of any kind, which let one slice run for tens of seconds.)
  */
-#define NEURON_MAX_SLICE_WORK	(1ULL << 35)
+#define NEURON_MAX_SLICE_WORK	(1ULL << 30)
 /* Core mask naming NeuronCores 0-7, the most a BARRIER can join. */
 #define NEURON_BARRIER_ALL_CORES	0xffu
 
