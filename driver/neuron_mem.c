@@ -4,8 +4,9 @@
  * out, memset, mmap, and the accounting per device and per file.
  *
  * Fake devices back a buffer with host pages allocated on first write or
- * fault (charged to the caller's memory cgroup), so the device's size and
- * untouched buffers cost no host memory. Capacity is enforced in bytes:
+ * fault (charged to the caller's memory cgroup, refused past what the
+ * host can back), so the device's size and untouched buffers cost no
+ * host memory. Capacity is enforced in bytes:
  * each buffer has its own window of the device address space (handle <<
  * NEURON_WINDOW_SHIFT), so fragmentation can never make a device with
  * enough free bytes fail an allocation. A backend with real device
@@ -13,6 +14,7 @@
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
+#include <linux/vmstat.h>
 #include <linux/overflow.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
@@ -111,6 +113,26 @@ struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle)
 }
 
 /*
+ * Fake device memory is host memory, in no process's RSS: the OOM killer
+ * would not find who committed it, and would kill others first. So a page
+ * is committed only while the host keeps a reserve available besides it
+ * (a sixteenth of its memory), and never through the OOM killer: past
+ * that the commit fails (ENOMEM; SIGBUS for a mapping), and the pages
+ * stay charged to the committer's memory cgroup, whose limit applies.
+ */
+static bool neuron_host_can_back(struct neuron_device *nd)
+{
+	unsigned long reserve = totalram_pages() / 16;
+
+	if (global_zone_page_state(NR_FREE_PAGES) > 2 * reserve || si_mem_available() > reserve)
+		return true;
+	dev_warn_ratelimited(&nd->dev,
+			     "fake device memory is host memory: a commit is refused while less than %lu MiB of it is available\n",
+			     reserve >> (20 - PAGE_SHIFT));
+	return false;
+}
+
+/*
  * The page at @index, allocated (zeroed) when @create and absent. Returns
  * NULL when absent and not created, ERR_PTR on failure.
  */
@@ -123,7 +145,10 @@ static struct page *neuron_buffer_page(struct neuron_buffer *buf,
 	if (page || !create)
 		return page;
 
-	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT);
+	if (!neuron_host_can_back(buf->owner->nd))
+		return ERR_PTR(-ENOMEM);
+	page = alloc_page(GFP_HIGHUSER | __GFP_ZERO | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN);
 	if (!page)
 		return ERR_PTR(-ENOMEM);
 	old = xa_cmpxchg(&buf->pages, index, NULL, page, GFP_KERNEL_ACCOUNT);
@@ -559,8 +584,8 @@ static vm_fault_t neuron_vm_fault(struct vm_fault *vmf)
 	if (index >= buf->size >> PAGE_SHIFT)
 		return VM_FAULT_SIGBUS;
 	page = neuron_buffer_page(buf, index, true);
-	if (IS_ERR(page))
-		return VM_FAULT_OOM;
+	if (IS_ERR(page))	/* as tmpfs past its size: never the OOM killer */
+		return VM_FAULT_SIGBUS;
 	get_page(page);
 	vmf->page = page;
 	return 0;

@@ -24,7 +24,8 @@ vm_module_paths() {
 	local kver=$1 m dep line
 	local -A seen=()
 	for m in virtio_pci 9pnet_virtio 9p; do
-		line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "/lib/modules/$kver/modules.dep") || continue
+		# (None for the debug kernel, which has them built in.)
+		line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "/lib/modules/$kver/modules.dep" 2>/dev/null) || continue
 		# modules.dep lists dependencies so that the last loads first.
 		for dep in $(echo "${line#*:}" | tr ' ' '\n' | tac) "${line%%:*}"; do
 			[ -n "$dep" ] && [ -z "${seen[$dep]:-}" ] || continue
@@ -92,7 +93,10 @@ vm_initramfs() {
 	echo "$out"
 }
 
-# True when a kernel log shows a splat.
+# True when a kernel log shows a splat. The stack dumps of allocation
+# failures (warn_alloc: fault injection makes them on purpose) are not.
 vm_kernel_splat() {
-	grep -qE 'WARNING:|BUG:|Oops|general protection fault|Call Trace:|kernel BUG|UBSAN:|KASAN:|refcount_t:|list_(add|del) corruption|INFO: task .* blocked|soft lockup|hard LOCKUP|RCU stall|possible circular locking' "$1"
+	awk 'skip { if (/<\/TASK>/) skip = 0; next }
+	     /page allocation failure:|vmalloc error:/ { skip = 1; next }
+	     { print }' "$1" | grep -qE 'WARNING:|BUG:|Oops|general protection fault|Call Trace:|kernel BUG|UBSAN:|KASAN:|refcount_t:|list_(add|del) corruption|INFO: task .* blocked|soft lockup|hard LOCKUP|RCU stall|self-detected stall|detected stalls on CPU|possible circular locking|ODEBUG:'
 }

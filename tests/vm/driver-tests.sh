@@ -61,6 +61,18 @@ $ABI all 2 4 8192
 neuron_queue_test || fail queue.run "exit $?"
 # Threads and processes sharing a file: racing releases, a child holding it.
 neuron_owner_test || fail owner.run "exit $?"
+# Every allocation and user copy of the driver's paths fails once (the
+# debug kernel's fault injection; skipped on Debian's kernel).
+neuron_fault_test || fail fault.run "exit $?"
+
+# --- the ioctl fuzzer, bounded: as root, then as a member of group neuron --
+# The seed is the day's: a failure reproduces with scripts/fuzz-driver --seed.
+seed=$(date +%Y%m%d)
+neuron_ioctl_fuzz --seed "$seed" --seconds "${FUZZ_SECONDS:-40}" --devices 2 ||
+	fail ioctl_fuzz.root "exit $?"
+su neuron-user -c "neuron_ioctl_fuzz --seed $((seed + 1)) --seconds ${FUZZ_SECONDS:-40} --devices 2" ||
+	fail ioctl_fuzz.user "exit $?"
+eq ioctl_fuzz.memory_returned "$(cat $SYS/neuron0/memory_used) $(cat $SYS/neuron1/memory_used)" "0 0"
 
 # --- the C API (libnrt.so) against the driver -----------------------------
 if [ -x "$REPO/.build-vm/bin/nrt_test" ]; then
@@ -122,6 +134,15 @@ fi
 
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
+# A group member commits twice the guest's memory: refused, nobody OOM-killed.
+udevd=$(pidof systemd-udevd)
+su neuron-user -c "$ABI overcommit /dev/neuron1" || fail overcommit.run "exit $?"
+eq overcommit.udevd_alive "$(pidof systemd-udevd)" "$udevd"
+if dmesg | grep -qiE 'out of memory|oom-kill'; then
+	fail overcommit.no_oom_kill "$(dmesg | grep -iE 'out of memory|oom-kill' | head -3)"
+else
+	pass overcommit.no_oom_kill
+fi
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
 
 # --- the Swift userspace against the real module --------------------------

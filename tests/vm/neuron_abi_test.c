@@ -996,8 +996,75 @@ static int run_eacces(const char *path)
 	return failures ? 1 : 0;
 }
 
+static long long mem_available_kb(void)
+{
+	char line[128];
+	long long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %lld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+/*
+ * Run as a member of group neuron: commit twice the host's memory of a
+ * device that has it (found by fuzzing: MEM_SET over 2 GiB pushed a
+ * 1 GiB host into a global OOM that killed root's udevd first). The
+ * commit is refused with ENOMEM, a mapping that goes on faults with
+ * SIGBUS, nobody is killed, and everything comes back.
+ */
+static int run_overcommit(const char *path)
+{
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE), size = 2 * ram;
+	long long before = mem_available_kb();
+	int fd = open(path, O_RDWR | O_CLOEXEC), st = 0;
+	uint32_t h = 0;
+	uint64_t off = 0;
+	pid_t pid;
+
+	if (fd < 0) {
+		check(0, "overcommit.open", "%s", strerror(errno));
+		return 1;
+	}
+	check(mem_alloc(fd, size, NEURON_MEM_DEVICE, &h, &off) == 0, "overcommit.alloc",
+	      "a buffer of %llu MiB refused", (unsigned long long)(size >> 20));
+	{
+		struct neuron_mem_set m = { .handle = h, .length = size, .value = 1 };
+
+		check(xioctl(fd, NEURON_IOCTL_MEM_SET, &m) == -ENOMEM, "overcommit.mem_set_enomem",
+		      "a memset of twice the host's memory did not fail with ENOMEM");
+	}
+	check(mem_available_kb() > before / 32, "overcommit.reserve_kept", "MemAvailable %lld kB",
+	      mem_available_kb());
+	pid = fork();
+	if (pid == 0) {
+		volatile char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
+		uint64_t i;
+
+		if (p == MAP_FAILED)
+			_exit(3);
+		for (i = 0; i < size; i += 4096)
+			p[i] = 1;
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	check(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "overcommit.mapping_sigbus",
+	      "the child ended with status 0x%x", st);
+	check(mem_free(fd, h) == 0, "overcommit.free", "free failed");
+	close(fd);
+	check(mem_available_kb() > before - 65536, "overcommit.memory_back",
+	      "MemAvailable %lld kB, was %lld", mem_available_kb(), before);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "overcommit"))
+		return run_overcommit(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "all"))
 		return run_all(atoi(argv[2]), atoi(argv[3]), strtoull(argv[4], NULL, 0));
 	if (argc == 4 && !strcmp(argv[1], "lazy"))
@@ -1006,7 +1073,7 @@ int main(int argc, char **argv)
 		return run_unprivileged(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "eacces"))
 		return run_eacces(argv[2]);
-	fprintf(stderr, "usage: %s all DEVICES CORES MEMORY_MB | unprivileged DEV | eacces DEV\n",
+	fprintf(stderr, "usage: %s all DEVICES CORES MEMORY_MB | unprivileged DEV | eacces DEV | overcommit DEV\n",
 		argv[0]);
 	return 2;
 }
