@@ -59,6 +59,7 @@ vm_initramfs() {
 	chmod 0755 "$root"
 	mkdir -p "$root"/{bin,sbin,etc/udev/rules.d,proc,sys,dev,run,tmp,mnt,root,lib/modules,lib/systemd,home/neuron-user}
 	cp /bin/busybox "$root/bin/busybox"
+	: > "$root/lib/modules/load-order"
 	for m in $(vm_module_paths "$kver"); do
 		cp "/lib/modules/$kver/$m" "$root/lib/modules/"
 		basename "$m" >> "$root/lib/modules/load-order"
