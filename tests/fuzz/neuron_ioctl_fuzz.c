@@ -753,21 +753,34 @@ static void op_compare(struct file *f)
 			     ret, s.error, s.error_index, st.error, st.index);
 		return;
 	}
+	/* Committing the buffers' pages may meet the host's reserve. */
+	if (ret == -ENOMEM)
+		return;
 	if (ret)
 		fail("the driver refused (%d, error %u at %u) a program valid here", ret, s.error,
 		     s.error_index);
-	/* Huge broadcasts are the timeout's business, not a comparison's. */
+	/*
+	 * Huge broadcasts are the timeout's business, not a comparison's; and
+	 * semaphores and barriers (a mutated opcode) are the queue's, which
+	 * the engine here does not run.
+	 */
 	{
 		uint64_t work = 0;
+		int sync = 0;
 
-		for (i = 0; i < prog.insn_count; i++)
+		for (i = 0; i < prog.insn_count; i++) {
 			work += neuron_engine_insn_cost(&prog, i);
-		if (work > (1u << 22)) {
+			sync |= prog.insns[i].opcode == NEURON_OP_SEM_SIGNAL ||
+				prog.insns[i].opcode == NEURON_OP_SEM_WAIT ||
+				prog.insns[i].opcode == NEURON_OP_BARRIER;
+		}
+		if (work > (1u << 22) || sync) {
 			struct neuron_core_reserve r = { .core_mask = 1u << core };
 
 			xioctl(f->fd, NEURON_IOCTL_CORE_RELEASE, &r);
 			f->held &= ~(1u << core);
-			logop("compare: %llu operations, not compared", (unsigned long long)work);
+			logop("compare: %llu operations%s, not compared", (unsigned long long)work,
+			      sync ? " and synchronisation" : "");
 			return;
 		}
 	}
