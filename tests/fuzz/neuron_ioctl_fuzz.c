@@ -679,8 +679,14 @@ static void op_submit(struct file *f)
  */
 static int fresh_core(struct file *f, uint32_t core)
 {
-	struct neuron_core_reserve r = { .core_mask = f->held };
-	int ret = xioctl(f->fd, NEURON_IOCTL_CORE_RELEASE, &r);
+	/* What the file holds now: a child sharing it may have reserved more. */
+	struct neuron_core_reserve r = { .core_mask = 1u << core };
+	int ret = xioctl(f->fd, NEURON_IOCTL_CORE_RESERVE, &r);
+
+	if (ret)
+		return -1;
+	r = (struct neuron_core_reserve){ .core_mask = r.held_mask };
+	ret = xioctl(f->fd, NEURON_IOCTL_CORE_RELEASE, &r);
 
 	memset(f->seq, 0, sizeof(f->seq));
 
