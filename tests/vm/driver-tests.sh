@@ -132,6 +132,16 @@ else
 	fail runtime.killed.cores_free_again "$out"
 fi
 
+# --- stress: many neuron-run processes killed at random points -------------
+# Random models, cores, replicas and requests in flight, as root and as
+# neuron-user, most killed (SIGKILL, SIGTERM, SIGINT) at a random point,
+# while neuron-ls lists and sysfs is read; then everything is returned and
+# every core runs again. Jobs get a minute: the emulator's speed is not
+# what this tests.
+echo 60000 > /sys/module/neuron/parameters/job_timeout_ms
+neuron_stress run --seconds "${STRESS_SECONDS:-30}" --seed "$seed" || fail stress.run "exit $?"
+echo 10000 > /sys/module/neuron/parameters/job_timeout_ms
+
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 # A group member commits twice the guest's memory: refused, nobody OOM-killed.
@@ -282,6 +292,10 @@ if [ $((free0 - free1)) -lt 150 ]; then pass cycles.no_memory_leak; else
 	fail cycles.no_memory_leak "free pages fell by $((free0 - free1)) kB"; fi
 /lib/systemd/systemd-udevd --daemon 2>/dev/null
 udevadm settle --timeout=30
+
+# --- load and unload racing open files, mappings and sysfs readers --------
+neuron_stress cycles --module "$MOD" --cycles "${STRESS_CYCLES:-30}" --seed "$seed" ||
+	fail stress.cycles "exit $?"
 
 # --- install-driver and uninstall-driver ---------------------------------
 if install-driver --no-build --no-dkms --fake-devices 3 >/tmp/install.log 2>&1; then
