@@ -1,4 +1,3 @@
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +47,7 @@ public final class NeuronBuffer: Sendable {
     let storage: any NeuronBufferStorage
 
     private struct State { var users = 0; var freed = false; var released = false }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(size: UInt64, placement: NeuronMemoryPlacement, core: Int?, deviceIndex: Int,
          storage: any NeuronBufferStorage) {

@@ -1,5 +1,4 @@
 import CNeuronUAPI
-import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -61,12 +60,12 @@ public final class KernelDevice: NeuronDevice {
         var users = 0
         var closing = false
     }
-    private let descriptor: Mutex<Descriptor>
+    private let descriptor: Locked<Descriptor>
     /// Delivers job completions to `result(of:)` (KernelQueue.swift).
     let completions: KernelCompletions
 
     private init(fd: FileDescriptor, path: String, index: Int) {
-        self.descriptor = Mutex(Descriptor(fd: fd))
+        self.descriptor = Locked(Descriptor(fd: fd))
         self.path = path
         self.index = index
         self.completions = KernelCompletions()
@@ -266,7 +265,7 @@ final class KernelBufferStorage: NeuronBufferStorage {
     let deviceAddress: UInt64
     let mmapOffset: UInt64
     /// The mapping's address, once mapped.
-    private let mapped = Mutex<UInt?>(nil)
+    private let mapped = Locked<UInt?>(nil)
 
     init(device: KernelDevice, handle: UInt32, allocatedSize: UInt64, deviceAddress: UInt64, mmapOffset: UInt64) {
         self.device = device

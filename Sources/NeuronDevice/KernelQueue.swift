@@ -1,5 +1,4 @@
 import CNeuronUAPI
-import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -158,7 +157,7 @@ final class KernelCompletions: Sendable {
         var running = false
         var stopped = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wakeFD: Int32
     private static let keep = 1024
 

@@ -1,6 +1,5 @@
 import CNeuronEngine
 import CNeuronUAPI
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -113,7 +112,7 @@ public enum NeuronQueueLimits {
 public final class NeuronQueue: Sendable {
     public let device: any NeuronDevice
     public let core: Int
-    private let open = Mutex(true)
+    private let open = Locked(true)
 
     init(device: any NeuronDevice, core: Int) throws(NeuronError) {
         try device.reserveCores([core])

@@ -1,5 +1,4 @@
 import CNeuronUAPI
-import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -121,8 +120,8 @@ final class SimulatorWorld: Sendable {
         var deviceUsed: [Int: UInt64] = [:]
     }
 
-    private let state = Mutex(State())
-    private let deviceQueues = Mutex<[Int: SimDeviceQueues]>([:])
+    private let state = Locked(State())
+    private let deviceQueues = Locked<[Int: SimDeviceQueues]>([:])
 
     /// The queues of `device`, made on first use.
     func queues(device: Int, configuration: SimulatorBackend.Configuration) -> SimDeviceQueues {
@@ -230,12 +229,12 @@ final class SimulatorWorld: Sendable {
 public final class SimulatedDevice: NeuronDevice {
     public let index: Int
     private let backend: SimulatorBackend
-    private let file: Mutex<Int?>
+    private let file: Locked<Int?>
 
     init(backend: SimulatorBackend, index: Int) {
         self.backend = backend
         self.index = index
-        self.file = Mutex(backend.world.register(device: index))
+        self.file = Locked(backend.world.register(device: index))
     }
 
     deinit { close() }
@@ -363,7 +362,7 @@ final class SimulatedBufferStorage: NeuronBufferStorage {
     /// Pages committed as the driver counts them: written by write or
     /// fill (a sparse bitmap, 64 pages a word), or any page once mapped
     /// (then mincore tells).
-    private let committed = Mutex<(words: [Int: UInt64], mapped: Bool)>(([:], false))
+    private let committed = Locked<(words: [Int: UInt64], mapped: Bool)>(([:], false))
     private static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
     /// The inaccessible page mapped after every buffer.
     static let guardSize = pageSize

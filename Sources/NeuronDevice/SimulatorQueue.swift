@@ -1,6 +1,5 @@
 import CNeuronEngine
 import CNeuronUAPI
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -120,9 +119,11 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     let device: Int
     let timeoutMilliseconds: Int
+    /// Fixed at creation, so read without the lock (`cores` is not).
+    let coreCount: Int
     private let lock: SimCondition
     /// The condition of semaphores and barriers (after the cores').
-    private var syncCondition: Int { cores.count }
+    private var syncCondition: Int { coreCount }
     // Under `lock`:
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
@@ -140,11 +141,10 @@ final class SimDeviceQueues: @unchecked Sendable {
     init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
         self.device = device
         self.timeoutMilliseconds = timeoutMilliseconds
+        self.coreCount = coreCount
         self.cores = [Core](repeating: Core(), count: coreCount)
         self.lock = SimCondition(conditions: coreCount + 1)
     }
-
-    var coreCount: Int { cores.count }
 
     /// The NeuronCores any file holds.
     func heldCores() -> [Int] {
@@ -156,7 +156,7 @@ final class SimDeviceQueues: @unchecked Sendable {
     }
 
     func reserve(file: Int, cores wanted: [Int]) throws(NeuronError) {
-        let mask = try coreMask(wanted, count: cores.count, device: device)
+        let mask = try coreMask(wanted, count: coreCount, device: device)
         let busy: [Int] = lock.withLock {
             let busy = coreList(ofMask: mask).filter { cores[$0].owner != nil && cores[$0].owner != file }
             guard busy.isEmpty else { return busy }
@@ -177,7 +177,7 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     /// Abort the jobs of `wanted` (held by `file`), wait, release them.
     func release(file: Int, cores wanted: [Int]) throws(NeuronError) {
-        let mask = try coreMask(wanted, count: cores.count, device: device)
+        let mask = try coreMask(wanted, count: coreCount, device: device)
         let list = coreList(ofMask: mask)
         let held = lock.withLock { list.allSatisfy { cores[$0].owner == file } }
         guard held else { throw .coreNotReserved(device: device, core: list.first ?? 0) }
@@ -202,8 +202,8 @@ final class SimDeviceQueues: @unchecked Sendable {
     }
 
     func submit(file: Int, world: SimulatorWorld, request: NeuronJobRequest) throws(NeuronError) -> NeuronJob {
-        guard (0..<cores.count).contains(request.core) else {
-            throw .invalidArgument("NeuronCore \(request.core) does not exist on device \(device) (it has \(cores.count)).")
+        guard (0..<coreCount).contains(request.core) else {
+            throw .invalidArgument("NeuronCore \(request.core) does not exist on device \(device) (it has \(coreCount)).")
         }
         guard request.buffers.count <= NeuronQueueLimits.slots else {
             throw .invalidArgument("A job binds at most \(NeuronQueueLimits.slots) buffers; \(request.buffers.count) were given.")
@@ -253,7 +253,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                 throw .coreNotReserved(device: device, core: request.core)
             }
             if let dep = request.after {
-                guard (0..<cores.count).contains(dep.core), cores[dep.core].owner == file,
+                guard (0..<coreCount).contains(dep.core), cores[dep.core].owner == file,
                       dep.sequence >= cores[dep.core].firstSequence, dep.sequence <= cores[dep.core].submitted else {
                     throw .invalidArgument("The job cannot depend on \(dep): it was not submitted through this device object.")
                 }
@@ -272,7 +272,7 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     /// With the lock held: the job's result if it ended, or why it cannot be known.
     private func lookup(file: Int, _ job: NeuronJob) throws(NeuronError) -> NeuronJobResult? {
-        guard (0..<cores.count).contains(job.core), cores[job.core].owner == file else {
+        guard (0..<coreCount).contains(job.core), cores[job.core].owner == file else {
             throw .coreNotReserved(device: device, core: job.core)
         }
         let core = cores[job.core]
@@ -314,8 +314,8 @@ final class SimDeviceQueues: @unchecked Sendable {
     }
 
     func info(core: Int) throws(NeuronError) -> NeuronQueueInfo {
-        guard (0..<cores.count).contains(core) else {
-            throw .invalidArgument("NeuronCore \(core) does not exist on device \(device) (it has \(cores.count)).")
+        guard (0..<coreCount).contains(core) else {
+            throw .invalidArgument("NeuronCore \(core) does not exist on device \(device) (it has \(coreCount)).")
         }
         return lock.withLock {
             NeuronQueueInfo(submitted: cores[core].submitted, completed: cores[core].completed,
@@ -476,7 +476,7 @@ final class SimDeviceQueues: @unchecked Sendable {
             default:  // BARRIER
                 let bit = UInt32(1) << UInt32(core)
                 let heldByFile = coreList(ofMask: argument).allSatisfy {
-                    $0 < cores.count && cores[$0].owner == job.file
+                    $0 < coreCount && cores[$0].owner == job.file
                 }
                 guard argument & bit != 0, heldByFile else { return .invalid(instruction: index) }
                 let generation = state.generation[id]

@@ -5,7 +5,6 @@ import CNRT
 import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +33,7 @@ final class CTensorSet {
 }
 
 /// The process's runtime, between nrt_init and nrt_close.
-let sharedRuntime = Mutex<NeuronRuntime?>(nil)
+let sharedRuntime = Locked<NeuronRuntime?>(nil)
 
 func status(_ value: NRTStatus) -> Int32 { value.rawValue }
 

@@ -1,5 +1,5 @@
+import NeuronDevice
 import Dispatch
-import Synchronization
 
 /// How a model is loaded.
 public struct NeuronLoadOptions: Sendable, Equatable {
@@ -40,10 +40,10 @@ final class RequestSlots: Sendable {
         var waiters: [@Sendable (Int?) -> Void] = []
         var closed = false
     }
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(count: Int) {
-        state = Mutex(State(free: Array((0..<max(1, count)).reversed())))
+        state = Locked(State(free: Array((0..<max(1, count)).reversed())))
     }
 
     /// A free slot now, or the place in line.

@@ -1,6 +1,5 @@
 import NeuronDevice
 import NeuronNEFF
-import Synchronization
 
 /// A model loaded on a group of NeuronCores: its reserved queues, its
 /// (shared) weights and its scratch tensors. Unloaded exactly once, on
@@ -27,9 +26,9 @@ public final class NeuronLoadedModel: Sendable {
         /// slot for a multi-core model, allocated on first use.
         var scratch: [Int: [String: NeuronBuffer]] = [:]
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
     /// Requests are submitted one at a time (their jobs then run in order).
-    private let submitLock = Mutex(())
+    private let submitLock = Locked(())
 
     init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDevice, cores: [Int],
          queues: [NeuronQueue], weights: NeuronRuntime.WeightSet, options: NeuronLoadOptions) throws(NeuronRuntimeError) {
@@ -155,7 +154,7 @@ public final class NeuronLoadedModel: Sendable {
         throws(NeuronRuntimeError) -> [NeuronJob] {
         guard isLoaded else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         let bound = try bind(inputs: inputs, outputs: outputs, slot: slot)
-        return try submitLock.withLock { _ throws(NeuronRuntimeError) -> [NeuronJob] in
+        return try submitLock.withLock { () throws(NeuronRuntimeError) -> [NeuronJob] in
             var jobs: [NeuronJob] = []
             for (index, program) in model.programs.enumerated() {
                 let after = program.after.map { jobs[$0] }

@@ -1,6 +1,5 @@
 import NeuronDevice
 import NeuronNEFF
-import Synchronization
 
 /// A tensor in device memory: a buffer with a name, dtype and shape.
 public final class NeuronTensor: Sendable {
@@ -54,9 +53,9 @@ public final class NeuronRuntime: Sendable {
     /// What `load` uses when given no options (from the environment).
     public let defaultLoadOptions: NeuronLoadOptions
     private let devices: [any NeuronDevice]
-    private let weights = Mutex<[WeightKey: WeightSet]>([:])
+    private let weights = Locked<[WeightKey: WeightSet]>([:])
     /// Global cores a loaded model of this runtime runs on.
-    private let inUse = Mutex<Set<Int>>([])
+    private let inUse = Locked<Set<Int>>([])
 
     struct WeightKey: Hashable {
         var uuid: [UInt8]
@@ -66,7 +65,7 @@ public final class NeuronRuntime: Sendable {
     /// The weights of one model on one device, shared by its loads.
     final class WeightSet: Sendable {
         let buffers: [String: NeuronBuffer]
-        let users = Mutex(0)
+        let users = Locked(0)
         init(buffers: [String: NeuronBuffer]) { self.buffers = buffers }
     }
 

@@ -3,7 +3,6 @@ import Foundation
 import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
-import Synchronization
 
 @main
 struct NeuronRun: AsyncParsableCommand {
@@ -329,7 +328,7 @@ struct NeuronRun: AsyncParsableCommand {
 
 /// Hands out request numbers to the workers.
 final class RequestCounter: Sendable {
-    private let count = Mutex(0)
+    private let count = Locked(0)
 
     /// True, and one more request taken, while fewer than `limit` were.
     func take(below limit: Int) -> Bool {
