@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
         .library(name: "NeuronNEFF", targets: ["NeuronNEFF"]),
         .library(name: "NeuronRuntime", targets: ["NeuronRuntime"]),
+        .library(name: "NeuronCompiler", targets: ["NeuronCompiler"]),
         .executable(name: "neuron-ls", targets: ["neuron-ls"]),
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
         .executable(name: "neuron-run", targets: ["neuron-run"]),

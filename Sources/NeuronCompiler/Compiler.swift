@@ -198,8 +198,10 @@ struct Emitter {
             programs.append(NEFFProgram(core: index, image: program.image(), slots: slotNames,
                                         after: index > 0 ? index - 1 : nil))
         }
-        let name = options.name ?? (graph.name.isEmpty ? "model" : graph.name)
-        let model = NEFFModel(name: String(name.prefix(NEFFModel.nameLength - 1)), coreCount: stages.count, tensors: tensors,
+        // A graph's name is any text an exporter wrote; a name given in
+        // the options is checked as it is (validate() says what is wrong).
+        let name = options.name ?? NEFFModel.modelName(fitting: graph.name)
+        let model = NEFFModel(name: name, coreCount: stages.count, tensors: tensors,
                               programs: programs, weights: weights)
         options.progress?(CompileProgress(stage: .validating, done: 0, total: 1))
         do {

@@ -39,8 +39,7 @@ extension Lowering {
             let shape = first.integers() ?? []
             var value = ConstantTensor.make(.float32, [], [0])
             if case .tensor(let tensor)? = node.attributes["value"] { value = tensor }
-            let count = shape.reduce(1, *)
-            guard count <= 1 << 26 else { throw unsupported("ConstantOfShape of \(count) elements") }
+            let count = try foldedCount(shape, what: "ConstantOfShape")
             result = ConstantTensor(type: value.type, shape: shape,
                                     bytes: Array([[UInt8]](repeating: value.bytes, count: count).joined()))
         case "Range":

@@ -92,6 +92,34 @@ final class Lowering {
 
     // MARK: Errors
 
+    /// Elements of a tensor of `shape`; nil when a dimension is negative
+    /// or the product overflows (shapes come from the model's bytes).
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for dim in shape {
+            guard dim >= 0 else { return nil }
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
+            guard !overflow else { return nil }
+            count = product
+        }
+        return count
+    }
+
+    /// The most elements of a tensor (a NEFF's limit: 1 TiB of 8-byte elements).
+    static let maxTensorElements = 1 << 37
+    /// The most elements the compiler computes itself at compile time (a
+    /// constant it folds or makes); larger ones are refused.
+    static let maxFoldedElements = 1 << 26
+
+    /// Elements of a constant of `shape` the compiler is about to make, or
+    /// a clear refusal when there are too many to compute here.
+    func foldedCount(_ shape: [Int], what: String) throws(NeuronCompilerError) -> Int {
+        guard let count = Self.elementCount(shape), count <= Self.maxFoldedElements else {
+            throw unsupported("\(what) of shape \(shape) would be computed at compile time, and has more than \(Self.maxFoldedElements) elements")
+        }
+        return count
+    }
+
     func unsupported(_ message: String) -> NeuronCompilerError {
         NeuronCompilerError(.unsupported, "node \(current.label): \(message)")
     }
@@ -325,7 +353,7 @@ final class Lowering {
     /// `axis` of a tensor of `rank`, negative counting from the end.
     func axis(_ axis: Int, rank: Int, what: String = "axis") throws(NeuronCompilerError) -> Int {
         let resolved = axis < 0 ? axis + rank : axis
-        guard (0..<max(rank, 1)).contains(resolved) else {
+        guard (0..<rank).contains(resolved) else {
             throw invalid("\(what) \(axis) is outside a tensor of rank \(rank)")
         }
         return resolved
@@ -366,6 +394,9 @@ final class Lowering {
             }
             guard dims.count <= 6, dims.allSatisfy({ $0 >= 1 }) else {
                 throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
+            }
+            guard let count = Self.elementCount(dims), count <= Self.maxTensorElements else {
+                throw NeuronCompilerError(.shape, "input \(input.name) is \(dims.map(String.init).joined(separator: "x")): more than the \(Self.maxTensorElements) elements a NeuronCore tensor holds")
             }
             values[input.name] = .tensor(newBuffer(.input(input.name), type: type, dims: dims))
         }

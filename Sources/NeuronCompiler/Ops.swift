@@ -85,7 +85,8 @@ extension Lowering {
             guard let value = value(0) else { throw invalid("input 0 is missing") }
             set(0, value)
             if node.outputs.count > 1, !node.outputs[1].isEmpty {
-                set(1, .constant(.make(.bool, value.shape, [Double](repeating: 1, count: value.shape.reduce(1, *)))))
+                let count = try foldedCount(value.shape, what: "\(node.op)'s mask")
+                set(1, .constant(.make(.bool, value.shape, [Double](repeating: 1, count: count))))
             }
         case "Reshape", "Flatten", "Squeeze", "Unsqueeze":
             let x = try tensor(0)
@@ -442,7 +443,8 @@ extension Lowering {
         let rows = try reshapeView(x, to: Array(x.dims[..<a]) + [span])
         let scale = try reshapeView(try floatTensor(1), to: [span])
         let bias = hasInput(2) ? try reshapeView(try floatTensor(2), to: [span])
-            : try weightView(.make(.float32, [span], [Double](repeating: 0, count: span)), name: "\(current.name)#zero")
+            : try weightView(.make(.float32, [span], [Double](repeating: 0, count: try foldedCount([span], what: "a zero bias"))),
+                             name: "\(current.name)#zero")
         let out = temp(.float32, rows.dims)
         emit(.layerNorm(epsilon: epsilon), [out, rows, scale, bias])
         set(0, .tensor(try reshapeView(out, to: x.dims)))

@@ -337,14 +337,27 @@ public struct NEFFModel: Sendable, Equatable {
         try validate()
     }
 
+    /// `text` (a graph's name, say) as a name the header holds whole:
+    /// without NUL and other control characters, cut at a character
+    /// boundary to at most `nameLength - 1` bytes; "model" if nothing is left.
+    public static func modelName(fitting text: String) -> String {
+        var name = ""
+        for character in text {
+            if character.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) { continue }
+            if name.utf8.count + character.utf8.count >= nameLength { break }
+            name.append(character)
+        }
+        return name.isEmpty ? "model" : name
+    }
+
     /// Checks a model in memory, as the reader does a file.
     public func validate() throws(NEFFError) {
         guard (1...Int(Self.maxCores)).contains(coreCount) else {
             throw NEFFError(.header, "\(coreCount) NeuronCores; 1 to \(Self.maxCores) are possible")
         }
         guard uuid.count == 16 else { throw NEFFError(.header, "the UUID has \(uuid.count) bytes, not 16") }
-        guard name.utf8.count < Self.nameLength, !name.isEmpty else {
-            throw NEFFError(.header, "the model name must have 1 to \(Self.nameLength - 1) bytes")
+        guard name.utf8.count < Self.nameLength, !name.isEmpty, !name.utf8.contains(0) else {
+            throw NEFFError(.header, "the model name must have 1 to \(Self.nameLength - 1) bytes, none of them NUL")
         }
         var seen = Set<String>()
         var sizes: [String: Int] = [:]

@@ -45,6 +45,62 @@ struct CompilerTests {
         #expect(got?.map(\.bitPattern) == reference(x, rows: 3).map(\.bitPattern))
     }
 
+    /// Found by fuzzing the importer (scripts/fuzz onnx): a graph named
+    /// "tes\u{1}\0..." compiled to a NEFF whose header (NUL-terminated)
+    /// and metadata named it differently, so it did not read back; a name
+    /// of 63 characters over 63 bytes was refused.
+    @Test("any graph name gives a NEFF that reads back", arguments: [
+        "tes\u{1}\0\0conv_with_padding", String(repeating: "模型", count: 40), "\0\n", "résumé-v2",
+    ])
+    func graphNames(name: String) throws {
+        var proto = ONNXBuilder.tiny()
+        proto.graph.name = name
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(proto))
+        let (model, _) = try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [3, 8]]))
+        let again = try NEFFModel(bytes: try model.serialized())
+        #expect(again.name == model.name && !again.name.isEmpty && again.name.utf8.count < NEFFModel.nameLength)
+        #expect(!again.name.utf8.contains(0) && !again.name.contains("\n"))
+        #expect(name.hasPrefix("résumé") ? again.name == name : true)
+        #expect(name.hasPrefix("模型") ? again.name.count == 21 : true)
+    }
+
+    /// Found by fuzzing the importer: Softmax of a scalar took axis 0 of
+    /// rank 0 as valid and the compiler trapped (index out of range); an
+    /// axis of a rank-0 tensor is refused for every op that takes one.
+    @Test("an axis of a scalar is refused with an error, not a trap",
+          arguments: ["Softmax", "LogSoftmax", "Concat", "Gather"])
+    func scalarAxis(op: String) throws {
+        var graph = Onnx_GraphProto()
+        graph.name = "scalar"
+        graph.input = [ONNXBuilder.value("x", .float, [])]
+        graph.output = [ONNXBuilder.value("y", .float, [])]
+        var node = ONNXBuilder.node(op, ["x"], ["y"])
+        node.attribute = [ONNXBuilder.attribute("axis", ints: [0])]
+        node.attribute[0].type = .int
+        node.attribute[0].i = 0
+        node.attribute[0].ints = []
+        graph.node = [node]
+        let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+        #expect(throws: NeuronCompilerError.self) { try NeuronCompiler.compile(imported) }
+    }
+
+    /// Found by fuzzing the importer: Dropout's mask of a 1308588797x5
+    /// input was made as a constant of 6.5e9 elements (52 GB) at compile
+    /// time. Constants the compiler computes are bounded, and so are inputs
+    /// (with overflow-safe counts).
+    @Test("huge shapes are refused with an error, not an allocation or a trap", arguments: [
+        ("Dropout", [1_308_588_797, 5] as [Int64]), ("Relu", [1 << 31, 1 << 31, 1 << 31]), ("Relu", [1 << 40, 1 << 30]),
+    ])
+    func hugeShapes(op: String, dims: [Int64]) throws {
+        var graph = Onnx_GraphProto()
+        graph.name = "huge"
+        graph.input = [ONNXBuilder.value("x", .float, dims)]
+        graph.output = [ONNXBuilder.value("y", .float, dims)]
+        graph.node = [ONNXBuilder.node(op, ["x"], op == "Dropout" ? ["y", "mask"] : ["y"])]
+        let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+        #expect(throws: NeuronCompilerError.self) { try NeuronCompiler.compile(imported) }
+    }
+
     @Test("shape chains fold at compile time; views cost no instructions")
     func folding() throws {
         // y = Reshape(x, Concat(Gather(Shape(x), 0), [-1])) then Transpose then Relu.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Write valid ISA v1 programs into tests/fuzz/corpus as fuzzing seeds,
+"""Write valid ISA v1 programs into tests/fuzz/corpus/engine as fuzzing seeds,
 one per opcode family, over the fuzzer's slots of 256, 1024 and 64 bytes."""
 import os
 import struct
@@ -58,7 +58,7 @@ SEEDS = {
                            [insn(5, operands=(2, 0, 1, 0))]),
 }
 
-out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
+out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")
 os.makedirs(out, exist_ok=True)
 for name, image in SEEDS.items():
     with open(os.path.join(out, "seed_" + name), "wb") as f:
