@@ -260,6 +260,9 @@ extension Lowering {
 
     /// out = a x b with numpy's matmul rules (1-D operands, broadcast batches).
     func matmul(_ a: View, _ b: View, bias: View? = nil) throws(NeuronCompilerError) -> View {
+        guard a.rank >= 1, b.rank >= 1 else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): both operands need at least one dimension")
+        }
         var x = a, y = b
         let squeezeM = x.rank == 1, squeezeN = y.rank == 1
         if squeezeM { x = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [1] + x.dims, strides: [0] + x.strides) }

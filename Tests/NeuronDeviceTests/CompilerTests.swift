@@ -87,16 +87,17 @@ struct CompilerTests {
     /// Found by fuzzing the importer: Dropout's mask of a 1308588797x5
     /// input was made as a constant of 6.5e9 elements (52 GB) at compile
     /// time. Constants the compiler computes are bounded, and so are inputs
-    /// (with overflow-safe counts).
+    /// (with overflow-safe counts). Also found: MatMul of a scalar trapped.
     @Test("huge shapes are refused with an error, not an allocation or a trap", arguments: [
         ("Dropout", [1_308_588_797, 5] as [Int64]), ("Relu", [1 << 31, 1 << 31, 1 << 31]), ("Relu", [1 << 40, 1 << 30]),
+        ("MatMul", []),
     ])
     func hugeShapes(op: String, dims: [Int64]) throws {
         var graph = Onnx_GraphProto()
         graph.name = "huge"
         graph.input = [ONNXBuilder.value("x", .float, dims)]
         graph.output = [ONNXBuilder.value("y", .float, dims)]
-        graph.node = [ONNXBuilder.node(op, ["x"], op == "Dropout" ? ["y", "mask"] : ["y"])]
+        graph.node = [ONNXBuilder.node(op, op == "MatMul" ? ["x", "x"] : ["x"], op == "Dropout" ? ["y", "mask"] : ["y"])]
         let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
         #expect(throws: NeuronCompilerError.self) { try NeuronCompiler.compile(imported) }
     }
