@@ -31,16 +31,18 @@ extension Lowering {
         }
         let k = spatial == 1 ? (1, kernel[0]) : (kernel[0], kernel[1])
         let s = try pair(try ints("strides"), 1, "strides"), d = try pair(try ints("dilations"), 1, "dilations")
-        guard k.0 >= 1, k.1 >= 1, s.0 >= 1, s.1 >= 1, d.0 >= 1, d.1 >= 1 else {
-            throw invalid("kernel, strides and dilations must be at least 1")
+        // The engine's validator takes kernels, dilations and pads up to
+        // 65535; bounding strides too keeps the arithmetic below in range.
+        guard [k.0, k.1, s.0, s.1, d.0, d.1].allSatisfy({ (1...65535).contains($0) }) else {
+            throw invalid("kernel, strides and dilations must be 1 to 65535")
         }
         let span = (h: (k.0 - 1) * d.0 + 1, w: (k.1 - 1) * d.1 + 1)
         var pads = (top: 0, left: 0, bottom: 0, right: 0)
         switch try string("auto_pad", "NOTSET") {
         case "NOTSET":
             if let given = try ints("pads") {
-                guard given.count == 2 * spatial, given.allSatisfy({ $0 >= 0 }) else {
-                    throw invalid("pads \(given) must be \(2 * spatial) values of at least 0")
+                guard given.count == 2 * spatial, given.allSatisfy({ (0...65535).contains($0) }) else {
+                    throw invalid("pads \(given) must be \(2 * spatial) values of 0 to 65535")
                 }
                 pads = spatial == 1 ? (0, given[0], 0, given[1]) : (given[0], given[1], given[2], given[3])
             }
@@ -72,6 +74,9 @@ extension Lowering {
         guard out.h >= 1, out.w >= 1 else {
             throw shapeError("the window \(kernel) does not fit the input \(extent) with these pads")
         }
+        guard [pads.top, pads.left, pads.bottom, pads.right].allSatisfy({ $0 <= 65535 }) else {
+            throw unsupported("padding beyond 65535")
+        }
         return Window2D(kernel: k, stride: s, dilation: d, pads: pads, out: out)
     }
 
@@ -98,7 +103,7 @@ extension Lowering {
         case "MaxPool", "AveragePool": try lowerPool(op == "MaxPool" ? .max : .avg)
         case "GlobalAveragePool", "GlobalMaxPool":
             let (x, spatial) = try image(try floatTensor(0))
-            let out = temp(.float32, [x.dims[0], x.dims[1], 1, 1])
+            let out = try temp(.float32, [x.dims[0], x.dims[1], 1, 1])
             emit(.pool(op == "GlobalMaxPool" ? .max : .avg, kernel: (x.dims[2], x.dims[3]), window: NeuronWindow(),
                        countPadding: false), [out, x])
             set(0, .tensor(try fromImage(out, spatial: spatial)))
@@ -124,9 +129,6 @@ extension Lowering {
             throw shapeError("kernel_shape \(kernel) differs from the weight's \(Array(w0Dims.dropFirst(2)))")
         }
         let win = try window(kernel: Array(w0Dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
-        guard [win.pads.top, win.pads.left, win.pads.bottom, win.pads.right].allSatisfy({ $0 <= 65535 }) else {
-            throw unsupported("padding beyond 65535")
-        }
         let bias = hasInput(2) ? try floatTensor(2) : nil
         if let bias, bias.dims != [wDims[0]] { throw shapeError("the bias \(bias.dims) is not [\(wDims[0])]") }
         let relu = current.attributes["neuron.relu"] == .int(1)
@@ -148,7 +150,7 @@ extension Lowering {
         } else {
             throw invalid("input 1 has no value")
         }
-        var out = temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
+        var out = try temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
         let operands = [out, x, w] + (bias.map { [$0] } ?? [])
         // A residual (Fusion: Conv then Add) starts the sums: copied into
         // the output, which the copy elision then makes the residual's
@@ -163,7 +165,7 @@ extension Lowering {
                 emit(.conv(win.engine, bias: bias != nil, relu: false, weights: layout, accumulate: false), operands)
                 out = try binary(.add, try fromImage(out, spatial: spatial), residual)
                 if relu {
-                    let activated = temp(.float32, out.dims)
+                    let activated = try temp(.float32, out.dims)
                     emit(.unary(.relu, alpha: 0), [activated, out])
                     out = activated
                 }
@@ -226,7 +228,7 @@ extension Lowering {
               win.pads.right < win.kernel.w else {
             throw unsupported("padding as large as the kernel (a window of padding only)")
         }
-        let out = temp(.float32, [x.dims[0], x.dims[1], win.out.h, win.out.w])
+        let out = try temp(.float32, [x.dims[0], x.dims[1], win.out.h, win.out.w])
         emit(.pool(op, kernel: win.kernel, window: win.engine, countPadding: countPadding), [out, x])
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
@@ -254,7 +256,7 @@ extension Lowering {
             params.append(try reshapeView(view, to: [x.dims[1]]))
         }
         let epsilon = try weightView(.make(.float32, [], [Double(try float("epsilon", 1e-5))]), name: "\(current.name)#epsilon")
-        let inverse = temp(.float32, [x.dims[1]])
+        let inverse = try temp(.float32, [x.dims[1]])
         emit(.unary(.rsqrt, alpha: 0), [inverse, try binary(.add, params[3], epsilon)])
         let s = try binary(.mul, params[0], inverse)
         let t = try binary(.sub, params[1], try binary(.mul, params[2], s))
@@ -284,7 +286,7 @@ extension Lowering {
         let x = contiguous(try floatTensor(0))
         guard x.rank == 4 else { throw unsupported("LRN over a \(x.rank)-D input; 4-D is supported") }
         let size = try int("size", 0)
-        guard size >= 1 else { throw invalid("size must be at least 1") }
+        guard (1...65535).contains(size) else { throw invalid("size must be 1 to 65535") }
         let alpha = try float("alpha", 1e-4), beta = try float("beta", 0.75), bias = try float("bias", 1)
         let squared = try binary(.mul, x, x)
         let (n, c, hw) = (x.dims[0], x.dims[1], x.dims[2] * x.dims[3])
@@ -292,7 +294,7 @@ extension Lowering {
         let before = (size - 1) / 2, after = size - 1 - before
         guard before < size, after < size else { throw unsupported("this LRN size") }
         let window = NeuronWindow(stride: (1, 1), padding: (UInt32(before), 0, UInt32(after), 0))
-        let summed = temp(.float32, [n, 1, c, hw])
+        let summed = try temp(.float32, [n, 1, c, hw])
         emit(.pool(.avg, kernel: (size, 1), window: window, countPadding: true), [summed, planes])
         // avg = sum / size, so alpha / size * sum = alpha * avg.
         let scaled = try binary(.mul, try reshapeView(summed, to: x.dims),

@@ -13,7 +13,8 @@ extension Lowering {
         if node.op == "Shape" || node.op == "Size" {
             let shape = try shape(0)
             if node.op == "Size" {
-                set(0, .constant(.integers([shape.reduce(1, *)], shape: [])))
+                guard let size = Lowering.elementCount(shape) else { throw shapeError("the shape \(shape) has no size") }
+                set(0, .constant(.integers([size], shape: [])))
                 return true
             }
             let rank = shape.count
@@ -30,6 +31,14 @@ extension Lowering {
                 continue
             }
             guard let tensor = constant(index) else { return false }
+            // Shapes come from the model's bytes: a negative dimension, or
+            // an empty tensor whose other dimensions multiply past the
+            // largest tensor, is refused before anything reads them.
+            guard let bound = Lowering.elementCount(tensor.shape.map { Swift.max($0, 1) }),
+                  bound <= Lowering.maxTensorElements, tensor.shape.allSatisfy({ $0 >= 0 }),
+                  tensor.bytes.count == tensor.count * tensor.type.size else {
+                throw shapeError("input \(index) has the shape \(tensor.shape)")
+            }
             inputs.append(tensor)
         }
         guard let first = inputs.first ?? nil else { return false }
@@ -39,17 +48,21 @@ extension Lowering {
             let shape = first.integers() ?? []
             var value = ConstantTensor.make(.float32, [], [0])
             if case .tensor(let tensor)? = node.attributes["value"] { value = tensor }
+            guard value.count == 1, value.bytes.count == value.type.size else {
+                throw invalid("ConstantOfShape's value must hold one element")
+            }
             let count = try foldedCount(shape, what: "ConstantOfShape")
             result = ConstantTensor(type: value.type, shape: shape,
                                     bytes: Array([[UInt8]](repeating: value.bytes, count: count).joined()))
         case "Range":
             guard inputs.count == 3, let limit = inputs[1]?.doubles().first, let delta = inputs[2]?.doubles().first,
                   let start = first.doubles().first, delta != 0 else { throw invalid("Range takes start, limit, delta") }
-            let count = max(0, Int(((limit - start) / delta).rounded(.up)))
-            guard count <= 1 << 24 else { throw unsupported("Range of \(count) elements") }
+            let steps = ((limit - start) / delta).rounded(.up)
+            guard !steps.isNaN, steps <= Double(1 << 24) else { throw unsupported("Range of \(steps) elements") }
+            let count = steps <= 0 ? 0 : Int(steps)
             result = .make(first.type, [count], (0..<count).map { start + Double($0) * delta })
         case "Cast":
-            let to = try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(try int("to", 0)), what: "Cast's target")
+            let to = try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(clamping: try int("to", 0)), what: "Cast's target")
             result = first.type == to ? first : .make(to, first.shape, first.doubles())
         case "Identity":
             result = first
@@ -61,6 +74,7 @@ extension Lowering {
         case "Transpose":
             let perm = try permutation(rank: first.shape.count)
             let outShape = perm.map { first.shape[$0] }
+            _ = try foldedCount(outShape, what: "Transpose")
             let strides = View.rowMajor(first.shape)
             var indices: [Int] = []
             forEachIndex(outShape) { index in
@@ -72,9 +86,13 @@ extension Lowering {
             let a = try axis(try int("axis", 0), rank: first.shape.count)
             var shape = first.shape
             shape[a] = parts.reduce(0) { $0 + ($1.shape.count > a ? $1.shape[a] : 0) }
-            guard parts.allSatisfy({ $0.type == first.type && $0.shape.count == first.shape.count }) else {
+            guard parts.allSatisfy({ part in
+                part.type == first.type && part.shape.count == first.shape.count
+                    && part.shape.indices.allSatisfy { $0 == a || part.shape[$0] == first.shape[$0] }
+            }) else {
                 throw shapeError("cannot concatenate \(parts.map(\.shape))")
             }
+            _ = try foldedCount(shape, what: "Concat")
             let outer = shape.prefix(a).reduce(1, *)
             var bytes: [UInt8] = []
             for o in 0..<outer {
@@ -85,10 +103,12 @@ extension Lowering {
             }
             result = ConstantTensor(type: first.type, shape: shape, bytes: bytes)
         case "Gather":
-            guard let indexTensor = inputs[1], let indices = indexTensor.integers() else {
+            guard inputs.count >= 2, let indexTensor = inputs[1], let indices = indexTensor.integers() else {
                 throw invalid("Gather's indices must be integers")
             }
             let a = try axis(try int("axis", 0), rank: first.shape.count)
+            _ = try foldedCount(Array(first.shape.prefix(a)) + indexTensor.shape + Array(first.shape.dropFirst(a + 1)),
+                                what: "Gather")
             let dim = first.shape[a]
             let outer = first.shape.prefix(a).reduce(1, *), inner = first.shape.dropFirst(a + 1).reduce(1, *)
             var picks: [Int] = []
@@ -102,15 +122,17 @@ extension Lowering {
             result = first.picking(picks, shape: Array(first.shape.prefix(a)) + indexTensor.shape + Array(first.shape.dropFirst(a + 1)))
         case "Slice":
             let view = try slice(View(buffer: -1, type: .float32, dims: first.shape))
+            _ = try foldedCount(view.dims, what: "Slice")
             var picks: [Int] = []
             forEachIndex(view.dims) { index in
                 picks.append(view.offset + zip(index, view.strides).reduce(0) { $0 + $1.0 * $1.1 })
             }
             result = first.picking(picks, shape: view.dims)
         case "Expand":
-            guard let target = inputs[1]?.integers(), let shape = broadcastShape(first.shape, target) else {
+            guard inputs.count >= 2, let target = inputs[1]?.integers(), let shape = broadcastShape(first.shape, target) else {
                 throw shapeError("cannot expand \(first.shape)")
             }
+            _ = try foldedCount(shape, what: "Expand")
             var picks: [Int] = []
             forEachIndex(shape) { picks.append(broadcastIndex($0, into: first.shape)) }
             result = first.picking(picks, shape: shape)
@@ -122,6 +144,7 @@ extension Lowering {
                   let shape = broadcastShape(first.shape, x.shape).flatMap({ broadcastShape($0, y.shape) }) else {
                 throw shapeError("Where's inputs do not broadcast")
             }
+            _ = try foldedCount(shape, what: "Where")
             let c = first.doubles(), xs = x.doubles(), ys = y.doubles()
             var out: [Double] = []
             forEachIndex(shape) { index in
@@ -136,6 +159,7 @@ extension Lowering {
                 guard let shape = broadcastShape(acc.shape, next.shape) else {
                     throw shapeError("shapes \(acc.shape) and \(next.shape) do not broadcast")
                 }
+                _ = try foldedCount(shape, what: node.op)
                 let xs = acc.doubles(), ys = next.doubles()
                 let integral = !acc.type.isFloatingPoint
                 var out: [Double] = []

@@ -67,7 +67,7 @@ enum Fusion {
         guard bn.inputs.count >= 5, bn.outputs.dropFirst().allSatisfy(\.isEmpty),
               bn.attributes["training_mode"] == nil || bn.attributes["training_mode"] == .int(0),
               conv.inputs.count >= 2, let weight = graph.constants[conv.inputs[1]], weight.type == .float32,
-              weight.shape.count >= 3 else { return nil }
+              weight.shape.count >= 3, weight.shape.allSatisfy({ $0 >= 1 }), weight.count > 0 else { return nil }
         let channels = weight.shape[0]
         let params = bn.inputs[1...4].map { graph.constants[$0]?.doubles() }
         guard params.allSatisfy({ $0?.count == channels }) else { return nil }

@@ -39,7 +39,9 @@ public struct ConstantTensor: Sendable, Equatable {
         self.bytes = bytes
     }
 
-    public var count: Int { shape.reduce(1, *) }
+    /// Elements; 0 when the shape is malformed (a negative dimension, or a
+    /// product past Int's range), so that nothing is read from it.
+    public var count: Int { Lowering.elementCount(shape) ?? 0 }
 
     /// The elements as Double (every element type converts exactly but
     /// 64-bit integers past 2^53).
@@ -73,7 +75,12 @@ public struct ConstantTensor: Sendable, Equatable {
                 (0..<count).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
             }
         }
-        return doubles().map { Int($0) }
+        var values: [Int] = []
+        for value in doubles() {
+            guard let exact = Int(exactly: value) else { return nil }   // a uint64 past Int.max
+            values.append(exact)
+        }
+        return values
     }
 }
 

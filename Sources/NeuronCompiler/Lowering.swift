@@ -134,14 +134,35 @@ final class Lowering {
 
     // MARK: Buffers and values
 
-    func newBuffer(_ kind: CompilerBuffer.Kind, type: NeuronDType, dims: [Int]) -> View {
-        let bytes = max(1, dims.reduce(1, *)) * type.size
-        buffers.append(CompilerBuffer(kind: kind, bytes: bytes))
+    /// A new tensor: every dimension 1 to 2^32-1 (an instruction's field),
+    /// at most `maxTensorElements` in all. Shapes that ops compute from the
+    /// model's bytes (Expand, Pad, Tile, Resize, broadcasts, windows) end
+    /// here, so that none is bigger than a NeuronCore tensor can be.
+    func newBuffer(_ kind: CompilerBuffer.Kind, type: NeuronDType, dims: [Int]) throws(NeuronCompilerError) -> View {
+        let count = try checkShape(dims, what: "a tensor")
+        buffers.append(CompilerBuffer(kind: kind, bytes: count * type.size))
         return View(buffer: buffers.count - 1, type: type, dims: dims)
     }
 
-    func temp(_ type: NeuronDType, _ dims: [Int]) -> View {
-        newBuffer(.temp, type: type, dims: dims)
+    /// The elements of a tensor of shape `dims`, when a NeuronCore tensor
+    /// can have it: every dimension 1 to 2^32-1, at most `maxTensorElements`.
+    @discardableResult
+    func checkShape(_ dims: [Int], what: String) throws(NeuronCompilerError) -> Int {
+        guard dims.allSatisfy({ (1...Int(UInt32.max)).contains($0) }),
+              let count = Self.elementCount(dims), count <= Self.maxTensorElements else {
+            throw shapeError("\(what) of shape \(dims) is needed: NeuronCore tensors have dimensions of 1 to \(UInt32.max) and at most \(Self.maxTensorElements) elements")
+        }
+        return count
+    }
+
+    func temp(_ type: NeuronDType, _ dims: [Int]) throws(NeuronCompilerError) -> View {
+        try newBuffer(.temp, type: type, dims: dims)
+    }
+
+    /// A new tensor of `view`'s shape (one that exists, so within bounds).
+    func temp(_ type: NeuronDType, like view: View) -> View {
+        buffers.append(CompilerBuffer(kind: .temp, bytes: max(1, view.count) * type.size))
+        return View(buffer: buffers.count - 1, type: type, dims: view.dims)
     }
 
     func emit(_ kind: AbstractOp.Kind, _ operands: [View]) {
@@ -162,6 +183,7 @@ final class Lowering {
 
     /// A constant placed in the weight blob (converted to the engine's type).
     func weightView(_ tensor: ConstantTensor, name: String) throws(NeuronCompilerError) -> View {
+        if !tensor.shape.isEmpty { try checkShape(tensor.shape, what: "the constant \(name)") }
         let type: NeuronDType
         switch tensor.type {
         case .float32, .float64, .float16: type = .float32
@@ -255,7 +277,7 @@ final class Lowering {
             cast.offset = base / 2 + (view.offset - entry.offset / 4)
             return cast
         }
-        let out = temp(.bfloat16, view.dims)
+        let out = temp(.bfloat16, like: view)
         emit(.cast, [out, view])
         return out
     }
@@ -319,7 +341,7 @@ final class Lowering {
 
     /// A copy of `view` in a fresh buffer (an op whose result must not alias its input).
     func copied(_ view: View) -> View {
-        let out = temp(view.type, view.dims)
+        let out = temp(view.type, like: view)
         emit(.copy, [out, view])
         return out
     }
@@ -398,7 +420,7 @@ final class Lowering {
             guard let count = Self.elementCount(dims), count <= Self.maxTensorElements else {
                 throw NeuronCompilerError(.shape, "input \(input.name) is \(dims.map(String.init).joined(separator: "x")): more than the \(Self.maxTensorElements) elements a NeuronCore tensor holds")
             }
-            values[input.name] = .tensor(newBuffer(.input(input.name), type: type, dims: dims))
+            values[input.name] = .tensor(try newBuffer(.input(input.name), type: type, dims: dims))
         }
         for (index, node) in graph.nodes.enumerated() {
             if index % 16 == 0 { progress?(CompileProgress(stage: .lowering, done: index, total: graph.nodes.count)) }
@@ -483,7 +505,7 @@ final class Lowering {
                 values[output.name] = .tensor(view)
                 continue
             }
-            let out = newBuffer(.output(output.name), type: view.type, dims: view.dims)
+            let out = try newBuffer(.output(output.name), type: view.type, dims: view.dims)
             emit(.copy, [out, view])
             values[output.name] = .tensor(out)
         }

@@ -46,7 +46,7 @@ extension Lowering {
                 case let other: throw unsupported("approximate=\(other); none and tanh are supported")
                 }
             }
-            let out = temp(.float32, x.dims)
+            let out = try temp(.float32, x.dims)
             emit(.unary(unaryOp, alpha: alpha), [out, x])
             set(0, .tensor(out))
             return
@@ -100,6 +100,7 @@ extension Lowering {
             guard let shape = broadcastShape(x.dims, target), let view = x.broadcast(to: shape) else {
                 throw shapeError("cannot expand \(x.dims) to \(target)")
             }
+            try checkShape(shape, what: "Expand's result")
             set(0, .tensor(view))
         case "Slice":
             set(0, .tensor(try slice(try tensor(0))))
@@ -115,18 +116,18 @@ extension Lowering {
             var perm = Array(0..<x.rank)
             perm.remove(at: axis)
             perm.append(axis)
-            let out = temp(.float32, x.dims)
+            let out = try temp(.float32, x.dims)
             emit(.softmax, [out.permuted(perm), x.permuted(perm)])
             set(0, .tensor(out))
         case "Cast":
             let x = try tensor(0)
             let to = try int("to", 0)
-            let target = try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(to), what: "Cast's target")
+            let target = try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(clamping: to), what: "Cast's target")
             let type = try engineType(target, what: "Cast's target")
             if type == x.type {
                 set(0, .tensor(x))
             } else {
-                let out = temp(type, x.dims)
+                let out = try temp(type, x.dims)
                 emit(.cast, [out, x])
                 set(0, .tensor(out))
             }
@@ -161,7 +162,7 @@ extension Lowering {
               let x = a.broadcast(to: shape), let y = b.broadcast(to: shape) else {
             throw shapeError("shapes \(a.dims) and \(b.dims) do not broadcast")
         }
-        let out = temp(.float32, shape)
+        let out = try temp(.float32, shape)
         emit(.binary(op), [out, x, y])
         return out
     }
@@ -186,14 +187,15 @@ extension Lowering {
             var shape = requested.enumerated().map { axis, dim in
                 dim == 0 && !allowZero && axis < dims.count ? dims[axis] : dim
             }
+            guard let total = Lowering.elementCount(dims) else { throw shapeError("cannot reshape \(dims)") }
             if let unknown = shape.firstIndex(of: -1) {
-                let known = shape.enumerated().filter { $0.offset != unknown }.map(\.element).reduce(1, *)
-                guard known > 0, dims.reduce(1, *) % known == 0 else {
+                let others = shape.enumerated().filter { $0.offset != unknown }.map(\.element)
+                guard let known = Lowering.elementCount(others), known > 0, total % known == 0 else {
                     throw shapeError("cannot reshape \(dims) to \(requested)")
                 }
-                shape[unknown] = dims.reduce(1, *) / known
+                shape[unknown] = total / known
             }
-            guard shape.allSatisfy({ $0 >= 0 }) else { throw shapeError("cannot reshape \(dims) to \(requested)") }
+            guard Lowering.elementCount(shape) == total else { throw shapeError("cannot reshape \(dims) to \(requested)") }
             return shape
         case "Flatten":
             let raw = try int("axis", 1)
@@ -245,12 +247,13 @@ extension Lowering {
             let dim = x.dims[a], step = steps[index]
             guard step != 0 else { throw invalid("a step of 0") }
             guard step > 0 else { throw unsupported("negative steps are not supported yet") }
+            let stepped = min(step, dim)  // past the axis, one element either way
             func clampIndex(_ value: Int) -> Int { max(0, min(dim, value < 0 ? value + dim : value)) }
             let start = clampIndex(starts[index]), end = clampIndex(ends[index])
-            let count = end > start ? (end - start + step - 1) / step : 0
+            let count = end > start ? (end - start + stepped - 1) / stepped : 0
             guard count > 0 else { throw shapeError("the slice of axis \(a) is empty; empty tensors are not supported") }
             view.offset += start * view.strides[a]
-            view.strides[a] *= step
+            view.strides[a] *= stepped
             view.dims[a] = count
         }
         return view
@@ -274,7 +277,9 @@ extension Lowering {
         guard let batch = broadcastShape(Array(x.dims.dropLast(2)), Array(y.dims.dropLast(2))) else {
             throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
         }
-        let batchCount = batch.reduce(1, *)
+        guard let batchCount = Lowering.elementCount(batch) else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): the batch \(batch) is too large")
+        }
         var outDims = batch + [m, n]
         var out: View
         if batchCount == 1 {
@@ -282,11 +287,11 @@ extension Lowering {
                           strides: Array(x.strides.suffix(2)))
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
-            out = temp(.float32, [m, n])
+            out = try temp(.float32, [m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(x2, y2) + (bias.map { [$0] } ?? []))
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
-            out = temp(.float32, [batchCount * m, n])
+            out = try temp(.float32, [batchCount * m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(flat, y) + (bias.map { [$0] } ?? []))
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
@@ -294,7 +299,7 @@ extension Lowering {
             }
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
-            out = temp(.float32, [batchCount, m, n])
+            out = try temp(.float32, [batchCount, m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(x3, y3) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
@@ -382,7 +387,7 @@ extension Lowering {
             permuted = contiguous(permuted)
             merged = View(buffer: permuted.buffer, type: .float32, offset: permuted.offset, dims: keptDims + [span])
         }
-        let out = temp(.float32, keptDims + [1])
+        let out = try temp(.float32, keptDims + [1])
         emit(.reduce(op), [out, merged])
         let outDims = keep ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] } : keptDims
         set(0, .tensor(try reshapeView(out, to: outDims)))
@@ -402,7 +407,7 @@ extension Lowering {
             }
             dims[a] += part.dims[a]
         }
-        let out = temp(first.type, dims)
+        let out = try temp(first.type, dims)
         var at = 0
         for part in parts {
             var slice = out
@@ -428,7 +433,7 @@ extension Lowering {
         let moved = data.permuted(perm)
         let rest = Array(moved.dims.dropFirst())
         let table = try reshapeView(moved, to: [moved.dims[0], rest.reduce(1, *)])
-        let gathered = temp(data.type, indices.dims + [rest.reduce(1, *)])
+        let gathered = try temp(data.type, indices.dims + [rest.reduce(1, *)])
         emit(.gather, [gathered, table, indices])
         // [indices..., before..., after...] back to ONNX's [before..., indices..., after...].
         let expanded = try reshapeView(gathered, to: indices.dims + rest)
@@ -448,7 +453,7 @@ extension Lowering {
         let bias = hasInput(2) ? try reshapeView(try floatTensor(2), to: [span])
             : try weightView(.make(.float32, [span], [Double](repeating: 0, count: try foldedCount([span], what: "a zero bias"))),
                              name: "\(current.name)#zero")
-        let out = temp(.float32, rows.dims)
+        let out = try temp(.float32, rows.dims)
         emit(.layerNorm(epsilon: epsilon), [out, rows, scale, bias])
         set(0, .tensor(try reshapeView(out, to: x.dims)))
         // The optional Mean and InvStdDev outputs: x's shape with the
@@ -457,15 +462,15 @@ extension Lowering {
         let wantsMean = current.outputs.count > 1 && !current.outputs[1].isEmpty
         let wantsInv = current.outputs.count > 2 && !current.outputs[2].isEmpty
         guard wantsMean || wantsInv else { return }
-        let mean = temp(.float32, Array(rows.dims.dropLast()) + [1])
+        let mean = try temp(.float32, Array(rows.dims.dropLast()) + [1])
         emit(.reduce(.mean), [mean, rows])
         set(1, .tensor(try reshapeView(mean, to: statsDims)))
         guard wantsInv else { return }
         let centered = try binary(.sub, rows, mean)
-        let variance = temp(.float32, mean.dims)
+        let variance = try temp(.float32, mean.dims)
         emit(.reduce(.mean), [variance, try binary(.mul, centered, centered)])
         let shifted = try binary(.add, variance, try weightView(.make(.float32, [], [Double(epsilon)]), name: "\(current.name)#epsilon"))
-        let inverse = temp(.float32, mean.dims)
+        let inverse = try temp(.float32, mean.dims)
         emit(.unary(.rsqrt, alpha: 0), [inverse, shifted])
         set(2, .tensor(try reshapeView(inverse, to: statsDims)))
     }
@@ -490,6 +495,9 @@ extension Lowering {
         }
         guard padList.count == 2 * axes.count, Set(axes).count == axes.count else {
             throw invalid("pads has \(padList.count) entries for \(axes.count) axes; it takes a begin and an end for each")
+        }
+        guard padList.allSatisfy({ (-Lowering.maxTensorElements...Lowering.maxTensorElements).contains($0) }) else {
+            throw shapeError("pads \(padList) are beyond any tensor")
         }
         var before = [Int](repeating: 0, count: x.rank), after = before
         for (index, a) in axes.enumerated() {
@@ -517,7 +525,7 @@ extension Lowering {
             source.dims[a] -= cropStart + cropEnd
         }
         let dims = (0..<x.rank).map { source.dims[$0] + max(0, before[$0]) + max(0, after[$0]) }
-        let out = temp(x.type, dims)
+        let out = try temp(x.type, dims)
         if mode == "constant" && dims != source.dims { emit(.fill(value), [out]) }
         var middle = out
         for a in 0..<x.rank {
@@ -561,7 +569,7 @@ extension Lowering {
             throw invalid("repeats \(repeats) must have one entry of at least 1 for each of the input's \(x.rank) axes (empty tensors are not supported)")
         }
         guard x.rank + repeats.filter({ $0 > 1 }).count > 6 else {
-            set(0, .tensor(tile(x, repeats)))
+            set(0, .tensor(try tile(x, repeats)))
             return
         }
         guard x.rank < 6 else {
@@ -571,14 +579,20 @@ extension Lowering {
         for a in 0..<x.rank where repeats[a] > 1 {
             var one = [Int](repeating: 1, count: x.rank)
             one[a] = repeats[a]
-            result = tile(result, one)
+            result = try tile(result, one)
         }
         set(0, .tensor(result))
     }
 
     /// `x` repeated `repeats[a]` times along each axis a, in one COPY (at most 6 dimensions).
-    func tile(_ x: View, _ repeats: [Int]) -> View {
-        let out = temp(x.type, zip(x.dims, repeats).map { $0 * $1 })
+    func tile(_ x: View, _ repeats: [Int]) throws(NeuronCompilerError) -> View {
+        var dims: [Int] = []
+        for (dim, times) in zip(x.dims, repeats) {
+            let (product, overflow) = dim.multipliedReportingOverflow(by: times)
+            guard !overflow else { throw shapeError("tiling \(x.dims) by \(repeats) overflows") }
+            dims.append(product)
+        }
+        let out = try temp(x.type, dims)
         var target = out, source = x
         target.dims = []; target.strides = []; source.dims = []; source.strides = []
         for a in 0..<x.rank {
@@ -628,15 +642,24 @@ extension Lowering {
             }
             for (index, a) in axes.enumerated() {
                 scales[a] = given[index]
-                dims[a] = Int((Double(x.dims[a]) * given[index]).rounded(.down))
-                guard dims[a] >= 1 else { throw shapeError("scale \(given[index]) leaves axis \(a) empty") }
+                let extent = (Double(x.dims[a]) * given[index]).rounded(.down)
+                guard extent >= 1 else { throw shapeError("scale \(given[index]) leaves axis \(a) empty") }
+                guard extent <= Double(Lowering.maxFoldedElements) else {
+                    throw shapeError("scale \(given[index]) makes axis \(a) longer than \(Lowering.maxFoldedElements)")
+                }
+                dims[a] = Int(extent)
             }
         } else {
             throw invalid("Resize needs scales or sizes")
         }
+        // Each axis's source positions are computed here, one per output.
+        guard dims.allSatisfy({ $0 <= Lowering.maxFoldedElements }), x.dims.allSatisfy({ $0 >= 1 }) else {
+            throw shapeError("Resize of \(x.dims) to \(dims): each axis 1 to \(Lowering.maxFoldedElements) long")
+        }
+        try checkShape(dims, what: "Resize's result")
         var source = x
         source.dims = []; source.strides = []
-        var target = temp(x.type, dims)
+        var target = try temp(x.type, dims)
         let out = target
         target.dims = []; target.strides = []
         for a in 0..<x.rank {

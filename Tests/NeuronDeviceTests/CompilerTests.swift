@@ -95,11 +95,100 @@ struct CompilerTests {
     func hugeShapes(op: String, dims: [Int64]) throws {
         var graph = Onnx_GraphProto()
         graph.name = "huge"
-        graph.input = [ONNXBuilder.value("x", .float, dims)]
-        graph.output = [ONNXBuilder.value("y", .float, dims)]
+        graph.input = [ONNXBuilder.value("x", .float, dims.map { Int($0) })]
+        graph.output = [ONNXBuilder.value("y", .float, dims.map { Int($0) })]
         graph.node = [ONNXBuilder.node(op, op == "MatMul" ? ["x", "x"] : ["x"], op == "Dropout" ? ["y", "mask"] : ["y"])]
         let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
         #expect(throws: NeuronCompilerError.self) { try NeuronCompiler.compile(imported) }
+    }
+
+    /// Models a byte-mutating fuzzer writes: attributes and constant
+    /// shapes far past anything a tensor can be. Each was a trap (an
+    /// overflow, a conversion, an index) or an unbounded allocation in the
+    /// compiler before it was bounded; each is now refused with an error.
+    static let malformed: [(String, Onnx_GraphProto)] = {
+        func int(_ name: String, _ value: Int64) -> Onnx_AttributeProto {
+            var attribute = Onnx_AttributeProto()
+            attribute.name = name
+            attribute.type = .int
+            attribute.i = value
+            return attribute
+        }
+        func ints(_ name: String, _ values: [Int64]) -> Onnx_TensorProto {
+            var tensor = ONNXBuilder.tensor(name, .int64, [Int64(values.count)])
+            tensor.int64Data = values
+            return tensor
+        }
+        func floats(_ name: String, _ values: [Float], _ dims: [Int64]) -> Onnx_TensorProto {
+            var tensor = ONNXBuilder.tensor(name, .float, dims)
+            tensor.floatData = values
+            return tensor
+        }
+        func graph(_ x: [Int], _ nodes: [Onnx_NodeProto], _ constants: [Onnx_TensorProto] = [],
+                   inputs: Bool = true) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "malformed"
+            if inputs { graph.input = [ONNXBuilder.value("x", .float, x)] }
+            graph.initializer = constants
+            graph.node = nodes
+            graph.output = [ONNXBuilder.value("y", .float, ["n"])]
+            return graph
+        }
+        var value = ONNXBuilder.tensor("value", .float, [0])
+        value.floatData = []
+        var valueAttribute = Onnx_AttributeProto()
+        valueAttribute.name = "value"
+        valueAttribute.type = .tensor
+        valueAttribute.t = value
+        return [
+            ("Cast to 2^31", graph([2, 3], [ONNXBuilder.node("Cast", ["x"], ["y"], [int("to", 1 << 31)])])),
+            ("Conv of stride 2^32", graph([1, 1, 4, 4], [ONNXBuilder.node("Conv", ["x", "w"], ["y"],
+                                                                          [ONNXBuilder.attribute("strides", ints: [1 << 32, 1])])],
+                                          [floats("w", [1], [1, 1, 1, 1])])),
+            ("MaxPool of kernel 2^33", graph([1, 1, 1, 1], [ONNXBuilder.node("MaxPool", ["x"], ["y"], [
+                ONNXBuilder.attribute("kernel_shape", ints: [1 << 33, 1]),
+                ONNXBuilder.attribute("pads", ints: [1 << 32, 0, 1 << 32, 0])])])),
+            ("Reshape to 2^32 x 2^32", graph([2, 2], [ONNXBuilder.node("Reshape", ["x", "s"], ["y"])],
+                                             [ints("s", [1 << 32, 1 << 32])])),
+            ("an input of 2^33", graph([1 << 33], [ONNXBuilder.node("Relu", ["x"], ["y"])])),
+            ("Gather of one constant", graph([1], [ONNXBuilder.node("Gather", ["c"], ["y"])], [ints("c", [1, 2, 3])])),
+            ("Range to infinity", graph([1], [ONNXBuilder.node("Range", ["a", "b", "d"], ["y"])],
+                                        [floats("a", [0], []), floats("b", [.infinity], []), floats("d", [1], [])])),
+            ("ConstantOfShape of an empty value", graph([1], [ONNXBuilder.node("ConstantOfShape", ["s"], ["y"], [valueAttribute])],
+                                                        [ints("s", [4])])),
+            ("Expand to -5", graph([1], [ONNXBuilder.node("Expand", ["x", "s"], ["y"])], [ints("s", [-5])])),
+            ("Pad by 2^62", graph([2, 2], [ONNXBuilder.node("Pad", ["x", "p"], ["y"])], [ints("p", [1 << 62, 0, 0, 0])])),
+            ("Tile by 2^62", graph([4], [ONNXBuilder.node("Tile", ["x", "r"], ["y"])], [ints("r", [1 << 62])])),
+            ("Resize by 1e30", graph([1, 1, 2, 2], [ONNXBuilder.node("Resize", ["x", "", "s"], ["y"])],
+                                     [floats("s", [1, 1, 1e30, 1e30], [4])])),
+        ]
+    }()
+
+    @Test("models with absurd attributes and shapes are refused with an error, never a trap",
+          arguments: CompilerTests.malformed.indices)
+    func malformedModels(index: Int) throws {
+        let (what, graph) = Self.malformed[index]
+        let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+        #expect(throws: NeuronCompilerError.self, "\(what)") { try NeuronCompiler.compile(imported) }
+    }
+
+    @Test("a Slice step past its axis takes one element")
+    func sliceHugeStep() throws {
+        var graph = Onnx_GraphProto()
+        graph.name = "slice"
+        graph.input = [ONNXBuilder.value("x", .float, [2, 8])]
+        graph.output = [ONNXBuilder.value("y", .float, [2, 1])]
+        var starts = ONNXBuilder.tensor("starts", .int64, [1]), ends = starts, axes = starts, steps = starts
+        starts.name = "starts"; starts.int64Data = [1]
+        ends.name = "ends"; ends.int64Data = [8]
+        axes.name = "axes"; axes.int64Data = [1]
+        steps.name = "steps"; steps.int64Data = [Int64.max]
+        graph.initializer = [starts, ends, axes, steps]
+        graph.node = [ONNXBuilder.node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])]
+        let imported = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+        let (model, _) = try NeuronCompiler.compile(imported)
+        let x = sample(16, seed: 3)
+        #expect(try run(model, ["x": x])["y"] == [x[1], x[9]])
     }
 
     @Test("shape chains fold at compile time; views cost no instructions")
