@@ -1,3 +1,5 @@
+import NeuronNEFF
+
 /// Evaluation of nodes at compile time.
 extension Lowering {
     static let foldableOps: Set<String> = [
@@ -13,7 +15,7 @@ extension Lowering {
         if node.op == "Shape" || node.op == "Size" {
             let shape = try shape(0)
             if node.op == "Size" {
-                guard let size = Lowering.elementCount(shape) else { throw shapeError("the shape \(shape) has no size") }
+                guard let size = NEFFTensor.elementCount(of: shape) else { throw shapeError("the shape \(shape) has no size") }
                 set(0, .constant(.integers([size], shape: [])))
                 return true
             }
@@ -34,7 +36,7 @@ extension Lowering {
             // Shapes come from the model's bytes: a negative dimension, or
             // an empty tensor whose other dimensions multiply past the
             // largest tensor, is refused before anything reads them.
-            guard let bound = Lowering.elementCount(tensor.shape.map { Swift.max($0, 1) }),
+            guard let bound = NEFFTensor.elementCount(of: tensor.shape.map { Swift.max($0, 1) }),
                   bound <= Lowering.maxTensorElements, tensor.shape.allSatisfy({ $0 >= 0 }),
                   tensor.bytes.count == tensor.count * tensor.type.size else {
                 throw shapeError("input \(index) has the shape \(tensor.shape)")

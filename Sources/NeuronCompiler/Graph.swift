@@ -1,3 +1,5 @@
+import NeuronNEFF
+
 /// The compiler's graph: what the ONNX importer produces and the passes
 /// (shape inference, folding, fusion, lowering) work on. Values are named
 /// as in the model; an empty input name is an optional input left out.
@@ -41,7 +43,7 @@ public struct ConstantTensor: Sendable, Equatable {
 
     /// Elements; 0 when the shape is malformed (a negative dimension, or a
     /// product past Int's range), so that nothing is read from it.
-    public var count: Int { Lowering.elementCount(shape) ?? 0 }
+    public var count: Int { NEFFTensor.elementCount(of: shape) ?? 0 }
 
     /// The elements as Double (every element type converts exactly but
     /// 64-bit integers past 2^53).

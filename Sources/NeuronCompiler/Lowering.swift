@@ -1,4 +1,5 @@
 import NeuronDevice
+import NeuronNEFF
 
 /// What a node's value is while lowering: known at compile time, or a
 /// view of a buffer the program computes.
@@ -92,19 +93,6 @@ final class Lowering {
 
     // MARK: Errors
 
-    /// Elements of a tensor of `shape`; nil when a dimension is negative
-    /// or the product overflows (shapes come from the model's bytes).
-    static func elementCount(_ shape: [Int]) -> Int? {
-        var count = 1
-        for dim in shape {
-            guard dim >= 0 else { return nil }
-            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
-            guard !overflow else { return nil }
-            count = product
-        }
-        return count
-    }
-
     /// The most elements of a tensor (a NEFF's limit: 1 TiB of 8-byte elements).
     static let maxTensorElements = 1 << 37
     /// The most elements the compiler computes itself at compile time (a
@@ -114,7 +102,7 @@ final class Lowering {
     /// Elements of a constant of `shape` the compiler is about to make, or
     /// a clear refusal when there are too many to compute here.
     func foldedCount(_ shape: [Int], what: String) throws(NeuronCompilerError) -> Int {
-        guard let count = Self.elementCount(shape), count <= Self.maxFoldedElements else {
+        guard let count = NEFFTensor.elementCount(of: shape), count <= Self.maxFoldedElements else {
             throw unsupported("\(what) of shape \(shape) would be computed at compile time, and has more than \(Self.maxFoldedElements) elements")
         }
         return count
@@ -149,7 +137,7 @@ final class Lowering {
     @discardableResult
     func checkShape(_ dims: [Int], what: String) throws(NeuronCompilerError) -> Int {
         guard dims.allSatisfy({ (1...Int(UInt32.max)).contains($0) }),
-              let count = Self.elementCount(dims), count <= Self.maxTensorElements else {
+              let count = NEFFTensor.elementCount(of: dims), count <= Self.maxTensorElements else {
             throw shapeError("\(what) of shape \(dims) is needed: NeuronCore tensors have dimensions of 1 to \(UInt32.max) and at most \(Self.maxTensorElements) elements")
         }
         return count
@@ -417,7 +405,7 @@ final class Lowering {
             guard dims.count <= 6, dims.allSatisfy({ $0 >= 1 }) else {
                 throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
             }
-            guard let count = Self.elementCount(dims), count <= Self.maxTensorElements else {
+            guard let count = NEFFTensor.elementCount(of: dims), count <= Self.maxTensorElements else {
                 throw NeuronCompilerError(.shape, "input \(input.name) is \(dims.map(String.init).joined(separator: "x")): more than the \(Self.maxTensorElements) elements a NeuronCore tensor holds")
             }
             values[input.name] = .tensor(try newBuffer(.input(input.name), type: type, dims: dims))

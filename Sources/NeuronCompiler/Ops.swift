@@ -1,4 +1,5 @@
 import NeuronDevice
+import NeuronNEFF
 
 /// The ONNX ops neuron-cc lowers, one function each (or a shared one).
 extension Lowering {
@@ -187,15 +188,15 @@ extension Lowering {
             var shape = requested.enumerated().map { axis, dim in
                 dim == 0 && !allowZero && axis < dims.count ? dims[axis] : dim
             }
-            guard let total = Lowering.elementCount(dims) else { throw shapeError("cannot reshape \(dims)") }
+            guard let total = NEFFTensor.elementCount(of: dims) else { throw shapeError("cannot reshape \(dims)") }
             if let unknown = shape.firstIndex(of: -1) {
                 let others = shape.enumerated().filter { $0.offset != unknown }.map(\.element)
-                guard let known = Lowering.elementCount(others), known > 0, total % known == 0 else {
+                guard let known = NEFFTensor.elementCount(of: others), known > 0, total % known == 0 else {
                     throw shapeError("cannot reshape \(dims) to \(requested)")
                 }
                 shape[unknown] = total / known
             }
-            guard Lowering.elementCount(shape) == total else { throw shapeError("cannot reshape \(dims) to \(requested)") }
+            guard NEFFTensor.elementCount(of: shape) == total else { throw shapeError("cannot reshape \(dims) to \(requested)") }
             return shape
         case "Flatten":
             let raw = try int("axis", 1)
@@ -277,7 +278,7 @@ extension Lowering {
         guard let batch = broadcastShape(Array(x.dims.dropLast(2)), Array(y.dims.dropLast(2))) else {
             throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
         }
-        guard let batchCount = Lowering.elementCount(batch) else {
+        guard let batchCount = NEFFTensor.elementCount(of: batch) else {
             throw shapeError("matmul of \(a.dims) and \(b.dims): the batch \(batch) is too large")
         }
         var outDims = batch + [m, n]

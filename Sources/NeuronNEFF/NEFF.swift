@@ -64,14 +64,22 @@ public struct NEFFTensor: Codable, Sendable, Equatable {
 
     /// Bytes, or nil when a dimension is negative or the product overflows.
     public var byteCount: Int? {
-        var total = dtype.size
+        guard let count = Self.elementCount(of: shape) else { return nil }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+        return overflow ? nil : bytes
+    }
+
+    /// Elements of a tensor of `shape`, or nil when a dimension is negative
+    /// or the product overflows (shapes read from files are anyone's).
+    public static func elementCount(of shape: [Int]) -> Int? {
+        var count = 1
         for dim in shape {
             guard dim >= 0 else { return nil }
-            let (product, overflow) = total.multipliedReportingOverflow(by: dim)
+            let (product, overflow) = count.multipliedReportingOverflow(by: dim)
             guard !overflow else { return nil }
-            total = product
+            count = product
         }
-        return total
+        return count
     }
 
     /// Elements.
