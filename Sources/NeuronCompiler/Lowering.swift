@@ -405,9 +405,6 @@ final class Lowering {
             guard dims.count <= 6, dims.allSatisfy({ $0 >= 1 }) else {
                 throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
             }
-            guard let count = NEFFTensor.elementCount(of: dims), count <= Self.maxTensorElements else {
-                throw NeuronCompilerError(.shape, "input \(input.name) is \(dims.map(String.init).joined(separator: "x")): more than the \(Self.maxTensorElements) elements a NeuronCore tensor holds")
-            }
             values[input.name] = .tensor(try newBuffer(.input(input.name), type: type, dims: dims))
         }
         for (index, node) in graph.nodes.enumerated() {
