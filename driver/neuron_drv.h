@@ -30,6 +30,7 @@
 
 #include "include/uapi/neuron.h"
 #include "include/uapi/neuron_isa.h"
+#include "neuron_engine.h"
 
 #define NEURON_DRV_NAME		"neuron"
 #define NEURON_CLASS_NAME	"neuron_device"
@@ -187,9 +188,7 @@ struct neuron_file {
 	atomic_t unwaited;		/* ended jobs not yet waited for */
 	spinlock_t sync_lock;		/* the semaphores and barriers */
 	wait_queue_head_t sync_wq;
-	u32 sem[NEURON_MAX_SEMAPHORES];
-	u32 barrier_arrived[NEURON_MAX_BARRIERS];
-	u32 barrier_gen[NEURON_MAX_BARRIERS];
+	struct neuron_sync_state sync;	/* under sync_lock */
 };
 
 /*

@@ -34,12 +34,6 @@
 #include "neuron_drv.h"
 #include "neuron_engine.h"
 
-/*
- * Element operations one FPU section may run: about a millisecond of
- * native work, tens of milliseconds under emulation.
- */
-#define NEURON_SECTION_WORK	(1ULL << 21)
-
 struct neuron_job {
 	struct list_head node;		/* in core->queue */
 	struct neuron_file *nf;
@@ -63,11 +57,6 @@ static void neuron_job_free(struct neuron_job *job)
 	kfree(job);
 }
 
-static bool neuron_is_sync(const struct neuron_insn *in)
-{
-	return in->opcode >= NEURON_OP_SEM_SIGNAL;
-}
-
 /* Has the running job to stop? */
 static bool neuron_core_aborting(struct neuron_core *core)
 {
@@ -85,91 +74,83 @@ static void neuron_core_reset(struct neuron_core *core, u64 seq)
 }
 
 /*
- * Wait up to @deadline until @take succeeds; 0, or the job status that
- * ends the wait. @take may have effects and runs once per round; @ready
- * (without effects) says when another round is worth it.
+ * The engine's job runner (engine/engine_run.c) runs a job; the driver
+ * supplies the FPU sections, the clock, rescheduling and the waits.
  */
-#define neuron_job_wait_for(core, wq, take, ready, deadline)		\
-({									\
-	u32 __st = 0;							\
-	for (;;) {							\
-		s64 __left = (deadline) - ktime_get_ns();		\
-		if (take)						\
-			break;						\
-		if (neuron_core_aborting(core)) {			\
-			__st = NEURON_JOB_ABORTED;			\
-			break;						\
-		}							\
-		if (__left <= 0) {					\
-			__st = NEURON_JOB_TIMEOUT;			\
-			break;						\
-		}							\
-		wait_event_interruptible_timeout(wq, (ready) ||		\
-			neuron_core_aborting(core),			\
-			min_t(long, HZ, nsecs_to_jiffies(__left) + 1));	\
-	}								\
-	__st;								\
-})
+struct neuron_run_ctx {
+	struct neuron_core *core;
+	struct neuron_file *nf;
+};
 
-static bool neuron_sem_take(struct neuron_file *nf, u32 sem, u32 count)
+static void neuron_run_fpu_begin(void *ctx)
 {
-	bool taken = false;
-
-	spin_lock(&nf->sync_lock);
-	if (nf->sem[sem] >= count) {
-		nf->sem[sem] -= count;
-		taken = true;
-	}
-	spin_unlock(&nf->sync_lock);
-	return taken;
+	kernel_fpu_begin();
 }
 
-static bool neuron_barrier_passed(struct neuron_file *nf, u32 id, u32 gen)
+static void neuron_run_fpu_end(void *ctx)
 {
-	return READ_ONCE(nf->barrier_gen[id]) != gen;
+	kernel_fpu_end();
 }
 
-/* Run a SEM_SIGNAL, SEM_WAIT or BARRIER; returns 0 or a job status. */
-static u32 neuron_job_sync(struct neuron_core *core, struct neuron_job *job,
-			   const struct neuron_insn *in, u64 deadline)
+static void neuron_run_yield(void *ctx)
 {
-	struct neuron_file *nf = job->nf;
-	u32 id = in->iparam[0], arg = in->iparam[1], gen, st;
-
-	switch (in->opcode) {
-	case NEURON_OP_SEM_SIGNAL:
-		spin_lock(&nf->sync_lock);
-		nf->sem[id] = nf->sem[id] > U32_MAX - arg ? U32_MAX : nf->sem[id] + arg;
-		spin_unlock(&nf->sync_lock);
-		wake_up_all(&nf->sync_wq);
-		return 0;
-	case NEURON_OP_SEM_WAIT:
-		return neuron_job_wait_for(core, nf->sync_wq, neuron_sem_take(nf, id, arg),
-					   READ_ONCE(nf->sem[id]) >= arg, deadline);
-	case NEURON_OP_BARRIER:
-		if (!(arg & BIT(core->index)) || (arg & ~READ_ONCE(nf->cores_held)))
-			return NEURON_JOB_INVALID;
-		spin_lock(&nf->sync_lock);
-		gen = nf->barrier_gen[id];
-		nf->barrier_arrived[id] |= BIT(core->index);
-		if ((nf->barrier_arrived[id] & arg) == arg) {
-			nf->barrier_arrived[id] = 0;
-			WRITE_ONCE(nf->barrier_gen[id], gen + 1);
-		}
-		spin_unlock(&nf->sync_lock);
-		wake_up_all(&nf->sync_wq);
-		st = neuron_job_wait_for(core, nf->sync_wq, neuron_barrier_passed(nf, id, gen),
-					 neuron_barrier_passed(nf, id, gen), deadline);
-		if (st) {
-			spin_lock(&nf->sync_lock);
-			if (nf->barrier_gen[id] == gen)
-				nf->barrier_arrived[id] &= ~BIT(core->index);
-			spin_unlock(&nf->sync_lock);
-		}
-		return st;
-	}
-	return NEURON_JOB_INVALID;
+	cond_resched();
 }
+
+static u64 neuron_run_now_ns(void *ctx)
+{
+	return ktime_get_ns();
+}
+
+static int neuron_run_aborting(void *ctx)
+{
+	return neuron_core_aborting(((struct neuron_run_ctx *)ctx)->core);
+}
+
+static u32 neuron_run_cores_held(void *ctx)
+{
+	return READ_ONCE(((struct neuron_run_ctx *)ctx)->nf->cores_held);
+}
+
+static void neuron_run_sync_lock(void *ctx)
+	__acquires(&((struct neuron_run_ctx *)ctx)->nf->sync_lock)
+{
+	spin_lock(&((struct neuron_run_ctx *)ctx)->nf->sync_lock);
+}
+
+static void neuron_run_sync_unlock(void *ctx)
+	__releases(&((struct neuron_run_ctx *)ctx)->nf->sync_lock)
+{
+	spin_unlock(&((struct neuron_run_ctx *)ctx)->nf->sync_lock);
+}
+
+static void neuron_run_sync_wait(void *ctx, u64 seen, u64 ns)
+{
+	struct neuron_run_ctx *run = ctx;
+	struct neuron_file *nf = run->nf;
+
+	wait_event_interruptible_timeout(nf->sync_wq, READ_ONCE(nf->sync.events) != seen ||
+					 neuron_core_aborting(run->core),
+					 min_t(long, HZ, nsecs_to_jiffies(ns) + 1));
+}
+
+static void neuron_run_sync_wake(void *ctx)
+{
+	wake_up_all(&((struct neuron_run_ctx *)ctx)->nf->sync_wq);
+}
+
+static const struct neuron_run_host neuron_run_host = {
+	.fpu_begin = neuron_run_fpu_begin,
+	.fpu_end = neuron_run_fpu_end,
+	.yield = neuron_run_yield,
+	.now_ns = neuron_run_now_ns,
+	.aborting = neuron_run_aborting,
+	.cores_held = neuron_run_cores_held,
+	.sync_lock = neuron_run_sync_lock,
+	.sync_unlock = neuron_run_sync_unlock,
+	.sync_wait = neuron_run_sync_wait,
+	.sync_wake = neuron_run_sync_wake,
+};
 
 /* Wait for the job's dependency; 0, or the status that ends this job. */
 static u32 neuron_job_dependency(struct neuron_core *core, struct neuron_job *job)
@@ -198,12 +179,18 @@ static u32 neuron_job_dependency(struct neuron_core *core, struct neuron_job *jo
 static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 			   struct neuron_job_result *res)
 {
-	const struct neuron_engine_program *prog = &job->prog;
 	struct neuron_engine_slot scratch = {
 		.base = core->scratch, .size = NEURON_GEMM_SCRATCH,
 	};
-	u64 start, deadline;
-	u32 i = 0, part = 0, st;
+	struct neuron_run_ctx ctx = { .core = core, .nf = job->nf };
+	struct neuron_run_job run = {
+		.prog = &job->prog, .slots = job->slots, .scratch = &scratch,
+		.sync = &job->nf->sync, .core = core->index,
+		.section_work = NEURON_SECTION_WORK_KERNEL,
+	};
+	struct neuron_run_result result;
+	u64 start;
+	u32 st;
 
 	res->status = NEURON_JOB_OK;
 	if (job->dep_core != NEURON_NO_DEP) {
@@ -220,75 +207,11 @@ static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 
 	WRITE_ONCE(core->state, NEURON_CORE_BUSY);
 	start = ktime_get_ns();
-	deadline = start + (u64)neuron_job_timeout_ms() * NSEC_PER_MSEC;
-	while (i < prog->insn_count) {
-		u64 budget = NEURON_SECTION_WORK;
-		u32 fault = 0, at = i;
-
-		if (neuron_is_sync(&prog->insns[i])) {
-			st = neuron_job_sync(core, job, &prog->insns[i], deadline);
-			if (st) {
-				res->status = st;
-				res->error = st == NEURON_JOB_INVALID ? NEURON_ISA_E_PARAM : 0;
-				res->error_index = i;
-				break;
-			}
-			i++;
-			continue;
-		}
-
-		/* One bounded section: whole small instructions, or slices. */
-		kernel_fpu_begin();
-		while (i < prog->insn_count && budget && !neuron_is_sync(&prog->insns[i])) {
-			u64 cost = neuron_engine_insn_cost(prog, i);
-			u32 parts = neuron_engine_insn_parts(prog, i);
-			u64 per_part = max_t(u64, 1, div_u64(cost, parts));
-			u64 count;
-
-			at = i;
-			if (!part && cost <= budget) {
-				fault = neuron_engine_step(prog, i, job->slots, &scratch);
-				budget -= cost;
-				i++;
-			} else {
-				count = div64_u64(budget, per_part);
-				/* Too little left for a part: the next section takes it whole. */
-				if (!count && budget < NEURON_SECTION_WORK)
-					break;
-				count = clamp_t(u64, count, 1, parts - part);
-				fault = neuron_engine_step_part(prog, i, job->slots, &scratch,
-								part, count);
-				budget -= min(budget, count * per_part);
-				part += count;
-				if (part == parts) {
-					part = 0;
-					i++;
-				}
-			}
-			if (fault)
-				break;
-		}
-		kernel_fpu_end();
-
-		if (fault) {
-			res->status = NEURON_JOB_FAULT;
-			res->error = fault;
-			res->error_index = at;
-			break;
-		}
-		if (i < prog->insn_count && neuron_core_aborting(core)) {
-			res->status = NEURON_JOB_ABORTED;
-			res->error_index = i;
-			break;
-		}
-		/* After the last section too: a job that ran past its time did not end in it. */
-		if (ktime_get_ns() > deadline) {
-			res->status = NEURON_JOB_TIMEOUT;
-			res->error_index = min(i, prog->insn_count - 1);
-			break;
-		}
-		cond_resched();
-	}
+	run.deadline_ns = start + (u64)neuron_job_timeout_ms() * NSEC_PER_MSEC;
+	neuron_engine_run(&neuron_run_host, &ctx, &run, &result);
+	res->status = result.status;
+	res->error = result.error;
+	res->error_index = result.error_index;
 	res->duration_ns = ktime_get_ns() - start;
 	atomic64_add(res->duration_ns, &core->busy_ns);
 	if (res->status == NEURON_JOB_TIMEOUT)
@@ -501,8 +424,8 @@ static int neuron_cores_release(struct neuron_file *nf, u32 mask)
 	if (!nf->cores_held) {
 		/* A new reservation starts with clear semaphores and barriers. */
 		spin_lock(&nf->sync_lock);
-		memset(nf->sem, 0, sizeof(nf->sem));
-		memset(nf->barrier_arrived, 0, sizeof(nf->barrier_arrived));
+		memset(nf->sync.sem, 0, sizeof(nf->sync.sem));
+		memset(nf->sync.barrier_arrived, 0, sizeof(nf->sync.barrier_arrived));
 		spin_unlock(&nf->sync_lock);
 	}
 	mutex_unlock(&nd->lock);

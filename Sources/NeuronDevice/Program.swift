@@ -295,7 +295,7 @@ public struct NeuronProgram: Sendable {
 
 /// Why the engine refused a program, and where.
 public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConvertible {
-    public enum Kind: UInt32, Sendable {
+    public enum Kind: UInt32, Sendable, CaseIterable {
         case header = 1, descriptor, range, slot, opcode, operand, parameter
         /// While running: a GATHER index outside its table.
         case indexFault = 64
@@ -367,18 +367,25 @@ public enum NeuronEngine {
         return list
     }
 
-    static func name(opcode: UInt8, sub: UInt8) -> String {
-        let names = ["NOP", "FILL", "COPY", "BINARY", "UNARY", "MATMUL", "REDUCE", "SOFTMAX", "CAST", "GATHER",
-                     "LAYERNORM", "CONV2D", "POOL2D", "SEM_SIGNAL", "SEM_WAIT", "BARRIER"]
-        let base = Int(opcode) < names.count ? names[Int(opcode)] : "OP\(opcode)"
-        let subName: String? = switch opcode {
-        case 3: NeuronBinaryOp(rawValue: sub).map { "\($0)" }
-        case 4: NeuronUnaryOp(rawValue: sub).map { "\($0)" }
-        case 6: NeuronReduceOp(rawValue: sub).map { "\($0)" }
-        case 12: NeuronPoolOp(rawValue: sub).map { "\($0)" }
-        default: nil
-        }
-        return subName.map { "\(base).\($0)" } ?? base
+    /// "MATMUL", "UNARY.leakyRelu": the engine's names (engine_insn.c), the
+    /// sub-operation's as its Swift case is spelled.
+    package static func name(opcode: UInt8, sub: UInt8) -> String {
+        guard let info = neuron_engine_insn_info(UInt32(opcode)) else { return "OP\(opcode)" }
+        let base = String(cString: info.pointee.name)
+        guard let subName = subOperationName(info.pointee, sub) else { return base }
+        return "\(base).\(lowerCamelCase(subName))"
+    }
+
+    /// The engine's name of sub-operation `sub` of an instruction ("LEAKY_RELU").
+    package static func subOperationName(_ info: neuron_insn_info, _ sub: UInt8) -> String? {
+        guard let names = info.sub_names, sub < info.subs, let name = names[Int(sub)] else { return nil }
+        return String(cString: name)
+    }
+
+    /// "LEAKY_RELU" as a Swift case is spelled: "leakyRelu".
+    package static func lowerCamelCase(_ name: String) -> String {
+        let words = name.lowercased().split(separator: "_")
+        return (words.first.map(String.init) ?? "") + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
     }
 
     /// Check `image` as a queue would against buffers of `slotSizes` bytes

@@ -34,6 +34,9 @@ final class SimCondition: @unchecked Sendable {
         mutex.deallocate()
     }
 
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -111,10 +114,13 @@ final class SimDeviceQueues: @unchecked Sendable {
         var waiters: [UInt64: [JobContinuation]] = [:]
         var thread = false
     }
-    struct Sync {
-        var semaphores = [UInt32](repeating: 0, count: Int(NEURON_MAX_SEMAPHORES))
-        var arrived = [UInt32](repeating: 0, count: Int(NEURON_MAX_BARRIERS))
-        var generation = [UInt32](repeating: 0, count: Int(NEURON_MAX_BARRIERS))
+    /// A file's semaphores and barriers, as the engine's job runner keeps
+    /// them (under `lock`); freed once the file holds no NeuronCore, when
+    /// no job of it can run.
+    final class Sync: @unchecked Sendable {
+        let state = UnsafeMutablePointer<neuron_sync_state>.allocate(capacity: 1)
+        init() { state.initialize(to: neuron_sync_state()) }
+        deinit { state.deallocate() }
     }
 
     let device: Int
@@ -128,15 +134,9 @@ final class SimDeviceQueues: @unchecked Sendable {
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
 
-    /// Element operations between checks for an abort or the timeout
-    /// (the driver bounds its FPU sections at 2^21; a thread here needs
-    /// no such bound, only to notice an abort in a few milliseconds).
-    /// Large slices keep the vector kernels' packing rare: every call of a
-    /// convolution reads all of its weights (ResNet-50's largest layers
-    /// have 2^27 multiply-adds and up to 17 MB of weights), so an
-    /// instruction that fits a section runs whole, in one call; a slice of
-    /// 2^28 multiply-adds takes a few milliseconds.
-    private static let sectionWork: UInt64 = 1 << 28
+    /// The section budget of a preemptible thread (neuron_engine.h says
+    /// why it differs from the driver's).
+    private static let sectionWork: UInt64 = NEURON_SECTION_WORK_THREAD
 
     init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
         self.device = device
@@ -371,71 +371,30 @@ final class SimDeviceQueues: @unchecked Sendable {
         }
         if aborting(core) { return NeuronJobResult(status: .aborted, duration: .zero) }
 
+        let sync: Sync = lock.withLock {
+            if let existing = self.sync[job.file] { return existing }
+            let created = Sync()
+            self.sync[job.file] = created
+            return created
+        }
+        let context = SimRunContext(queues: self, core: core, file: job.file, sync: sync)
         let start = monotonicNanoseconds()
-        let deadline = start + Int64(timeoutMilliseconds) * 1_000_000
         var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
-        var status = NeuronJobStatus.ok
-        var index: UInt32 = 0
-        var part: UInt32 = 0
-        let count = job.program.insn_count
+        var result = neuron_run_result()
         job.slots.withUnsafeBufferPointer { slots in
             withUnsafePointer(to: &job.program) { program in
-                while index < count {
-                    let insn = program.pointee.insns[Int(index)]
-                    if insn.opcode >= UInt8(NEURON_OP_SEM_SIGNAL.rawValue) {
-                        if let ended = runSync(insn, job: job, core: core, index: Int(index), deadline: deadline) {
-                            status = ended
-                            return
-                        }
-                        index += 1
-                        continue
-                    }
-                    // One bounded slice: whole small instructions, or parts of a large one.
-                    var budget = Self.sectionWork
-                    var fault: UInt32 = 0
-                    var at = index
-                    while index < count && budget > 0
-                            && program.pointee.insns[Int(index)].opcode < UInt8(NEURON_OP_SEM_SIGNAL.rawValue) {
-                        let cost = neuron_engine_insn_cost(program, index)
-                        let parts = neuron_engine_insn_parts(program, index)
-                        let perPart = max(1, cost / UInt64(parts))
-                        at = index
-                        if part == 0 && cost <= budget {
-                            fault = neuron_engine_step(program, index, slots.baseAddress, &scratchSlot)
-                            budget -= cost
-                            index += 1
-                        } else {
-                            // Too little left for the whole instruction, or a part of one larger than
-                            // a section: the next section takes it.
-                            if part == 0 && budget < Self.sectionWork && cost <= Self.sectionWork { break }
-                            if budget < perPart && budget < Self.sectionWork { break }
-                            let take = UInt32(min(max(budget / perPart, 1), UInt64(parts - part)))
-                            fault = neuron_engine_step_part(program, index, slots.baseAddress, &scratchSlot, part, take)
-                            budget -= min(budget, UInt64(take) * perPart)
-                            part += take
-                            if part == parts {
-                                part = 0
-                                index += 1
-                            }
-                        }
-                        if fault != 0 { break }
-                    }
-                    if fault != 0 {
-                        status = .fault(NeuronProgramError(kind: .init(rawValue: fault) ?? .indexFault, index: Int(at)))
-                        return
-                    }
-                    if index < count && aborting(core) {
-                        status = .aborted
-                        return
-                    }
-                    // After the last section too: a job that ran past its time did not end in it.
-                    if monotonicNanoseconds() > deadline {
-                        status = .timedOut(instruction: Int(min(index, count - 1)))
-                        return
+                withUnsafePointer(to: &scratchSlot) { scratchPointer in
+                    var run = neuron_run_job(
+                        prog: program, slots: slots.baseAddress, scratch: scratchPointer, sync: sync.state,
+                        core: UInt32(core), deadline_ns: UInt64(start + Int64(timeoutMilliseconds) * 1_000_000),
+                        section_work: Self.sectionWork)
+                    withExtendedLifetime(context) {
+                        neuron_engine_run(&simRunHost, Unmanaged.passUnretained(context).toOpaque(), &run, &result)
                     }
                 }
             }
         }
+        let status = NeuronJobStatus(status: result.status, error: result.error, index: result.error_index)
         if case .timedOut = status {
             // The core reset: its scratch memory is cleared.
             scratch.initializeMemory(as: UInt8.self, repeating: 0)
@@ -443,63 +402,29 @@ final class SimDeviceQueues: @unchecked Sendable {
         return NeuronJobResult(status: status, duration: .nanoseconds(monotonicNanoseconds() - start))
     }
 
-    /// A SEM_SIGNAL, SEM_WAIT or BARRIER; nil to go on, or how the job ends.
-    private func runSync(_ insn: neuron_insn, job: SimJob, core: Int, index: Int,
-                         deadline: Int64) -> NeuronJobStatus? {
-        let id = Int(insn.iparam.0), argument = insn.iparam.1
-        return lock.withLock { () -> NeuronJobStatus? in
-            var state = sync[job.file] ?? Sync()
-            func waitRound() -> NeuronJobStatus? {
-                if cores[core].abort { return .aborted }
-                let left = deadline - monotonicNanoseconds()
-                if left <= 0 { return .timedOut(instruction: index) }
-                lock.wait(on: syncCondition, nanoseconds: min(left, 1_000_000_000))
-                return nil
-            }
-            switch insn.opcode {
-            case UInt8(NEURON_OP_SEM_SIGNAL.rawValue):
-                let (sum, overflow) = state.semaphores[id].addingReportingOverflow(argument)
-                state.semaphores[id] = overflow ? .max : sum
-                sync[job.file] = state
-                lock.broadcast(syncCondition)
-                return nil
-            case UInt8(NEURON_OP_SEM_WAIT.rawValue):
-                while true {
-                    state = sync[job.file] ?? Sync()
-                    if state.semaphores[id] >= argument {
-                        state.semaphores[id] -= argument
-                        sync[job.file] = state
-                        return nil
-                    }
-                    if let ended = waitRound() { return ended }
-                }
-            default:  // BARRIER
-                let bit = UInt32(1) << UInt32(core)
-                let heldByFile = coreList(ofMask: argument).allSatisfy {
-                    $0 < coreCount && cores[$0].owner == job.file
-                }
-                guard argument & bit != 0, heldByFile else { return .invalid(instruction: index) }
-                let generation = state.generation[id]
-                state.arrived[id] |= bit
-                if state.arrived[id] & argument == argument {
-                    state.arrived[id] = 0
-                    state.generation[id] = generation &+ 1
-                }
-                sync[job.file] = state
-                lock.broadcast(syncCondition)
-                while (sync[job.file] ?? Sync()).generation[id] == generation {
-                    if let ended = waitRound() {
-                        if var current = sync[job.file], current.generation[id] == generation {
-                            current.arrived[id] &= ~bit
-                            sync[job.file] = current
-                        }
-                        return ended
-                    }
-                }
-                return nil
+    // MARK: What the engine's job runner asks of the simulator
+
+    fileprivate func held(by file: Int) -> UInt32 {
+        lock.withLock {
+            cores.indices.reduce(UInt32(0)) { cores[$1].owner == file ? $0 | UInt32(1) << UInt32($1) : $0 }
+        }
+    }
+
+    fileprivate func lockSync() { lock.lock() }
+    fileprivate func unlockSync() { lock.unlock() }
+
+    /// Sleep until the file's sync events move past `seen`, the core aborts, or `nanoseconds` pass.
+    fileprivate func waitSync(_ context: SimRunContext, seen: UInt64, nanoseconds: UInt64) {
+        lock.withLock {
+            if context.sync.state.pointee.events == seen && !cores[context.core].abort {
+                lock.wait(on: syncCondition, nanoseconds: Int64(min(nanoseconds, 1_000_000_000)))
             }
         }
     }
+
+    fileprivate func wakeSync() { lock.broadcast(syncCondition) }
+
+    fileprivate func isAborting(_ core: Int) -> Bool { aborting(core) }
 
     private func finish(_ job: SimJob, core: Int, result: NeuronJobResult) {
         let waiters: [JobContinuation] = lock.withLock {
@@ -513,3 +438,41 @@ final class SimDeviceQueues: @unchecked Sendable {
         for waiter in waiters { waiter.resume(returning: .success(result)) }
     }
 }
+
+/// One job's run, as the C callbacks below see it.
+final class SimRunContext {
+    unowned let queues: SimDeviceQueues
+    let core: Int
+    let file: Int
+    let sync: SimDeviceQueues.Sync
+
+    init(queues: SimDeviceQueues, core: Int, file: Int, sync: SimDeviceQueues.Sync) {
+        self.queues = queues
+        self.core = core
+        self.file = file
+        self.sync = sync
+    }
+}
+
+private func simContext(_ raw: UnsafeMutableRawPointer?) -> SimRunContext {
+    // The runner passes back the context it was given, which outlives the run.
+    Unmanaged<SimRunContext>.fromOpaque(raw.unsafelyUnwrapped).takeUnretainedValue()
+}
+
+/// The host table of the engine's job runner for a simulator thread: no
+/// FPU sections to mark, a preemptible thread to yield, the queues' lock
+/// and condition for semaphores and barriers.
+nonisolated(unsafe) private var simRunHost = neuron_run_host(
+    fpu_begin: { _ in },
+    fpu_end: { _ in },
+    yield: { _ in },
+    now_ns: { _ in UInt64(monotonicNanoseconds()) },
+    aborting: { simContext($0).queues.isAborting(simContext($0).core) ? 1 : 0 },
+    cores_held: { simContext($0).queues.held(by: simContext($0).file) },
+    sync_lock: { simContext($0).queues.lockSync() },
+    sync_unlock: { simContext($0).queues.unlockSync() },
+    sync_wait: { context, seen, ns in
+        let run = simContext(context)
+        run.queues.waitSync(run, seen: seen, nanoseconds: ns)
+    },
+    sync_wake: { simContext($0).queues.wakeSync() })

@@ -5,7 +5,7 @@
  * own, so the kernel and the simulator produce the same bits. Operands
  * were validated: every element visited lies inside its bound slot.
  */
-#include "neuron_engine.h"
+#include "engine_insn.h"
 
 /* A strided walk over up to NEURON_MAX_RANK dimensions. */
 struct walk {
@@ -720,52 +720,95 @@ static void op_pool2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	}
 }
 
+/* Each instruction's step, as the table in engine_insn.c names it. */
+NEURON_EXEC(nop)
+{
+	(void)in;
+	(void)descs;
+	(void)slots;
+	(void)scratch;
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(fill)
+{
+	(void)scratch;
+	op_fill(&descs[in->operand[0]], in, slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(copy)
+{
+	(void)scratch;
+	op_copy(&descs[in->operand[0]], &descs[in->operand[1]], slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(elementwise)
+{
+	(void)scratch;
+	op_elementwise(in, &descs[in->operand[0]], &descs[in->operand[1]],
+		       in->opcode == NEURON_OP_BINARY ? &descs[in->operand[2]] : NULL, slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(matmul)
+{
+	op_matmul(in, &descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
+		  in->flags & NEURON_MATMUL_BIAS ? &descs[in->operand[3]] : NULL, slots, scratch);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(rows)
+{
+	(void)scratch;
+	op_rows(in, &descs[in->operand[0]], &descs[in->operand[1]], slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(cast)
+{
+	(void)in;
+	(void)scratch;
+	op_cast(&descs[in->operand[0]], &descs[in->operand[1]], slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(gather)
+{
+	(void)scratch;
+	return op_gather(&descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]], slots);
+}
+
+NEURON_EXEC(layernorm)
+{
+	(void)scratch;
+	op_layernorm(in, &descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
+		     &descs[in->operand[3]], slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(conv2d)
+{
+	op_conv2d(in, &descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
+		  in->flags & NEURON_CONV_BIAS ? &descs[in->operand[3]] : NULL, slots, scratch);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(pool2d)
+{
+	(void)scratch;
+	op_pool2d(in, &descs[in->operand[0]], &descs[in->operand[1]], slots);
+	return NEURON_ISA_OK;
+}
+
 u32 neuron_engine_step(const struct neuron_engine_program *prog, u32 index,
 		       const struct neuron_engine_slot *slots,
 		       const struct neuron_engine_slot *scratch)
 {
 	const struct neuron_insn *in = &prog->insns[index];
-	const struct neuron_tensor_desc *d = prog->descs;
-	const struct neuron_tensor_desc *o = &d[in->operand[0]];
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
 
-	switch (in->opcode) {
-	case NEURON_OP_CAST:
-		op_cast(o, &d[in->operand[1]], slots);
-		break;
-	case NEURON_OP_GATHER:
-		return op_gather(o, &d[in->operand[1]], &d[in->operand[2]], slots);
-	case NEURON_OP_LAYERNORM:
-		op_layernorm(in, o, &d[in->operand[1]], &d[in->operand[2]], &d[in->operand[3]], slots);
-		break;
-	case NEURON_OP_CONV2D:
-		op_conv2d(in, o, &d[in->operand[1]], &d[in->operand[2]],
-			  in->flags & NEURON_CONV_BIAS ? &d[in->operand[3]] : NULL, slots, scratch);
-		break;
-	case NEURON_OP_POOL2D:
-		op_pool2d(in, o, &d[in->operand[1]], slots);
-		break;
-	case NEURON_OP_NOP:
-		break;
-	case NEURON_OP_FILL:
-		op_fill(&d[in->operand[0]], in, slots);
-		break;
-	case NEURON_OP_COPY:
-		op_copy(&d[in->operand[0]], &d[in->operand[1]], slots);
-		break;
-	case NEURON_OP_BINARY:
-		op_elementwise(in, &d[in->operand[0]], &d[in->operand[1]], &d[in->operand[2]], slots);
-		break;
-	case NEURON_OP_UNARY:
-		op_elementwise(in, &d[in->operand[0]], &d[in->operand[1]], NULL, slots);
-		break;
-	case NEURON_OP_MATMUL:
-		op_matmul(in, &d[in->operand[0]], &d[in->operand[1]], &d[in->operand[2]],
-			  in->flags & NEURON_MATMUL_BIAS ? &d[in->operand[3]] : NULL, slots, scratch);
-		break;
-	case NEURON_OP_REDUCE:
-	case NEURON_OP_SOFTMAX:
-		op_rows(in, &d[in->operand[0]], &d[in->operand[1]], slots);
-		break;
-	}
-	return NEURON_ISA_OK;
+	/* Validated: a compute or NOP row, which has a step. */
+	return info->exec ? info->exec(in, prog->descs, slots, scratch) : NEURON_ISA_OK;
 }

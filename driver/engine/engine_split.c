@@ -305,44 +305,33 @@ static u32 parts_of(const struct neuron_tensor_desc *o, const struct split *s)
 static u32 plan(const struct neuron_engine_program *prog, u32 index, struct split *s)
 {
 	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
 	const struct neuron_tensor_desc *d = prog->descs;
 	const struct neuron_tensor_desc *o;
 	u32 r;
 
 	split_none(s);
-	if (in->opcode == NEURON_OP_NOP || in->opcode >= NEURON_OP_SEM_SIGNAL)
+	if (info->split == NEURON_SPLIT_NONE)
 		return 1;
 	o = &d[in->operand[0]];
 	r = o->rank;
-	switch (in->opcode) {
-	case NEURON_OP_FILL:
-	case NEURON_OP_COPY:
-	case NEURON_OP_UNARY:
-	case NEURON_OP_CAST:
-	case NEURON_OP_BINARY:
+	switch (info->split) {
+	case NEURON_SPLIT_ELEMENTS:
 		if (r < 1)
 			return 1;
-		plan_axes(prog, o, (1u << r) - 1, in->opcode == NEURON_OP_FILL ? 0x1 :
-			  in->opcode == NEURON_OP_BINARY ? 0x7 : 0x3,
+		plan_axes(prog, o, (1u << r) - 1, info->split_operands,
 			  neuron_engine_insn_cost(prog, index), s);
 		break;
-	case NEURON_OP_REDUCE:
-	case NEURON_OP_SOFTMAX:
-	case NEURON_OP_LAYERNORM:	/* operands 2 and 3 run along the last axis */
+	case NEURON_SPLIT_ROWS:
 		if (r < 2)
 			return 1;
-		plan_axes(prog, o, (1u << (r - 1)) - 1, 0x3, neuron_engine_insn_cost(prog, index), s);
+		plan_axes(prog, o, (1u << (r - 1)) - 1, info->split_operands,
+			  neuron_engine_insn_cost(prog, index), s);
 		break;
-	case NEURON_OP_GATHER:		/* out[i..., :], indices[i...] */
-		if (r < 2)
-			return 1;
-		plan_axes(prog, o, (1u << (r - 1)) - 1, 0x5, neuron_engine_insn_cost(prog, index), s);
-		break;
-	case NEURON_OP_MATMUL:
+	case NEURON_SPLIT_MATMUL:
 		plan_matmul(prog, in, s);
 		break;
-	case NEURON_OP_CONV2D:
-	case NEURON_OP_POOL2D:
+	case NEURON_SPLIT_WINDOW:
 		plan_window(d, in, s);
 		break;
 	default:

@@ -6,7 +6,7 @@
  * instruction's opcode, sub-operation, flags, operands, dtypes and
  * shapes. Integer arithmetic only, all of it overflow-checked.
  */
-#include "neuron_engine.h"
+#include "engine_insn.h"
 
 static const u8 dtype_size[] = {
 	[NEURON_DT_F32] = 4, [NEURON_DT_BF16] = 2, [NEURON_DT_I32] = 4, [NEURON_DT_I64] = 8,
@@ -95,29 +95,6 @@ static int is_f32(const struct neuron_tensor_desc *d)
 	return d->dtype == NEURON_DT_F32;
 }
 
-/* Operands an opcode always uses (operand[0] is the output). */
-static const u8 operand_count[NEURON_OP_COUNT] = {
-	[NEURON_OP_NOP] = 0, [NEURON_OP_FILL] = 1, [NEURON_OP_COPY] = 2,
-	[NEURON_OP_BINARY] = 3, [NEURON_OP_UNARY] = 2, [NEURON_OP_MATMUL] = 3,
-	[NEURON_OP_REDUCE] = 2, [NEURON_OP_SOFTMAX] = 2, [NEURON_OP_CAST] = 2,
-	[NEURON_OP_GATHER] = 3, [NEURON_OP_LAYERNORM] = 4, [NEURON_OP_CONV2D] = 3,
-	[NEURON_OP_POOL2D] = 2,
-};
-
-/* Flags each opcode knows; operand[3] is used when it has a bias. */
-static const u16 known_flags[NEURON_OP_COUNT] = {
-	[NEURON_OP_MATMUL] = NEURON_MATMUL_BIAS,
-	[NEURON_OP_CONV2D] = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED |
-			     NEURON_CONV_ACCUMULATE | NEURON_CONV_WINOGRAD,
-	[NEURON_OP_POOL2D] = NEURON_POOL_COUNT_PAD,
-};
-
-static int has_bias(const struct neuron_insn *in)
-{
-	return (in->opcode == NEURON_OP_MATMUL && (in->flags & NEURON_MATMUL_BIAS)) ||
-	       (in->opcode == NEURON_OP_CONV2D && (in->flags & NEURON_CONV_BIAS));
-}
-
 /* Float parameter bits: used only as the opcode says, without FP math. */
 static u32 f32_bits(float f)
 {
@@ -196,7 +173,7 @@ static int winograd_ok(const struct neuron_insn *in, const struct neuron_tensor_
 	       p[NEURON_WIN_DILATION_H] == 1 && p[NEURON_WIN_DILATION_W] == 1;
 }
 
-static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
+NEURON_CHECK(conv2d)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
@@ -208,9 +185,9 @@ static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_d
 	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd) || (packed && winograd))
 		return NEURON_ISA_E_OPCODE;
 	if (winograd) {
-		if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) || o->rank != 4 || x->rank != 4 ||
+		if (!is_f32(o) || !is_f32(x) || !is_f32(w) || o->rank != 4 || x->rank != 4 ||
 		    o->dims[0] != x->dims[0] || !winograd_ok(in, w, x, o))
-			return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
+			return NEURON_ISA_E_OPERAND;
 		if (in->flags & NEURON_CONV_BIAS) {
 			const struct neuron_tensor_desc *b = &descs[in->operand[3]];
 
@@ -219,9 +196,9 @@ static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_d
 		}
 		return check_window(in, o, x, 3, 3, 1, 1);
 	}
-	if (in->sub || !is_f32(o) || !is_f32(x) || !is_f32(w) ||
+	if (!is_f32(o) || !is_f32(x) || !is_f32(w) ||
 	    o->rank != 4 || x->rank != 4 || w->rank != (packed ? 5 : 4))
-		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_E_OPERAND;
+		return NEURON_ISA_E_OPERAND;
 	if (packed) {
 		if (!packed_weights_ok(w, x, o) || o->dims[0] != x->dims[0])
 			return NEURON_ISA_E_OPERAND;
@@ -244,14 +221,12 @@ static u32 check_conv(const struct neuron_insn *in, const struct neuron_tensor_d
 			    in->iparam[NEURON_WIN_DILATION_H], in->iparam[NEURON_WIN_DILATION_W]);
 }
 
-static u32 check_pool(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
+NEURON_CHECK(pool2d)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 	const struct neuron_tensor_desc *x = &descs[in->operand[1]];
 	const u32 *p = in->iparam;
 
-	if (in->sub >= NEURON_POOL_COUNT)
-		return NEURON_ISA_E_OPCODE;
 	if (!is_f32(o) || !is_f32(x) || o->rank != 4 || x->rank != 4 ||
 	    o->dims[0] != x->dims[0] || o->dims[1] != x->dims[1])
 		return NEURON_ISA_E_OPERAND;
@@ -266,8 +241,7 @@ static u32 check_pool(const struct neuron_insn *in, const struct neuron_tensor_d
 }
 
 /* Shapes for MATMUL: out[B?,M,N] = a[B?,M,K] x b[B?,K,N] (+ bias[N]). */
-static int check_matmul(const struct neuron_tensor_desc *descs,
-			const struct neuron_insn *in)
+NEURON_CHECK(matmul)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 	const struct neuron_tensor_desc *a = &descs[in->operand[1]];
@@ -298,129 +272,134 @@ static int check_matmul(const struct neuron_tensor_desc *descs,
  * BARRIER: iparam[0] a barrier, iparam[1] a mask of cores (which cores
  * may take part is the queue's to check).
  */
-static u32 check_sync(const struct neuron_insn *in)
+NEURON_CHECK(sync)
 {
-	u32 i, limit, max_arg;
+	u32 limit, max_arg;
 
-	if (in->sub)
-		return NEURON_ISA_E_OPCODE;
-	for (i = 2; i < 8; i++)
-		if (in->iparam[i])
-			return NEURON_ISA_E_PARAM;
+	(void)descs;
 	limit = in->opcode == NEURON_OP_BARRIER ? NEURON_MAX_BARRIERS : NEURON_MAX_SEMAPHORES;
 	max_arg = in->opcode == NEURON_OP_BARRIER ? NEURON_BARRIER_ALL_CORES : NEURON_MAX_SEM_COUNT;
 	return in->iparam[0] < limit && in->iparam[1] && in->iparam[1] <= max_arg
 		? NEURON_ISA_OK : NEURON_ISA_E_PARAM;
 }
 
+NEURON_CHECK(none)
+{
+	(void)in;
+	(void)descs;
+	return NEURON_ISA_OK;
+}
+
+NEURON_CHECK(copy)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+
+	return o->dtype == a->dtype && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
+}
+
+/* BINARY and UNARY: f32 of one shape (broadcasting is by strides). */
+NEURON_CHECK(elementwise)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
+
+	if (!is_f32(o) || !is_f32(a) || !same_dims(o, a))
+		return NEURON_ISA_E_OPERAND;
+	if (in->opcode == NEURON_OP_BINARY && (!is_f32(b) || !same_dims(o, b)))
+		return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+NEURON_CHECK(reduce)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	u32 i;
+
+	if (!is_f32(o) || !is_f32(a) || !a->rank || o->rank != a->rank || o->dims[a->rank - 1] != 1)
+		return NEURON_ISA_E_OPERAND;
+	for (i = 0; i + 1 < a->rank; i++)
+		if (o->dims[i] != a->dims[i])
+			return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+NEURON_CHECK(softmax)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+
+	return is_f32(o) && is_f32(a) && a->rank && same_dims(o, a) ? NEURON_ISA_OK
+								    : NEURON_ISA_E_OPERAND;
+}
+
+NEURON_CHECK(cast)
+{
+	return same_dims(&descs[in->operand[0]], &descs[in->operand[1]]) ? NEURON_ISA_OK
+									 : NEURON_ISA_E_OPERAND;
+}
+
+/* out[i..., d] = a[b[i...], d]: a is [V, D], b holds indices. */
+NEURON_CHECK(gather)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
+	u32 i;
+
+	if (a->rank != 2 || (b->dtype != NEURON_DT_I32 && b->dtype != NEURON_DT_I64) ||
+	    b->rank >= NEURON_MAX_RANK || o->rank != b->rank + 1 || o->dtype != a->dtype ||
+	    o->dims[b->rank] != a->dims[1])
+		return NEURON_ISA_E_OPERAND;
+	for (i = 0; i < b->rank; i++)
+		if (o->dims[i] != b->dims[i])
+			return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+NEURON_CHECK(layernorm)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *b = &descs[in->operand[2]], *c = &descs[in->operand[3]];
+	u32 eps = f32_bits(in->fparam[0]);
+
+	/* epsilon: finite and not negative */
+	if ((eps >> 31) || ((eps >> 23) & 0xff) == 0xff)
+		return NEURON_ISA_E_PARAM;
+	if (!is_f32(o) || !is_f32(a) || !a->rank || !same_dims(o, a) || !is_f32(b) ||
+	    !is_f32(c) || b->rank != 1 || c->rank != 1 ||
+	    b->dims[0] != a->dims[a->rank - 1] || c->dims[0] != a->dims[a->rank - 1])
+		return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+/*
+ * What every instruction shares, from its row of the table: the opcode,
+ * flags it knows, operands it uses (the rest 0), parameters it reads (the
+ * rest 0) and its sub-operation; then its own check.
+ */
 static u32 check_insn(const struct neuron_program_header *h,
 		      const struct neuron_tensor_desc *descs,
 		      const struct neuron_insn *in)
 {
-	const struct neuron_tensor_desc *o, *a, *b;
-	u32 i, n, fparams = 0, window = 0;
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
+	u32 i, n;
 
-	if (in->opcode >= NEURON_OP_COUNT || in->pad || (in->flags & ~known_flags[in->opcode]))
+	if (!info || in->pad || (in->flags & ~info->flags))
 		return NEURON_ISA_E_OPCODE;
-	n = has_bias(in) ? 4 : operand_count[in->opcode];
+	n = neuron_engine_insn_operands(in);
 	for (i = 0; i < 4; i++) {
 		if (i < n && in->operand[i] >= h->desc_count)
 			return NEURON_ISA_E_OPERAND;
 		if (i >= n && in->operand[i])
 			return NEURON_ISA_E_OPERAND;
 	}
-	/* Parameters an opcode does not use must be zero. */
-	if (in->opcode == NEURON_OP_FILL || in->opcode == NEURON_OP_UNARY ||
-	    in->opcode == NEURON_OP_LAYERNORM)
-		fparams = 1;
-	if (in->opcode == NEURON_OP_CONV2D || in->opcode == NEURON_OP_POOL2D ||
-	    in->opcode >= NEURON_OP_SEM_SIGNAL)
-		window = 1;
-	if (f32_bits(in->fparam[1]) || (!fparams && f32_bits(in->fparam[0])))
-		return NEURON_ISA_E_PARAM;
-	for (i = 0; !window && i < 8; i++)
+	for (i = info->fparams; i < 2; i++)
+		if (f32_bits(in->fparam[i]))
+			return NEURON_ISA_E_PARAM;
+	for (i = info->iparams; i < 8; i++)
 		if (in->iparam[i])
 			return NEURON_ISA_E_PARAM;
-	o = n > 0 ? &descs[in->operand[0]] : NULL;
-	a = n > 1 ? &descs[in->operand[1]] : NULL;
-	b = n > 2 ? &descs[in->operand[2]] : NULL;
-
-	switch (in->opcode) {
-	case NEURON_OP_NOP:
-		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_OK;
-	case NEURON_OP_FILL:
-		return in->sub ? NEURON_ISA_E_OPCODE : NEURON_ISA_OK;
-	case NEURON_OP_COPY:
-		if (in->sub)
-			return NEURON_ISA_E_OPCODE;
-		return o->dtype == a->dtype && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
-	case NEURON_OP_BINARY:
-		if (in->sub >= NEURON_BIN_COUNT)
-			return NEURON_ISA_E_OPCODE;
-		return is_f32(o) && is_f32(a) && is_f32(b) && same_dims(o, a) && same_dims(o, b)
-			? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
-	case NEURON_OP_UNARY:
-		if (in->sub >= NEURON_UN_COUNT)
-			return NEURON_ISA_E_OPCODE;
-		return is_f32(o) && is_f32(a) && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
-	case NEURON_OP_MATMUL:
-		return in->sub ? NEURON_ISA_E_OPCODE : (u32)check_matmul(descs, in);
-	case NEURON_OP_REDUCE:
-		if (in->sub >= NEURON_RED_COUNT)
-			return NEURON_ISA_E_OPCODE;
-		if (!is_f32(o) || !is_f32(a) || !a->rank || o->rank != a->rank ||
-		    o->dims[a->rank - 1] != 1)
-			return NEURON_ISA_E_OPERAND;
-		for (i = 0; i + 1 < a->rank; i++)
-			if (o->dims[i] != a->dims[i])
-				return NEURON_ISA_E_OPERAND;
-		return NEURON_ISA_OK;
-	case NEURON_OP_SOFTMAX:
-		if (in->sub)
-			return NEURON_ISA_E_OPCODE;
-		return is_f32(o) && is_f32(a) && a->rank && same_dims(o, a)
-			? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
-	case NEURON_OP_CAST:
-		if (in->sub)
-			return NEURON_ISA_E_OPCODE;
-		return same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
-	case NEURON_OP_GATHER:
-		/* out[i..., d] = a[b[i...], d]: a is [V, D], b holds indices. */
-		if (in->sub)
-			return NEURON_ISA_E_OPCODE;
-		if (a->rank != 2 || (b->dtype != NEURON_DT_I32 && b->dtype != NEURON_DT_I64) ||
-		    b->rank >= NEURON_MAX_RANK || o->rank != b->rank + 1 || o->dtype != a->dtype ||
-		    o->dims[b->rank] != a->dims[1])
-			return NEURON_ISA_E_OPERAND;
-		for (i = 0; i < b->rank; i++)
-			if (o->dims[i] != b->dims[i])
-				return NEURON_ISA_E_OPERAND;
-		return NEURON_ISA_OK;
-	case NEURON_OP_LAYERNORM: {
-		const struct neuron_tensor_desc *c = &descs[in->operand[3]];
-		u32 eps = f32_bits(in->fparam[0]);
-
-		if (in->sub)
-			return NEURON_ISA_E_OPCODE;
-		/* epsilon: finite and not negative */
-		if ((eps >> 31) || ((eps >> 23) & 0xff) == 0xff)
-			return NEURON_ISA_E_PARAM;
-		if (!is_f32(o) || !is_f32(a) || !a->rank || !same_dims(o, a) || !is_f32(b) ||
-		    !is_f32(c) || b->rank != 1 || c->rank != 1 ||
-		    b->dims[0] != a->dims[a->rank - 1] || c->dims[0] != a->dims[a->rank - 1])
-			return NEURON_ISA_E_OPERAND;
-		return NEURON_ISA_OK;
-	}
-	case NEURON_OP_CONV2D:
-		return check_conv(in, descs);
-	case NEURON_OP_POOL2D:
-		return check_pool(in, descs);
-	case NEURON_OP_SEM_SIGNAL:
-	case NEURON_OP_SEM_WAIT:
-	case NEURON_OP_BARRIER:
-		return check_sync(in);
-	}
-	return NEURON_ISA_E_OPCODE;
+	if (in->sub >= (info->subs ? info->subs : 1))
+		return NEURON_ISA_E_OPCODE;
+	return info->check(in, descs);
 }
 
 static u64 sat_mul(u64 a, u64 b)
@@ -431,26 +410,15 @@ static u64 sat_mul(u64 a, u64 b)
 }
 
 /*
- * The work of an instruction's largest part against NEURON_MAX_SLICE_WORK:
- * multiply-adds of MATMUL, CONV2D and POOL2D's vector kernels count once;
- * an element operation of the others, a memory-bound step or a
- * transcendental function, costs tens of them, and counts
- * SLICE_ELEMENT_WEIGHT times.
+ * The work of an instruction's largest part against NEURON_MAX_SLICE_WORK,
+ * in element operations of the vector kernels' multiply-add size (the
+ * row's slice_weight says what one unit of its cost stands for).
  */
-#define SLICE_ELEMENT_WEIGHT	64
-
 static u64 slice_work(const struct neuron_engine_program *prog, u32 index)
 {
-	u64 work = neuron_engine_part_cost(prog, index);
+	const struct neuron_insn_info *info = neuron_engine_insn_info(prog->insns[index].opcode);
 
-	switch (prog->insns[index].opcode) {
-	case NEURON_OP_MATMUL:
-	case NEURON_OP_CONV2D:
-	case NEURON_OP_POOL2D:
-		return work;
-	default:
-		return sat_mul(work, SLICE_ELEMENT_WEIGHT);
-	}
+	return sat_mul(neuron_engine_part_cost(prog, index), info->slice_weight);
 }
 
 int neuron_engine_validate(const void *image, u64 size,
@@ -505,19 +473,19 @@ int neuron_engine_validate(const void *image, u64 size,
 u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 {
 	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
 	const struct neuron_tensor_desc *d = prog->descs;
-	const struct neuron_tensor_desc *o, *a, *b;
+	const struct neuron_tensor_desc *a, *b;
 	u64 out;
 
-	if (in->opcode == NEURON_OP_NOP || in->opcode >= NEURON_OP_SEM_SIGNAL)
+	if (info->cost == NEURON_COST_UNIT)
 		return 1;
-	o = &d[in->operand[0]];
-	out = neuron_engine_desc_elements(o);
-	switch (in->opcode) {
-	case NEURON_OP_MATMUL:
+	out = neuron_engine_desc_elements(&d[in->operand[0]]);
+	switch (info->cost) {
+	case NEURON_COST_MATMUL:
 		a = &d[in->operand[1]];
 		return sat_mul(out, a->dims[a->rank - 1]);
-	case NEURON_OP_CONV2D:
+	case NEURON_COST_CONV:
 		b = &d[in->operand[2]];
 		/* Winograd: 16 products per 4 outputs or 36 per 16, and transforms */
 		if ((in->flags & NEURON_CONV_WINOGRAD) && b->dims[0] == 36)
@@ -525,11 +493,9 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 		if (in->flags & NEURON_CONV_WINOGRAD)
 			return sat_mul(out, (u64)b->dims[2] * 4 + 16);
 		return sat_mul(out, (u64)b->dims[1] * b->dims[2] * b->dims[3]);
-	case NEURON_OP_POOL2D:
+	case NEURON_COST_POOL:
 		return sat_mul(out, (u64)in->iparam[NEURON_WIN_KERNEL_H] * in->iparam[NEURON_WIN_KERNEL_W]);
-	case NEURON_OP_REDUCE:
-	case NEURON_OP_SOFTMAX:
-	case NEURON_OP_LAYERNORM:
+	case NEURON_COST_ROWS:
 		return sat_mul(neuron_engine_desc_elements(&d[in->operand[1]]), 3);
 	default:
 		return out;

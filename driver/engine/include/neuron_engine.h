@@ -41,6 +41,71 @@ struct neuron_engine_program {
 };
 
 /*
+ * What an instruction is, in one place (engine_insn.c holds one row per
+ * opcode): the validator, the cost, the splitter, the step and the job
+ * runner read it, and the Swift side takes names and kinds from it.
+ */
+enum neuron_insn_kind {
+	NEURON_INSN_NOP,	/* does nothing */
+	NEURON_INSN_COMPUTE,	/* runs in FPU sections, may be sliced */
+	NEURON_INSN_SYNC,	/* the job runner's: semaphores and barriers */
+};
+
+/* How an instruction's work is counted (neuron_engine_insn_cost). */
+enum neuron_insn_cost {
+	NEURON_COST_UNIT,	/* 1 */
+	NEURON_COST_OUTPUT,	/* an operation per output element */
+	NEURON_COST_ROWS,	/* three passes over the input's elements */
+	NEURON_COST_MATMUL,	/* M * N * K multiply-adds */
+	NEURON_COST_CONV,	/* multiply-adds of the direct, packed or Winograd form */
+	NEURON_COST_POOL,	/* a window's elements per output */
+};
+
+/* How an instruction is cut into parts (engine_split.c). */
+enum neuron_insn_split {
+	NEURON_SPLIT_NONE,	/* one part */
+	NEURON_SPLIT_ELEMENTS,	/* along any axis of the output */
+	NEURON_SPLIT_ROWS,	/* along any axis but the last */
+	NEURON_SPLIT_MATMUL,	/* batches, rows and column panels */
+	NEURON_SPLIT_WINDOW,	/* CONV2D and POOL2D: batches, channels, output rows */
+};
+
+struct neuron_insn_info {
+	const char *name;		/* as docs/isa.md writes it: "MATMUL" */
+	const char *const *sub_names;	/* the sub-operations' names, or NULL */
+	u8 kind;			/* enum neuron_insn_kind */
+	u8 operands;			/* always used; operand[0] is the output */
+	u8 subs;			/* sub < subs; 0: sub must be 0 */
+	u8 fparams;			/* fparam[0..fparams) used, the rest 0 */
+	u8 iparams;			/* iparam[0..iparams) used, the rest 0 */
+	u8 cost;			/* enum neuron_insn_cost */
+	/*
+	 * Element operations one unit of cost stands for against
+	 * NEURON_MAX_SLICE_WORK: 1 for multiply-adds of the vector kernels,
+	 * 64 for a memory-bound or transcendental element operation.
+	 */
+	u8 slice_weight;
+	u8 split;			/* enum neuron_insn_split */
+	u8 split_operands;		/* bit i: operand i is cut along with the output */
+	u16 flags;			/* every flag it knows */
+	u16 bias_flag;			/* the flag that makes operand[3] a bias */
+	/* Operand dtypes and shapes, sub-operation and parameters (validation). */
+	u32 (*check)(const struct neuron_insn *in, const struct neuron_tensor_desc *descs);
+	/* Run it over validated operands (FPU section); 0 or a fault. */
+	u32 (*exec)(const struct neuron_insn *in, const struct neuron_tensor_desc *descs,
+		    const struct neuron_engine_slot *slots, const struct neuron_engine_slot *scratch);
+};
+
+/* The row of @opcode, or NULL when it is not an opcode. */
+const struct neuron_insn_info *neuron_engine_insn_info(u32 opcode);
+
+/* Is @in a semaphore or barrier instruction, which the job runner runs? */
+int neuron_engine_insn_is_sync(const struct neuron_insn *in);
+
+/* Operands @in uses: its row's, plus the bias when its flag is set. */
+u32 neuron_engine_insn_operands(const struct neuron_insn *in);
+
+/*
  * Check @image (@size bytes) against @slots. Fills @prog and returns 0,
  * or returns -1 with @status saying what and where. Never reads outside
  * @image, never touches the slots' memory.
@@ -89,6 +154,72 @@ u64 neuron_engine_part_cost(const struct neuron_engine_program *prog, u32 index)
 u32 neuron_engine_step_part(const struct neuron_engine_program *prog, u32 index,
 			    const struct neuron_engine_slot *slots,
 			    const struct neuron_engine_slot *scratch, u32 first, u32 count);
+
+/*
+ * The job runner (engine_run.c), the one loop the driver's core threads
+ * and the simulator's run a validated job with: compute instructions in
+ * sections of bounded work (whole small instructions, or parts of a large
+ * one), a check for an abort and for the deadline after each section, and
+ * the semaphores and barriers of the job's file. What differs between the
+ * two is only what the host table below supplies.
+ *
+ * The section budget: the work one section may run, in units of
+ * neuron_engine_insn_cost(). The driver's sections run with preemption
+ * off (kernel_fpu_begin), so they stay near a millisecond of native work;
+ * a userspace thread is preemptible, and its sections only bound how soon
+ * an abort or the timeout is noticed (a few milliseconds), while larger
+ * ones keep a convolution from being cut into parts that each read all of
+ * its weights. An instruction that fits a whole section is never cut.
+ */
+#define NEURON_SECTION_WORK_KERNEL	(1ULL << 21)
+#define NEURON_SECTION_WORK_THREAD	(1ULL << 28)
+
+/* Semaphores and barriers of one file's NeuronCores, under the host's sync lock. */
+struct neuron_sync_state {
+	u32 sem[NEURON_MAX_SEMAPHORES];
+	u32 barrier_arrived[NEURON_MAX_BARRIERS];	/* cores at each barrier */
+	u32 barrier_gen[NEURON_MAX_BARRIERS];		/* passes of each barrier */
+	u64 events;			/* bumped by every signal and every arrival */
+};
+
+/* What the host supplies: all may be called from the runner's thread only. */
+struct neuron_run_host {
+	void (*fpu_begin)(void *ctx);	/* around each compute section */
+	void (*fpu_end)(void *ctx);
+	void (*yield)(void *ctx);	/* between sections */
+	u64 (*now_ns)(void *ctx);	/* a monotonic clock */
+	int (*aborting)(void *ctx);	/* the job is to stop (cores released) */
+	u32 (*cores_held)(void *ctx);	/* the file's cores, for barrier masks */
+	void (*sync_lock)(void *ctx);	/* guards the file's neuron_sync_state */
+	void (*sync_unlock)(void *ctx);
+	/*
+	 * Without the sync lock: sleep until the state's events differ from
+	 * @seen, the job is aborting, or @ns pass (it may wake sooner).
+	 */
+	void (*sync_wait)(void *ctx, u64 seen, u64 ns);
+	void (*sync_wake)(void *ctx);	/* after events changed, without the lock */
+};
+
+struct neuron_run_job {
+	const struct neuron_engine_program *prog;
+	const struct neuron_engine_slot *slots;
+	const struct neuron_engine_slot *scratch;
+	struct neuron_sync_state *sync;	/* the file's */
+	u32 core;			/* this NeuronCore's index on its device */
+	u64 deadline_ns;		/* on the host's clock */
+	u64 section_work;		/* NEURON_SECTION_WORK_KERNEL or _THREAD */
+};
+
+/* How a job ended: enum neuron_job_status, and where (uapi/neuron.h). */
+struct neuron_run_result {
+	u32 status;
+	u32 error;		/* enum neuron_isa_error, for FAULT and INVALID */
+	u32 error_index;	/* the instruction */
+};
+
+/* Run @job to its end, a fault, an abort or its deadline. */
+void neuron_engine_run(const struct neuron_run_host *host, void *ctx,
+		       const struct neuron_run_job *job, struct neuron_run_result *res);
 
 /* Bytes from the start of each slot that a validated program can reach. */
 void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
