@@ -1,3 +1,4 @@
+import NeuronDevice
 /// Constant folding: nodes whose inputs are all known are evaluated at
 /// compile time (the Shape, Gather, Concat, Unsqueeze chains exporters
 /// emit, and arithmetic on constants). Float results are computed in
@@ -14,7 +15,7 @@ extension ConstantTensor {
             case .float32: append(Float(value).bitPattern.littleEndian)
             case .float64: append(value.bitPattern.littleEndian)
             case .float16: append(halfBits(Float(value)))
-            case .bfloat16: append(bf16Bits(Float(value)))
+            case .bfloat16: append(BFloat16.bits(Float(value)))
             case .int8: append(Int8(clamping: integer(value)))
             case .uint8: append(UInt8(clamping: integer(value)))
             case .bool: append(UInt8(value != 0 ? 1 : 0))
@@ -36,12 +37,6 @@ extension ConstantTensor {
     private static func integer(_ value: Double) -> Int {
         guard value.isFinite else { return 0 }
         return Int(max(-9.2e18, min(9.2e18, value.rounded(.towardZero))))
-    }
-
-    static func bf16Bits(_ value: Float) -> UInt16 {
-        let bits = value.bitPattern
-        if value.isNaN { return UInt16(bits >> 16) | 0x40 }
-        return UInt16((bits + 0x7fff + ((bits >> 16) & 1)) >> 16)
     }
 
     static func halfBits(_ value: Float) -> UInt16 {

@@ -1,3 +1,4 @@
+import NeuronDevice
 import NeuronNEFF
 
 /// The compiler's graph: what the ONNX importer produces and the passes
@@ -55,7 +56,7 @@ public struct ConstantTensor: Sendable, Equatable {
                 case .float32: return Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
                 case .float64: return Double(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
                 case .float16: return Double(Float16Bits.float(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                case .bfloat16: return Double(Float(bitPattern: UInt32(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << 16))
+                case .bfloat16: return Double(BFloat16.float(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
                 case .int8: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int8.self))
                 case .uint8, .bool: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt8.self))
                 case .int16: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int16.self))

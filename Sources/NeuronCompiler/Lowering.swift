@@ -253,7 +253,7 @@ final class Lowering {
                 halves.reserveCapacity(entry.bytes / 2)
                 weightBlob[entry.offset..<(entry.offset + entry.bytes)].withUnsafeBytes { raw in
                     for i in 0..<(entry.bytes / 4) {
-                        let bits = ConstantTensor.bf16Bits(Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+                        let bits = BFloat16.bits(Float(bitPattern: raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
                         withUnsafeBytes(of: bits.littleEndian) { halves += $0 }
                     }
                 }

@@ -41,6 +41,17 @@ extension NeuronDType: Codable, CustomStringConvertible {
     }
 }
 
+/// bfloat16, converted as the engine converts it (neuron_bf16_from_f32_bits
+/// in neuron_engine.h): round to nearest with ties to even, every NaN to
+/// the quiet NaN 0x7fc0; widening is exact.
+public enum BFloat16 {
+    /// The bfloat16 bits nearest `value`.
+    public static func bits(_ value: Float) -> UInt16 { neuron_bf16_from_f32_bits(value.bitPattern) }
+
+    /// The float32 that bfloat16 `bits` stand for.
+    public static func float(_ bits: UInt16) -> Float { Float(bitPattern: neuron_f32_bits_from_bf16(bits)) }
+}
+
 /// A strided view of a bound buffer: what an instruction operand names.
 public struct NeuronTensorView: Sendable, Equatable {
     public var slot: Int

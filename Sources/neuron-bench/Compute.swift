@@ -55,11 +55,10 @@ func benchValues(_ count: Int, scale: Float, half: Bool) -> [UInt8] {
     bytes.reserveCapacity(count * (half ? 2 : 4))
     for index in 0..<count {
         let value = (Float((index * 7919) % 1000) / 1000 - 0.5) * scale
-        let bits = value.bitPattern
         if half {
-            withUnsafeBytes(of: UInt16(bits >> 16)) { bytes.append(contentsOf: $0) }
+            withUnsafeBytes(of: BFloat16.bits(value)) { bytes.append(contentsOf: $0) }
         } else {
-            withUnsafeBytes(of: bits) { bytes.append(contentsOf: $0) }
+            withUnsafeBytes(of: value.bitPattern) { bytes.append(contentsOf: $0) }
         }
     }
     return bytes

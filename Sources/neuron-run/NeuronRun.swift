@@ -171,7 +171,7 @@ struct NeuronRun: AsyncParsableCommand {
         for i in stride(from: 0, to: array.bytes.count, by: 4) {
             let bits = UInt32(array.bytes[i]) | UInt32(array.bytes[i + 1]) << 8 | UInt32(array.bytes[i + 2]) << 16
                 | UInt32(array.bytes[i + 3]) << 24
-            let rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16
+            let rounded = BFloat16.bits(Float(bitPattern: bits))
             out += [UInt8(rounded & 0xff), UInt8(rounded >> 8)]
         }
         return out
@@ -186,7 +186,7 @@ struct NeuronRun: AsyncParsableCommand {
             let value = Float(state >> 8) / Float(1 << 23) - 1
             switch tensor.dtype {
             case .float32: withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
-            case .bfloat16: withUnsafeBytes(of: UInt16(value.bitPattern >> 16).littleEndian) { out += $0 }
+            case .bfloat16: withUnsafeBytes(of: BFloat16.bits(value).littleEndian) { out += $0 }
             case .int32: out += [0, 0, 0, 0]
             case .int64: out += [UInt8](repeating: 0, count: 8)
             }
@@ -273,7 +273,7 @@ struct NeuronRun: AsyncParsableCommand {
             var values: [Float]
             switch tensor.dtype {
             case .float32: values = try output.read(Float.self)
-            case .bfloat16: values = try output.read(UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+            case .bfloat16: values = try output.read(UInt16.self).map(BFloat16.float)
             case .int32: values = try output.read(Int32.self).map(Float.init)
             case .int64: values = try output.read(Int64.self).map(Float.init)
             }

@@ -396,13 +396,30 @@ struct EngineEdgeTests {
     }
 }
 
-/// bf16 as the engine defines it: the top half of an f32, round to nearest even.
-func bf16(_ value: Float) -> UInt16 {
-    let bits = value.bitPattern
-    return UInt16((bits &+ 0x7fff &+ ((bits >> 16) & 1)) >> 16)
-}
+/// bf16 as the stack defines it (BFloat16, tested by value below).
+func bf16(_ value: Float) -> UInt16 { BFloat16.bits(value) }
 
-func f32(fromBF16 half: UInt16) -> Float { Float(bitPattern: UInt32(half) << 16) }
+func f32(fromBF16 half: UInt16) -> Float { BFloat16.float(half) }
+
+@Test("BFloat16: round to nearest, ties to even, every NaN quiet, exact widening")
+func bfloat16Conversion() {
+    // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even 1.
+    #expect(BFloat16.bits(1 + 0x1p-8) == 0x3f80)
+    // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up.
+    #expect(BFloat16.bits(1 + 3 * 0x1p-8) == 0x3f82)
+    #expect(BFloat16.bits(1 + 0x1p-8 + 0x1p-20) == 0x3f81)
+    #expect(BFloat16.bits(-3.5) == 0xc060)
+    #expect(BFloat16.bits(.infinity) == 0x7f80 && BFloat16.bits(-.infinity) == 0xff80)
+    // The largest float rounds up to infinity, as nearest-even says.
+    #expect(BFloat16.bits(.greatestFiniteMagnitude) == 0x7f80)
+    #expect(BFloat16.bits(.nan) == 0x7fc0 && BFloat16.bits(-.nan) == 0x7fc0)
+    #expect(BFloat16.bits(Float(bitPattern: 0xffff_ffff)) == 0x7fc0)
+    #expect(BFloat16.bits(Float(bitPattern: 0x7f80_0001)) == 0x7fc0)
+    #expect(BFloat16.bits(-0.0) == 0x8000)
+    for bits in [UInt16(0x3f80), 0xc060, 0x0001, 0x7f7f, 0x8000] {
+        #expect(BFloat16.bits(BFloat16.float(bits)) == bits)
+    }
+}
 
 @Suite("Engine: CNN and encoder ops")
 struct EngineNetworkOpTests {

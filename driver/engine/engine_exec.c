@@ -79,19 +79,17 @@ static s64 to_s64(float v)
 
 static float bf16_to_f32(u16 h)
 {
-	union { u32 u; float f; } b = { .u = (u32)h << 16 };
+	union { u32 u; float f; } b = { .u = neuron_f32_bits_from_bf16(h) };
 
 	return b.f;
 }
 
-/* f32 to bf16, round to nearest even; NaN stays a quiet NaN. */
+/* neuron_bf16_from_f32_bits() of @v. */
 static u16 f32_to_bf16(float v)
 {
 	union { float f; u32 u; } b = { .f = v };
 
-	if (v != v)
-		return 0x7fc0;
-	return (u16)((b.u + 0x7fff + ((b.u >> 16) & 1)) >> 16);
+	return neuron_bf16_from_f32_bits(b.u);
 }
 
 static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn *in,

@@ -314,6 +314,26 @@ int neuron_pool_channels_ok(void);
 void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 cs, u64 xs3, u32 w,
 			  float *out, u64 os, u32 wo);
 
+/*
+ * float32 to bfloat16, the one conversion of the stack (the engine's CAST
+ * and FILL, constant folding, the tools; Swift calls it through
+ * BFloat16): on the bits, round to nearest with ties to even; every NaN
+ * becomes the quiet NaN 0x7fc0. Rounding never carries a finite value
+ * past infinity's bits, and no sum overflows.
+ */
+static inline u16 neuron_bf16_from_f32_bits(u32 bits)
+{
+	if ((bits & 0x7fffffffu) > 0x7f800000u)
+		return 0x7fc0;
+	return (u16)((bits + 0x7fffu + ((bits >> 16) & 1)) >> 16);
+}
+
+/* bfloat16 to float32 bits: exact. */
+static inline u32 neuron_f32_bits_from_bf16(u16 half)
+{
+	return (u32)half << 16;
+}
+
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
 
