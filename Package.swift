@@ -5,6 +5,7 @@ let package = Package(
     name: "neuron",
     platforms: [.macOS(.v13)],
     products: [
+        .library(name: "NeuronISA", targets: ["NeuronISA"]),
         .library(name: "NeuronDevice", targets: ["NeuronDevice"]),
         .library(name: "NeuronNEFF", targets: ["NeuronNEFF"]),
         .library(name: "NeuronRuntime", targets: ["NeuronRuntime"]),
@@ -43,9 +44,13 @@ let package = Package(
             pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]
         ),
+        // The ISA in Swift: dtypes, bfloat16, the program builder, the
+        // engine run in this process, weight layouts. No device needed.
+        .target(name: "NeuronISA", dependencies: ["CNeuronEngine"]),
         .target(
             name: "NeuronDevice",
             dependencies: [
+                "NeuronISA",
                 "CNeuronUAPI",
                 "CNeuronEngine",
                 "CLibudev",
@@ -56,7 +61,7 @@ let package = Package(
         .target(
             name: "NeuronNEFF",
             dependencies: [
-                "NeuronDevice",
+                "NeuronISA",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -72,7 +77,7 @@ let package = Package(
         .target(
             name: "NeuronCompiler",
             dependencies: [
-                "NeuronDevice", "NeuronNEFF",
+                "NeuronISA", "NeuronNEFF",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
@@ -89,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "neuron-bench",
             dependencies: [
-                "NeuronDevice",
+                "NeuronDevice", "NeuronCompiler",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -103,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "neuron-cc",
             dependencies: [
-                "NeuronCompiler", "NeuronDevice", "NeuronNEFF",
+                "NeuronCompiler", "NeuronISA", "NeuronNEFF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 
 /// Convolutions, pooling and normalisations of CNNs.
 extension Lowering {
@@ -139,7 +139,7 @@ extension Lowering {
         } else if let packable {
             // Winograd where it pays and the engine's scratch holds its tiles.
             if spatial == 2,
-               let tile = NeuronProgram.winogradTile(kernel: (wDims[2], wDims[3]), stride: win.stride,
+               let tile = ConvolutionPolicy.winogradTile(kernel: (wDims[2], wDims[3]), stride: win.stride,
                                                      dilation: win.dilation, inputChannels: wDims[1],
                                                      outputChannels: wDims[0], output: (win.out.h, win.out.w)) {
                 layout = .winograd(tile: tile)
@@ -302,5 +302,25 @@ extension Lowering {
         let base = try binary(.add, scaled, try weightView(.make(.float32, [], [Double(bias)]), name: "\(current.name)#bias"))
         let power = try binary(.pow, base, try weightView(.make(.float32, [], [Double(-beta)]), name: "\(current.name)#beta"))
         set(0, .tensor(try binary(.mul, x, power)))
+    }
+}
+
+/// How neuron-cc chooses to run a convolution (the compiler's policy, not
+/// the ISA's: the engine runs whichever form it is given).
+public enum ConvolutionPolicy {
+    /// The Winograd variant `neuron-cc` runs a convolution as: the output
+    /// tile 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)), or nil for the packed
+    /// direct convolution. Winograd takes 3x3 kernels of stride and
+    /// dilation 1 with at least 16 input and output channels (fewer, and
+    /// the transforms cost more than the products they save) and at most
+    /// 1024 input channels (the engine's scratch holds every channel's
+    /// tiles); F(4x4, 3x3) takes at most 256 and outputs of at least 12x12
+    /// (on smaller ones, tiles of 4 waste more than they save, and too few
+    /// fill the engine's sixteen lanes).
+    public static func winogradTile(kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int),
+                                    inputChannels: Int, outputChannels: Int, output: (Int, Int)) -> Int? {
+        guard kernel == (3, 3), stride == (1, 1), dilation == (1, 1), (16...1024).contains(inputChannels),
+              outputChannels >= 16, output.0 >= 2, output.1 >= 2 else { return nil }
+        return inputChannels <= 256 && output.0 >= 12 && output.1 >= 12 ? 4 : 2
     }
 }

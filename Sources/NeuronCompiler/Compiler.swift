@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 import NeuronNEFF
 
 /// How to compile.

@@ -1,4 +1,5 @@
-import NeuronDevice
+import NeuronISA
+
 /// Constant folding: nodes whose inputs are all known are evaluated at
 /// compile time (the Shape, Gather, Concat, Unsqueeze chains exporters
 /// emit, and arithmetic on constants). Float results are computed in

@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 import NeuronNEFF
 
 /// The compiler's graph: what the ONNX importer produces and the passes

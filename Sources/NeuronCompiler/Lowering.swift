@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 import NeuronNEFF
 
 /// What a node's value is while lowering: known at compile time, or a

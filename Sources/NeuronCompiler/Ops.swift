@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 import NeuronNEFF
 
 /// The ONNX ops neuron-cc lowers, one function each (or a shared one).

@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 
 /// A strided view of a compiler buffer: what an instruction operand
 /// names before buffers have addresses. Offsets and strides count

@@ -103,7 +103,7 @@ public enum NeuronQueueLimits {
     /// Finished jobs whose status a NeuronCore keeps.
     public static let history = Int(NEURON_JOB_HISTORY)
     /// Buffers a job binds.
-    public static let slots = Int(NEURON_MAX_SLOTS)
+    public static let slots = NeuronProgram.maxSlots
 }
 
 /// One reserved NeuronCore and its queue. The core is reserved for this

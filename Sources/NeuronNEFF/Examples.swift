@@ -1,4 +1,4 @@
-import NeuronDevice
+import NeuronISA
 
 /// Small models built directly in the ISA, for demos, tests and
 /// benchmarks until neuron-cc compiles real ones.

@@ -5,7 +5,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import NeuronDevice
+import NeuronISA
 
 /// Why a NEFF was refused: what is wrong, and where.
 public struct NEFFError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -404,8 +404,8 @@ public struct NEFFModel: Sendable, Equatable {
             if let after = program.after, !(0..<index).contains(after) {
                 throw NEFFError(.program, "program \(index) waits for program \(after), which does not come before it")
             }
-            guard program.slots.count <= NeuronQueueLimits.slots else {
-                throw NEFFError(.program, "program \(index) binds \(program.slots.count) slots; at most \(NeuronQueueLimits.slots)")
+            guard program.slots.count <= NeuronProgram.maxSlots else {
+                throw NEFFError(.program, "program \(index) binds \(program.slots.count) slots; at most \(NeuronProgram.maxSlots)")
             }
             var slotSizes: [UInt64] = []
             for (slot, bound) in program.slots.enumerated() {

@@ -1,3 +1,4 @@
+import NeuronCompiler
 import ArgumentParser
 import NeuronDevice
 
@@ -263,7 +264,7 @@ struct Conv: ParsableCommand {
         for layer in chosen {
             let n = batch
             let x = try core.device.allocate(size: UInt64(n * layer.cin * layer.h * layer.w * 4))
-            let tile = NeuronProgram.winogradTile(kernel: (layer.k, layer.k), stride: (layer.stride, layer.stride),
+            let tile = ConvolutionPolicy.winogradTile(kernel: (layer.k, layer.k), stride: (layer.stride, layer.stride),
                                                   dilation: (1, 1), inputChannels: layer.cin,
                                                   outputChannels: layer.cout, output: (layer.ho, layer.wo))
             let layout = weights == "compiler" ? (tile == 4 ? "winograd4" : tile == 2 ? "winograd" : "packed")

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NeuronCompiler
-import NeuronDevice
+import NeuronISA
 import NeuronNEFF
 
 @main

@@ -1,0 +1,164 @@
+import CNeuronEngine
+
+/// The engine, in this process: what the simulator's NeuronCores run.
+public enum NeuronEngine {
+    /// One instruction as tools show it: `MATMUL`, `BINARY.add`, ...,
+    /// `CONV2D.packed`, `CONV2D.winograd2x2`, `CONV2D.winograd4x4` (the
+    /// convolution's weight layout), and its work in element operations.
+    public struct InstructionSummary: Sendable, Equatable {
+        public var name: String
+        public var cost: UInt64
+    }
+
+    /// The instructions of `image`, validated against `slotSizes` first.
+    public static func instructions(_ image: [UInt64], slotSizes: [UInt64]) throws(NeuronProgramError) -> [InstructionSummary] {
+        let base = UnsafeMutableRawPointer(bitPattern: 4096)
+        var bound = slotSizes.map { neuron_engine_slot(base: $0 > 0 ? base : nil, size: $0) }
+        var status = neuron_engine_status()
+        var program = neuron_engine_program()
+        // The validated program points into the image: read it in place.
+        let list: [InstructionSummary]? = image.withUnsafeBytes { raw in
+            let valid = bound.withUnsafeMutableBufferPointer { slots in
+                neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slots.baseAddress,
+                                       UInt32(slots.count), &program, &status) == 0
+            }
+            guard valid else { return nil }
+            return (0..<program.insn_count).map { index in
+                let insn = program.insns[Int(index)]
+                var shown = name(opcode: insn.opcode, sub: insn.sub)
+                if insn.opcode == UInt8(NEURON_OP_CONV2D.rawValue) {
+                    let flags = UInt32(insn.flags)
+                    if flags & UInt32(NEURON_CONV_WINOGRAD) != 0 {
+                        let tiles = program.descs[Int(insn.operand.2)].dims.0 == 36 ? "4x4" : "2x2"
+                        shown += ".winograd" + tiles
+                    } else if flags & UInt32(NEURON_CONV_PACKED) != 0 {
+                        shown += ".packed"
+                    }
+                }
+                return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index))
+            }
+        }
+        guard let list else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+        return list
+    }
+
+    /// "MATMUL", "UNARY.leakyRelu": the engine's names (engine_insn.c), the
+    /// sub-operation's as its Swift case is spelled.
+    package static func name(opcode: UInt8, sub: UInt8) -> String {
+        guard let info = neuron_engine_insn_info(UInt32(opcode)) else { return "OP\(opcode)" }
+        let base = String(cString: info.pointee.name)
+        guard let subName = subOperationName(info.pointee, sub) else { return base }
+        return "\(base).\(lowerCamelCase(subName))"
+    }
+
+    /// The engine's name of sub-operation `sub` of an instruction ("LEAKY_RELU").
+    package static func subOperationName(_ info: neuron_insn_info, _ sub: UInt8) -> String? {
+        guard let names = info.sub_names, sub < info.subs, let name = names[Int(sub)] else { return nil }
+        return String(cString: name)
+    }
+
+    /// "LEAKY_RELU" as a Swift case is spelled: "leakyRelu".
+    package static func lowerCamelCase(_ name: String) -> String {
+        let words = name.lowercased().split(separator: "_")
+        return (words.first.map(String.init) ?? "") + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+    }
+
+    /// Check `image` as a queue would against buffers of `slotSizes` bytes
+    /// (0: unbound), without running it or touching any memory.
+    public static func validate(_ image: [UInt64], slotSizes: [UInt64]) throws(NeuronProgramError) {
+        // The validator reads only sizes and the bases' alignment.
+        let base = UnsafeMutableRawPointer(bitPattern: 4096)
+        var bound = slotSizes.map { neuron_engine_slot(base: $0 > 0 ? base : nil, size: $0) }
+        var status = neuron_engine_status()
+        var program = neuron_engine_program()
+        let valid = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slots in
+                neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slots.baseAddress,
+                                       UInt32(slots.count), &program, &status) == 0
+            }
+        }
+        guard valid else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+    }
+
+    /// Like `run`, but every instruction in slices of `partsPerStep`
+    /// parts, as a queue runs large ones; returns the most parts an
+    /// instruction had. The bits are the same as `run`'s. `partWork`
+    /// (element operations, 0 for the engine's own) bounds each part's
+    /// work: a small one slices small instructions as finely as the
+    /// engine slices huge ones.
+    @discardableResult
+    public static func runSliced(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?],
+                                 partsPerStep: Int, partWork: UInt64 = 0) throws(NeuronProgramError) -> Int {
+        var bound = slots.map { buffer -> neuron_engine_slot in
+            neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
+        }
+        var status = neuron_engine_status()
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
+        defer { scratch.deallocate() }
+        var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
+        var most: UInt32 = 0
+        let step = UInt32(clamping: max(1, partsPerStep))
+        let valid: Int32 = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slotPointer in
+                var program = neuron_engine_program()
+                guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
+                                             UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
+                program.part_work = partWork
+                for index in 0..<program.insn_count {
+                    let parts = neuron_engine_insn_parts(&program, index)
+                    most = max(most, parts)
+                    var part: UInt32 = 0
+                    while part < parts {
+                        let fault = neuron_engine_step_part(&program, index, slotPointer.baseAddress,
+                                                            &scratchSlot, part, step)
+                        if fault != 0 {
+                            status = neuron_engine_status(error: fault, index: index)
+                            return -1
+                        }
+                        part += step
+                    }
+                }
+                return 0
+            }
+        }
+        guard valid == 0 else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+        return Int(most)
+    }
+
+    /// Validate `image` against `slots` (host memory bound to each slot) and
+    /// run it to the end, or to the first instruction that faults. Buffers
+    /// may be nil for unbound slots.
+    public static func run(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?]) throws(NeuronProgramError) {
+        var bound = slots.map { buffer -> neuron_engine_slot in
+            neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
+        }
+        var status = neuron_engine_status()
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
+        defer { scratch.deallocate() }
+        var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
+        let valid: Int32 = image.withUnsafeBytes { raw in
+            bound.withUnsafeMutableBufferPointer { slotPointer in
+                var program = neuron_engine_program()
+                guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
+                                             UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
+                for index in 0..<program.insn_count {
+                    let fault = neuron_engine_step(&program, index, slotPointer.baseAddress, &scratchSlot)
+                    if fault != 0 {
+                        status = neuron_engine_status(error: fault, index: index)
+                        return -1
+                    }
+                }
+                return 0
+            }
+        }
+        guard valid == 0 else {
+            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
+        }
+    }
+}

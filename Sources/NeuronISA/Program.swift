@@ -1,0 +1,286 @@
+import CNeuronEngine
+
+/// A strided view of a bound buffer: what an instruction operand names.
+public struct NeuronTensorView: Sendable, Equatable {
+    public var slot: Int
+    public var dtype: NeuronDType
+    /// Offset of element [0, ..., 0], in elements.
+    public var offset: UInt64
+    public var dims: [UInt32]
+    /// Element strides; 0 broadcasts along that axis.
+    public var strides: [UInt64]
+
+    public init(slot: Int, dtype: NeuronDType = .float32, offset: UInt64 = 0, dims: [UInt32], strides: [UInt64]) {
+        self.slot = slot
+        self.dtype = dtype
+        self.offset = offset
+        self.dims = dims
+        self.strides = strides
+    }
+
+    /// A row-major view of `dims` at `offset`.
+    public static func contiguous(slot: Int, dims: [UInt32], dtype: NeuronDType = .float32,
+                                  offset: UInt64 = 0) -> NeuronTensorView {
+        var strides = [UInt64](repeating: 1, count: dims.count)
+        var step: UInt64 = 1
+        for axis in dims.indices.reversed() {
+            strides[axis] = step
+            step *= UInt64(dims[axis])
+        }
+        return NeuronTensorView(slot: slot, dtype: dtype, offset: offset, dims: dims, strides: strides)
+    }
+
+    /// The same elements with two axes swapped (a transpose, no copy).
+    public func swapping(_ a: Int, _ b: Int) -> NeuronTensorView {
+        var view = self
+        view.dims.swapAt(a, b)
+        view.strides.swapAt(a, b)
+        return view
+    }
+}
+
+public enum NeuronBinaryOp: UInt8, Sendable, CaseIterable { case add, sub, mul, div, max, min, pow }
+public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
+    case relu, leakyRelu, geluErf, geluTanh, sigmoid, tanh, exp, log, sqrt, rsqrt, erf, neg, abs, reciprocal
+}
+public enum NeuronReduceOp: UInt8, Sendable, CaseIterable { case sum, mean, max, min }
+public enum NeuronPoolOp: UInt8, Sendable, CaseIterable { case max, avg }
+
+/// A 2-D window: strides, padding (top, left, bottom, right), dilation.
+public struct NeuronWindow: Sendable, Equatable {
+    public var stride: (h: UInt32, w: UInt32)
+    public var padding: (top: UInt32, left: UInt32, bottom: UInt32, right: UInt32)
+    public var dilation: (h: UInt32, w: UInt32)
+
+    public init(stride: (h: UInt32, w: UInt32) = (1, 1),
+                padding: (top: UInt32, left: UInt32, bottom: UInt32, right: UInt32) = (0, 0, 0, 0),
+                dilation: (h: UInt32, w: UInt32) = (1, 1)) {
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+    }
+
+    public static func == (a: NeuronWindow, b: NeuronWindow) -> Bool {
+        a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation
+    }
+}
+
+/// An ISA v1 program image (docs/isa.md), built instruction by
+/// instruction. The image is 8-byte aligned, as the engine requires.
+public struct NeuronProgram: Sendable {
+    /// Buffer slots a program can name (NEURON_MAX_SLOTS).
+    public static let maxSlots = Int(NEURON_MAX_SLOTS)
+
+    public private(set) var descriptors: [neuron_tensor_desc] = []
+    public private(set) var instructions: [neuron_insn] = []
+
+    public init() {}
+
+    /// The descriptor index for `view`, adding it when new.
+    public mutating func operand(_ view: NeuronTensorView) -> UInt32 {
+        var desc = neuron_tensor_desc()
+        desc.slot = UInt16(truncatingIfNeeded: view.slot)
+        desc.dtype = view.dtype.rawValue
+        desc.rank = UInt8(truncatingIfNeeded: view.dims.count)
+        desc.offset = view.offset
+        withUnsafeMutableBytes(of: &desc.dims) { raw in
+            for (axis, dim) in view.dims.prefix(6).enumerated() { raw.storeBytes(of: dim, toByteOffset: axis * 4, as: UInt32.self) }
+        }
+        withUnsafeMutableBytes(of: &desc.strides) { raw in
+            for (axis, stride) in view.strides.prefix(6).enumerated() { raw.storeBytes(of: stride, toByteOffset: axis * 8, as: UInt64.self) }
+        }
+        descriptors.append(desc)
+        return UInt32(descriptors.count - 1)
+    }
+
+    /// Append a raw instruction (for tests of hostile programs, too).
+    public mutating func append(_ instruction: neuron_insn) {
+        instructions.append(instruction)
+    }
+
+    private mutating func emit(_ opcode: neuron_opcode, sub: UInt8 = 0, flags: UInt16 = 0,
+                               _ operands: [UInt32], fparam: (Float, Float) = (0, 0), iparam: [UInt32] = []) {
+        var insn = neuron_insn()
+        insn.opcode = UInt8(opcode.rawValue)
+        insn.sub = sub
+        insn.flags = flags
+        withUnsafeMutableBytes(of: &insn.operand) { raw in
+            for (index, operand) in operands.prefix(4).enumerated() { raw.storeBytes(of: operand, toByteOffset: index * 4, as: UInt32.self) }
+        }
+        insn.fparam = fparam
+        withUnsafeMutableBytes(of: &insn.iparam) { raw in
+            for (index, value) in iparam.prefix(8).enumerated() { raw.storeBytes(of: value, toByteOffset: index * 4, as: UInt32.self) }
+        }
+        instructions.append(insn)
+    }
+
+    public mutating func nop() { emit(NEURON_OP_NOP, []) }
+
+    public mutating func fill(_ out: NeuronTensorView, value: Float) {
+        let o = operand(out)
+        emit(NEURON_OP_FILL, [o], fparam: (value, 0))
+    }
+
+    public mutating func copy(_ out: NeuronTensorView, from input: NeuronTensorView) {
+        let o = operand(out), a = operand(input)
+        emit(NEURON_OP_COPY, [o, a])
+    }
+
+    public mutating func binary(_ op: NeuronBinaryOp, _ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView) {
+        let o = operand(out), x = operand(a), y = operand(b)
+        emit(NEURON_OP_BINARY, sub: op.rawValue, [o, x, y])
+    }
+
+    public mutating func unary(_ op: NeuronUnaryOp, _ out: NeuronTensorView, _ a: NeuronTensorView, alpha: Float = 0) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_UNARY, sub: op.rawValue, [o, x], fparam: (alpha, 0))
+    }
+
+    /// out = a x b (+ bias over the last axis); rank 2, or 3 with a batch axis.
+    public mutating func matmul(_ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView,
+                                bias: NeuronTensorView? = nil) {
+        let o = operand(out), x = operand(a), y = operand(b)
+        if let bias {
+            let z = operand(bias)
+            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS), [o, x, y, z])
+        } else {
+            emit(NEURON_OP_MATMUL, [o, x, y])
+        }
+    }
+
+    /// Reduce the last axis of `a` into `out` (same dims, last = 1).
+    public mutating func reduce(_ op: NeuronReduceOp, _ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_REDUCE, sub: op.rawValue, [o, x])
+    }
+
+    public mutating func softmax(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_SOFTMAX, [o, x])
+    }
+
+    /// Convert `a` to `out`'s dtype (integers saturate, bf16 rounds to nearest even).
+    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_CAST, [o, x])
+    }
+
+    /// out[i..., d] = table[indices[i...], d]: an embedding lookup.
+    public mutating func gather(_ out: NeuronTensorView, table: NeuronTensorView, indices: NeuronTensorView) {
+        let o = operand(out), t = operand(table), i = operand(indices)
+        emit(NEURON_OP_GATHER, [o, t, i])
+    }
+
+    /// Layer normalisation over the last axis, with scale and bias.
+    public mutating func layerNorm(_ out: NeuronTensorView, _ a: NeuronTensorView, scale: NeuronTensorView,
+                                   bias: NeuronTensorView, epsilon: Float = 1e-5) {
+        let o = operand(out), x = operand(a), g = operand(scale), b = operand(bias)
+        emit(NEURON_OP_LAYERNORM, [o, x, g, b], fparam: (epsilon, 0))
+    }
+
+    /// NCHW convolution; groups follow from the shapes (input channels /
+    /// the weight's second axis).
+    ///
+    /// With `winograd` (3x3, stride and dilation 1), `weight` is
+    /// `[16, ceil(Co/6), Ci, 6]` or `[36, ceil(Co/6), Ci, 6]` as
+    /// `winogradConvWeights` makes it, and the engine runs Winograd's
+    /// F(2x2, 3x3) or F(4x4, 3x3) (docs/isa.md).
+    /// With `packedWeights`, `weight` is `[ceil(Co/6), Ci, Kh, Kw, 6]` as
+    /// `NeuronTensorView.packConvWeights` lays it out (one group only), and
+    /// the engine reads it in place (ISA 1.2); with `accumulate` as well,
+    /// each sum starts from `out`'s value (a residual added in place)
+    /// instead of zero.
+    public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
+                                bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
+                                packedWeights: Bool = false, winograd: Bool = false, accumulate: Bool = false) {
+        let o = operand(out), x = operand(input), w = operand(weight)
+        var operands = [o, x, w]
+        var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
+        if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
+        if winograd { flags |= UInt16(NEURON_CONV_WINOGRAD) }
+        if accumulate { flags |= UInt16(NEURON_CONV_ACCUMULATE) }
+        if let bias {
+            operands.append(operand(bias))
+            flags |= UInt16(NEURON_CONV_BIAS)
+        }
+        emit(NEURON_OP_CONV2D, flags: flags, operands,
+             iparam: [window.stride.h, window.stride.w, window.padding.top, window.padding.left,
+                      window.padding.bottom, window.padding.right, window.dilation.h, window.dilation.w])
+    }
+
+    /// NCHW max or average pooling with a `kernel` window (global pooling:
+    /// the kernel is the whole input).
+    public mutating func pool2d(_ op: NeuronPoolOp, _ out: NeuronTensorView, _ input: NeuronTensorView,
+                                kernel: (h: UInt32, w: UInt32), window: NeuronWindow = NeuronWindow(),
+                                countPadding: Bool = false) {
+        let o = operand(out), x = operand(input)
+        emit(NEURON_OP_POOL2D, sub: op.rawValue, flags: countPadding ? UInt16(NEURON_POOL_COUNT_PAD) : 0, [o, x],
+             iparam: [window.stride.h, window.stride.w, window.padding.top, window.padding.left,
+                      window.padding.bottom, window.padding.right, kernel.h, kernel.w])
+    }
+
+    /// Add `count` to semaphore `semaphore` of the reserving file (ISA 1.1).
+    public mutating func semaphoreSignal(_ semaphore: UInt32, count: UInt32 = 1) {
+        emit(NEURON_OP_SEM_SIGNAL, [], iparam: [semaphore, count])
+    }
+
+    /// Wait until semaphore `semaphore` holds `count`, then take it.
+    public mutating func semaphoreWait(_ semaphore: UInt32, count: UInt32 = 1) {
+        emit(NEURON_OP_SEM_WAIT, [], iparam: [semaphore, count])
+    }
+
+    /// Wait until every NeuronCore of `cores` (this one among them) has
+    /// reached barrier `barrier`.
+    public mutating func barrier(_ barrier: UInt32, cores: [Int]) {
+        let mask = cores.reduce(UInt32(0)) { $0 | (1 << UInt32(clamping: $1 & 31)) }
+        emit(NEURON_OP_BARRIER, [], iparam: [barrier, mask])
+    }
+
+    /// The program image, as 64-bit words (so it is 8-byte aligned).
+    public func image() -> [UInt64] {
+        var header = neuron_program_header()
+        header.magic = NEURON_ISA_MAGIC
+        header.version = UInt16(NEURON_ISA_VERSION)
+        header.desc_count = UInt32(descriptors.count)
+        header.insn_count = UInt32(instructions.count)
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: header) { bytes.append(contentsOf: $0) }
+        for desc in descriptors { withUnsafeBytes(of: desc) { bytes.append(contentsOf: $0) } }
+        for insn in instructions { withUnsafeBytes(of: insn) { bytes.append(contentsOf: $0) } }
+        var words = [UInt64](repeating: 0, count: (bytes.count + 7) / 8)
+        bytes.withUnsafeBytes { source in
+            words.withUnsafeMutableBytes { $0.copyMemory(from: source) }
+        }
+        return words
+    }
+}
+
+/// Why the engine refused a program, and where.
+public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: UInt32, Sendable, CaseIterable {
+        case header = 1, descriptor, range, slot, opcode, operand, parameter
+        /// While running: a GATHER index outside its table.
+        case indexFault = 64
+    }
+    public var kind: Kind
+    /// The descriptor (for descriptor, range, slot) or instruction index.
+    public var index: Int
+
+    public init(kind: Kind, index: Int) {
+        self.kind = kind
+        self.index = index
+    }
+
+    public var description: String {
+        switch kind {
+        case .header: "The program's header or size is wrong (magic, version, counts, or a truncated image)."
+        case .descriptor: "Tensor descriptor \(index) is malformed (dtype, rank, dims or strides)."
+        case .range: "Tensor descriptor \(index) reaches past the end of its buffer."
+        case .slot: "Tensor descriptor \(index) names a buffer slot that is not bound to the job."
+        case .opcode: "Instruction \(index) has an unknown opcode, sub-operation or flags."
+        case .operand: "Instruction \(index) has operands of the wrong index, dtype or shape."
+        case .parameter: "Instruction \(index) has a parameter out of range (window, epsilon, or one it does not use)."
+        case .indexFault: "Instruction \(index) met an index outside its table while running."
+        }
+    }
+}
