@@ -60,7 +60,7 @@ struct neuron_core_sysfs {
 	struct attribute_group group;
 };
 
-/* How a finished job ended, kept for JOB_WAIT (neuron_queue.c). */
+/* How a finished job ended, kept for JOB_WAIT (neuron_job.c). */
 struct neuron_job_result {
 	u64 seq;
 	u64 duration_ns;
@@ -183,7 +183,7 @@ struct neuron_file {
 	/* Buffers by handle; each entry holds a reference (neuron_mem.c). */
 	struct xarray buffers;
 
-	/* Jobs (neuron_queue.c). */
+	/* Jobs (neuron_job.c). */
 	wait_queue_head_t poll_wq;	/* a job ended, or a queue has room */
 	atomic_t unwaited;		/* ended jobs not yet waited for */
 	spinlock_t sync_lock;		/* the semaphores and barriers */
@@ -246,22 +246,45 @@ void neuron_file_touch(struct neuron_file *nf);
 void neuron_mem_file_init(struct neuron_file *nf);
 void neuron_mem_file_release(struct neuron_file *nf);
 int neuron_mmap(struct file *filp, struct vm_area_struct *vma);
-long neuron_ioctl_mem(struct neuron_file *nf, unsigned int cmd, void __user *uarg);
 struct neuron_buffer *neuron_buffer_get(struct neuron_file *nf, u32 handle);
 void neuron_buffer_put(struct neuron_buffer *buf);
 void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes);
 
-/* neuron_queue.c */
+/* neuron_core.c */
 void neuron_core_init(struct neuron_core *core);
 void neuron_core_stop(struct neuron_core *core);
 void neuron_queue_file_init(struct neuron_file *nf);
 void neuron_queue_file_release(struct neuron_file *nf);
 __poll_t neuron_poll(struct file *filp, struct poll_table_struct *wait);
-long neuron_ioctl_queue(struct neuron_file *nf, unsigned int cmd, void __user *uarg);
+bool neuron_core_usable(struct neuron_file *nf, struct neuron_core *core);
+
+/* neuron_job.c */
+int neuron_core_thread(void *data);
 
 /* neuron_ioctl.c */
 bool neuron_all_zero(const void *p, size_t len);
 long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg);
+
+/*
+ * What an ioctl handler may tell the dispatcher besides its result: the
+ * argument is copied back to the caller when the handler succeeds, or
+ * when it sets @reply (a refusal that explains itself in the argument);
+ * @undo reverses a success whose result could not be copied back.
+ */
+struct neuron_ioctl_ctx {
+	bool reply;
+	void (*undo)(struct neuron_file *nf, const void *arg);
+};
+
+/*
+ * One handler per command of NEURON_IOCTL_LIST, neuron_ioctl_<name>(),
+ * over the argument copied in, its flags and reserved fields already
+ * checked to be zero (neuron_ioctl.c).
+ */
+#define NEURON_IOCTL_HANDLER(NAME, lower, type) \
+	int neuron_ioctl_##lower(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx);
+NEURON_IOCTL_LIST(NEURON_IOCTL_HANDLER)
+#undef NEURON_IOCTL_HANDLER
 
 /* neuron_fake.c */
 int neuron_fake_init(void);

@@ -2,10 +2,13 @@
 /*
  * neuron: ioctl dispatch and the information ioctls.
  *
- * Every command is matched with its full number, so a known command
- * number with another size or direction is unknown (-ENOTTY). Arguments
- * are copied in whole, flags and reserved fields checked for zero, and
- * results copied out whole; no lock is held across a user copy.
+ * One table, built from the uapi's NEURON_IOCTL_LIST, names each
+ * command's handler and argument. Every command is matched with its full
+ * number, so a known command number with another size or direction is
+ * unknown (-ENOTTY). Here, once for all: the argument is copied in whole,
+ * its flags and reserved fields checked to be zero (with a debug line
+ * naming the command and the field), and for commands that return data
+ * copied out whole after the handler; no lock is held across a user copy.
  */
 #include <linux/fs.h>
 #include <linux/overflow.h>
@@ -25,50 +28,38 @@ bool neuron_all_zero(const void *p, size_t len)
 	return !memchr_inv(p, 0, len);
 }
 
-static int neuron_ioctl_driver_info(void __user *uarg)
+int neuron_ioctl_driver_info(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
-	struct neuron_driver_info info;
+	struct neuron_driver_info *info = arg;
 
-	if (copy_from_user(&info, uarg, sizeof(info)))
-		return -EFAULT;
-	if (info.flags || !neuron_all_zero(info.reserved, sizeof(info.reserved)))
-		return -EINVAL;
-
-	memset(&info, 0, sizeof(info));
-	info.api_major = NEURON_API_VERSION_MAJOR;
-	info.api_minor = NEURON_API_VERSION_MINOR;
-	info.device_count = neuron_device_count();
-	strscpy(info.version, NEURON_DRV_VERSION, sizeof(info.version));
-
-	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+	memset(info, 0, sizeof(*info));
+	info->api_major = NEURON_API_VERSION_MAJOR;
+	info->api_minor = NEURON_API_VERSION_MINOR;
+	info->device_count = neuron_device_count();
+	strscpy(info->version, NEURON_DRV_VERSION, sizeof(info->version));
+	return 0;
 }
 
-static int neuron_ioctl_device_info(struct neuron_device *nd,
-				    void __user *uarg)
+int neuron_ioctl_device_info(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
-	struct neuron_device_info info;
+	struct neuron_device *nd = nf->nd;
+	struct neuron_device_info *info = arg;
 
-	if (copy_from_user(&info, uarg, sizeof(info)))
-		return -EFAULT;
-	if (info.flags || !neuron_all_zero(info.reserved, sizeof(info.reserved)))
-		return -EINVAL;
-
-	memset(&info, 0, sizeof(info));
-	info.platform = nd->ops->platform;
-	info.index = nd->index;
-	info.core_count = nd->core_count;
-	info.memory_size = nd->memory_size;
+	memset(info, 0, sizeof(*info));
+	info->platform = nd->ops->platform;
+	info->index = nd->index;
+	info->core_count = nd->core_count;
+	info->memory_size = nd->memory_size;
 	mutex_lock(&nd->lock);
-	info.memory_used = nd->memory_used;
+	info->memory_used = nd->memory_used;
 	mutex_unlock(&nd->lock);
-	info.numa_node = nd->numa_node;
-	info.connected_count = nd->connected_count;
-	memcpy(info.connected, nd->connected, sizeof(info.connected));
-	strscpy(info.serial, nd->serial, sizeof(info.serial));
-	strscpy(info.pci_bdf, nd->pci_bdf, sizeof(info.pci_bdf));
-	info.job_timeout_ms = neuron_job_timeout_ms();
-
-	return copy_to_user(uarg, &info, sizeof(info)) ? -EFAULT : 0;
+	info->numa_node = nd->numa_node;
+	info->connected_count = nd->connected_count;
+	memcpy(info->connected, nd->connected, sizeof(info->connected));
+	strscpy(info->serial, nd->serial, sizeof(info->serial));
+	strscpy(info->pci_bdf, nd->pci_bdf, sizeof(info->pci_bdf));
+	info->job_timeout_ms = neuron_job_timeout_ms();
+	return 0;
 }
 
 /* One attached process while the list is built. */
@@ -160,38 +151,36 @@ static int neuron_collect_processes(struct neuron_device *nd,
 	return merged;
 }
 
-static int neuron_ioctl_process_list(struct neuron_device *nd,
-				     void __user *uarg)
+int neuron_ioctl_process_list(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
-	struct neuron_process_list req;
+	struct neuron_device *nd = nf->nd;
+	struct neuron_process_list *req = arg;
 	struct neuron_proc_entry *e;
 	u8 __user *dst;
 	u32 i, n;
 	int count;
 	int ret = 0;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags ||
-	    !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+	if (req->capacity &&
+	    (req->entry_size < sizeof(struct neuron_process_info) ||
+	     req->entry_size > NEURON_MAX_ENTRY_SIZE)) {
+		dev_dbg(&nd->dev, "PROCESS_LIST: entry_size %u is not %zu..%u\n", req->entry_size,
+			sizeof(struct neuron_process_info), NEURON_MAX_ENTRY_SIZE);
 		return -EINVAL;
-	if (req.capacity &&
-	    (req.entry_size < sizeof(struct neuron_process_info) ||
-	     req.entry_size > NEURON_MAX_ENTRY_SIZE))
-		return -EINVAL;
+	}
 
 	count = neuron_collect_processes(nd, &e);
 	if (count < 0)
 		return count;
 
-	n = min_t(u32, count, req.capacity);
-	dst = u64_to_user_ptr(req.entries);
+	n = min_t(u32, count, req->capacity);
+	dst = u64_to_user_ptr(req->entries);
 	for (i = 0; i < n; i++) {
-		u8 __user *slot = dst + (size_t)i * req.entry_size;
+		u8 __user *slot = dst + (size_t)i * req->entry_size;
 
 		if (copy_to_user(slot, &e[i].info, sizeof(e[i].info)) ||
 		    clear_user(slot + sizeof(e[i].info),
-			       req.entry_size - sizeof(e[i].info))) {
+			       req->entry_size - sizeof(e[i].info))) {
 			ret = -EFAULT;
 			break;
 		}
@@ -199,38 +188,85 @@ static int neuron_ioctl_process_list(struct neuron_device *nd,
 	kvfree(e);
 	if (ret)
 		return ret;
-
-	req.count = count;
-	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+	req->count = count;
+	return 0;
 }
+
+/* A command: its handler, and where its must-be-zero fields lie. */
+struct neuron_ioctl_desc {
+	unsigned int cmd;
+	const char *name;
+	int (*handler)(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx);
+	size_t flags_offset;
+	size_t reserved_offset;
+	size_t reserved_size;
+};
+
+/* The first command's number; the rest follow it without gaps. */
+#define NEURON_IOCTL_FIRST	_IOC_NR(NEURON_IOCTL_DRIVER_INFO)
+
+#define NEURON_IOCTL_DESC(NAME, lower, type)					\
+	[_IOC_NR(NEURON_IOCTL_##NAME) - NEURON_IOCTL_FIRST] = {			\
+		.cmd = NEURON_IOCTL_##NAME,					\
+		.name = #NAME,							\
+		.handler = neuron_ioctl_##lower,				\
+		.flags_offset = offsetof(struct type, flags),			\
+		.reserved_offset = offsetof(struct type, reserved),		\
+		.reserved_size = sizeof_field(struct type, reserved),		\
+	},
+
+static const struct neuron_ioctl_desc neuron_ioctls[] = {
+	NEURON_IOCTL_LIST(NEURON_IOCTL_DESC)
+};
+
+/* Room for any command's argument. */
+#define NEURON_IOCTL_ARG(NAME, lower, type)	struct type lower;
+union neuron_ioctl_arg {
+	NEURON_IOCTL_LIST(NEURON_IOCTL_ARG)
+};
+
+#define NEURON_IOCTL_CHECK(NAME, lower, type)					\
+	BUILD_BUG_ON(_IOC_SIZE(NEURON_IOCTL_##NAME) != sizeof(struct type));	\
+	BUILD_BUG_ON(sizeof_field(struct type, flags) != sizeof(u32));
 
 long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	struct neuron_file *nf = filp->private_data;
+	struct device *dev = &nf->nd->dev;
 	void __user *uarg = (void __user *)arg;
+	const struct neuron_ioctl_desc *desc;
+	struct neuron_ioctl_ctx ctx = { 0 };
+	union neuron_ioctl_arg buf;
+	unsigned int nr = _IOC_NR(cmd);
+	u32 flags;
+	int ret;
 
+	NEURON_IOCTL_LIST(NEURON_IOCTL_CHECK)
 	neuron_file_touch(nf);
-	switch (cmd) {
-	case NEURON_IOCTL_DRIVER_INFO:
-		return neuron_ioctl_driver_info(uarg);
-	case NEURON_IOCTL_DEVICE_INFO:
-		return neuron_ioctl_device_info(nf->nd, uarg);
-	case NEURON_IOCTL_PROCESS_LIST:
-		return neuron_ioctl_process_list(nf->nd, uarg);
-	case NEURON_IOCTL_MEM_ALLOC:
-	case NEURON_IOCTL_MEM_FREE:
-	case NEURON_IOCTL_MEM_INFO:
-	case NEURON_IOCTL_MEM_WRITE:
-	case NEURON_IOCTL_MEM_READ:
-	case NEURON_IOCTL_MEM_SET:
-		return neuron_ioctl_mem(nf, cmd, uarg);
-	case NEURON_IOCTL_CORE_RESERVE:
-	case NEURON_IOCTL_CORE_RELEASE:
-	case NEURON_IOCTL_JOB_SUBMIT:
-	case NEURON_IOCTL_JOB_WAIT:
-	case NEURON_IOCTL_QUEUE_INFO:
-		return neuron_ioctl_queue(nf, cmd, uarg);
-	default:
+	if (_IOC_TYPE(cmd) != NEURON_IOCTL_TYPE || nr < NEURON_IOCTL_FIRST ||
+	    nr - NEURON_IOCTL_FIRST >= ARRAY_SIZE(neuron_ioctls) ||
+	    neuron_ioctls[nr - NEURON_IOCTL_FIRST].cmd != cmd) {
+		dev_dbg(dev, "ioctl 0x%x: not a command of this driver\n", cmd);
 		return -ENOTTY;
 	}
+	desc = &neuron_ioctls[nr - NEURON_IOCTL_FIRST];
+	if (copy_from_user(&buf, uarg, _IOC_SIZE(cmd)))
+		return -EFAULT;
+	memcpy(&flags, (u8 *)&buf + desc->flags_offset, sizeof(flags));
+	if (flags) {
+		dev_dbg(dev, "%s: flags 0x%x must be 0\n", desc->name, flags);
+		return -EINVAL;
+	}
+	if (!neuron_all_zero((u8 *)&buf + desc->reserved_offset, desc->reserved_size)) {
+		dev_dbg(dev, "%s: reserved fields must be 0\n", desc->name);
+		return -EINVAL;
+	}
+	ret = desc->handler(nf, &buf, &ctx);
+	if ((_IOC_DIR(cmd) & _IOC_READ) && (!ret || ctx.reply) &&
+	    copy_to_user(uarg, &buf, _IOC_SIZE(cmd))) {
+		if (!ret && ctx.undo)
+			ctx.undo(nf, &buf);
+		return -EFAULT;
+	}
+	return ret;
 }

@@ -241,31 +241,45 @@ static bool neuron_range_ok(const struct neuron_buffer *buf, u64 offset, u64 len
 	return !check_add_overflow(offset, length, &end) && end <= buf->size;
 }
 
-static int neuron_mem_alloc(struct neuron_file *nf, void __user *uarg)
+/* MEM_ALLOC's result could not be copied back: the buffer goes again. */
+static void neuron_mem_alloc_undo(struct neuron_file *nf, const void *arg)
+{
+	const struct neuron_mem_alloc *req = arg;
+	struct neuron_buffer *buf = xa_erase(&nf->buffers, req->handle);
+
+	if (buf)
+		neuron_buffer_put(buf);
+}
+
+int neuron_ioctl_mem_alloc(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
 	struct neuron_device *nd = nf->nd;
-	struct neuron_mem_alloc req;
+	struct neuron_mem_alloc *req = arg;
 	struct neuron_buffer *buf;
 	u64 size, limit;
 	u32 handle;
 	int ret;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+	if (req->placement != NEURON_MEM_DEVICE && req->placement != NEURON_MEM_HOST) {
+		dev_dbg(&nd->dev, "MEM_ALLOC: placement %u is neither device (0) nor host (1)\n",
+			req->placement);
 		return -EINVAL;
-	if (req.placement != NEURON_MEM_DEVICE && req.placement != NEURON_MEM_HOST)
+	}
+	if (req->core != NEURON_CORE_ANY && req->core >= nd->core_count) {
+		dev_dbg(&nd->dev, "MEM_ALLOC: core %u is not NEURON_CORE_ANY nor one of %u\n",
+			req->core, nd->core_count);
 		return -EINVAL;
-	if (req.core != NEURON_CORE_ANY && req.core >= nd->core_count)
+	}
+	if (!req->size) {
+		dev_dbg(&nd->dev, "MEM_ALLOC: size 0\n");
 		return -EINVAL;
-	if (!req.size)
-		return -EINVAL;
+	}
 	/* Host-placed buffers are bounded by the host's memory. */
-	limit = req.placement == NEURON_MEM_DEVICE ? nd->memory_size :
+	limit = req->placement == NEURON_MEM_DEVICE ? nd->memory_size :
 		(u64)totalram_pages() << PAGE_SHIFT;
-	if (req.size > limit)
+	if (req->size > limit)
 		return -ENOMEM;
-	size = PAGE_ALIGN(req.size);
+	size = PAGE_ALIGN(req->size);
 
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
 	if (!buf)
@@ -275,11 +289,11 @@ static int neuron_mem_alloc(struct neuron_file *nf, void __user *uarg)
 	mutex_init(&buf->map_lock);
 	buf->owner = nf;
 	buf->size = size;
-	buf->placement = req.placement;
-	buf->core = req.core;
+	buf->placement = req->placement;
+	buf->core = req->core;
 
 	mutex_lock(&nd->lock);
-	if (req.placement == NEURON_MEM_DEVICE &&
+	if (req->placement == NEURON_MEM_DEVICE &&
 	    size > nd->memory_size - nd->memory_used) {
 		mutex_unlock(&nd->lock);
 		kfree(buf);
@@ -299,54 +313,45 @@ static int neuron_mem_alloc(struct neuron_file *nf, void __user *uarg)
 	buf->device_addr = (u64)handle << NEURON_WINDOW_SHIFT;
 	buf->mmap_offset = (u64)handle << NEURON_WINDOW_SHIFT;
 
-	req.handle = handle;
-	req.device_addr = buf->device_addr;
-	req.mmap_offset = buf->mmap_offset;
-	if (copy_to_user(uarg, &req, sizeof(req))) {
-		buf = xa_erase(&nf->buffers, handle);
-		if (buf)
-			neuron_buffer_put(buf);
-		return -EFAULT;
+	req->handle = handle;
+	req->device_addr = buf->device_addr;
+	req->mmap_offset = buf->mmap_offset;
+	ctx->undo = neuron_mem_alloc_undo;
+	return 0;
+}
+
+int neuron_ioctl_mem_free(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
+{
+	struct neuron_mem_free *req = arg;
+	struct neuron_buffer *buf;
+
+	buf = xa_erase(&nf->buffers, req->handle);
+	if (!buf) {
+		dev_dbg(&nf->nd->dev, "MEM_FREE: no buffer %u in this file\n", req->handle);
+		return -ENOENT;
 	}
-	return 0;
-}
-
-static int neuron_mem_free(struct neuron_file *nf, void __user *uarg)
-{
-	struct neuron_mem_free req;
-	struct neuron_buffer *buf;
-
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
-		return -EINVAL;
-	buf = xa_erase(&nf->buffers, req.handle);
-	if (!buf)
-		return -ENOENT;
 	neuron_buffer_put(buf);
 	return 0;
 }
 
-static int neuron_mem_info(struct neuron_file *nf, void __user *uarg)
+int neuron_ioctl_mem_info(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
-	struct neuron_mem_info req;
+	struct neuron_mem_info *req = arg;
 	struct neuron_buffer *buf;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
-		return -EINVAL;
-	buf = neuron_buffer_get(nf, req.handle);
-	if (!buf)
+	buf = neuron_buffer_get(nf, req->handle);
+	if (!buf) {
+		dev_dbg(&nf->nd->dev, "MEM_INFO: no buffer %u in this file\n", req->handle);
 		return -ENOENT;
-	req.size = buf->size;
-	req.placement = buf->placement;
-	req.core = buf->core;
-	req.device_addr = buf->device_addr;
-	req.mmap_offset = buf->mmap_offset;
-	req.resident_bytes = (u64)atomic_long_read(&buf->resident) << PAGE_SHIFT;
+	}
+	req->size = buf->size;
+	req->placement = buf->placement;
+	req->core = buf->core;
+	req->device_addr = buf->device_addr;
+	req->mmap_offset = buf->mmap_offset;
+	req->resident_bytes = (u64)atomic_long_read(&buf->resident) << PAGE_SHIFT;
 	neuron_buffer_put(buf);
-	return copy_to_user(uarg, &req, sizeof(req)) ? -EFAULT : 0;
+	return 0;
 }
 
 /* Copy between user memory and @buf, page by page. */
@@ -467,65 +472,80 @@ static int neuron_buffer_copy_pinned(struct neuron_buffer *buf, u64 offset, u64 
 	return 0;
 }
 
-static int neuron_mem_copy(struct neuron_file *nf, void __user *uarg, bool to_buffer)
+static int neuron_mem_copy(struct neuron_file *nf, struct neuron_mem_copy *req, bool to_buffer)
 {
-	struct neuron_mem_copy req;
+	const char *name = to_buffer ? "MEM_WRITE" : "MEM_READ";
 	struct neuron_buffer *buf;
 	int ret;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || !neuron_all_zero(req.reserved, sizeof(req.reserved)))
-		return -EINVAL;
-	buf = neuron_buffer_get(nf, req.handle);
-	if (!buf)
+	buf = neuron_buffer_get(nf, req->handle);
+	if (!buf) {
+		dev_dbg(&nf->nd->dev, "%s: no buffer %u in this file\n", name, req->handle);
 		return -ENOENT;
-	if (!neuron_range_ok(buf, req.offset, req.length))
+	}
+	if (!neuron_range_ok(buf, req->offset, req->length)) {
+		dev_dbg(&nf->nd->dev, "%s: offset %llu + length %llu pass buffer %u's %llu bytes\n",
+			name, req->offset, req->length, req->handle, buf->size);
 		ret = -EINVAL;
-	else if (req.length >= NEURON_PIN_THRESHOLD)
-		ret = neuron_buffer_copy_pinned(buf, req.offset, req.length,
-						u64_to_user_ptr(req.user_addr), to_buffer);
-	else
-		ret = neuron_buffer_copy(buf, req.offset, req.length,
-					 u64_to_user_ptr(req.user_addr), to_buffer);
+	} else if (req->length >= NEURON_PIN_THRESHOLD) {
+		ret = neuron_buffer_copy_pinned(buf, req->offset, req->length,
+						u64_to_user_ptr(req->user_addr), to_buffer);
+	} else {
+		ret = neuron_buffer_copy(buf, req->offset, req->length,
+					 u64_to_user_ptr(req->user_addr), to_buffer);
+	}
 	neuron_buffer_put(buf);
 	return ret;
 }
 
-static int neuron_mem_set(struct neuron_file *nf, void __user *uarg)
+int neuron_ioctl_mem_write(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
-	struct neuron_mem_set req;
+	return neuron_mem_copy(nf, arg, true);
+}
+
+int neuron_ioctl_mem_read(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
+{
+	return neuron_mem_copy(nf, arg, false);
+}
+
+int neuron_ioctl_mem_set(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
+{
+	struct neuron_mem_set *req = arg;
 	struct neuron_buffer *buf;
 	unsigned int batch = 0;
 	u64 offset, length;
 	int ret = 0;
 
-	if (copy_from_user(&req, uarg, sizeof(req)))
-		return -EFAULT;
-	if (req.flags || req.pad || req.value > 0xff ||
-	    !neuron_all_zero(req.reserved, sizeof(req.reserved)))
+	if (req->pad || req->value > 0xff) {
+		dev_dbg(&nf->nd->dev, "MEM_SET: value 0x%x is not a byte, or pad 0x%x is not 0\n",
+			req->value, req->pad);
 		return -EINVAL;
-	buf = neuron_buffer_get(nf, req.handle);
-	if (!buf)
+	}
+	buf = neuron_buffer_get(nf, req->handle);
+	if (!buf) {
+		dev_dbg(&nf->nd->dev, "MEM_SET: no buffer %u in this file\n", req->handle);
 		return -ENOENT;
-	if (!neuron_range_ok(buf, req.offset, req.length)) {
+	}
+	if (!neuron_range_ok(buf, req->offset, req->length)) {
+		dev_dbg(&nf->nd->dev, "MEM_SET: offset %llu + length %llu pass buffer %u's %llu bytes\n",
+			req->offset, req->length, req->handle, buf->size);
 		neuron_buffer_put(buf);
 		return -EINVAL;
 	}
-	offset = req.offset;
-	length = req.length;
+	offset = req->offset;
+	length = req->length;
 	while (length) {
 		size_t in_page = offset & ~PAGE_MASK;
 		size_t chunk = min_t(u64, length, PAGE_SIZE - in_page);
 		/* Zeros need no page where none was written. */
 		struct page *page = neuron_buffer_page(buf, offset >> PAGE_SHIFT,
-						       req.value != 0);
+						       req->value != 0);
 		if (IS_ERR(page)) {
 			ret = PTR_ERR(page);
 			break;
 		}
 		if (page)
-			memset_page(page, in_page, req.value, chunk);
+			memset_page(page, in_page, req->value, chunk);
 		offset += chunk;
 		length -= chunk;
 		if (++batch == NEURON_COPY_BATCH) {
@@ -539,26 +559,6 @@ static int neuron_mem_set(struct neuron_file *nf, void __user *uarg)
 	}
 	neuron_buffer_put(buf);
 	return ret;
-}
-
-long neuron_ioctl_mem(struct neuron_file *nf, unsigned int cmd, void __user *uarg)
-{
-	switch (cmd) {
-	case NEURON_IOCTL_MEM_ALLOC:
-		return neuron_mem_alloc(nf, uarg);
-	case NEURON_IOCTL_MEM_FREE:
-		return neuron_mem_free(nf, uarg);
-	case NEURON_IOCTL_MEM_INFO:
-		return neuron_mem_info(nf, uarg);
-	case NEURON_IOCTL_MEM_WRITE:
-		return neuron_mem_copy(nf, uarg, true);
-	case NEURON_IOCTL_MEM_READ:
-		return neuron_mem_copy(nf, uarg, false);
-	case NEURON_IOCTL_MEM_SET:
-		return neuron_mem_set(nf, uarg);
-	default:
-		return -ENOTTY;
-	}
 }
 
 /* mmap: each VMA holds a reference to its buffer. */

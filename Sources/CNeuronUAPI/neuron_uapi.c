@@ -10,20 +10,35 @@
 
 #include "neuron_uapi.h"
 
-const unsigned long neuron_ioctl_driver_info = NEURON_IOCTL_DRIVER_INFO;
-const unsigned long neuron_ioctl_device_info = NEURON_IOCTL_DEVICE_INFO;
-const unsigned long neuron_ioctl_process_list = NEURON_IOCTL_PROCESS_LIST;
-const unsigned long neuron_ioctl_mem_alloc = NEURON_IOCTL_MEM_ALLOC;
-const unsigned long neuron_ioctl_mem_free = NEURON_IOCTL_MEM_FREE;
-const unsigned long neuron_ioctl_mem_info = NEURON_IOCTL_MEM_INFO;
-const unsigned long neuron_ioctl_mem_write = NEURON_IOCTL_MEM_WRITE;
-const unsigned long neuron_ioctl_mem_read = NEURON_IOCTL_MEM_READ;
-const unsigned long neuron_ioctl_mem_set = NEURON_IOCTL_MEM_SET;
-const unsigned long neuron_ioctl_core_reserve = NEURON_IOCTL_CORE_RESERVE;
-const unsigned long neuron_ioctl_core_release = NEURON_IOCTL_CORE_RELEASE;
-const unsigned long neuron_ioctl_job_submit = NEURON_IOCTL_JOB_SUBMIT;
-const unsigned long neuron_ioctl_job_wait = NEURON_IOCTL_JOB_WAIT;
-const unsigned long neuron_ioctl_queue_info = NEURON_IOCTL_QUEUE_INFO;
+#define REQUEST(NAME, lower, type) const unsigned long neuron_ioctl_##lower = NEURON_IOCTL_##NAME;
+NEURON_IOCTL_LIST(REQUEST)
+#undef REQUEST
+
+#define NAME_OF(NAME, lower, type) #NAME,
+static const char *const names[] = { NEURON_IOCTL_LIST(NAME_OF) };
+#undef NAME_OF
+#define CODE_OF(NAME, lower, type) NEURON_IOCTL_##NAME,
+static const unsigned long codes[] = { NEURON_IOCTL_LIST(CODE_OF) };
+#undef CODE_OF
+#define SIZE_OF(NAME, lower, type) (unsigned int)sizeof(struct type),
+static const unsigned int sizes[] = { NEURON_IOCTL_LIST(SIZE_OF) };
+#undef SIZE_OF
+const unsigned int neuron_ioctl_count = sizeof(codes) / sizeof(codes[0]);
+
+const char *neuron_ioctl_list_name(unsigned int index)
+{
+	return index < neuron_ioctl_count ? names[index] : NULL;
+}
+
+unsigned long neuron_ioctl_list_code(unsigned int index)
+{
+	return index < neuron_ioctl_count ? codes[index] : 0;
+}
+
+unsigned int neuron_ioctl_list_size(unsigned int index)
+{
+	return index < neuron_ioctl_count ? sizes[index] : 0;
+}
 
 void *neuron_mmap(int fd, unsigned long long length, unsigned long long offset)
 {

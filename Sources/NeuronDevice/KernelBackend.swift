@@ -136,19 +136,18 @@ public final class KernelDevice: NeuronDevice {
     }
 
     /// Issue one ioctl, retrying on EINTR.
-    func ioctl<Argument>(_ request: UInt, _ name: String,
-                                 _ argument: inout Argument) throws(NeuronError) {
+    func ioctl<Argument>(_ request: NeuronRequest<Argument>, _ argument: inout Argument) throws(NeuronError) {
         let failure: Errno? = withUnsafeMutablePointer(to: &argument) { pointer in
             withDescriptor { fd -> Errno? in
                 while true {
-                    if neuron_ioctl(fd.rawValue, request, pointer) >= 0 { return nil }
+                    if neuron_ioctl(fd.rawValue, request.code, pointer) >= 0 { return nil }
                     let error = Errno(rawValue: errno)
                     if error != .interrupted { return error }
                 }
             } ?? .badFileDescriptor
         }
         if let failure {
-            throw .system(operation: "\(name) on \(path)", errno: failure)
+            throw .system(operation: "NEURON_IOCTL_\(request.name) on \(path)", errno: failure)
         }
     }
 
@@ -181,7 +180,7 @@ public final class KernelDevice: NeuronDevice {
         request.placement = placement.rawValue
         request.core = core.map { UInt32($0) } ?? NEURON_CORE_ANY
         do {
-            try ioctl(neuron_ioctl_mem_alloc, "NEURON_IOCTL_MEM_ALLOC", &request)
+            try ioctl(NeuronRequests.memAlloc, &request)
         } catch {
             guard case .system(_, let errno) = error else { throw error }
             switch errno {
@@ -207,7 +206,7 @@ public final class KernelDevice: NeuronDevice {
     /// NEURON_IOCTL_DRIVER_INFO.
     public func driverInfo() throws(NeuronError) -> NeuronDriverInfo {
         var raw = neuron_driver_info()
-        try ioctl(neuron_ioctl_driver_info, "NEURON_IOCTL_DRIVER_INFO", &raw)
+        try ioctl(NeuronRequests.driverInfo, &raw)
         return NeuronDriverInfo(apiMajor: raw.api_major, apiMinor: raw.api_minor,
                                 deviceCount: Int(raw.device_count),
                                 version: stringFromCArray(raw.version))
@@ -216,7 +215,7 @@ public final class KernelDevice: NeuronDevice {
     /// NEURON_IOCTL_DEVICE_INFO.
     public func info() throws(NeuronError) -> NeuronDeviceInfo {
         var raw = neuron_device_info()
-        try ioctl(neuron_ioctl_device_info, "NEURON_IOCTL_DEVICE_INFO", &raw)
+        try ioctl(NeuronRequests.deviceInfo, &raw)
         let platform: NeuronPlatform = raw.platform == NEURON_PLATFORM_INF1.rawValue ? .inf1 : .fake
         let links = arrayFromCArray(raw.connected, of: UInt32.self)
             .prefix(Int(min(raw.connected_count, UInt32(NEURON_MAX_CONNECTED))))
@@ -239,7 +238,7 @@ public final class KernelDevice: NeuronDevice {
             request.capacity = capacity
             let count: UInt32 = try entries.withUnsafeMutableBufferPointer { buffer throws(NeuronError) in
                 request.entries = UInt64(UInt(bitPattern: buffer.baseAddress))
-                try ioctl(neuron_ioctl_process_list, "NEURON_IOCTL_PROCESS_LIST", &request)
+                try ioctl(NeuronRequests.processList, &request)
                 return request.count
             }
             if count > capacity {
@@ -276,9 +275,9 @@ final class KernelBufferStorage: NeuronBufferStorage {
     }
 
     /// A freed handle (ENOENT) or a closed device (EBADF) is a freed buffer.
-    private func run<Argument>(_ request: UInt, _ name: String, _ argument: inout Argument) throws(NeuronError) {
+    private func run<Argument>(_ request: NeuronRequest<Argument>, _ argument: inout Argument) throws(NeuronError) {
         do {
-            try device.ioctl(request, name, &argument)
+            try device.ioctl(request, &argument)
         } catch {
             if case .system(_, let errno) = error, errno == .noSuchFileOrDirectory || errno == .badFileDescriptor {
                 throw .bufferFreed
@@ -287,22 +286,22 @@ final class KernelBufferStorage: NeuronBufferStorage {
         }
     }
 
-    private func copy(_ request: UInt, _ name: String, _ address: UnsafeRawPointer?, _ count: Int,
+    private func copy(_ request: NeuronRequest<neuron_mem_copy>, _ address: UnsafeRawPointer?, _ count: Int,
                       at offset: UInt64) throws(NeuronError) {
         var copy = neuron_mem_copy()
         copy.handle = handle
         copy.offset = offset
         copy.length = UInt64(count)
         copy.user_addr = UInt64(UInt(bitPattern: address))
-        try run(request, name, &copy)
+        try run(request, &copy)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws(NeuronError) {
-        try copy(neuron_ioctl_mem_write, "NEURON_IOCTL_MEM_WRITE", bytes.baseAddress, bytes.count, at: offset)
+        try copy(NeuronRequests.memWrite, bytes.baseAddress, bytes.count, at: offset)
     }
 
     func read(into bytes: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(NeuronError) {
-        try copy(neuron_ioctl_mem_read, "NEURON_IOCTL_MEM_READ", bytes.baseAddress, bytes.count, at: offset)
+        try copy(NeuronRequests.memRead, bytes.baseAddress, bytes.count, at: offset)
     }
 
     func fill(_ value: UInt8, at offset: UInt64, length: UInt64) throws(NeuronError) {
@@ -311,7 +310,7 @@ final class KernelBufferStorage: NeuronBufferStorage {
         request.offset = offset
         request.length = length
         request.value = UInt32(value)
-        try run(neuron_ioctl_mem_set, "NEURON_IOCTL_MEM_SET", &request)
+        try run(NeuronRequests.memSet, &request)
     }
 
     func mapping() throws(NeuronError) -> UnsafeMutableRawPointer {
@@ -332,7 +331,7 @@ final class KernelBufferStorage: NeuronBufferStorage {
     func residentBytes() throws(NeuronError) -> UInt64 {
         var info = neuron_mem_info()
         info.handle = handle
-        try run(neuron_ioctl_mem_info, "NEURON_IOCTL_MEM_INFO", &info)
+        try run(NeuronRequests.memInfo, &info)
         return info.resident_bytes
     }
 
@@ -343,7 +342,7 @@ final class KernelBufferStorage: NeuronBufferStorage {
         var request = neuron_mem_free()
         request.handle = handle
         // A closed device has freed its buffers already.
-        try? device.ioctl(neuron_ioctl_mem_free, "NEURON_IOCTL_MEM_FREE", &request)
+        try? device.ioctl(NeuronRequests.memFree, &request)
     }
 }
 

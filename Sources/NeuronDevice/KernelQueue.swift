@@ -14,7 +14,7 @@ extension KernelDevice {
         var request = neuron_core_reserve()
         request.core_mask = try coreMask(cores, count: count, device: index)
         do {
-            try ioctl(neuron_ioctl_core_reserve, "NEURON_IOCTL_CORE_RESERVE", &request)
+            try ioctl(NeuronRequests.coreReserve, &request)
         } catch {
             guard case .system(_, .resourceBusy) = error else { throw error }
             let command = (try? processes())?.first { $0.pid == request.busy_pid }?.command ?? ""
@@ -28,7 +28,7 @@ extension KernelDevice {
         var request = neuron_core_reserve()
         request.core_mask = try coreMask(cores, count: count, device: index)
         do {
-            try ioctl(neuron_ioctl_core_release, "NEURON_IOCTL_CORE_RELEASE", &request)
+            try ioctl(NeuronRequests.coreRelease, &request)
         } catch {
             guard case .system(_, .invalidArgument) = error else { throw error }
             throw .coreNotReserved(device: index, core: cores.first ?? 0)
@@ -59,7 +59,7 @@ extension KernelDevice {
             raw.program = UInt64(UInt(bitPattern: image.baseAddress))
             raw.program_size = UInt32(clamping: image.count)
             do throws(NeuronError) {
-                try ioctl(neuron_ioctl_job_submit, "NEURON_IOCTL_JOB_SUBMIT", &raw)
+                try ioctl(NeuronRequests.jobSubmit, &raw)
                 return .success(())
             } catch {
                 return .failure(error)
@@ -98,7 +98,7 @@ extension KernelDevice {
         raw.seq = job.sequence
         raw.timeout_ms = milliseconds
         do {
-            try ioctl(neuron_ioctl_job_wait, "NEURON_IOCTL_JOB_WAIT", &raw)
+            try ioctl(NeuronRequests.jobWait, &raw)
         } catch {
             guard case .system(_, let errno) = error else { throw error }
             switch errno {
@@ -134,7 +134,7 @@ extension KernelDevice {
     public func queueInfo(core: Int) throws(NeuronError) -> NeuronQueueInfo {
         var raw = neuron_queue_info()
         raw.core = UInt32(clamping: core)
-        try ioctl(neuron_ioctl_queue_info, "NEURON_IOCTL_QUEUE_INFO", &raw)
+        try ioctl(NeuronRequests.queueInfo, &raw)
         return NeuronQueueInfo(submitted: raw.submitted, completed: raw.completed, queued: Int(raw.queued),
                                ownerPID: raw.owner_pid > 0 ? raw.owner_pid : nil)
     }

@@ -117,4 +117,17 @@ struct MirrorTests {
             #expect(status.name == name)
         }
     }
+
+    @Test("Swift's typed requests are the uapi's list of ioctls: name, code and argument size, in order")
+    func requests() {
+        let swift = NeuronRequests.all.map { ($0.name, $0.code, $0.argumentSize) }
+        let uapi = NeuronRequests.uapi
+        #expect(swift.count == uapi.count, "Swift has \(swift.count) requests, the uapi \(uapi.count)")
+        for (mine, theirs) in zip(swift, uapi) {
+            #expect(mine.0 == theirs.name && mine.1 == theirs.code && mine.2 == theirs.size,
+                    "\(mine.0) (0x\(String(mine.1, radix: 16)), \(mine.2) bytes) is \(theirs.name) (0x\(String(theirs.code, radix: 16)), \(theirs.size) bytes) in C")
+            // The code carries the argument's size, as _IOC_SIZE reads it.
+            #expect(Int((mine.1 >> 16) & 0x3fff) == mine.2, "\(mine.0)")
+        }
+    }
 }

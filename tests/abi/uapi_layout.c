@@ -11,19 +11,16 @@
 	_Static_assert(sizeof(struct s) % 8 == 0, #s " size");	\
 	struct s abi_##s
 
-ABI_STRUCT(neuron_driver_info);
-ABI_STRUCT(neuron_device_info);
+/* Every command's argument, from the uapi's one list of commands. */
+#define ABI_IOCTL(NAME, lower, type)						\
+	_Static_assert(sizeof(struct type) % 8 == 0, #type " size");		\
+	_Static_assert(_IOC_SIZE(NEURON_IOCTL_##NAME) == sizeof(struct type),	\
+		       #NAME " carries struct " #type);			\
+	struct type abi_##lower;
+NEURON_IOCTL_LIST(ABI_IOCTL)
+
+/* And the structures inside them. */
 ABI_STRUCT(neuron_process_info);
-ABI_STRUCT(neuron_process_list);
-ABI_STRUCT(neuron_mem_alloc);
-ABI_STRUCT(neuron_mem_free);
-ABI_STRUCT(neuron_mem_info);
-ABI_STRUCT(neuron_mem_copy);
-ABI_STRUCT(neuron_mem_set);
-ABI_STRUCT(neuron_core_reserve);
-ABI_STRUCT(neuron_job_submit);
-ABI_STRUCT(neuron_job_wait);
-ABI_STRUCT(neuron_queue_info);
 ABI_STRUCT(neuron_program_header);
 ABI_STRUCT(neuron_tensor_desc);
 ABI_STRUCT(neuron_insn);

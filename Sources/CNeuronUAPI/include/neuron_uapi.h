@@ -6,21 +6,18 @@
 
 #include "../../../driver/include/uapi/neuron.h"
 
-// The request codes (function-like macros do not import into Swift).
-extern const unsigned long neuron_ioctl_driver_info;
-extern const unsigned long neuron_ioctl_device_info;
-extern const unsigned long neuron_ioctl_process_list;
-extern const unsigned long neuron_ioctl_mem_alloc;
-extern const unsigned long neuron_ioctl_mem_free;
-extern const unsigned long neuron_ioctl_mem_info;
-extern const unsigned long neuron_ioctl_mem_write;
-extern const unsigned long neuron_ioctl_mem_read;
-extern const unsigned long neuron_ioctl_mem_set;
-extern const unsigned long neuron_ioctl_core_reserve;
-extern const unsigned long neuron_ioctl_core_release;
-extern const unsigned long neuron_ioctl_job_submit;
-extern const unsigned long neuron_ioctl_job_wait;
-extern const unsigned long neuron_ioctl_queue_info;
+// The request codes, neuron_ioctl_<name>, one per command of the uapi's
+// NEURON_IOCTL_LIST (function-like macros do not import into Swift), and
+// the list's names and argument sizes, in its order, for the tests that
+// tie Swift's typed requests to it.
+#define NEURON_SWIFT_REQUEST(NAME, lower, type) extern const unsigned long neuron_ioctl_##lower;
+NEURON_IOCTL_LIST(NEURON_SWIFT_REQUEST)
+#undef NEURON_SWIFT_REQUEST
+extern const unsigned int neuron_ioctl_count;
+// Entry index < neuron_ioctl_count of the list; NULL or 0 past it.
+const char *neuron_ioctl_list_name(unsigned int index);
+unsigned long neuron_ioctl_list_code(unsigned int index);
+unsigned int neuron_ioctl_list_size(unsigned int index);
 // NEURON_MAX_PROGRAM_SIZE (an expression Swift does not import).
 extern const unsigned int neuron_max_program_size;
 

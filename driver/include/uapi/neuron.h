@@ -462,4 +462,26 @@ struct neuron_queue_info {
 #define NEURON_IOCTL_QUEUE_INFO \
 	_IOWR(NEURON_IOCTL_TYPE, 0xCD, struct neuron_queue_info)
 
+/*
+ * Every command once, X(NAME, name, struct): NEURON_IOCTL_NAME takes
+ * struct <struct>. What is built over all commands is built from this
+ * list: the driver's dispatch table (handler neuron_ioctl_<name>), the
+ * ABI layout check and userspace's request codes.
+ */
+#define NEURON_IOCTL_LIST(X)						\
+	X(DRIVER_INFO, driver_info, neuron_driver_info)			\
+	X(DEVICE_INFO, device_info, neuron_device_info)			\
+	X(PROCESS_LIST, process_list, neuron_process_list)		\
+	X(MEM_ALLOC, mem_alloc, neuron_mem_alloc)			\
+	X(MEM_FREE, mem_free, neuron_mem_free)				\
+	X(MEM_INFO, mem_info, neuron_mem_info)				\
+	X(MEM_WRITE, mem_write, neuron_mem_copy)			\
+	X(MEM_READ, mem_read, neuron_mem_copy)				\
+	X(MEM_SET, mem_set, neuron_mem_set)				\
+	X(CORE_RESERVE, core_reserve, neuron_core_reserve)		\
+	X(CORE_RELEASE, core_release, neuron_core_reserve)		\
+	X(JOB_SUBMIT, job_submit, neuron_job_submit)			\
+	X(JOB_WAIT, job_wait, neuron_job_wait)				\
+	X(QUEUE_INFO, queue_info, neuron_queue_info)
+
 #endif /* _UAPI_NEURON_H */
