@@ -81,41 +81,45 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        // What the command-line tools share: listings, tables, topology.
-        .target(name: "NeuronCLI", dependencies: ["NeuronDevice"]),
+        // What the command-line tools share: JSON, standard error, latency
+        // percentiles, tables (no device: neuron-cc uses it too) ...
+        .target(name: "NeuronCLI"),
+        // ... and device listings and topology (neuron-ls, later neuron-top).
+        .target(name: "NeuronDeviceListing", dependencies: ["NeuronDevice", "NeuronCLI"]),
         .executableTarget(
             name: "neuron-ls",
             dependencies: [
                 "NeuronDevice",
                 "NeuronCLI",
+                "NeuronDeviceListing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "neuron-bench",
             dependencies: [
-                "NeuronDevice", "NeuronCompiler",
+                "NeuronDevice", "NeuronCompiler", "NeuronCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "neuron-run",
             dependencies: [
-                "NeuronDevice", "NeuronNEFF", "NeuronRuntime",
+                "NeuronDevice", "NeuronNEFF", "NeuronRuntime", "NeuronCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "neuron-cc",
             dependencies: [
-                "NeuronCompiler", "NeuronISA", "NeuronNEFF",
+                "NeuronCompiler", "NeuronISA", "NeuronNEFF", "NeuronCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "NeuronDeviceTests",
             dependencies: [
-                "NeuronDevice", "NeuronCLI", "NeuronNEFF", "NeuronRuntime", "NeuronCompiler",
+                "NeuronDevice", "NeuronCLI", "NeuronDeviceListing", "NeuronNEFF", "NeuronRuntime", "NeuronCompiler",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]

@@ -1,5 +1,6 @@
 import NeuronCompiler
 import ArgumentParser
+import NeuronCLI
 import NeuronDevice
 
 import Foundation
@@ -63,12 +64,6 @@ func benchValues(_ count: Int, scale: Float, half: Bool) -> [UInt8] {
         }
     }
     return bytes
-}
-
-func printJSON<T: Encodable>(_ value: T) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 struct Gemm: ParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NeuronCLI
 import NeuronDevice
 
 import Foundation
@@ -137,9 +138,7 @@ struct Memory: ParsableCommand {
 
         let report = Report(backend: backend.name, device: device, sizes: records, alloc_free: rates)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             return
         }
         print("neuron-bench memory: backend \(report.backend), device \(device); GB/s, best of the repetitions")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NeuronCLI
 import NeuronCompiler
 import NeuronISA
 import NeuronNEFF
@@ -127,10 +128,12 @@ final class ProgressDisplay: @unchecked Sendable {
         let line = String(format: "neuron-cc [%6.1fs] ", seconds) + text
         if terminal {
             if let last, now - last < .milliseconds(100), stage == self.stage { return }
-            FileHandle.standardError.write(Data(("\r\u{1b}[K" + line).utf8))
+            var stderr = StandardError()
+            stderr.write("\r\u{1b}[K" + line)
         } else {
             guard (stage ?? text) != self.stage else { return }
-            FileHandle.standardError.write(Data((line + "\n").utf8))
+            var stderr = StandardError()
+            stderr.write(line + "\n")
         }
         last = now
         self.stage = stage ?? text
@@ -138,7 +141,8 @@ final class ProgressDisplay: @unchecked Sendable {
 
     func finish() {
         guard enabled, terminal else { return }
-        FileHandle.standardError.write(Data("\r\u{1b}[K".utf8))
+        var stderr = StandardError()
+        stderr.write("\r\u{1b}[K")
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import NeuronCLI
+import NeuronDeviceListing
 import NeuronDevice
 
 #if canImport(FoundationEssentials)
@@ -50,10 +51,7 @@ struct NeuronLS: ParsableCommand {
         }
 
         if jsonOutput {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            let data = try encoder.encode(listings)
-            print(String(decoding: data, as: UTF8.self))
+            try printJSON(listings)
             return
         }
 
@@ -81,18 +79,6 @@ struct NeuronLS: ParsableCommand {
         if topology {
             print()
             print(renderTopology(listings))
-        }
-    }
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            if written <= 0 { return }
-            bytes = bytes.dropFirst(written)
         }
     }
 }

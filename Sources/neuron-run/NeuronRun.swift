@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NeuronCLI
 import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
@@ -80,16 +81,13 @@ struct NeuronRun: AsyncParsableCommand {
         var throughput_per_s: Double
     }
 
-    /// Latencies (sorted) and throughput of a run.
+    /// Latencies and throughput of a run.
     struct Measurement {
-        var latencies: [Double]
+        var latency: LatencySummary
         var throughput: Double
 
-        func percentile(_ p: Double) -> Double {
-            latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, max(0, Int((p / 100 * Double(latencies.count)).rounded(.up)) - 1))]
-        }
-
-        var percentiles: [String: Double] { ["p50": percentile(50), "p90": percentile(90), "p99": percentile(99)] }
+        func percentile(_ p: Double) -> Double { latency.percentile(p) }
+        var percentiles: [String: Double] { latency.percentiles }
     }
 
     /// One set of tensors per request in flight.
@@ -123,7 +121,7 @@ struct NeuronRun: AsyncParsableCommand {
         }
         let wall = clock.now - start
         let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) * 1e-18
-        return Measurement(latencies: latencies, throughput: Double(total) / max(seconds, 1e-9))
+        return Measurement(latency: LatencySummary(latencies), throughput: Double(total) / max(seconds, 1e-9))
     }
 
     /// --concurrency request slots over `replicas` of `model`, each with
@@ -293,9 +291,7 @@ struct NeuronRun: AsyncParsableCommand {
                             baseline: baselineReport, speedup: baselineThroughput.map { run.throughput / $0 },
                             round_speedups: roundSpeedups)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
             return
         }
         print("neuron-run: \(model.name) on \(replicas.count) replica(s) of \(model.coreCount) NeuronCore(s), backend \(report.backend), \(concurrency) in flight")

@@ -1,5 +1,6 @@
 import Foundation
 import NeuronCLI
+import NeuronDeviceListing
 import NeuronDevice
 import Testing
 

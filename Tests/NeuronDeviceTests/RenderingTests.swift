@@ -1,4 +1,5 @@
 import NeuronCLI
+import NeuronDeviceListing
 import NeuronDevice
 import Testing
 

@@ -1,3 +1,4 @@
+import NeuronCLI
 import NeuronDevice
 
 #if canImport(Glibc)

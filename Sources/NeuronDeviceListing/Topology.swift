@@ -1,3 +1,4 @@
+import NeuronCLI
 /// Draws how devices link: a chain of `[i]` boxes joined by `<->` where
 /// i links to i+1, and a return line under it where the last links back
 /// to the first (the Inf1 ring).
