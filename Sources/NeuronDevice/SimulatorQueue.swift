@@ -389,7 +389,9 @@ final class SimDeviceQueues: @unchecked Sendable {
                         core: UInt32(core), deadline_ns: UInt64(start + Int64(timeoutMilliseconds) * 1_000_000),
                         section_work: Self.sectionWork)
                     withExtendedLifetime(context) {
-                        neuron_engine_run(&simRunHost, Unmanaged.passUnretained(context).toOpaque(), &run, &result)
+                        withUnsafePointer(to: simRunHost) { host in
+                            neuron_engine_run(host, Unmanaged.passUnretained(context).toOpaque(), &run, &result)
+                        }
                     }
                 }
             }
@@ -462,7 +464,7 @@ private func simContext(_ raw: UnsafeMutableRawPointer?) -> SimRunContext {
 /// The host table of the engine's job runner for a simulator thread: no
 /// FPU sections to mark, a preemptible thread to yield, the queues' lock
 /// and condition for semaphores and barriers.
-nonisolated(unsafe) private var simRunHost = neuron_run_host(
+private let simRunHost = neuron_run_host(
     fpu_begin: { _ in },
     fpu_end: { _ in },
     yield: { _ in },
