@@ -301,8 +301,11 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 		if (!req->slots[i])
 			continue;
 		job->bufs[i] = neuron_buffer_get(nf, req->slots[i]);
-		if (!job->bufs[i])
+		if (!job->bufs[i]) {
+			dev_dbg(&nf->nd->dev, "JOB_SUBMIT: slots[%u] = %u is no buffer of this file\n",
+				i, req->slots[i]);
 			return -ENOENT;
+		}
 		/* Validation sees a page-aligned placeholder: the mapping is
 		 * made only for programs that pass, as far as they reach. */
 		job->slots[i].base = (void *)PAGE_SIZE;
@@ -312,6 +315,8 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 				   req->slot_count, &job->prog, &status)) {
 		req->error = status.error;
 		req->error_index = status.index;
+		dev_dbg(&nf->nd->dev, "JOB_SUBMIT: program refused, error %u at %u\n",
+			status.error, status.index);
 		return -EINVAL;
 	}
 	neuron_engine_slot_extents(&job->prog, extent);

@@ -606,15 +606,24 @@ int neuron_mmap(struct file *filp, struct vm_area_struct *vma)
 	struct neuron_buffer *buf;
 
 	/* A private mapping would write to copies, not to the buffer. */
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_SHARED)) {
+		dev_dbg(&nf->nd->dev, "mmap: a private mapping; buffers map MAP_SHARED\n");
 		return -EINVAL;
-	if (handle > NEURON_MAX_HANDLE)
+	}
+	if (handle > NEURON_MAX_HANDLE) {
+		dev_dbg(&nf->nd->dev, "mmap: offset names handle %lu, past %u\n", handle,
+			NEURON_MAX_HANDLE);
 		return -EINVAL;
+	}
 	buf = neuron_buffer_get(nf, handle);
-	if (!buf)
+	if (!buf) {
+		dev_dbg(&nf->nd->dev, "mmap: no buffer %lu in this file\n", handle);
 		return -EINVAL;
+	}
 	if (first > buf->size >> PAGE_SHIFT ||
 	    pages > (buf->size >> PAGE_SHIFT) - first) {
+		dev_dbg(&nf->nd->dev, "mmap: pages %lu + %lu pass buffer %lu's %llu bytes\n",
+			first, pages, handle, buf->size);
 		neuron_buffer_put(buf);
 		return -EINVAL;
 	}
