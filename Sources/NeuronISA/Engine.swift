@@ -135,30 +135,7 @@ public enum NeuronEngine {
     /// run it to the end, or to the first instruction that faults. Buffers
     /// may be nil for unbound slots.
     public static func run(_ image: [UInt64], slots: [UnsafeMutableRawBufferPointer?]) throws(NeuronProgramError) {
-        var bound = slots.map { buffer -> neuron_engine_slot in
-            neuron_engine_slot(base: buffer?.baseAddress, size: UInt64(buffer?.count ?? 0))
-        }
-        var status = neuron_engine_status()
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
-        defer { scratch.deallocate() }
-        var scratchSlot = neuron_engine_slot(base: scratch.baseAddress, size: UInt64(scratch.count))
-        let valid: Int32 = image.withUnsafeBytes { raw in
-            bound.withUnsafeMutableBufferPointer { slotPointer in
-                var program = neuron_engine_program()
-                guard neuron_engine_validate(raw.baseAddress, UInt64(raw.count), slotPointer.baseAddress,
-                                             UInt32(slotPointer.count), &program, &status) == 0 else { return -1 }
-                for index in 0..<program.insn_count {
-                    let fault = neuron_engine_step(&program, index, slotPointer.baseAddress, &scratchSlot)
-                    if fault != 0 {
-                        status = neuron_engine_status(error: fault, index: index)
-                        return -1
-                    }
-                }
-                return 0
-            }
-        }
-        guard valid == 0 else {
-            throw NeuronProgramError(kind: .init(rawValue: status.error) ?? .header, index: Int(status.index))
-        }
+        // One step of every part is the whole instruction (neuron_engine_step).
+        try runSliced(image, slots: slots, partsPerStep: Int(UInt32.max))
     }
 }
