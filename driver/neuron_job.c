@@ -334,6 +334,15 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 	return 0;
 }
 
+/* Does @core name a NeuronCore of the device? Says which when not. */
+static bool neuron_core_arg_ok(struct neuron_device *nd, const char *name, u32 core)
+{
+	if (core < nd->core_count)
+		return true;
+	dev_dbg(&nd->dev, "%s: core %u, the device has %u\n", name, core, nd->core_count);
+	return false;
+}
+
 int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioctl_ctx *ctx)
 {
 	struct neuron_device *nd = nf->nd;
@@ -350,10 +359,8 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 	}
 	req->error = 0;
 	req->error_index = 0;
-	if (req->core >= nd->core_count) {
-		dev_dbg(&nd->dev, "JOB_SUBMIT: core %u, the device has %u\n", req->core, nd->core_count);
+	if (!neuron_core_arg_ok(nd, "JOB_SUBMIT", req->core))
 		return -EINVAL;
-	}
 	if (req->slot_count > NEURON_MAX_SLOTS) {
 		dev_dbg(&nd->dev, "JOB_SUBMIT: slot_count %u past %u\n", req->slot_count,
 			NEURON_MAX_SLOTS);
@@ -447,10 +454,8 @@ int neuron_ioctl_job_wait(struct neuron_file *nf, void *arg, struct neuron_ioctl
 	int ret = 0;
 
 	/* Output fields are not inputs: whatever they hold is ignored. */
-	if (req->core >= nd->core_count) {
-		dev_dbg(&nd->dev, "JOB_WAIT: core %u, the device has %u\n", req->core, nd->core_count);
+	if (!neuron_core_arg_ok(nd, "JOB_WAIT", req->core))
 		return -EINVAL;
-	}
 	core = &nd->cores[req->core];
 	mutex_lock(&nd->lock);
 	if (core->owner != nf)
@@ -496,11 +501,8 @@ int neuron_ioctl_queue_info(struct neuron_file *nf, void *arg, struct neuron_ioc
 	struct neuron_queue_info *req = arg;
 	struct neuron_core *core;
 
-	if (req->core >= nd->core_count) {
-		dev_dbg(&nd->dev, "QUEUE_INFO: core %u, the device has %u\n", req->core,
-			nd->core_count);
+	if (!neuron_core_arg_ok(nd, "QUEUE_INFO", req->core))
 		return -EINVAL;
-	}
 	core = &nd->cores[req->core];
 	mutex_lock(&nd->lock);
 	req->owner_pid = core->owner ? pid_vnr(neuron_file_holder(core->owner)) : 0;

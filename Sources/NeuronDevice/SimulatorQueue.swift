@@ -352,7 +352,7 @@ final class SimDeviceQueues: @unchecked Sendable {
         }
     }
 
-    private func aborting(_ core: Int) -> Bool {
+    fileprivate func aborting(_ core: Int) -> Bool {
         lock.withLock { cores[core].abort }
     }
 
@@ -406,10 +406,9 @@ final class SimDeviceQueues: @unchecked Sendable {
 
     // MARK: What the engine's job runner asks of the simulator
 
-    fileprivate func held(by file: Int) -> UInt32 {
-        lock.withLock {
-            cores.indices.reduce(UInt32(0)) { cores[$1].owner == file ? $0 | UInt32(1) << UInt32($1) : $0 }
-        }
+    /// The NeuronCores `file` holds, as a mask (BARRIER's core masks).
+    fileprivate func heldMask(file: Int) -> UInt32 {
+        ownerMask(file: file).reduce(UInt32(0)) { $0 | UInt32(1) << UInt32($1) }
     }
 
     fileprivate func lockSync() { lock.lock() }
@@ -425,8 +424,6 @@ final class SimDeviceQueues: @unchecked Sendable {
     }
 
     fileprivate func wakeSync() { lock.broadcast(syncCondition) }
-
-    fileprivate func isAborting(_ core: Int) -> Bool { aborting(core) }
 
     private func finish(_ job: SimJob, core: Int, result: NeuronJobResult) {
         let waiters: [JobContinuation] = lock.withLock {
@@ -469,8 +466,8 @@ private let simRunHost = neuron_run_host(
     fpu_end: { _ in },
     yield: { _ in },
     now_ns: { _ in UInt64(monotonicNanoseconds()) },
-    aborting: { simContext($0).queues.isAborting(simContext($0).core) ? 1 : 0 },
-    cores_held: { simContext($0).queues.held(by: simContext($0).file) },
+    aborting: { simContext($0).queues.aborting(simContext($0).core) ? 1 : 0 },
+    cores_held: { simContext($0).queues.heldMask(file: simContext($0).file) },
     sync_lock: { simContext($0).queues.lockSync() },
     sync_unlock: { simContext($0).queues.unlockSync() },
     sync_wait: { context, seen, ns in
