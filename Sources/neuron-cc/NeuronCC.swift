@@ -147,10 +147,33 @@ final class ProgressDisplay: @unchecked Sendable {
 }
 
 struct Ops: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the ONNX ops neuron-cc compiles, one per line.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the ONNX ops neuron-cc compiles, one per line.",
+        discussion: """
+            The list is the compiler's op registry: with --json or --markdown, each op also says \
+            whether it folds at compile time, runs on the NeuronCore, or either, and the element \
+            types it takes there (docs/onnx-ops.md holds the --markdown table).
+            """)
 
-    func run() {
-        for op in NeuronCompiler.supportedOps { print(op) }
+    @Flag(help: "Print a JSON array of {name, how, types}.")
+    var json = false
+
+    @Flag(help: "Print a Markdown table of the ops, how each is compiled and the types it takes.")
+    var markdown = false
+
+    func validate() throws {
+        if json && markdown { throw ValidationError("give --json or --markdown, not both") }
+    }
+
+    func run() throws {
+        let ops = NeuronCompiler.ops
+        if json {
+            try printJSON(ops.map { ["name": $0.name, "how": $0.how, "types": $0.types] })
+        } else if markdown {
+            print(NeuronCompiler.opsTable)
+        } else {
+            for op in ops { print(op.name) }
+        }
     }
 }
 

@@ -6,21 +6,21 @@ import NeuronNEFF
 import NeuronRuntime
 import Testing
 
+/// Run a compiled model once on the backend under test.
+func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {
+    let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
+    defer { rt.close() }
+    let loaded = try rt.load(model)
+    let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
+    for (name, values) in inputs { try ins[name]?.write(values) }
+    try loaded.execute(inputs: ins, outputs: outs)
+    var result: [String: [Float]] = [:]
+    for (name, tensor) in outs { result[name] = try tensor.read(Float.self) }
+    return result
+}
+
 @Suite("neuron-cc: compile")
 struct CompilerTests {
-    /// Run a compiled model once on the backend under test.
-    func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {
-        let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
-        defer { rt.close() }
-        let loaded = try rt.load(model)
-        let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
-        for (name, values) in inputs { try ins[name]?.write(values) }
-        try loaded.execute(inputs: ins, outputs: outs)
-        var result: [String: [Float]] = [:]
-        for (name, tensor) in outs { result[name] = try tensor.read(Float.self) }
-        return result
-    }
-
     /// The tiny model's definition: leaky_relu(x · w + b, 0.25).
     func reference(_ x: [Float], rows: Int) -> [Float] {
         let w = (0..<32).map { Float($0) / 8 }, b: [Float] = [1, -2, 3, -4]
@@ -501,13 +501,13 @@ struct CompilerTests {
 
     @Test("the pipeline partition minimises the largest stage")
     func partition() {
-        let runs = Emitter.partition([5, 1, 1, 1, 1, 1, 5], parts: 3).map(\.range)
+        let runs = PipelinePartition.partition([5, 1, 1, 1, 1, 1, 5], parts: 3).map(\.range)
         #expect(runs == [0..<1, 1..<6, 6..<7])
-        let even = Emitter.partition(Array(repeating: 1, count: 10), parts: 4)
+        let even = PipelinePartition.partition(Array(repeating: 1, count: 10), parts: 4)
         #expect(even.map(\.work).max() == 3 && even.count == 4 && even.first?.range.lowerBound == 0 && even.last?.range.upperBound == 10)
         // Fewer items than parts: one each; zero work still splits.
-        #expect(Emitter.partition([1, 1], parts: 2).map(\.range) == [0..<1, 1..<2])
-        #expect(Emitter.partition([0, 0, 0], parts: 3).count == 3)
+        #expect(PipelinePartition.partition([1, 1], parts: 2).map(\.range) == [0..<1, 1..<2])
+        #expect(PipelinePartition.partition([0, 0, 0], parts: 3).count == 3)
     }
 
     /// A graph x [3, 16] -> y from `nodes`, with scalar and vector constants.

@@ -410,13 +410,30 @@ final class Lowering {
         for (index, node) in graph.nodes.enumerated() {
             if index % 16 == 0 { progress?(CompileProgress(stage: .lowering, done: index, total: graph.nodes.count)) }
             current = node
-            try lower(node)
+            try step(node)
             for output in node.outputs where !output.isEmpty && values[output] == nil {
                 throw unsupported("output \(output) of \(node.op) is not supported")
             }
         }
         try bindOutputs()
-        elideCopies()
+    }
+
+    /// One node: evaluated at compile time when its entry folds and its
+    /// inputs are known (Folding.swift), else lowered by its entry.
+    func step(_ node: Node) throws(NeuronCompilerError) {
+        guard let op = ONNXOps.byName[node.op] else {
+            throw NeuronCompilerError(.unsupported, "node \(node.label): neuron-cc does not compile \(node.op) yet; it compiles \(ONNXOps.names.joined(separator: ", "))")
+        }
+        if try fold(op) { return }
+        guard let lower = op.lower else { throw unsupported("\(node.op) needs its inputs known at compile time") }
+        if !op.takes.isEmpty {
+            for name in node.inputs where !name.isEmpty {
+                if case .tensor(let view)? = values[name], !op.takes.contains(view.type) {
+                    throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors")
+                }
+            }
+        }
+        try checked { try lower(self) }
     }
 
     /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
@@ -429,40 +446,6 @@ final class Lowering {
             }
         }
         return (first, last)
-    }
-
-    /// A COPY from a whole temp whose last use it is into a whole buffer
-    /// it starts is dropped: the two become one buffer, the output's when
-    /// the destination is a graph output, else the source's (so a residual
-    /// that a convolution then accumulates into stays where it is).
-    func elideCopies() {
-        let (first, last) = lifetimes()
-        var renamed: [Int: Int] = [:]
-        func resolve(_ buffer: Int) -> Int { renamed[buffer].map(resolve) ?? buffer }
-        func whole(_ view: View) -> Bool {
-            view.offset == 0 && view.strides == View.rowMajor(view.dims)
-                && buffers[view.buffer].bytes == max(1, view.count) * view.type.size
-        }
-        var kept: [AbstractOp] = []
-        for (index, op) in ops.enumerated() {
-            if case .copy = op.kind, op.operands.count == 2 {
-                let dst = op.operands[0], src = op.operands[1], from = resolve(src.buffer)
-                var output = false
-                if case .output = buffers[dst.buffer].kind { output = true }
-                if dst.buffer != src.buffer, from != dst.buffer, whole(dst), whole(src), dst.type == src.type,
-                   dst.dims == src.dims, first[dst.buffer] == index, last[src.buffer] == index,
-                   buffers[src.buffer].kind == .temp, buffers[from].kind == .temp,
-                   output || buffers[dst.buffer].kind == .temp {
-                    if output { renamed[from] = dst.buffer } else { renamed[dst.buffer] = from }
-                    continue
-                }
-            }
-            kept.append(op)
-        }
-        for i in kept.indices {
-            for j in kept[i].operands.indices { kept[i].operands[j].buffer = resolve(kept[i].operands[j].buffer) }
-        }
-        ops = kept
     }
 
     /// Every graph output gets its own buffer: the buffer that computed it

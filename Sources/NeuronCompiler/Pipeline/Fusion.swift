@@ -6,10 +6,10 @@
 ///   from it, in its own buffer;
 /// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias.
 /// Each applies only where the first node's output feeds nothing else.
-/// The layer norm and GELU patterns (Patterns.swift) go first.
+/// It runs after the layer norm and GELU patterns (Patterns.swift).
 enum Fusion {
     static func run(_ graph: Graph) -> (Graph, fused: Int) {
-        var (graph, fused) = Patterns.run(graph)
+        var graph = graph, fused = 0
         var changed = true
         while changed {
             changed = false

@@ -1,9 +1,21 @@
 import NeuronISA
 
-/// Convolutions, pooling and normalisations of CNNs.
+/// Convolutions, pooling and normalisations of CNNs: Conv is one CONV2D
+/// (weights in the engine's layouts), the pools one POOL2D, BatchNormalization
+/// a multiply and an add, LRN an average pool of squares.
+extension ONNXOps {
+    static let cnn: [ONNXOp] = [
+        ONNXOp("Conv", takes: [.float32]) { l in try l.lowerConv() },
+        ONNXOp("MaxPool", takes: [.float32]) { l in try l.lowerPool(.max) },
+        ONNXOp("AveragePool", takes: [.float32]) { l in try l.lowerPool(.avg) },
+        ONNXOp("GlobalAveragePool", takes: [.float32]) { l in try l.lowerGlobalPool(.avg) },
+        ONNXOp("GlobalMaxPool", takes: [.float32]) { l in try l.lowerGlobalPool(.max) },
+        ONNXOp("BatchNormalization", takes: [.float32]) { l in try l.lowerBatchNorm() },
+        ONNXOp("LRN", takes: [.float32]) { l in try l.lowerLRN() },
+    ]
+}
+
 extension Lowering {
-    static let cnnOps: Set<String> = ["Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-                                      "BatchNormalization", "LRN"]
 
     /// A 2-D window from ONNX attributes over input extents `extent`
     /// (1-D ops were given a height of 1): pads (top, left, bottom, right).
@@ -97,19 +109,12 @@ extension Lowering {
         spatial == 2 ? out : try reshapeView(out, to: [out.dims[0], out.dims[1], out.dims[3]])
     }
 
-    func lowerCNN(_ op: String) throws(NeuronCompilerError) {
-        switch op {
-        case "Conv": try lowerConv()
-        case "MaxPool", "AveragePool": try lowerPool(op == "MaxPool" ? .max : .avg)
-        case "GlobalAveragePool", "GlobalMaxPool":
-            let (x, spatial) = try image(try floatTensor(0))
-            let out = try temp(.float32, [x.dims[0], x.dims[1], 1, 1])
-            emit(.pool(op == "GlobalMaxPool" ? .max : .avg, kernel: (x.dims[2], x.dims[3]), window: NeuronWindow(),
-                       countPadding: false), [out, x])
-            set(0, .tensor(try fromImage(out, spatial: spatial)))
-        case "BatchNormalization": try lowerBatchNorm()
-        default: try lowerLRN()
-        }
+    /// A pool over the whole image.
+    func lowerGlobalPool(_ op: NeuronPoolOp) throws(NeuronCompilerError) {
+        let (x, spatial) = try image(try floatTensor(0))
+        let out = try temp(.float32, [x.dims[0], x.dims[1], 1, 1])
+        emit(.pool(op, kernel: (x.dims[2], x.dims[3]), window: NeuronWindow(), countPadding: false), [out, x])
+        set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 
     func lowerConv() throws(NeuronCompilerError) {

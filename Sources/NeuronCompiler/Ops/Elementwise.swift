@@ -1,0 +1,147 @@
+import NeuronISA
+import NeuronNEFF
+
+/// Elementwise ops: one UNARY or BINARY each (numpy broadcasting through
+/// stride-0 views), folded in double when their inputs are known.
+extension ONNXOps {
+    static let elementwise: [ONNXOp] = [
+        unary("Relu", .relu), unary("Sigmoid", .sigmoid), unary("Tanh", .tanh), unary("Exp", .exp),
+        unary("Log", .log), unary("Abs", .abs), unary("Reciprocal", .reciprocal), unary("Erf", .erf),
+        unary("Sqrt", .sqrt, fold: { $0.squareRoot() }), unary("Neg", .neg, fold: { -$0 }),
+        ONNXOp("LeakyRelu", takes: [.float32]) { l in
+            try l.unary(.leakyRelu, alpha: try l.float("alpha", 0.01))
+        },
+        ONNXOp("Gelu", takes: [.float32]) { l in
+            switch try l.string("approximate", "none") {
+            case "none": try l.unary(.geluErf)
+            case "tanh": try l.unary(.geluTanh)
+            case let other: throw l.unsupported("approximate=\(other); none and tanh are supported")
+            }
+        },
+        // max(0, min(1, alpha x + beta)): a multiply, an add and two clamps.
+        ONNXOp("HardSigmoid", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            l.set(0, .tensor(try l.hardSigmoid(x, alpha: try l.float("alpha", 0.2), beta: try l.float("beta", 0.5))))
+        },
+        // x hardsigmoid(x) with alpha 1/6 and beta 1/2.
+        ONNXOp("HardSwish", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            l.set(0, .tensor(try l.binary(.mul, x, try l.hardSigmoid(x, alpha: 1 / 6, beta: 0.5))))
+        },
+        binary("Add", .add), binary("Sub", .sub), binary("Mul", .mul), binary("Div", .div),
+        // x^2, as exporters write the variance of layer norms: one
+        // multiplication, the correctly rounded square (pow's own bits
+        // may differ from it in the last place).
+        ONNXOp("Pow", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            if let exponent = l.constant(1), exponent.doubles() == [2] {
+                l.set(0, .tensor(try l.binary(.mul, x, x)))
+            } else {
+                l.set(0, .tensor(try l.binary(.pow, x, try l.floatTensor(1))))
+            }
+        },
+        variadic("Sum", .add), variadic("Max", .max), variadic("Min", .min),
+        ONNXOp("Clip", takes: [.float32]) { l in
+            var result = try l.floatTensor(0)
+            if l.hasInput(1) { result = try l.binary(.max, result, try l.floatTensor(1)) }
+            if l.hasInput(2) { result = try l.binary(.min, result, try l.floatTensor(2)) }
+            if !l.hasInput(1) && !l.hasInput(2) { result = l.copied(result) }
+            l.set(0, .tensor(result))
+        },
+    ]
+
+    /// An op that is one UNARY of its float32 input (`fold`: its value
+    /// per element at compile time, in double).
+    static func unary(_ name: String, _ op: NeuronUnaryOp, fold: (@Sendable (Double) -> Double)? = nil) -> ONNXOp {
+        let lower: ONNXOp.Lower = { l in try l.unary(op) }
+        guard let fold else { return ONNXOp(name, takes: [.float32], lower: lower) }
+        return ONNXOp(name, takes: [.float32], fold: whenKnown { _, first, _ in
+            .make(first.type, first.shape, first.doubles().map(fold))
+        }, lower: lower)
+    }
+
+    /// An op that is one BINARY of two float32 inputs, broadcast.
+    static func binary(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
+        ONNXOp(name, takes: [.float32], fold: foldElementwise(name)) { l in
+            l.set(0, .tensor(try l.binary(op, try l.floatTensor(0), try l.floatTensor(1))))
+        }
+    }
+
+    /// An op of one or more float32 inputs, combined left to right by one BINARY each.
+    static func variadic(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
+        ONNXOp(name, takes: [.float32], fold: foldElementwise(name)) { l in
+            var result = try l.floatTensor(0)
+            for index in 1..<max(1, l.current.inputs.count) {
+                result = try l.binary(op, result, try l.floatTensor(index))
+            }
+            if l.current.inputs.count == 1 { result = l.copied(result) }
+            l.set(0, .tensor(result))
+        }
+    }
+
+    /// Add, Sub, Mul, Div, Equal, Max, Min and Sum of known inputs,
+    /// broadcast, left to right, in double (integer division truncates).
+    static func foldElementwise(_ name: String) -> ONNXOp.Fold {
+        whenKnown { l, first, inputs in
+            var acc = first
+            for next in inputs.dropFirst() {
+                guard let next else { continue }
+                guard let shape = broadcastShape(acc.shape, next.shape) else {
+                    throw l.shapeError("shapes \(acc.shape) and \(next.shape) do not broadcast")
+                }
+                _ = try l.foldedCount(shape, what: name)
+                let xs = acc.doubles(), ys = next.doubles()
+                let integral = !acc.type.isFloatingPoint
+                var out: [Double] = []
+                forEachIndex(shape) { index in
+                    let x = xs[broadcastIndex(index, into: acc.shape)], y = ys[broadcastIndex(index, into: next.shape)]
+                    switch name {
+                    case "Add", "Sum": out.append(x + y)
+                    case "Sub": out.append(x - y)
+                    case "Mul": out.append(x * y)
+                    case "Div": out.append(integral ? (y == 0 ? 0 : (x / y).rounded(.towardZero)) : x / y)
+                    case "Equal": out.append(x == y ? 1 : 0)
+                    case "Max": out.append(x.isNaN || y.isNaN ? .nan : Swift.max(x, y))
+                    default: out.append(x.isNaN || y.isNaN ? .nan : Swift.min(x, y))
+                    }
+                }
+                acc = .make(name == "Equal" ? .bool : acc.type, shape, out)
+            }
+            return acc
+        }
+    }
+}
+
+extension Lowering {
+    /// The current node's output 0 as one UNARY of its float32 input 0.
+    func unary(_ op: NeuronUnaryOp, alpha: Float = 0) throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let out = try temp(.float32, x.dims)
+        emit(.unary(op, alpha: alpha), [out, x])
+        set(0, .tensor(out))
+    }
+
+    /// max(0, min(1, alpha x + beta)), elementwise.
+    func hardSigmoid(_ x: View, alpha: Float, beta: Float) throws(NeuronCompilerError) -> View {
+        let scaled = try binary(.mul, x, try scalar(alpha, "alpha"))
+        let shifted = try binary(.add, scaled, try scalar(beta, "beta"))
+        return try binary(.max, try binary(.min, shifted, try scalar(1, "one")), try scalar(0, "zero"))
+    }
+
+    /// A float32 scalar constant of the current node, in the weight blob.
+    func scalar(_ value: Float, _ what: String) throws(NeuronCompilerError) -> View {
+        try weightView(.make(.float32, [], [Double(value)]), name: "\(current.name)#\(what)")
+    }
+
+    /// out = a op b with numpy broadcasting.
+    func binary(_ op: NeuronBinaryOp, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+        guard let shape = broadcastShape(a.dims, b.dims), shape.count <= 6,
+              let x = a.broadcast(to: shape), let y = b.broadcast(to: shape) else {
+            throw shapeError("shapes \(a.dims) and \(b.dims) do not broadcast")
+        }
+        let out = try temp(.float32, shape)
+        emit(.binary(op), [out, x, y])
+        return out
+    }
+
+}

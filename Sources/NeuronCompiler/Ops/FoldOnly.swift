@@ -1,0 +1,57 @@
+import NeuronNEFF
+
+/// Ops neuron-cc evaluates only at compile time: the shape arithmetic
+/// exporters emit (Shape, Size, ConstantOfShape, Range) and the masks
+/// built from it (Equal, Where). Their inputs must be known then.
+extension ONNXOps {
+    static let foldOnly: [ONNXOp] = [
+        // Shape and Size need only their input's shape, known for every value.
+        ONNXOp("Shape", fold: { l in
+            let shape = try l.shape(0)
+            let rank = shape.count
+            func bound(_ value: Int) -> Int { max(0, min(rank, value < 0 ? value + rank : value)) }
+            let start = bound(try l.int("start", 0))
+            let end = l.current.attributes["end"] == nil ? rank : bound(try l.int("end", rank))
+            return .integers(Array(shape[start..<max(start, end)]))
+        }),
+        ONNXOp("Size", fold: { l in
+            let shape = try l.shape(0)
+            guard let size = NEFFTensor.elementCount(of: shape) else { throw l.shapeError("the shape \(shape) has no size") }
+            return .integers([size], shape: [])
+        }),
+        ONNXOp("ConstantOfShape", fold: whenKnown { l, first, _ in
+            let shape = first.integers() ?? []
+            var value = ConstantTensor.make(.float32, [], [0])
+            if case .tensor(let tensor)? = l.current.attributes["value"] { value = tensor }
+            guard value.count == 1, value.bytes.count == value.type.size else {
+                throw l.invalid("ConstantOfShape's value must hold one element")
+            }
+            let count = try l.foldedCount(shape, what: "ConstantOfShape")
+            return ConstantTensor(type: value.type, shape: shape,
+                                  bytes: Array([[UInt8]](repeating: value.bytes, count: count).joined()))
+        }),
+        ONNXOp("Range", fold: whenKnown { l, first, inputs in
+            guard inputs.count == 3, let limit = inputs[1]?.doubles().first, let delta = inputs[2]?.doubles().first,
+                  let start = first.doubles().first, delta != 0 else { throw l.invalid("Range takes start, limit, delta") }
+            let steps = ((limit - start) / delta).rounded(.up)
+            guard !steps.isNaN, steps <= Double(1 << 24) else { throw l.unsupported("Range of \(steps) elements") }
+            let count = steps <= 0 ? 0 : Int(steps)
+            return .make(first.type, [count], (0..<count).map { start + Double($0) * delta })
+        }),
+        ONNXOp("Equal", fold: foldElementwise("Equal")),
+        ONNXOp("Where", fold: whenKnown { l, first, inputs in
+            guard inputs.count == 3, let x = inputs[1], let y = inputs[2],
+                  let shape = broadcastShape(first.shape, x.shape).flatMap({ broadcastShape($0, y.shape) }) else {
+                throw l.shapeError("Where's inputs do not broadcast")
+            }
+            _ = try l.foldedCount(shape, what: "Where")
+            let c = first.doubles(), xs = x.doubles(), ys = y.doubles()
+            var out: [Double] = []
+            forEachIndex(shape) { index in
+                out.append(c[broadcastIndex(index, into: first.shape)] != 0
+                           ? xs[broadcastIndex(index, into: x.shape)] : ys[broadcastIndex(index, into: y.shape)])
+            }
+            return .make(x.type, shape, out)
+        }),
+    ]
+}

@@ -1,0 +1,105 @@
+import NeuronISA
+import NeuronNEFF
+
+/// Matrix multiplications: one MATMUL each (batches broadcast or folded
+/// into rows), operands in bfloat16 under --auto-cast.
+extension ONNXOps {
+    static let matmul: [ONNXOp] = [
+        // A third input is a bias Fusion folded in from an Add.
+        ONNXOp("MatMul", takes: [.float32]) { l in
+            l.set(0, .tensor(try l.matmul(try l.floatTensor(0), try l.floatTensor(1),
+                                          bias: l.hasInput(2) ? try l.floatTensor(2) : nil)))
+        },
+        ONNXOp("Gemm", takes: [.float32]) { l in try l.lowerGemm() },
+    ]
+}
+
+extension Lowering {
+    /// out = a x b with numpy's matmul rules (1-D operands, broadcast batches).
+    func matmul(_ a: View, _ b: View, bias: View? = nil) throws(NeuronCompilerError) -> View {
+        guard a.rank >= 1, b.rank >= 1 else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): both operands need at least one dimension")
+        }
+        var x = a, y = b
+        let squeezeM = x.rank == 1, squeezeN = y.rank == 1
+        if squeezeM { x = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [1] + x.dims, strides: [0] + x.strides) }
+        if squeezeN { y = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: y.dims + [1], strides: y.strides + [0]) }
+        let m = x.dims[x.rank - 2], k = x.dims[x.rank - 1], n = y.dims[y.rank - 1]
+        guard y.dims[y.rank - 2] == k else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): inner dimensions \(k) and \(y.dims[y.rank - 2]) differ")
+        }
+        guard let batch = broadcastShape(Array(x.dims.dropLast(2)), Array(y.dims.dropLast(2))) else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
+        }
+        guard let batchCount = NEFFTensor.elementCount(of: batch) else {
+            throw shapeError("matmul of \(a.dims) and \(b.dims): the batch \(batch) is too large")
+        }
+        var outDims = batch + [m, n]
+        var out: View
+        if batchCount == 1 {
+            let x2 = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [m, k],
+                          strides: Array(x.strides.suffix(2)))
+            let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
+                          strides: Array(y.strides.suffix(2)))
+            out = try temp(.float32, [m, n])
+            emit(.matmul(bias: bias != nil), [out] + castOperands(x2, y2) + (bias.map { [$0] } ?? []))
+        } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
+            // A's batch folds into its rows.
+            out = try temp(.float32, [batchCount * m, n])
+            emit(.matmul(bias: bias != nil), [out] + castOperands(flat, y) + (bias.map { [$0] } ?? []))
+        } else {
+            guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
+                throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
+            }
+            let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
+            let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
+            out = try temp(.float32, [batchCount, m, n])
+            emit(.matmul(bias: bias != nil), [out] + castOperands(x3, y3) + (bias.map { [$0] } ?? []))
+        }
+        if squeezeN { outDims.remove(at: outDims.count - 1) }
+        if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
+        guard outDims.count <= 6, let result = out.reshaped(outDims) else {
+            throw shapeError("matmul result \(outDims) has more than 6 dimensions")
+        }
+        return result
+    }
+
+    /// Matmul operands as they go to the engine: bfloat16 under --auto-cast.
+    func castOperands(_ a: View, _ b: View) -> [View] {
+        guard autoCast != .none else { return [a, b] }
+        autoCastOps += 1
+        return [bfloat16(a), bfloat16(b)]
+    }
+
+    func lowerGemm() throws(NeuronCompilerError) {
+        var a = try floatTensor(0), b = try floatTensor(1)
+        guard a.rank == 2, b.rank == 2 else { throw shapeError("Gemm takes 2-D A and B; got \(a.dims) and \(b.dims)") }
+        if try int("transA", 0) != 0 { a = a.permuted([1, 0]) }
+        if try int("transB", 0) != 0 { b = contiguousWeight(b.permuted([1, 0])) }
+        let alpha = try float("alpha", 1), beta = try float("beta", 1)
+        let n = b.dims[1]
+        var bias: View?
+        var c: View?
+        if hasInput(2) {
+            let cv = try floatTensor(2)
+            if alpha == 1, beta == 1, cv.count == n, cv.dims.last == n || cv.rank == 0 || cv.count == 1 {
+                bias = View(buffer: cv.buffer, type: cv.type, offset: cv.offset, dims: [n],
+                            strides: [cv.rank == 0 || cv.dims.last != n ? 0 : cv.strides[cv.rank - 1]])
+            } else {
+                c = cv
+            }
+        }
+        var result = try matmul(a, b, bias: bias)
+        if alpha != 1 {
+            result = try binary(.mul, result, try weightView(.make(.float32, [], [Double(alpha)]), name: "\(current.name)#alpha"))
+        }
+        if var c {
+            if beta != 1 {
+                c = try binary(.mul, c, try weightView(.make(.float32, [], [Double(beta)]), name: "\(current.name)#beta"))
+            }
+            result = try binary(.add, result, c)
+        }
+        set(0, .tensor(result))
+    }
+
+}

@@ -1,0 +1,172 @@
+import NeuronISA
+import NeuronNEFF
+
+/// Ops that only change how a tensor is seen: each is a strided view of
+/// its input, no instruction (a reshape of a view that is not contiguous
+/// copies it first), and folds by picking elements when its input is known.
+extension ONNXOps {
+    static let shapes: [ONNXOp] = [
+        ONNXOp("Identity", fold: whenKnown { _, first, _ in first }) { l in try l.passThrough() },
+        ONNXOp("Dropout") { l in try l.passThrough() },
+        reshape("Reshape"), reshape("Flatten"), reshape("Squeeze"), reshape("Unsqueeze"),
+        ONNXOp("Transpose", fold: whenKnown { l, first, _ in
+            let perm = try l.permutation(rank: first.shape.count)
+            let outShape = perm.map { first.shape[$0] }
+            _ = try l.foldedCount(outShape, what: "Transpose")
+            let strides = View.rowMajor(first.shape)
+            var indices: [Int] = []
+            forEachIndex(outShape) { index in
+                indices.append(zip(index, perm).reduce(0) { $0 + $1.0 * strides[$1.1] })
+            }
+            return first.picking(indices, shape: outShape)
+        }) { l in
+            let x = try l.tensor(0)
+            l.set(0, .tensor(x.permuted(try l.permutation(rank: x.rank))))
+        },
+        ONNXOp("Expand", fold: whenKnown { l, first, inputs in
+            guard inputs.count >= 2, let target = inputs[1]?.integers(), let shape = broadcastShape(first.shape, target) else {
+                throw l.shapeError("cannot expand \(first.shape)")
+            }
+            _ = try l.foldedCount(shape, what: "Expand")
+            var picks: [Int] = []
+            forEachIndex(shape) { picks.append(broadcastIndex($0, into: first.shape)) }
+            return first.picking(picks, shape: shape)
+        }) { l in
+            let x = try l.tensor(0)
+            let target = try l.integers(1, what: "the shape")
+            guard let shape = broadcastShape(x.dims, target), let view = x.broadcast(to: shape) else {
+                throw l.shapeError("cannot expand \(x.dims) to \(target)")
+            }
+            try l.checkShape(shape, what: "Expand's result")
+            l.set(0, .tensor(view))
+        },
+        ONNXOp("Slice", fold: whenKnown { l, first, _ in
+            let view = try l.slice(View(buffer: -1, type: .float32, dims: first.shape))
+            _ = try l.foldedCount(view.dims, what: "Slice")
+            var picks: [Int] = []
+            forEachIndex(view.dims) { index in
+                picks.append(view.offset + zip(index, view.strides).reduce(0) { $0 + $1.0 * $1.1 })
+            }
+            return first.picking(picks, shape: view.dims)
+        }) { l in
+            l.set(0, .tensor(try l.slice(try l.tensor(0))))
+        },
+    ]
+
+    /// Reshape, Flatten, Squeeze or Unsqueeze: the same elements under a new shape.
+    static func reshape(_ name: String) -> ONNXOp {
+        ONNXOp(name, fold: whenKnown { l, first, _ in
+            var copy = first
+            copy.shape = try l.reshapedShape(l.current, first.shape)
+            guard copy.count == first.count else { throw l.shapeError("cannot reshape \(first.shape) to \(copy.shape)") }
+            return copy
+        }) { l in
+            let x = try l.tensor(0)
+            l.set(0, .tensor(try l.reshapeView(x, to: try l.reshapedShape(l.current, x.dims))))
+        }
+    }
+}
+
+extension Lowering {
+    /// Identity and Dropout (inference): the input as it is; Dropout's
+    /// optional mask is all true.
+    func passThrough() throws(NeuronCompilerError) {
+        guard let value = value(0) else { throw invalid("input 0 is missing") }
+        set(0, value)
+        if current.outputs.count > 1, !current.outputs[1].isEmpty {
+            let count = try foldedCount(value.shape, what: "\(current.op)'s mask")
+            set(1, .constant(.make(.bool, value.shape, [Double](repeating: 1, count: count))))
+        }
+    }
+
+    func reshapeView(_ x: View, to dims: [Int]) throws(NeuronCompilerError) -> View {
+        guard dims.reduce(1, *) == x.count else {
+            throw shapeError("cannot reshape \(x.dims) (\(x.count) elements) to \(dims)")
+        }
+        guard dims.count <= 6 else { throw shapeError("\(dims) has more than 6 dimensions") }
+        if let view = x.reshaped(dims) { return view }
+        guard let view = contiguous(x).reshaped(dims) else { throw shapeError("cannot reshape \(x.dims)") }
+        return view
+    }
+
+    func reshapedShape(_ node: Node, _ dims: [Int]) throws(NeuronCompilerError) -> [Int] {
+        switch node.op {
+        case "Reshape":
+            let requested = try integers(1, what: "the shape")
+            let allowZero = try int("allowzero", 0) != 0
+            var shape = requested.enumerated().map { axis, dim in
+                dim == 0 && !allowZero && axis < dims.count ? dims[axis] : dim
+            }
+            guard let total = NEFFTensor.elementCount(of: dims) else { throw shapeError("cannot reshape \(dims)") }
+            if let unknown = shape.firstIndex(of: -1) {
+                let others = shape.enumerated().filter { $0.offset != unknown }.map(\.element)
+                guard let known = NEFFTensor.elementCount(of: others), known > 0, total % known == 0 else {
+                    throw shapeError("cannot reshape \(dims) to \(requested)")
+                }
+                shape[unknown] = total / known
+            }
+            guard NEFFTensor.elementCount(of: shape) == total else { throw shapeError("cannot reshape \(dims) to \(requested)") }
+            return shape
+        case "Flatten":
+            let raw = try int("axis", 1)
+            let axis = raw < 0 ? raw + dims.count : raw
+            guard (0...dims.count).contains(axis) else { throw invalid("axis \(raw) is outside -\(dims.count)...\(dims.count)") }
+            return [dims.prefix(axis).reduce(1, *), dims.dropFirst(axis).reduce(1, *)]
+        case "Squeeze":
+            let axes = hasInput(1) ? try integers(1, what: "the axes") : (try ints("axes") ?? [])
+            if axes.isEmpty { return dims.filter { $0 != 1 } }
+            var drop = Set<Int>()
+            for raw in axes {
+                let a = try axis(raw, rank: dims.count)
+                guard dims[a] == 1 else { throw shapeError("cannot squeeze axis \(raw) of \(dims): it is not 1") }
+                drop.insert(a)
+            }
+            return dims.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
+        default: // Unsqueeze
+            let axes = hasInput(1) ? try integers(1, what: "the axes") : (try ints("axes") ?? [])
+            let rank = dims.count + axes.count
+            var resolved = Set<Int>()
+            for raw in axes { resolved.insert(try axis(raw, rank: rank)) }
+            guard resolved.count == axes.count else { throw invalid("Unsqueeze names an axis twice") }
+            var out: [Int] = []
+            var source = dims.makeIterator()
+            for a in 0..<rank { out.append(resolved.contains(a) ? 1 : (source.next() ?? 1)) }
+            return out
+        }
+    }
+
+    func permutation(rank: Int) throws(NeuronCompilerError) -> [Int] {
+        guard let perm = try ints("perm") else { return Array((0..<rank).reversed()) }
+        guard perm.count == rank, Set(perm) == Set(0..<rank) else {
+            throw invalid("perm \(perm) is not a permutation of \(rank) axes")
+        }
+        return perm
+    }
+
+    /// Slice by constant starts, ends, axes and (positive) steps: a view.
+    func slice(_ x: View) throws(NeuronCompilerError) -> View {
+        let starts = try integers(1, what: "starts"), ends = try integers(2, what: "ends")
+        let axes = hasInput(3) ? try integers(3, what: "axes") : Array(0..<starts.count)
+        let steps = hasInput(4) ? try integers(4, what: "steps") : [Int](repeating: 1, count: starts.count)
+        guard starts.count == ends.count, axes.count == starts.count, steps.count == starts.count else {
+            throw invalid("starts, ends, axes and steps differ in length")
+        }
+        var view = x
+        for index in starts.indices {
+            let a = try axis(axes[index], rank: x.rank)
+            let dim = x.dims[a], step = steps[index]
+            guard step != 0 else { throw invalid("a step of 0") }
+            guard step > 0 else { throw unsupported("negative steps are not supported yet") }
+            let stepped = min(step, dim)  // past the axis, one element either way
+            func clampIndex(_ value: Int) -> Int { max(0, min(dim, value < 0 ? value + dim : value)) }
+            let start = clampIndex(starts[index]), end = clampIndex(ends[index])
+            let count = end > start ? (end - start + stepped - 1) / stepped : 0
+            guard count > 0 else { throw shapeError("the slice of axis \(a) is empty; empty tensors are not supported") }
+            view.offset += start * view.strides[a]
+            view.strides[a] *= stepped
+            view.dims[a] = count
+        }
+        return view
+    }
+
+}

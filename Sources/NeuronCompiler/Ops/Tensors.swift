@@ -1,0 +1,360 @@
+import NeuronISA
+import NeuronNEFF
+
+/// Ops that move or convert whole tensors: Cast (one CAST), Concat (COPYs
+/// into slices of the output), Gather (one GATHER over a permuted table),
+/// Pad (a FILL and COPYs), Tile and Resize (one COPY from a view that
+/// repeats or strides its input).
+extension ONNXOps {
+    static let tensors: [ONNXOp] = [
+        ONNXOp("Cast", fold: whenKnown { l, first, _ in
+            let to = try l.castTarget()
+            return first.type == to ? first : .make(to, first.shape, first.doubles())
+        }) { l in
+            let x = try l.tensor(0)
+            let type = try l.engineType(try l.castTarget(), what: "Cast's target")
+            if type == x.type {
+                l.set(0, .tensor(x))
+            } else {
+                let out = try l.temp(type, x.dims)
+                l.emit(.cast, [out, x])
+                l.set(0, .tensor(out))
+            }
+        },
+        ONNXOp("Concat", fold: whenKnown { l, first, inputs in
+            let parts = inputs.compactMap { $0 }
+            let a = try l.axis(try l.int("axis", 0), rank: first.shape.count)
+            var shape = first.shape
+            shape[a] = parts.reduce(0) { $0 + ($1.shape.count > a ? $1.shape[a] : 0) }
+            guard parts.allSatisfy({ part in
+                part.type == first.type && part.shape.count == first.shape.count
+                    && part.shape.indices.allSatisfy { $0 == a || part.shape[$0] == first.shape[$0] }
+            }) else {
+                throw l.shapeError("cannot concatenate \(parts.map(\.shape))")
+            }
+            _ = try l.foldedCount(shape, what: "Concat")
+            let outer = shape.prefix(a).reduce(1, *)
+            var bytes: [UInt8] = []
+            for o in 0..<outer {
+                for part in parts {
+                    let row = part.shape[a...].reduce(1, *) * part.type.size
+                    bytes += part.bytes[(o * row)..<((o + 1) * row)]
+                }
+            }
+            return ConstantTensor(type: first.type, shape: shape, bytes: bytes)
+        }) { l in try l.lowerConcat() },
+        ONNXOp("Gather", fold: whenKnown { l, first, inputs in
+            guard inputs.count >= 2, let indexTensor = inputs[1], let indices = indexTensor.integers() else {
+                throw l.invalid("Gather's indices must be integers")
+            }
+            let a = try l.axis(try l.int("axis", 0), rank: first.shape.count)
+            let shape = Array(first.shape.prefix(a)) + indexTensor.shape + Array(first.shape.dropFirst(a + 1))
+            _ = try l.foldedCount(shape, what: "Gather")
+            let dim = first.shape[a]
+            let outer = first.shape.prefix(a).reduce(1, *), inner = first.shape.dropFirst(a + 1).reduce(1, *)
+            var picks: [Int] = []
+            for o in 0..<outer {
+                for raw in indices {
+                    let i = raw < 0 ? raw + dim : raw
+                    guard (0..<dim).contains(i) else { throw l.invalid("Gather index \(raw) is outside 0..<\(dim)") }
+                    for j in 0..<inner { picks.append((o * dim + i) * inner + j) }
+                }
+            }
+            return first.picking(picks, shape: shape)
+        }) { l in try l.lowerGather() },
+        ONNXOp("Pad") { l in try l.lowerPad() },
+        ONNXOp("Tile") { l in try l.lowerTile() },
+        ONNXOp("Resize") { l in try l.lowerResize() },
+    ]
+}
+
+extension Lowering {
+    /// Cast's `to`, as an element type.
+    func castTarget() throws(NeuronCompilerError) -> ElementType {
+        try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(clamping: try int("to", 0)), what: "Cast's target")
+    }
+
+    func lowerConcat() throws(NeuronCompilerError) {
+        var parts: [View] = []
+        for index in current.inputs.indices where !current.inputs[index].isEmpty { parts.append(try tensor(index)) }
+        guard let first = parts.first else { throw invalid("Concat of nothing") }
+        let a = try axis(try int("axis", 0), rank: first.rank)
+        var dims = first.dims
+        dims[a] = 0
+        for part in parts {
+            guard part.rank == first.rank, part.type == first.type,
+                  part.dims.enumerated().allSatisfy({ $0.offset == a || $0.element == first.dims[$0.offset] }) else {
+                throw shapeError("cannot concatenate \(parts.map(\.dims)) along axis \(a)")
+            }
+            dims[a] += part.dims[a]
+        }
+        let out = try temp(first.type, dims)
+        var at = 0
+        for part in parts {
+            var slice = out
+            slice.offset = at * out.strides[a]
+            slice.dims[a] = part.dims[a]
+            emit(.copy, [slice, part])
+            at += part.dims[a]
+        }
+        set(0, .tensor(out))
+    }
+
+    func lowerGather() throws(NeuronCompilerError) {
+        let data = try tensor(0), indices = try tensor(1)
+        guard indices.type == .int32 || indices.type == .int64 else {
+            throw unsupported("the indices are \(indices.type.name); int32 or int64 are supported")
+        }
+        let a = try axis(try int("axis", 0), rank: data.rank)
+        guard indices.rank <= 5 else { throw shapeError("indices of rank \(indices.rank); at most 5") }
+        // The gathered axis first, the rest as one row.
+        var perm = Array(0..<data.rank)
+        perm.remove(at: a)
+        perm.insert(a, at: 0)
+        let moved = data.permuted(perm)
+        let rest = Array(moved.dims.dropFirst())
+        let table = try reshapeView(moved, to: [moved.dims[0], rest.reduce(1, *)])
+        let gathered = try temp(data.type, indices.dims + [rest.reduce(1, *)])
+        emit(.gather, [gathered, table, indices])
+        // [indices..., before..., after...] back to ONNX's [before..., indices..., after...].
+        let expanded = try reshapeView(gathered, to: indices.dims + rest)
+        let r = indices.rank
+        let order = Array(r..<(r + a)) + Array(0..<r) + Array((r + a)..<(r + rest.count))
+        guard order.count <= 6 else { throw shapeError("the gathered tensor has more than 6 dimensions") }
+        set(0, .tensor(expanded.permuted(order)))
+    }
+
+    /// Pad, constant or edge mode, pads (and axes) known at compile time;
+    /// negative pads crop. A FILL of the padding value (constant mode),
+    /// the input copied into the middle, then for edge mode each padded
+    /// axis in turn: its first and last slices copied across its pads
+    /// through a view that repeats them (stride 0).
+    func lowerPad() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        let mode = try string("mode", "constant")
+        guard mode == "constant" || mode == "edge" else {
+            throw unsupported("mode=\(mode); constant and edge are supported")
+        }
+        guard let padList = constant(1)?.integers() else { throw unsupported("the pads must be known at compile time") }
+        var axes = Array(0..<x.rank)
+        if hasInput(3) {
+            guard let given = constant(3)?.integers() else { throw unsupported("the axes must be known at compile time") }
+            axes = []
+            for value in given { axes.append(try axis(value, rank: x.rank, what: "axes entry")) }
+        }
+        guard padList.count == 2 * axes.count, Set(axes).count == axes.count else {
+            throw invalid("pads has \(padList.count) entries for \(axes.count) axes; it takes a begin and an end for each")
+        }
+        guard padList.allSatisfy({ (-Lowering.maxTensorElements...Lowering.maxTensorElements).contains($0) }) else {
+            throw shapeError("pads \(padList) are beyond any tensor")
+        }
+        var before = [Int](repeating: 0, count: x.rank), after = before
+        for (index, a) in axes.enumerated() {
+            before[a] = padList[index]
+            after[a] = padList[index + axes.count]
+        }
+        var value: Float = 0
+        if hasInput(2) {
+            guard let given = constant(2)?.doubles(), given.count == 1 else {
+                throw unsupported("the constant_value must be a scalar known at compile time")
+            }
+            value = Float(given[0])
+            guard x.type == .float32 || x.type == .bfloat16 || Double(value) == given[0] else {
+                throw unsupported("constant_value \(given[0]) for \(x.type.name) data: FILL carries a float32, exact for integers up to 2^24")
+            }
+        }
+        // The input without its cropped (negative) parts.
+        var source = x
+        for a in 0..<x.rank {
+            let cropStart = max(0, -before[a]), cropEnd = max(0, -after[a])
+            guard x.dims[a] - cropStart - cropEnd >= 1 else {
+                throw shapeError("pads crop all of axis \(a) (\(x.dims[a]) long); empty tensors are not supported")
+            }
+            source.offset += cropStart * source.strides[a]
+            source.dims[a] -= cropStart + cropEnd
+        }
+        let dims = (0..<x.rank).map { source.dims[$0] + max(0, before[$0]) + max(0, after[$0]) }
+        let out = try temp(x.type, dims)
+        if mode == "constant" && dims != source.dims { emit(.fill(value), [out]) }
+        var middle = out
+        for a in 0..<x.rank {
+            middle.offset += max(0, before[a]) * out.strides[a]
+            middle.dims[a] = source.dims[a]
+        }
+        emit(.copy, [middle, source])
+        if mode == "edge" {
+            // Axis by axis, over what earlier axes already filled.
+            var filled = middle
+            for a in 0..<x.rank where before[a] > 0 || after[a] > 0 {
+                var span = filled
+                span.offset -= max(0, before[a]) * out.strides[a]
+                span.dims[a] = dims[a]
+                for (count, edgeIndex, start) in [(max(0, before[a]), 0, 0),
+                                                   (max(0, after[a]), source.dims[a] - 1, max(0, before[a]) + source.dims[a])]
+                    where count > 0 {
+                    var edge = filled
+                    edge.offset += edgeIndex * out.strides[a]
+                    edge.dims[a] = count
+                    edge.strides[a] = 0
+                    var target = span
+                    target.offset += start * out.strides[a]
+                    target.dims[a] = count
+                    emit(.copy, [target, edge])
+                }
+                filled = span
+            }
+        }
+        set(0, .tensor(out))
+    }
+
+    /// Tile, repeats known at compile time: one COPY from a view that
+    /// repeats the input (stride 0) into the output split as
+    /// [repeat, size] on each repeated axis; when that takes more than 6
+    /// dimensions, one such COPY per repeated axis.
+    func lowerTile() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        guard let repeats = constant(1)?.integers() else { throw unsupported("the repeats must be known at compile time") }
+        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 1 }) else {
+            throw invalid("repeats \(repeats) must have one entry of at least 1 for each of the input's \(x.rank) axes (empty tensors are not supported)")
+        }
+        guard x.rank + repeats.filter({ $0 > 1 }).count > 6 else {
+            set(0, .tensor(try tile(x, repeats)))
+            return
+        }
+        guard x.rank < 6 else {
+            throw unsupported("tiling a rank-6 tensor takes 7 dimensions; NeuronCore views have at most 6")
+        }
+        var result = x
+        for a in 0..<x.rank where repeats[a] > 1 {
+            var one = [Int](repeating: 1, count: x.rank)
+            one[a] = repeats[a]
+            result = try tile(result, one)
+        }
+        set(0, .tensor(result))
+    }
+
+    /// `x` repeated `repeats[a]` times along each axis a, in one COPY (at most 6 dimensions).
+    func tile(_ x: View, _ repeats: [Int]) throws(NeuronCompilerError) -> View {
+        var dims: [Int] = []
+        for (dim, times) in zip(x.dims, repeats) {
+            let (product, overflow) = dim.multipliedReportingOverflow(by: times)
+            guard !overflow else { throw shapeError("tiling \(x.dims) by \(repeats) overflows") }
+            dims.append(product)
+        }
+        let out = try temp(x.type, dims)
+        var target = out, source = x
+        target.dims = []; target.strides = []; source.dims = []; source.strides = []
+        for a in 0..<x.rank {
+            if repeats[a] > 1 {
+                target.dims.append(repeats[a]); target.strides.append(x.dims[a] * out.strides[a])
+                source.dims.append(repeats[a]); source.strides.append(0)
+            }
+            target.dims.append(x.dims[a]); target.strides.append(out.strides[a])
+            source.dims.append(x.dims[a]); source.strides.append(x.strides[a])
+        }
+        emit(.copy, [target, source])
+        return out
+    }
+
+    /// Resize, nearest mode, scales or sizes known at compile time, when
+    /// every axis maps output index o to input index floor(o / s) for a
+    /// whole s (upsampling: a view that repeats each element) or to
+    /// a * o + b (downsampling or a shift: a strided view): one COPY. The
+    /// mapping is computed with the node's coordinate transformation and
+    /// rounding, then recognised, so any mode that comes out the same works.
+    func lowerResize() throws(NeuronCompilerError) {
+        let x = try tensor(0)
+        let mode = try string("mode", "nearest")
+        guard mode == "nearest" else { throw unsupported("mode=\(mode); nearest is supported") }
+        let transform = try string("coordinate_transformation_mode", "half_pixel")
+        let rounding = try string("nearest_mode", "round_prefer_floor")
+        guard try int("antialias", 0) == 0 else { throw unsupported("antialias=1") }
+        guard try string("keep_aspect_ratio_policy", "stretch") == "stretch" else {
+            throw unsupported("keep_aspect_ratio_policy other than stretch")
+        }
+        let axes = try ints("axes").map { list throws(NeuronCompilerError) -> [Int] in
+            var resolved: [Int] = []
+            for value in list { resolved.append(try axis(value, rank: x.rank, what: "axes entry")) }
+            return resolved
+        } ?? Array(0..<x.rank)
+        var scales = [Double](repeating: 1, count: x.rank), dims = x.dims
+        if hasInput(3) {
+            let sizes = try integers(3, what: "sizes")
+            guard sizes.count == axes.count, sizes.allSatisfy({ $0 >= 1 }) else { throw invalid("sizes \(sizes) for \(axes.count) axes") }
+            for (index, a) in axes.enumerated() {
+                dims[a] = sizes[index]
+                scales[a] = Double(sizes[index]) / Double(x.dims[a])
+            }
+        } else if hasInput(2) {
+            guard let given = constant(2)?.doubles(), given.count == axes.count, given.allSatisfy({ $0 > 0 }) else {
+                throw unsupported("the scales must be known at compile time, one positive value per axis")
+            }
+            for (index, a) in axes.enumerated() {
+                scales[a] = given[index]
+                let extent = (Double(x.dims[a]) * given[index]).rounded(.down)
+                guard extent >= 1 else { throw shapeError("scale \(given[index]) leaves axis \(a) empty") }
+                guard extent <= Double(Lowering.maxFoldedElements) else {
+                    throw shapeError("scale \(given[index]) makes axis \(a) longer than \(Lowering.maxFoldedElements)")
+                }
+                dims[a] = Int(extent)
+            }
+        } else {
+            throw invalid("Resize needs scales or sizes")
+        }
+        // Each axis's source positions are computed here, one per output.
+        guard dims.allSatisfy({ $0 <= Lowering.maxFoldedElements }), x.dims.allSatisfy({ $0 >= 1 }) else {
+            throw shapeError("Resize of \(x.dims) to \(dims): each axis 1 to \(Lowering.maxFoldedElements) long")
+        }
+        try checkShape(dims, what: "Resize's result")
+        var source = x
+        source.dims = []; source.strides = []
+        var target = try temp(x.type, dims)
+        let out = target
+        target.dims = []; target.strides = []
+        for a in 0..<x.rank {
+            let length = x.dims[a], count = dims[a], s = scales[a]
+            let map = try (0..<count).map { o throws(NeuronCompilerError) -> Int in
+                let o = Double(o)
+                let position: Double
+                switch transform {
+                case "half_pixel": position = (o + 0.5) / s - 0.5
+                case "asymmetric": position = o / s
+                case "align_corners": position = count > 1 ? o * Double(length - 1) / Double(count - 1) : 0
+                case "pytorch_half_pixel": position = count > 1 ? (o + 0.5) / s - 0.5 : 0
+                case "tf_half_pixel_for_nn": position = (o + 0.5) / s
+                default: throw unsupported("coordinate_transformation_mode=\(transform)")
+                }
+                let index: Double
+                switch rounding {
+                case "round_prefer_floor": index = position == position.rounded(.down) + 0.5 ? position.rounded(.down) : position.rounded()
+                case "round_prefer_ceil": index = position.rounded()
+                case "floor": index = position.rounded(.down)
+                case "ceil": index = position.rounded(.up)
+                default: throw unsupported("nearest_mode=\(rounding)")
+                }
+                return min(max(Int(index), 0), length - 1)
+            }
+            let factor = count / length
+            if count % length == 0, map.enumerated().allSatisfy({ $0.element == $0.offset / factor }) {
+                // Each input index repeated `factor` times: [length, factor] over the output's axis.
+                target.dims += factor > 1 ? [length, factor] : [length]
+                target.strides += factor > 1 ? [factor * out.strides[a], out.strides[a]] : [out.strides[a]]
+                source.dims += factor > 1 ? [length, factor] : [length]
+                source.strides += factor > 1 ? [x.strides[a], 0] : [x.strides[a]]
+                continue
+            }
+            let step = count > 1 ? map[1] - map[0] : 0
+            guard map.enumerated().allSatisfy({ $0.element == map[0] + step * $0.offset }), step >= 0 else {
+                throw unsupported("this resize of axis \(a) (\(length) to \(count), \(transform), \(rounding)) is no whole-number repeat or stride")
+            }
+            source.offset += map[0] * x.strides[a]
+            source.dims.append(count); source.strides.append(step * x.strides[a])
+            target.dims.append(count); target.strides.append(out.strides[a])
+        }
+        guard target.dims.count <= 6 else {
+            throw unsupported("resizing \(target.dims.count - x.rank) axes of a rank-\(x.rank) tensor takes \(target.dims.count) dimensions; NeuronCore views have at most 6")
+        }
+        emit(.copy, [target, source])
+        set(0, .tensor(out))
+    }
+}

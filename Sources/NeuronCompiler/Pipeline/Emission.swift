@@ -1,0 +1,48 @@
+import NeuronISA
+import NeuronNEFF
+
+/// Emission, the last stage: each pipeline stage's bound instructions
+/// assembled into an ISA program, and the NEFF model made and validated.
+enum Emission {
+    static func model(name: String, binding: SlotBinding, instructions: [BoundInstruction],
+                      stages: [(range: Range<Int>, work: Double)]) throws(NeuronCompilerError) -> NEFFModel {
+        var programs: [NEFFProgram] = []
+        for (index, stage) in stages.enumerated() {
+            var program = NeuronProgram()
+            for insn in instructions[stage.range] { append(insn.kind, insn.views, to: &program) }
+            if program.instructions.isEmpty { program.nop() }
+            programs.append(NEFFProgram(core: index, image: program.image(), slots: binding.slotNames,
+                                        after: index > 0 ? index - 1 : nil))
+        }
+        let model = NEFFModel(name: name, coreCount: stages.count, tensors: binding.tensors,
+                              programs: programs, weights: binding.weights)
+        do {
+            try model.validate()
+        } catch {
+            throw NeuronCompilerError(.invalidModel, "the compiled program does not validate (\(error)); this is a compiler bug, please report it with the model")
+        }
+        return model
+    }
+
+    /// One instruction of `kind` on `views` (results first).
+    static func append(_ kind: AbstractOp.Kind, _ views: [NeuronTensorView], to program: inout NeuronProgram) {
+        switch kind {
+        case .copy: program.copy(views[0], from: views[1])
+        case .fill(let value): program.fill(views[0], value: value)
+        case .unary(let unary, let alpha): program.unary(unary, views[0], views[1], alpha: alpha)
+        case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
+        case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
+        case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
+        case .softmax: program.softmax(views[0], views[1])
+        case .cast: program.cast(views[0], views[1])
+        case .gather: program.gather(views[0], table: views[1], indices: views[2])
+        case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
+        case .conv(let window, let bias, let relu, let weights, let accumulate):
+            program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
+                           packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate)
+        case .pool(let pool, let kernel, let window, let countPadding):
+            program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
+                           countPadding: countPadding)
+        }
+    }
+}
