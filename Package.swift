@@ -116,14 +116,39 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Tests, one target per layer they test; TestSupport holds what
+        // several share (the backend under test, running the built tools,
+        // engine slots, the tiny model).
+        .target(
+            name: "TestSupport",
+            dependencies: ["NeuronDevice", "NeuronNEFF"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "NeuronISATests", dependencies: ["NeuronISA", "NeuronDevice", "TestSupport"]),
         .testTarget(
             name: "NeuronDeviceTests",
+            dependencies: ["NeuronDevice", "NeuronCLI", "NeuronDeviceListing", "TestSupport"]
+        ),
+        .testTarget(
+            name: "NeuronNEFFTests",
             dependencies: [
-                "NeuronDevice", "NeuronCLI", "NeuronDeviceListing", "NeuronNEFF", "NeuronRuntime", "NeuronCompiler",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "NeuronNEFF", "NeuronDevice", "TestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .testTarget(name: "NeuronRuntimeTests", dependencies: ["NeuronRuntime", "NeuronNEFF", "NeuronDevice", "TestSupport"]),
+        .testTarget(
+            name: "NeuronCompilerTests",
+            dependencies: [
+                "NeuronCompiler", "NeuronRuntime", "NeuronNEFF", "NeuronDevice", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+        .testTarget(
+            name: "ToolTests",
+            dependencies: ["NeuronCLI", "NeuronDeviceListing", "NeuronDevice", "NeuronNEFF", "NeuronRuntime", "TestSupport"]
+        ),
+        .testTarget(name: "SwiftMirrorTests", dependencies: ["NeuronDevice", "NeuronRuntime"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ import Musl
 /// An open device: the kernel's /dev/neuronN or a simulated one. It holds
 /// what it opened until `close()` or until the last reference goes away,
 /// exactly once either way.
-public protocol NeuronDevice: AnyObject, Sendable {
+public protocol NeuronDeviceHandle: AnyObject, Sendable {
     var index: Int { get }
     /// DEVICE_INFO.
     func info() throws(NeuronError) -> NeuronDeviceInfo
@@ -41,10 +41,10 @@ public protocol NeuronBackend: Sendable {
     /// DRIVER_INFO (the simulator reports its own version).
     func driverInfo() throws(NeuronError) -> NeuronDriverInfo
     /// Open device `index` (0-based, /dev/neuronN for the kernel).
-    func open(device index: Int) throws(NeuronError) -> any NeuronDevice
+    func open(device index: Int) throws(NeuronError) -> any NeuronDeviceHandle
 }
 
-extension NeuronDevice {
+extension NeuronDeviceHandle {
     /// Device memory for any NeuronCore.
     public func allocate(size: UInt64) throws(NeuronError) -> NeuronBuffer {
         try allocate(size: size, placement: .device, core: nil)
@@ -74,9 +74,9 @@ extension NeuronBackend {
 ///   `NEURON_SIM_MEMORY_MB` (default 8192).
 /// Without a driver and without `NEURON_BACKEND`, opening a device fails
 /// with `.driverNotLoaded`; there is never a silent fall-back to simulation.
-public enum NeuronBackends {
+public enum NeuronBackendSelection {
     public static func fromEnvironment(
-        _ environment: [String: String] = NeuronBackends.processEnvironment()
+        _ environment: [String: String] = NeuronBackendSelection.processEnvironment()
     ) throws(NeuronError) -> any NeuronBackend {
         switch environment["NEURON_BACKEND"] ?? "kernel" {
         case "kernel", "":

@@ -28,7 +28,7 @@ public struct KernelBackend: NeuronBackend {
         return try device.driverInfo()
     }
 
-    public func open(device index: Int) throws(NeuronError) -> any NeuronDevice {
+    public func open(device index: Int) throws(NeuronError) -> any NeuronDeviceHandle {
         let nodes = try deviceNodes()
         guard let node = nodes.first(where: { $0.index == index }) else {
             throw .deviceNotFound(index: index, deviceCount: nodes.count)
@@ -49,7 +49,7 @@ public struct KernelBackend: NeuronBackend {
 
 /// An open /dev/neuronN. Closes its descriptor exactly once: on `close()`
 /// or when the last reference goes away.
-public final class KernelDevice: NeuronDevice {
+public final class KernelDevice: NeuronDeviceHandle {
     public let index: Int
     public let path: String
     /// The descriptor and the calls using it: close(2) waits until the

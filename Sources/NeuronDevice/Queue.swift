@@ -110,11 +110,11 @@ public enum NeuronQueueLimits {
 /// object's device file until `close()` or until the last reference goes
 /// away, exactly once; jobs still queued then end `.aborted`.
 public final class NeuronQueue: Sendable {
-    public let device: any NeuronDevice
+    public let device: any NeuronDeviceHandle
     public let core: Int
     private let open = Locked(true)
 
-    init(device: any NeuronDevice, core: Int) throws(NeuronError) {
+    init(device: any NeuronDeviceHandle, core: Int) throws(NeuronError) {
         try device.reserveCores([core])
         self.device = device
         self.core = core
@@ -192,7 +192,7 @@ public final class NeuronQueue: Sendable {
     }
 }
 
-extension NeuronDevice {
+extension NeuronDeviceHandle {
     /// Reserve NeuronCore `core` of this device and return its queue.
     /// Throws `.coresBusy` naming the holder when another file holds it.
     public func queue(core: Int) throws(NeuronError) -> NeuronQueue {

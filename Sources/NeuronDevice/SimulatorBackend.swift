@@ -78,7 +78,7 @@ public struct SimulatorBackend: NeuronBackend {
                                 deviceCount: configuration.devices, version: "sim")
     }
 
-    public func open(device index: Int) throws(NeuronError) -> any NeuronDevice {
+    public func open(device index: Int) throws(NeuronError) -> any NeuronDeviceHandle {
         guard (0..<configuration.devices).contains(index) else {
             throw .deviceNotFound(index: index, deviceCount: configuration.devices)
         }
@@ -226,7 +226,7 @@ final class SimulatorWorld: Sendable {
 }
 
 /// An open simulated device; closes exactly once.
-public final class SimulatedDevice: NeuronDevice {
+public final class SimulatedDevice: NeuronDeviceHandle {
     public let index: Int
     private let backend: SimulatorBackend
     private let file: Locked<Int?>

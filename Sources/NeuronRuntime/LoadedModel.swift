@@ -11,7 +11,7 @@ public final class NeuronLoadedModel: Sendable {
     /// The global NeuronCore indices it runs on.
     public let cores: [Int]
     let runtime: NeuronRuntime
-    let device: any NeuronDevice
+    let device: any NeuronDeviceHandle
     let queues: [NeuronQueue]
     let weights: NeuronRuntime.WeightSet
     /// How it was loaded.
@@ -30,7 +30,7 @@ public final class NeuronLoadedModel: Sendable {
     /// Requests are submitted one at a time (their jobs then run in order).
     private let submitLock = Locked(())
 
-    init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDevice, cores: [Int],
+    init(runtime: NeuronRuntime, model: NEFFModel, device: any NeuronDeviceHandle, cores: [Int],
          queues: [NeuronQueue], weights: NeuronRuntime.WeightSet, options: NeuronLoadOptions) throws(NeuronRuntimeError) {
         self.runtime = runtime
         var metadata = model

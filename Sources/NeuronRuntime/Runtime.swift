@@ -52,7 +52,7 @@ public final class NeuronRuntime: Sendable {
     public let visibleCores: [Int]
     /// What `load` uses when given no options (from the environment).
     public let defaultLoadOptions: NeuronLoadOptions
-    private let devices: [any NeuronDevice]
+    private let devices: [any NeuronDeviceHandle]
     private let weights = Locked<[WeightKey: WeightSet]>([:])
     /// Global cores a loaded model of this runtime runs on.
     private let inUse = Locked<Set<Int>>([])
@@ -72,11 +72,11 @@ public final class NeuronRuntime: Sendable {
     /// Open every device of `backend` (or the environment's) and read the
     /// visible NeuronCores from `environment`.
     public init(backend: (any NeuronBackend)? = nil,
-                environment: [String: String] = NeuronBackends.processEnvironment()) throws(NeuronRuntimeError) {
+                environment: [String: String] = NeuronBackendSelection.processEnvironment()) throws(NeuronRuntimeError) {
         do {
-            self.backend = try backend ?? NeuronBackends.fromEnvironment(environment)
+            self.backend = try backend ?? NeuronBackendSelection.fromEnvironment(environment)
             let count = try self.backend.driverInfo().deviceCount
-            var devices: [any NeuronDevice] = []
+            var devices: [any NeuronDeviceHandle] = []
             var cores: [(device: Int, core: Int)] = []
             for index in 0..<count {
                 let device = try self.backend.open(device: index)
@@ -174,7 +174,7 @@ public final class NeuronRuntime: Sendable {
         inUse.withLock { $0.subtract(group) }
     }
 
-    private func sharedWeights(for model: NEFFModel, device: any NeuronDevice) throws(NeuronRuntimeError) -> WeightSet {
+    private func sharedWeights(for model: NEFFModel, device: any NeuronDeviceHandle) throws(NeuronRuntimeError) -> WeightSet {
         let key = WeightKey(uuid: model.uuid, device: device.index)
         if let existing = weights.withLock({ $0[key] }) {
             existing.users.withLock { $0 += 1 }
@@ -234,7 +234,7 @@ public final class NeuronRuntime: Sendable {
     }
 
     /// A tensor for `info` on `device` (an input or output of a model).
-    func allocate(_ info: NEFFTensor, on device: any NeuronDevice) throws(NeuronRuntimeError) -> NeuronTensor {
+    func allocate(_ info: NEFFTensor, on device: any NeuronDeviceHandle) throws(NeuronRuntimeError) -> NeuronTensor {
         do {
             let buffer = try device.allocate(size: UInt64(max(1, info.byteCount ?? 1)))
             return NeuronTensor(name: info.name, dtype: info.dtype, shape: info.shape, buffer: buffer)

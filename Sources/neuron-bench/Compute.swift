@@ -18,7 +18,7 @@ func computeBackend(_ name: String) throws -> any NeuronBackend {
 
 /// A NeuronCore reserved for a benchmark, with its buffers.
 struct BenchCore {
-    let device: any NeuronDevice
+    let device: any NeuronDeviceHandle
     let queue: NeuronQueue
 
     init(backend: String, device index: Int = 0, core: Int = 0) throws {

@@ -70,7 +70,7 @@ struct Memory: ParsableCommand {
         guard !sizeList.isEmpty, sizeList.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--sizes takes positive whole numbers of MiB, e.g. 1,4,16")
         }
-        let backend = try NeuronBackends.fromEnvironment()
+        let backend = try NeuronBackendSelection.fromEnvironment()
         let dev = try backend.open(device: device)
         defer { dev.close() }
 

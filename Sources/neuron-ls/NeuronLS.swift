@@ -40,7 +40,7 @@ struct NeuronLS: ParsableCommand {
         let driver: NeuronDriverInfo
         let backendName: String
         do {
-            let backend = try NeuronBackends.fromEnvironment()
+            let backend = try NeuronBackendSelection.fromEnvironment()
             backendName = backend.name
             driver = try backend.driverInfo()
             listings = try DeviceListing.collect(from: backend)

@@ -3,6 +3,7 @@ import NeuronCLI
 import NeuronDeviceListing
 import NeuronDevice
 import Testing
+import TestSupport
 
 /// Run against the simulator on the host and against the real module in
 /// the VM: the same assertions hold for both. Serialized: the tests count

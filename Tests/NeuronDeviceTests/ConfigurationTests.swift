@@ -1,13 +1,14 @@
 import NeuronDevice
 import Testing
+import TestSupport
 
 @Suite("Backend selection and configuration")
 struct ConfigurationTests {
     @Test("NEURON_BACKEND picks the backend; the default is the kernel")
     func selection() throws {
-        #expect(try NeuronBackends.fromEnvironment([:]).name == "kernel")
-        #expect(try NeuronBackends.fromEnvironment(["NEURON_BACKEND": "kernel"]).name == "kernel")
-        let sim = try NeuronBackends.fromEnvironment(
+        #expect(try NeuronBackendSelection.fromEnvironment([:]).name == "kernel")
+        #expect(try NeuronBackendSelection.fromEnvironment(["NEURON_BACKEND": "kernel"]).name == "kernel")
+        let sim = try NeuronBackendSelection.fromEnvironment(
             ["NEURON_BACKEND": "sim", "NEURON_SIM_DEVICES": "3", "NEURON_SIM_CORES": "2"])
         #expect(sim.name == "sim")
         let devices = try sim.devices()
@@ -28,7 +29,7 @@ struct ConfigurationTests {
     ])
     func badValues(_ environment: [String: String]) {
         do {
-            _ = try NeuronBackends.fromEnvironment(environment)
+            _ = try NeuronBackendSelection.fromEnvironment(environment)
             Issue.record("accepted \(environment)")
         } catch {
             guard case .invalidConfiguration(let message) = error else {
@@ -42,7 +43,7 @@ struct ConfigurationTests {
 
     @Test("a simulator without devices says so")
     func noDevices() throws {
-        let sim = try NeuronBackends.fromEnvironment(["NEURON_BACKEND": "sim", "NEURON_SIM_DEVICES": "0"])
+        let sim = try NeuronBackendSelection.fromEnvironment(["NEURON_BACKEND": "sim", "NEURON_SIM_DEVICES": "0"])
         #expect(throws: NeuronError.noDevices) { try sim.devices() }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import NeuronDevice
 import Testing
+import TestSupport
 
 /// Only where neuron.ko is loaded: inside scripts/vm-run.
 @Suite("Kernel backend", .enabled(if: driverLoaded))

@@ -1,5 +1,6 @@
 import NeuronDevice
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ import Glibc
 /// driver in the VM; the same semantics on both.
 @Suite("Device memory, whichever backend", .serialized)
 struct MemoryTests {
-    func withDevice<R>(_ body: (any NeuronDevice, NeuronDeviceInfo) throws -> R) throws -> R {
+    func withDevice<R>(_ body: (any NeuronDeviceHandle, NeuronDeviceInfo) throws -> R) throws -> R {
         let device = try backendUnderTest().open(device: 0)
         defer { device.close() }
         return try body(device, try device.info())

@@ -1,6 +1,7 @@
 import Foundation
 import NeuronDevice
 import Testing
+import TestSupport
 
 /// One program over two buffers: slot 0 holds inputs (random), slot 1 the
 /// outputs. `indices` are int32 values written at element `at` of slot 0.
@@ -152,14 +153,6 @@ struct QueueCase: Sendable, CustomStringConvertible {
         }
         return cases
     }()
-}
-
-/// Wait for `job` or fail the test after `seconds`.
-func finish(_ queue: NeuronQueue, _ job: NeuronJob, seconds: Int64 = 60) throws -> NeuronJobResult {
-    guard let result = try queue.wait(job, timeout: .seconds(seconds)) else {
-        throw NeuronError.invalidArgument("\(job) did not end within \(seconds) s")
-    }
-    return result
 }
 
 @Suite("Queues: the engine behind a NeuronCore's queue")
@@ -423,7 +416,7 @@ struct QueueBehaviourTests {
         // On the simulator, a job timeout far past any delay: with every
         // cooperative thread busy with other tests, this task may resume
         // from its sleep seconds late, and the job must still end aborted.
-        let chosen = NeuronBackends.processEnvironment()["NEURON_BACKEND"]
+        let chosen = NeuronBackendSelection.processEnvironment()["NEURON_BACKEND"]
         let backend: any NeuronBackend = chosen == "kernel" || chosen == "" || (chosen == nil && driverLoaded)
             ? try backendUnderTest()
             : SimulatorBackend(configuration: try .init(devices: 2, jobTimeoutMilliseconds: 600_000))

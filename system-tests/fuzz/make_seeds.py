@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Write valid ISA v1 programs into tests/fuzz/corpus/engine as fuzzing seeds,
+"""Write valid ISA v1 programs into system-tests/fuzz/corpus/engine as fuzzing seeds,
 one per opcode family, over the fuzzer's slots of 256, 1024 and 64 bytes."""
 import os
 import struct

@@ -1,5 +1,6 @@
 import NeuronCLI
 import Testing
+import TestSupport
 
 @Suite("What the tools share")
 struct CLITests {

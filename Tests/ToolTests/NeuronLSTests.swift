@@ -3,6 +3,7 @@ import NeuronCLI
 import NeuronDeviceListing
 import NeuronDevice
 import Testing
+import TestSupport
 
 @Suite("neuron-ls, the built tool")
 struct NeuronLSTests {

@@ -2,55 +2,7 @@ import CNeuronEngine
 import Foundation
 import NeuronDevice
 import Testing
-
-/// Host memory bound to slots for a run of the engine. Each buffer ends
-/// where an inaccessible page begins (its size rounded up to 8 bytes), and
-/// another precedes its first page, as the driver's kernel mappings lie
-/// between vmalloc guard pages: a kernel that reads or writes one element
-/// past a tensor at the end of its buffer crashes the test.
-final class Slots {
-    var buffers: [UnsafeMutableRawBufferPointer]
-    private var mappings: [(base: UnsafeMutableRawPointer, length: Int)] = []
-
-    init(_ sizes: [Int]) {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        buffers = []
-        for size in sizes {
-            let bytes = (size + 7) & ~7
-            let pages = (bytes + page - 1) / page
-            let length = (pages + 2) * page
-            guard let base = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-                  base != MAP_FAILED else { fatalError("mmap of \(length) bytes failed") }
-            mprotect(base, page, PROT_NONE)
-            mprotect(base + (pages + 1) * page, page, PROT_NONE)
-            mappings.append((base, length))
-            buffers.append(UnsafeMutableRawBufferPointer(start: base + (pages + 1) * page - bytes, count: size))
-        }
-    }
-
-    deinit { mappings.forEach { munmap($0.base, $0.length) } }
-
-    func set(_ slot: Int, _ values: [Float]) {
-        values.withUnsafeBytes { buffers[slot].copyMemory(from: $0) }
-    }
-
-    func floats(_ slot: Int, count: Int? = nil) -> [Float] {
-        Array(buffers[slot].bindMemory(to: Float.self).prefix(count ?? buffers[slot].count / 4))
-    }
-
-    func run(_ program: NeuronProgram) throws(NeuronProgramError) {
-        try NeuronEngine.run(program.image(), slots: buffers)
-    }
-}
-
-/// Deterministic inputs: a linear congruential sequence in [-2, 2).
-func sample(_ count: Int, seed: UInt32) -> [Float] {
-    var state = seed
-    return (0..<count).map { _ in
-        state = state &* 1_664_525 &+ 1_013_904_223
-        return Float(state >> 8) / Float(1 << 24) * 4 - 2
-    }
-}
+import TestSupport
 
 @Suite("Engine: results")
 struct EngineResultTests {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// neuron-bench runs and reports what it promises (its figures are
 /// measured in release builds, never asserted here).

@@ -9,19 +9,19 @@ import Foundation
 /// names (NEURON_BACKEND), else the kernel driver when it is loaded (inside
 /// scripts/vm-run), else a simulator of two devices. The tests' choice;
 /// the library itself never falls back.
-func backendUnderTest() throws -> any NeuronBackend {
-    let environment = NeuronBackends.processEnvironment()
+public func backendUnderTest() throws -> any NeuronBackend {
+    let environment = NeuronBackendSelection.processEnvironment()
     if environment["NEURON_BACKEND"] != nil || KernelBackend.isDriverLoaded {
-        return try NeuronBackends.fromEnvironment(environment)
+        return try NeuronBackendSelection.fromEnvironment(environment)
     }
     return SimulatorBackend(configuration: try .init(devices: 2))
 }
 
-let driverLoaded = KernelBackend.isDriverLoaded
-let isRoot = getuid() == 0
+public let driverLoaded = KernelBackend.isDriverLoaded
+public let isRoot = getuid() == 0
 
 /// A built tool of this package, next to the test bundle.
-func toolURL(_ name: String) -> URL? {
+public func toolURL(_ name: String) -> URL? {
     var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<3 {
         let candidate = directory.appendingPathComponent(name)
@@ -31,21 +31,21 @@ func toolURL(_ name: String) -> URL? {
     return nil
 }
 
-struct ToolResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+public struct ToolResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
 }
 
 /// Run a tool of this package (or the program at an absolute path) with
 /// `environment` replacing NEURON_* variables. Uses
 /// posix_spawn with output in temporary files: it works in the VM's
 /// minimal guest as well as on the host.
-func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
+public func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ToolResult {
     guard let url = name.hasPrefix("/") ? URL(fileURLWithPath: name) : toolURL(name) else {
         throw NeuronError.invalidConfiguration("\(name) is not built next to the tests; run swift build first")
     }
-    var env = NeuronBackends.processEnvironment().filter { !$0.key.hasPrefix("NEURON_") }
+    var env = NeuronBackendSelection.processEnvironment().filter { !$0.key.hasPrefix("NEURON_") }
     env.merge(environment) { $1 }
     let stem = "/tmp/neuron-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let outPath = stem + ".out", errPath = stem + ".err"

@@ -3,6 +3,7 @@ import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
 import Testing
+import TestSupport
 
 @Suite("neuron-run and .npy files")
 struct NeuronRunTests {

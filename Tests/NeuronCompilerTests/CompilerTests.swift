@@ -5,6 +5,7 @@ import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
 import Testing
+import TestSupport
 
 /// Run a compiled model once on the backend under test.
 func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {

@@ -3,19 +3,7 @@ import NeuronDevice
 import NeuronNEFF
 import NeuronRuntime
 import Testing
-
-/// The reference output of tinyModel() for input `x`.
-func tinyReference(_ x: [Float]) -> [Float] {
-    let w = sample(32, seed: 7), b = sample(4, seed: 8)
-    var out = [Float]()
-    for i in 0..<2 { for j in 0..<4 {
-        var acc: Float = 0
-        for k in 0..<8 { acc = acc.addingProduct(x[i * 8 + k], w[k * 4 + j]) }
-        acc = acc + b[j]
-        out.append(acc > 0 ? acc : 0)
-    } }
-    return out
-}
+import TestSupport
 
 @Suite("Runtime: visible NeuronCores")
 struct VisibilityTests {

@@ -2,6 +2,7 @@ import NeuronCLI
 import NeuronDeviceListing
 import NeuronDevice
 import Testing
+import TestSupport
 
 @Suite("Text rendering")
 struct RenderingTests {

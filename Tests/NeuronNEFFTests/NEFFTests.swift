@@ -3,23 +3,7 @@ import Foundation
 import NeuronDevice
 import NeuronNEFF
 import Testing
-
-/// y = relu(x · w + b): a model of one NeuronCore, x [2, 8], w [8, 4].
-func tinyModel() -> NEFFModel {
-    var program = NeuronProgram()
-    program.matmul(.contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 0, dims: [2, 8]),
-                   .contiguous(slot: 1, dims: [8, 4]), bias: .contiguous(slot: 2, dims: [4]))
-    program.unary(.relu, .contiguous(slot: 3, dims: [2, 4]), .contiguous(slot: 3, dims: [2, 4]))
-    let w = sample(32, seed: 7), b = sample(4, seed: 8)
-    return NEFFModel(
-        name: "tiny", coreCount: 1,
-        tensors: [NEFFTensor(name: "x", kind: .input, dtype: .float32, shape: [2, 8]),
-                  NEFFTensor(name: "w", kind: .weight, dtype: .float32, shape: [8, 4]),
-                  NEFFTensor(name: "b", kind: .weight, dtype: .float32, shape: [4]),
-                  NEFFTensor(name: "y", kind: .output, dtype: .float32, shape: [2, 4])],
-        programs: [NEFFProgram(core: 0, image: program.image(), slots: ["x", "w", "b", "y"])],
-        weights: ["w": w.withUnsafeBytes { Array($0) }, "b": b.withUnsafeBytes { Array($0) }])
-}
+import TestSupport
 
 /// `bytes` with the payload's hash recomputed, as a forger would.
 func rehashed(_ bytes: [UInt8]) -> [UInt8] {

@@ -1,6 +1,7 @@
 import Foundation
 import NeuronISA
 import Testing
+import TestSupport
 @testable import NeuronCompiler
 
 /// The op registry (`Sources/NeuronCompiler/Ops/`): every ONNX op neuron-cc

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Seeds for the NEFF and ONNX fuzzers (tests/fuzz/swift), kept in
-tests/fuzz/corpus/{onnx,neff}:
+"""Seeds for the NEFF and ONNX fuzzers (system-tests/fuzz/swift), kept in
+system-tests/fuzz/corpus/{onnx,neff}:
 
 - onnx: the ONNX backend node tests (the PyPI onnx package) of every op
   neuron-cc claims, whole models of one node, when they are small;
@@ -28,8 +28,8 @@ def main():
     import onnx
     from onnx.backend.test.case import node as node_cases
 
-    out_onnx = os.path.join(REPO, "tests", "fuzz", "corpus", "onnx")
-    out_neff = os.path.join(REPO, "tests", "fuzz", "corpus", "neff")
+    out_onnx = os.path.join(REPO, "system-tests", "fuzz", "corpus", "onnx")
+    out_neff = os.path.join(REPO, "system-tests", "fuzz", "corpus", "neff")
     os.makedirs(out_onnx, exist_ok=True)
     os.makedirs(out_neff, exist_ok=True)
     ops = set(subprocess.run([os.path.join(BIN, "neuron-cc"), "ops"], check=True,

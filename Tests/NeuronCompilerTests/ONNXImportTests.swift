@@ -2,6 +2,7 @@ import Foundation
 @testable import NeuronCompiler
 import SwiftProtobuf
 import Testing
+import TestSupport
 
 /// ONNX models built message by message, as an exporter writes them.
 enum ONNXBuilder {
