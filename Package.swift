@@ -82,8 +82,8 @@ let package = Package(
             ]
         ),
         // What the command-line tools share: JSON, standard error, latency
-        // percentiles, tables (no device: neuron-cc uses it too) ...
-        .target(name: "NeuronCLI"),
+        // percentiles, tables, .npy files (no device: neuron-cc uses it too) ...
+        .target(name: "NeuronCLI", dependencies: ["NeuronISA"]),
         // ... and device listings and topology (neuron-ls, later neuron-top).
         .target(name: "NeuronDeviceListing", dependencies: ["NeuronDevice", "NeuronCLI"]),
         .executableTarget(

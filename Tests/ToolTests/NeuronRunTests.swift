@@ -1,6 +1,7 @@
 import Foundation
 import NeuronDevice
 import NeuronNEFF
+import NeuronCLI
 import NeuronRuntime
 import Testing
 import TestSupport
@@ -25,9 +26,9 @@ struct NeuronRunTests {
                 from: String(decoding: bytes, as: UTF8.self).startIndex, to: range.lowerBound)
             fortran.replaceSubrange(offset..<(offset + 5), with: Array("True ".utf8))
         }
-        #expect(throws: NeuronRuntimeError.self) { try NPY.decode(fortran) }
-        #expect(throws: NeuronRuntimeError.self) { try NPY.decode(Array(bytes.dropLast(4))) }
-        #expect(throws: NeuronRuntimeError.self) { try NPY.decode([1, 2, 3]) }
+        #expect(throws: NPYError.self) { try NPY.decode(fortran) }
+        #expect(throws: NPYError.self) { try NPY.decode(Array(bytes.dropLast(4))) }
+        #expect(throws: NPYError.self) { try NPY.decode([1, 2, 3]) }
     }
 
     @Test("neuron-run runs a NEFF with an .npy input, writes the outputs, reports percentiles")

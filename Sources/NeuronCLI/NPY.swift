@@ -1,5 +1,14 @@
 import Foundation
-import NeuronDevice
+import NeuronISA
+
+/// Why an array cannot be written as, or read from, a .npy file.
+public struct NPYError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
 
 /// NumPy's .npy files, version 1 to 3: little-endian float32, int32 and
 /// int64 arrays in C order (bfloat16 travels as float32: numpy has none).
@@ -26,9 +35,9 @@ public enum NPY {
         }
     }
 
-    public static func encode(_ array: Array) throws(NeuronRuntimeError) -> [UInt8] {
+    public static func encode(_ array: Array) throws(NPYError) -> [UInt8] {
         guard let descr = descr(array.dtype) else {
-            throw NeuronRuntimeError(.invalid, "numpy has no \(array.dtype); convert bfloat16 to float32 first")
+            throw NPYError("numpy has no \(array.dtype); convert bfloat16 to float32 first")
         }
         let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(\(array.shape.map(String.init).joined(separator: ", ")))"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
@@ -41,9 +50,9 @@ public enum NPY {
         return out + array.bytes
     }
 
-    public static func decode(_ bytes: [UInt8], name: String = "array") throws(NeuronRuntimeError) -> Array {
-        func bad(_ why: String) -> NeuronRuntimeError {
-            NeuronRuntimeError(.execBadInput, "\(name) is not a usable .npy file: \(why)")
+    public static func decode(_ bytes: [UInt8], name: String = "array") throws(NPYError) -> Array {
+        func bad(_ why: String) -> NPYError {
+            NPYError("\(name) is not a usable .npy file: \(why)")
         }
         guard bytes.count >= 10, bytes[0] == 0x93, Swift.Array(bytes[1..<6]) == Swift.Array("NUMPY".utf8) else {
             throw bad("no .npy magic")
