@@ -1,10 +1,9 @@
 import NeuronISA
 
-/// Constant folding: nodes whose inputs are all known are evaluated at
-/// compile time (the Shape, Gather, Concat, Unsqueeze chains exporters
-/// emit, and arithmetic on constants). Float results are computed in
-/// double and rounded once to the output type, which for one +, -, *, /
-/// or sqrt of floats is the correctly rounded float result.
+/// Making and reading constants at compile time, for folding
+/// (Pipeline/Folding.swift) and for the constants lowering adds (scalars,
+/// masks, converted weights): values go in as Double and are rounded once
+/// to the element type.
 extension ConstantTensor {
     /// A tensor of `type` from Double values (integers truncate toward zero).
     static func make(_ type: ElementType, _ shape: [Int], _ values: [Double]) -> ConstantTensor {
