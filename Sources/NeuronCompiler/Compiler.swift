@@ -129,9 +129,8 @@ public enum NeuronCompiler {
         let stages = PipelinePartition.stages(instructions, cores: options.pipelineCores)
         // A graph's name is any text an exporter wrote; a name given in
         // the options is checked as it is (validate() says what is wrong).
-        options.progress?(CompileProgress(stage: .validating, done: 0, total: 1))
         let model = try Emission.model(name: options.name ?? NEFFModel.modelName(fitting: fusedGraph.name), binding: binding,
-                                       instructions: instructions, stages: stages)
+                                       instructions: instructions, stages: stages, progress: options.progress)
 
         var report = CompileReport(nodes: graph.opCounts, folded: lowering.folded, instructions: instructions.count,
                                    weightBytes: binding.weightBytes, scratchBytes: arena.bytes,

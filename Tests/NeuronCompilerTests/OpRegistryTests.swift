@@ -51,6 +51,13 @@ struct OpRegistryTests {
                                   constants: ["s": .integers([3, 2])])
         let (model, _) = try NeuronCompiler.compile(reshape)
         #expect(model.outputs.first?.shape == [3, 2] && model.outputs.first?.dtype == .int32)
+        // A reduction's types cover its data, not its axes: computed axes
+        // are refused as axes, not as a tensor of the wrong type.
+        var reduce = Self.single("ReduceSum", inputs: ["x", "a"])
+        reduce.inputs.append(ValueInfo(name: "a", type: .int64, shape: [.fixed(1)]))
+        expectCompileError(.unsupported, mentioning: ["ReduceSum \"n\"", "the axes (input 1) must be a constant integer tensor"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(reduce)
+        }
     }
 
     @Test("a fold-only op folds when its inputs are known and is refused, saying why, when they are not")

@@ -9,9 +9,11 @@ extension ONNXOps {
         unary("Log", .log), unary("Abs", .abs), unary("Reciprocal", .reciprocal), unary("Erf", .erf),
         unary("Sqrt", .sqrt, fold: { $0.squareRoot() }), unary("Neg", .neg, fold: { -$0 }),
         ONNXOp("LeakyRelu", takes: [.float32]) { l in
+            _ = try l.floatTensor(0)   // the input's error before the attribute's
             try l.unary(.leakyRelu, alpha: try l.float("alpha", 0.01))
         },
         ONNXOp("Gelu", takes: [.float32]) { l in
+            _ = try l.floatTensor(0)
             switch try l.string("approximate", "none") {
             case "none": try l.unary(.geluErf)
             case "tanh": try l.unary(.geluTanh)

@@ -8,7 +8,8 @@ extension ONNXOps {
     ]
 
     static func reduce(_ name: String, _ op: NeuronReduceOp) -> ONNXOp {
-        ONNXOp(name, takes: [.float32]) { l in try l.lowerReduce(op) }
+        // Input 1, the axes from opset 13 or 18, is checked as a constant by lowerReduce.
+        ONNXOp(name, takes: [.float32], typedInputs: 1) { l in try l.lowerReduce(op) }
     }
 }
 

@@ -24,23 +24,28 @@ struct ONNXOp: Sendable {
     /// The element types its inputs may have when they are computed on the
     /// NeuronCore (checked before `lower` runs); empty for any the engine has.
     let takes: [NeuronDType]
+    /// How many inputs, from the first, `takes` applies to (the others are
+    /// the op's own to check: a reduction's integer axes).
+    let typedInputs: Int
     /// Compile-time evaluation, tried first; nil when the op never folds.
     let fold: Fold?
     /// Lowering to engine instructions; nil when the op only folds.
     let lower: Lower?
 
     /// An op that runs on the NeuronCore and never folds.
-    init(_ name: String, takes: [NeuronDType] = [], lower: @escaping Lower) {
+    init(_ name: String, takes: [NeuronDType] = [], typedInputs: Int = .max, lower: @escaping Lower) {
         self.name = name
         self.takes = takes
+        self.typedInputs = typedInputs
         self.fold = nil
         self.lower = lower
     }
 
     /// An op that folds, and runs on the NeuronCore too when given `lower`.
-    init(_ name: String, takes: [NeuronDType] = [], fold: @escaping Fold, lower: Lower? = nil) {
+    init(_ name: String, takes: [NeuronDType] = [], typedInputs: Int = .max, fold: @escaping Fold, lower: Lower? = nil) {
         self.name = name
         self.takes = takes
+        self.typedInputs = typedInputs
         self.fold = fold
         self.lower = lower
     }

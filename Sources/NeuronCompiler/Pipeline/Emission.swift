@@ -5,7 +5,8 @@ import NeuronNEFF
 /// assembled into an ISA program, and the NEFF model made and validated.
 enum Emission {
     static func model(name: String, binding: SlotBinding, instructions: [BoundInstruction],
-                      stages: [(range: Range<Int>, work: Double)]) throws(NeuronCompilerError) -> NEFFModel {
+                      stages: [(range: Range<Int>, work: Double)],
+                      progress: (@Sendable (CompileProgress) -> Void)?) throws(NeuronCompilerError) -> NEFFModel {
         var programs: [NEFFProgram] = []
         for (index, stage) in stages.enumerated() {
             var program = NeuronProgram()
@@ -16,6 +17,7 @@ enum Emission {
         }
         let model = NEFFModel(name: name, coreCount: stages.count, tensors: binding.tensors,
                               programs: programs, weights: binding.weights)
+        progress?(CompileProgress(stage: .validating, done: 0, total: 1))
         do {
             try model.validate()
         } catch {

@@ -427,7 +427,7 @@ final class Lowering {
         if try fold(op) { return }
         guard let lower = op.lower else { throw unsupported("\(node.op) needs its inputs known at compile time") }
         if !op.takes.isEmpty {
-            for name in node.inputs where !name.isEmpty {
+            for name in node.inputs.prefix(op.typedInputs) where !name.isEmpty {
                 if case .tensor(let view)? = values[name], !op.takes.contains(view.type) {
                     throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors")
                 }
