@@ -86,7 +86,13 @@ public enum NPY {
         case "<f4", "|f4": dtype = .float32
         case "<i4", "|i4": dtype = .int32
         case "<i8", "|i8": dtype = .int64
-        default: throw bad("dtype \(descr); float32, int32 and int64 (little-endian) are supported")
+        default:
+            // A valid file of another dtype: say which, and what to do.
+            let names = ["<f8": "float64", "<f2": "float16", "|i1": "int8", "|u1": "uint8", "|b1": "bool",
+                         "<i2": "int16", "<u2": "uint16", "<u4": "uint32", "<u8": "uint64"]
+            let what = names[descr].map { "\($0) (\(descr))" } ?? descr
+            throw NPYError("\(name) holds \(what) values; float32, int32 and int64 (little-endian) are taken: "
+                           + "convert it, as np.save(path, x.astype(np.float32))")
         }
         guard let order = value(of: "fortran_order"), order.hasPrefix("False") else {
             throw bad("Fortran order; save it in C order (np.ascontiguousarray)")

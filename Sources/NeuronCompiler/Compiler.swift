@@ -105,6 +105,27 @@ public enum NeuronCompiler {
             + ops.map { "| \($0.name) | \($0.how) | \($0.types) |" }).joined(separator: "\n")
     }
 
+    /// Every problem that keeps `graph` from compiling, not only the first:
+    /// each op neuron-cc has no entry for (with the nodes that use it), and
+    /// when there are none, what the compile itself refuses. Empty when
+    /// the model compiles.
+    public static func check(_ graph: Graph, options: CompileOptions = CompileOptions()) -> [NeuronCompilerError] {
+        var missing: [String: [String]] = [:]
+        for node in graph.nodes where ONNXOps.byName[node.op] == nil { missing[node.op, default: []].append(node.name) }
+        guard missing.isEmpty else {
+            return missing.sorted { $0.key < $1.key }.map { op, nodes in
+                let shown = nodes.prefix(3).map(\.debugDescription).joined(separator: ", ") + (nodes.count > 3 ? ", ..." : "")
+                return NeuronCompilerError(.unsupported, "\(op) (\(nodes.count) node\(nodes.count == 1 ? "" : "s"): \(shown)) is not an op neuron-cc compiles yet; `neuron-cc ops` lists those it does")
+            }
+        }
+        do {
+            _ = try compile(graph, options: options)
+            return []
+        } catch {
+            return [error]
+        }
+    }
+
     /// The pipeline, one stage per file of `Pipeline/`, in the order they run.
     public static func compile(_ graph: Graph, options: CompileOptions = CompileOptions())
         throws(NeuronCompilerError) -> (NEFFModel, CompileReport) {

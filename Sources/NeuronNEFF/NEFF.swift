@@ -170,8 +170,10 @@ public struct NEFFModel: Sendable, Equatable {
         try validate()
         var files: [(name: String, bytes: [UInt8])] = []
         var metadata = Metadata(format: Int(Self.formatVersion), name: name, cores: coreCount, tensors: [], programs: [])
-        for tensor in tensors {
-            let file = tensor.kind == .weight ? "weights/\(tensor.name).bin" : nil
+        // Weights are stored by their index among the tensors, never by
+        // name: names are the model's own text (any UTF-8, slashes too).
+        for (index, tensor) in tensors.enumerated() {
+            let file = tensor.kind == .weight ? Self.weightFile(index) : nil
             metadata.tensors.append(.init(name: tensor.name, kind: tensor.kind, dtype: tensor.dtype,
                                           shape: tensor.shape, file: file))
         }
@@ -189,8 +191,8 @@ public struct NEFFModel: Sendable, Equatable {
             let bytes = program.image.withUnsafeBytes { Array($0) }
             files.append(("programs/\(index)-core\(program.core).isa", bytes))
         }
-        for tensor in tensors where tensor.kind == .weight {
-            files.append(("weights/\(tensor.name).bin", weights[tensor.name] ?? []))
+        for (index, tensor) in tensors.enumerated() where tensor.kind == .weight {
+            files.append((Self.weightFile(index), weights[tensor.name] ?? []))
         }
         let payload = Tar.write(files)
         var header = [UInt8](repeating: 0, count: Self.headerSize)
@@ -358,6 +360,24 @@ public struct NEFFModel: Sendable, Equatable {
         return name.isEmpty ? "model" : name
     }
 
+    /// The archive member of the weight tensor at `index` among the tensors.
+    static func weightFile(_ index: Int) -> String { "weights/\(index).bin" }
+
+    /// The longest tensor name, in UTF-8 bytes: what the C API's
+    /// `nrt_tensor_info_t.name` holds with its NUL.
+    public static let maxTensorNameBytes = 255
+
+    /// Why `name` cannot name a tensor, or nil when it can: any UTF-8 text
+    /// of 1 to `maxTensorNameBytes` bytes without NUL (the model's own
+    /// names, as exporters write them: `gpu_0/data_0`, `onnx::Conv_3`,
+    /// `input_1:0`).
+    public static func tensorNameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "is empty" }
+        if name.utf8.count > maxTensorNameBytes { return "has \(name.utf8.count) bytes; at most \(maxTensorNameBytes) are possible" }
+        if name.utf8.contains(0) { return "contains a NUL byte" }
+        return nil
+    }
+
     /// Checks a model in memory, as the reader does a file.
     public func validate() throws(NEFFError) {
         guard (1...Int(Self.maxCores)).contains(coreCount) else {
@@ -370,12 +390,11 @@ public struct NEFFModel: Sendable, Equatable {
         var seen = Set<String>()
         var sizes: [String: Int] = [:]
         for tensor in tensors {
-            guard !tensor.name.isEmpty, tensor.name.utf8.count <= 80,
-                  tensor.name.allSatisfy({ $0.isLetter || $0.isNumber || "_.:-".contains($0) }) else {
-                throw NEFFError(.tensor, "tensor name \"\(tensor.name)\" must be 1-80 letters, digits, _ . : -")
+            if let problem = Self.tensorNameProblem(tensor.name) {
+                throw NEFFError(.tensor, "tensor name \(tensor.name.debugDescription) \(problem)")
             }
             guard seen.insert(tensor.name).inserted else {
-                throw NEFFError(.tensor, "tensor \(tensor.name) is defined twice")
+                throw NEFFError(.tensor, "tensor \(tensor.name.debugDescription) is defined twice")
             }
             guard tensor.shape.count <= 6, let bytes = tensor.byteCount, bytes > 0, bytes <= 1 << 40 else {
                 throw NEFFError(.tensor, "tensor \(tensor.name) has shape \(tensor.shape): at most 6 dimensions, each at least 1, under 1 TiB")

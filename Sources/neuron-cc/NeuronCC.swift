@@ -44,6 +44,9 @@ struct Compile: ParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Flag(help: "Write nothing: list every problem that keeps the model from compiling (each op neuron-cc lacks, with its nodes), or say that it compiles.")
+    var check = false
+
     @Flag(inversion: .prefixedNo, help: "Show the compile's progress on standard error (default: when it is a terminal).")
     var progress: Bool?
 
@@ -68,6 +71,22 @@ struct Compile: ParsableCommand {
         let display = ProgressDisplay(enabled: progress ?? (isatty(2) != 0), terminal: isatty(2) != 0)
         display.show("reading \(model)")
         let graph = try ONNXImporter.load(contentsOf: model)
+        if check {
+            display.finish()
+            let problems = NeuronCompiler.check(graph, options: CompileOptions(
+                inputShapes: shapes, name: name, autoCast: cast, pipelineCores: pipelineCores))
+            if json {
+                struct CheckReport: Encodable { var model: String, compiles: Bool, problems: [String] }
+                try printJSON(CheckReport(model: model, compiles: problems.isEmpty, problems: problems.map(\.description)))
+            } else if problems.isEmpty {
+                print("\(model): compiles")
+            } else {
+                print("\(model): \(problems.count) problem\(problems.count == 1 ? "" : "s")")
+                for problem in problems { print("  \(problem)") }
+            }
+            if !problems.isEmpty { throw ExitCode(1) }
+            return
+        }
         let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(
             inputShapes: shapes, name: name, autoCast: cast, pipelineCores: pipelineCores,
             progress: { step in
@@ -203,12 +222,12 @@ struct Inspect: ParsableCommand {
 
     func inspectNEFF() throws {
         let model = try NEFFModel(contentsOf: file)
-        print("NEFF \(file): model \(model.name), uuid \(model.uuid.map { String(format: "%02x", $0) }.joined())")
+        print("NEFF \(file): model \(displayName(model.name)), uuid \(model.uuid.map { String(format: "%02x", $0) }.joined())")
         print("  NeuronCores \(model.coreCount), programs \(model.programs.count), weights \(model.weightBytes) bytes")
         print("  tensors:")
         for tensor in model.tensors {
             let shape = tensor.shape.map(String.init).joined(separator: "x")
-            print("    \(tensor.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(tensor.name): \(tensor.dtype) \(shape), \(tensor.byteCount ?? 0) bytes")
+            print("    \(tensor.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(displayName(tensor.name)): \(tensor.dtype) \(shape), \(tensor.byteCount ?? 0) bytes")
         }
         for (index, program) in model.programs.enumerated() {
             let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
@@ -216,7 +235,7 @@ struct Inspect: ParsableCommand {
             let after = program.after.map { ", after program \($0)" } ?? ""
             let work = list.reduce(UInt64(0)) { $0 &+ $1.cost }
             print("  program \(index): NeuronCore \(program.core)\(after), \(program.image.count * 8) bytes, \(list.count) instructions, \(work) element operations")
-            print("    slots: " + program.slots.enumerated().map { "\($0.offset)=\($0.element ?? "-")" }.joined(separator: " "))
+            print("    slots: " + program.slots.enumerated().map { "\($0.offset)=\($0.element.map(displayName) ?? "(none)")" }.joined(separator: " "))
             let counts = list.reduce(into: [String: Int]()) { $0[$1.name, default: 0] += 1 }
             print("    ops: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if instructions {
@@ -228,9 +247,9 @@ struct Inspect: ParsableCommand {
     func inspectONNX() throws {
         let graph = try ONNXImporter.load(contentsOf: file)
         func describe(_ info: ValueInfo) -> String {
-            "\(info.name): \(info.type) " + (info.shape.map { $0.map(\.description).joined(separator: "x") } ?? "(no shape)")
+            "\(displayName(info.name)): \(info.type) " + (info.shape.map { $0.map(\.description).joined(separator: "x") } ?? "(no shape)")
         }
-        print("ONNX \(file): graph \(graph.name.isEmpty ? "(unnamed)" : graph.name), opset \(graph.opset)")
+        print("ONNX \(file): graph \(graph.name.isEmpty ? "(unnamed)" : displayName(graph.name)), opset \(graph.opset)")
         print("  nodes \(graph.nodes.count), constants \(graph.constants.count) (\(graph.constantBytes) bytes)")
         for input in graph.inputs { print("  input  \(describe(input))") }
         for output in graph.outputs { print("  output \(describe(output))") }

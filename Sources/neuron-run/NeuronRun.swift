@@ -12,7 +12,8 @@ struct NeuronRun: AsyncParsableCommand {
         abstract: "Run a compiled model (NEFF) on NeuronCores and report its latency and throughput.",
         discussion: """
             Inputs come from .npy files (--input name=file.npy; random when not given), outputs of the \
-            first request go to --output-dir as NAME.npy. The backend is NEURON_BACKEND (kernel by \
+            first request go to --output-dir as NAME.npy (the name escaped: bytes other than ASCII letters, digits, \
+            _ - and a . after the first as %XX, so "gpu_0/prob" is gpu_0%2Fprob.npy). The backend is NEURON_BACKEND (kernel by \
             default, or sim); NEURON_RT_VISIBLE_CORES and NEURON_RT_NUM_CORES limit the NeuronCores.
             """)
 
@@ -22,7 +23,7 @@ struct NeuronRun: AsyncParsableCommand {
     @Option(name: .customLong("input"), help: "An input as NAME=FILE.npy (repeatable).")
     var inputs: [String] = []
 
-    @Option(help: "Write the outputs of the first request here, one NAME.npy each.")
+    @Option(help: "Write the outputs of the first request here, one NAME.npy each (NAME escaped as %XX where it is not a plain file name).")
     var outputDir: String?
 
     @Option(help: "Requests to run in all.")
@@ -202,14 +203,23 @@ struct NeuronRun: AsyncParsableCommand {
 
         var given: [String: [UInt8]] = [:]
         for spec in inputs {
-            guard let equals = spec.firstIndex(of: "=") else {
+            // A name may hold "=" itself: the split is at the "=" after
+            // the longest input name that starts the argument.
+            let splits = spec.indices.filter { spec[$0] == "=" }
+            guard let first = splits.first else {
                 throw ValidationError("--input takes NAME=FILE.npy, not \(spec)")
             }
+            let equals = splits.last { at in model.inputs.contains { $0.name == String(spec[..<at]) } } ?? first
             let name = String(spec[..<equals]), file = String(spec[spec.index(after: equals)...])
             guard let tensor = model.inputs.first(where: { $0.name == name }) else {
-                throw ValidationError("\(model.name) has no input \(name); its inputs: \(model.inputs.map(\.name).joined(separator: ", "))")
+                throw ValidationError("the model \(model.name.debugDescription) has no input \(name.debugDescription); its inputs: \(model.inputs.map(\.name.debugDescription).joined(separator: ", "))")
             }
-            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            guard given[name] == nil else {
+                throw ValidationError("--input gives \(displayName(name)) twice")
+            }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file), given for input \(displayName(name)): it does not exist or is not readable")
+            }
             given[name] = try bytes(for: tensor, from: try NPY.decode(Array(data), name: file), file: file)
         }
 
@@ -266,7 +276,7 @@ struct NeuronRun: AsyncParsableCommand {
         if let dir = outputDir {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        for tensor in model.outputs {
+        for (index, tensor) in model.outputs.enumerated() {
             guard let output = slots[0].outputs[tensor.name] else { continue }
             var values: [Float]
             switch tensor.dtype {
@@ -282,7 +292,7 @@ struct NeuronRun: AsyncParsableCommand {
                     ? values.withUnsafeBytes { Array($0) }
                     : try output.read(UInt8.self)
                 let file = try NPY.encode(NPY.Array(dtype: dtype, shape: tensor.shape, bytes: raw))
-                try Data(file).write(to: URL(fileURLWithPath: "\(dir)/\(tensor.name).npy"))
+                try Data(file).write(to: URL(fileURLWithPath: dir).appendingPathComponent(tensorFileName(tensor.name, index: index)))
             }
         }
         let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,
@@ -296,7 +306,7 @@ struct NeuronRun: AsyncParsableCommand {
         }
         print("neuron-run: \(model.name) on \(replicas.count) replica(s) of \(model.coreCount) NeuronCore(s), backend \(report.backend), \(concurrency) in flight")
         for (name, values) in outputs.sorted(by: { $0.key < $1.key }) {
-            print("  output \(name): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
+            print("  output \(displayName(name)): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
                   + (values.count == 8 ? " ..." : ""))
         }
         if let baseline = baselineReport, let other = baseline.model {

@@ -296,6 +296,16 @@ struct CompilerTests {
         #expect(bad.status != 0 && bad.stderr.contains("--input-shape"), "\(bad.stderr)")
         let ops = try runTool("neuron-cc", ["ops"])
         #expect(ops.stdout.split(separator: "\n").contains("Gemm"))
+        let checked = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx", "--input-shape", "x=4x8", "--check", "-o", "\(dir)/no.neff"])
+        #expect(checked.status == 0 && checked.stdout.contains("compiles"), "\(checked.stdout)\(checked.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/no.neff"))
+        var mish = ONNXBuilder.tiny()
+        mish.graph.node[2].opType = "Mish"
+        try ONNXBuilder.bytes(mish).write(to: URL(fileURLWithPath: "\(dir)/mish.onnx"))
+        let refused = try runTool("neuron-cc", ["compile", "\(dir)/mish.onnx", "--check", "--json"])
+        let verdict = try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any]
+        #expect(refused.status != 0 && verdict?["compiles"] as? Bool == false, "\(refused.stdout)\(refused.stderr)")
+        #expect((verdict?["problems"] as? [String])?.first?.contains("Mish (1 node: \"act\")") == true, "\(refused.stdout)")
     }
 
     /// Shapes that the compiler runs as the packed direct convolution

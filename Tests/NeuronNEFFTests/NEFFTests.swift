@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import NeuronDevice
-import NeuronNEFF
+@testable import NeuronNEFF
 import Testing
 import TestSupport
 
@@ -60,7 +60,7 @@ struct NEFFTests {
         let result = try runTool(tar, ["tf", path])
         #expect(result.status == 0, "\(result.stderr)")
         let listing = result.stdout
-        #expect(listing.split(separator: "\n") == ["neff.json", "programs/0-core0.isa", "weights/w.bin", "weights/b.bin"])
+        #expect(listing.split(separator: "\n") == ["neff.json", "programs/0-core0.isa", "weights/1.bin", "weights/2.bin"])
     }
 
     @Test("bad magic, versions, sizes and flags are refused at the header")
@@ -139,7 +139,44 @@ struct NEFFTests {
         }
         model = tinyModel()
         model.tensors.append(NEFFTensor(name: "x", kind: .scratch, dtype: .float32, shape: [1]))
-        #expect(throws: NEFFError(.tensor, "tensor x is defined twice")) { try model.serialized() }
+        #expect(throws: NEFFError(.tensor, "tensor \"x\" is defined twice")) { try model.serialized() }
+    }
+
+    /// tinyModel() with its tensors renamed (x, w, b, y in that order).
+    static func renamed(_ names: [String]) -> NEFFModel {
+        var model = tinyModel()
+        let old = model.tensors.map(\.name)
+        for index in model.tensors.indices { model.tensors[index].name = names[index] }
+        model.weights = Dictionary(uniqueKeysWithValues: model.weights.map { (names[old.firstIndex(of: $0.key) ?? 0], $0.value) })
+        model.programs[0].slots = model.programs[0].slots.map { slot in slot.map { names[old.firstIndex(of: $0) ?? 0] } }
+        return model
+    }
+
+    @Test("tensors keep the names exporters write, any UTF-8 of 1 to 255 bytes; no archive path is made of them")
+    func anyName() throws {
+        let exported = ["gpu_0/data_0", "/layer1/layer1.0/conv1/Conv_output_0", "onnx::Conv_3", "input_1:0"]
+        let hostile = ["../../etc/passwd", "a b\tc\u{1b}[2J", String(repeating: "é", count: 127) + "x", "weights/1.bin",
+                       "/", "=", "neff.json", "%2F", "\u{202e}gnp.exe"]
+        for names in [exported, Array(hostile[0..<4]), Array(hostile[4..<8]), [hostile[8], "w", "b", "y"]] {
+            let model = Self.renamed(names)
+            let bytes = try model.serialized()
+            let read = try NEFFModel(bytes: bytes)
+            #expect(read == model, "\(names)")
+            #expect(read.tensors.map(\.name) == names)
+            // The archive's members stay neff.json, programs/ and weights/<index>.bin.
+            let members = try Tar.read(bytes[256...]).map(\.name)
+            #expect(members == ["neff.json", "programs/0-core0.isa", "weights/1.bin", "weights/2.bin"], "\(members)")
+        }
+        #expect(String(repeating: "é", count: 127).utf8.count + 1 == 255)
+        for (bad, reason) in [("", "is empty"), (String(repeating: "n", count: 256), "has 256 bytes"), ("a\u{0}b", "NUL")] {
+            #expect(NEFFModel.tensorNameProblem(bad)?.contains(reason) == true, "\(bad.debugDescription)")
+            do {
+                _ = try Self.renamed([bad, "w", "b", "y"]).serialized()
+                Issue.record("\(bad.debugDescription) was written")
+            } catch {
+                #expect(error.kind == .tensor && error.message.contains(reason), "\(error)")
+            }
+        }
     }
 
     @Test("a NEFF's program runs on a NeuronCore and computes its definition")

@@ -20,15 +20,24 @@ struct NeuronRunTests {
         let bytes = try NPY.encode(array)
         #expect((bytes.count - array.bytes.count) % 64 == 0)
         #expect(try NPY.decode(bytes) == array)
-        var fortran = bytes
-        if let range = String(decoding: bytes, as: UTF8.self).range(of: "False") {
-            let offset = String(decoding: bytes, as: UTF8.self).utf8.distance(
-                from: String(decoding: bytes, as: UTF8.self).startIndex, to: range.lowerBound)
-            fortran.replaceSubrange(offset..<(offset + 5), with: Array("True ".utf8))
+        // Header text replaced in place, byte for byte (the magic's 0x93
+        // is no UTF-8, so offsets are found in the bytes).
+        func replacing(_ old: String, with new: String) throws -> [UInt8] {
+            let needle = Array(old.utf8)
+            let at = try #require((0...(bytes.count - needle.count)).first { Array(bytes[$0..<($0 + needle.count)]) == needle })
+            var changed = bytes
+            changed.replaceSubrange(at..<(at + needle.count), with: Array(new.utf8))
+            return changed
         }
-        #expect(throws: NPYError.self) { try NPY.decode(fortran) }
+        #expect(throws: NPYError("array is not a usable .npy file: Fortran order; save it in C order (np.ascontiguousarray)")) {
+            try NPY.decode(try replacing("False", with: "True "))
+        }
         #expect(throws: NPYError.self) { try NPY.decode(Array(bytes.dropLast(4))) }
         #expect(throws: NPYError.self) { try NPY.decode([1, 2, 3]) }
+        // A valid file of another dtype is named as such, with what to do.
+        #expect(throws: NPYError("x.npy holds float64 (<f8) values; float32, int32 and int64 (little-endian) are taken: convert it, as np.save(path, x.astype(np.float32))")) {
+            try NPY.decode(try replacing("<f4", with: "<f8"), name: "x.npy")
+        }
     }
 
     @Test("neuron-run runs a NEFF with an .npy input, writes the outputs, reports percentiles")
@@ -56,10 +65,60 @@ struct NeuronRunTests {
         #expect(got.map(\.bitPattern) == tinyReference(x).map(\.bitPattern))
 
         let bad = try runTool("neuron-run", ["\(dir)/tiny.neff", "--input", "nope=\(dir)/x.npy"], environment: environment)
-        #expect(bad.status != 0 && bad.stderr.contains("no input nope"), "\(bad.stderr)")
+        #expect(bad.status != 0 && bad.stderr.contains("the model \"tiny\" has no input \"nope\"; its inputs: \"x\""), "\(bad.stderr)")
         try Data([0x4e, 0x45, 0x46, 0x46, 9, 9]).write(to: URL(fileURLWithPath: "\(dir)/junk.neff"))
         let junk = try runTool("neuron-run", ["\(dir)/junk.neff"], environment: environment)
         #expect(junk.status != 0 && junk.stderr.contains("invalid NEFF"), "\(junk.stderr)")
+    }
+
+    @Test("neuron-run takes and writes any tensor name: --input splits after the name, outputs are escaped file names inside --output-dir")
+    func anyName() throws {
+        let root = "/tmp/neuron-run-names-\(getpid())", dir = root + "/out"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var model = tinyModel()
+        let input = "gpu_0/data=0", output = "../prob 1"
+        model.tensors[0].name = input
+        model.tensors[3].name = output
+        model.programs[0].slots = [input, "w", "b", output]
+        try model.write(to: "\(root)/m.neff")
+        let x = sample(16, seed: 45)
+        try Data(try NPY.encode(NPY.Array(dtype: .float32, shape: [2, 8], bytes: x.withUnsafeBytes { Array($0) })))
+            .write(to: URL(fileURLWithPath: "\(root)/x=1.npy"))
+        let result = try runTool("neuron-run", ["\(root)/m.neff", "--input", "\(input)=\(root)/x=1.npy", "--output-dir", dir,
+                                                "--iterations", "1"], environment: Self.environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("output \"../prob 1\": "), "\(result.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["%2E.%2Fprob%201.npy"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root).sorted() == ["m.neff", "out", "x=1.npy"])
+        let y = try NPY.decode(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/%2E.%2Fprob%201.npy"))))
+        #expect(y.bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }.map(\.bitPattern) == tinyReference(x).map(\.bitPattern))
+
+        let twice = try runTool("neuron-run", ["\(root)/m.neff", "--input", "\(input)=\(root)/x=1.npy", "--input",
+                                               "\(input)=\(root)/x=1.npy", "--iterations", "1"], environment: Self.environment)
+        #expect(twice.status != 0 && twice.stderr.contains("twice"), "\(twice.stderr)")
+        let missing = try runTool("neuron-run", ["\(root)/m.neff", "--input", "\(input)=\(root)/none.npy", "--iterations", "1"],
+                                  environment: Self.environment)
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read \(root)/none.npy")
+                && !missing.stderr.contains("NSCocoaErrorDomain"), "\(missing.stderr)")
+    }
+
+    @Test("tensor file names: plain names as they are, others escaped, all different, none a path")
+    func tensorFileNames() {
+        #expect(tensorFileName("y", index: 0) == "y.npy")
+        #expect(tensorFileName("input_1.0-a", index: 0) == "input_1.0-a.npy")
+        #expect(tensorFileName("gpu_0/softmax", index: 0) == "gpu_0%2Fsoftmax.npy")
+        #expect(tensorFileName(".hidden", index: 0) == "%2Ehidden.npy")
+        #expect(tensorFileName("é", index: 0) == "%C3%A9.npy")
+        #expect(tensorFileName(String(repeating: "/", count: 100), index: 7) == "%tensor-7.npy")
+        let names = ["a/b", "a%2Fb", "a_b", "..", ".", "%tensor-1", "a b", "a\u{0}b", "A", "a", "onnx::Conv_3", "input_1:0"]
+        let files = names.enumerated().map { tensorFileName($0.element, index: $0.offset) }
+        #expect(Set(files).count == names.count, "\(files)")
+        for file in files {
+            #expect(!file.contains("/") && !file.hasPrefix(".") && file.utf8.count <= 255, "\(file)")
+        }
+        #expect(displayName("gpu_0/data_0") == "gpu_0/data_0")
+        #expect(displayName("a b") == "\"a b\"" && displayName("x\u{1b}[2J") == "\"x\\u{1B}[2J\"")
     }
 
     @Test("neuron-run --scaling measures one replica alone, then all, and reports the ratio")

@@ -372,6 +372,17 @@ final class Lowering {
     // MARK: The graph
 
     func run(inputShapes: [String: [Int]]) throws(NeuronCompilerError) {
+        // The inputs' and outputs' names become the NEFF's tensor names as
+        // they are: any text, once each.
+        var named = Set<String>()
+        for (what, value) in graph.inputs.map({ ("input", $0) }) + graph.outputs.map({ ("output", $0) }) {
+            if let problem = NEFFModel.tensorNameProblem(value.name) {
+                throw NeuronCompilerError(.unsupported, "the \(what) named \(value.name.debugDescription) \(problem); a NEFF tensor's name is 1 to \(NEFFModel.maxTensorNameBytes) bytes of UTF-8 without NUL")
+            }
+            guard named.insert(value.name).inserted else {
+                throw NeuronCompilerError(.invalidModel, "the name \(value.name.debugDescription) is given to more than one of the graph's inputs and outputs (an output that is an input, or one listed twice); each needs its own name")
+            }
+        }
         for (name, constant) in graph.constants { values[name] = .constant(constant) }
         for name in inputShapes.keys where !graph.inputs.contains(where: { $0.name == name }) {
             throw NeuronCompilerError(.shape, "--input-shape names \(name), which is not an input; the inputs are \(graph.inputs.map(\.name).joined(separator: ", "))")

@@ -11,7 +11,16 @@ typealias BoundInstruction = (kind: AbstractOp.Kind, views: [NeuronTensorView])
 /// constants an instruction reads go into the NEFF (an auto-cast weight
 /// keeps just its bf16 copy), packed anew.
 struct SlotBinding {
-    static let weightsName = "weights", arenaName = "scratch"
+    /// The compiler's own tensors are "weights" and "scratch", or
+    /// "weights~1", ... when the model names an input or output so.
+    static func ownName(_ base: String, avoiding taken: Set<String>) -> String {
+        var name = base, suffix = 0
+        while taken.contains(name) {
+            suffix += 1
+            name = "\(base)~\(suffix)"
+        }
+        return name
+    }
 
     /// The NEFF's tensors and, slot by slot, their names.
     var tensors: [NEFFTensor] = []
@@ -38,17 +47,20 @@ struct SlotBinding {
             }
         }
         weightBytes = packed.count
+        let modelNames = Set(graph.inputs.map(\.name) + graph.outputs.map(\.name))
         if weightBytes > 0 {
             var blob = packed
             while blob.count % 4 != 0 { blob.append(0) }
-            tensors.append(NEFFTensor(name: Self.weightsName, kind: .weight, dtype: .float32, shape: [blob.count / 4]))
-            weights[Self.weightsName] = blob
-            slotNames.append(Self.weightsName)
+            let name = Self.ownName("weights", avoiding: modelNames)
+            tensors.append(NEFFTensor(name: name, kind: .weight, dtype: .float32, shape: [blob.count / 4]))
+            weights[name] = blob
+            slotNames.append(name)
             slotOf[0] = 0
         }
         if arena.bytes > 0 {
-            tensors.append(NEFFTensor(name: Self.arenaName, kind: .scratch, dtype: .float32, shape: [(arena.bytes + 3) / 4]))
-            slotNames.append(Self.arenaName)
+            let name = Self.ownName("scratch", avoiding: modelNames)
+            tensors.append(NEFFTensor(name: name, kind: .scratch, dtype: .float32, shape: [(arena.bytes + 3) / 4]))
+            slotNames.append(name)
             for (id, offset) in arena.offsets {
                 slotOf[id] = slotNames.count - 1
                 arenaOffset[id] = offset
