@@ -30,6 +30,56 @@ extension ONNXOps {
             let x = try l.floatTensor(0)
             l.set(0, .tensor(try l.binary(.mul, x, try l.hardSigmoid(x, alpha: 1 / 6, beta: 0.5))))
         },
+        // Activations as short programs of UNARY and BINARY: each branch of
+        // a piecewise definition computed on the side it holds for (min or
+        // max with 0), so that exactly one branch is nonzero.
+        activation("Elu") { l, x in
+            // max(x, 0) + alpha (exp(min(x, 0)) - 1)
+            try l.elu(x, alpha: try l.float("alpha", 1))
+        },
+        activation("Selu") { l, x in
+            // gamma (max(x, 0) + alpha (exp(min(x, 0)) - 1))
+            let alpha = try l.float("alpha", 1.67326319217681884765625)
+            let gamma = try l.float("gamma", 1.05070102214813232421875)
+            return try l.binary(.mul, try l.elu(x, alpha: alpha), try l.scalar(gamma, "gamma"))
+        },
+        activation("Celu") { l, x in
+            // max(x, 0) + min(0, alpha (exp(x / alpha) - 1))
+            let alpha = try l.float("alpha", 1)
+            guard alpha != 0, alpha.isFinite else { throw l.invalid("alpha=\(alpha) must be finite and nonzero") }
+            let a = try l.scalar(alpha, "alpha")
+            let expm1 = try l.binary(.sub, try l.apply(.exp, try l.binary(.div, x, a)), try l.scalar(1, "one"))
+            let negative = try l.binary(.min, try l.binary(.mul, expm1, a), try l.scalar(0, "zero"))
+            return try l.binary(.add, try l.apply(.relu, x), negative)
+        },
+        activation("Softplus") { l, x in try l.softplus(x) },
+        activation("Softsign") { l, x in
+            // x / (1 + |x|)
+            try l.binary(.div, x, try l.binary(.add, try l.apply(.abs, x), try l.scalar(1, "one")))
+        },
+        activation("Mish") { l, x in try l.binary(.mul, x, try l.apply(.tanh, try l.softplus(x))) },
+        activation("Swish") { l, x in
+            // x sigmoid(alpha x)
+            let alpha = try l.float("alpha", 1)
+            let scaled = alpha == 1 ? x : try l.binary(.mul, x, try l.scalar(alpha, "alpha"))
+            return try l.binary(.mul, x, try l.apply(.sigmoid, scaled))
+        },
+        activation("Sign") { l, x in
+            // x scaled past 1 in magnitude (the smallest subnormal, 2^-149,
+            // times 2^200 is 2^51), then clamped to [-1, 1]: 0 stays 0, NaN NaN.
+            let big = try l.scalar(0x1p100, "2^100")
+            let scaled = try l.binary(.mul, try l.binary(.mul, x, big), big)
+            return try l.binary(.max, try l.binary(.min, scaled, try l.scalar(1, "one")), try l.scalar(-1, "minus one"))
+        },
+        // max(x, 0) + slope min(x, 0), the slope broadcast to x.
+        ONNXOp("PRelu", takes: [.float32]) { l in
+            let x = try l.floatTensor(0), slope = try l.floatTensor(1)
+            guard broadcastShape(x.dims, slope.dims) == x.dims else {
+                throw l.shapeError("the slope \(slope.dims) does not broadcast to the input \(x.dims)")
+            }
+            let negative = try l.binary(.mul, try l.binary(.min, x, try l.scalar(0, "zero")), slope)
+            l.set(0, .tensor(try l.binary(.add, try l.apply(.relu, x), negative)))
+        },
         binary("Add", .add), binary("Sub", .sub), binary("Mul", .mul), binary("Div", .div),
         // x^2, as exporters write the variance of layer norms: one
         // multiplication, the correctly rounded square (pow's own bits
@@ -43,6 +93,12 @@ extension ONNXOps {
             }
         },
         variadic("Sum", .add), variadic("Max", .max), variadic("Min", .min),
+        // The sum, left to right, divided by the count.
+        ONNXOp("Mean", takes: [.float32]) { l in
+            var sum = try l.floatTensor(0)
+            for index in 1..<max(1, l.current.inputs.count) { sum = try l.binary(.add, sum, try l.floatTensor(index)) }
+            l.set(0, .tensor(try l.binary(.div, sum, try l.scalar(Float(l.current.inputs.count), "count"))))
+        },
         ONNXOp("Clip", takes: [.float32]) { l in
             var result = try l.floatTensor(0)
             if l.hasInput(1) { result = try l.binary(.max, result, try l.floatTensor(1)) }
@@ -60,6 +116,11 @@ extension ONNXOps {
         return ONNXOp(name, takes: [.float32], fold: whenKnown { _, first, _ in
             .make(first.type, first.shape, first.doubles().map(fold))
         }, lower: lower)
+    }
+
+    /// An op whose output is a program of its one float32 input.
+    static func activation(_ name: String, _ program: @escaping @Sendable (Lowering, View) throws -> View) -> ONNXOp {
+        ONNXOp(name, takes: [.float32]) { l in l.set(0, .tensor(try program(l, try l.floatTensor(0)))) }
     }
 
     /// An op that is one BINARY of two float32 inputs, broadcast.
@@ -117,10 +178,14 @@ extension ONNXOps {
 extension Lowering {
     /// The current node's output 0 as one UNARY of its float32 input 0.
     func unary(_ op: NeuronUnaryOp, alpha: Float = 0) throws(NeuronCompilerError) {
-        let x = try floatTensor(0)
+        set(0, .tensor(try apply(op, try floatTensor(0), alpha: alpha)))
+    }
+
+    /// One UNARY of `x`, into a new tensor.
+    func apply(_ op: NeuronUnaryOp, _ x: View, alpha: Float = 0) throws(NeuronCompilerError) -> View {
         let out = try temp(.float32, x.dims)
         emit(.unary(op, alpha: alpha), [out, x])
-        set(0, .tensor(out))
+        return out
     }
 
     /// max(0, min(1, alpha x + beta)), elementwise.
@@ -128,6 +193,20 @@ extension Lowering {
         let scaled = try binary(.mul, x, try scalar(alpha, "alpha"))
         let shifted = try binary(.add, scaled, try scalar(beta, "beta"))
         return try binary(.max, try binary(.min, shifted, try scalar(1, "one")), try scalar(0, "zero"))
+    }
+
+    /// max(x, 0) + alpha (exp(min(x, 0)) - 1): ELU, and SELU before its gamma.
+    func elu(_ x: View, alpha: Float) throws(NeuronCompilerError) -> View {
+        let negative = try apply(.exp, try binary(.min, x, try scalar(0, "zero")))
+        let expm1 = try binary(.sub, negative, try scalar(1, "one"))
+        return try binary(.add, try apply(.relu, x), try binary(.mul, expm1, try scalar(alpha, "alpha")))
+    }
+
+    /// log(1 + exp(x)) as max(x, 0) + log(1 + exp(-|x|)), which neither
+    /// overflows nor loses large x.
+    func softplus(_ x: View) throws(NeuronCompilerError) -> View {
+        let tail = try apply(.exp, try apply(.neg, try apply(.abs, x)))
+        return try binary(.add, try apply(.relu, x), try apply(.log, try binary(.add, tail, try scalar(1, "one"))))
     }
 
     /// A float32 scalar constant of the current node, in the weight blob.

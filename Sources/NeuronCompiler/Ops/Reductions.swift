@@ -1,20 +1,41 @@
 import NeuronISA
 
 /// Reductions over any axes: one REDUCE over a view whose reduced axes are
-/// merged into one last axis (in place when they are dense, else copied).
+/// merged into one last axis (in place when they are dense, else copied),
+/// with the elementwise steps before and after it that ReduceL1, ReduceL2,
+/// ReduceSumSquare, ReduceLogSum and ReduceLogSumExp add.
 extension ONNXOps {
     static let reductions: [ONNXOp] = [
-        reduce("ReduceSum", .sum), reduce("ReduceMean", .mean), reduce("ReduceMax", .max), reduce("ReduceMin", .min),
+        reduce("ReduceSum", .plain(.sum)), reduce("ReduceMean", .plain(.mean)),
+        reduce("ReduceMax", .plain(.max)), reduce("ReduceMin", .plain(.min)),
+        reduce("ReduceL1", .l1), reduce("ReduceL2", .l2), reduce("ReduceSumSquare", .sumSquare),
+        reduce("ReduceLogSum", .logSum), reduce("ReduceLogSumExp", .logSumExp),
     ]
 
-    static func reduce(_ name: String, _ op: NeuronReduceOp) -> ONNXOp {
+    static func reduce(_ name: String, _ kind: Reduction) -> ONNXOp {
         // Input 1, the axes from opset 13 or 18, is checked as a constant by lowerReduce.
-        ONNXOp(name, takes: [.float32], typedInputs: 1) { l in try l.lowerReduce(op) }
+        ONNXOp(name, takes: [.float32], typedInputs: 1) { l in try l.lowerReduce(kind) }
     }
 }
 
+/// What a reduction op computes over the reduced elements.
+enum Reduction: Sendable {
+    /// One REDUCE: sum, mean, max or min.
+    case plain(NeuronReduceOp)
+    /// Σ|x|.
+    case l1
+    /// sqrt(Σx²).
+    case l2
+    /// Σx².
+    case sumSquare
+    /// log(Σx).
+    case logSum
+    /// log(Σexp(x)), as max + log(Σexp(x − max)) so that it does not overflow.
+    case logSumExp
+}
+
 extension Lowering {
-    func lowerReduce(_ op: NeuronReduceOp) throws(NeuronCompilerError) {
+    func lowerReduce(_ kind: Reduction) throws(NeuronCompilerError) {
         let x = try floatTensor(0)
         let keep = try int("keepdims", 1) != 0
         var axes: [Int]
@@ -23,18 +44,41 @@ extension Lowering {
         } else {
             axes = try ints("axes") ?? []
         }
+        var reduced = Set<Int>()
         if axes.isEmpty {
-            if try int("noop_with_empty_axes", 0) != 0 {
+            // No axes: all of them, or none with noop_with_empty_axes (the
+            // steps around the reduction still apply: ReduceL1 gives |x|).
+            if try int("noop_with_empty_axes", 0) == 0 { reduced = Set(0..<x.rank) }
+        } else {
+            for raw in axes { reduced.insert(try axis(raw, rank: x.rank)) }
+        }
+        let result: View
+        switch kind {
+        case .plain(let op):
+            guard !reduced.isEmpty else {
                 set(0, .tensor(x))
                 return
             }
-            axes = Array(0..<x.rank)
+            result = try reduce(op, x, over: reduced)
+        case .l1: result = try reduce(.sum, try apply(.abs, x), over: reduced)
+        case .l2: result = try apply(.sqrt, try reduce(.sum, try binary(.mul, x, x), over: reduced))
+        case .sumSquare: result = try reduce(.sum, try binary(.mul, x, x), over: reduced)
+        case .logSum: result = try apply(.log, try reduce(.sum, x, over: reduced))
+        case .logSumExp:
+            let top = try reduce(.max, x, over: reduced)
+            let sum = try reduce(.sum, try apply(.exp, try binary(.sub, x, top)), over: reduced)
+            result = try binary(.add, try apply(.log, sum), top)
         }
-        var reduced = Set<Int>()
-        for raw in axes { reduced.insert(try axis(raw, rank: x.rank)) }
+        let keptDims = (0..<x.rank).filter { !reduced.contains($0) }.map { x.dims[$0] }
+        set(0, .tensor(keep ? result : try reshapeView(result, to: keptDims)))
+    }
+
+    /// `x` reduced by `op` over the axes `reduced`, which stay as axes of
+    /// 1 (an empty set reduces nothing: `x` itself).
+    func reduce(_ op: NeuronReduceOp, _ x: View, over reduced: Set<Int>) throws(NeuronCompilerError) -> View {
+        guard !reduced.isEmpty else { return x }
         let kept = (0..<x.rank).filter { !reduced.contains($0) }
-        let order = kept + reduced.sorted()
-        var permuted = x.permuted(order)
+        var permuted = x.permuted(kept + reduced.sorted())
         let keptDims = kept.map { x.dims[$0] }, span = reduced.map { x.dims[$0] }.reduce(1, *)
         // The reduced axes as one last axis: in place when they are dense
         // among themselves, else after a copy.
@@ -53,7 +97,11 @@ extension Lowering {
         }
         let out = try temp(.float32, keptDims + [1])
         emit(.reduce(op), [out, merged])
-        let outDims = keep ? (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] } : keptDims
-        set(0, .tensor(try reshapeView(out, to: outDims)))
+        return try reshapeView(out, to: (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] })
+    }
+
+    /// `x` reduced by `op` over its last axis (kept as an axis of 1).
+    func reduceLast(_ op: NeuronReduceOp, _ x: View) throws(NeuronCompilerError) -> View {
+        try reduce(op, x, over: [x.rank - 1])
     }
 }

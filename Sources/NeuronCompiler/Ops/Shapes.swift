@@ -51,7 +51,85 @@ extension ONNXOps {
         }) { l in
             l.set(0, .tensor(try l.slice(try l.tensor(0))))
         },
+        split, depthToSpace, spaceToDepth,
     ]
+
+    /// Split: each output a slice of the input along the axis; sizes from
+    /// input 1 (opset 13 on) or the `split` attribute, else num_outputs
+    /// parts of ceil(n / parts) with a smaller last one (opset 18), else
+    /// equal parts.
+    static let split = ONNXOp("Split") { l in
+        let x = try l.tensor(0)
+        let a = try l.axis(try l.int("axis", 0), rank: x.rank)
+        let parts = l.current.outputs.count, length = x.dims[a]
+        var sizes: [Int]
+        if l.hasInput(1) {
+            sizes = try l.integers(1, what: "the split sizes")
+        } else if let given = try l.ints("split") {
+            sizes = given
+        } else if l.graph.opset >= 18, try l.int("num_outputs", 0) != 0 {
+            let count = try l.int("num_outputs", 0)
+            guard count == parts, count >= 1 else {
+                throw l.invalid("num_outputs=\(count) but the node has \(parts) outputs")
+            }
+            let chunk = (length + count - 1) / count
+            sizes = (0..<count).map { Swift.max(0, Swift.min(chunk, length - $0 * chunk)) }
+        } else {
+            guard parts >= 1, length % parts == 0 else {
+                throw l.shapeError("axis \(a) of \(x.dims) does not split into \(parts) equal parts")
+            }
+            sizes = [Int](repeating: length / parts, count: parts)
+        }
+        guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == length else {
+            throw l.invalid("split sizes \(sizes) must be \(parts) sizes adding up to axis \(a)'s \(length)")
+        }
+        var start = 0
+        for (index, size) in sizes.enumerated() {
+            guard size >= 1 else { throw l.shapeError("output \(index) would be empty; empty tensors are not supported") }
+            var part = x
+            part.offset += start * x.strides[a]
+            part.dims[a] = size
+            l.set(index, .tensor(part))
+            start += size
+        }
+    }
+
+    /// DepthToSpace: [N, C, H, W] to [N, C / b², H b, W b], the channels
+    /// read depth-column-row (DCR, default) or column-row-depth (CRD).
+    static let depthToSpace = ONNXOp("DepthToSpace") { l in
+        let x = try l.tensor(0)
+        let b = try l.int("blocksize", 0)
+        guard x.rank == 4, b >= 1, x.dims[1] % (b * b) == 0 else {
+            throw l.shapeError("the input \(x.dims) must be [N, C, H, W] with C a multiple of blocksize² (blocksize \(b))")
+        }
+        let (n, c, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
+        let view: View
+        switch try l.string("mode", "DCR") {
+        case "DCR": view = try l.reshapeView(x, to: [n, b, b, c / (b * b), h, w]).permuted([0, 3, 4, 1, 5, 2])
+        case "CRD": view = try l.reshapeView(x, to: [n, c / (b * b), b, b, h, w]).permuted([0, 1, 4, 2, 5, 3])
+        case let other: throw l.invalid("mode=\(other); ONNX defines DCR and CRD")
+        }
+        l.set(0, .tensor(try l.reshapeView(view, to: [n, c / (b * b), h * b, w * b])))
+    }
+
+    /// SpaceToDepth: [N, C, H, W] to [N, C b², H / b, W / b], DepthToSpace
+    /// undone (DCR, default, or CRD).
+    static let spaceToDepth = ONNXOp("SpaceToDepth") { l in
+        let x = try l.tensor(0)
+        let b = try l.int("blocksize", 0)
+        guard x.rank == 4, b >= 1, x.dims[2] % b == 0, x.dims[3] % b == 0 else {
+            throw l.shapeError("the input \(x.dims) must be [N, C, H, W] with H and W multiples of blocksize \(b)")
+        }
+        let (n, c, h, w) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
+        let blocks = try l.reshapeView(x, to: [n, c, h / b, b, w / b, b])
+        let view: View
+        switch try l.string("mode", "DCR") {
+        case "DCR": view = blocks.permuted([0, 3, 5, 1, 2, 4])
+        case "CRD": view = blocks.permuted([0, 1, 3, 5, 2, 4])
+        case let other: throw l.invalid("mode=\(other); ONNX defines DCR and CRD")
+        }
+        l.set(0, .tensor(try l.reshapeView(view, to: [n, c * b * b, h / b, w / b])))
+    }
 
     /// Reshape, Flatten, Squeeze or Unsqueeze: the same elements under a new shape.
     static func reshape(_ name: String) -> ONNXOp {

@@ -7,6 +7,35 @@ import NeuronNEFF
 /// repeats or strides its input).
 extension ONNXOps {
     static let tensors: [ONNXOp] = [
+        // The upper (default) or lower triangle of the last two axes from
+        // diagonal k: a FILL of zeros, then one COPY per row of the part kept.
+        ONNXOp("Trilu") { l in
+            let x = try l.tensor(0)
+            guard x.rank >= 2 else { throw l.shapeError("the input \(x.dims) needs two axes") }
+            let k = l.hasInput(1) ? try l.integers(1, what: "k") : [0]
+            guard k.count == 1 else { throw l.invalid("k must be one integer") }
+            let upper = try l.int("upper", 1) != 0
+            let rows = x.dims[x.rank - 2], columns = x.dims[x.rank - 1]
+            let shift = Swift.min(Swift.max(k[0], -rows - 1), columns + 1)   // beyond either end, all or nothing
+            let out = try l.temp(x.type, x.dims)
+            l.emit(.fill(0), [out])
+            for row in 0..<rows {
+                // Columns [from, to) of this row are kept.
+                let diagonal = row + shift
+                let from = upper ? Swift.min(Swift.max(diagonal, 0), columns) : 0
+                let to = upper ? columns : Swift.min(Swift.max(diagonal + 1, 0), columns)
+                guard from < to else { continue }
+                func part(_ view: View) -> View {
+                    var part = view
+                    part.offset += row * view.strides[view.rank - 2] + from * view.strides[view.rank - 1]
+                    part.dims[view.rank - 2] = 1
+                    part.dims[view.rank - 1] = to - from
+                    return part
+                }
+                l.emit(.copy, [part(out), part(x)])
+            }
+            l.set(0, .tensor(out))
+        },
         ONNXOp("Cast", fold: whenKnown { l, first, _ in
             let to = try l.castTarget()
             return first.type == to ? first : .make(to, first.shape, first.doubles())

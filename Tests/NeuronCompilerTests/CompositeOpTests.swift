@@ -1,0 +1,127 @@
+import Foundation
+import NeuronISA
+import Testing
+import TestSupport
+@testable import NeuronCompiler
+
+/// Ops lowered as short programs of existing instructions (activations,
+/// reductions, normalisations, Split, Trilu): the edges ONNX's node tests
+/// do not reach, where a naive program overflows, divides 0 by 0 or traps.
+@Suite("neuron-cc: ops built from other instructions")
+struct CompositeOpTests {
+    /// A graph of one `op` node over a float32 input `x` of `shape`.
+    static func graph(_ op: String, shape: [Int], inputs: [String] = ["x"], outputs: [String] = ["y"],
+                      attributes: [String: AttributeValue] = [:], constants: [String: ConstantTensor] = [:],
+                      opset: Int = 18) -> Graph {
+        Graph(name: op, opset: opset, inputs: [ValueInfo(name: "x", type: .float32, shape: shape.map { .fixed($0) })],
+              outputs: outputs.map { ValueInfo(name: $0, type: .float32, shape: nil) }, constants: constants,
+              nodes: [Node(name: "n", op: op, inputs: inputs, outputs: outputs, attributes: attributes)])
+    }
+
+    static func compute(_ graph: Graph, _ x: [Float]) throws -> [String: [Float]] {
+        let (model, _) = try NeuronCompiler.compile(graph)
+        return try run(model, ["x": x])
+    }
+
+    @Test("Softplus, Mish and LogSoftmax stay finite where exp overflows; ReduceLogSumExp too")
+    func noOverflow() throws {
+        let x: [Float] = [-1000, -100, 0, 100, 1000, 20]
+        let softplus = try Self.compute(Self.graph("Softplus", shape: [6]), x)["y"] ?? []
+        #expect(softplus[0] == 0 && softplus[4] == 1000 && softplus[3] == 100)
+        #expect(abs(softplus[2] - Float(log(2.0))) < 1e-6)
+        let mish = try Self.compute(Self.graph("Mish", shape: [6]), x)["y"] ?? []
+        #expect(mish[4] == 1000 && mish.allSatisfy(\.isFinite))
+        let logSoftmax = try Self.compute(Self.graph("LogSoftmax", shape: [3, 2]), [1000, 0, 0, 1000, 5, 5])["y"] ?? []
+        #expect(logSoftmax[0] == 0 && logSoftmax[1] == -1000 && logSoftmax[2] == -1000 && logSoftmax[3] == 0)
+        #expect(abs(logSoftmax[4] + Float(log(2.0))) < 1e-6)
+        let lse = try Self.compute(Self.graph("ReduceLogSumExp", shape: [2, 2], inputs: ["x", "a"], attributes: ["keepdims": .int(0)],
+                                              constants: ["a": .integers([1])]),
+                                   [1000, 1000, -1000, -1000])["y"] ?? []
+        #expect(lse.count == 2 && abs(lse[0] - 1000.6931) < 1e-3 && abs(lse[1] + 999.3069) < 1e-3, "\(lse)")
+    }
+
+    @Test("Sign is exact for zeros, subnormals, infinities and NaN")
+    func sign() throws {
+        let x: [Float] = [-.infinity, -.leastNonzeroMagnitude, -0.0, 0, .leastNonzeroMagnitude, 3, .infinity, .nan]
+        let y = try Self.compute(Self.graph("Sign", shape: [8]), x)["y"] ?? []
+        #expect(Array(y.prefix(7)) == [-1, -1, 0, 0, 1, 1, 1])
+        #expect(y.count == 8 && y[7].isNaN)
+    }
+
+    @Test("LpNormalization gives 0, not NaN, for a row of zeros; ELU, SELU, CELU and PRelu keep each branch")
+    func branches() throws {
+        let norm = try Self.compute(Self.graph("LpNormalization", shape: [2, 2], attributes: ["p": .int(2)]), [0, 0, 3, 4])["y"] ?? []
+        #expect(norm == [0, 0, 0.6, 0.8])
+        let x: [Float] = [-2, -0.5, 0, 0.5, 2, .infinity]
+        let elu = try Self.compute(Self.graph("Elu", shape: [6], attributes: ["alpha": .float(2)]), x)["y"] ?? []
+        for (got, v) in zip(elu, x) {
+            let want = v > 0 ? v : 2 * (Float(exp(Double(v))) - 1)
+            #expect(got == want || abs(got - want) < 1e-6, "Elu(\(v)) = \(got), want \(want)")
+        }
+        let prelu = try Self.compute(Self.graph("PRelu", shape: [2, 3], inputs: ["x", "s"],
+                                                constants: ["s": .make(.float32, [3], [0.5, 1, -1])]),
+                                     [-2, -2, -2, 4, .infinity, -.infinity])["y"] ?? []
+        #expect(prelu == [-1, -2, 2, 4, .infinity, .infinity])
+    }
+
+    @Test("Split: sizes given, num_outputs with a short last part, and sizes that do not add up refused")
+    func split() throws {
+        let x = (0..<10).map(Float.init)
+        let sizes = try Self.compute(Self.graph("Split", shape: [10], inputs: ["x", "s"], outputs: ["a", "b"],
+                                                constants: ["s": .integers([3, 7])]), x)
+        #expect(sizes["a"] == [0, 1, 2] && sizes["b"] == Array(x[3...]))
+        let parts = try Self.compute(Self.graph("Split", shape: [2, 5], outputs: ["a", "b", "c"],
+                                                attributes: ["axis": .int(1), "num_outputs": .int(3)]), x)
+        #expect(parts["a"] == [0, 1, 5, 6] && parts["b"] == [2, 3, 7, 8] && parts["c"] == [4, 9])
+        expectCompileError(.invalidModel, mentioning: ["Split \"n\"", "must be 2 sizes adding up to axis 0's 10"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("Split", shape: [10], inputs: ["x", "s"], outputs: ["a", "b"],
+                                                  constants: ["s": .integers([3, 8])]))
+        }
+    }
+
+    @Test("Trilu keeps each triangle from diagonal k, and a k far beyond either end keeps all or nothing")
+    func trilu() throws {
+        let x = (1...12).map(Float.init)   // 3x4
+        func trilu(_ k: Int, upper: Bool) throws -> [Float] {
+            try Self.compute(Self.graph("Trilu", shape: [3, 4], inputs: ["x", "k"], attributes: ["upper": .int(upper ? 1 : 0)],
+                                        constants: ["k": .integers([k], shape: [])]), x)["y"] ?? []
+        }
+        func want(_ k: Int, upper: Bool) -> [Float] {
+            (0..<12).map { i in
+                let (r, c) = (i / 4, i % 4)
+                return (upper ? c >= r + k : c <= r + k) ? x[i] : 0
+            }
+        }
+        for k in [-4, -1, 0, 1, 3, 5] {
+            #expect(try trilu(k, upper: true) == want(k, upper: true), "upper k=\(k)")
+            #expect(try trilu(k, upper: false) == want(k, upper: false), "lower k=\(k)")
+        }
+        #expect(try trilu(Int(Int64.max), upper: true) == [Float](repeating: 0, count: 12))
+        #expect(try trilu(Int(Int64.min), upper: true) == x)
+        #expect(try trilu(Int(Int64.max), upper: false) == x)
+    }
+
+    @Test("normalisations refuse groups, blocks and axes that do not fit, saying which")
+    func refusals() {
+        expectCompileError(.invalidModel, mentioning: ["GroupNormalization \"n\"", "num_groups=0 must divide the 4 channels"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("GroupNormalization", shape: [1, 4, 2, 2], inputs: ["x", "s", "b"],
+                                                  attributes: ["num_groups": .int(0)],
+                                                  constants: ["s": .make(.float32, [4], [1, 1, 1, 1]),
+                                                              "b": .make(.float32, [4], [0, 0, 0, 0])]))
+        }
+        expectCompileError(.shape, mentioning: ["DepthToSpace \"n\"", "multiple of blocksize²"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("DepthToSpace", shape: [1, 3, 2, 2], attributes: ["blocksize": .int(2)]))
+        }
+        expectCompileError(.unsupported, mentioning: ["LpNormalization \"n\"", "p=3"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("LpNormalization", shape: [2, 2], attributes: ["p": .int(3)]))
+        }
+        expectCompileError(.invalidModel, mentioning: ["Celu \"n\"", "alpha=0.0"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("Celu", shape: [2], attributes: ["alpha": .float(0)]))
+        }
+    }
+}
