@@ -124,4 +124,59 @@ struct CompositeOpTests {
             try NeuronCompiler.compile(Self.graph("Celu", shape: [2], attributes: ["alpha": .float(0)]))
         }
     }
+
+    @Test("Attention: causal over grouped heads equals its definition; heads that do not fit are refused")
+    func attention() throws {
+        // Q [1, 4, 3, 2] over K, V [1, 2, 3, 2]: query heads 0-1 read
+        // key-value head 0, 2-3 head 1; causal, scale 1/sqrt(2).
+        let (b, h, kvh, s, d) = (1, 4, 2, 3, 2)
+        let q = (0..<(b * h * s * d)).map { Float(($0 * 7) % 11) / 5 - 1 }
+        let k = (0..<(b * kvh * s * d)).map { Float(($0 * 5) % 13) / 6 - 1 }
+        let v = (0..<(b * kvh * s * d)).map { Float(($0 * 3) % 7) - 3 }
+        let graph = Graph(name: "a", opset: 23,
+                          inputs: [ValueInfo(name: "q", type: .float32, shape: [b, h, s, d].map { .fixed($0) }),
+                                   ValueInfo(name: "k", type: .float32, shape: [b, kvh, s, d].map { .fixed($0) }),
+                                   ValueInfo(name: "v", type: .float32, shape: [b, kvh, s, d].map { .fixed($0) })],
+                          outputs: [ValueInfo(name: "y", type: .float32, shape: nil)], constants: [:],
+                          nodes: [Node(name: "n", op: "Attention", inputs: ["q", "k", "v"], outputs: ["y"],
+                                       attributes: ["is_causal": .int(1)])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let got = try run(model, ["q": q, "k": k, "v": v])["y"] ?? []
+        var want: [Float] = []
+        for head in 0..<h {
+            let kv = head / (h / kvh)
+            for i in 0..<s {
+                var scores: [Double] = []
+                for j in 0...i {
+                    var dot = 0.0
+                    for c in 0..<d { dot += Double(q[(head * s + i) * d + c]) * Double(k[(kv * s + j) * d + c]) }
+                    scores.append(dot / Double(d).squareRoot())
+                }
+                let top = scores.max() ?? 0
+                let exps = scores.map { exp($0 - top) }, sum = exps.reduce(0, +)
+                for c in 0..<d {
+                    want.append(Float(exps.enumerated().reduce(0.0) { $0 + $1.element / sum * Double(v[(kv * s + $1.offset) * d + c]) }))
+                }
+            }
+        }
+        #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(got) vs \(want)")
+
+        var ungrouped = graph
+        ungrouped.inputs[1].shape = [b, 3, s, d].map { .fixed($0) }
+        ungrouped.inputs[2].shape = [b, 3, s, d].map { .fixed($0) }
+        expectCompileError(.shape, mentioning: ["Attention \"n\"", "4 query heads do not share 3 key-value heads evenly"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(ungrouped)
+        }
+        var flat = graph
+        for index in 0..<3 { flat.inputs[index].shape = [b, s, 8].map { .fixed($0) } }
+        expectCompileError(.invalidModel, mentioning: ["Attention \"n\"", "need q_num_heads and kv_num_heads"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(flat)
+        }
+        var padded = graph
+        padded.inputs.append(ValueInfo(name: "lengths", type: .int64, shape: [.fixed(1)]))
+        padded.nodes[0].inputs = ["q", "k", "v", "", "", "", "lengths"]
+        expectCompileError(.unsupported, mentioning: ["Attention \"n\"", "nonpad_kv_seqlen must be known at compile time"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(padded)
+        }
+    }
 }

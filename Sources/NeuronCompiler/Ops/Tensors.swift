@@ -107,7 +107,12 @@ extension Lowering {
         var parts: [View] = []
         for index in current.inputs.indices where !current.inputs[index].isEmpty { parts.append(try tensor(index)) }
         guard let first = parts.first else { throw invalid("Concat of nothing") }
-        let a = try axis(try int("axis", 0), rank: first.rank)
+        set(0, .tensor(try concat(parts, axis: try axis(try int("axis", 0), rank: first.rank))))
+    }
+
+    /// The parts, one after another along `a`, by one COPY each.
+    func concat(_ parts: [View], axis a: Int) throws(NeuronCompilerError) -> View {
+        guard let first = parts.first else { throw invalid("a concatenation of nothing") }
         var dims = first.dims
         dims[a] = 0
         for part in parts {
@@ -126,7 +131,7 @@ extension Lowering {
             emit(.copy, [slice, part])
             at += part.dims[a]
         }
-        set(0, .tensor(out))
+        return out
     }
 
     func lowerGather() throws(NeuronCompilerError) {

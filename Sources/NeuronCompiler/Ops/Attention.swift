@@ -1,0 +1,180 @@
+import NeuronISA
+
+/// Attention (opset 23): softmax(Q Kᵀ scale + bias) V for each head, on
+/// instructions the engine has (MATMUL, BINARY, UNARY, REDUCE, SOFTMAX).
+/// Grouped key-value heads, a key-value cache, causal and sliding-window
+/// masks, a mask input, softcap and the Q Kᵀ output are all taken; the
+/// masks known at compile time become one constant bias.
+extension ONNXOps {
+    static let attention: [ONNXOp] = [
+        // Inputs 0-5 (Q, K, V, attn_mask, past_key, past_value) are
+        // float32 when computed; nonpad_kv_seqlen (6) must be constant.
+        ONNXOp("Attention", takes: [.float32], typedInputs: 6) { l in try l.lowerAttention() },
+    ]
+}
+
+extension Lowering {
+    func lowerAttention() throws(NeuronCompilerError) {
+        var q = try floatTensor(0), k = try floatTensor(1), v = try floatTensor(2)
+        let rank = q.rank
+        guard rank == 3 || rank == 4, k.rank == rank, v.rank == rank else {
+            throw shapeError("Q, K and V must be all 3-D or all 4-D; they are \(q.dims), \(k.dims) and \(v.dims)")
+        }
+        if rank == 3 {
+            // [batch, sequence, heads · head size] to [batch, heads, sequence, head size].
+            let qHeads = try int("q_num_heads", 0), kvHeads = try int("kv_num_heads", 0)
+            guard qHeads >= 1, kvHeads >= 1, q.dims[2] % qHeads == 0, k.dims[2] % kvHeads == 0, v.dims[2] % kvHeads == 0 else {
+                throw invalid("3-D Q, K and V need q_num_heads and kv_num_heads that divide their hidden sizes (\(q.dims[2]), \(k.dims[2]) and \(v.dims[2]))")
+            }
+            func heads(_ x: View, _ count: Int) throws(NeuronCompilerError) -> View {
+                try reshapeView(x, to: [x.dims[0], x.dims[1], count, x.dims[2] / count]).permuted([0, 2, 1, 3])
+            }
+            q = try heads(q, qHeads)
+            k = try heads(k, kvHeads)
+            v = try heads(v, kvHeads)
+        }
+        let batch = q.dims[0], qHeads = q.dims[1], length = q.dims[2], headSize = q.dims[3]
+        guard k.dims[0] == batch, v.dims[0] == batch, k.dims[1] == v.dims[1], k.dims[2] == v.dims[2], k.dims[3] == headSize else {
+            throw shapeError("Q \(q.dims), K \(k.dims) and V \(v.dims) do not fit: K needs Q's batch and head size, V K's heads and length")
+        }
+        guard hasInput(4) == hasInput(5) else { throw invalid("past_key and past_value come together") }
+        let past = hasInput(4) ? try floatTensor(4).dims[2] : 0
+        if hasInput(4) {
+            k = try concat([try floatTensor(4), k], axis: 2)
+            v = try concat([try floatTensor(5), v], axis: 2)
+        }
+        if current.outputs.count > 1, !current.outputs[1].isEmpty { set(1, .tensor(k)) }
+        if current.outputs.count > 2, !current.outputs[2].isEmpty { set(2, .tensor(v)) }
+        let kvHeads = k.dims[1], kvLength = k.dims[2], valueSize = v.dims[3]
+        guard qHeads % kvHeads == 0 else {
+            throw shapeError("\(qHeads) query heads do not share \(kvHeads) key-value heads evenly")
+        }
+        let group = qHeads / kvHeads
+
+        // Q Kᵀ, each side scaled by sqrt(scale) (as ONNX's reference does, so
+        // that neither overflows first); query heads h·group ..< (h+1)·group
+        // read key-value head h.
+        let given = try attribute("scale", "a float") { if case .float(let f) = $0 { f } else { nil } }
+        let scale = given.map(Double.init) ?? 1 / Double(headSize).squareRoot()
+        let root = try scalar(Float(scale.squareRoot()), "sqrt(scale)")
+        let grouped = try reshapeView(try binary(.mul, q, root), to: [batch, kvHeads, group, length, headSize])
+        let keys = try binary(.mul, k, root).permuted([0, 1, 3, 2])
+        var scores = try reshapeView(try matmul(grouped, Self.shared(keys)), to: [batch, qHeads, length, kvLength])
+        let softcap = try float("softcap", 0)
+        if softcap > 0 {
+            let cap = try scalar(softcap, "softcap")
+            scores = try binary(.mul, try apply(.tanh, try binary(.div, scores, cap)), cap)
+        }
+
+        // The bias: the mask input, then what causal, the window and
+        // nonpad_kv_seqlen mask (0 where a key is seen, -inf where not).
+        var biased = scores
+        if hasInput(3) { biased = try binary(.add, biased, try attentionMask(length: kvLength)) }
+        let known = try attentionBias(batch: batch, length: length, kvLength: kvLength, past: past)
+        if let known { biased = try binary(.add, biased, known) }
+
+        let probabilities: View
+        if hasInput(3) || known != nil {
+            // A row with every key masked gives zeros, not 0/0: the row's max
+            // is held above -inf and its sum above 0.
+            let top = try binary(.max, try reduceLast(.max, biased), try scalar(-.greatestFiniteMagnitude, "lowest"))
+            let exps = try apply(.exp, try binary(.sub, biased, top))
+            let sum = try binary(.max, try reduceLast(.sum, exps), try scalar(.leastNonzeroMagnitude, "least"))
+            probabilities = try binary(.div, exps, sum)
+        } else {
+            let out = try temp(.float32, biased.dims)
+            emit(.softmax, [out, biased])
+            probabilities = out
+        }
+        if current.outputs.count > 3, !current.outputs[3].isEmpty {
+            switch try int("qk_matmul_output_mode", 0) {
+            case 0, 1: set(3, .tensor(scores))
+            case 2: set(3, .tensor(biased))
+            case 3: set(3, .tensor(probabilities))
+            case let mode: throw invalid("qk_matmul_output_mode=\(mode); ONNX defines 0 to 3")
+            }
+        }
+
+        let weights = try reshapeView(probabilities, to: [batch, kvHeads, group, length, kvLength])
+        var y = try reshapeView(try matmul(weights, Self.shared(v)), to: [batch, qHeads, length, valueSize])
+        if rank == 3 { y = try reshapeView(y.permuted([0, 2, 1, 3]), to: [batch, length, qHeads * valueSize]) }
+        set(0, .tensor(y))
+    }
+
+    /// A key-value tensor [batch, heads, a, b] as [batch, heads, 1, a, b]:
+    /// one head for the whole group of query heads that share it.
+    static func shared(_ x: View) -> View {
+        View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [x.dims[0], x.dims[1], 1, x.dims[2], x.dims[3]],
+             strides: [x.strides[0], x.strides[1], 0, x.strides[2], x.strides[3]])
+    }
+
+    /// attn_mask (input 3) as an additive float bias whose last axis is the
+    /// key length: a bool mask (constant) as 0 where true and -inf where
+    /// false, a shorter one padded with -inf (keys it does not cover are not seen).
+    func attentionMask(length: Int) throws(NeuronCompilerError) -> View {
+        if let mask = constant(3) {
+            guard let last = mask.shape.last, last <= length else {
+                throw shapeError("attn_mask \(mask.shape) must end in at most the \(length) keys")
+            }
+            let values = mask.doubles().map { mask.type == .bool ? ($0 != 0 ? 0 : -Double.infinity) : $0 }
+            let shape = Array(mask.shape.dropLast()) + [length]
+            var padded: [Double] = []
+            padded.reserveCapacity(try foldedCount(shape, what: "the padded attn_mask"))
+            for row in stride(from: 0, to: values.count, by: last) {
+                padded += values[row..<(row + last)]
+                padded += [Double](repeating: -.infinity, count: length - last)
+            }
+            return try weightView(.make(.float32, shape, padded), name: "\(current.name)#mask")
+        }
+        let mask = try floatTensor(3)
+        guard let last = mask.dims.last, last <= length else {
+            throw shapeError("attn_mask \(mask.dims) must end in at most the \(length) keys")
+        }
+        guard last < length else { return mask }
+        let tailShape = Array(mask.dims.dropLast()) + [length - last]
+        let tail = try weightView(.make(.float32, tailShape, [Double](repeating: -.infinity, count: try foldedCount(tailShape, what: "the mask's padding"))),
+                                  name: "\(current.name)#maskpad")
+        return try concat([mask, tail], axis: mask.rank - 1)
+    }
+
+    /// The masks known at compile time, as one bias [batch or 1, 1, length,
+    /// keys] of 0 and -inf: causal (key j seen by query i when j ≤ i +
+    /// offset), the sliding window and the padding of nonpad_kv_seqlen
+    /// (input 6); the offset is the cache's length, or per batch
+    /// nonpad_kv_seqlen − length. nil when none applies.
+    func attentionBias(batch: Int, length: Int, kvLength: Int, past: Int) throws(NeuronCompilerError) -> View? {
+        let causal = try int("is_causal", 0) != 0
+        let left = try int("left_window_size", -1), right = try int("right_window_size", -1)
+        guard left >= -1, right >= -1 else { throw invalid("left_window_size and right_window_size must be -1 or more") }
+        var seen: [Int]?
+        if hasInput(6) {
+            guard constant(6) != nil else {
+                throw unsupported("nonpad_kv_seqlen must be known at compile time (a constant or an initializer)")
+            }
+            let lengths = try integers(6, what: "nonpad_kv_seqlen")
+            guard lengths.count == batch, past == 0 else {
+                throw invalid("nonpad_kv_seqlen needs one length per batch (\(batch)) and no past_key")
+            }
+            seen = lengths
+        }
+        guard causal || left >= 0 || right >= 0 || seen != nil else { return nil }
+        let batches = seen == nil ? 1 : batch
+        let shape = [batches, 1, length, kvLength]
+        var values: [Double] = []
+        values.reserveCapacity(try foldedCount(shape, what: "the attention mask"))
+        for b in 0..<batches {
+            let offset = seen.map { $0[b] - length } ?? past
+            for i in 0..<length {
+                for j in 0..<kvLength {
+                    let distance = i + offset - j
+                    var allowed = !(causal && distance < 0)
+                    if left >= 0, distance > left { allowed = false }
+                    if right >= 0, -distance > right { allowed = false }
+                    if let seen, j >= seen[b] { allowed = false }
+                    values.append(allowed ? 0 : -.infinity)
+                }
+            }
+        }
+        return try weightView(.make(.float32, shape, values), name: "\(current.name)#bias")
+    }
+}
