@@ -10,8 +10,9 @@ public struct NPYError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String { message }
 }
 
-/// NumPy's .npy files, version 1 to 3: little-endian float32, int32 and
-/// int64 arrays in C order (bfloat16 travels as float32: numpy has none).
+/// NumPy's .npy files, version 1 to 3: little-endian arrays in C order of
+/// every element type the engine has (bfloat16 travels as float32: numpy
+/// has none).
 public enum NPY {
     public struct Array: Equatable, Sendable {
         public var dtype: NeuronDType
@@ -26,13 +27,20 @@ public enum NPY {
         }
     }
 
-    static func descr(_ dtype: NeuronDType) -> String? {
-        switch dtype {
-        case .float32: "<f4"
-        case .int32: "<i4"
-        case .int64: "<i8"
-        case .bfloat16: nil
-        }
+    /// numpy's type strings for each element type (bfloat16 has none).
+    static let descrs: [NeuronDType: String] = [
+        .float32: "<f4", .float64: "<f8", .float16: "<f2", .int8: "|i1", .uint8: "|u1", .int16: "<i2",
+        .uint16: "<u2", .int32: "<i4", .uint32: "<u4", .int64: "<i8", .uint64: "<u8", .bool: "|b1",
+    ]
+
+    static func descr(_ dtype: NeuronDType) -> String? { descrs[dtype] }
+
+    /// The element type of a numpy type string: little-endian, or of one
+    /// byte ('<', '|' or '=' on this little-endian machine).
+    static func dtype(descr: String) -> NeuronDType? {
+        guard let order = descr.first, "<|=".contains(order) else { return nil }
+        let code = descr.dropFirst()
+        return descrs.first { $0.value.dropFirst() == code }?.key
     }
 
     public static func encode(_ array: Array) throws(NPYError) -> [UInt8] {
@@ -81,18 +89,11 @@ public enum NPY {
             throw bad("no descr")
         }
         let descr = String(descrText[descrText.index(after: descrText.startIndex)..<quote])
-        let dtype: NeuronDType
-        switch descr {
-        case "<f4", "|f4": dtype = .float32
-        case "<i4", "|i4": dtype = .int32
-        case "<i8", "|i8": dtype = .int64
-        default:
-            // A valid file of another dtype: say which, and what to do.
-            let names = ["<f8": "float64", "<f2": "float16", "|i1": "int8", "|u1": "uint8", "|b1": "bool",
-                         "<i2": "int16", "<u2": "uint16", "<u4": "uint32", "<u8": "uint64"]
-            let what = names[descr].map { "\($0) (\(descr))" } ?? descr
-            throw NPYError("\(name) holds \(what) values; float32, int32 and int64 (little-endian) are taken: "
-                           + "convert it, as np.save(path, x.astype(np.float32))")
+        guard let dtype = dtype(descr: descr) else {
+            // A valid file of a type the engine has not: say which, and what to do.
+            let what = descr.hasPrefix(">") ? "big-endian \(descr)" : descr
+            throw NPYError("\(name) holds \(what) values; little-endian float16, float32, float64, int8 to int64, "
+                           + "uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")
         }
         guard let order = value(of: "fortran_order"), order.hasPrefix("False") else {
             throw bad("Fortran order; save it in C order (np.ascontiguousarray)")

@@ -39,11 +39,23 @@ public struct NeuronTensorView: Sendable, Equatable {
     }
 }
 
-public enum NeuronBinaryOp: UInt8, Sendable, CaseIterable { case add, sub, mul, div, max, min, pow }
+public enum NeuronBinaryOp: UInt8, Sendable, CaseIterable {
+    case add, sub, mul, div, max, min, pow
+    /// ISA 1.4, integers and bool (docs/isa.md says which types take which).
+    case mod, fmod, and, or, xor, shl, shr
+}
 public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
     case relu, leakyRelu, geluErf, geluTanh, sigmoid, tanh, exp, log, sqrt, rsqrt, erf, neg, abs, reciprocal
+    /// ISA 1.4: NOT of integers and bool; FLOOR, CEIL and ROUND (ties to even) of f32.
+    case not, floor, ceil, round
 }
-public enum NeuronReduceOp: UInt8, Sendable, CaseIterable { case sum, mean, max, min }
+public enum NeuronReduceOp: UInt8, Sendable, CaseIterable {
+    case sum, mean, max, min
+    /// ISA 1.4: PROD of f32; ARGMAX and ARGMIN into int64.
+    case prod, argmax, argmin
+}
+/// COMPARE's sub-operations (ISA 1.4): out (bool) = a op b; NaN compares false.
+public enum NeuronCompareOp: UInt8, Sendable, CaseIterable { case eq, lt, le, gt, ge }
 public enum NeuronPoolOp: UInt8, Sendable, CaseIterable { case max, avg }
 
 /// A 2-D window: strides, padding (top, left, bottom, right), dilation.
@@ -148,10 +160,26 @@ public struct NeuronProgram: Sendable {
         }
     }
 
-    /// Reduce the last axis of `a` into `out` (same dims, last = 1).
-    public mutating func reduce(_ op: NeuronReduceOp, _ out: NeuronTensorView, _ a: NeuronTensorView) {
+    /// Reduce the last axis of `a` into `out` (same dims, last = 1);
+    /// `lastIndex`: ARGMAX and ARGMIN give the last of equal extremes.
+    public mutating func reduce(_ op: NeuronReduceOp, _ out: NeuronTensorView, _ a: NeuronTensorView,
+                                lastIndex: Bool = false) {
         let o = operand(out), x = operand(a)
-        emit(NEURON_OP_REDUCE, sub: op.rawValue, [o, x])
+        emit(NEURON_OP_REDUCE, sub: op.rawValue, flags: lastIndex ? UInt16(NEURON_REDUCE_LAST_INDEX) : 0, [o, x])
+    }
+
+    /// out (bool) = a op b, elementwise (ISA 1.4).
+    public mutating func compare(_ op: NeuronCompareOp, _ out: NeuronTensorView, _ a: NeuronTensorView,
+                                 _ b: NeuronTensorView) {
+        let o = operand(out), x = operand(a), y = operand(b)
+        emit(NEURON_OP_COMPARE, sub: op.rawValue, [o, x, y])
+    }
+
+    /// out = condition ? a : b, elementwise; the condition bool (ISA 1.4).
+    public mutating func select(_ out: NeuronTensorView, condition: NeuronTensorView, _ a: NeuronTensorView,
+                                _ b: NeuronTensorView) {
+        let o = operand(out), c = operand(condition), x = operand(a), y = operand(b)
+        emit(NEURON_OP_SELECT, [o, c, x, y])
     }
 
     public mutating func softmax(_ out: NeuronTensorView, _ a: NeuronTensorView) {
@@ -159,10 +187,13 @@ public struct NeuronProgram: Sendable {
         emit(NEURON_OP_SOFTMAX, [o, x])
     }
 
-    /// Convert `a` to `out`'s dtype (integers saturate, bf16 rounds to nearest even).
-    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+    /// Convert `a` to `out`'s dtype: floats to integers toward zero and
+    /// saturated, NaN to 0; to bool, nonzero is true; to bf16 and f16 to
+    /// nearest even. Integer to integer saturates, or with `wrap` keeps
+    /// the low bits (as ONNX's Cast does).
+    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView, wrap: Bool = false) {
         let o = operand(out), x = operand(a)
-        emit(NEURON_OP_CAST, [o, x])
+        emit(NEURON_OP_CAST, flags: wrap ? UInt16(NEURON_CAST_WRAP) : 0, [o, x])
     }
 
     /// out[i..., d] = table[indices[i...], d]: an embedding lookup.

@@ -156,41 +156,30 @@ struct NeuronRun: AsyncParsableCommand {
         }
     }
 
-    /// Bytes for `tensor` from an .npy array, converting float32 to bf16 where the model wants it.
+    /// Bytes for `tensor` from an .npy array of its type, or of float32
+    /// for a bfloat16 or float16 input (rounded to nearest even).
     func bytes(for tensor: NEFFTensor, from array: NPY.Array, file: String) throws -> [UInt8] {
         guard array.shape == tensor.shape else {
             throw ValidationError("\(file) has shape \(array.shape); input \(tensor.name) is \(tensor.shape)")
         }
         if tensor.dtype == array.dtype { return array.bytes }
-        guard tensor.dtype == .bfloat16, array.dtype == .float32 else {
-            throw ValidationError("\(file) holds \(array.dtype); input \(tensor.name) is \(tensor.dtype)")
+        guard tensor.dtype == .bfloat16 || tensor.dtype == .float16, array.dtype == .float32 else {
+            throw ValidationError("\(file) holds \(array.dtype); input \(tensor.name) is \(tensor.dtype): "
+                                  + "save it as np.save(path, x.astype(np.\(tensor.dtype == .bfloat16 ? "float32" : tensor.dtype.name)))")
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(array.bytes.count / 2)
-        for i in stride(from: 0, to: array.bytes.count, by: 4) {
-            let bits = UInt32(array.bytes[i]) | UInt32(array.bytes[i + 1]) << 8 | UInt32(array.bytes[i + 2]) << 16
-                | UInt32(array.bytes[i + 3]) << 24
-            let rounded = BFloat16.bits(Float(bitPattern: bits))
-            out += [UInt8(rounded & 0xff), UInt8(rounded >> 8)]
-        }
-        return out
+        return tensor.dtype.bytes(NeuronDType.float32.values(array.bytes))
     }
 
-    /// Deterministic inputs in [-1, 1) for floats, zeros for integers (indices).
+    /// Deterministic inputs in [-1, 1) for floats, zeros for integers
+    /// (indices) and false for bool.
     func randomBytes(for tensor: NEFFTensor) -> [UInt8] {
+        guard tensor.dtype.isFloatingPoint else { return [UInt8](repeating: 0, count: tensor.elementCount * tensor.dtype.size) }
         var state: UInt32 = 12345
-        var out: [UInt8] = []
-        for _ in 0..<tensor.elementCount {
+        let values = (0..<tensor.elementCount).map { _ in
             state = state &* 1_664_525 &+ 1_013_904_223
-            let value = Float(state >> 8) / Float(1 << 23) - 1
-            switch tensor.dtype {
-            case .float32: withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
-            case .bfloat16: withUnsafeBytes(of: BFloat16.bits(value).littleEndian) { out += $0 }
-            case .int32: out += [0, 0, 0, 0]
-            case .int64: out += [UInt8](repeating: 0, count: 8)
-            }
+            return Double(Float(state >> 8) / Float(1 << 23) - 1)
         }
-        return out
+        return tensor.dtype.bytes(values)
     }
 
     func run() async throws {
@@ -278,19 +267,13 @@ struct NeuronRun: AsyncParsableCommand {
         }
         for (index, tensor) in model.outputs.enumerated() {
             guard let output = slots[0].outputs[tensor.name] else { continue }
-            var values: [Float]
-            switch tensor.dtype {
-            case .float32: values = try output.read(Float.self)
-            case .bfloat16: values = try output.read(UInt16.self).map(BFloat16.float)
-            case .int32: values = try output.read(Int32.self).map(Float.init)
-            case .int64: values = try output.read(Int64.self).map(Float.init)
-            }
-            outputs[tensor.name] = values.prefix(8).map(Double.init)
+            let raw = try output.read(UInt8.self)
+            let values = tensor.dtype.values(raw)
+            outputs[tensor.name] = Array(values.prefix(8))
             if let dir = outputDir {
+                // bfloat16 is written as float32 (numpy has none), exactly.
                 let dtype: NeuronDType = tensor.dtype == .bfloat16 ? .float32 : tensor.dtype
-                let raw: [UInt8] = tensor.dtype == .bfloat16
-                    ? values.withUnsafeBytes { Array($0) }
-                    : try output.read(UInt8.self)
+                let raw = tensor.dtype == .bfloat16 ? NeuronDType.float32.bytes(values) : raw
                 let file = try NPY.encode(NPY.Array(dtype: dtype, shape: tensor.shape, bytes: raw))
                 try Data(file).write(to: URL(fileURLWithPath: dir).appendingPathComponent(tensorFileName(tensor.name, index: index)))
             }

@@ -38,7 +38,7 @@ struct OpRegistryTests {
     static func single(_ op: String, type: ElementType = .float32, inputs: [String] = ["x"],
                        constants: [String: ConstantTensor] = [:]) -> Graph {
         Graph(name: "g", opset: 17, inputs: [ValueInfo(name: "x", type: type, shape: [.fixed(2), .fixed(3)])],
-              outputs: [ValueInfo(name: "y", type: .float32, shape: nil)], constants: constants,
+              outputs: [ValueInfo(name: "y", type: type, shape: nil)], constants: constants,
               nodes: [Node(name: "n", op: op, inputs: inputs, outputs: ["y"])])
     }
 
@@ -67,8 +67,10 @@ struct OpRegistryTests {
                           constants: ["a": .integers([1, 2, 3]), "b": .integers([1, 5, 3])],
                           nodes: [Node(name: "eq", op: "Equal", inputs: ["a", "b"], outputs: ["e"]),
                                   Node(name: "w", op: "Where", inputs: ["e", "x", "x"], outputs: ["y"])])
-        expectCompileError(.unsupported, mentioning: ["Where \"w\"", "needs its inputs known at compile time"]) {
-            () throws(NeuronCompilerError) in try NeuronCompiler.compile(known)
+        var computed = known
+        computed.nodes[1] = Node(name: "r", op: "Range", inputs: ["x", "x", "x"], outputs: ["y"])
+        expectCompileError(.unsupported, mentioning: ["Range \"r\"", "needs its inputs known at compile time"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(computed)
         }
         var folded = known
         folded.nodes[1] = Node(name: "c", op: "Cast", inputs: ["e"], outputs: ["y"], attributes: ["to": .int(1)])

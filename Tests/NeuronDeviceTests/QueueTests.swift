@@ -126,23 +126,60 @@ struct QueueCase: Sendable, CustomStringConvertible {
                           window: NeuronWindow(padding: (3, 3, 3, 3)))
             },
         ]
-        for op in NeuronBinaryOp.allCases {
+        for op in NeuronBinaryOp.allCases where ![.and, .or, .xor, .shl, .shr].contains(op) {
             cases.append(QueueCase(name: "binary \(op)", inputs: 16 * 33 + 33, outputs: 16 * 33) {
                 var row = input([16, 33], at: 16 * 33)
                 row.strides[0] = 0
                 $0.binary(op, output([16, 33]), input([16, 33]), row)
             })
         }
-        for op in NeuronUnaryOp.allCases {
+        for op in NeuronUnaryOp.allCases where op != .not {
             cases.append(QueueCase(name: "unary \(op)", inputs: 200, outputs: 200) {
                 $0.unary(op, output([8, 25]), input([8, 25]), alpha: 0.1)
             })
         }
-        for op in NeuronReduceOp.allCases {
+        for op in NeuronReduceOp.allCases where op != .argmax && op != .argmin {
             cases.append(QueueCase(name: "reduce \(op)", inputs: 600, outputs: 12) {
                 $0.reduce(op, output([12, 1]), input([12, 50]))
             })
         }
+        // ISA 1.4: the other element types, over the same bytes seen as
+        // each type (every bit pattern is a value of an integer type).
+        for op in NeuronBinaryOp.allCases where op != .pow {
+            for type in [NeuronDType.int32, .uint8, .int64] {
+                cases.append(QueueCase(name: "binary \(op) of \(type)", inputs: 64 * 33, outputs: 64 * 33) {
+                    var row = input([16, 33], at: 16 * 33, dtype: type)
+                    row.strides[0] = 0
+                    $0.binary(op, output([16, 33], dtype: type), input([16, 33], dtype: type), row)
+                })
+            }
+        }
+        for op in NeuronCompareOp.allCases {
+            cases.append(QueueCase(name: "compare \(op)", inputs: 2 * 300, outputs: 300) {
+                $0.compare(op, output([12, 25], dtype: .bool), input([12, 25]), input([12, 25], at: 300))
+            })
+        }
+        cases += [
+            QueueCase(name: "select of int16", inputs: 600, outputs: 300) {
+                $0.select(output([20, 15], dtype: .int16), condition: input([20, 15], dtype: .bool),
+                          input([20, 15], at: 300, dtype: .int16), input([20, 15], at: 600, dtype: .int16))
+            },
+            QueueCase(name: "not of bool and of uint16", inputs: 300, outputs: 300) {
+                $0.unary(.not, output([20, 15], dtype: .bool), input([20, 15], dtype: .bool))
+                $0.unary(.not, output([10, 15], at: 150, dtype: .uint16), input([10, 15], dtype: .uint16))
+            },
+            QueueCase(name: "argmax and argmin, first and last", inputs: 600, outputs: 48) {
+                $0.reduce(.argmax, output([12, 1], dtype: .int64), input([12, 50]))
+                $0.reduce(.argmin, output([12, 1], at: 12, dtype: .int64), input([12, 50]), lastIndex: true)
+            },
+            QueueCase(name: "cast float32 to float16, int8, bool and float64, and back", inputs: 300, outputs: 1200) {
+                $0.cast(output([300], dtype: .float16), input([300]))
+                $0.cast(output([300], at: 300, dtype: .int8), input([300]))
+                $0.cast(output([300], at: 900, dtype: .bool), input([300]))
+                $0.cast(output([100], at: 400, dtype: .float64), input([100]))
+                $0.cast(output([100], at: 0), input([100], dtype: .int32), wrap: true)
+            },
+        ]
         for op in NeuronPoolOp.allCases {
             cases.append(QueueCase(name: "pool2d \(op)", inputs: 2 * 3 * 20, outputs: 2 * 3 * 6 + 6) {
                 let x = input([2, 3, 5, 4])

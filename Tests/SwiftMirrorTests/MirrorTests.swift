@@ -69,9 +69,11 @@ struct MirrorTests {
         try checkSubOperations(NeuronUnaryOp.self, opcode: NEURON_OP_UNARY)
         try checkSubOperations(NeuronReduceOp.self, opcode: NEURON_OP_REDUCE)
         try checkSubOperations(NeuronPoolOp.self, opcode: NEURON_OP_POOL2D)
+        try checkSubOperations(NeuronCompareOp.self, opcode: NEURON_OP_COMPARE)
         // And the C enums' own counts agree with the table.
         for (opening, opcode) in [("enum neuron_binary_op {", NEURON_OP_BINARY), ("enum neuron_unary_op {", NEURON_OP_UNARY),
-                                  ("enum neuron_reduce_op {", NEURON_OP_REDUCE), ("enum neuron_pool_op {", NEURON_OP_POOL2D)] {
+                                  ("enum neuron_reduce_op {", NEURON_OP_REDUCE), ("enum neuron_pool_op {", NEURON_OP_POOL2D),
+                                  ("enum neuron_compare_op {", NEURON_OP_COMPARE)] {
             let names = try Self.enumerators(in: "driver/include/uapi/neuron_isa.h", of: opening)
             let info = try #require(neuron_engine_insn_info(opcode.rawValue)).pointee
             #expect(names.count - 1 == Int(info.subs), "\(opening)")
@@ -89,10 +91,13 @@ struct MirrorTests {
     @Test("dtypes and validation errors match neuron_isa.h")
     func isaEnums() throws {
         let dtypes = try Self.enumerators(in: "driver/include/uapi/neuron_isa.h", of: "enum neuron_dtype {")
-        let swiftDTypes: [String: NeuronDType] = ["NEURON_DT_F32": .float32, "NEURON_DT_BF16": .bfloat16,
-                                                  "NEURON_DT_I32": .int32, "NEURON_DT_I64": .int64]
-        #expect(dtypes.count == swiftDTypes.count)
-        for (name, value) in dtypes {
+        let swiftDTypes: [String: NeuronDType] = [
+            "NEURON_DT_F32": .float32, "NEURON_DT_BF16": .bfloat16, "NEURON_DT_I32": .int32, "NEURON_DT_I64": .int64,
+            "NEURON_DT_F16": .float16, "NEURON_DT_F64": .float64, "NEURON_DT_I8": .int8, "NEURON_DT_U8": .uint8,
+            "NEURON_DT_I16": .int16, "NEURON_DT_U16": .uint16, "NEURON_DT_U32": .uint32, "NEURON_DT_U64": .uint64,
+            "NEURON_DT_BOOL": .bool]
+        #expect(dtypes.count - 1 == swiftDTypes.count && NeuronDType.allCases.count == swiftDTypes.count)
+        for (name, value) in dtypes where name != "NEURON_DT_COUNT" {
             #expect(swiftDTypes[name]?.rawValue == UInt8(value), "\(name)")
         }
         let errors = try Self.enumerators(in: "driver/include/uapi/neuron_isa.h", of: "enum neuron_isa_error {")
@@ -105,6 +110,19 @@ struct MirrorTests {
         for (name, value) in errors {
             let kind = try #require(kinds[name], "\(name) has no Swift kind")
             #expect(kind.rawValue == UInt32(value), "\(name)")
+        }
+    }
+
+    @Test("nrt.h's nrt_dtype is neuron_isa.h's neuron_dtype, value for value (the C API passes them through)")
+    func nrtDTypes() throws {
+        let nrt = try Self.enumerators(in: "Sources/CNRT/include/nrt.h", of: "typedef enum nrt_dtype {")
+        let isa = try Self.enumerators(in: "driver/include/uapi/neuron_isa.h", of: "enum neuron_dtype {")
+            .filter { $0.name != "NEURON_DT_COUNT" }
+        #expect(nrt.count == isa.count && nrt.count == NeuronDType.allCases.count)
+        for (name, value) in nrt {
+            let type = try #require(NeuronDType(rawValue: UInt8(value)), "\(name) = \(value) is no engine type")
+            let spelled = "NRT_DTYPE_" + type.name.uppercased()
+            #expect(name == spelled, "\(name) = \(value) is \(type.name) in the engine")
         }
     }
 

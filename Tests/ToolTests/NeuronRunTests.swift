@@ -34,9 +34,18 @@ struct NeuronRunTests {
         }
         #expect(throws: NPYError.self) { try NPY.decode(Array(bytes.dropLast(4))) }
         #expect(throws: NPYError.self) { try NPY.decode([1, 2, 3]) }
-        // A valid file of another dtype is named as such, with what to do.
-        #expect(throws: NPYError("x.npy holds float64 (<f8) values; float32, int32 and int64 (little-endian) are taken: convert it, as np.save(path, x.astype(np.float32))")) {
-            try NPY.decode(try replacing("<f4", with: "<f8"), name: "x.npy")
+        // A valid file of a type the engine has not is named as such, with what to do.
+        #expect(throws: NPYError("x.npy holds <c8 values; little-endian float16, float32, float64, int8 to int64, uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")) {
+            try NPY.decode(try replacing("<f4", with: "<c8"), name: "x.npy")
+        }
+        #expect(throws: NPYError("x.npy holds big-endian >f4 values; little-endian float16, float32, float64, int8 to int64, uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")) {
+            try NPY.decode(try replacing("<f4", with: ">f4"), name: "x.npy")
+        }
+        // Every engine type but bfloat16 round-trips, under numpy's own type string.
+        for type in NeuronDType.allCases where type != .bfloat16 {
+            let typed = NPY.Array(dtype: type, shape: [3], bytes: type.bytes([1, 0, 2]))
+            let file = try NPY.encode(typed)
+            #expect(try NPY.decode(file) == typed, "\(type)")
         }
     }
 

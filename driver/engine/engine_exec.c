@@ -7,74 +7,9 @@
  */
 #include "engine_insn.h"
 
-/* A strided walk over up to NEURON_MAX_RANK dimensions. */
-struct walk {
-	u32 rank;
-	u32 dims[NEURON_MAX_RANK];
-	u32 idx[NEURON_MAX_RANK];
-};
-
-static void walk_init(struct walk *w, const struct neuron_tensor_desc *d)
-{
-	u32 i;
-
-	w->rank = d->rank;
-	for (i = 0; i < NEURON_MAX_RANK; i++) {
-		w->dims[i] = d->dims[i];
-		w->idx[i] = 0;
-	}
-}
-
-/* Element offset of the walk's current index in @d. */
-static u64 at(const struct walk *w, const struct neuron_tensor_desc *d)
-{
-	u64 off = d->offset;
-	u32 i;
-
-	for (i = 0; i < w->rank; i++)
-		off += (u64)w->idx[i] * d->strides[i];
-	return off;
-}
-
-/* Advance to the next index in row-major order; 0 at the end. */
-static int walk_next(struct walk *w)
-{
-	int i;
-
-	for (i = (int)w->rank - 1; i >= 0; i--) {
-		if (++w->idx[i] < w->dims[i])
-			return 1;
-		w->idx[i] = 0;
-	}
-	return 0;
-}
-
 static float *f32(const struct neuron_engine_slot *slots, const struct neuron_tensor_desc *d)
 {
 	return (float *)slots[d->slot].base;
-}
-
-/* f32 to integers: toward zero, saturated to the type's range, NaN to 0. */
-static s32 to_s32(float v)
-{
-	if (v != v)
-		return 0;
-	if (v >= 2147483648.0f)
-		return 0x7fffffff;
-	if (v <= -2147483648.0f)
-		return -0x7fffffff - 1;
-	return (s32)v;
-}
-
-static s64 to_s64(float v)
-{
-	if (v != v)
-		return 0;
-	if (v >= 9223372036854775808.0f)
-		return 0x7fffffffffffffffLL;
-	if (v <= -9223372036854775808.0f)
-		return -0x7fffffffffffffffLL - 1;
-	return (s64)v;
 }
 
 static float bf16_to_f32(u16 h)
@@ -84,23 +19,19 @@ static float bf16_to_f32(u16 h)
 	return b.f;
 }
 
-/* neuron_bf16_from_f32_bits() of @v. */
-static u16 f32_to_bf16(float v)
-{
-	union { float f; u32 u; } b = { .f = v };
-
-	return neuron_bf16_from_f32_bits(b.u);
-}
-
 static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn *in,
 		    const struct neuron_engine_slot *slots)
 {
-	u8 *base = slots[o->slot].base;
+	float *base = f32(slots, o);
 	float v = in->fparam[0];
 	u32 last = 0, n = 1, i, j;
 	u64 step = 0;
 	struct walk w;
 
+	if (o->dtype != NEURON_DT_F32) {
+		neuron_typed_fill(o, v, slots);
+		return;
+	}
 	/* Rows along the last axis longer than 1, stored by a plain loop. */
 	for (i = 0; i < o->rank; i++)
 		if (o->dims[i] > 1)
@@ -114,24 +45,8 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 	do {
 		u64 off = at(&w, o);
 
-		switch (o->dtype) {
-		case NEURON_DT_F32:
-			for (j = 0; j < n; j++, off += step)
-				((float *)base)[off] = v;
-			break;
-		case NEURON_DT_BF16:
-			for (j = 0; j < n; j++, off += step)
-				((u16 *)base)[off] = f32_to_bf16(v);
-			break;
-		case NEURON_DT_I32:
-			for (j = 0; j < n; j++, off += step)
-				((s32 *)base)[off] = to_s32(v);
-			break;
-		case NEURON_DT_I64:
-			for (j = 0; j < n; j++, off += step)
-				((s64 *)base)[off] = to_s64(v);
-			break;
-		}
+		for (j = 0; j < n; j++, off += step)
+			base[off] = v;
 	} while (walk_next(&w));
 }
 
@@ -140,7 +55,7 @@ static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tens
 {
 	u8 *dst = slots[o->slot].base;
 	const u8 *src = slots[a->slot].base;
-	u32 size = o->dtype == NEURON_DT_BF16 ? 2 : o->dtype == NEURON_DT_I64 ? 8 : 4;
+	u32 size = neuron_dtype_size(o->dtype);
 	struct walk w;
 	u32 i;
 
@@ -164,6 +79,13 @@ static float binary(u32 sub, float x, float y)
 	case NEURON_BIN_MAX: return x > y || x != x ? x : y;
 	case NEURON_BIN_MIN: return x < y || x != x ? x : y;
 	case NEURON_BIN_POW: return neuron_powf(x, y);
+	case NEURON_BIN_FMOD: return neuron_fmodf(x, y);
+	case NEURON_BIN_MOD: {
+		/* the divisor's sign, as Python's % */
+		float r = neuron_fmodf(x, y);
+
+		return r != 0 && (r < 0) != (y < 0) ? r + y : r;
+	}
 	}
 	return 0;
 }
@@ -189,6 +111,9 @@ static float unary(u32 sub, float x, float alpha)
 	case NEURON_UN_NEG: return -x;
 	case NEURON_UN_ABS: return x < 0 ? -x : (x == 0 ? 0.0f : x);
 	case NEURON_UN_RECIPROCAL: return 1.0f / x;
+	case NEURON_UN_FLOOR: return neuron_floorf(x);
+	case NEURON_UN_CEIL: return -neuron_floorf(-x);
+	case NEURON_UN_ROUND: return neuron_roundevenf(x);
 	}
 	return 0;
 }
@@ -340,6 +265,9 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 				case NEURON_RED_MIN:
 					acc = x < acc || x != x ? x : acc;
 					break;
+				case NEURON_RED_PROD:
+					acc = acc * x;
+					break;
 				}
 			}
 			if (in->sub == NEURON_RED_MEAN)
@@ -363,62 +291,11 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 	} while (walk_next(&w));
 }
 
-/* A value of any dtype, as the widest type of its kind. */
-struct scalar {
-	int integer;
-	s64 i;
-	float f;
-};
-
-static struct scalar load(const void *base, u32 dtype, u64 off)
-{
-	struct scalar v = { 0, 0, 0.0f };
-
-	switch (dtype) {
-	case NEURON_DT_F32: v.f = ((const float *)base)[off]; break;
-	case NEURON_DT_BF16: v.f = bf16_to_f32(((const u16 *)base)[off]); break;
-	case NEURON_DT_I32: v.integer = 1; v.i = ((const s32 *)base)[off]; break;
-	case NEURON_DT_I64: v.integer = 1; v.i = ((const s64 *)base)[off]; break;
-	}
-	return v;
-}
-
-static void store(void *base, u32 dtype, u64 off, struct scalar v)
-{
-	switch (dtype) {
-	case NEURON_DT_F32:
-		((float *)base)[off] = v.integer ? (float)v.i : v.f;
-		break;
-	case NEURON_DT_BF16:
-		((u16 *)base)[off] = f32_to_bf16(v.integer ? (float)v.i : v.f);
-		break;
-	case NEURON_DT_I32:
-		((s32 *)base)[off] = !v.integer ? to_s32(v.f) :
-			v.i > 0x7fffffff ? 0x7fffffff : v.i < -0x7fffffffLL - 1 ? -0x7fffffff - 1 : (s32)v.i;
-		break;
-	case NEURON_DT_I64:
-		((s64 *)base)[off] = v.integer ? v.i : to_s64(v.f);
-		break;
-	}
-}
-
-static void op_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
-		    const struct neuron_engine_slot *slots)
-{
-	struct walk w;
-
-	walk_init(&w, o);
-	do {
-		store(slots[o->slot].base, o->dtype, at(&w, o),
-		      load(slots[a->slot].base, a->dtype, at(&w, a)));
-	} while (walk_next(&w));
-}
-
 /* out[i..., d] = table[index[i...], d]; a negative index counts from the end. */
 static u32 op_gather(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *t,
 		     const struct neuron_tensor_desc *ix, const struct neuron_engine_slot *slots)
 {
-	u32 size = t->dtype == NEURON_DT_BF16 ? 2 : t->dtype == NEURON_DT_I64 ? 8 : 4;
+	u32 size = neuron_dtype_size(t->dtype);
 	u32 rows = t->dims[0], width = t->dims[1], d, byte, r = ix->rank;
 	u8 *out = slots[o->slot].base;
 	const u8 *table = slots[t->slot].base;
@@ -427,7 +304,7 @@ static u32 op_gather(const struct neuron_tensor_desc *o, const struct neuron_ten
 
 	walk_init(&w, ix);
 	do {
-		s64 idx = load(slots[ix->slot].base, ix->dtype, at(&w, ix)).i;
+		s64 idx = neuron_typed_index(slots[ix->slot].base, ix->dtype, at(&w, ix));
 		u64 obase = o->offset;
 		u32 i;
 
@@ -745,6 +622,12 @@ NEURON_EXEC(copy)
 NEURON_EXEC(elementwise)
 {
 	(void)scratch;
+	if (descs[in->operand[0]].dtype != NEURON_DT_F32) {
+		neuron_typed_elementwise(in, &descs[in->operand[0]], &descs[in->operand[1]],
+					 in->opcode == NEURON_OP_BINARY ? &descs[in->operand[2]] : NULL,
+					 slots);
+		return NEURON_ISA_OK;
+	}
 	op_elementwise(in, &descs[in->operand[0]], &descs[in->operand[1]],
 		       in->opcode == NEURON_OP_BINARY ? &descs[in->operand[2]] : NULL, slots);
 	return NEURON_ISA_OK;
@@ -760,15 +643,19 @@ NEURON_EXEC(matmul)
 NEURON_EXEC(rows)
 {
 	(void)scratch;
+	if (in->opcode == NEURON_OP_REDUCE &&
+	    (in->sub == NEURON_RED_ARGMAX || in->sub == NEURON_RED_ARGMIN)) {
+		neuron_typed_reduce(in, &descs[in->operand[0]], &descs[in->operand[1]], slots);
+		return NEURON_ISA_OK;
+	}
 	op_rows(in, &descs[in->operand[0]], &descs[in->operand[1]], slots);
 	return NEURON_ISA_OK;
 }
 
 NEURON_EXEC(cast)
 {
-	(void)in;
 	(void)scratch;
-	op_cast(&descs[in->operand[0]], &descs[in->operand[1]], slots);
+	neuron_typed_cast(&descs[in->operand[0]], &descs[in->operand[1]], in->flags, slots);
 	return NEURON_ISA_OK;
 }
 

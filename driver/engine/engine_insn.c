@@ -10,7 +10,9 @@
 static const char *const binary_names[NEURON_BIN_COUNT] = {
 	[NEURON_BIN_ADD] = "ADD", [NEURON_BIN_SUB] = "SUB", [NEURON_BIN_MUL] = "MUL",
 	[NEURON_BIN_DIV] = "DIV", [NEURON_BIN_MAX] = "MAX", [NEURON_BIN_MIN] = "MIN",
-	[NEURON_BIN_POW] = "POW",
+	[NEURON_BIN_POW] = "POW", [NEURON_BIN_MOD] = "MOD", [NEURON_BIN_FMOD] = "FMOD",
+	[NEURON_BIN_AND] = "AND", [NEURON_BIN_OR] = "OR", [NEURON_BIN_XOR] = "XOR",
+	[NEURON_BIN_SHL] = "SHL", [NEURON_BIN_SHR] = "SHR",
 };
 
 static const char *const unary_names[NEURON_UN_COUNT] = {
@@ -19,12 +21,19 @@ static const char *const unary_names[NEURON_UN_COUNT] = {
 	[NEURON_UN_SIGMOID] = "SIGMOID", [NEURON_UN_TANH] = "TANH", [NEURON_UN_EXP] = "EXP",
 	[NEURON_UN_LOG] = "LOG", [NEURON_UN_SQRT] = "SQRT", [NEURON_UN_RSQRT] = "RSQRT",
 	[NEURON_UN_ERF] = "ERF", [NEURON_UN_NEG] = "NEG", [NEURON_UN_ABS] = "ABS",
-	[NEURON_UN_RECIPROCAL] = "RECIPROCAL",
+	[NEURON_UN_RECIPROCAL] = "RECIPROCAL", [NEURON_UN_NOT] = "NOT",
+	[NEURON_UN_FLOOR] = "FLOOR", [NEURON_UN_CEIL] = "CEIL", [NEURON_UN_ROUND] = "ROUND",
 };
 
 static const char *const reduce_names[NEURON_RED_COUNT] = {
 	[NEURON_RED_SUM] = "SUM", [NEURON_RED_MEAN] = "MEAN", [NEURON_RED_MAX] = "MAX",
-	[NEURON_RED_MIN] = "MIN",
+	[NEURON_RED_MIN] = "MIN", [NEURON_RED_PROD] = "PROD", [NEURON_RED_ARGMAX] = "ARGMAX",
+	[NEURON_RED_ARGMIN] = "ARGMIN",
+};
+
+static const char *const compare_names[NEURON_CMP_COUNT] = {
+	[NEURON_CMP_EQ] = "EQ", [NEURON_CMP_LT] = "LT", [NEURON_CMP_LE] = "LE",
+	[NEURON_CMP_GT] = "GT", [NEURON_CMP_GE] = "GE",
 };
 
 static const char *const pool_names[NEURON_POOL_COUNT] = {
@@ -77,7 +86,7 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 	},
 	[NEURON_OP_REDUCE] = {
 		.name = "REDUCE", .sub_names = reduce_names, .kind = NEURON_INSN_COMPUTE,
-		.operands = 2, .subs = NEURON_RED_COUNT,
+		.operands = 2, .subs = NEURON_RED_COUNT, .flags = NEURON_REDUCE_LAST_INDEX,
 		.cost = NEURON_COST_ROWS, .slice_weight = 64,
 		.split = NEURON_SPLIT_ROWS, .split_operands = 0x3,
 		.check = neuron_check_reduce, .exec = neuron_exec_rows,
@@ -89,7 +98,7 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 		.check = neuron_check_softmax, .exec = neuron_exec_rows,
 	},
 	[NEURON_OP_CAST] = {
-		.name = "CAST", .kind = NEURON_INSN_COMPUTE, .operands = 2,
+		.name = "CAST", .kind = NEURON_INSN_COMPUTE, .operands = 2, .flags = NEURON_CAST_WRAP,
 		.cost = NEURON_COST_OUTPUT, .slice_weight = 64,
 		.split = NEURON_SPLIT_ELEMENTS, .split_operands = 0x3,
 		.check = neuron_check_cast, .exec = neuron_exec_cast,
@@ -126,6 +135,20 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 	SYNC(SEM_SIGNAL),
 	SYNC(SEM_WAIT),
 	SYNC(BARRIER),
+	[NEURON_OP_COMPARE] = {
+		.name = "COMPARE", .sub_names = compare_names, .kind = NEURON_INSN_COMPUTE,
+		.operands = 3, .subs = NEURON_CMP_COUNT,
+		.cost = NEURON_COST_OUTPUT, .slice_weight = 64,
+		.split = NEURON_SPLIT_ELEMENTS, .split_operands = 0x7,
+		.check = neuron_check_compare, .exec = neuron_exec_compare,
+	},
+	[NEURON_OP_SELECT] = {
+		/* out = cond ? a : b, cond (operand 1) bool */
+		.name = "SELECT", .kind = NEURON_INSN_COMPUTE, .operands = 4,
+		.cost = NEURON_COST_OUTPUT, .slice_weight = 64,
+		.split = NEURON_SPLIT_ELEMENTS, .split_operands = 0xf,
+		.check = neuron_check_select, .exec = neuron_exec_select,
+	},
 };
 
 const struct neuron_insn_info *neuron_engine_insn_info(u32 opcode)

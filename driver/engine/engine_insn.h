@@ -8,6 +8,48 @@
 
 #include "neuron_engine.h"
 
+/* A strided walk over up to NEURON_MAX_RANK dimensions. */
+struct walk {
+	u32 rank;
+	u32 dims[NEURON_MAX_RANK];
+	u32 idx[NEURON_MAX_RANK];
+};
+
+static inline void walk_init(struct walk *w, const struct neuron_tensor_desc *d)
+{
+	u32 i;
+
+	w->rank = d->rank;
+	for (i = 0; i < NEURON_MAX_RANK; i++) {
+		w->dims[i] = d->dims[i];
+		w->idx[i] = 0;
+	}
+}
+
+/* Element offset of the walk's current index in @d. */
+static inline u64 at(const struct walk *w, const struct neuron_tensor_desc *d)
+{
+	u64 off = d->offset;
+	u32 i;
+
+	for (i = 0; i < w->rank; i++)
+		off += (u64)w->idx[i] * d->strides[i];
+	return off;
+}
+
+/* Advance to the next index in row-major order; 0 at the end. */
+static inline int walk_next(struct walk *w)
+{
+	int i;
+
+	for (i = (int)w->rank - 1; i >= 0; i--) {
+		if (++w->idx[i] < w->dims[i])
+			return 1;
+		w->idx[i] = 0;
+	}
+	return 0;
+}
+
 #define NEURON_CHECK(name) \
 	u32 neuron_check_##name(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
 #define NEURON_EXEC(name) \
@@ -27,6 +69,8 @@ NEURON_CHECK(layernorm);
 NEURON_CHECK(conv2d);
 NEURON_CHECK(pool2d);
 NEURON_CHECK(sync);
+NEURON_CHECK(compare);
+NEURON_CHECK(select);
 
 NEURON_EXEC(nop);
 NEURON_EXEC(fill);
@@ -39,5 +83,19 @@ NEURON_EXEC(gather);
 NEURON_EXEC(layernorm);
 NEURON_EXEC(conv2d);
 NEURON_EXEC(pool2d);
+NEURON_EXEC(compare);
+NEURON_EXEC(select);
+
+/* engine_typed.c: element types beyond f32, for engine_exec.c. */
+void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,
+		       const struct neuron_engine_slot *slots);
+void neuron_typed_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+		       u32 flags, const struct neuron_engine_slot *slots);
+void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+			      const struct neuron_engine_slot *slots);
+void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			 const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots);
+s64 neuron_typed_index(const void *base, u32 dtype, u64 off);
 
 #endif /* NEURON_ENGINE_INSN_H */

@@ -52,6 +52,64 @@ float neuron_sqrtf(float x)
 	return __builtin_sqrtf(x);
 }
 
+/*
+ * |x| < 2^23: x + 2^23 has a unit last place, so the addition rounds x
+ * to an integer (ties to even) and the subtraction is exact. Larger x,
+ * infinities and NaN are integral or kept as they are.
+ */
+float neuron_roundevenf(float x)
+{
+	float big = 8388608.0f, r;
+
+	if (!(x < big && x > -big))
+		return x;
+	r = x >= 0 ? (x + big) - big : (x - big) + big;
+	return r == 0 ? x * 0.0f : r;	/* 0 with x's sign */
+}
+
+/*
+ * The remainder of x / y with x's sign, exact: the significands divided
+ * by shift and subtract (a remainder of the larger significand, then one
+ * bit more per step while x's exponent is above y's).
+ */
+float neuron_fmodf(float x, float y)
+{
+	union { float f; u32 u; } bx = { .f = x }, by = { .f = y }, r;
+	u32 sign = bx.u & 0x80000000u, ax = bx.u & 0x7fffffffu, ay = by.u & 0x7fffffffu;
+	u32 mx, my, ex, ey;
+
+	if (!ay || ax >= 0x7f800000u || ay > 0x7f800000u) {
+		r.u = 0x7fc00000u;	/* y zero or NaN, x infinite or NaN */
+		return r.f;
+	}
+	if (ax < ay)
+		return x;
+	ex = ax >> 23;
+	ey = ay >> 23;
+	mx = ex ? (ax & 0x7fffffu) | 0x800000u : ax;
+	my = ey ? (ay & 0x7fffffu) | 0x800000u : ay;
+	ex = ex ? ex : 1;	/* a subnormal's scale is that of exponent 1 */
+	ey = ey ? ey : 1;
+	mx %= my;
+	for (; ex > ey; ex--)
+		mx = (mx << 1) % my;	/* mx < my <= 2^24: no overflow */
+	if (!mx)
+		return x * 0.0f;	/* 0 with x's sign */
+	while (mx < 0x800000u && ey > 1) {
+		mx <<= 1;
+		ey--;
+	}
+	r.u = sign | (mx >= 0x800000u ? (ey << 23) | (mx & 0x7fffffu) : mx);
+	return r.f;
+}
+
+float neuron_floorf(float x)
+{
+	float r = neuron_roundevenf(x);
+
+	return r > x ? r - 1.0f : r;
+}
+
 float neuron_expf(float x)
 {
 	float fn, r, p;

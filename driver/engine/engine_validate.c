@@ -8,10 +8,6 @@
  */
 #include "engine_insn.h"
 
-static const u8 dtype_size[] = {
-	[NEURON_DT_F32] = 4, [NEURON_DT_BF16] = 2, [NEURON_DT_I32] = 4, [NEURON_DT_I64] = 8,
-};
-
 static int fail(struct neuron_engine_status *st, u32 error, u32 index)
 {
 	st->error = error;
@@ -46,8 +42,7 @@ static u32 check_desc(const struct neuron_tensor_desc *d,
 	u64 last, bytes, term, elements = 1;
 	u32 i;
 
-	if (d->pad || d->rank > NEURON_MAX_RANK || d->dtype < NEURON_DT_F32 ||
-	    d->dtype > NEURON_DT_I64)
+	if (d->pad || d->rank > NEURON_MAX_RANK || !neuron_dtype_size(d->dtype))
 		return NEURON_ISA_E_DESC;
 	for (i = 0; i < NEURON_MAX_RANK; i++) {
 		if (i < d->rank) {
@@ -69,11 +64,11 @@ static u32 check_desc(const struct neuron_tensor_desc *d,
 		    add_ovf(last, term, &last))
 			return NEURON_ISA_E_RANGE;
 	}
-	if (add_ovf(last, 1, &last) || mul_ovf(last, dtype_size[d->dtype], &bytes) ||
+	if (add_ovf(last, 1, &last) || mul_ovf(last, neuron_dtype_size(d->dtype), &bytes) ||
 	    bytes > slots[d->slot].size)
 		return NEURON_ISA_E_RANGE;
 	/* Every element must be aligned for its type within the buffer. */
-	if (((unsigned long)slots[d->slot].base) % dtype_size[d->dtype])
+	if (((unsigned long)slots[d->slot].base) % neuron_dtype_size(d->dtype))
 		return NEURON_ISA_E_RANGE;
 	return NEURON_ISA_OK;
 }
@@ -297,25 +292,90 @@ NEURON_CHECK(copy)
 	return o->dtype == a->dtype && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
 }
 
-/* BINARY and UNARY: f32 of one shape (broadcasting is by strides). */
+static int is_unsigned(u32 dtype)
+{
+	return dtype == NEURON_DT_U8 || dtype == NEURON_DT_U16 || dtype == NEURON_DT_U32 ||
+	       dtype == NEURON_DT_U64;
+}
+
+static int is_integer(u32 dtype)
+{
+	return is_unsigned(dtype) || dtype == NEURON_DT_I8 || dtype == NEURON_DT_I16 ||
+	       dtype == NEURON_DT_I32 || dtype == NEURON_DT_I64;
+}
+
+/* May BINARY or UNARY sub-operation @sub run on @dtype? */
+static int elementwise_takes(const struct neuron_insn *in, u32 dtype)
+{
+	u32 sub = in->sub;
+
+	if (dtype == NEURON_DT_F32)
+		return in->opcode == NEURON_OP_BINARY ? sub <= NEURON_BIN_FMOD : sub != NEURON_UN_NOT;
+	if (dtype == NEURON_DT_BOOL)
+		return in->opcode == NEURON_OP_BINARY
+			? sub == NEURON_BIN_AND || sub == NEURON_BIN_OR || sub == NEURON_BIN_XOR
+			: sub == NEURON_UN_NOT;
+	if (!is_integer(dtype))
+		return 0;
+	if (in->opcode == NEURON_OP_UNARY)
+		return sub == NEURON_UN_NOT ||
+		       (!is_unsigned(dtype) && (sub == NEURON_UN_NEG || sub == NEURON_UN_ABS));
+	return sub != NEURON_BIN_POW;
+}
+
+/*
+ * BINARY and UNARY: operands of one shape (broadcasting is by strides)
+ * and one dtype: f32 (ISA 1.4: MOD and FMOD too; not AND and after, not
+ * NOT), integers (ISA 1.4: no POW; NEG and ABS signed), or bool (AND, OR,
+ * XOR, NOT).
+ */
 NEURON_CHECK(elementwise)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
 	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
 
-	if (!is_f32(o) || !is_f32(a) || !same_dims(o, a))
+	if (a->dtype != o->dtype || !same_dims(o, a) || !elementwise_takes(in, o->dtype))
 		return NEURON_ISA_E_OPERAND;
-	if (in->opcode == NEURON_OP_BINARY && (!is_f32(b) || !same_dims(o, b)))
+	if (in->opcode == NEURON_OP_BINARY && (b->dtype != o->dtype || !same_dims(o, b)))
 		return NEURON_ISA_E_OPERAND;
 	return NEURON_ISA_OK;
 }
 
+/* COMPARE (ISA 1.4): a and b of one dtype and out's shape; out bool. */
+NEURON_CHECK(compare)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
+
+	return o->dtype == NEURON_DT_BOOL && a->dtype == b->dtype && same_dims(o, a) &&
+	       same_dims(o, b) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
+}
+
+/* SELECT (ISA 1.4): a bool condition; out, a and b of one dtype; one shape. */
+NEURON_CHECK(select)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *c = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *a = &descs[in->operand[2]], *b = &descs[in->operand[3]];
+
+	return c->dtype == NEURON_DT_BOOL && a->dtype == o->dtype && b->dtype == o->dtype &&
+	       same_dims(o, c) && same_dims(o, a) && same_dims(o, b) ? NEURON_ISA_OK
+								     : NEURON_ISA_E_OPERAND;
+}
+
+/*
+ * REDUCE: f32 into f32; ARGMAX and ARGMIN (ISA 1.4) of any dtype but bool
+ * into I64, the only ones NEURON_REDUCE_LAST_INDEX applies to.
+ */
 NEURON_CHECK(reduce)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	int index = in->sub == NEURON_RED_ARGMAX || in->sub == NEURON_RED_ARGMIN;
 	u32 i;
 
-	if (!is_f32(o) || !is_f32(a) || !a->rank || o->rank != a->rank || o->dims[a->rank - 1] != 1)
+	if (index ? o->dtype != NEURON_DT_I64 || a->dtype == NEURON_DT_BOOL
+		  : !is_f32(o) || !is_f32(a) || (in->flags & NEURON_REDUCE_LAST_INDEX))
+		return NEURON_ISA_E_OPERAND;
+	if (!a->rank || o->rank != a->rank || o->dims[a->rank - 1] != 1)
 		return NEURON_ISA_E_OPERAND;
 	for (i = 0; i + 1 < a->rank; i++)
 		if (o->dims[i] != a->dims[i])
@@ -516,7 +576,7 @@ void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 		/* Validated: none of this overflows. */
 		for (j = 0; j < d->rank; j++)
 			last += (u64)(d->dims[j] - 1) * d->strides[j];
-		last = (last + 1) * dtype_size[d->dtype];
+		last = (last + 1) * neuron_dtype_size(d->dtype);
 		if (last > extent[d->slot])
 			extent[d->slot] = last;
 	}

@@ -50,11 +50,21 @@ typedef enum nrt_tensor_usage {
 	NRT_TENSOR_USAGE_OUTPUT = 1,
 } nrt_tensor_usage_t;
 
+/* The engine's element types (neuron_isa.h's enum neuron_dtype), value for value. */
 typedef enum nrt_dtype {
 	NRT_DTYPE_FLOAT32 = 1,
 	NRT_DTYPE_BFLOAT16 = 2,
 	NRT_DTYPE_INT32 = 3,
 	NRT_DTYPE_INT64 = 4,
+	NRT_DTYPE_FLOAT16 = 5,
+	NRT_DTYPE_FLOAT64 = 6,
+	NRT_DTYPE_INT8 = 7,
+	NRT_DTYPE_UINT8 = 8,
+	NRT_DTYPE_INT16 = 9,
+	NRT_DTYPE_UINT16 = 10,
+	NRT_DTYPE_UINT32 = 11,
+	NRT_DTYPE_UINT64 = 12,
+	NRT_DTYPE_BOOL = 13,	/* one byte, 0 false, anything else true */
 } nrt_dtype_t;
 
 #define NRT_TENSOR_NAME_MAX 256

@@ -5,29 +5,10 @@ import NeuronNEFF
 /// (shape inference, folding, fusion, lowering) work on. Values are named
 /// as in the model; an empty input name is an optional input left out.
 
-/// Element types the importer knows; the engine computes in a subset
-/// (float32, bfloat16, int32, int64), the rest are folded or cast.
-public enum ElementType: String, Sendable, CaseIterable, Codable {
-    case float32, float16, bfloat16, float64
-    case int8, uint8, int16, uint16, int32, uint32, int64, uint64, bool
-
-    /// Bytes per element.
-    public var size: Int {
-        switch self {
-        case .int8, .uint8, .bool: 1
-        case .float16, .bfloat16, .int16, .uint16: 2
-        case .float32, .int32, .uint32: 4
-        case .float64, .int64, .uint64: 8
-        }
-    }
-
-    public var isFloatingPoint: Bool {
-        switch self {
-        case .float32, .float16, .bfloat16, .float64: true
-        default: false
-        }
-    }
-}
+/// Element types the importer knows: the engine's own (ISA 1.4 has every
+/// ONNX numeric type but the 8-bit floats and 4-bit integers, which the
+/// importer refuses).
+public typealias ElementType = NeuronDType
 
 /// A constant tensor: an initializer, a Constant node's value, or a
 /// folded result. Little-endian bytes, row-major.
@@ -49,25 +30,7 @@ public struct ConstantTensor: Sendable, Equatable {
     /// The elements as Double (every element type converts exactly but
     /// 64-bit integers past 2^53).
     public func doubles() -> [Double] {
-        bytes.withUnsafeBytes { raw in
-            (0..<count).map { index in
-                let at = index * type.size
-                switch type {
-                case .float32: return Double(Float(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-                case .float64: return Double(bitPattern: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                case .float16: return Double(Float16Bits.float(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                case .bfloat16: return Double(BFloat16.float(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
-                case .int8: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int8.self))
-                case .uint8, .bool: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt8.self))
-                case .int16: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int16.self))
-                case .uint16: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self))
-                case .int32: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int32.self))
-                case .uint32: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt32.self))
-                case .int64: return Double(raw.loadUnaligned(fromByteOffset: at, as: Int64.self))
-                case .uint64: return Double(raw.loadUnaligned(fromByteOffset: at, as: UInt64.self))
-                }
-            }
-        }
+        type.values(Array(bytes.prefix(count * type.size)))
     }
 
     /// Integer elements (shapes, axes, indices) as Int; nil for floats.
@@ -84,20 +47,6 @@ public struct ConstantTensor: Sendable, Equatable {
             values.append(exact)
         }
         return values
-    }
-}
-
-/// IEEE half precision to Float, exactly (subnormals, infinities, NaN).
-enum Float16Bits {
-    static func float(_ h: UInt16) -> Float {
-        let sign = UInt32(h >> 15) << 31
-        let exponent = Int((h >> 10) & 0x1f), mantissa = UInt32(h & 0x3ff)
-        if exponent == 0x1f { return Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13)) }
-        if exponent == 0 {
-            let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
-            return sign != 0 ? -magnitude : magnitude
-        }
-        return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | (mantissa << 13))
     }
 }
 

@@ -7,9 +7,10 @@ import NeuronISA
 /// masks known at compile time become one constant bias.
 extension ONNXOps {
     static let attention: [ONNXOp] = [
-        // Inputs 0-5 (Q, K, V, attn_mask, past_key, past_value) are
-        // float32 when computed; nonpad_kv_seqlen (6) must be constant.
-        ONNXOp("Attention", takes: [.float32], typedInputs: 6) { l in try l.lowerAttention() },
+        // Q, K and V are float32 when computed (float16 and bfloat16 are
+        // computed in float32); attn_mask is bool or float32;
+        // nonpad_kv_seqlen (6) must be constant.
+        ONNXOp("Attention", takes: [.float32], typedInputs: 3) { l in try l.lowerAttention() },
     ]
 }
 
@@ -38,10 +39,10 @@ extension Lowering {
             throw shapeError("Q \(q.dims), K \(k.dims) and V \(v.dims) do not fit: K needs Q's batch and head size, V K's heads and length")
         }
         guard hasInput(4) == hasInput(5) else { throw invalid("past_key and past_value come together") }
-        let past = hasInput(4) ? try floatTensor(4).dims[2] : 0
+        let past = hasInput(4) ? try widenedFloat(4).dims[2] : 0
         if hasInput(4) {
-            k = try concat([try floatTensor(4), k], axis: 2)
-            v = try concat([try floatTensor(5), v], axis: 2)
+            k = try concat([try widenedFloat(4), k], axis: 2)
+            v = try concat([try widenedFloat(5), v], axis: 2)
         }
         if current.outputs.count > 1, !current.outputs[1].isEmpty { set(1, .tensor(k)) }
         if current.outputs.count > 2, !current.outputs[2].isEmpty { set(2, .tensor(v)) }
@@ -126,7 +127,15 @@ extension Lowering {
             }
             return try weightView(.make(.float32, shape, padded), name: "\(current.name)#mask")
         }
-        let mask = try floatTensor(3)
+        var mask = try typedTensor(3)
+        if mask.type == .bool {
+            // 0 where true, -inf where false.
+            mask = try select(mask, try scalar(0, "zero"), try scalar(-.infinity, "-inf"))
+        }
+        if mask.type == .float16 || mask.type == .bfloat16 { mask = try widenedFloat(3) }
+        guard mask.type == .float32 else {
+            throw unsupported("attn_mask is \(mask.type.name); Attention takes a bool or float mask")
+        }
         guard let last = mask.dims.last, last <= length else {
             throw shapeError("attn_mask \(mask.dims) must end in at most the \(length) keys")
         }

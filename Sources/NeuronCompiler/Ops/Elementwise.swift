@@ -6,8 +6,10 @@ import NeuronNEFF
 extension ONNXOps {
     static let elementwise: [ONNXOp] = [
         unary("Relu", .relu), unary("Sigmoid", .sigmoid), unary("Tanh", .tanh), unary("Exp", .exp),
-        unary("Log", .log), unary("Abs", .abs), unary("Reciprocal", .reciprocal), unary("Erf", .erf),
-        unary("Sqrt", .sqrt, fold: { $0.squareRoot() }), unary("Neg", .neg, fold: { -$0 }),
+        unary("Log", .log), unary("Abs", .abs, takes: [.float32] + signedIntegers), unary("Reciprocal", .reciprocal),
+        unary("Erf", .erf), unary("Sqrt", .sqrt, fold: { $0.squareRoot() }),
+        unary("Neg", .neg, takes: [.float32] + signedIntegers, fold: { -$0 }),
+        unary("Floor", .floor), unary("Ceil", .ceil), unary("Round", .round),
         ONNXOp("LeakyRelu", takes: [.float32]) { l in
             _ = try l.floatTensor(0)   // the input's error before the attribute's
             try l.unary(.leakyRelu, alpha: try l.float("alpha", 0.01))
@@ -99,10 +101,10 @@ extension ONNXOps {
             for index in 1..<max(1, l.current.inputs.count) { sum = try l.binary(.add, sum, try l.floatTensor(index)) }
             l.set(0, .tensor(try l.binary(.div, sum, try l.scalar(Float(l.current.inputs.count), "count"))))
         },
-        ONNXOp("Clip", takes: [.float32]) { l in
-            var result = try l.floatTensor(0)
-            if l.hasInput(1) { result = try l.binary(.max, result, try l.floatTensor(1)) }
-            if l.hasInput(2) { result = try l.binary(.min, result, try l.floatTensor(2)) }
+        ONNXOp("Clip", takes: numeric) { l in
+            var result = try l.typedTensor(0)
+            if l.hasInput(1) { result = try l.binary(.max, result, try l.typedTensor(1, as: result.type)) }
+            if l.hasInput(2) { result = try l.binary(.min, result, try l.typedTensor(2, as: result.type)) }
             if !l.hasInput(1) && !l.hasInput(2) { result = l.copied(result) }
             l.set(0, .tensor(result))
         },
@@ -110,10 +112,11 @@ extension ONNXOps {
 
     /// An op that is one UNARY of its float32 input (`fold`: its value
     /// per element at compile time, in double).
-    static func unary(_ name: String, _ op: NeuronUnaryOp, fold: (@Sendable (Double) -> Double)? = nil) -> ONNXOp {
+    static func unary(_ name: String, _ op: NeuronUnaryOp, takes: [NeuronDType] = [.float32],
+                      fold: (@Sendable (Double) -> Double)? = nil) -> ONNXOp {
         let lower: ONNXOp.Lower = { l in try l.unary(op) }
-        guard let fold else { return ONNXOp(name, takes: [.float32], lower: lower) }
-        return ONNXOp(name, takes: [.float32], fold: whenKnown { _, first, _ in
+        guard let fold else { return ONNXOp(name, takes: takes, lower: lower) }
+        return ONNXOp(name, takes: takes, fold: whenKnown { _, first, _ in
             .make(first.type, first.shape, first.doubles().map(fold))
         }, lower: lower)
     }
@@ -123,27 +126,38 @@ extension ONNXOps {
         ONNXOp(name, takes: [.float32]) { l in l.set(0, .tensor(try program(l, try l.floatTensor(0)))) }
     }
 
-    /// An op that is one BINARY of two float32 inputs, broadcast.
+    /// float32 and the integer types: what BINARY's arithmetic takes.
+    static let numeric: [NeuronDType] = [.float32] + integers
+    static let integers: [NeuronDType] = [.int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64]
+    static let signedIntegers: [NeuronDType] = [.int8, .int16, .int32, .int64]
+
+    /// An op that is one BINARY of two inputs of one type, broadcast
+    /// (integers wrap; integer division truncates, by 0 gives 0).
     static func binary(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
-        ONNXOp(name, takes: [.float32], fold: foldElementwise(name)) { l in
-            l.set(0, .tensor(try l.binary(op, try l.floatTensor(0), try l.floatTensor(1))))
+        ONNXOp(name, takes: numeric, fold: foldElementwise(name)) { l in
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.binary(op, a, b)))
         }
     }
 
-    /// An op of one or more float32 inputs, combined left to right by one BINARY each.
+    /// An op of one or more inputs of one type, combined left to right by one BINARY each.
     static func variadic(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
-        ONNXOp(name, takes: [.float32], fold: foldElementwise(name)) { l in
-            var result = try l.floatTensor(0)
+        ONNXOp(name, takes: numeric, fold: foldElementwise(name)) { l in
+            var result = try l.typedTensor(0)
             for index in 1..<max(1, l.current.inputs.count) {
-                result = try l.binary(op, result, try l.floatTensor(index))
+                result = try l.binary(op, result, try l.typedTensor(index, as: result.type))
             }
             if l.current.inputs.count == 1 { result = l.copied(result) }
             l.set(0, .tensor(result))
         }
     }
 
-    /// Add, Sub, Mul, Div, Equal, Max, Min and Sum of known inputs,
-    /// broadcast, left to right, in double (integer division truncates).
+    /// The folds whose result is bool.
+    static let booleanResults: Set<String> = ["Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor"]
+
+    /// Add, Sub, Mul, Div, Max, Min, Sum, the comparisons and the logic
+    /// ops of known inputs, broadcast, left to right, in double (integer
+    /// division truncates).
     static func foldElementwise(_ name: String) -> ONNXOp.Fold {
         whenKnown { l, first, inputs in
             var acc = first
@@ -164,11 +178,18 @@ extension ONNXOps {
                     case "Mul": out.append(x * y)
                     case "Div": out.append(integral ? (y == 0 ? 0 : (x / y).rounded(.towardZero)) : x / y)
                     case "Equal": out.append(x == y ? 1 : 0)
+                    case "Less": out.append(x < y ? 1 : 0)
+                    case "LessOrEqual": out.append(x <= y ? 1 : 0)
+                    case "Greater": out.append(x > y ? 1 : 0)
+                    case "GreaterOrEqual": out.append(x >= y ? 1 : 0)
+                    case "And": out.append(x != 0 && y != 0 ? 1 : 0)
+                    case "Or": out.append(x != 0 || y != 0 ? 1 : 0)
+                    case "Xor": out.append((x != 0) != (y != 0) ? 1 : 0)
                     case "Max": out.append(x.isNaN || y.isNaN ? .nan : Swift.max(x, y))
                     default: out.append(x.isNaN || y.isNaN ? .nan : Swift.min(x, y))
                     }
                 }
-                acc = .make(name == "Equal" ? .bool : acc.type, shape, out)
+                acc = .make(Self.booleanResults.contains(name) ? .bool : acc.type, shape, out)
             }
             return acc
         }
@@ -178,12 +199,12 @@ extension ONNXOps {
 extension Lowering {
     /// The current node's output 0 as one UNARY of its float32 input 0.
     func unary(_ op: NeuronUnaryOp, alpha: Float = 0) throws(NeuronCompilerError) {
-        set(0, .tensor(try apply(op, try floatTensor(0), alpha: alpha)))
+        set(0, .tensor(try apply(op, try typedTensor(0), alpha: alpha)))
     }
 
-    /// One UNARY of `x`, into a new tensor.
+    /// One UNARY of `x`, into a new tensor of its type.
     func apply(_ op: NeuronUnaryOp, _ x: View, alpha: Float = 0) throws(NeuronCompilerError) -> View {
-        let out = try temp(.float32, x.dims)
+        let out = try temp(x.type, x.dims)
         emit(.unary(op, alpha: alpha), [out, x])
         return out
     }
@@ -214,15 +235,24 @@ extension Lowering {
         try weightView(.make(.float32, [], [Double(value)]), name: "\(current.name)#\(what)")
     }
 
-    /// out = a op b with numpy broadcasting.
+    /// out = a op b with numpy broadcasting, of a's type.
     func binary(_ op: NeuronBinaryOp, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+        let (x, y, shape) = try broadcast(a, b)
+        guard x.type == y.type else {
+            throw invalid("operands of \(x.type.name) and \(y.type.name); \(current.op) takes one type")
+        }
+        let out = try temp(x.type, shape)
+        emit(.binary(op), [out, x, y])
+        return out
+    }
+
+    /// a and b broadcast to their common shape (numpy's rules).
+    func broadcast(_ a: View, _ b: View) throws(NeuronCompilerError) -> (View, View, [Int]) {
         guard let shape = broadcastShape(a.dims, b.dims), shape.count <= 6,
               let x = a.broadcast(to: shape), let y = b.broadcast(to: shape) else {
             throw shapeError("shapes \(a.dims) and \(b.dims) do not broadcast")
         }
-        let out = try temp(.float32, shape)
-        emit(.binary(op), [out, x, y])
-        return out
+        return (x, y, shape)
     }
 
 }

@@ -1,8 +1,8 @@
 import NeuronNEFF
 
 /// Ops neuron-cc evaluates only at compile time: the shape arithmetic
-/// exporters emit (Shape, Size, ConstantOfShape, Range) and the masks
-/// built from it (Equal, Where). Their inputs must be known then.
+/// exporters emit (Shape, Size, ConstantOfShape, Range). Their inputs must
+/// be known then.
 extension ONNXOps {
     static let foldOnly: [ONNXOp] = [
         // Shape and Size need only their input's shape, known for every value.
@@ -37,21 +37,6 @@ extension ONNXOps {
             guard !steps.isNaN, steps <= Double(1 << 24) else { throw l.unsupported("Range of \(steps) elements") }
             let count = steps <= 0 ? 0 : Int(steps)
             return .make(first.type, [count], (0..<count).map { start + Double($0) * delta })
-        }),
-        ONNXOp("Equal", fold: foldElementwise("Equal")),
-        ONNXOp("Where", fold: whenKnown { l, first, inputs in
-            guard inputs.count == 3, let x = inputs[1], let y = inputs[2],
-                  let shape = broadcastShape(first.shape, x.shape).flatMap({ broadcastShape($0, y.shape) }) else {
-                throw l.shapeError("Where's inputs do not broadcast")
-            }
-            _ = try l.foldedCount(shape, what: "Where")
-            let c = first.doubles(), xs = x.doubles(), ys = y.doubles()
-            var out: [Double] = []
-            forEachIndex(shape) { index in
-                out.append(c[broadcastIndex(index, into: first.shape)] != 0
-                           ? xs[broadcastIndex(index, into: x.shape)] : ys[broadcastIndex(index, into: y.shape)])
-            }
-            return .make(x.type, shape, out)
         }),
     ]
 }

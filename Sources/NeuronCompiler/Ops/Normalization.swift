@@ -21,6 +21,19 @@ extension ONNXOps {
             }
         },
         ONNXOp("LayerNormalization", takes: [.float32]) { l in try l.lowerLayerNorm() },
+        // 1 at the first largest element along the axis, 0 elsewhere: its
+        // ARGMAX compared with each position's index.
+        ONNXOp("Hardmax", takes: [.float32]) { l in
+            try l.overAxis { (x: View) throws(NeuronCompilerError) -> View in
+                let index = try l.indexOfExtreme(.argmax, x, axis: x.rank - 1, last: false)
+                let length = x.dims[x.rank - 1]
+                let positions = try l.weightView(.make(.int64, [length], (0..<length).map(Double.init)), name: "\(l.current.name)#iota")
+                let hit = try l.compare(.eq, index, positions)
+                let out = try l.temp(.float32, hit.dims)
+                l.emit(.cast(wrap: false), [out, hit])
+                return out
+            }
+        },
         // Each (instance, channel) normalised over its spatial axes, then
         // scaled and shifted per channel.
         ONNXOp("InstanceNormalization", takes: [.float32]) { l in

@@ -9,8 +9,20 @@ extension ONNXOps {
         reduce("ReduceSum", .plain(.sum)), reduce("ReduceMean", .plain(.mean)),
         reduce("ReduceMax", .plain(.max)), reduce("ReduceMin", .plain(.min)),
         reduce("ReduceL1", .l1), reduce("ReduceL2", .l2), reduce("ReduceSumSquare", .sumSquare),
-        reduce("ReduceLogSum", .logSum), reduce("ReduceLogSumExp", .logSumExp),
+        reduce("ReduceLogSum", .logSum), reduce("ReduceLogSumExp", .logSumExp), reduce("ReduceProd", .plain(.prod)),
+        argReduce("ArgMax", .argmax), argReduce("ArgMin", .argmin),
     ]
+
+    /// ArgMax or ArgMin over one axis into int64: the first index of the
+    /// extreme, or the last with select_last_index; NaN is the extreme.
+    static func argReduce(_ name: String, _ op: NeuronReduceOp) -> ONNXOp {
+        ONNXOp(name, takes: numeric) { l in
+            let x = try l.typedTensor(0)
+            let a = try l.axis(try l.int("axis", 0), rank: x.rank)
+            let index = try l.indexOfExtreme(op, x, axis: a, last: try l.int("select_last_index", 0) != 0)
+            l.set(0, .tensor(try l.int("keepdims", 1) != 0 ? index : try l.reshapeView(index, to: x.dims.enumerated().filter { $0.offset != a }.map(\.element))))
+        }
+    }
 
     static func reduce(_ name: String, _ kind: Reduction) -> ONNXOp {
         // Input 1, the axes from opset 13 or 18, is checked as a constant by lowerReduce.
@@ -98,6 +110,19 @@ extension Lowering {
         let out = try temp(.float32, keptDims + [1])
         emit(.reduce(op), [out, merged])
         return try reshapeView(out, to: (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] })
+    }
+
+    /// ARGMAX or ARGMIN of `x` over `axis` into int64, the axis kept as 1.
+    func indexOfExtreme(_ op: NeuronReduceOp, _ x: View, axis a: Int, last: Bool) throws(NeuronCompilerError) -> View {
+        var perm = Array(0..<x.rank)
+        perm.remove(at: a)
+        perm.append(a)
+        let rows = x.permuted(perm)
+        let out = try temp(.int64, Array(rows.dims.dropLast()) + [1])
+        emit(.reduceIndex(op, last: last), [out, rows])
+        var dims = x.dims
+        dims[a] = 1
+        return try reshapeView(out, to: dims)
     }
 
     /// `x` reduced by `op` over its last axis (kept as an axis of 1).

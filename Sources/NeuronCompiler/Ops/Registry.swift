@@ -63,13 +63,13 @@ struct ONNXOp: Sendable {
     /// The element types it takes on the NeuronCore, in words.
     var types: String {
         guard lower != nil else { return "any (at compile time)" }
-        return takes.isEmpty ? "float32, bfloat16, int32, int64" : takes.map(\.name).joined(separator: ", ")
+        return takes.isEmpty ? "any" : takes.map(\.name).joined(separator: ", ")
     }
 }
 
 /// Every ONNX op neuron-cc compiles: the families' entries, joined.
 enum ONNXOps {
-    static let all: [ONNXOp] = elementwise + shapes + matmul + reductions + tensors + normalization + attention + cnn + foldOnly
+    static let all: [ONNXOp] = elementwise + logic + shapes + matmul + reductions + tensors + normalization + attention + cnn + foldOnly
 
     /// The entries by name (the first wins; a test checks names are unique).
     static let byName: [String: ONNXOp] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -7,7 +7,19 @@ import NeuronNEFF
 extension ONNXOps {
     static let shapes: [ONNXOp] = [
         ONNXOp("Identity", fold: whenKnown { _, first, _ in first }) { l in try l.passThrough() },
-        ONNXOp("Dropout") { l in try l.passThrough() },
+        ONNXOp("Dropout") { l in
+            // Inference: the input as it is. Training drops at random, which
+            // a compiled model does not do.
+            if l.hasInput(2) {
+                guard let mode = l.constant(2) else {
+                    throw l.unsupported("training_mode must be known at compile time (false: inference)")
+                }
+                guard mode.doubles().allSatisfy({ $0 == 0 }) else {
+                    throw l.unsupported("training_mode=true: dropout at training is random; neuron-cc compiles inference")
+                }
+            }
+            try l.passThrough()
+        },
         reshape("Reshape"), reshape("Flatten"), reshape("Squeeze"), reshape("Unsqueeze"),
         ONNXOp("Transpose", fold: whenKnown { l, first, _ in
             let perm = try l.permutation(rank: first.shape.count)

@@ -39,17 +39,13 @@ extension ONNXOps {
         ONNXOp("Cast", fold: whenKnown { l, first, _ in
             let to = try l.castTarget()
             return first.type == to ? first : .make(to, first.shape, first.doubles())
-        }) { l in
-            let x = try l.tensor(0)
-            let type = try l.engineType(try l.castTarget(), what: "Cast's target")
-            if type == x.type {
-                l.set(0, .tensor(x))
-            } else {
-                let out = try l.temp(type, x.dims)
-                l.emit(.cast, [out, x])
-                l.set(0, .tensor(out))
-            }
-        },
+        }) { l in try l.lowerCast(to: try l.castTarget()) },
+        // Cast to the type of input 1.
+        ONNXOp("CastLike", fold: whenKnown { l, first, inputs in
+            guard inputs.count == 2 else { throw l.invalid("CastLike takes two inputs") }
+            let to = try l.typedTensorType(1)
+            return first.type == to ? first : .make(to, first.shape, first.doubles())
+        }) { l in try l.lowerCast(to: try l.typedTensorType(1)) },
         ONNXOp("Concat", fold: whenKnown { l, first, inputs in
             let parts = inputs.compactMap { $0 }
             let a = try l.axis(try l.int("axis", 0), rank: first.shape.count)
@@ -101,6 +97,28 @@ extension Lowering {
     /// Cast's `to`, as an element type.
     func castTarget() throws(NeuronCompilerError) -> ElementType {
         try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(clamping: try int("to", 0)), what: "Cast's target")
+    }
+
+    /// Input 0 converted to `type`: integers to integers keep their low
+    /// bits (as ONNX's Cast does), floats to integers saturate.
+    func lowerCast(to type: NeuronDType) throws(NeuronCompilerError) {
+        let x = try typedTensor(0)
+        guard type != x.type else {
+            set(0, .tensor(x))
+            return
+        }
+        let out = try temp(type, x.dims)
+        emit(.cast(wrap: true), [out, x])
+        set(0, .tensor(out))
+    }
+
+    /// The element type of input `index`, computed or constant.
+    func typedTensorType(_ index: Int) throws(NeuronCompilerError) -> NeuronDType {
+        switch value(index) {
+        case .tensor(let view)?: return view.type
+        case .constant(let tensor)?: return tensor.type
+        case nil: throw invalid("input \(index) is missing")
+        }
     }
 
     func lowerConcat() throws(NeuronCompilerError) {

@@ -35,8 +35,11 @@ enum Emission {
         case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
         case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
         case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
+        case .reduceIndex(let reduce, let last): program.reduce(reduce, views[0], views[1], lastIndex: last)
+        case .compare(let compare): program.compare(compare, views[0], views[1], views[2])
+        case .select: program.select(views[0], condition: views[1], views[2], views[3])
         case .softmax: program.softmax(views[0], views[1])
-        case .cast: program.cast(views[0], views[1])
+        case .cast(let wrap): program.cast(views[0], views[1], wrap: wrap)
         case .gather: program.gather(views[0], table: views[1], indices: views[2])
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
         case .conv(let window, let bias, let relu, let weights, let accumulate):

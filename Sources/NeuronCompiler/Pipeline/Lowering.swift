@@ -37,8 +37,12 @@ struct AbstractOp {
         case binary(NeuronBinaryOp)
         case matmul(bias: Bool)
         case reduce(NeuronReduceOp)
+        /// ARGMAX or ARGMIN into int64, the last of equal extremes when `last`.
+        case reduceIndex(NeuronReduceOp, last: Bool)
+        case compare(NeuronCompareOp)
+        case select
         case softmax
-        case cast
+        case cast(wrap: Bool)
         case gather
         case layerNorm(epsilon: Float)
         case conv(NeuronWindow, bias: Bool, relu: Bool, weights: ConvWeights, accumulate: Bool)
@@ -157,38 +161,31 @@ final class Lowering {
         ops.append(AbstractOp(kind: kind, operands: operands, node: current.name))
     }
 
-    /// The engine type of an element type, or an error saying what is taken.
+    /// The engine type of an element type: since ISA 1.4 each is its own.
     func engineType(_ type: ElementType, what: String) throws(NeuronCompilerError) -> NeuronDType {
-        switch type {
-        case .float32: return .float32
-        case .bfloat16: return .bfloat16
-        case .int32: return .int32
-        case .int64: return .int64
-        default:
-            throw unsupported("\(what) is \(type); NeuronCores compute float32, bfloat16, int32 and int64 tensors (other types only in values folded at compile time)")
-        }
+        type
     }
 
-    /// A constant placed in the weight blob (converted to the engine's type).
-    func weightView(_ tensor: ConstantTensor, name: String) throws(NeuronCompilerError) -> View {
+    /// A constant placed in the weight blob: as `type` when given, else
+    /// widened to what the float32 and integer ops take (float16 and
+    /// float64 to float32, small integers and bool to int32, uint32 and
+    /// uint64 to int64).
+    func weightView(_ tensor: ConstantTensor, name: String, as wanted: NeuronDType? = nil) throws(NeuronCompilerError) -> View {
         if !tensor.shape.isEmpty { try checkShape(tensor.shape, what: "the constant \(name)") }
         let type: NeuronDType
-        switch tensor.type {
-        case .float32, .float64, .float16: type = .float32
-        case .bfloat16: type = .bfloat16
-        case .int32, .int16, .int8, .uint8, .uint16, .bool: type = .int32
-        case .int64, .uint32, .uint64: type = .int64
+        if let wanted {
+            type = wanted
+        } else {
+            switch tensor.type {
+            case .float32, .float64, .float16: type = .float32
+            case .bfloat16: type = .bfloat16
+            case .int32, .int16, .int8, .uint8, .uint16, .bool: type = .int32
+            case .int64, .uint32, .uint64: type = .int64
+            }
         }
         let key = "\(name)#\(type.name)"
         if let view = weightViews[key], view.dims == tensor.shape { return view }
-        let converted: ConstantTensor
-        switch (tensor.type, type) {
-        case (.float32, .float32), (.bfloat16, .bfloat16), (.int32, .int32), (.int64, .int64):
-            converted = tensor
-        case (_, .float32): converted = .make(.float32, tensor.shape, tensor.doubles())
-        case (_, .int32): converted = .make(.int32, tensor.shape, tensor.doubles())
-        default: converted = .make(.int64, tensor.shape, tensor.doubles())
-        }
+        let converted = tensor.type == type ? tensor : .make(type, tensor.shape, tensor.doubles())
         let view = View(buffer: 0, type: type, offset: appendWeight(converted.bytes, size: type.size) / type.size,
                         dims: tensor.shape)
         weightViews[key] = view
@@ -266,7 +263,7 @@ final class Lowering {
             return cast
         }
         let out = temp(.bfloat16, like: view)
-        emit(.cast, [out, view])
+        emit(.cast(wrap: false), [out, view])
         return out
     }
 
@@ -281,6 +278,47 @@ final class Lowering {
         case .constant(let tensor)?: return try weightView(tensor, name: name)
         case nil: throw invalid("input \(name) has no value")
         }
+    }
+
+    /// Input `index` as a view of its own type (a constant keeps its type,
+    /// or takes `type` when given: the type of the tensor it meets).
+    func typedTensor(_ index: Int, as type: NeuronDType? = nil) throws(NeuronCompilerError) -> View {
+        guard index < current.inputs.count, !current.inputs[index].isEmpty else {
+            throw invalid("input \(index) is missing")
+        }
+        let name = current.inputs[index]
+        switch values[name] {
+        case .tensor(let view)?: return view
+        case .constant(let tensor)?: return try weightView(tensor, name: name, as: type ?? tensor.type)
+        case nil: throw invalid("input \(name) has no value")
+        }
+    }
+
+    /// Inputs `first` and `second` of one element type: a constant takes
+    /// the type of the computed tensor it meets; two of different types
+    /// are refused.
+    func sameTyped(_ first: Int, _ second: Int) throws(NeuronCompilerError) -> (View, View) {
+        let a: View, b: View
+        if constant(first) != nil, constant(second) == nil {
+            b = try typedTensor(second)
+            a = try typedTensor(first, as: b.type)
+        } else {
+            a = try typedTensor(first)
+            b = try typedTensor(second, as: a.type)
+        }
+        guard a.type == b.type else {
+            throw invalid("inputs \(current.inputs[first]) and \(current.inputs[second]) are \(a.type.name) and \(b.type.name); \(current.op) takes one type")
+        }
+        return (a, b)
+    }
+
+    /// Input `index` as float32: float16 and bfloat16 widened (exactly).
+    func widenedFloat(_ index: Int) throws(NeuronCompilerError) -> View {
+        let view = try typedTensor(index, as: constant(index) != nil ? .float32 : nil)
+        guard view.type == .float16 || view.type == .bfloat16 else { return try floatTensor(index) }
+        let wide = temp(.float32, like: view)
+        emit(.cast(wrap: false), [wide, view])
+        return wide
     }
 
     /// Input `index` as a float32 view.
@@ -437,14 +475,38 @@ final class Lowering {
         }
         if try fold(op) { return }
         guard let lower = op.lower else { throw unsupported("\(node.op) needs its inputs known at compile time") }
+        // float16 and bfloat16 inputs of an op that computes in float32 are
+        // widened for it (exactly), and its float32 results rounded back
+        // to their type, as numpy and onnxruntime compute them.
+        var widened: [String: LoweredValue] = [:]
+        var narrow: NeuronDType?
         if !op.takes.isEmpty {
             for name in node.inputs.prefix(op.typedInputs) where !name.isEmpty {
-                if case .tensor(let view)? = values[name], !op.takes.contains(view.type) {
-                    throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors")
+                guard case .tensor(let view)? = values[name], !op.takes.contains(view.type) else { continue }
+                if view.type == .float16 || view.type == .bfloat16, op.takes.contains(.float32) {
+                    if widened[name] == nil {
+                        widened[name] = values[name]
+                        let wide = temp(.float32, like: view)
+                        emit(.cast(wrap: false), [wide, view])
+                        values[name] = .tensor(wide)
+                    }
+                    narrow = narrow ?? view.type
+                    continue
                 }
+                let hint = view.type == .float64
+                    ? " (NeuronCores do not compute float64: cast it to float32 in the model, or export in float32)" : ""
+                throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors\(hint)")
             }
         }
         try checked { try lower(self) }
+        for (name, original) in widened { values[name] = original }
+        guard let narrow else { return }
+        for output in node.outputs where !output.isEmpty {
+            guard case .tensor(let view)? = values[output], view.type == .float32 else { continue }
+            let rounded = temp(narrow, like: view)
+            emit(.cast(wrap: false), [rounded, view])
+            values[output] = .tensor(rounded)
+        }
     }
 
     /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
@@ -470,8 +532,16 @@ final class Lowering {
             }
             var view: View
             switch value {
-            case .constant(let tensor): view = try weightView(tensor, name: output.name)
+            case .constant(let tensor): view = try weightView(tensor, name: output.name, as: output.type)
             case .tensor(let tensor): view = tensor
+            }
+            // The type the model declares (a float16 model computed in
+            // float32, an Equal folded to bool, ...).
+            if view.type != output.type {
+                let cast = try newBuffer(.output(output.name), type: output.type, dims: view.dims)
+                emit(.cast(wrap: true), [cast, view])
+                values[output.name] = .tensor(cast)
+                continue
             }
             guard view.rank <= 6, view.dims.allSatisfy({ $0 >= 1 }) else {
                 throw shapeError("output \(output.name) is \(view.dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")

@@ -334,6 +334,22 @@ static inline u32 neuron_f32_bits_from_bf16(u16 half)
 	return (u32)half << 16;
 }
 
+/* Bytes of one element of @dtype (a valid enum neuron_dtype), 0 if none. */
+static inline u32 neuron_dtype_size(u32 dtype)
+{
+	switch (dtype) {
+	case NEURON_DT_I8: case NEURON_DT_U8: case NEURON_DT_BOOL:
+		return 1;
+	case NEURON_DT_BF16: case NEURON_DT_F16: case NEURON_DT_I16: case NEURON_DT_U16:
+		return 2;
+	case NEURON_DT_F32: case NEURON_DT_I32: case NEURON_DT_U32:
+		return 4;
+	case NEURON_DT_I64: case NEURON_DT_U64: case NEURON_DT_F64:
+		return 8;
+	}
+	return 0;
+}
+
 /* Elements a descriptor spans (product of its dims; 1 for a scalar). */
 u64 neuron_engine_desc_elements(const struct neuron_tensor_desc *d);
 
@@ -344,6 +360,12 @@ float neuron_tanhf(float x);
 float neuron_erff(float x);
 float neuron_sqrtf(float x);
 float neuron_powf(float x, float y);
+/* To an integral value: ties to even (ROUND), or downward (FLOOR; CEIL is
+ * -floor(-x)); exact, NaN and infinities kept, the sign of zero kept. */
+float neuron_roundevenf(float x);
+float neuron_floorf(float x);
+/* x - trunc(x / y) · y, exactly (C's fmodf); NaN when y is 0. */
+float neuron_fmodf(float x, float y);
 /* x * y + z with a single rounding: the hardware's FMA where the CPU has
  * one, else an exact emulation. MATMUL and CONV2D accumulate with it. */
 float neuron_fmaf(float x, float y, float z);

@@ -68,6 +68,21 @@ enum neuron_dtype {
 	NEURON_DT_BF16 = 2,
 	NEURON_DT_I32 = 3,
 	NEURON_DT_I64 = 4,
+	/*
+	 * ISA 1.4: moved by FILL, COPY, CAST, GATHER and SELECT; integers
+	 * and bool computed by BINARY, UNARY and COMPARE (docs/isa.md).
+	 * A BOOL element is one byte: 0 is false, anything else true.
+	 */
+	NEURON_DT_F16 = 5,
+	NEURON_DT_F64 = 6,
+	NEURON_DT_I8 = 7,
+	NEURON_DT_U8 = 8,
+	NEURON_DT_I16 = 9,
+	NEURON_DT_U16 = 10,
+	NEURON_DT_U32 = 11,
+	NEURON_DT_U64 = 12,
+	NEURON_DT_BOOL = 13,
+	NEURON_DT_COUNT
 };
 
 /**
@@ -109,23 +124,38 @@ enum neuron_opcode {
 	NEURON_OP_SEM_SIGNAL = 13,	/* semaphore[iparam[0]] += iparam[1] */
 	NEURON_OP_SEM_WAIT = 14,	/* wait for semaphore[iparam[0]] >= iparam[1], subtract it */
 	NEURON_OP_BARRIER = 15,		/* wait until every core of mask iparam[1] reached barrier iparam[0] */
+	/* Element types beyond f32 (ISA 1.4). */
+	NEURON_OP_COMPARE = 16,		/* out (bool) = a <sub> b */
+	NEURON_OP_SELECT = 17,		/* out = a[0] ? a[1] : a[2], a[0] bool */
 	NEURON_OP_COUNT
 };
 
+/* ISA 1.4: integer operands, and MOD to SHR (integers and bool only). */
 enum neuron_binary_op {
 	NEURON_BIN_ADD, NEURON_BIN_SUB, NEURON_BIN_MUL, NEURON_BIN_DIV,
-	NEURON_BIN_MAX, NEURON_BIN_MIN, NEURON_BIN_POW, NEURON_BIN_COUNT
+	NEURON_BIN_MAX, NEURON_BIN_MIN, NEURON_BIN_POW,
+	NEURON_BIN_MOD, NEURON_BIN_FMOD, NEURON_BIN_AND, NEURON_BIN_OR, NEURON_BIN_XOR,
+	NEURON_BIN_SHL, NEURON_BIN_SHR, NEURON_BIN_COUNT
 };
 
+/* ISA 1.4: NEG, ABS and NOT of integers, NOT of bool; FLOOR, CEIL, ROUND. */
 enum neuron_unary_op {
 	NEURON_UN_RELU, NEURON_UN_LEAKY_RELU, NEURON_UN_GELU_ERF, NEURON_UN_GELU_TANH,
 	NEURON_UN_SIGMOID, NEURON_UN_TANH, NEURON_UN_EXP, NEURON_UN_LOG,
 	NEURON_UN_SQRT, NEURON_UN_RSQRT, NEURON_UN_ERF, NEURON_UN_NEG,
-	NEURON_UN_ABS, NEURON_UN_RECIPROCAL, NEURON_UN_COUNT
+	NEURON_UN_ABS, NEURON_UN_RECIPROCAL,
+	NEURON_UN_NOT, NEURON_UN_FLOOR, NEURON_UN_CEIL, NEURON_UN_ROUND, NEURON_UN_COUNT
 };
 
+/* ISA 1.4: PROD, and ARGMAX and ARGMIN into an I64 output. */
 enum neuron_reduce_op {
-	NEURON_RED_SUM, NEURON_RED_MEAN, NEURON_RED_MAX, NEURON_RED_MIN, NEURON_RED_COUNT
+	NEURON_RED_SUM, NEURON_RED_MEAN, NEURON_RED_MAX, NEURON_RED_MIN,
+	NEURON_RED_PROD, NEURON_RED_ARGMAX, NEURON_RED_ARGMIN, NEURON_RED_COUNT
+};
+
+/* NEURON_OP_COMPARE (ISA 1.4): a and b of one dtype; NaN compares false. */
+enum neuron_compare_op {
+	NEURON_CMP_EQ, NEURON_CMP_LT, NEURON_CMP_LE, NEURON_CMP_GT, NEURON_CMP_GE, NEURON_CMP_COUNT
 };
 
 enum neuron_pool_op {
@@ -162,6 +192,10 @@ enum neuron_pool_op {
 #define NEURON_CONV_WINOGRAD	0x10
 /* NEURON_OP_POOL2D flags. */
 #define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
+/* NEURON_OP_REDUCE flags (ISA 1.4). */
+#define NEURON_REDUCE_LAST_INDEX	0x1	/* ARGMAX, ARGMIN: the last of equal extremes */
+/* NEURON_OP_CAST flags (ISA 1.4). */
+#define NEURON_CAST_WRAP	0x1	/* integer to integer keeps the low bits instead of saturating */
 
 /* iparam of NEURON_OP_CONV2D and NEURON_OP_POOL2D. */
 enum neuron_window_param {

@@ -1,0 +1,125 @@
+import NeuronISA
+
+/// Comparisons, logic, bits and selection (ISA 1.4): COMPARE into bool,
+/// BINARY and UNARY on bool and integers, SELECT; each folded when its
+/// inputs are known.
+extension ONNXOps {
+    static let logic: [ONNXOp] = [
+        compare("Equal", .eq, takes: numeric + [.bool]), compare("Less", .lt), compare("LessOrEqual", .le),
+        compare("Greater", .gt), compare("GreaterOrEqual", .ge),
+        ONNXOp("Not", takes: [.bool]) { l in try l.unary(.not) },
+        logical("And", .and), logical("Or", .or), logical("Xor", .xor),
+        ONNXOp("BitwiseNot", takes: integers) { l in try l.unary(.not) },
+        bitwise("BitwiseAnd", .and), bitwise("BitwiseOr", .or), bitwise("BitwiseXor", .xor),
+        // Integers shifted by the second input, LEFT or RIGHT (arithmetic
+        // for signed types); a shift of the width or more, or a negative
+        // one, gives 0 (RIGHT of a negative signed value: -1).
+        ONNXOp("BitShift", takes: integers) { l in
+            let op: NeuronBinaryOp
+            switch try l.string("direction", "") {
+            case "LEFT": op = .shl
+            case "RIGHT": op = .shr
+            case let other: throw l.invalid("direction=\"\(other)\"; ONNX defines LEFT and RIGHT")
+            }
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.binary(op, a, b)))
+        },
+        // Remainders: the divisor's sign (fmod=0, Python's %) or the
+        // dividend's (fmod=1, C's fmod); an integer by 0 gives 0, a float NaN.
+        ONNXOp("Mod", takes: numeric) { l in
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.binary(try l.int("fmod", 0) != 0 ? .fmod : .mod, a, b)))
+        },
+        ONNXOp("Where", fold: whenKnown { l, first, inputs in
+            guard inputs.count == 3, let x = inputs[1], let y = inputs[2],
+                  let shape = broadcastShape(first.shape, x.shape).flatMap({ broadcastShape($0, y.shape) }) else {
+                throw l.shapeError("Where's inputs do not broadcast")
+            }
+            _ = try l.foldedCount(shape, what: "Where")
+            let c = first.doubles(), xs = x.doubles(), ys = y.doubles()
+            var out: [Double] = []
+            forEachIndex(shape) { index in
+                out.append(c[broadcastIndex(index, into: first.shape)] != 0
+                           ? xs[broadcastIndex(index, into: x.shape)] : ys[broadcastIndex(index, into: y.shape)])
+            }
+            return .make(x.type, shape, out)
+        }) { l in
+            let condition = try l.typedTensor(0)
+            guard condition.type == .bool else {
+                throw l.invalid("the condition \(l.current.inputs[0]) is \(condition.type.name); Where takes bool")
+            }
+            let (a, b) = try l.sameTyped(1, 2)
+            l.set(0, .tensor(try l.select(condition, a, b)))
+        },
+        // x != x, as NOT (x == x).
+        ONNXOp("IsNaN", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            l.set(0, .tensor(try l.apply(.not, try l.compare(.eq, x, x))))
+        },
+        // x == +inf and/or x == -inf, as detect_positive and detect_negative say.
+        ONNXOp("IsInf", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            let positive = try l.int("detect_positive", 1) != 0, negative = try l.int("detect_negative", 1) != 0
+            var result: View?
+            for (wanted, value) in [(positive, Float.infinity), (negative, -Float.infinity)] where wanted {
+                let hit = try l.compare(.eq, x, try l.scalar(value, value > 0 ? "inf" : "-inf"))
+                result = try result.map { (r: View) throws(NeuronCompilerError) -> View in try l.binary(.or, r, hit) } ?? hit
+            }
+            if let result {
+                l.set(0, .tensor(result))
+            } else {
+                let none = try l.temp(.bool, x.dims)
+                l.emit(.fill(0), [none])
+                l.set(0, .tensor(none))
+            }
+        },
+    ]
+
+    /// A comparison of two inputs of one type into bool, broadcast.
+    static func compare(_ name: String, _ op: NeuronCompareOp, takes: [NeuronDType] = numeric) -> ONNXOp {
+        ONNXOp(name, takes: takes, fold: foldElementwise(name)) { l in
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.compare(op, a, b)))
+        }
+    }
+
+    /// And, Or or Xor of two bool inputs, broadcast.
+    static func logical(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
+        ONNXOp(name, takes: [.bool], fold: foldElementwise(name)) { l in
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.binary(op, a, b)))
+        }
+    }
+
+    /// A bitwise op of two integer inputs of one type, broadcast.
+    static func bitwise(_ name: String, _ op: NeuronBinaryOp) -> ONNXOp {
+        ONNXOp(name, takes: integers) { l in
+            let (a, b) = try l.sameTyped(0, 1)
+            l.set(0, .tensor(try l.binary(op, a, b)))
+        }
+    }
+}
+
+extension Lowering {
+    /// a op b into bool, broadcast; a and b of one type.
+    func compare(_ op: NeuronCompareOp, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+        let (x, y, shape) = try broadcast(a, b)
+        guard x.type == y.type else {
+            throw invalid("operands of \(x.type.name) and \(y.type.name); \(current.op) compares one type")
+        }
+        let out = try temp(.bool, shape)
+        emit(.compare(op), [out, x, y])
+        return out
+    }
+
+    /// condition ? a : b, all three broadcast to one shape.
+    func select(_ condition: View, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+        guard let shape = broadcastShape(condition.dims, a.dims).flatMap({ broadcastShape($0, b.dims) }), shape.count <= 6,
+              let c = condition.broadcast(to: shape), let x = a.broadcast(to: shape), let y = b.broadcast(to: shape) else {
+            throw shapeError("shapes \(condition.dims), \(a.dims) and \(b.dims) do not broadcast")
+        }
+        let out = try temp(a.type, shape)
+        emit(.select, [out, c, x, y])
+        return out
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import NeuronISA
+import NeuronNEFF
+import NeuronRuntime
+import Testing
+import TestSupport
+@testable import NeuronCompiler
+
+/// Runs `model` once on the backend under test (the kernel's in the VM)
+/// with raw input bytes; the outputs' bytes.
+func runBytes(_ model: NEFFModel, _ inputs: [String: [UInt8]]) throws -> [String: [UInt8]] {
+    let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
+    defer { rt.close() }
+    let loaded = try rt.load(model)
+    let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
+    for (name, bytes) in inputs { try ins[name]?.write(bytes) }
+    try loaded.execute(inputs: ins, outputs: outs)
+    var result: [String: [UInt8]] = [:]
+    for (name, tensor) in outs { result[name] = try tensor.read(UInt8.self) }
+    return result
+}
+
+/// Models over run-time tensors of every element type (ISA 1.4), compiled
+/// and run end to end: the NEFF carries each type, the engine computes it.
+@Suite("neuron-cc: run-time tensors of every element type")
+struct TypedOpTests {
+    static func graph(_ inputs: [(String, ElementType, [Int])], _ outputs: [(String, ElementType)], _ nodes: [Node],
+                      constants: [String: ConstantTensor] = [:]) -> Graph {
+        Graph(name: "typed", opset: 18, inputs: inputs.map { ValueInfo(name: $0.0, type: $0.1, shape: $0.2.map { .fixed($0) }) },
+              outputs: outputs.map { ValueInfo(name: $0.0, type: $0.1, shape: nil) }, constants: constants, nodes: nodes)
+    }
+
+    @Test("int8 arithmetic wraps, comparisons give bool, Where selects, ArgMax indexes; each output keeps its type")
+    func integers() throws {
+        let graph = Self.graph(
+            [("a", .int8, [2, 3]), ("b", .int8, [2, 3])],
+            [("sum", .int8), ("less", .bool), ("picked", .int8), ("index", .int64), ("rem", .int8)],
+            [Node(name: "add", op: "Add", inputs: ["a", "b"], outputs: ["sum"]),
+             Node(name: "lt", op: "Less", inputs: ["a", "b"], outputs: ["less"]),
+             Node(name: "w", op: "Where", inputs: ["less", "a", "b"], outputs: ["picked"]),
+             Node(name: "am", op: "ArgMax", inputs: ["a"], outputs: ["index"], attributes: ["axis": .int(1), "keepdims": .int(0)]),
+             Node(name: "m", op: "Mod", inputs: ["a", "b"], outputs: ["rem"])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        #expect(model.outputs.map(\.dtype) == [.int8, .bool, .int8, .int64, .int8])
+        let a: [Int8] = [100, -7, 3, 127, 0, -128], b: [Int8] = [100, 2, -3, 1, 5, -1]
+        let out = try runBytes(model, ["a": a.map { UInt8(bitPattern: $0) }, "b": b.map { UInt8(bitPattern: $0) }])
+        #expect(out["sum"]?.map { Int8(bitPattern: $0) } == zip(a, b).map { $0 &+ $1 })
+        #expect(out["less"] == zip(a, b).map { $0 < $1 ? 1 : 0 })
+        #expect(out["picked"]?.map { Int8(bitPattern: $0) } == zip(a, b).map { Swift.min($0, $1) })
+        #expect(out["index"].map { NeuronDType.int64.values($0) } == [0, 0])
+        // Python's %: the divisor's sign.
+        #expect(out["rem"]?.map { Int8(bitPattern: $0) } == [0, 1, 0, 0, 0, 0])
+    }
+
+    @Test("float16 is computed in float32 and rounded once; bool logic; Cast to every type and back")
+    func halvesAndBools() throws {
+        let graph = Self.graph(
+            [("h", .float16, [4]), ("p", .bool, [4]), ("q", .bool, [4])],
+            [("soft", .float16), ("either", .bool), ("neither", .bool), ("wide", .float64), ("bytes", .uint8)],
+            [Node(name: "sp", op: "Softplus", inputs: ["h"], outputs: ["soft"]),
+             Node(name: "or", op: "Or", inputs: ["p", "q"], outputs: ["either"]),
+             Node(name: "not", op: "Not", inputs: ["either"], outputs: ["neither"]),
+             Node(name: "c1", op: "Cast", inputs: ["h"], outputs: ["wide"], attributes: ["to": .int(11)]),
+             Node(name: "c2", op: "Cast", inputs: ["h"], outputs: ["bytes"], attributes: ["to": .int(2)])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let h: [Float16] = [-2.5, 0.5, 3, 300]
+        let out = try runBytes(model, ["h": NeuronDType.float16.bytes(h.map(Double.init)), "p": [0, 1, 0, 7], "q": [0, 0, 1, 0]])
+        let soft = NeuronDType.float16.values(out["soft"] ?? [])
+        for (x, got) in zip(h, soft) {
+            let want = Double(Float16(Float(log1p(exp(-abs(Double(x)))) + max(Double(x), 0))))
+            #expect(abs(got - want) <= abs(want) * 1e-3, "softplus(\(x)) = \(got), want \(want)")
+        }
+        #expect(out["either"] == [0, 1, 1, 1])
+        #expect(out["neither"] == [1, 0, 0, 0])
+        #expect(NeuronDType.float64.values(out["wide"] ?? []) == h.map(Double.init))
+        #expect(out["bytes"] == [0, 0, 3, 255])   // toward zero, saturated
+    }
+
+    @Test("an op on float64 is refused, saying what to do; float64 is carried through Cast")
+    func float64() throws {
+        let refused = Self.graph([("d", .float64, [3])], [("y", .float64)],
+                                 [Node(name: "r", op: "Relu", inputs: ["d"], outputs: ["y"])])
+        expectCompileError(.unsupported, mentioning: ["Relu \"r\"", "input d is float64", "cast it to float32 in the model"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(refused)
+        }
+        let carried = Self.graph([("d", .float64, [3])], [("y", .float32)],
+                                 [Node(name: "c", op: "Cast", inputs: ["d"], outputs: ["y"], attributes: ["to": .int(1)])])
+        let (model, _) = try NeuronCompiler.compile(carried)
+        let out = try runBytes(model, ["d": NeuronDType.float64.bytes([1e-50, 0.1, 1e300])])
+        #expect(NeuronDType.float32.values(out["y"] ?? []) == [0, Double(Float(0.1)), .infinity])
+    }
+}

@@ -1,0 +1,371 @@
+import Foundation
+import NeuronISA
+import Testing
+import TestSupport
+
+/// ISA 1.4: every element type through FILL, COPY, CAST, GATHER and
+/// SELECT; integer and bool BINARY and UNARY; COMPARE; ARGMAX and ARGMIN;
+/// float MOD and FMOD; FLOOR, CEIL and ROUND. Each against Swift's own
+/// arithmetic, which defines the same results independently.
+@Suite("engine: every element type (ISA 1.4)")
+struct TypedEngineTests {
+    /// Slots holding `contents` (raw little-endian bytes each).
+    static func slots(_ contents: [[UInt8]]) -> Slots {
+        let slots = Slots(contents.map { max(8, $0.count) })
+        for (index, bytes) in contents.enumerated() {
+            bytes.withUnsafeBytes { slots.buffers[index].copyMemory(from: $0) }
+        }
+        return slots
+    }
+
+    static func bytes(_ slots: Slots, _ slot: Int, count: Int) -> [UInt8] {
+        Array(slots.buffers[slot].prefix(count))
+    }
+
+    /// One instruction over views of `dtypes`, contiguous [count] each,
+    /// slot i for operand i; the output's bytes.
+    static func run(_ dtypes: [NeuronDType], _ inputs: [[UInt8]], count: Int,
+                    _ emit: (inout NeuronProgram, [NeuronTensorView]) -> Void) throws(NeuronProgramError) -> [UInt8] {
+        let out = [UInt8](repeating: 0xcd, count: count * dtypes[0].size)
+        let slots = Self.slots([out] + inputs)
+        var program = NeuronProgram()
+        emit(&program, dtypes.enumerated().map { .contiguous(slot: $0.offset, dims: [UInt32(count)], dtype: $0.element) })
+        try slots.run(program)
+        return bytes(slots, 0, count: out.count)
+    }
+
+    @Test("sizes are the C table's, and names read back")
+    func sizes() {
+        let want: [NeuronDType: Int] = [.float32: 4, .bfloat16: 2, .int32: 4, .int64: 8, .float16: 2, .float64: 8,
+                                        .int8: 1, .uint8: 1, .int16: 2, .uint16: 2, .uint32: 4, .uint64: 8, .bool: 1]
+        for type in NeuronDType.allCases {
+            #expect(type.size == want[type], "\(type)")
+            #expect(NeuronDType(name: type.name) == type)
+        }
+    }
+
+    @Test("float16 widens exactly, for all 65536 bit patterns")
+    func halfWidening() throws {
+        let halves = (0...0xffff).map { UInt16($0) }
+        let input = halves.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] }
+        let out = try Self.run([.float32, .float16], [input], count: halves.count) { p, v in p.cast(v[0], v[1]) }
+        let got = NeuronDType.float32.values(out)
+        for (bits, value) in zip(halves, got) {
+            let want = Float(Float16(bitPattern: bits))
+            #expect(want.isNaN ? value.isNaN : Float(value).bitPattern == want.bitPattern, "0x\(String(bits, radix: 16))")
+        }
+    }
+
+    @Test("float32 rounds to float16 to nearest even: normals, subnormals, ties, overflow, NaN")
+    func halfRounding() throws {
+        var floats: [Float] = [0, -0.0, 1, -1, 65504, 65519.996, 65520, 1e9, -1e9, .infinity, -.infinity, .nan,
+                               0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 0x1.002p-14, 0x1.001p0, 0x1.003p0, 0x1.0018p0]
+        var state: UInt32 = 99
+        for _ in 0..<5000 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            // Exponents from 2^-30 to 2^17: subnormal, normal and overflowing halves.
+            floats.append(Float(sign: state & 1 == 0 ? .plus : .minus, exponent: Int(state >> 26) % 48 - 30,
+                                significand: 1 + Float(state >> 9 & 0x7fff) / 32768))
+        }
+        let input = floats.flatMap { value in withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) } }
+        let out = try Self.run([.float16, .float32], [input], count: floats.count) { p, v in p.cast(v[0], v[1]) }
+        for (index, value) in floats.enumerated() {
+            let got = UInt16(out[2 * index]) | UInt16(out[2 * index + 1]) << 8
+            let want = Float16(value)
+            if value.isNaN {
+                #expect(Float16(bitPattern: got).isNaN)
+            } else {
+                #expect(got == want.bitPattern, "\(value): 0x\(String(got, radix: 16)), want 0x\(String(want.bitPattern, radix: 16))")
+            }
+        }
+    }
+
+    @Test("CAST from float32 to each type: toward zero, saturated, NaN to 0; bool is nonzero")
+    func castFromFloat() throws {
+        let values: [Float] = [-300.7, -129, -1.5, -0.5, 0, 0.5, 1.5, 127.9, 200, 70000, 5e9, 2e19, .nan, .infinity, -.infinity]
+        let input = NeuronDType.float32.bytes(values.map(Double.init))
+        for type in NeuronDType.allCases {
+            let out = try Self.run([type, .float32], [input], count: values.count) { p, v in p.cast(v[0], v[1]) }
+            let got = type.values(out)
+            for (value, result) in zip(values, got) {
+                let d = Double(value)
+                let want: Double
+                switch type {
+                case .float32, .float64: want = d
+                case .float16: want = Double(Float16(value))
+                case .bfloat16: want = Double(BFloat16.float(BFloat16.bits(value)))
+                case .bool: want = value != 0 ? 1 : 0
+                default:
+                    let (low, high) = Self.range(type)
+                    want = d.isNaN ? 0 : Swift.min(Swift.max(d.rounded(.towardZero), low), high)
+                }
+                #expect(want.isNaN ? result.isNaN : result == want, "\(value) to \(type): \(result), want \(want)")
+            }
+        }
+    }
+
+    /// The range of an integer type, as doubles.
+    static func range(_ type: NeuronDType) -> (Double, Double) {
+        switch type {
+        case .int8: (-128, 127)
+        case .uint8: (0, 255)
+        case .int16: (-32768, 32767)
+        case .uint16: (0, 65535)
+        case .int32: (-2_147_483_648, 2_147_483_647)
+        case .uint32: (0, 4_294_967_295)
+        case .int64: (-0x1p63, 0x1p63)
+        case .uint64: (0, 0x1p64)
+        default: (0, 1)
+        }
+    }
+
+    static let integerTypes: [NeuronDType] = [.int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64]
+
+    /// `value`'s two's complement bits, `size` bytes, little-endian.
+    static func raw(_ value: Int64, size: Int) -> [UInt8] {
+        (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) }
+    }
+
+    /// The little-endian `bytes` as the signed or unsigned value of `type`.
+    static func integer(_ bytes: ArraySlice<UInt8>, _ type: NeuronDType) -> Int64 {
+        var bits: UInt64 = 0
+        for (index, byte) in bytes.enumerated() { bits |= UInt64(byte) << (8 * index) }
+        let width = type.size * 8
+        if width < 64, [.int8, .int16, .int32].contains(type), bits >> (width - 1) & 1 == 1 {
+            bits |= ~0 << width
+        }
+        return Int64(bitPattern: bits)
+    }
+
+    @Test("CAST between integers saturates, or with wrap keeps the low bits")
+    func castIntegers() throws {
+        let values: [Int64] = [0, 1, -1, 127, 128, -129, 255, 300, 65535, -70000, 1 << 31, -(1 << 40), .max, .min]
+        let input = values.flatMap { Self.raw($0, size: 8) }
+        for type in Self.integerTypes + [.bool] {
+            for wrap in [false, true] {
+                let out = try Self.run([type, .int64], [input], count: values.count) { p, v in p.cast(v[0], v[1], wrap: wrap) }
+                for (index, value) in values.enumerated() {
+                    let got = Self.integer(out[(index * type.size)..<((index + 1) * type.size)], type)
+                    let want: Int64
+                    if type == .bool {
+                        want = value != 0 ? 1 : 0
+                    } else if wrap {
+                        want = Self.integer(ArraySlice(Self.raw(value, size: type.size)), type)
+                    } else {
+                        let (low, high) = Self.range(type)
+                        want = Double(value) <= low ? Int64(low) : Double(value) >= high && type != .uint64 && type != .int64
+                            ? Int64(high) : (type == .uint64 && value < 0 ? 0 : value)
+                    }
+                    if type == .uint64 && !wrap && value < 0 {
+                        #expect(got == 0, "\(value) to uint64")
+                    } else {
+                        #expect(got == want, "\(value) to \(type)\(wrap ? " (wrap)" : ""): \(got), want \(want)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("integer BINARY of each type wraps as two's complement; / and % by 0 give 0",
+          arguments: [NeuronBinaryOp.add, .sub, .mul, .div, .max, .min, .mod, .fmod, .and, .or, .xor, .shl, .shr])
+    func integerBinary(_ op: NeuronBinaryOp) throws {
+        let xs: [Int64] = [0, 1, -1, 7, -7, 100, -100, 127, -128, 255, 30000, -32768, .max, .min, 5, -5]
+        let ys: [Int64] = [3, -3, 0, 2, -2, 7, 9, -1, -1, 1, 65, 3, 2, -1, 70, 64]
+        for type in Self.integerTypes {
+            let size = type.size, width = Int64(size * 8)
+            let a = xs.map { Self.integer(ArraySlice(Self.raw($0, size: size)), type) }
+            let b = ys.map { Self.integer(ArraySlice(Self.raw($0, size: size)), type) }
+            let out = try Self.run([type, type, type], [a.flatMap { Self.raw($0, size: size) }, b.flatMap { Self.raw($0, size: size) }],
+                                   count: xs.count) { p, v in p.binary(op, v[0], v[1], v[2]) }
+            let signed = [.int8, .int16, .int32, .int64].contains(type)
+            for index in xs.indices {
+                let (x, y) = (a[index], b[index])
+                let ux = UInt64(bitPattern: x), uy = UInt64(bitPattern: y)
+                var want: Int64
+                switch op {
+                case .add: want = x &+ y
+                case .sub: want = x &- y
+                case .mul: want = x &* y
+                case .and: want = x & y
+                case .or: want = x | y
+                case .xor: want = x ^ y
+                case .max: want = signed ? Swift.max(x, y) : Int64(bitPattern: Swift.max(ux, uy))
+                case .min: want = signed ? Swift.min(x, y) : Int64(bitPattern: Swift.min(ux, uy))
+                case .shl: want = uy >= UInt64(width) ? 0 : Int64(bitPattern: ux << uy)
+                case .shr:
+                    if signed { want = uy >= UInt64(width) ? (x < 0 ? -1 : 0) : x >> y }
+                    else { want = uy >= UInt64(width) ? 0 : Int64(bitPattern: ux >> uy) }
+                case .div, .mod, .fmod:
+                    if y == 0 { want = 0 }
+                    else if !signed { want = Int64(bitPattern: op == .div ? ux / uy : ux % uy) }
+                    else if y == -1 { want = op == .div ? 0 &- x : 0 }
+                    else if op == .div { want = x / y }
+                    else {
+                        want = x % y
+                        if op == .mod, want != 0, (want < 0) != (y < 0) { want += y }
+                    }
+                default: want = 0
+                }
+                let expected = Self.integer(ArraySlice(Self.raw(want, size: size)), type)
+                let got = Self.integer(out[(index * size)..<((index + 1) * size)], type)
+                #expect(got == expected, "\(type) \(x) \(op) \(y): \(got), want \(expected)")
+            }
+        }
+    }
+
+    @Test("bool: any nonzero byte is true; AND, OR, XOR and NOT give 0 or 1; integers NOT, NEG and ABS")
+    func logic() throws {
+        let a: [UInt8] = [0, 0, 1, 1, 2, 255, 0, 7], b: [UInt8] = [0, 1, 0, 1, 0, 255, 9, 0]
+        for (op, rule) in [(NeuronBinaryOp.and, { (x: Bool, y: Bool) in x && y }), (.or, { $0 || $1 }), (.xor, { $0 != $1 })] {
+            let out = try Self.run([.bool, .bool, .bool], [a, b], count: a.count) { p, v in p.binary(op, v[0], v[1], v[2]) }
+            #expect(out == zip(a, b).map { rule($0 != 0, $1 != 0) ? 1 : 0 }, "\(op)")
+        }
+        let not = try Self.run([.bool, .bool], [a], count: a.count) { p, v in p.unary(.not, v[0], v[1]) }
+        #expect(not == a.map { $0 == 0 ? 1 : 0 })
+        let xs: [Int8] = [0, 1, -1, 127, -128, 5]
+        let raw = xs.map { UInt8(bitPattern: $0) }
+        for (op, rule) in [(NeuronUnaryOp.not, { (x: Int8) in ~x }), (.neg, { 0 &- $0 }), (.abs, { $0 < 0 ? 0 &- $0 : $0 })] {
+            let out = try Self.run([.int8, .int8], [raw], count: xs.count) { p, v in p.unary(op, v[0], v[1]) }
+            #expect(out.map { Int8(bitPattern: $0) } == xs.map(rule), "\(op)")
+        }
+    }
+
+    @Test("COMPARE: NaN compares false, unsigned and signed compare as themselves")
+    func compare() throws {
+        let x: [Float] = [1, 2, .nan, -0.0, .infinity, 3], y: [Float] = [2, 2, .nan, 0, 5, .nan]
+        let rules: [NeuronCompareOp: (Float, Float) -> Bool] = [.eq: (==), .lt: (<), .le: (<=), .gt: (>), .ge: (>=)]
+        for op in NeuronCompareOp.allCases {
+            let out = try Self.run([.bool, .float32, .float32], [NeuronDType.float32.bytes(x.map(Double.init)),
+                                                                 NeuronDType.float32.bytes(y.map(Double.init))],
+                                   count: x.count) { p, v in p.compare(op, v[0], v[1], v[2]) }
+            let rule = try #require(rules[op])
+            #expect(out == zip(x, y).map { rule($0, $1) ? 1 : 0 }, "\(op)")
+        }
+        // 2^63 as uint64 is above 1; as int64 (the same bits) below.
+        let big = Self.raw(.min, size: 8), one = Self.raw(1, size: 8)
+        #expect(try Self.run([.bool, .uint64, .uint64], [big, one], count: 1) { p, v in p.compare(.gt, v[0], v[1], v[2]) } == [1])
+        #expect(try Self.run([.bool, .int64, .int64], [big, one], count: 1) { p, v in p.compare(.gt, v[0], v[1], v[2]) } == [0])
+    }
+
+    @Test("SELECT picks whole elements of any type, the condition broadcast")
+    func select() throws {
+        for type in NeuronDType.allCases where type != .bool {
+            let a = type.bytes([1, 2, 3, 4, 5, 6]), b = type.bytes([-1, -2, -3, -4, -5, -6].map { type.isFloatingPoint || [.int8, .int16, .int32, .int64].contains(type) ? $0 : -$0 })
+            let condition: [UInt8] = [1, 0, 3]
+            let out = [UInt8](repeating: 0, count: 6 * type.size)
+            let slots = Self.slots([out, condition, a, b])
+            var program = NeuronProgram()
+            program.select(.contiguous(slot: 0, dims: [2, 3], dtype: type),
+                           condition: NeuronTensorView(slot: 1, dtype: .bool, dims: [2, 3], strides: [0, 1]),
+                           .contiguous(slot: 2, dims: [2, 3], dtype: type), .contiguous(slot: 3, dims: [2, 3], dtype: type))
+            try slots.run(program)
+            let got = Self.bytes(slots, 0, count: out.count), size = type.size
+            for index in 0..<6 {
+                let from = condition[index % 3] != 0 ? a : b
+                #expect(got[(index * size)..<((index + 1) * size)] == from[(index * size)..<((index + 1) * size)], "\(type) \(index)")
+            }
+        }
+    }
+
+    @Test("ARGMAX and ARGMIN: the first index of the extreme, or the last; NaN is the extreme")
+    func argExtremes() throws {
+        // Rows of 5: ties, a NaN, all equal.
+        let rows: [[Float]] = [[1, 3, 3, 2, 0], [4, .nan, 9, .nan, 1], [2, 2, 2, 2, 2], [-1, -5, 0, -5, 7]]
+        let input = NeuronDType.float32.bytes(rows.flatMap { $0 }.map(Double.init))
+        for op in [NeuronReduceOp.argmax, .argmin] {
+            for last in [false, true] {
+                let slots = Self.slots([[UInt8](repeating: 0, count: 32), input])
+                var program = NeuronProgram()
+                program.reduce(op, .contiguous(slot: 0, dims: [4, 1], dtype: .int64), .contiguous(slot: 1, dims: [4, 5]), lastIndex: last)
+                try slots.run(program)
+                let got = NeuronDType.int64.values(Self.bytes(slots, 0, count: 32)).map { Int($0) }
+                let want: [Int] = switch (op, last) {
+                case (.argmax, false): [1, 1, 0, 4]
+                case (.argmax, true): [2, 3, 4, 4]
+                case (_, false): [4, 1, 0, 1]
+                default: [4, 3, 4, 3]
+                }
+                #expect(got == want, "\(op) last=\(last)")
+            }
+        }
+    }
+
+    @Test("FMOD is exact against libm, MOD takes the divisor's sign; FLOOR, CEIL and ROUND at the edges")
+    func floatRemainders() throws {
+        var xs: [Float] = [5.5, -5.5, 5.5, -5.5, 1e30, 0x1p-140, 3, -0.0, 7, .infinity, 2]
+        var ys: [Float] = [2, 2, -2, -2, 3.1, 0x1p-149, 0x1p-149, 5, .infinity, 1, 0]
+        var state: UInt32 = 5
+        for _ in 0..<2000 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            xs.append(Float(sign: state & 1 == 0 ? .plus : .minus, exponent: Int(state >> 24) % 120 - 60, significand: 1 + Float(state >> 8 & 0xffff) / 65536))
+            state = state &* 1_664_525 &+ 1_013_904_223
+            ys.append(Float(sign: state & 1 == 0 ? .plus : .minus, exponent: Int(state >> 24) % 120 - 60, significand: 1 + Float(state >> 8 & 0xffff) / 65536))
+        }
+        let a = NeuronDType.float32.bytes(xs.map(Double.init)), b = NeuronDType.float32.bytes(ys.map(Double.init))
+        let fmod = NeuronDType.float32.values(try Self.run([.float32, .float32, .float32], [a, b], count: xs.count) { p, v in p.binary(.fmod, v[0], v[1], v[2]) })
+        let mod = NeuronDType.float32.values(try Self.run([.float32, .float32, .float32], [a, b], count: xs.count) { p, v in p.binary(.mod, v[0], v[1], v[2]) })
+        for index in xs.indices {
+            let want = Foundation.fmod(xs[index], ys[index])
+            let got = Float(fmod[index])
+            #expect(want.isNaN ? got.isNaN : got.bitPattern == want.bitPattern, "fmod(\(xs[index]), \(ys[index])) = \(got), want \(want)")
+            let m = want != 0 && (want < 0) != (ys[index] < 0) ? want + ys[index] : want
+            #expect(m.isNaN ? mod[index].isNaN : Float(mod[index]) == m, "mod(\(xs[index]), \(ys[index]))")
+        }
+        let edges: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999997, 8388607.5, 16777216, -0.0, 1e-40, .nan, .infinity, -.infinity, -3.7]
+        for (op, rule) in [(NeuronUnaryOp.floor, { (x: Float) in x.rounded(.down) }), (.ceil, { $0.rounded(.up) }),
+                           (.round, { $0.rounded(.toNearestOrEven) })] {
+            let out = NeuronDType.float32.values(try Self.run([.float32, .float32], [NeuronDType.float32.bytes(edges.map(Double.init))],
+                                                              count: edges.count) { p, v in p.unary(op, v[0], v[1]) })
+            for (x, got) in zip(edges, out) {
+                let want = rule(x)
+                #expect(want.isNaN ? got.isNaN : Float(got).bitPattern == want.bitPattern, "\(op)(\(x)) = \(got), want \(want)")
+            }
+        }
+    }
+
+    @Test("the validator refuses types an instruction does not take")
+    func refusals() {
+        func refused(_ kind: NeuronProgramError.Kind, _ what: String, sizes: [Int] = [64, 64, 64, 64],
+                     _ emit: (inout NeuronProgram) -> Void) {
+            var program = NeuronProgram()
+            emit(&program)
+            do {
+                try Slots(sizes).run(program)
+                Issue.record("\(what) was accepted")
+            } catch {
+                #expect(error.kind == kind, "\(what): \(error)")
+            }
+        }
+        let i32 = NeuronTensorView.contiguous(slot: 0, dims: [4], dtype: .int32)
+        let f32 = NeuronTensorView.contiguous(slot: 1, dims: [4])
+        let bool = NeuronTensorView.contiguous(slot: 2, dims: [4], dtype: .bool)
+        let u8 = NeuronTensorView.contiguous(slot: 3, dims: [4], dtype: .uint8)
+        refused(.operand, "POW of int32") { $0.binary(.pow, i32, i32, i32) }
+        refused(.operand, "AND of float32") { $0.binary(.and, f32, f32, f32) }
+        refused(.operand, "NOT of float32") { $0.unary(.not, f32, f32) }
+        refused(.operand, "NEG of uint8") { $0.unary(.neg, u8, u8) }
+        refused(.operand, "ADD of bool") { $0.binary(.add, bool, bool, bool) }
+        refused(.operand, "ADD of int32 and float32") { $0.binary(.add, i32, i32, f32) }
+        refused(.operand, "EXP of int32") { $0.unary(.exp, i32, i32) }
+        refused(.operand, "COMPARE into float32") { $0.compare(.eq, f32, f32, f32) }
+        refused(.operand, "COMPARE of two types") { $0.compare(.eq, bool, f32, i32) }
+        refused(.operand, "SELECT on a float32 condition") { $0.select(f32, condition: f32, f32, f32) }
+        refused(.operand, "ARGMAX into float32") { $0.reduce(.argmax, .contiguous(slot: 1, dims: [1]), f32) }
+        refused(.operand, "SUM with LAST_INDEX") { $0.reduce(.sum, .contiguous(slot: 1, dims: [1]), f32, lastIndex: true) }
+        refused(.operand, "SUM of int32") { $0.reduce(.sum, .contiguous(slot: 0, dims: [1], dtype: .int32), i32) }
+        for raw: UInt8 in [0, 14, 255] {
+            var program = NeuronProgram()
+            program.fill(.contiguous(slot: 0, dims: [4]), value: 0)
+            var image = program.image()
+            image.withUnsafeMutableBytes { bytes in
+                bytes[32 + 2] = raw   // the first descriptor's dtype, after the 32-byte header
+            }
+            do {
+                try NeuronEngine.run(image, slots: Slots([64]).buffers)
+                Issue.record("dtype \(raw) was accepted")
+            } catch {
+                #expect(error.kind == .descriptor, "dtype \(raw): \(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: element types beyond f32 (ISA 1.4). Loads and stores of every
+ * dtype, CAST between any two, FILL of any, integer and bool BINARY and
+ * UNARY, COMPARE, SELECT, and the index reductions ARGMAX and ARGMIN.
+ *
+ * A value is held while computed as a double (the float types: each of
+ * them converts to double exactly) or as 64 bits of an integer with its
+ * signedness. Integer arithmetic wraps, as two's complement does; x / 0
+ * and x % 0 are 0. Operands were validated.
+ */
+#include "engine_insn.h"
+
+enum kind { FLOAT, SIGNED, UNSIGNED };
+
+struct value {
+	enum kind kind;
+	u64 bits;	/* SIGNED: sign-extended; UNSIGNED: zero-extended */
+	double d;	/* FLOAT */
+};
+
+static float from_bits(u32 u)
+{
+	union { u32 u; float f; } b = { .u = u };
+
+	return b.f;
+}
+
+static u32 to_bits(float f)
+{
+	union { float f; u32 u; } b = { .f = f };
+
+	return b.u;
+}
+
+/* float16 to float32: exact (subnormals normalised, NaN stays NaN). */
+static float f16_to_f32(u16 h)
+{
+	u32 sign = (u32)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+	u32 e = 0;
+
+	if (exp == 0x1f)
+		return from_bits(sign | 0x7f800000 | (man << 13));
+	if (exp)
+		return from_bits(sign | ((exp + 112) << 23) | (man << 13));
+	if (!man)
+		return from_bits(sign);
+	while (!(man & 0x400)) {
+		man <<= 1;
+		e++;
+	}
+	return from_bits(sign | ((113 - e) << 23) | ((man & 0x3ff) << 13));
+}
+
+/* float32 to float16: to nearest, ties to even; overflow to infinity. */
+static u16 f32_to_f16(float f)
+{
+	u32 x = to_bits(f), sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff;
+	u32 man = x & 0x7fffff, h, rem, shift, m;
+
+	if (exp == 0xff)	/* infinity, or NaN made quiet */
+		return sign | 0x7c00 | (man ? 0x200 | (man >> 13) : 0);
+	if (exp > 142)		/* 2^16 and above */
+		return sign | 0x7c00;
+	if (exp >= 113) {	/* a normal float16 */
+		h = sign | ((exp - 112) << 10) | (man >> 13);
+		rem = man & 0x1fff;
+		if (rem > 0x1000 || (rem == 0x1000 && (h & 1)))
+			h++;	/* may carry into the exponent, up to infinity */
+		return h;
+	}
+	/* A subnormal float16: m · 2^-24 with m = (1.man) · 2^(exp - 126). */
+	shift = 126 - exp;
+	if (shift > 24)
+		return sign;
+	man |= 0x800000;
+	m = man >> shift;
+	rem = man & ((1u << shift) - 1);
+	if (rem > (1u << (shift - 1)) || (rem == (1u << (shift - 1)) && (m & 1)))
+		m++;
+	return sign | m;
+}
+
+static float bf16_to_f32(u16 h)
+{
+	return from_bits(neuron_f32_bits_from_bf16(h));
+}
+
+static u16 f32_to_bf16(float f)
+{
+	return neuron_bf16_from_f32_bits(to_bits(f));
+}
+
+static struct value load(const void *base, u32 dtype, u64 off)
+{
+	struct value v = { SIGNED, 0, 0.0 };
+
+	switch (dtype) {
+	case NEURON_DT_F32: v.kind = FLOAT; v.d = ((const float *)base)[off]; break;
+	case NEURON_DT_BF16: v.kind = FLOAT; v.d = bf16_to_f32(((const u16 *)base)[off]); break;
+	case NEURON_DT_F16: v.kind = FLOAT; v.d = f16_to_f32(((const u16 *)base)[off]); break;
+	case NEURON_DT_F64: v.kind = FLOAT; v.d = ((const double *)base)[off]; break;
+	case NEURON_DT_I8: v.bits = (u64)(s64)((const s8 *)base)[off]; break;
+	case NEURON_DT_I16: v.bits = (u64)(s64)((const s16 *)base)[off]; break;
+	case NEURON_DT_I32: v.bits = (u64)(s64)((const s32 *)base)[off]; break;
+	case NEURON_DT_I64: v.bits = (u64)((const s64 *)base)[off]; break;
+	case NEURON_DT_U8: v.kind = UNSIGNED; v.bits = ((const u8 *)base)[off]; break;
+	case NEURON_DT_U16: v.kind = UNSIGNED; v.bits = ((const u16 *)base)[off]; break;
+	case NEURON_DT_U32: v.kind = UNSIGNED; v.bits = ((const u32 *)base)[off]; break;
+	case NEURON_DT_U64: v.kind = UNSIGNED; v.bits = ((const u64 *)base)[off]; break;
+	case NEURON_DT_BOOL: v.kind = UNSIGNED; v.bits = ((const u8 *)base)[off] != 0; break;
+	}
+	return v;
+}
+
+/* The low bits of @bits into an integer or bool element. */
+static void store_bits(void *base, u32 dtype, u64 off, u64 bits)
+{
+	switch (dtype) {
+	case NEURON_DT_I8: case NEURON_DT_U8: ((u8 *)base)[off] = (u8)bits; break;
+	case NEURON_DT_I16: case NEURON_DT_U16: ((u16 *)base)[off] = (u16)bits; break;
+	case NEURON_DT_I32: case NEURON_DT_U32: ((u32 *)base)[off] = (u32)bits; break;
+	case NEURON_DT_I64: case NEURON_DT_U64: ((u64 *)base)[off] = bits; break;
+	case NEURON_DT_BOOL: ((u8 *)base)[off] = bits != 0; break;
+	}
+}
+
+static int dtype_signed(u32 dtype)
+{
+	return dtype == NEURON_DT_I8 || dtype == NEURON_DT_I16 || dtype == NEURON_DT_I32 ||
+	       dtype == NEURON_DT_I64;
+}
+
+/* The range of an integer type: [lo, hi] as signed, or [0, uhi]. */
+static void int_range(u32 dtype, s64 *lo, s64 *hi, u64 *uhi)
+{
+	u32 bits = neuron_dtype_size(dtype) * 8;
+
+	if (dtype == NEURON_DT_BOOL) {
+		*lo = 0;
+		*hi = 1;
+		*uhi = 1;
+	} else if (dtype_signed(dtype)) {
+		*hi = (s64)((1ULL << (bits - 1)) - 1);
+		*lo = -*hi - 1;
+		*uhi = (u64)*hi;
+	} else {
+		*lo = 0;
+		*uhi = bits == 64 ? ~0ULL : (1ULL << bits) - 1;
+		*hi = bits == 64 ? 0x7fffffffffffffffLL : (s64)*uhi;
+	}
+}
+
+/*
+ * A float to an integer type: toward zero, saturated to the type's range,
+ * NaN to 0 (to bool: anything but 0 is true, NaN too).
+ */
+static u64 float_to_int(double d, u32 dtype)
+{
+	s64 lo, hi;
+	u64 uhi;
+
+	if (dtype == NEURON_DT_BOOL)
+		return d != 0;
+	if (d != d)
+		return 0;
+	int_range(dtype, &lo, &hi, &uhi);
+	if (dtype_signed(dtype)) {
+		if (d >= (double)hi + 1.0)
+			return (u64)hi;
+		if (d <= (double)lo)
+			return (u64)lo;
+		return (u64)(s64)d;
+	}
+	if (d <= 0)
+		return 0;
+	if (d >= (double)uhi + 1.0)
+		return uhi;
+	return (u64)d;
+}
+
+/* An integer to another: saturated to its range, or wrapped (low bits). */
+static u64 int_to_int(struct value v, u32 dtype, int wrap)
+{
+	s64 lo, hi;
+	u64 uhi;
+
+	if (dtype == NEURON_DT_BOOL)
+		return v.bits != 0;
+	if (wrap)
+		return v.bits;
+	int_range(dtype, &lo, &hi, &uhi);
+	if (v.kind == SIGNED) {
+		s64 x = (s64)v.bits;
+
+		if (!dtype_signed(dtype))
+			return x < 0 ? 0 : (u64)x > uhi ? uhi : (u64)x;
+		return (u64)(x < lo ? lo : x > hi ? hi : x);
+	}
+	return v.bits > uhi ? uhi : v.bits;
+}
+
+/* float32 of an integer, rounded once (as a direct conversion does). */
+static float int_to_f32(struct value v)
+{
+	return v.kind == SIGNED ? (float)(s64)v.bits : (float)v.bits;
+}
+
+static void store(void *base, u32 dtype, u64 off, struct value v, int wrap)
+{
+	float f;
+
+	switch (dtype) {
+	case NEURON_DT_F64:
+		((double *)base)[off] = v.kind == FLOAT ? v.d :
+			v.kind == SIGNED ? (double)(s64)v.bits : (double)v.bits;
+		return;
+	case NEURON_DT_F32: case NEURON_DT_BF16: case NEURON_DT_F16:
+		f = v.kind == FLOAT ? (float)v.d : int_to_f32(v);
+		if (dtype == NEURON_DT_F32)
+			((float *)base)[off] = f;
+		else if (dtype == NEURON_DT_BF16)
+			((u16 *)base)[off] = f32_to_bf16(f);
+		else
+			((u16 *)base)[off] = f32_to_f16(f);
+		return;
+	}
+	store_bits(base, dtype, off, v.kind == FLOAT ? float_to_int(v.d, dtype)
+						   : int_to_int(v, dtype, wrap));
+}
+
+void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,
+		       const struct neuron_engine_slot *slots)
+{
+	struct value v = { FLOAT, 0, value };
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		store(slots[o->slot].base, o->dtype, at(&w, o), v, 0);
+	} while (walk_next(&w));
+}
+
+void neuron_typed_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+		       u32 flags, const struct neuron_engine_slot *slots)
+{
+	int wrap = flags & NEURON_CAST_WRAP;
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		store(slots[o->slot].base, o->dtype, at(&w, o),
+		      load(slots[a->slot].base, a->dtype, at(&w, a)), wrap);
+	} while (walk_next(&w));
+}
+
+s64 neuron_typed_index(const void *base, u32 dtype, u64 off)
+{
+	return (s64)load(base, dtype, off).bits;
+}
+
+/* x <sub> y of one integer type (64-bit operands, the result's low bits kept). */
+static u64 int_binary(u32 sub, int sgn, u32 bits, u64 x, u64 y)
+{
+	s64 sx = (s64)x, sy = (s64)y, r;
+
+	switch (sub) {
+	case NEURON_BIN_ADD: return x + y;
+	case NEURON_BIN_SUB: return x - y;
+	case NEURON_BIN_MUL: return x * y;
+	case NEURON_BIN_AND: return x & y;
+	case NEURON_BIN_OR: return x | y;
+	case NEURON_BIN_XOR: return x ^ y;
+	case NEURON_BIN_SHL: return y >= bits ? 0 : x << y;
+	case NEURON_BIN_SHR:
+		/* arithmetic for signed types: a shift of the width or more (or a
+		 * negative one) leaves the sign */
+		if (sgn)
+			return y >= bits ? (sx < 0 ? ~0ULL : 0) : (u64)(sx >> y);
+		return y >= bits ? 0 : x >> y;
+	case NEURON_BIN_MAX: return sgn ? (sx > sy ? x : y) : (x > y ? x : y);
+	case NEURON_BIN_MIN: return sgn ? (sx < sy ? x : y) : (x < y ? x : y);
+	}
+	if (!y)
+		return 0;
+	if (!sgn)
+		return sub == NEURON_BIN_DIV ? x / y : x % y;
+	if (sy == -1)	/* the one quotient that overflows: wrap */
+		return sub == NEURON_BIN_DIV ? 0 - x : 0;
+	if (sub == NEURON_BIN_DIV)
+		return (u64)(sx / sy);
+	r = sx % sy;
+	/* MOD takes the divisor's sign (Python's %), FMOD the dividend's. */
+	if (sub == NEURON_BIN_MOD && r && ((r < 0) != (sy < 0)))
+		r += sy;
+	return (u64)r;
+}
+
+static u64 int_unary(u32 sub, u32 dtype, u64 x)
+{
+	switch (sub) {
+	case NEURON_UN_NEG: return 0 - x;
+	case NEURON_UN_ABS: return (s64)x < 0 ? 0 - x : x;
+	case NEURON_UN_NOT: return dtype == NEURON_DT_BOOL ? !x : ~x;
+	}
+	return 0;
+}
+
+/* BINARY and UNARY of integers and bool: out, a and b of one dtype. */
+void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+			      const struct neuron_engine_slot *slots)
+{
+	int sgn = dtype_signed(o->dtype);
+	u32 bits = neuron_dtype_size(o->dtype) * 8;
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		u64 x = load(slots[a->slot].base, a->dtype, at(&w, a)).bits, r;
+
+		if (b)
+			r = int_binary(in->sub, sgn, bits,
+				       x, load(slots[b->slot].base, b->dtype, at(&w, b)).bits);
+		else
+			r = int_unary(in->sub, o->dtype, x);
+		store_bits(slots[o->slot].base, o->dtype, at(&w, o), r);
+	} while (walk_next(&w));
+}
+
+/* -1, 0 or 1 as x is below, equal to or above y; 2 when unordered (NaN). */
+static int compare(struct value x, struct value y)
+{
+	if (x.kind == FLOAT) {
+		if (x.d != x.d || y.d != y.d)
+			return 2;
+		return x.d < y.d ? -1 : x.d > y.d;
+	}
+	if (x.kind == SIGNED)
+		return (s64)x.bits < (s64)y.bits ? -1 : (s64)x.bits > (s64)y.bits;
+	return x.bits < y.bits ? -1 : x.bits > y.bits;
+}
+
+static void op_compare(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+		       const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+		       const struct neuron_engine_slot *slots)
+{
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		int c = compare(load(slots[a->slot].base, a->dtype, at(&w, a)),
+				load(slots[b->slot].base, b->dtype, at(&w, b)));
+		int r = 0;
+
+		switch (in->sub) {
+		case NEURON_CMP_EQ: r = c == 0; break;
+		case NEURON_CMP_LT: r = c == -1; break;
+		case NEURON_CMP_LE: r = c == -1 || c == 0; break;
+		case NEURON_CMP_GT: r = c == 1; break;
+		case NEURON_CMP_GE: r = c == 1 || c == 0; break;
+		}
+		((u8 *)slots[o->slot].base)[at(&w, o)] = (u8)r;
+	} while (walk_next(&w));
+}
+
+static void op_select(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *c,
+		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+		      const struct neuron_engine_slot *slots)
+{
+	u32 size = neuron_dtype_size(o->dtype), i;
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		int take_a = ((const u8 *)slots[c->slot].base)[at(&w, c)] != 0;
+		const struct neuron_tensor_desc *from = take_a ? a : b;
+		const u8 *s = (const u8 *)slots[from->slot].base + at(&w, from) * size;
+		u8 *d = (u8 *)slots[o->slot].base + at(&w, o) * size;
+
+		for (i = 0; i < size; i++)
+			d[i] = s[i];
+	} while (walk_next(&w));
+}
+
+/*
+ * ARGMAX and ARGMIN over a's last axis into I64: the first index of the
+ * extreme, or the last with NEURON_REDUCE_LAST_INDEX; a NaN is the
+ * extreme (the first NaN, or the last).
+ */
+void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			 const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots)
+{
+	u32 last = a->rank - 1, len = a->dims[last], j;
+	int want_last = in->flags & NEURON_REDUCE_LAST_INDEX, max = in->sub == NEURON_RED_ARGMAX;
+	struct walk w;
+
+	walk_init(&w, a);
+	w.dims[last] = 1;
+	do {
+		u64 row = at(&w, a);
+		struct value best = load(slots[a->slot].base, a->dtype, row);
+		s64 index = 0;
+
+		for (j = 1; j < len; j++) {
+			struct value x = load(slots[a->slot].base, a->dtype, row + j * a->strides[last]);
+			int c = compare(x, best), take;
+
+			if (best.kind == FLOAT && best.d != best.d)
+				take = want_last && x.d != x.d;
+			else if (c == 2)
+				take = 1;	/* x is the first NaN */
+			else
+				take = (max ? c == 1 : c == -1) || (want_last && c == 0);
+			if (take) {
+				best = x;
+				index = j;
+			}
+		}
+		((s64 *)slots[o->slot].base)[at(&w, o)] = index;
+	} while (walk_next(&w));
+}
+
+NEURON_EXEC(compare)
+{
+	(void)scratch;
+	op_compare(in, &descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]], slots);
+	return NEURON_ISA_OK;
+}
+
+NEURON_EXEC(select)
+{
+	(void)in;
+	(void)scratch;
+	op_select(&descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
+		  &descs[in->operand[3]], slots);
+	return NEURON_ISA_OK;
+}
