@@ -436,13 +436,19 @@ static size_t prog_image(const struct prog *p)
 	return sizeof(p->h) + dn + in;
 }
 
+/* Any element type, and now and then one the ISA has not. */
+static uint8_t any_dtype(void)
+{
+	return (uint8_t)(chance(98) ? 1 + rnd(NEURON_DT_COUNT - 1) : rnd(256));
+}
+
 /* A tensor of @rank dims in slot @slot of @bytes bytes, mostly inside it. */
 static uint32_t gen_desc(struct prog *p, uint32_t slot, uint64_t bytes, uint32_t rank,
 			 const uint32_t *dims, uint8_t dtype)
 {
 	struct neuron_tensor_desc *d = &p->d[p->h.desc_count];
-	uint64_t stride = 1, elems = 1, esize = dtype == NEURON_DT_BF16 ? 2 :
-					 dtype == NEURON_DT_I64 ? 8 : 4;
+	/* 4 bytes for a dtype the ISA has not */
+	uint64_t stride = 1, elems = 1, esize = neuron_dtype_size(dtype) ? neuron_dtype_size(dtype) : 4;
 	int i;
 
 	memset(d, 0, sizeof(*d));
@@ -483,10 +489,11 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 {
 	struct neuron_insn *in = &p->i[p->h.insn_count++];
 	uint32_t op = sync && chance(20) ? NEURON_OP_SEM_SIGNAL + rnd(3) :
-		      chance(97) ? rnd(NEURON_OP_SEM_SIGNAL) : rnd(256);
+		      chance(90) ? rnd(NEURON_OP_SEM_SIGNAL) :
+		      chance(70) ? NEURON_OP_COMPARE + rnd(NEURON_OP_COUNT - NEURON_OP_COMPARE) : rnd(256);
 	uint32_t r = 1 + rnd(chance(80) ? 3 : 4), dims[NEURON_MAX_RANK], i;
 	uint32_t m = dim(), n = dim(), k = dim();
-	uint8_t dt = chance(85) ? NEURON_DT_F32 : 1 + rnd(4);
+	uint8_t dt = chance(80) ? NEURON_DT_F32 : any_dtype();
 
 	memset(in, 0, sizeof(*in));
 	in->opcode = (uint8_t)op;
@@ -509,8 +516,28 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 		in->operand[1] = gen_op(p, nslots, sizes, r, dims, dt);
 		if (op == NEURON_OP_REDUCE)
 			dims[r - 1] = 1;
+		if (op == NEURON_OP_REDUCE && (in->sub == NEURON_RED_ARGMAX ||
+					       in->sub == NEURON_RED_ARGMIN)) {
+			in->flags = rnd(2) ? NEURON_REDUCE_LAST_INDEX : 0;
+			in->operand[0] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_I64);
+			break;
+		}
+		if (op == NEURON_OP_CAST)
+			in->flags = rnd(2) ? NEURON_CAST_WRAP : 0;
 		in->operand[0] = gen_op(p, nslots, sizes, r, dims,
-					  op == NEURON_OP_CAST ? 1 + rnd(4) : dt);
+					  op == NEURON_OP_CAST ? any_dtype() : dt);
+		break;
+	case NEURON_OP_COMPARE:
+		in->sub = (uint8_t)rnd(NEURON_CMP_COUNT);
+		in->operand[1] = gen_op(p, nslots, sizes, r, dims, dt);
+		in->operand[2] = gen_op(p, nslots, sizes, r, dims, dt);
+		in->operand[0] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_BOOL);
+		break;
+	case NEURON_OP_SELECT:
+		in->operand[1] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_BOOL);
+		in->operand[2] = gen_op(p, nslots, sizes, r, dims, dt);
+		in->operand[3] = gen_op(p, nslots, sizes, r, dims, dt);
+		in->operand[0] = gen_op(p, nslots, sizes, r, dims, dt);
 		break;
 	case NEURON_OP_BINARY:
 		in->sub = (uint8_t)rnd(NEURON_BIN_COUNT);
@@ -532,9 +559,9 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 	case NEURON_OP_GATHER: {
 		uint32_t t[2] = { m, n }, idx[1] = { k }, o[2] = { k, n };
 
-		in->operand[1] = gen_op(p, nslots, sizes, 2, t, NEURON_DT_F32);
+		in->operand[1] = gen_op(p, nslots, sizes, 2, t, dt);
 		in->operand[2] = gen_op(p, nslots, sizes, 1, idx, NEURON_DT_I32);
-		in->operand[0] = gen_op(p, nslots, sizes, 2, o, NEURON_DT_F32);
+		in->operand[0] = gen_op(p, nslots, sizes, 2, o, dt);
 		break;
 	}
 	case NEURON_OP_LAYERNORM: {
