@@ -89,4 +89,37 @@ struct TypedOpTests {
         let out = try runBytes(model, ["d": NeuronDType.float64.bytes([1e-50, 0.1, 1e300])])
         #expect(NeuronDType.float32.values(out["y"] ?? []) == [0, Double(Float(0.1)), .infinity])
     }
+
+    @Test("QuantizeLinear rounds half to even and saturates, per axis; DequantizeLinear undoes it exactly")
+    func quantization() throws {
+        let scale = ConstantTensor.make(.float32, [2], [0.5, 2])
+        let zero = ConstantTensor.make(.int8, [2], [3, -4])
+        let graph = Self.graph(
+            [("x", .float32, [2, 4])], [("q", .int8), ("y", .float32)],
+            [Node(name: "quant", op: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"], attributes: ["axis": .int(0)]),
+             Node(name: "dequant", op: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["y"], attributes: ["axis": .int(0)])],
+            constants: ["s": scale, "z": zero])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let x: [Float] = [0.25, 0.75, -100, 100, 3, 5, -7, 1000]
+        let out = try runBytes(model, ["x": NeuronDType.float32.bytes(x.map(Double.init))])
+        let q = (out["q"] ?? []).map { Int8(bitPattern: $0) }
+        var want: [Int8] = []
+        for (index, value) in x.enumerated() {
+            let (s, z): (Float, Float) = index < 4 ? (0.5, 3) : (2, -4)
+            want.append(Int8(Swift.max(-128, Swift.min(127, (value / s).rounded(.toNearestOrEven) + z))))
+        }
+        #expect(q == want)   // 0.5 and 1.5 round to 0 and 2; ±100/0.5 saturate
+        let y = NeuronDType.float32.values(out["y"] ?? [])
+        #expect(y == q.enumerated().map { index, v in Double((Float(v) - (index < 4 ? 3 : -4)) * (index < 4 ? 0.5 : 2)) })
+    }
+
+    @Test("OneHot: negative indices count from the end, indices out of range give all off")
+    func oneHot() throws {
+        let graph = Self.graph([("i", .int64, [4])], [("y", .float32)],
+                               [Node(name: "oh", op: "OneHot", inputs: ["i", "d", "v"], outputs: ["y"])],
+                               constants: ["d": .make(.float32, [], [3]), "v": .make(.float32, [2], [-1, 5])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let out = try runBytes(model, ["i": NeuronDType.int64.bytes([0, 2, -1, 7])])
+        #expect(NeuronDType.float32.values(out["y"] ?? []) == [5, -1, -1, -1, -1, 5, -1, -1, 5, -1, -1, -1])
+    }
 }

@@ -51,6 +51,45 @@ extension ONNXOps {
             let (a, b) = try l.sameTyped(1, 2)
             l.set(0, .tensor(try l.select(condition, a, b)))
         },
+        // values[1] where the index (negative: from the end) meets the
+        // position along the new axis, values[0] elsewhere (an index out of
+        // range meets none).
+        ONNXOp("OneHot", takes: numeric, typedInputs: 1) { l in
+            var indices = try l.typedTensor(0)
+            // depth: one number of any type (a float is truncated, as ONNX says).
+            guard let given = l.constant(1)?.doubles() else {
+                throw l.unsupported("depth (input 1) must be known at compile time (a constant or an initializer)")
+            }
+            guard given.count == 1, given[0] >= 1, given[0] < Double(1 << 24) else {
+                throw l.invalid("depth must be one number from 1 to 2^24")
+            }
+            let depth = [Int(given[0])]
+            let a = try l.axis(try l.int("axis", -1), rank: indices.rank + 1)
+            if indices.type != .int64 {
+                let wide = try l.temp(.int64, indices.dims)
+                l.emit(.cast(wrap: false), [wide, indices])   // floats toward zero, as ONNX's reference
+                indices = wide
+            }
+            let size = try l.weightView(.make(.int64, [], [Double(depth[0])]), name: "\(l.current.name)#depth")
+            let zero = try l.weightView(.make(.int64, [], [0]), name: "\(l.current.name)#zero")
+            indices = try l.select(try l.compare(.lt, indices, zero), try l.binary(.add, indices, size), indices)
+            var expanded = indices
+            expanded.dims.insert(1, at: a)
+            expanded.strides.insert(0, at: a)
+            var positionDims = [Int](repeating: 1, count: indices.rank + 1)
+            positionDims[a] = depth[0]
+            let positions = try l.weightView(.make(.int64, positionDims, (0..<depth[0]).map(Double.init)),
+                                             name: "\(l.current.name)#positions")
+            let hit = try l.compare(.eq, expanded, positions)
+            let values = try l.typedTensor(2)
+            guard values.count == 2 else { throw l.invalid("values must be [off, on]") }
+            let flat = try l.reshapeView(values, to: [2])
+            var off = flat, on = flat
+            off.dims = []; off.strides = []
+            on.dims = []; on.strides = []
+            on.offset += flat.strides[0]
+            l.set(0, .tensor(try l.select(hit, on, off)))
+        },
         // x != x, as NOT (x == x).
         ONNXOp("IsNaN", takes: [.float32]) { l in
             let x = try l.floatTensor(0)

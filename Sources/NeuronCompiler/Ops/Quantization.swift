@@ -1,0 +1,80 @@
+import NeuronISA
+
+/// QuantizeLinear and DequantizeLinear to and from 8- and 16-bit integers
+/// (and int32 for DequantizeLinear): the scale and zero point per tensor,
+/// per axis or per block, each step an elementwise instruction (CAST, BINARY,
+/// UNARY ROUND), in float32 as ONNX's reference computes them.
+extension ONNXOps {
+    static let quantization: [ONNXOp] = [
+        // y = saturate(round(x / scale) + zero point), rounding half to even.
+        ONNXOp("QuantizeLinear", takes: [.float32], typedInputs: 1) { l in
+            let x = try l.floatTensor(0)
+            let type = try l.quantizedType()
+            guard [.int8, .uint8, .int16, .uint16].contains(type) else {
+                throw l.unsupported("quantizing to \(type.name); int8, uint8, int16 and uint16 are supported")
+            }
+            let scale = try l.quantizationParameter(1, over: x)
+            var y = try l.apply(.round, try l.binary(.div, x, scale))
+            if l.hasInput(2) { y = try l.binary(.add, y, try l.quantizationParameter(2, over: x)) }
+            let out = try l.temp(type, y.dims)
+            l.emit(.cast(wrap: false), [out, y])   // float to integer saturates
+            l.set(0, .tensor(out))
+        },
+        // y = (x - zero point) · scale, in float32.
+        ONNXOp("DequantizeLinear", takes: [.int8, .uint8, .int16, .uint16, .int32], typedInputs: 1) { l in
+            let q = try l.typedTensor(0)
+            var x = try l.temp(.float32, q.dims)
+            l.emit(.cast(wrap: false), [x, q])
+            if l.hasInput(2) { x = try l.binary(.sub, x, try l.quantizationParameter(2, over: x)) }
+            l.set(0, .tensor(try l.binary(.mul, x, try l.quantizationParameter(1, over: x))))
+        },
+    ]
+}
+
+extension Lowering {
+    /// QuantizeLinear's output type: its zero point's, or output_dtype, or uint8.
+    func quantizedType() throws(NeuronCompilerError) -> NeuronDType {
+        if hasInput(2) { return try typedTensorType(2) }
+        let code = try int("output_dtype", 0)
+        guard code != 0 else { return .uint8 }
+        return try GraphReader(directory: nil, opset: graph.opset).elementType(Int32(clamping: code), what: "output_dtype")
+    }
+
+    /// Scale or zero point `index` as float32 broadcast to `x`: one value,
+    /// one per index of `axis` (1-D), or one per block of block_size
+    /// along `axis` (x's rank), each repeated over its block.
+    func quantizationParameter(_ index: Int, over x: View) throws(NeuronCompilerError) -> View {
+        var p = try typedTensor(index, as: constant(index) != nil ? .float32 : nil)
+        if p.type != .float32 {
+            let wide = try temp(.float32, p.dims)
+            emit(.cast(wrap: false), [wide, p])
+            p = wide
+        }
+        if p.count == 1 { return try reshapeView(p, to: []) }
+        let a = try axis(try int("axis", 1), rank: x.rank)
+        let block = try int("block_size", 0)
+        if block == 0 {
+            guard p.rank == 1, p.dims[0] == x.dims[a] else {
+                throw shapeError("the scale or zero point \(p.dims) must be one value or one per index of axis \(a) (\(x.dims[a]))")
+            }
+            var dims = [Int](repeating: 1, count: x.rank)
+            dims[a] = x.dims[a]
+            return try reshapeView(p, to: dims)
+        }
+        let blocks = (x.dims[a] + block - 1) / block
+        guard block > 0, p.rank == x.rank, p.dims[a] == blocks,
+              (0..<x.rank).allSatisfy({ $0 == a || p.dims[$0] == x.dims[$0] }) else {
+            throw shapeError("the blocked scale or zero point \(p.dims) must be \(x.dims) with axis \(a) in blocks of \(block) (\(blocks))")
+        }
+        // Each block's value repeated block_size times (a broadcast axis
+        // after the block axis), then cut to the axis' length.
+        var dims = p.dims, strides = p.strides
+        dims.insert(block, at: a + 1)
+        strides.insert(0, at: a + 1)
+        guard dims.count <= 6 else { throw unsupported("blocked quantization of a \(x.rank)-D tensor; up to 5-D is supported") }
+        var repeated = try reshapeView(contiguous(View(buffer: p.buffer, type: p.type, offset: p.offset, dims: dims, strides: strides)),
+                                       to: Array(p.dims[..<a]) + [blocks * block] + Array(p.dims[(a + 1)...]))
+        repeated.dims[a] = x.dims[a]
+        return repeated
+    }
+}
