@@ -687,7 +687,7 @@ struct CompilerTests {
         }
     }
 
-    @Test("Resize nearest: whole-number upsampling repeats, downsampling strides; other mappings are refused")
+    @Test("Resize nearest: whole-number upsampling repeats, downsampling strides; other mappings interpolate")
     func resizeNearest() throws {
         func graph(_ scales: [Float], out: [Int], transform: String = "asymmetric") throws -> Graph {
             var g = Onnx_GraphProto()
@@ -717,9 +717,9 @@ struct CompilerTests {
         #expect(got == want)
         let (down, _) = try NeuronCompiler.compile(try graph([1, 1, 1, 0.5], out: [1, 1, 2, 2]))
         #expect(try run(down, ["x": x])["y"] == [0, 2, 4, 6])
+        // Neither a repeat nor a stride: an interpolation matrix picks the columns.
         let odd = try graph([1, 1, 1, 1.75], out: [1, 1, 2, 7])    // columns 0 0 1 1 2 2 3
-        expectCompileError(.unsupported, mentioning: ["4 to 7", "no whole-number repeat or stride"]) { () throws(NeuronCompilerError) in
-            try NeuronCompiler.compile(odd)
-        }
+        let (oddModel, _) = try NeuronCompiler.compile(odd)
+        #expect(try run(oddModel, ["x": x])["y"] == [0, 0, 1, 1, 2, 2, 3, 4, 4, 5, 5, 6, 6, 7])
     }
 }

@@ -179,4 +179,29 @@ struct CompositeOpTests {
             () throws(NeuronCompilerError) in try NeuronCompiler.compile(padded)
         }
     }
+
+    @Test("Resize: linear (align_corners), a nearest resize that is no repeat or stride, and keep_aspect_ratio_policy")
+    func resize() throws {
+        func resize(_ shape: [Int], _ sizes: [Int], _ attributes: [String: AttributeValue], _ x: [Float]) throws -> [Float] {
+            let graph = Self.graph("Resize", shape: shape, inputs: ["x", "", "", "s"], attributes: attributes,
+                                   constants: ["s": .integers(sizes)], opset: 19)
+            return try Self.compute(graph, x)["y"] ?? []
+        }
+        // [0, 3] to 4 positions over the same corners: 0, 1, 2, 3; rows the same.
+        let linear = try resize([1, 1, 2, 2], [1, 1, 4, 4],
+                                ["mode": .string("linear"), "coordinate_transformation_mode": .string("align_corners")], [0, 3, 0, 3])
+        #expect(linear.count == 16 && zip(linear, (0..<16).map { Float($0 % 4) }).allSatisfy { abs($0 - $1) < 1e-6 }, "\(linear)")
+        // 2 to 7, half_pixel, round_prefer_floor: source (o + 0.5) · 2/7 - 0.5.
+        let nearest = try resize([2], [7], [:], [10, 20])
+        let want = (0..<7).map { o -> Float in
+            let p = (Double(o) + 0.5) * 2 / 7 - 0.5
+            let i = p - p.rounded(.down) == 0.5 ? p.rounded(.down) : p.rounded()
+            return [10, 20][Swift.min(Swift.max(Int(i), 0), 1)]
+        }
+        #expect(nearest == want)
+        // not_larger: 2x4 to fit in 4x4 takes one scale, 1 (4/4), for both axes.
+        let fitted = try resize([2, 4], [4, 4], ["keep_aspect_ratio_policy": .string("not_larger"), "axes": .ints([0, 1])],
+                                (0..<8).map(Float.init))
+        #expect(fitted == (0..<8).map(Float.init))
+    }
 }

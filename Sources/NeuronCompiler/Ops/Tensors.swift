@@ -317,12 +317,13 @@ extension Lowering {
     func lowerResize() throws(NeuronCompilerError) {
         let x = try tensor(0)
         let mode = try string("mode", "nearest")
-        guard mode == "nearest" else { throw unsupported("mode=\(mode); nearest is supported") }
+        guard ["nearest", "linear", "cubic"].contains(mode) else { throw invalid("mode=\(mode); ONNX defines nearest, linear and cubic") }
         let transform = try string("coordinate_transformation_mode", "half_pixel")
         let rounding = try string("nearest_mode", "round_prefer_floor")
-        guard try int("antialias", 0) == 0 else { throw unsupported("antialias=1") }
-        guard try string("keep_aspect_ratio_policy", "stretch") == "stretch" else {
-            throw unsupported("keep_aspect_ratio_policy other than stretch")
+        let antialias = try int("antialias", 0) != 0
+        let policy = try string("keep_aspect_ratio_policy", "stretch")
+        guard ["stretch", "not_larger", "not_smaller"].contains(policy) else {
+            throw invalid("keep_aspect_ratio_policy=\(policy); ONNX defines stretch, not_larger and not_smaller")
         }
         let axes = try ints("axes").map { list throws(NeuronCompilerError) -> [Int] in
             var resolved: [Int] = []
@@ -336,6 +337,16 @@ extension Lowering {
             for (index, a) in axes.enumerated() {
                 dims[a] = sizes[index]
                 scales[a] = Double(sizes[index]) / Double(x.dims[a])
+            }
+            if policy != "stretch" {
+                // One scale for every axis: the smallest (the result fits in
+                // the sizes) or the largest (it covers them); sizes rounded half up.
+                let ratios = axes.map { scales[$0] }
+                let scale = (policy == "not_larger" ? ratios.min() : ratios.max()) ?? 1
+                for a in axes {
+                    scales[a] = scale
+                    dims[a] = Swift.max(1, Int(scale * Double(x.dims[a]) + 0.5))
+                }
             }
         } else if hasInput(2) {
             guard let given = constant(2)?.doubles(), given.count == axes.count, given.allSatisfy({ $0 > 0 }) else {
@@ -358,6 +369,11 @@ extension Lowering {
             throw shapeError("Resize of \(x.dims) to \(dims): each axis 1 to \(Lowering.maxFoldedElements) long")
         }
         try checkShape(dims, what: "Resize's result")
+        if mode != "nearest" || antialias || transform == "half_pixel_symmetric" {
+            set(0, .tensor(try resizeByMatrices(x, to: dims, scales: scales, mode: mode, transform: transform,
+                                                rounding: rounding, antialias: antialias)))
+            return
+        }
         var source = x
         source.dims = []; source.strides = []
         var target = try temp(x.type, dims)
@@ -397,7 +413,10 @@ extension Lowering {
             }
             let step = count > 1 ? map[1] - map[0] : 0
             guard map.enumerated().allSatisfy({ $0.element == map[0] + step * $0.offset }), step >= 0 else {
-                throw unsupported("this resize of axis \(a) (\(length) to \(count), \(transform), \(rounding)) is no whole-number repeat or stride")
+                // Neither a whole-number repeat nor a stride: as an interpolation.
+                set(0, .tensor(try resizeByMatrices(x, to: dims, scales: scales, mode: mode, transform: transform,
+                                                    rounding: rounding, antialias: false)))
+                return
             }
             source.offset += map[0] * x.strides[a]
             source.dims.append(count); source.strides.append(step * x.strides[a])
@@ -408,5 +427,107 @@ extension Lowering {
         }
         emit(.copy, [target, source])
         set(0, .tensor(out))
+    }
+
+    /// Resize as one MATMUL per resized axis: each output position a
+    /// weighted sum of input positions along the axis (the axis moved
+    /// last, times the transposed interpolation matrix). Linear, cubic and
+    /// nearest are all such sums, axis by axis, as ONNX defines them.
+    func resizeByMatrices(_ x: View, to dims: [Int], scales: [Double], mode: String, transform: String,
+                          rounding: String, antialias: Bool) throws(NeuronCompilerError) -> View {
+        guard x.type == .float32 else {
+            throw unsupported("\(mode) Resize of \(x.type.name); float32 is interpolated")
+        }
+        let cubicA = try float("cubic_coeff_a", -0.75)
+        let exclude = try int("exclude_outside", 0) != 0
+        var y = x
+        for a in 0..<x.rank where dims[a] != x.dims[a] || scales[a] != 1 || transform == "align_corners" {
+            let length = x.dims[a], count = dims[a]
+            _ = try foldedCount([count, length], what: "the interpolation matrix of axis \(a)")
+            var weights = [Double](repeating: 0, count: count * length)
+            for o in 0..<count {
+                let row = try interpolationRow(o, length: length, count: count, scale: scales[a], mode: mode,
+                                               transform: transform, rounding: rounding, antialias: antialias,
+                                               cubicA: Double(cubicA), excludeOutside: exclude)
+                for (index, weight) in row { weights[index * count + o] += weight }
+            }
+            // [..., length] x [length, count], the axis moved last and back.
+            var perm = Array(0..<x.rank)
+            perm.remove(at: a)
+            perm.append(a)
+            var inverse = perm
+            for (position, axis) in perm.enumerated() { inverse[axis] = position }
+            let matrix = try weightView(.make(.float32, [length, count], weights), name: "\(current.name)#resize\(a)")
+            y = try matmul(y.permuted(perm), matrix).permuted(inverse)
+        }
+        return y
+    }
+
+    /// The input positions and weights of output position `o` along one
+    /// axis: ONNX's coordinate transform, then the mode's coefficients over
+    /// the nearest input positions (the edge repeated past either end).
+    func interpolationRow(_ o: Int, length: Int, count: Int, scale: Double, mode: String, transform: String,
+                          rounding: String, antialias: Bool, cubicA: Double,
+                          excludeOutside: Bool) throws(NeuronCompilerError) -> [(Int, Double)] {
+        let x = Double(o), width = scale * Double(length)
+        let position: Double
+        switch transform {
+        case "half_pixel": position = (x + 0.5) / scale - 0.5
+        case "asymmetric": position = x / scale
+        case "align_corners": position = width == 1 ? 0 : x * Double(length - 1) / (width - 1)
+        case "pytorch_half_pixel": position = width == 1 ? -0.5 : (x + 0.5) / scale - 0.5
+        case "half_pixel_symmetric":
+            let offset = Double(length) / 2 * (1 - Double(count) / width)
+            position = offset + (x + 0.5) / scale - 0.5
+        case "tf_half_pixel_for_nn": position = (x + 0.5) / scale
+        default: throw unsupported("coordinate_transformation_mode=\(transform) with mode=\(mode)")
+        }
+        let base = position.rounded(.down)
+        let ratio = position == base ? 1 : position - base
+        var coefficients: [Double]
+        let shrink = Swift.min(scale, 1)
+        switch (mode, antialias) {
+        case ("nearest", _):
+            let r = ratio
+            switch rounding {
+            case "round_prefer_floor": coefficients = r == 1 ? [0, 1] : [r <= 0.5 ? 1 : 0, r > 0.5 ? 1 : 0]
+            case "round_prefer_ceil": coefficients = r == 1 ? [0, 1] : [r < 0.5 ? 1 : 0, r >= 0.5 ? 1 : 0]
+            case "floor": coefficients = r == 1 ? [0, 1] : [1, 0]
+            case "ceil": coefficients = [0, 1]
+            default: throw unsupported("nearest_mode=\(rounding)")
+            }
+        case ("linear", false): coefficients = [1 - ratio, ratio]
+        case ("linear", true):
+            let start = Int((-1 / shrink).rounded(.down)) + 1
+            coefficients = (start..<(start + 2 - 2 * start)).map { Swift.max(0, Swift.min(1, 1 - abs((Double($0) - ratio) * shrink))) }
+        case (_, false):
+            let r = ratio, q = 1 - ratio, a = cubicA
+            coefficients = [((a * (r + 1) - 5 * a) * (r + 1) + 8 * a) * (r + 1) - 4 * a,
+                            ((a + 2) * r - (a + 3)) * r * r + 1,
+                            ((a + 2) * q - (a + 3)) * q * q + 1,
+                            ((a * (q + 1) - 5 * a) * (q + 1) + 8 * a) * (q + 1) - 4 * a]
+        default:
+            let start = Int((-2 / shrink).rounded(.down)) + 1
+            coefficients = (start..<(2 - start)).map { i in
+                let t = abs(shrink * (Double(i) - ratio)), a = cubicA
+                return t <= 1 ? (a + 2) * t * t * t - (a + 3) * t * t + 1 : t < 2 ? a * t * t * t - 5 * a * t * t + 8 * a * t - 4 * a : 0
+            }
+        }
+        if antialias {
+            let total = coefficients.reduce(0, +)
+            coefficients = coefficients.map { $0 / total }
+        }
+        // The n positions nearest the source position (ties to the lower),
+        // among the input padded by ceil(n / 2) at each end.
+        let n = coefficients.count, pad = (n + 1) / 2
+        let candidates = (Int(base) - n - 1...Int(base) + n + 1).filter { $0 >= -pad && $0 < length + pad }
+        let nearest = candidates.sorted { (abs(position - Double($0)), $0) < (abs(position - Double($1)), $1) }.prefix(n).sorted()
+        guard nearest.count == n else { throw shapeError("Resize of an axis of \(length) has too few positions to interpolate") }
+        if excludeOutside {
+            for (index, at) in nearest.enumerated() where at < 0 || at >= length { coefficients[index] = 0 }
+            let total = coefficients.reduce(0, +)
+            if total != 0 { coefficients = coefficients.map { $0 / total } }
+        }
+        return zip(nearest, coefficients).map { (Swift.min(Swift.max($0, 0), length - 1), $1) }
     }
 }
