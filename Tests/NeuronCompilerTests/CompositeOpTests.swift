@@ -204,4 +204,49 @@ struct CompositeOpTests {
                                 (0..<8).map(Float.init))
         #expect(fitted == (0..<8).map(Float.init))
     }
+
+    @Test("LSTM: its definition step by step, and a sequence shorter than the rest keeps its state and outputs zeros")
+    func lstm() throws {
+        let (steps, batch, width, hidden) = (3, 2, 2, 2)
+        let w = (0..<(4 * hidden * width)).map { Float(($0 * 7) % 9) / 10 - 0.4 }
+        let r = (0..<(4 * hidden * hidden)).map { Float(($0 * 5) % 7) / 10 - 0.3 }
+        let x = (0..<(steps * batch * width)).map { Float(($0 * 3) % 5) / 4 - 0.5 }
+        var graph = Graph(name: "lstm", opset: 22,
+                          inputs: [ValueInfo(name: "x", type: .float32, shape: [steps, batch, width].map { .fixed($0) }),
+                                   ValueInfo(name: "lens", type: .int32, shape: [.fixed(batch)])],
+                          outputs: [ValueInfo(name: "y", type: .float32, shape: nil), ValueInfo(name: "yh", type: .float32, shape: nil)],
+                          constants: ["w": .make(.float32, [1, 4 * hidden, width], w.map(Double.init)),
+                                      "r": .make(.float32, [1, 4 * hidden, hidden], r.map(Double.init))],
+                          nodes: [Node(name: "n", op: "LSTM", inputs: ["x", "w", "r", "", "lens"], outputs: ["y", "yh"],
+                                       attributes: ["hidden_size": .int(hidden)])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let out = try runBytes(model, ["x": NeuronDType.float32.bytes(x.map(Double.init)), "lens": NeuronDType.int32.bytes([3, 1])])
+        let y = NeuronDType.float32.values(out["y"] ?? []), yh = NeuronDType.float32.values(out["yh"] ?? [])
+        // The reference: gates i, o, f, c; sequence 1 stops after one step.
+        func sigmoid(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+        var want = [Double](repeating: 0, count: steps * batch * hidden), wantH: [Double] = []
+        for b in 0..<batch {
+            var h = [Double](repeating: 0, count: hidden), c = h
+            for t in 0..<(b == 0 ? 3 : 1) {
+                var gates = [Double](repeating: 0, count: 4 * hidden)
+                for j in 0..<(4 * hidden) {
+                    for k in 0..<width { gates[j] += Double(x[(t * batch + b) * width + k]) * Double(w[j * width + k]) }
+                    for k in 0..<hidden { gates[j] += h[k] * Double(r[j * hidden + k]) }
+                }
+                for j in 0..<hidden {
+                    let i = sigmoid(gates[j]), o = sigmoid(gates[hidden + j]), f = sigmoid(gates[2 * hidden + j])
+                    c[j] = f * c[j] + i * tanh(gates[3 * hidden + j])
+                    h[j] = o * tanh(c[j])
+                    want[(t * batch + b) * hidden + j] = h[j]
+                }
+            }
+            wantH += h
+        }
+        #expect(y.count == want.count && zip(y, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(y) vs \(want)")
+        #expect(yh.count == wantH.count && zip(yh, wantH).allSatisfy { abs($0 - $1) < 1e-5 }, "\(yh) vs \(wantH)")
+        graph.nodes[0].attributes["direction"] = .string("sideways")
+        expectCompileError(.invalidModel, mentioning: ["LSTM \"n\"", "direction=sideways"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(graph)
+        }
+    }
 }
