@@ -249,4 +249,32 @@ struct CompositeOpTests {
             () throws(NeuronCompilerError) in try NeuronCompiler.compile(graph)
         }
     }
+
+    @Test("ConvTranspose equals its definition: strides, pads, output_padding, dilations, groups, weights given at run time")
+    func convTranspose() throws {
+        let (n, ci, h, wd, co, kh, kw, group) = (1, 4, 3, 2, 6, 3, 2, 2)
+        let (sh, sw, dh, dw) = (2, 3, 1, 2)
+        let pads = [1, 0, 0, 2], extra = [1, 0]
+        let oh = sh * (h - 1) + extra[0] + (kh - 1) * dh + 1 - pads[0] - pads[2]
+        let ow = sw * (wd - 1) + extra[1] + (kw - 1) * dw + 1 - pads[1] - pads[3]
+        let x = (0..<(n * ci * h * wd)).map { Float(($0 * 7) % 11) / 5 - 1 }
+        let w = (0..<(ci * (co / group) * kh * kw)).map { Float(($0 * 5) % 13) / 6 - 1 }
+        let graph = Graph(name: "ct", opset: 22,
+                          inputs: [ValueInfo(name: "x", type: .float32, shape: [n, ci, h, wd].map { .fixed($0) }),
+                                   ValueInfo(name: "w", type: .float32, shape: [ci, co / group, kh, kw].map { .fixed($0) })],
+                          outputs: [ValueInfo(name: "y", type: .float32, shape: nil)], constants: [:],
+                          nodes: [Node(name: "n", op: "ConvTranspose", inputs: ["x", "w"], outputs: ["y"],
+                                       attributes: ["strides": .ints([sh, sw]), "dilations": .ints([dh, dw]), "pads": .ints(pads),
+                                                    "output_padding": .ints(extra), "group": .int(group)])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let got = try run(model, ["x": x, "w": w])["y"] ?? []
+        var want = [Double](repeating: 0, count: n * co * oh * ow)
+        for c in 0..<ci { for i in 0..<h { for j in 0..<wd { for o in 0..<(co / group) { for a in 0..<kh { for b in 0..<kw {
+            let g = c / (ci / group)
+            let (y0, x0) = (i * sh - pads[0] + a * dh, j * sw - pads[1] + b * dw)
+            guard y0 >= 0, y0 < oh, x0 >= 0, x0 < ow else { continue }
+            want[((g * (co / group) + o) * oh + y0) * ow + x0] += Double(x[(c * h + i) * wd + j]) * Double(w[((c * (co / group) + o) * kh + a) * kw + b])
+        } } } } } }
+        #expect(got.count == want.count && zip(got, want).allSatisfy { abs(Double($0) - $1) < 1e-5 }, "\(got) vs \(want)")
+    }
 }

@@ -6,6 +6,7 @@ import NeuronISA
 extension ONNXOps {
     static let cnn: [ONNXOp] = [
         ONNXOp("Conv", takes: [.float32]) { l in try l.lowerConv() },
+        ONNXOp("ConvTranspose", takes: [.float32]) { l in try l.lowerConvTranspose() },
         ONNXOp("MaxPool", takes: [.float32]) { l in try l.lowerPool(.max) },
         ONNXOp("AveragePool", takes: [.float32]) { l in try l.lowerPool(.avg) },
         ONNXOp("GlobalAveragePool", takes: [.float32]) { l in try l.lowerGlobalPool(.avg) },
@@ -181,6 +182,136 @@ extension Lowering {
             emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: false), operands)
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// ConvTranspose as a CONV2D: the input spread out by the strides
+    /// (zeros between, by a FILL and a strided COPY), padded by
+    /// dilation · (kernel - 1) less the given pads (cropped where that is
+    /// negative), convolved with the weights flipped in space and with
+    /// input and output channels swapped, per group.
+    func lowerConvTranspose() throws(NeuronCompilerError) {
+        let (x, spatial) = try image(try floatTensor(0))
+        let given = try floatTensor(1)
+        let group = try int("group", 1)
+        guard given.rank == spatial + 2 else { throw shapeError("the weight \(given.dims) does not fit a \(spatial)-D ConvTranspose") }
+        let w = spatial == 1 ? try image(given).0 : given   // [Ci, Co / group, Kh, Kw]
+        let inputs = x.dims[1]
+        guard group >= 1, inputs % group == 0, w.dims[0] == inputs else {
+            throw shapeError("input channels \(inputs), weight \(given.dims) and group \(group) do not agree")
+        }
+        let outputs = w.dims[1] * group, kernel = (w.dims[2], w.dims[3])
+        func pair(_ name: String, _ fallback: Int) throws(NeuronCompilerError) -> (Int, Int) {
+            guard let values = try ints(name) else { return (fallback, fallback) }
+            guard values.count == spatial else { throw invalid("\(name) has \(values.count) values; the input has \(spatial) spatial axes") }
+            return spatial == 1 ? (fallback == 1 ? 1 : 0, values[0]) : (values[0], values[1])
+        }
+        let stride = try pair("strides", 1), dilation = try pair("dilations", 1), extra = try pair("output_padding", 0)
+        guard [stride.0, stride.1, dilation.0, dilation.1].allSatisfy({ (1...65535).contains($0) }),
+              [extra.0, extra.1].allSatisfy({ $0 >= 0 && $0 < 65536 }) else {
+            throw invalid("strides and dilations must be 1 to 65535, output_padding at least 0")
+        }
+        let extent = (x.dims[2], x.dims[3])
+        let natural = { (axis: Int) -> Int in
+            let (n, s, k, d, e) = axis == 0 ? (extent.0, stride.0, kernel.0, dilation.0, extra.0) : (extent.1, stride.1, kernel.1, dilation.1, extra.1)
+            return s * (n - 1) + e + (k - 1) * d + 1
+        }
+        var shape: (Int, Int)?
+        if let wanted = try ints("output_shape") {
+            let tail = Array(wanted.suffix(spatial))
+            guard tail.count == spatial, tail.allSatisfy({ $0 >= 1 }) else { throw invalid("output_shape \(wanted)") }
+            shape = spatial == 1 ? (1, tail[0]) : (tail[0], tail[1])
+        }
+        // Pads at the start and the end of each axis, as ONNX's reference sets them.
+        var begin = (0, 0), end = (0, 0)
+        let autoPad = try string("auto_pad", "NOTSET")
+        if let pads = try ints("pads"), autoPad == "NOTSET" || autoPad == "VALID" {
+            guard pads.count == 2 * spatial, pads.allSatisfy({ (0...65535).contains($0) }) else {
+                throw invalid("pads \(pads) must be \(2 * spatial) values of 0 to 65535")
+            }
+            begin = spatial == 1 ? (0, pads[0]) : (pads[0], pads[1])
+            end = spatial == 1 ? (0, pads[1]) : (pads[2], pads[3])
+        } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+            let target = shape ?? (extent.0 * stride.0, extent.1 * stride.1)
+            let total = (natural(0) - target.0, natural(1) - target.1)
+            func split(_ t: Int) -> (Int, Int) { autoPad == "SAME_UPPER" ? (t / 2, t - t / 2) : (t - t / 2, t / 2) }
+            let h = split(total.0), v = split(total.1)
+            begin = (h.0, v.0)
+            end = (h.1, v.1)
+        } else if autoPad != "NOTSET" && autoPad != "VALID" {
+            throw invalid("auto_pad \(autoPad) is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        }
+        let out = shape ?? (natural(0) - begin.0 - end.0, natural(1) - begin.1 - end.1)
+        guard out.0 >= 1, out.1 >= 1 else { throw shapeError("ConvTranspose of \(x.dims) leaves no output") }
+
+        // The input spread out: [N, Ci, (H - 1) · sh + 1, (W - 1) · sw + 1].
+        let spread = ((extent.0 - 1) * stride.0 + 1, (extent.1 - 1) * stride.1 + 1)
+        var source = x
+        if stride != (1, 1) {
+            let zeros = try temp(.float32, [x.dims[0], inputs, spread.0, spread.1])
+            emit(.fill(0), [zeros])
+            var target = zeros
+            target.dims = x.dims
+            target.strides[2] *= stride.0
+            target.strides[3] *= stride.1
+            emit(.copy, [target, x])
+            source = zeros
+        }
+        // Padding before and after: dilation · (kernel - 1) - pad at the
+        // start; at the end whatever makes the output `out` long.
+        var padding = [0, 0, 0, 0]   // top, left, bottom, right
+        for axis in 0..<2 {
+            let span = (axis == 0 ? (kernel.0 - 1) * dilation.0 : (kernel.1 - 1) * dilation.1)
+            var front = span - (axis == 0 ? begin.0 : begin.1)
+            var back = (axis == 0 ? out.0 : out.1) + span - front - (axis == 0 ? spread.0 : spread.1)
+            let dim = 2 + axis
+            if front < 0 {   // crop the start
+                source.offset += -front * source.strides[dim]
+                source.dims[dim] -= -front
+                front = 0
+            }
+            if back < 0 {
+                source.dims[dim] -= -back
+                back = 0
+            }
+            guard source.dims[dim] >= 1, front <= 65535, back <= 65535 else {
+                throw unsupported("ConvTranspose pads that crop the whole input, or pad beyond 65535")
+            }
+            padding[axis] = front
+            padding[axis + 2] = back
+        }
+        // Weights [Co, Ci / group, Kh, Kw]: w[g · Ci/g + ci][co][Kh-1-kh][Kw-1-kw].
+        let perIn = inputs / group, perOut = w.dims[1]
+        let flipped: View
+        if let constant = constant(1) {
+            let values = constant.doubles()
+            var weights = [Double](repeating: 0, count: try foldedCount([outputs, perIn, kernel.0, kernel.1], what: "the flipped weights"))
+            for g in 0..<group { for co in 0..<perOut { for ci in 0..<perIn { for kh in 0..<kernel.0 { for kw in 0..<kernel.1 {
+                let from = (((g * perIn + ci) * perOut + co) * kernel.0 + (kernel.0 - 1 - kh)) * kernel.1 + (kernel.1 - 1 - kw)
+                weights[(((g * perOut + co) * perIn + ci) * kernel.0 + kh) * kernel.1 + kw] = values[from]
+            } } } } }
+            flipped = try weightView(.make(.float32, [outputs, perIn, kernel.0, kernel.1], weights), name: "\(current.name)#flipped")
+        } else {
+            let target = try temp(.float32, [outputs, perIn, kernel.0, kernel.1])
+            for g in 0..<group { for kh in 0..<kernel.0 { for kw in 0..<kernel.1 {
+                var to = target, from = w
+                to.offset += g * perOut * target.strides[0] + kh * target.strides[2] + kw * target.strides[3]
+                to.dims = [perOut, perIn]
+                to.strides = [target.strides[0], target.strides[1]]
+                from.offset += g * perIn * w.strides[0] + (kernel.0 - 1 - kh) * w.strides[2] + (kernel.1 - 1 - kw) * w.strides[3]
+                from.dims = [perOut, perIn]
+                from.strides = [w.strides[1], w.strides[0]]
+                emit(.copy, [to, from])
+            } } }
+            flipped = target
+        }
+        let bias = hasInput(2) ? try floatTensor(2) : nil
+        if let bias, bias.dims != [outputs] { throw shapeError("the bias \(bias.dims) is not [\(outputs)]") }
+        let result = try temp(.float32, [x.dims[0], outputs, out.0, out.1])
+        let window = NeuronWindow(padding: (UInt32(padding[0]), UInt32(padding[1]), UInt32(padding[2]), UInt32(padding[3])),
+                                  dilation: (UInt32(dilation.0), UInt32(dilation.1)))
+        emit(.conv(window, bias: bias != nil, relu: false, weights: .given, accumulate: false),
+             [result, source, flipped] + (bias.map { [$0] } ?? []))
+        set(0, .tensor(try fromImage(result, spatial: spatial)))
     }
 
     /// Weights `[Co, Ci, Kh, Kw]` in the blob in an engine layout: packed,
