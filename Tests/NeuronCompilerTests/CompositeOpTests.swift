@@ -277,4 +277,30 @@ struct CompositeOpTests {
         } } } } } }
         #expect(got.count == want.count && zip(got, want).allSatisfy { abs(Double($0) - $1) < 1e-5 }, "\(got) vs \(want)")
     }
+
+    @Test("DFT of a real signal equals the sum of x·e^(-2πikn/N); BitCast refuses another size; CenterCropPad crops and pads")
+    func signals() throws {
+        let x: [Float] = [1, -2, 0.5, 3, 0, -1]
+        let dft = try Self.compute(Self.graph("DFT", shape: [1, 6, 1], attributes: ["axis": .int(1)], opset: 19), x)["y"] ?? []
+        for k in 0..<6 {
+            var (re, im) = (0.0, 0.0)
+            for n in 0..<6 {
+                re += Double(x[n]) * cos(-2 * .pi * Double(k * n) / 6)
+                im += Double(x[n]) * sin(-2 * .pi * Double(k * n) / 6)
+            }
+            #expect(abs(Double(dft[2 * k]) - re) < 1e-5 && abs(Double(dft[2 * k + 1]) - im) < 1e-5, "X[\(k)]")
+        }
+        expectCompileError(.unsupported, mentioning: ["BitCast \"n\"", "float32 to int64, of another size"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("BitCast", shape: [2], attributes: ["to": .int(7)]))
+        }
+        // [2, 5] to [4, 3]: rows padded one above and one below, columns 1-3 kept.
+        let cropped = try Self.compute(Self.graph("CenterCropPad", shape: [2, 5], inputs: ["x", "s"],
+                                                  constants: ["s": .integers([4, 3])]), (0..<10).map(Float.init))["y"] ?? []
+        #expect(cropped == [0, 0, 0, 1, 2, 3, 6, 7, 8, 0, 0, 0])
+        expectCompileError(.invalidModel, mentioning: ["CenterCropPad \"n\"", "one size of at least 1 per axis"]) {
+            () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(Self.graph("CenterCropPad", shape: [2, 5], inputs: ["x", "s"], constants: ["s": .integers([4])]))
+        }
+    }
 }

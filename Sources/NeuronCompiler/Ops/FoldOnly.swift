@@ -1,8 +1,8 @@
 import NeuronNEFF
 
 /// Ops neuron-cc evaluates only at compile time: the shape arithmetic
-/// exporters emit (Shape, Size, ConstantOfShape, Range). Their inputs must
-/// be known then.
+/// exporters emit (Shape, Size, ConstantOfShape, Range) and EyeLike, which
+/// needs only its input's shape. Their inputs must be known then.
 extension ONNXOps {
     static let foldOnly: [ONNXOp] = [
         // Shape and Size need only their input's shape, known for every value.
@@ -29,6 +29,17 @@ extension ONNXOps {
             let count = try l.foldedCount(shape, what: "ConstantOfShape")
             return ConstantTensor(type: value.type, shape: shape,
                                   bytes: Array([[UInt8]](repeating: value.bytes, count: count).joined()))
+        }),
+        // Ones on diagonal k of a 2-D shape (its input's), zeros elsewhere.
+        ONNXOp("EyeLike", fold: { l in
+            let shape = try l.shape(0)
+            guard shape.count == 2 else { throw l.shapeError("EyeLike takes a 2-D input; it is \(shape)") }
+            let code = try l.int("dtype", 0)
+            let type = code == 0 ? try l.typedTensorType(0)
+                : try GraphReader(directory: nil, opset: l.graph.opset).elementType(Int32(clamping: code), what: "dtype")
+            let k = try l.int("k", 0)
+            let count = try l.foldedCount(shape, what: "EyeLike")
+            return .make(type, shape, (0..<count).map { $0 % shape[1] - $0 / shape[1] == k ? 1 : 0 })
         }),
         ONNXOp("Range", fold: whenKnown { l, first, inputs in
             guard inputs.count == 3, let limit = inputs[1]?.doubles().first, let delta = inputs[2]?.doubles().first,

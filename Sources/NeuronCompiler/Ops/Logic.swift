@@ -90,6 +90,22 @@ extension ONNXOps {
             on.offset += flat.strides[0]
             l.set(0, .tensor(try l.select(hit, on, off)))
         },
+        // x where x > alpha, else 0.
+        ONNXOp("ThresholdedRelu", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            let above = try l.compare(.gt, x, try l.scalar(try l.float("alpha", 1), "alpha"))
+            l.set(0, .tensor(try l.select(above, x, try l.scalar(0, "zero"))))
+        },
+        // x + bias below -lambd, x - bias above lambd, 0 between.
+        ONNXOp("Shrink", takes: [.float32]) { l in
+            let x = try l.floatTensor(0)
+            let lambd = try l.float("lambd", 0.5), bias = try l.float("bias", 0)
+            let below = try l.compare(.lt, x, try l.scalar(-lambd, "-lambd"))
+            let above = try l.compare(.gt, x, try l.scalar(lambd, "lambd"))
+            let b = try l.scalar(bias, "bias")
+            let high = try l.select(above, try l.binary(.sub, x, b), try l.scalar(0, "zero"))
+            l.set(0, .tensor(try l.select(below, try l.binary(.add, x, b), high)))
+        },
         // x != x, as NOT (x == x).
         ONNXOp("IsNaN", takes: [.float32]) { l in
             let x = try l.floatTensor(0)

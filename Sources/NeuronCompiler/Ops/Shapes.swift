@@ -64,6 +64,16 @@ extension ONNXOps {
             l.set(0, .tensor(try l.slice(try l.tensor(0))))
         },
         split, depthToSpace, spaceToDepth,
+        // The same bits seen as another type of the same size.
+        ONNXOp("BitCast") { l in
+            var x = try l.tensor(0)
+            let to = try GraphReader(directory: nil, opset: l.graph.opset).elementType(Int32(clamping: try l.int("to", 0)), what: "BitCast's to")
+            guard to.size == x.type.size else {
+                throw l.unsupported("BitCast from \(x.type.name) to \(to.name), of another size; types of one size are supported")
+            }
+            x.type = to
+            l.set(0, .tensor(x))
+        },
     ]
 
     /// Split: each output a slice of the input along the axis; sizes from

@@ -40,6 +40,41 @@ extension ONNXOps {
             let to = try l.castTarget()
             return first.type == to ? first : .make(to, first.shape, first.doubles())
         }) { l in try l.lowerCast(to: try l.castTarget()) },
+        // Each axis cut to its centre, or padded with zeros around it.
+        ONNXOp("CenterCropPad") { l in
+            let x = try l.tensor(0)
+            let shape = try l.integers(1, what: "the shape")
+            var axes = Array(0..<x.rank)
+            if let given = try l.ints("axes") {
+                axes = []
+                for value in given { axes.append(try l.axis(value, rank: x.rank, what: "axes entry")) }
+            }
+            guard shape.count == axes.count, shape.allSatisfy({ $0 >= 1 }) else {
+                throw l.invalid("shape \(shape) must give one size of at least 1 per axis (\(axes.count))")
+            }
+            var source = x, dims = x.dims, placed = [Int](repeating: 0, count: x.rank)
+            for (index, a) in axes.enumerated() {
+                let want = shape[index], have = x.dims[a]
+                if want < have {   // crop: the centre, the extra row at the end
+                    source.offset += (have - want) / 2 * x.strides[a]
+                    source.dims[a] = want
+                } else {
+                    placed[a] = (want - have) / 2
+                }
+                dims[a] = want
+            }
+            guard dims != source.dims else {
+                l.set(0, .tensor(source))
+                return
+            }
+            let out = try l.temp(x.type, dims)
+            l.emit(.fill(0), [out])
+            var target = out
+            target.offset = zip(placed, out.strides).reduce(0) { $0 + $1.0 * $1.1 }
+            target.dims = source.dims
+            l.emit(.copy, [target, source])
+            l.set(0, .tensor(out))
+        },
         // Cast to the type of input 1.
         ONNXOp("CastLike", fold: whenKnown { l, first, inputs in
             guard inputs.count == 2 else { throw l.invalid("CastLike takes two inputs") }
