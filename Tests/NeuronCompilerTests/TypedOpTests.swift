@@ -122,4 +122,26 @@ struct TypedOpTests {
         let out = try runBytes(model, ["i": NeuronDType.int64.bytes([0, 2, -1, 7])])
         #expect(NeuronDType.float32.values(out["y"] ?? []) == [5, -1, -1, -1, -1, 5, -1, -1, 5, -1, -1, -1])
     }
+
+    @Test("TopK: the k largest or smallest along an axis, equal values lower index first, of integers too")
+    func topK() throws {
+        for (type, largest) in [(ElementType.float32, true), (.float32, false), (.uint8, true), (.int64, false)] {
+            let graph = Self.graph([("x", type, [2, 5])], [("v", type), ("i", .int64)],
+                                   [Node(name: "t", op: "TopK", inputs: ["x", "k"], outputs: ["v", "i"],
+                                         attributes: ["largest": .int(largest ? 1 : 0)])],
+                                   constants: ["k": .integers([3])])
+            let (model, _) = try NeuronCompiler.compile(graph)
+            let x: [Double] = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+            let out = try runBytes(model, ["x": type.bytes(x)])
+            let values = type.values(out["v"] ?? []), indices = NeuronDType.int64.values(out["i"] ?? []).map { Int($0) }
+            var wantValues: [Double] = [], wantIndices: [Int] = []
+            for row in 0..<2 {
+                let items = (0..<5).map { (x[row * 5 + $0], $0) }
+                let order = items.sorted { largest ? ($0.0 > $1.0 || ($0.0 == $1.0 && $0.1 < $1.1)) : ($0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1)) }
+                wantValues += order.prefix(3).map(\.0)
+                wantIndices += order.prefix(3).map(\.1)
+            }
+            #expect(values == wantValues && indices == wantIndices, "\(type) largest=\(largest): \(values) \(indices)")
+        }
+    }
 }
