@@ -240,10 +240,10 @@ struct CompilerTests {
             try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [2, 8], "z": [1]]))
         }
         var model = ONNXBuilder.tiny()
-        model.graph.node[2].opType = "TopK"
-        let topK = try ONNXImporter.load(try ONNXBuilder.bytes(model))
-        expectCompileError(.unsupported, mentioning: ["TopK \"act\"", "does not compile TopK", "MatMul"]) { () throws(NeuronCompilerError) in
-            try NeuronCompiler.compile(topK, options: CompileOptions(inputShapes: ["x": [2, 8]]))
+        model.graph.node[2].opType = "Einsum"
+        let einsum = try ONNXImporter.load(try ONNXBuilder.bytes(model))
+        expectCompileError(.unsupported, mentioning: ["Einsum \"act\"", "does not compile Einsum", "MatMul"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(einsum, options: CompileOptions(inputShapes: ["x": [2, 8]]))
         }
         model = ONNXBuilder.tiny()
         model.graph.initializer[0].dims = [9, 4]
@@ -299,13 +299,13 @@ struct CompilerTests {
         let checked = try runTool("neuron-cc", ["compile", "\(dir)/tiny.onnx", "--input-shape", "x=4x8", "--check", "-o", "\(dir)/no.neff"])
         #expect(checked.status == 0 && checked.stdout.contains("compiles"), "\(checked.stdout)\(checked.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/no.neff"))
-        var topK = ONNXBuilder.tiny()
-        topK.graph.node[2].opType = "TopK"
-        try ONNXBuilder.bytes(topK).write(to: URL(fileURLWithPath: "\(dir)/topk.onnx"))
-        let refused = try runTool("neuron-cc", ["compile", "\(dir)/topk.onnx", "--check", "--json"])
+        var einsum = ONNXBuilder.tiny()
+        einsum.graph.node[2].opType = "Einsum"
+        try ONNXBuilder.bytes(einsum).write(to: URL(fileURLWithPath: "\(dir)/einsum.onnx"))
+        let refused = try runTool("neuron-cc", ["compile", "\(dir)/einsum.onnx", "--check", "--json"])
         let verdict = try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any]
         #expect(refused.status != 0 && verdict?["compiles"] as? Bool == false, "\(refused.stdout)\(refused.stderr)")
-        #expect((verdict?["problems"] as? [String])?.first?.contains("TopK (1 node: \"act\")") == true, "\(refused.stdout)")
+        #expect((verdict?["problems"] as? [String])?.first?.contains("Einsum (1 node: \"act\")") == true, "\(refused.stdout)")
     }
 
     /// Shapes that the compiler runs as the packed direct convolution

@@ -46,6 +46,19 @@ struct ModelNameTests {
             () throws(NeuronCompilerError) in try NeuronCompiler.compile(through)
         }
     }
+
+    @Test("a name that is not UTF-8 is refused at import, saying so, not as an unreadable file")
+    func notUTF8() throws {
+        var model = ONNXBuilder.tiny()
+        model.graph.node[2].name = "QQQQ"
+        var bytes = [UInt8](try ONNXBuilder.bytes(model))
+        let marker = Array("QQQQ".utf8)
+        let at = try #require((0...(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == marker })
+        bytes.replaceSubrange(at..<(at + 4), with: [0xff, 0xfe, 0x51, 0x51])
+        expectCompileError(.invalidModel, mentioning: ["not UTF-8", "ONNX strings must be UTF-8"]) { () throws(NeuronCompilerError) in
+            try ONNXImporter.load(Data(bytes))
+        }
+    }
 }
 
 @Suite("neuron-cc compile --check")

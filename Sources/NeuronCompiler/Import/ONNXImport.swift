@@ -28,6 +28,10 @@ public enum ONNXImporter {
         let model: Onnx_ModelProto
         do {
             model = try Onnx_ModelProto(serializedBytes: data)
+        } catch BinaryDecodingError.invalidUTF8 {
+            // A protobuf string field (a value name, a node name, a string
+            // attribute) holds bytes that are not UTF-8, which ONNX requires.
+            throw NeuronCompilerError(.invalidModel, "\(name) holds a name or string attribute that is not UTF-8 text; ONNX strings must be UTF-8: rename the value in the exporting code (or with onnx.helper) and export again")
         } catch {
             throw NeuronCompilerError(.unreadable, "\(name) is not an ONNX model (\(error)); neuron-cc reads the .onnx files that torch.onnx.export and tf2onnx write")
         }

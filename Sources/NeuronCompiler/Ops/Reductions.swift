@@ -1,3 +1,4 @@
+import Foundation
 import NeuronISA
 
 /// Reductions over any axes: one REDUCE over a view whose reduced axes are
@@ -27,7 +28,9 @@ extension ONNXOps {
 
     static func reduce(_ name: String, _ kind: Reduction) -> ONNXOp {
         // Input 1, the axes from opset 13 or 18, is checked as a constant by lowerReduce.
-        ONNXOp(name, takes: [.float32], typedInputs: 1) { l in try l.lowerReduce(kind) }
+        ONNXOp(name, takes: [.float32], typedInputs: 1, fold: whenKnown { l, first, _ in try l.foldReduce(kind, first) }) { l in
+            try l.lowerReduce(kind)
+        }
     }
 }
 
@@ -48,23 +51,66 @@ enum Reduction: Sendable {
 }
 
 extension Lowering {
-    func lowerReduce(_ kind: Reduction) throws(NeuronCompilerError) {
-        let x = try floatTensor(0)
-        let keep = try int("keepdims", 1) != 0
+    /// The reduced axes of the current reduction node over a tensor of `rank`.
+    func reducedAxes(rank: Int) throws(NeuronCompilerError) -> Set<Int> {
         var axes: [Int]
         if current.op == "ReduceSum" && graph.opset >= 13 || graph.opset >= 18 {
             axes = hasInput(1) ? try integers(1, what: "the axes") : []
         } else {
             axes = try ints("axes") ?? []
         }
-        var reduced = Set<Int>()
         if axes.isEmpty {
-            // No axes: all of them, or none with noop_with_empty_axes (the
-            // steps around the reduction still apply: ReduceL1 gives |x|).
-            if try int("noop_with_empty_axes", 0) == 0 { reduced = Set(0..<x.rank) }
-        } else {
-            for raw in axes { reduced.insert(try axis(raw, rank: x.rank)) }
+            // No axes: all of them, or none with noop_with_empty_axes.
+            return try int("noop_with_empty_axes", 0) == 0 ? Set(0..<rank) : []
         }
+        var reduced = Set<Int>()
+        for raw in axes { reduced.insert(try axis(raw, rank: rank)) }
+        return reduced
+    }
+
+    /// A reduction of a known tensor (shape arithmetic: ReduceProd of a
+    /// Shape's dims), in double; an empty set reduces to the operation's
+    /// identity (0, 1, the lowest or highest value, -inf for the logs).
+    func foldReduce(_ kind: Reduction, _ x: ConstantTensor) throws(NeuronCompilerError) -> ConstantTensor {
+        let reduced = try reducedAxes(rank: x.shape.count)
+        let keep = try int("keepdims", 1) != 0
+        let outShape = x.shape.enumerated().compactMap { reduced.contains($0.offset) ? (keep ? 1 : nil) : $0.element }
+        let count = try foldedCount(outShape, what: current.op)
+        let values = x.doubles()
+        var groups = [[Double]](repeating: [], count: count)
+        let keptShape = x.shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
+        var at = 0
+        forEachIndex(x.shape) { index in
+            var flat = 0
+            for (axis, value) in index.enumerated() { flat = flat * keptShape[axis] + (reduced.contains(axis) ? 0 : value) }
+            groups[flat].append(values[at])
+            at += 1
+        }
+        let integral = !x.type.isFloatingPoint
+        let results = groups.map { group -> Double in
+            switch kind {
+            case .plain(.sum): return group.reduce(0, +)
+            case .plain(.mean): return group.isEmpty ? .nan : group.reduce(0, +) / Double(group.count)
+            case .plain(.prod): return group.reduce(1, *)
+            case .plain(.max): return group.max() ?? (integral ? -0x1p63 : -.infinity)
+            case .plain(.min): return group.min() ?? (integral ? 0x1p63 : .infinity)
+            case .plain: return .nan
+            case .l1: return group.reduce(0) { $0 + abs($1) }
+            case .l2: return group.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            case .sumSquare: return group.reduce(0) { $0 + $1 * $1 }
+            case .logSum: return Foundation.log(group.reduce(0, +))
+            case .logSumExp:
+                guard let top = group.max(), top.isFinite else { return group.max() ?? -.infinity }
+                return top + Foundation.log(group.reduce(0) { $0 + Foundation.exp($1 - top) })
+            }
+        }
+        return .make(x.type, outShape, results)
+    }
+
+    func lowerReduce(_ kind: Reduction) throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let keep = try int("keepdims", 1) != 0
+        let reduced = try reducedAxes(rank: x.rank)
         let result: View
         switch kind {
         case .plain(let op):
