@@ -7,17 +7,24 @@ import NeuronRuntime
 import Testing
 import TestSupport
 
-/// Run a compiled model once on the backend under test.
-func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {
+/// Runs `model` once on the backend under test (the kernel's in the VM)
+/// with raw input bytes; the outputs' bytes.
+func runBytes(_ model: NEFFModel, _ inputs: [String: [UInt8]]) throws -> [String: [UInt8]] {
     let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
     defer { rt.close() }
     let loaded = try rt.load(model)
     let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
-    for (name, values) in inputs { try ins[name]?.write(values) }
+    for (name, bytes) in inputs { try ins[name]?.write(bytes) }
     try loaded.execute(inputs: ins, outputs: outs)
-    var result: [String: [Float]] = [:]
-    for (name, tensor) in outs { result[name] = try tensor.read(Float.self) }
+    var result: [String: [UInt8]] = [:]
+    for (name, tensor) in outs { result[name] = try tensor.read(UInt8.self) }
     return result
+}
+
+/// Run a compiled model of float32 inputs and outputs once on the backend under test.
+func run(_ model: NEFFModel, _ inputs: [String: [Float]]) throws -> [String: [Float]] {
+    let raw = try runBytes(model, inputs.mapValues { values in values.withUnsafeBytes { Array($0) } })
+    return raw.mapValues { bytes in bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) } }
 }
 
 @Suite("neuron-cc: compile")

@@ -6,20 +6,6 @@ import Testing
 import TestSupport
 @testable import NeuronCompiler
 
-/// Runs `model` once on the backend under test (the kernel's in the VM)
-/// with raw input bytes; the outputs' bytes.
-func runBytes(_ model: NEFFModel, _ inputs: [String: [UInt8]]) throws -> [String: [UInt8]] {
-    let rt = try NeuronRuntime(backend: try backendUnderTest(), environment: [:])
-    defer { rt.close() }
-    let loaded = try rt.load(model)
-    let ins = try loaded.allocateInputs(), outs = try loaded.allocateOutputs()
-    for (name, bytes) in inputs { try ins[name]?.write(bytes) }
-    try loaded.execute(inputs: ins, outputs: outs)
-    var result: [String: [UInt8]] = [:]
-    for (name, tensor) in outs { result[name] = try tensor.read(UInt8.self) }
-    return result
-}
-
 /// Models over run-time tensors of every element type (ISA 1.4), compiled
 /// and run end to end: the NEFF carries each type, the engine computes it.
 @Suite("neuron-cc: run-time tensors of every element type")
