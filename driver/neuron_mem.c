@@ -167,7 +167,8 @@ static struct page *neuron_buffer_page(struct neuron_buffer *buf,
 /*
  * A kernel mapping of at least the first @bytes (1..size) of @buf, for
  * the engine, with every page in it allocated. The mapping lives until
- * the buffer is released. Returns an ERR_PTR on failure. May sleep.
+ * the buffer is released. Returns an ERR_PTR on failure (-EINTR on a
+ * fatal signal while it waits for another mapping of the buffer). May sleep.
  */
 void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes)
 {
@@ -177,7 +178,13 @@ void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes)
 	void *addr;
 	u64 want;
 
-	mutex_lock(&buf->map_lock);
+	/*
+	 * Killable: another submitter may hold the lock while it commits a
+	 * large buffer's pages, which can take long; a waiter stays killable
+	 * (and is no "hung task" meanwhile).
+	 */
+	if (mutex_lock_killable(&buf->map_lock))
+		return ERR_PTR(-EINTR);
 	if (buf->kmap_bytes >= bytes) {
 		addr = buf->kaddr;
 		mutex_unlock(&buf->map_lock);

@@ -96,8 +96,22 @@ vm_initramfs() {
 
 # True when a kernel log shows a splat. The stack dumps of allocation
 # failures (warn_alloc: fault injection makes them on purpose) are not.
-vm_kernel_splat() {
+VM_SPLAT_RE='WARNING:|BUG:|Oops|general protection fault|Call Trace:|kernel BUG|UBSAN:|KASAN:|refcount_t:|list_(add|del) corruption|INFO: task .* blocked|soft lockup|hard LOCKUP|RCU stall|self-detected stall|detected stalls on CPU|possible circular locking|ODEBUG:'
+
+# The dmesg lines that count, without the allocation-failure reports that
+# fault injection provokes on purpose.
+vm_kernel_splat_lines() {
 	awk 'skip { if (/<\/TASK>/) skip = 0; next }
 	     /page allocation failure:|vmalloc error:/ { skip = 1; next }
-	     { print }' "$1" | grep -qE 'WARNING:|BUG:|Oops|general protection fault|Call Trace:|kernel BUG|UBSAN:|KASAN:|refcount_t:|list_(add|del) corruption|INFO: task .* blocked|soft lockup|hard LOCKUP|RCU stall|self-detected stall|detected stalls on CPU|possible circular locking|ODEBUG:'
+	     { print }' "$1"
+}
+
+vm_kernel_splat() {
+	vm_kernel_splat_lines "$1" | grep -qE "$VM_SPLAT_RE"
+}
+
+# The first splat and the 15 lines after it (CI shows a log's tail: this
+# goes last so that the cause is in it).
+vm_kernel_splat_report() {
+	vm_kernel_splat_lines "$1" | grep -m1 -A15 -E "$VM_SPLAT_RE"
 }

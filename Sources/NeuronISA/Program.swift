@@ -48,6 +48,8 @@ public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
     case relu, leakyRelu, geluErf, geluTanh, sigmoid, tanh, exp, log, sqrt, rsqrt, erf, neg, abs, reciprocal
     /// ISA 1.4: NOT of integers and bool; FLOOR, CEIL and ROUND (ties to even) of f32.
     case not, floor, ceil, round
+    /// ISA 1.5 (driver API 1.6), f32: computed in double and rounded once.
+    case sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh
 }
 public enum NeuronReduceOp: UInt8, Sendable, CaseIterable {
     case sum, mean, max, min

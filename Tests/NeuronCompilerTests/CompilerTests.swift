@@ -247,9 +247,9 @@ struct CompilerTests {
             try NeuronCompiler.compile(graph, options: CompileOptions(inputShapes: ["x": [2, 8], "z": [1]]))
         }
         var model = ONNXBuilder.tiny()
-        model.graph.node[2].opType = "Einsum"
+        model.graph.node[2].opType = "Unique"
         let einsum = try ONNXImporter.load(try ONNXBuilder.bytes(model))
-        expectCompileError(.unsupported, mentioning: ["Einsum \"act\"", "does not compile Einsum", "MatMul"]) { () throws(NeuronCompilerError) in
+        expectCompileError(.unsupported, mentioning: ["Unique \"act\"", "does not compile Unique", "MatMul"]) { () throws(NeuronCompilerError) in
             try NeuronCompiler.compile(einsum, options: CompileOptions(inputShapes: ["x": [2, 8]]))
         }
         model = ONNXBuilder.tiny()
@@ -307,12 +307,12 @@ struct CompilerTests {
         #expect(checked.status == 0 && checked.stdout.contains("compiles"), "\(checked.stdout)\(checked.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/no.neff"))
         var einsum = ONNXBuilder.tiny()
-        einsum.graph.node[2].opType = "Einsum"
+        einsum.graph.node[2].opType = "Unique"
         try ONNXBuilder.bytes(einsum).write(to: URL(fileURLWithPath: "\(dir)/einsum.onnx"))
         let refused = try runTool("neuron-cc", ["compile", "\(dir)/einsum.onnx", "--check", "--json"])
         let verdict = try JSONSerialization.jsonObject(with: Data(refused.stdout.utf8)) as? [String: Any]
         #expect(refused.status != 0 && verdict?["compiles"] as? Bool == false, "\(refused.stdout)\(refused.stderr)")
-        #expect((verdict?["problems"] as? [String])?.first?.contains("Einsum (1 node: \"act\")") == true, "\(refused.stdout)")
+        #expect((verdict?["problems"] as? [String])?.first?.contains("Unique (1 node: \"act\")") == true, "\(refused.stdout)")
     }
 
     /// Shapes that the compiler runs as the packed direct convolution

@@ -172,11 +172,21 @@ struct CompositeOpTests {
         expectCompileError(.invalidModel, mentioning: ["Attention \"n\"", "need q_num_heads and kv_num_heads"]) {
             () throws(NeuronCompilerError) in try NeuronCompiler.compile(flat)
         }
+        // nonpad_kv_seqlen at run time gives the bits of the same lengths known at compile time.
         var padded = graph
         padded.inputs.append(ValueInfo(name: "lengths", type: .int64, shape: [.fixed(1)]))
         padded.nodes[0].inputs = ["q", "k", "v", "", "", "", "lengths"]
-        expectCompileError(.unsupported, mentioning: ["Attention \"n\"", "nonpad_kv_seqlen must be known at compile time"]) {
-            () throws(NeuronCompilerError) in try NeuronCompiler.compile(padded)
+        let (runtime, _) = try NeuronCompiler.compile(padded)
+        for length in 1...s {
+            var known = graph
+            known.constants["lengths"] = .integers([length])
+            known.nodes[0].inputs = ["q", "k", "v", "", "", "", "lengths"]
+            let (folded, _) = try NeuronCompiler.compile(known)
+            let want = try run(folded, ["q": q, "k": k, "v": v])["y"] ?? []
+            let bytes = try runBytes(runtime, ["q": NeuronDType.float32.bytes(q.map(Double.init)), "k": NeuronDType.float32.bytes(k.map(Double.init)),
+                                               "v": NeuronDType.float32.bytes(v.map(Double.init)), "lengths": NeuronDType.int64.bytes([Double(length)])])
+            let got = NeuronDType.float32.values(bytes["y"] ?? []).map { Float($0) }
+            #expect(got.map(\.bitPattern) == want.map(\.bitPattern), "nonpad_kv_seqlen \(length)")
         }
     }
 

@@ -62,13 +62,26 @@ struct TypedOpTests {
         #expect(out["bytes"] == [0, 0, 3, 255])   // toward zero, saturated
     }
 
-    @Test("an op on float64 is refused, saying what to do; float64 is carried through Cast")
+    @Test("float64 computes where the ISA has the operation; other ops on it are refused, saying what to do; Cast carries it")
     func float64() throws {
         let refused = Self.graph([("d", .float64, [3])], [("y", .float64)],
-                                 [Node(name: "r", op: "Relu", inputs: ["d"], outputs: ["y"])])
-        expectCompileError(.unsupported, mentioning: ["Relu \"r\"", "input d is float64", "cast it to float32 in the model"]) {
+                                 [Node(name: "r", op: "Sigmoid", inputs: ["d"], outputs: ["y"])])
+        expectCompileError(.unsupported, mentioning: ["Sigmoid \"r\"", "input d is float64", "cast it to float32 in the model"]) {
             () throws(NeuronCompilerError) in try NeuronCompiler.compile(refused)
         }
+        // 1e300 * 1e-300 + 0.1 and an exp beyond float32's range: float64 all the way.
+        let computed = Self.graph([("d", .float64, [3]), ("e", .float64, [3])], [("y", .float64), ("z", .float64), ("s", .float64)],
+                                  [Node(name: "m", op: "Mul", inputs: ["d", "e"], outputs: ["p"]),
+                                   Node(name: "a", op: "Add", inputs: ["p", "d"], outputs: ["y"]),
+                                   Node(name: "x", op: "Exp", inputs: ["e"], outputs: ["z"]),
+                                   Node(name: "r", op: "ReduceSum", inputs: ["d"], outputs: ["s"], attributes: ["keepdims": .int(0)])])
+        let (doubles, _) = try NeuronCompiler.compile(computed)
+        let d: [Double] = [1e300, 0.1, -3], e: [Double] = [1e-300, 3, 700]
+        let got = try runBytes(doubles, ["d": NeuronDType.float64.bytes(d), "e": NeuronDType.float64.bytes(e)])
+        #expect(NeuronDType.float64.values(got["y"] ?? []) == zip(d, e).map { $0 * $1 + $0 })
+        let exps = NeuronDType.float64.values(got["z"] ?? [])
+        #expect(exps.count == 3 && zip(exps, e.map { Foundation.exp($0) }).allSatisfy { abs($0 - $1) <= 2 * $1.ulp }, "\(exps)")
+        #expect(NeuronDType.float64.values(got["s"] ?? []) == [(1e300 + 0.1) - 3])
         let carried = Self.graph([("d", .float64, [3])], [("y", .float32)],
                                  [Node(name: "c", op: "Cast", inputs: ["d"], outputs: ["y"], attributes: ["to": .int(1)])])
         let (model, _) = try NeuronCompiler.compile(carried)

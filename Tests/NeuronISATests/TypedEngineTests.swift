@@ -7,7 +7,7 @@ import TestSupport
 /// SELECT; integer and bool BINARY and UNARY; COMPARE; ARGMAX and ARGMIN;
 /// float MOD and FMOD; FLOOR, CEIL and ROUND. Each against Swift's own
 /// arithmetic, which defines the same results independently.
-@Suite("engine: every element type (ISA 1.4)")
+@Suite("engine: every element type (ISA 1.4, 1.5)")
 struct TypedEngineTests {
     /// Slots holding `contents` (raw little-endian bytes each).
     static func slots(_ contents: [[UInt8]]) -> Slots {
@@ -323,6 +323,83 @@ struct TypedEngineTests {
         }
     }
 
+    /// ISA 1.5: float64 arithmetic in double, against Swift's Double.
+    @Test("float64: BINARY exact (FMOD against libm), UNARY within an ulp or two, REDUCE in order")
+    func float64() throws {
+        var xs: [Double] = [5.5, -5.5, 1e300, 0x1p-1060, 3, -0.0, 7, .infinity, 2, .nan, 1e-310, 0.5, 2.5, -2.5]
+        var ys: [Double] = [2, -2, 3.1, 0x1p-1074, 0x1p-1074, 5, .infinity, 1, 0, 1, 3, -0.0, 1e308, 0.1]
+        var state: UInt64 = 11
+        func random() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(sign: state >> 63 == 0 ? .plus : .minus, exponent: Int(state >> 40 & 0xff) - 128,
+                          significand: 1 + Double(state >> 11 & 0xf_ffff_ffff) / 0x10_0000_0000)
+        }
+        for _ in 0..<2000 {
+            xs.append(random())
+            ys.append(random())
+        }
+        let a = NeuronDType.float64.bytes(xs), b = NeuronDType.float64.bytes(ys)
+        let binaries: [(NeuronBinaryOp, (Double, Double) -> Double)] = [
+            (.add, +), (.sub, -), (.mul, *), (.div, /),
+            (.max, { x, y in x > y || x.isNaN ? x : y }), (.min, { x, y in x < y || x.isNaN ? x : y }),
+            (.fmod, { Foundation.fmod($0, $1) }),
+            (.mod, { x, y in let r = Foundation.fmod(x, y); return r != 0 && (r < 0) != (y < 0) ? r + y : r }),
+        ]
+        for (op, rule) in binaries {
+            let out = NeuronDType.float64.values(try Self.run([.float64, .float64, .float64], [a, b], count: xs.count) { p, v in p.binary(op, v[0], v[1], v[2]) })
+            for index in xs.indices {
+                let want = rule(xs[index], ys[index])
+                #expect(want.isNaN ? out[index].isNaN : out[index].bitPattern == want.bitPattern,
+                        "\(op)(\(xs[index]), \(ys[index])) = \(out[index]), want \(want)")
+            }
+        }
+        let unaries: [(NeuronUnaryOp, (Double) -> Double, ulps: Int)] = [
+            (.exp, { Foundation.exp($0) }, 2), (.log, { Foundation.log($0) }, 2), (.sqrt, { $0.squareRoot() }, 0),
+            (.rsqrt, { 1 / $0.squareRoot() }, 0), (.neg, { -$0 }, 0), (.abs, { Swift.abs($0) }, 0), (.relu, { $0 > 0 ? $0 : 0 }, 0),   // NaN to 0, as float32's
+            (.reciprocal, { 1 / $0 }, 0), (.floor, { $0.rounded(.down) }, 0), (.ceil, { $0.rounded(.up) }, 0),
+            (.round, { $0.rounded(.toNearestOrEven) }, 0),
+        ]
+        // exp's arguments where it is finite and not subnormal; the rest as they are.
+        let inputs = xs + [-745, -740, 709.7, 710, 1e-320, -1e-320, 0x1p-1074, 4503599627370495.5, 0.49999999999999994]
+        for (op, rule, ulps) in unaries {
+            let given = op == .exp ? inputs.map { $0.isFinite && Swift.abs($0) > 700 ? $0.truncatingRemainder(dividingBy: 700) : $0 } : inputs
+            let out = NeuronDType.float64.values(try Self.run([.float64, .float64], [NeuronDType.float64.bytes(given)], count: given.count) { p, v in p.unary(op, v[0], v[1]) })
+            for (x, got) in zip(given, out) {
+                let want = rule(x)
+                if want.isNaN || want.isInfinite || want == 0 || ulps == 0 {
+                    #expect(want.isNaN ? got.isNaN : got.bitPattern == want.bitPattern, "\(op)(\(x)) = \(got), want \(want)")
+                } else {
+                    #expect(Swift.abs(got - want) <= Double(ulps) * want.ulp, "\(op)(\(x)) = \(got), want \(want)")
+                }
+            }
+        }
+        // REDUCE over rows of 7, first to last.
+        let rows = 50, length = 7
+        let matrix = Array(xs.filter(\.isFinite).prefix(rows * length))
+        for op in [NeuronReduceOp.sum, .mean, .max, .min, .prod] {
+            let slots = Self.slots([[UInt8](repeating: 0, count: rows * 8), NeuronDType.float64.bytes(matrix)])
+            var program = NeuronProgram()
+            program.reduce(op, .contiguous(slot: 0, dims: [UInt32(rows), 1], dtype: .float64),
+                           .contiguous(slot: 1, dims: [UInt32(rows), UInt32(length)], dtype: .float64))
+            try slots.run(program)
+            let got = NeuronDType.float64.values(Self.bytes(slots, 0, count: rows * 8))
+            for row in 0..<rows {
+                let values = Array(matrix[(row * length)..<(row * length + length)])
+                var acc = values[0]
+                for x in values.dropFirst() {
+                    switch op {
+                    case .sum, .mean: acc += x
+                    case .max: acc = x > acc ? x : acc
+                    case .min: acc = x < acc ? x : acc
+                    default: acc *= x
+                    }
+                }
+                if op == .mean { acc /= Double(length) }
+                #expect(got[row].bitPattern == acc.bitPattern, "\(op) of row \(row): \(got[row]), want \(acc)")
+            }
+        }
+    }
+
     @Test("the validator refuses types an instruction does not take")
     func refusals() {
         func refused(_ kind: NeuronProgramError.Kind, _ what: String, sizes: [Int] = [64, 64, 64, 64],
@@ -353,6 +430,13 @@ struct TypedEngineTests {
         refused(.operand, "ARGMAX into float32") { $0.reduce(.argmax, .contiguous(slot: 1, dims: [1]), f32) }
         refused(.operand, "SUM with LAST_INDEX") { $0.reduce(.sum, .contiguous(slot: 1, dims: [1]), f32, lastIndex: true) }
         refused(.operand, "SUM of int32") { $0.reduce(.sum, .contiguous(slot: 0, dims: [1], dtype: .int32), i32) }
+        let f64 = NeuronTensorView.contiguous(slot: 0, dims: [4], dtype: .float64)
+        refused(.operand, "POW of float64") { $0.binary(.pow, f64, f64, f64) }
+        refused(.operand, "SIN of float64") { $0.unary(.sin, f64, f64) }
+        refused(.operand, "TANH of float64") { $0.unary(.tanh, f64, f64) }
+        refused(.operand, "AND of float64") { $0.binary(.and, f64, f64, f64) }
+        refused(.operand, "SUM of float64 into float32") { $0.reduce(.sum, .contiguous(slot: 1, dims: [1]), f64) }
+        refused(.operand, "SIN of int32") { $0.unary(.sin, i32, i32) }
         for raw: UInt8 in [0, 14, 255] {
             var program = NeuronProgram()
             program.fill(.contiguous(slot: 0, dims: [4]), value: 0)

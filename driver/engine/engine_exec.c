@@ -114,6 +114,17 @@ static float unary(u32 sub, float x, float alpha)
 	case NEURON_UN_FLOOR: return neuron_floorf(x);
 	case NEURON_UN_CEIL: return -neuron_floorf(-x);
 	case NEURON_UN_ROUND: return neuron_roundevenf(x);
+	case NEURON_UN_SIN: return neuron_sinf(x);
+	case NEURON_UN_COS: return neuron_cosf(x);
+	case NEURON_UN_TAN: return neuron_tanf(x);
+	case NEURON_UN_ASIN: return neuron_asinf(x);
+	case NEURON_UN_ACOS: return neuron_acosf(x);
+	case NEURON_UN_ATAN: return neuron_atanf(x);
+	case NEURON_UN_SINH: return neuron_sinhf(x);
+	case NEURON_UN_COSH: return neuron_coshf(x);
+	case NEURON_UN_ASINH: return neuron_asinhf(x);
+	case NEURON_UN_ACOSH: return neuron_acoshf(x);
+	case NEURON_UN_ATANH: return neuron_atanhf(x);
 	}
 	return 0;
 }
@@ -644,7 +655,8 @@ NEURON_EXEC(rows)
 {
 	(void)scratch;
 	if (in->opcode == NEURON_OP_REDUCE &&
-	    (in->sub == NEURON_RED_ARGMAX || in->sub == NEURON_RED_ARGMIN)) {
+	    (in->sub == NEURON_RED_ARGMAX || in->sub == NEURON_RED_ARGMIN ||
+	     descs[in->operand[1]].dtype == NEURON_DT_F64)) {
 		neuron_typed_reduce(in, &descs[in->operand[0]], &descs[in->operand[1]], slots);
 		return NEURON_ISA_OK;
 	}

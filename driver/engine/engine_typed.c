@@ -306,7 +306,62 @@ static u64 int_unary(u32 sub, u32 dtype, u64 x)
 	return 0;
 }
 
-/* BINARY and UNARY of integers and bool: out, a and b of one dtype. */
+/* x <sub> y of float64 (ISA 1.5): as float32's, in double. */
+static double f64_binary(u32 sub, double x, double y)
+{
+	double r;
+
+	switch (sub) {
+	case NEURON_BIN_ADD: return x + y;
+	case NEURON_BIN_SUB: return x - y;
+	case NEURON_BIN_MUL: return x * y;
+	case NEURON_BIN_DIV: return x / y;
+	case NEURON_BIN_MAX: return x > y || x != x ? x : y;
+	case NEURON_BIN_MIN: return x < y || x != x ? x : y;
+	case NEURON_BIN_FMOD: return neuron_fmod(x, y);
+	case NEURON_BIN_MOD:
+		/* the divisor's sign, as Python's % */
+		r = neuron_fmod(x, y);
+		return r != 0 && (r < 0) != (y < 0) ? r + y : r;
+	}
+	return 0;
+}
+
+static double f64_unary(u32 sub, double x)
+{
+	switch (sub) {
+	case NEURON_UN_RELU: return x > 0 ? x : 0;
+	case NEURON_UN_EXP: return neuron_exp(x);
+	case NEURON_UN_LOG: return neuron_log(x);
+	case NEURON_UN_SQRT: return neuron_sqrt(x);
+	case NEURON_UN_RSQRT: return 1.0 / neuron_sqrt(x);
+	case NEURON_UN_NEG: return -x;
+	case NEURON_UN_ABS: return x < 0 ? -x : (x == 0 ? 0.0 : x);
+	case NEURON_UN_RECIPROCAL: return 1.0 / x;
+	case NEURON_UN_FLOOR: return neuron_floor(x);
+	case NEURON_UN_CEIL: return -neuron_floor(-x);
+	case NEURON_UN_ROUND: return neuron_roundeven(x);
+	}
+	return 0;
+}
+
+static void f64_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			    const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+			    const struct neuron_engine_slot *slots)
+{
+	const double *pa = slots[a->slot].base, *pb = b ? slots[b->slot].base : NULL;
+	double *po = slots[o->slot].base;
+	struct walk w;
+
+	walk_init(&w, o);
+	do {
+		double x = pa[at(&w, a)];
+
+		po[at(&w, o)] = b ? f64_binary(in->sub, x, pb[at(&w, b)]) : f64_unary(in->sub, x);
+	} while (walk_next(&w));
+}
+
+/* BINARY and UNARY of integers, bool and float64: out, a and b of one dtype. */
 void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 			      const struct neuron_engine_slot *slots)
@@ -315,6 +370,10 @@ void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_
 	u32 bits = neuron_dtype_size(o->dtype) * 8;
 	struct walk w;
 
+	if (o->dtype == NEURON_DT_F64) {
+		f64_elementwise(in, o, a, b, slots);
+		return;
+	}
 	walk_init(&w, o);
 	do {
 		u64 x = load(slots[a->slot].base, a->dtype, at(&w, a)).bits, r;
@@ -383,10 +442,41 @@ static void op_select(const struct neuron_tensor_desc *o, const struct neuron_te
 	} while (walk_next(&w));
 }
 
+/* SUM, MEAN, MAX, MIN and PROD of float64 (ISA 1.5), first to last, as f32's. */
+static void f64_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+		       const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots)
+{
+	u32 last = a->rank - 1, len = a->dims[last], j;
+	const double *pa = slots[a->slot].base;
+	double *po = slots[o->slot].base;
+	struct walk w;
+
+	walk_init(&w, a);
+	w.dims[last] = 1;
+	do {
+		const double *row = pa + at(&w, a);
+		double acc = row[0];
+
+		for (j = 1; j < len; j++) {
+			double x = row[j * a->strides[last]];
+
+			switch (in->sub) {
+			case NEURON_RED_SUM: case NEURON_RED_MEAN: acc = acc + x; break;
+			case NEURON_RED_MAX: acc = x > acc || x != x ? x : acc; break;
+			case NEURON_RED_MIN: acc = x < acc || x != x ? x : acc; break;
+			case NEURON_RED_PROD: acc = acc * x; break;
+			}
+		}
+		if (in->sub == NEURON_RED_MEAN)
+			acc = acc / (double)len;
+		po[at(&w, o)] = acc;
+	} while (walk_next(&w));
+}
+
 /*
  * ARGMAX and ARGMIN over a's last axis into I64: the first index of the
  * extreme, or the last with NEURON_REDUCE_LAST_INDEX; a NaN is the
- * extreme (the first NaN, or the last).
+ * extreme (the first NaN, or the last). The others of float64.
  */
 void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			 const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots)
@@ -395,6 +485,10 @@ void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tenso
 	int want_last = in->flags & NEURON_REDUCE_LAST_INDEX, max = in->sub == NEURON_RED_ARGMAX;
 	struct walk w;
 
+	if (in->sub != NEURON_RED_ARGMAX && in->sub != NEURON_RED_ARGMIN) {
+		f64_reduce(in, o, a, slots);
+		return;
+	}
 	walk_init(&w, a);
 	w.dims[last] = 1;
 	do {

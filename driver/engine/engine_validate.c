@@ -311,6 +311,13 @@ static int elementwise_takes(const struct neuron_insn *in, u32 dtype)
 
 	if (dtype == NEURON_DT_F32)
 		return in->opcode == NEURON_OP_BINARY ? sub <= NEURON_BIN_FMOD : sub != NEURON_UN_NOT;
+	if (dtype == NEURON_DT_F64)	/* ISA 1.5 */
+		return in->opcode == NEURON_OP_BINARY
+			? sub <= NEURON_BIN_FMOD && sub != NEURON_BIN_POW
+			: sub == NEURON_UN_RELU || sub == NEURON_UN_EXP || sub == NEURON_UN_LOG ||
+			  sub == NEURON_UN_SQRT || sub == NEURON_UN_RSQRT || sub == NEURON_UN_NEG ||
+			  sub == NEURON_UN_ABS || sub == NEURON_UN_RECIPROCAL ||
+			  sub == NEURON_UN_FLOOR || sub == NEURON_UN_CEIL || sub == NEURON_UN_ROUND;
 	if (dtype == NEURON_DT_BOOL)
 		return in->opcode == NEURON_OP_BINARY
 			? sub == NEURON_BIN_AND || sub == NEURON_BIN_OR || sub == NEURON_BIN_XOR
@@ -326,8 +333,8 @@ static int elementwise_takes(const struct neuron_insn *in, u32 dtype)
 /*
  * BINARY and UNARY: operands of one shape (broadcasting is by strides)
  * and one dtype: f32 (ISA 1.4: MOD and FMOD too; not AND and after, not
- * NOT), integers (ISA 1.4: no POW; NEG and ABS signed), or bool (AND, OR,
- * XOR, NOT).
+ * NOT), integers (ISA 1.4: no POW; NEG and ABS signed), bool (AND, OR,
+ * XOR, NOT), or f64 (ISA 1.5: ADD to MIN, MOD, FMOD; the UNARY ops above).
  */
 NEURON_CHECK(elementwise)
 {
@@ -363,17 +370,20 @@ NEURON_CHECK(select)
 }
 
 /*
- * REDUCE: f32 into f32; ARGMAX and ARGMIN (ISA 1.4) of any dtype but bool
- * into I64, the only ones NEURON_REDUCE_LAST_INDEX applies to.
+ * REDUCE: f32 into f32, or (ISA 1.5) f64 into f64; ARGMAX and ARGMIN (ISA
+ * 1.4) of any dtype but bool into I64, the only ones
+ * NEURON_REDUCE_LAST_INDEX applies to.
  */
 NEURON_CHECK(reduce)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
 	int index = in->sub == NEURON_RED_ARGMAX || in->sub == NEURON_RED_ARGMIN;
+	int floats = (is_f32(o) && is_f32(a)) ||
+		     (o->dtype == NEURON_DT_F64 && a->dtype == NEURON_DT_F64);
 	u32 i;
 
 	if (index ? o->dtype != NEURON_DT_I64 || a->dtype == NEURON_DT_BOOL
-		  : !is_f32(o) || !is_f32(a) || (in->flags & NEURON_REDUCE_LAST_INDEX))
+		  : !floats || (in->flags & NEURON_REDUCE_LAST_INDEX))
 		return NEURON_ISA_E_OPERAND;
 	if (!a->rank || o->rank != a->rank || o->dims[a->rank - 1] != 1)
 		return NEURON_ISA_E_OPERAND;

@@ -156,10 +156,11 @@ extension Lowering {
         let left = try int("left_window_size", -1), right = try int("right_window_size", -1)
         guard left >= -1, right >= -1 else { throw invalid("left_window_size and right_window_size must be -1 or more") }
         var seen: [Int]?
+        if hasInput(6), constant(6) == nil {
+            return try attentionBias(lengths: try typedTensor(6), batch: batch, length: length, kvLength: kvLength,
+                                     past: past, causal: causal, left: left, right: right)
+        }
         if hasInput(6) {
-            guard constant(6) != nil else {
-                throw unsupported("nonpad_kv_seqlen must be known at compile time (a constant or an initializer)")
-            }
             let lengths = try integers(6, what: "nonpad_kv_seqlen")
             guard lengths.count == batch, past == 0 else {
                 throw invalid("nonpad_kv_seqlen needs one length per batch (\(batch)) and no past_key")
@@ -185,5 +186,32 @@ extension Lowering {
             }
         }
         return try weightView(.make(.float32, shape, values), name: "\(current.name)#bias")
+    }
+
+    /// The same bias with nonpad_kv_seqlen known only at run time: key j
+    /// is seen by query i of batch b when n_b, its length, is above j and
+    /// the causal and window rules hold for the offset n_b − length; each
+    /// rule a COMPARE of n_b with a constant [length, keys], the rules
+    /// joined by AND, the bias a SELECT of 0 and -inf.
+    func attentionBias(lengths given: View, batch: Int, length: Int, kvLength: Int, past: Int,
+                       causal: Bool, left: Int, right: Int) throws(NeuronCompilerError) -> View {
+        guard given.count == batch, past == 0 else {
+            throw invalid("nonpad_kv_seqlen needs one length per batch (\(batch)) and no past_key")
+        }
+        guard given.type == .int64 || given.type == .int32 else {
+            throw invalid("nonpad_kv_seqlen is \(given.type.name); it takes int64")
+        }
+        let n = try reshapeView(converted(given, to: .int64), to: [batch, 1, 1, 1])
+        func table(_ name: String, _ value: (Int, Int) -> Int) throws(NeuronCompilerError) -> View {
+            var values: [Double] = []
+            for i in 0..<length { for j in 0..<kvLength { values.append(Double(value(i, j))) } }
+            return try weightView(.make(.int64, [1, 1, length, kvLength], values), name: "\(current.name)#\(name)", as: .int64)
+        }
+        // distance = i + n − length − j: causal wants it ≥ 0, the left window ≤ left, the right ≥ −right.
+        var allowed = try compare(.gt, n, try table("keys") { _, j in j })
+        if causal { allowed = try binary(.and, allowed, try compare(.ge, n, try table("causal") { i, j in j - i + length })) }
+        if left >= 0 { allowed = try binary(.and, allowed, try compare(.le, n, try table("left") { i, j in left + j - i + length })) }
+        if right >= 0 { allowed = try binary(.and, allowed, try compare(.ge, n, try table("right") { i, j in j - i + length - right })) }
+        return try select(allowed, try scalar(0, "seen"), try scalar(-.infinity, "unseen"))
     }
 }

@@ -9,6 +9,9 @@ extension ONNXOps {
         ONNXOp("ConvTranspose", takes: [.float32]) { l in try l.lowerConvTranspose() },
         ONNXOp("MaxPool", takes: [.float32]) { l in try l.lowerPool(.max) },
         ONNXOp("AveragePool", takes: [.float32]) { l in try l.lowerPool(.avg) },
+        // (Σ|x|^p)^(1/p) over each window: |x|^p, an average over the whole
+        // window (the padding adds zeros) times its size, the p-th root.
+        ONNXOp("LpPool", takes: [.float32]) { l in try l.lowerPool(.avg, lp: true) },
         ONNXOp("GlobalAveragePool", takes: [.float32]) { l in try l.lowerGlobalPool(.avg) },
         ONNXOp("GlobalMaxPool", takes: [.float32]) { l in try l.lowerGlobalPool(.max) },
         ONNXOp("BatchNormalization", takes: [.float32]) { l in try l.lowerBatchNorm() },
@@ -338,15 +341,22 @@ extension Lowering {
         return view
     }
 
-    func lowerPool(_ op: NeuronPoolOp) throws(NeuronCompilerError) {
-        let (x, spatial) = try image(try floatTensor(0))
+    func lowerPool(_ op: NeuronPoolOp, lp: Bool = false) throws(NeuronCompilerError) {
+        var (x, spatial) = try image(try floatTensor(0))
+        let p = lp ? try int("p", 2) : 1
+        guard p >= 1, p <= 64 else { throw invalid("p=\(p); LpPool takes p from 1 to 64") }
+        if lp {
+            x = p == 1 ? try apply(.abs, x) : p == 2 ? try binary(.mul, x, x)
+                : try binary(.pow, try apply(.abs, x), try scalar(Float(p), "p"))
+        }
         guard let kernel = try ints("kernel_shape"), kernel.count == spatial else {
             throw invalid("kernel_shape must give \(spatial) values")
         }
         if current.outputs.count > 1, !current.outputs[1].isEmpty { throw unsupported("the Indices output is not supported") }
         if try int("storage_order", 0) != 0 { throw unsupported("storage_order=1 is not supported") }
         let ceil = try int("ceil_mode", 0) != 0
-        let countPadding = try int("count_include_pad", 0) != 0
+        let includePad = try int("count_include_pad", 0) != 0
+        let countPadding = lp || includePad
         var win = try window(kernel: kernel, extent: (x.dims[2], x.dims[3]), spatial: spatial, ceil: ceil)
         guard win.dilation == (1, 1) else { throw unsupported("dilated pooling is not supported") }
         // ceil_mode: pad the bottom and right so that the last windows fit.
@@ -364,8 +374,16 @@ extension Lowering {
               win.pads.right < win.kernel.w else {
             throw unsupported("padding as large as the kernel (a window of padding only)")
         }
-        let out = try temp(.float32, [x.dims[0], x.dims[1], win.out.h, win.out.w])
+        var out = try temp(.float32, [x.dims[0], x.dims[1], win.out.h, win.out.w])
         emit(.pool(op, kernel: win.kernel, window: win.engine, countPadding: countPadding), [out, x])
+        if lp {
+            out = try binary(.mul, out, try scalar(Float(win.kernel.h * win.kernel.w), "window"))
+            if p == 2 {
+                out = try apply(.sqrt, out)
+            } else if p > 2 {
+                out = try binary(.pow, out, try scalar(1 / Float(p), "root"))
+            }
+        }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 

@@ -5,11 +5,15 @@ import NeuronNEFF
 /// stride-0 views), folded in double when their inputs are known.
 extension ONNXOps {
     static let elementwise: [ONNXOp] = [
-        unary("Relu", .relu), unary("Sigmoid", .sigmoid), unary("Tanh", .tanh), unary("Exp", .exp),
-        unary("Log", .log), unary("Abs", .abs, takes: [.float32] + signedIntegers), unary("Reciprocal", .reciprocal),
-        unary("Erf", .erf), unary("Sqrt", .sqrt, fold: { $0.squareRoot() }),
-        unary("Neg", .neg, takes: [.float32] + signedIntegers, fold: { -$0 }),
-        unary("Floor", .floor), unary("Ceil", .ceil), unary("Round", .round),
+        unary("Relu", .relu, takes: floats), unary("Sigmoid", .sigmoid), unary("Tanh", .tanh), unary("Exp", .exp, takes: floats),
+        unary("Log", .log, takes: floats), unary("Abs", .abs, takes: floats + signedIntegers),
+        unary("Reciprocal", .reciprocal, takes: floats),
+        unary("Erf", .erf), unary("Sqrt", .sqrt, takes: floats, fold: { $0.squareRoot() }),
+        unary("Neg", .neg, takes: floats + signedIntegers, fold: { -$0 }),
+        unary("Floor", .floor, takes: floats), unary("Ceil", .ceil, takes: floats), unary("Round", .round, takes: floats),
+        unary("Sin", .sin), unary("Cos", .cos), unary("Tan", .tan), unary("Asin", .asin),
+        unary("Acos", .acos), unary("Atan", .atan), unary("Sinh", .sinh), unary("Cosh", .cosh),
+        unary("Asinh", .asinh), unary("Acosh", .acosh), unary("Atanh", .atanh),
         ONNXOp("LeakyRelu", takes: [.float32]) { l in
             _ = try l.floatTensor(0)   // the input's error before the attribute's
             try l.unary(.leakyRelu, alpha: try l.float("alpha", 0.01))
@@ -86,12 +90,13 @@ extension ONNXOps {
         // x^2, as exporters write the variance of layer norms: one
         // multiplication, the correctly rounded square (pow's own bits
         // may differ from it in the last place).
-        ONNXOp("Pow", takes: [.float32]) { l in
+        // The exponent may be of any numeric type (converted to float32).
+        ONNXOp("Pow", takes: [.float32], typedInputs: 1) { l in
             let x = try l.floatTensor(0)
             if let exponent = l.constant(1), exponent.doubles() == [2] {
                 l.set(0, .tensor(try l.binary(.mul, x, x)))
             } else {
-                l.set(0, .tensor(try l.binary(.pow, x, try l.floatTensor(1))))
+                l.set(0, .tensor(try l.binary(.pow, x, l.converted(try l.typedTensor(1, as: .float32), to: .float32))))
             }
         },
         variadic("Sum", .add), variadic("Max", .max), variadic("Min", .min),
@@ -126,8 +131,11 @@ extension ONNXOps {
         ONNXOp(name, takes: [.float32]) { l in l.set(0, .tensor(try program(l, try l.floatTensor(0)))) }
     }
 
-    /// float32 and the integer types: what BINARY's arithmetic takes.
-    static let numeric: [NeuronDType] = [.float32] + integers
+    /// float32, float64 (ISA 1.5: no POW) and the integer types: what
+    /// BINARY's arithmetic takes.
+    static let numeric: [NeuronDType] = [.float32, .float64] + integers
+    /// What UNARY's float64 takes (ISA 1.5).
+    static let floats: [NeuronDType] = [.float32, .float64]
     static let integers: [NeuronDType] = [.int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64]
     static let signedIntegers: [NeuronDType] = [.int8, .int16, .int32, .int64]
 

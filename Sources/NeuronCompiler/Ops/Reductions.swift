@@ -28,7 +28,7 @@ extension ONNXOps {
 
     static func reduce(_ name: String, _ kind: Reduction) -> ONNXOp {
         // Input 1, the axes from opset 13 or 18, is checked as a constant by lowerReduce.
-        ONNXOp(name, takes: [.float32], typedInputs: 1, fold: whenKnown { l, first, _ in try l.foldReduce(kind, first) }) { l in
+        ONNXOp(name, takes: floats, typedInputs: 1, fold: whenKnown { l, first, _ in try l.foldReduce(kind, first) }) { l in
             try l.lowerReduce(kind)
         }
     }
@@ -108,7 +108,7 @@ extension Lowering {
     }
 
     func lowerReduce(_ kind: Reduction) throws(NeuronCompilerError) {
-        let x = try floatTensor(0)
+        let x = try typedTensor(0)
         let keep = try int("keepdims", 1) != 0
         let reduced = try reducedAxes(rank: x.rank)
         let result: View
@@ -152,9 +152,9 @@ extension Lowering {
             merged.strides = Array(permuted.strides.prefix(kept.count)) + [tail.last ?? 1]
         } else {
             permuted = contiguous(permuted)
-            merged = View(buffer: permuted.buffer, type: .float32, offset: permuted.offset, dims: keptDims + [span])
+            merged = View(buffer: permuted.buffer, type: x.type, offset: permuted.offset, dims: keptDims + [span])
         }
-        let out = try temp(.float32, keptDims + [1])
+        let out = try temp(x.type, keptDims + [1])
         emit(.reduce(op), [out, merged])
         return try reshapeView(out, to: (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] })
     }
@@ -178,7 +178,7 @@ extension Lowering {
         let rows = try reshapeView(contiguous(x.permuted(perm)), to: [rowCount, n])
         let lowest: Double, highest: Double
         switch x.type {
-        case .float32: (lowest, highest) = (-.infinity, .infinity)
+        case .float32, .float64: (lowest, highest) = (-.infinity, .infinity)
         case .int8: (lowest, highest) = (-128, 127)
         case .uint8: (lowest, highest) = (0, 255)
         case .int16: (lowest, highest) = (-32768, 32767)

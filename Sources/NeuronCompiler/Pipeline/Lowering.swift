@@ -312,6 +312,14 @@ final class Lowering {
         return (a, b)
     }
 
+    /// `view` as `type`: itself, or a CAST of it (saturating).
+    func converted(_ view: View, to type: NeuronDType) -> View {
+        guard view.type != type else { return view }
+        let out = temp(type, like: view)
+        emit(.cast(wrap: false), [out, view])
+        return out
+    }
+
     /// Input `index` as float32: float16 and bfloat16 widened (exactly).
     func widenedFloat(_ index: Int) throws(NeuronCompilerError) -> View {
         let view = try typedTensor(index, as: constant(index) != nil ? .float32 : nil)
@@ -477,13 +485,16 @@ final class Lowering {
         guard let lower = op.lower else { throw unsupported("\(node.op) needs its inputs known at compile time") }
         // float16 and bfloat16 inputs of an op that computes in float32 are
         // widened for it (exactly), and its float32 results rounded back
-        // to their type, as numpy and onnxruntime compute them.
+        // to their type, as numpy and onnxruntime compute them. So are
+        // bool and the integers of 16 bits and less, which float32 holds
+        // exactly too (MaxPool of uint8, ReduceMax of bool); their results
+        // go back by CAST (toward zero, saturating; nonzero is true).
         var widened: [String: LoweredValue] = [:]
         var narrow: NeuronDType?
         if !op.takes.isEmpty {
             for name in node.inputs.prefix(op.typedInputs) where !name.isEmpty {
                 guard case .tensor(let view)? = values[name], !op.takes.contains(view.type) else { continue }
-                if view.type == .float16 || view.type == .bfloat16, op.takes.contains(.float32) {
+                if Self.exactInFloat32.contains(view.type), op.takes.contains(.float32) {
                     if widened[name] == nil {
                         widened[name] = values[name]
                         let wide = temp(.float32, like: view)
@@ -494,7 +505,7 @@ final class Lowering {
                     continue
                 }
                 let hint = view.type == .float64
-                    ? " (NeuronCores do not compute float64: cast it to float32 in the model, or export in float32)" : ""
+                    ? " (NeuronCores compute float64 only in arithmetic, reductions, Exp, Log and Sqrt: cast it to float32 in the model, or export in float32)" : ""
                 throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors\(hint)")
             }
         }
@@ -508,6 +519,9 @@ final class Lowering {
             values[output] = .tensor(rounded)
         }
     }
+
+    /// The types other than float32 whose every value float32 holds exactly.
+    static let exactInFloat32: Set<NeuronDType> = [.float16, .bfloat16, .bool, .int8, .uint8, .int16, .uint16]
 
     /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
     func lifetimes() -> (first: [Int], last: [Int]) {

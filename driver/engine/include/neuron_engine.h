@@ -369,5 +369,24 @@ float neuron_fmodf(float x, float y);
 /* x * y + z with a single rounding: the hardware's FMA where the CPU has
  * one, else an exact emulation. MATMUL and CONV2D accumulate with it. */
 float neuron_fmaf(float x, float y, float z);
+/* ISA 1.5: float64 tensors (engine_math.c). */
+double neuron_exp(double x);
+double neuron_log(double x);
+double neuron_sqrt(double x);
+double neuron_roundeven(double x);
+double neuron_floor(double x);
+double neuron_fmod(double x, double y);
+/* ISA 1.5: computed in double, rounded once (engine_math.c). */
+float neuron_sinf(float x);
+float neuron_cosf(float x);
+float neuron_tanf(float x);
+float neuron_asinf(float x);
+float neuron_acosf(float x);
+float neuron_atanf(float x);
+float neuron_sinhf(float x);
+float neuron_coshf(float x);
+float neuron_asinhf(float x);
+float neuron_acoshf(float x);
+float neuron_atanhf(float x);
 
 #endif /* NEURON_ENGINE_H */
