@@ -180,6 +180,21 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.cast(output([100], at: 0), input([100], dtype: .int32), wrap: true)
             },
         ]
+        // ISA 1.5: float64 arithmetic (inputs and outputs counted in floats, two per element).
+        for op in NeuronBinaryOp.allCases where op.rawValue <= NeuronBinaryOp.fmod.rawValue && op != .pow {
+            cases.append(QueueCase(name: "binary \(op) of float64", inputs: 400, outputs: 200) {
+                $0.binary(op, output([10, 10], dtype: .float64), input([10, 10], dtype: .float64),
+                          input([10, 10], at: 100, dtype: .float64))
+            })
+        }
+        cases.append(QueueCase(name: "float64 exp, log, sqrt, floor, round and reductions", inputs: 200, outputs: 1040) {
+            for (index, op) in [NeuronUnaryOp.exp, .log, .sqrt, .floor, .round].enumerated() {
+                $0.unary(op, output([100], at: index * 100, dtype: .float64), input([100], dtype: .float64))
+            }
+            for (index, op) in [NeuronReduceOp.sum, .mean, .max, .min, .prod].enumerated() {
+                $0.reduce(op, output([2, 1], at: 500 + index * 2, dtype: .float64), input([2, 50], dtype: .float64))
+            }
+        })
         for op in NeuronPoolOp.allCases {
             cases.append(QueueCase(name: "pool2d \(op)", inputs: 2 * 3 * 20, outputs: 2 * 3 * 6 + 6) {
                 let x = input([2, 3, 5, 4])
