@@ -170,3 +170,218 @@ struct ScanEinsumTests {
         }
     }
 }
+
+/// GatherElements and GatherND: flat indices computed on the NeuronCore,
+/// against the definitions, with negative indices, batch_dims, and an
+/// index out of range, which fails the run instead of reading elsewhere.
+@Suite("neuron-cc: GatherElements and GatherND")
+struct GatherOpTests {
+    @Test("GatherElements picks along any axis, negative indices from the end; out of range fails the run")
+    func gatherElements() throws {
+        let dims = [3, 4, 5]
+        let data = (0..<60).map { Double($0) * 1.5 - 7 }
+        for axis in 0..<3 {
+            var shape = dims
+            shape[axis] = 2
+            shape[(axis + 1) % 3] -= 1   // smaller than the data on another axis too
+            let count = shape.reduce(1, *)
+            let indices = (0..<count).map { Double(($0 * 7 + axis) % (2 * dims[axis]) - dims[axis]) }
+            let graph = ScanEinsumTests.graph("GatherElements", [("d", .float32, dims), ("i", .int64, shape)], output: .float32,
+                                              attributes: ["axis": .int(axis)])
+            let (model, _) = try NeuronCompiler.compile(graph)
+            let got = NeuronDType.float32.values(try runBytes(model, ["d": NeuronDType.float32.bytes(data),
+                                                                      "i": NeuronDType.int64.bytes(indices)])["y"] ?? [])
+            var want: [Double] = []
+            forEachIndex(shape) { at in
+                var source = at
+                let raw = Int(indices[want.count])
+                source[axis] = raw < 0 ? raw + dims[axis] : raw
+                want.append(data[(source[0] * 4 + source[1]) * 5 + source[2]])
+            }
+            #expect(got == want, "axis \(axis)")
+        }
+        let graph = ScanEinsumTests.graph("GatherElements", [("d", .float32, [2, 3]), ("i", .int32, [2, 1])], output: .float32,
+                                          attributes: ["axis": .int(1)])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        for bad in [3.0, -4] {
+            #expect(throws: (any Error).self, "index \(bad)") {
+                try runBytes(model, ["d": NeuronDType.float32.bytes([1, 2, 3, 4, 5, 6]), "i": NeuronDType.int32.bytes([0, bad])])
+            }
+        }
+    }
+
+    @Test("GatherND picks rows and elements, with batch_dims, negative indices from the end")
+    func gatherND() throws {
+        let data = (0..<24).map { Double($0) }   // [2, 3, 4]
+        // batch_dims 0: [[1, -1], [0, 2]] picks rows [1, 3] and [0, 2] of the last axis.
+        let rows = ScanEinsumTests.graph("GatherND", [("d", .float32, [2, 3, 4]), ("i", .int64, [2, 2])], output: .float32)
+        let (rowModel, _) = try NeuronCompiler.compile(rows)
+        let picked = NeuronDType.float32.values(try runBytes(rowModel, ["d": NeuronDType.float32.bytes(data),
+                                                                        "i": NeuronDType.int64.bytes([1, -1, 0, 2])])["y"] ?? [])
+        #expect(picked == [20, 21, 22, 23, 8, 9, 10, 11])
+        // batch_dims 1: per batch b, element [i, j] of data[b].
+        let batched = ScanEinsumTests.graph("GatherND", [("d", .float32, [2, 3, 4]), ("i", .int64, [2, 1, 2])], output: .float32,
+                                            attributes: ["batch_dims": .int(1)])
+        let (batchModel, _) = try NeuronCompiler.compile(batched)
+        let elements = NeuronDType.float32.values(try runBytes(batchModel, ["d": NeuronDType.float32.bytes(data),
+                                                                            "i": NeuronDType.int64.bytes([2, -1, 0, 1])])["y"] ?? [])
+        #expect(elements == [11, 13])
+        let wrong = ScanEinsumTests.graph("GatherND", [("d", .float32, [2, 3]), ("i", .int64, [1, 3])], output: .float32)
+        #expect(throws: NeuronCompilerError.self) { try NeuronCompiler.compile(wrong) }
+    }
+}
+
+@Suite("neuron-cc: RotaryEmbedding")
+struct RotaryEmbeddingTests {
+    @Test("RotaryEmbedding turns pairs (halves or interleaved) of the first rotary_embedding_dim by the cached angles of each position",
+          arguments: [false, true])
+    func rotary(_ interleaved: Bool) throws {
+        let (b, h, s, d, rotary, positions) = (2, 3, 4, 8, 6, 10)
+        let x = (0..<(b * h * s * d)).map { Double(($0 * 13) % 17) / 8 - 1 }
+        let angles = (0..<(positions * rotary / 2)).map { Double($0) * 0.37 }
+        let cos = angles.map { Foundation.cos($0) }, sin = angles.map { Foundation.sin($0) }
+        let ids = (0..<(b * s)).map { Double(($0 * 3) % positions) }
+        let graph = ScanEinsumTests.graph("RotaryEmbedding", [("x", .float32, [b, h, s, d]), ("c", .float32, [positions, rotary / 2]),
+                                                               ("n", .float32, [positions, rotary / 2]), ("p", .int64, [b, s])],
+                                          output: .float32,
+                                          attributes: ["interleaved": .int(interleaved ? 1 : 0), "rotary_embedding_dim": .int(rotary)])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let got = NeuronDType.float32.values(try runBytes(model, [
+            "x": NeuronDType.float32.bytes(x), "c": NeuronDType.float32.bytes(cos.map { Double(Float($0)) }),
+            "n": NeuronDType.float32.bytes(sin.map { Double(Float($0)) }), "p": NeuronDType.int64.bytes(ids)])["y"] ?? [])
+        var want = x.map { Double(Float($0)) }
+        for batch in 0..<b {
+            for head in 0..<h {
+                for t in 0..<s {
+                    let base = ((batch * h + head) * s + t) * d, p = Int(ids[batch * s + t])
+                    for i in 0..<(rotary / 2) {
+                        let (a, c) = interleaved ? (base + 2 * i, base + 2 * i + 1) : (base + i, base + rotary / 2 + i)
+                        let co = Double(Float(cos[p * rotary / 2 + i])), si = Double(Float(sin[p * rotary / 2 + i]))
+                        want[a] = co * x[a] - si * x[c]
+                        want[c] = si * x[a] + co * x[c]
+                    }
+                }
+            }
+        }
+        #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) < 1e-6 }, "\(got) vs \(want)")
+    }
+}
+
+@Suite("neuron-cc: pooling by axes")
+struct PoolingByAxesTests {
+    /// Pooling of x [1, 2, D, H, W] by definition: every window position
+    /// inside the input (max, or the sum over the count) or the padding.
+    static func pool(_ x: [Double], dims: [Int], kernel: [Int], strides: [Int], dilations: [Int], pads: [Int],
+                     out: [Int], max: Bool, includePad: Bool) -> [Double] {
+        var result: [Double] = []
+        for c in 0..<2 {
+            forEachIndex(out) { o in
+                var best = -Double.infinity, sum = 0.0, count = 0
+                forEachIndex(kernel) { k in
+                    let at = (0..<3).map { o[$0] * strides[$0] - pads[$0] + k[$0] * dilations[$0] }
+                    let inside = (0..<3).allSatisfy { (0..<dims[$0]).contains(at[$0]) }
+                    let inPadding = (0..<3).allSatisfy { (-pads[$0]..<(dims[$0] + pads[$0 + 3])).contains(at[$0]) }
+                    if inside {
+                        let v = x[((c * dims[0] + at[0]) * dims[1] + at[1]) * dims[2] + at[2]]
+                        best = Swift.max(best, v)
+                        sum += v
+                    }
+                    if inside || (includePad && inPadding) { count += 1 }
+                }
+                result.append(max ? best : sum / Double(count))
+            }
+        }
+        return result
+    }
+
+    @Test("3-D MaxPool and AveragePool with strides, dilations, pads and ceil_mode equal their definitions",
+          arguments: [(false, false), (true, false), (true, true)])
+    func pool3d(_ ceil: Bool, _ includePad: Bool) throws {
+        let dims = [5, 6, 7], kernel = [2, 3, 2], strides = [2, 1, 3], dilations = [1, 2, 2]
+        let pads = [1, 0, 1, 1, 2, 0]
+        let x: [Double] = (0..<420).map { (i: Int) -> Double in Double((i * 29) % 31) / 4 - 3 }
+        var out: [Int] = []
+        for a in 0..<3 {
+            let span = (kernel[a] - 1) * dilations[a] + 1, room = dims[a] + pads[a] + pads[a + 3] - span
+            var n = (ceil ? (room + strides[a] - 1) / strides[a] : room / strides[a]) + 1
+            if ceil, (n - 1) * strides[a] >= dims[a] + pads[a] { n -= 1 }
+            out.append(n)
+        }
+        for op in ["MaxPool", "AveragePool"] {
+            var attributes: [String: AttributeValue] = ["kernel_shape": .ints(kernel), "strides": .ints(strides), "dilations": .ints(dilations),
+                                                        "pads": .ints(pads), "ceil_mode": .int(ceil ? 1 : 0)]
+            if op == "AveragePool" { attributes["count_include_pad"] = .int(includePad ? 1 : 0) }
+            let graph = ScanEinsumTests.graph(op, [("x", .float32, [1, 2] + dims)], output: .float32, attributes: attributes)
+            let (model, _) = try NeuronCompiler.compile(graph)
+            let got = NeuronDType.float32.values(try runBytes(model, ["x": NeuronDType.float32.bytes(x)])["y"] ?? [])
+            let want = Self.pool(x, dims: dims, kernel: kernel, strides: strides, dilations: dilations, pads: pads,
+                                 out: out, max: op == "MaxPool", includePad: includePad)
+            #expect(got.count == want.count && zip(got, want).allSatisfy { abs($0 - $1) < 1e-5 }, "\(op): \(got) vs \(want)")
+        }
+    }
+}
+
+@Suite("neuron-cc: CausalConvWithState, ReverseSequence, DynamicQuantizeLinear, SwiGLU")
+struct SequenceOpTests {
+    @Test("CausalConvWithState: taps over the past state and the input, bias, SiLU; the state is the last k − 1 steps")
+    func causalConv() throws {
+        let (b, c, l, k) = (2, 3, 5, 3)
+        let x = (0..<(b * c * l)).map { Double(($0 * 7) % 9) / 4 - 1 }
+        let w = (0..<(c * k)).map { Double(($0 * 5) % 7) / 4 - 0.5 }
+        let past = (0..<(b * c * (k - 1))).map { Double($0 % 4) - 1.5 }
+        let bias: [Double] = [0.25, -0.5, 1]
+        var graph = ScanEinsumTests.graph("CausalConvWithState", [("x", .float32, [b, c, l]), ("w", .float32, [c, 1, k]),
+                                                                   ("bias", .float32, [c]), ("past", .float32, [b, c, k - 1])],
+                                          output: .float32, attributes: ["activation": .string("silu")])
+        graph.outputs.append(ValueInfo(name: "state", type: .float32, shape: nil))
+        graph.nodes[0].outputs = ["y", "state"]
+        let (model, _) = try NeuronCompiler.compile(graph)
+        let out = try runBytes(model, ["x": NeuronDType.float32.bytes(x), "w": NeuronDType.float32.bytes(w),
+                                       "bias": NeuronDType.float32.bytes(bias), "past": NeuronDType.float32.bytes(past)])
+        let y = NeuronDType.float32.values(out["y"] ?? []), state = NeuronDType.float32.values(out["state"] ?? [])
+        var wantY: [Double] = [], wantState: [Double] = []
+        for n in 0..<b {
+            for ch in 0..<c {
+                let padded = Array(past[((n * c + ch) * (k - 1))..<((n * c + ch + 1) * (k - 1))]) + Array(x[((n * c + ch) * l)..<((n * c + ch + 1) * l)])
+                for t in 0..<l {
+                    let v = (0..<k).reduce(bias[ch]) { $0 + padded[t + $1] * w[ch * k + $1] }
+                    wantY.append(v / (1 + Foundation.exp(-v)))
+                }
+                wantState += padded.suffix(k - 1)
+            }
+        }
+        #expect(y.count == wantY.count && zip(y, wantY).allSatisfy { abs($0 - $1) < 1e-5 }, "\(y) vs \(wantY)")
+        #expect(state == wantState.map { Double(Float($0)) })
+    }
+
+    @Test("ReverseSequence reverses each batch's first sequence_lens steps, along either axis")
+    func reverseSequence() throws {
+        let x = (0..<12).map(Double.init)   // [3, 4]
+        for (batchAxis, timeAxis, lengths, want) in [
+            (0, 1, [4.0, 1, 2], [3.0, 2, 1, 0, 4, 5, 6, 7, 9, 8, 10, 11]),
+            (1, 0, [3.0, 2, 1, 0], [8.0, 5, 2, 3, 4, 1, 6, 7, 0, 9, 10, 11]),
+        ] {
+            let graph = ScanEinsumTests.graph("ReverseSequence", [("x", .float32, [3, 4]), ("n", .int64, [batchAxis == 0 ? 3 : 4])],
+                                              output: .float32, attributes: ["batch_axis": .int(batchAxis), "time_axis": .int(timeAxis)])
+            let (model, _) = try NeuronCompiler.compile(graph)
+            let got = NeuronDType.float32.values(try runBytes(model, ["x": NeuronDType.float32.bytes(x), "n": NeuronDType.int64.bytes(lengths)])["y"] ?? [])
+            #expect(got == want, "batch_axis \(batchAxis)")
+        }
+    }
+
+    @Test("DynamicQuantizeLinear: the range includes 0, a constant input gets scale 1/255, y saturates at 0 and 255")
+    func dynamicQuantize() throws {
+        var graph = ScanEinsumTests.graph("DynamicQuantizeLinear", [("x", .float32, [4])], output: .uint8)
+        graph.outputs += [ValueInfo(name: "scale", type: .float32, shape: nil), ValueInfo(name: "zp", type: .uint8, shape: nil)]
+        graph.nodes[0].outputs = ["y", "scale", "zp"]
+        let (model, _) = try NeuronCompiler.compile(graph)
+        for (x, scale, zp, y) in [([1.0, 2, 3, 5.1], 5.1 / 255, 0.0, [50.0, 100, 150, 255]),
+                                  ([-2.0, -1, 0, 3], 5.0 / 255, 102, [0.0, 51, 102, 255]),
+                                  ([0.0, 0, 0, 0], 1.0 / 255, 0, [0.0, 0, 0, 0])] {
+            let out = try runBytes(model, ["x": NeuronDType.float32.bytes(x)])
+            #expect(NeuronDType.float32.values(out["scale"] ?? []) == [Double(Float(scale))], "\(x)")
+            #expect(NeuronDType.uint8.values(out["zp"] ?? []) == [zp], "\(x)")
+            #expect(NeuronDType.uint8.values(out["y"] ?? []) == y, "\(x)")
+        }
+    }
+}

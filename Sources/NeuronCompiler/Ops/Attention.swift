@@ -9,8 +9,10 @@ extension ONNXOps {
     static let attention: [ONNXOp] = [
         // Q, K and V are float32 when computed (float16 and bfloat16 are
         // computed in float32); attn_mask is bool or float32;
-        // nonpad_kv_seqlen (6) must be constant.
+        // nonpad_kv_seqlen (6) is int64, known or not.
         ONNXOp("Attention", takes: [.float32], typedInputs: 3) { l in try l.lowerAttention() },
+        // X, cos_cache and sin_cache float32 (or widened); position_ids int64.
+        ONNXOp("RotaryEmbedding", takes: [.float32], typedInputs: 3) { l in try l.lowerRotaryEmbedding() },
     ]
 }
 
@@ -213,5 +215,77 @@ extension Lowering {
         if left >= 0 { allowed = try binary(.and, allowed, try compare(.le, n, try table("left") { i, j in left + j - i + length })) }
         if right >= 0 { allowed = try binary(.and, allowed, try compare(.ge, n, try table("right") { i, j in j - i + length - right })) }
         return try select(allowed, try scalar(0, "seen"), try scalar(-.infinity, "unseen"))
+    }
+
+    /// RotaryEmbedding: x as [batch, sequence, heads, head size]; the
+    /// first rotary_embedding_dim of each head turned pairwise, (x1, x2)
+    /// to (cos x1 − sin x2, sin x1 + cos x2), the pairs being the two
+    /// halves or (interleaved) the even and odd elements; cos and sin
+    /// gathered from the caches by position_ids when given. The rest of
+    /// each head is copied.
+    func lowerRotaryEmbedding() throws(NeuronCompilerError) {
+        let input = try floatTensor(0)
+        var x: View
+        switch input.rank {
+        case 4: x = input.permuted([0, 2, 1, 3])
+        case 3:
+            let heads = try int("num_heads", 0)
+            guard heads >= 1, input.dims[2] % heads == 0 else {
+                throw invalid("a 3-D input needs num_heads dividing its hidden size \(input.dims[2])")
+            }
+            x = try reshapeView(input, to: [input.dims[0], input.dims[1], heads, input.dims[2] / heads])
+        default: throw shapeError("the input is \(input.dims); RotaryEmbedding takes 3 or 4 dimensions")
+        }
+        let (batch, length, headSize) = (x.dims[0], x.dims[1], x.dims[3])
+        var rotary = try int("rotary_embedding_dim", 0)
+        if rotary == 0 { rotary = headSize }
+        guard rotary >= 2, rotary <= headSize, rotary % 2 == 0 else {
+            throw invalid("rotary_embedding_dim=\(rotary) must be even and at most the head size \(headSize)")
+        }
+        let half = rotary / 2
+        var caches: [View] = []
+        for index in 1...2 {
+            var cache = try floatTensor(index)
+            if hasInput(3) {
+                let positions = try tensor(3)
+                guard positions.type == .int64 || positions.type == .int32, positions.dims == [batch, length],
+                      cache.rank == 2 else {
+                    throw shapeError("position_ids \(positions.dims) must be [\(batch), \(length)] (int64) over caches of 2 dimensions")
+                }
+                let picked = try temp(cache.type, [batch, length, cache.dims[1]])
+                emit(.gather, [picked, contiguous(cache), positions])
+                cache = picked
+            }
+            guard cache.dims.count == 3, cache.dims[0] == batch, cache.dims[1] == length, cache.dims[2] >= half else {
+                throw shapeError("the caches give \(cache.dims); RotaryEmbedding needs [\(batch), \(length), \(half) or more]")
+            }
+            // [batch, sequence, 1, half]: the same for every head.
+            caches.append(View(buffer: cache.buffer, type: cache.type, offset: cache.offset, dims: [batch, length, 1, half],
+                               strides: [cache.strides[0], cache.strides[1], 0, cache.strides[2]]))
+        }
+        let interleaved = try int("interleaved", 0) != 0
+        func pairs(_ view: View, second: Bool) -> View {
+            var part = view
+            part.dims[3] = half
+            if interleaved {
+                part.offset += second ? view.strides[3] : 0
+                part.strides[3] *= 2
+            } else {
+                part.offset += second ? half * view.strides[3] : 0
+            }
+            return part
+        }
+        let (cos, sin) = (caches[0], caches[1])
+        let x1 = pairs(x, second: false), x2 = pairs(x, second: true)
+        let real = try binary(.sub, try binary(.mul, cos, x1), try binary(.mul, sin, x2))
+        let imaginary = try binary(.add, try binary(.mul, sin, x1), try binary(.mul, cos, x2))
+        let out = try temp(.float32, x.dims)
+        emit(.copy, [pairs(out, second: false), real])
+        emit(.copy, [pairs(out, second: true), imaginary])
+        if rotary < headSize {
+            emit(.copy, [slab(out, axis: 3, from: rotary, count: headSize - rotary),
+                         slab(x, axis: 3, from: rotary, count: headSize - rotary)])
+        }
+        set(0, .tensor(input.rank == 4 ? out.permuted([0, 2, 1, 3]) : try reshapeView(out, to: input.dims)))
     }
 }

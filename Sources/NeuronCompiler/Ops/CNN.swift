@@ -342,9 +342,14 @@ extension Lowering {
     }
 
     func lowerPool(_ op: NeuronPoolOp, lp: Bool = false) throws(NeuronCompilerError) {
-        var (x, spatial) = try image(try floatTensor(0))
         let p = lp ? try int("p", 2) : 1
         guard p >= 1, p <= 64 else { throw invalid("p=\(p); LpPool takes p from 1 to 64") }
+        // What POOL2D does not cover goes by axes (Pooling.swift).
+        if try needsPoolByAxes(op, lp: lp) {
+            try lowerPoolByAxes(op, lp: lp ? p : nil)
+            return
+        }
+        var (x, spatial) = try image(try floatTensor(0))
         if lp {
             x = p == 1 ? try apply(.abs, x) : p == 2 ? try binary(.mul, x, x)
                 : try binary(.pow, try apply(.abs, x), try scalar(Float(p), "p"))
@@ -385,6 +390,19 @@ extension Lowering {
             }
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// Three spatial axes, dilations, or an average whose ceil_mode
+    /// windows pass the input.
+    func needsPoolByAxes(_ op: NeuronPoolOp, lp: Bool) throws(NeuronCompilerError) -> Bool {
+        let x = try floatTensor(0)
+        guard x.rank == 3 || x.rank == 4 else { return x.rank == 5 }
+        if let dilations = try ints("dilations"), dilations.contains(where: { $0 != 1 }) { return true }
+        guard op == .avg || lp, try int("ceil_mode", 0) != 0 else { return false }
+        let windows = try axisWindows(extents: Array(x.dims.dropFirst(2)))
+        return zip(windows, x.dims.dropFirst(2)).contains { w, n in
+            (w.out - 1) * w.stride + (w.kernel - 1) * w.dilation + 1 > n + w.before + w.after
+        }
     }
 
     /// Inference batch norm with constant statistics: y = x * s + t per channel.

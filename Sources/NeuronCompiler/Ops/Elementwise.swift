@@ -59,6 +59,13 @@ extension ONNXOps {
             return try l.binary(.add, try l.apply(.relu, x), negative)
         },
         activation("Softplus") { l, x in try l.softplus(x) },
+        // a sigmoid(alpha a) b: the Swish gate of a, times b.
+        ONNXOp("SwiGLU", takes: [.float32]) { l in
+            let a = try l.floatTensor(0), b = try l.floatTensor(1)
+            let alpha = try l.float("alpha", 1)
+            let scaled = alpha == 1 ? a : try l.binary(.mul, a, try l.scalar(alpha, "alpha"))
+            l.set(0, .tensor(try l.binary(.mul, try l.binary(.mul, a, try l.apply(.sigmoid, scaled)), b)))
+        },
         activation("Softsign") { l, x in
             // x / (1 + |x|)
             try l.binary(.div, x, try l.binary(.add, try l.apply(.abs, x), try l.scalar(1, "one")))

@@ -6,6 +6,9 @@ import NeuronISA
 /// UNARY ROUND), in float32 as ONNX's reference computes them.
 extension ONNXOps {
     static let quantization: [ONNXOp] = [
+        // uint8 over the range of x and 0: scale (max − min) / 255, the zero
+        // point rounded and clipped, y = clip(round(x / scale) + zero point).
+        ONNXOp("DynamicQuantizeLinear", takes: [.float32]) { l in try l.lowerDynamicQuantize() },
         // y = saturate(round(x / scale) + zero point), rounding half to even.
         ONNXOp("QuantizeLinear", takes: [.float32], typedInputs: 1) { l in
             let x = try l.floatTensor(0)
@@ -76,5 +79,21 @@ extension Lowering {
                                        to: Array(p.dims[..<a]) + [blocks * block] + Array(p.dims[(a + 1)...]))
         repeated.dims[a] = x.dims[a]
         return repeated
+    }
+
+    func lowerDynamicQuantize() throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let all = Set(0..<x.rank)
+        let zero = try scalar(0, "zero"), top = try scalar(255, "qmax")
+        let high = try reshapeView(try binary(.max, try reduce(.max, x, over: all), zero), to: [])
+        let low = try reshapeView(try binary(.min, try reduce(.min, x, over: all), zero), to: [])
+        let span = try select(try compare(.eq, high, low), try scalar(1, "one"), try binary(.sub, high, low))
+        let scale = try binary(.div, span, top)
+        let point = try apply(.round, try binary(.min, try binary(.max, try binary(.sub, zero, try binary(.div, low, scale)), zero), top))
+        let quantized = try binary(.add, try apply(.round, try binary(.div, x, scale)), point)
+        let y = converted(try binary(.min, try binary(.max, quantized, zero), top), to: .uint8)
+        set(0, .tensor(y))
+        if current.outputs.count > 1 { set(1, .tensor(scale)) }
+        if current.outputs.count > 2 { set(2, .tensor(converted(point, to: .uint8))) }
     }
 }

@@ -10,6 +10,7 @@ extension ONNXOps {
         ONNXOp("RNN", takes: [.float32], typedInputs: 4) { l in try l.lowerRecurrent(.rnn) },
         ONNXOp("GRU", takes: [.float32], typedInputs: 4) { l in try l.lowerRecurrent(.gru) },
         ONNXOp("LSTM", takes: [.float32], typedInputs: 4) { l in try l.lowerRecurrent(.lstm) },
+        ONNXOp("CausalConvWithState", takes: [.float32]) { l in try l.lowerCausalConv() },
     ]
 }
 
@@ -221,6 +222,56 @@ extension Lowering {
                 try reshapeView(s, to: [1, batch, hidden])
             }, axis: 0)
             set(index, .tensor(layout == 1 ? joined.permuted([1, 0, 2]) : joined))
+        }
+    }
+
+    /// CausalConvWithState: a depthwise 1-D convolution over the input
+    /// after the past state (or zeros), as one multiply-add per tap over the
+    /// shifted sequence (the weights may be computed); the bias and
+    /// SiLU after; the last k − 1 steps of the padded input are the new
+    /// state.
+    func lowerCausalConv() throws(NeuronCompilerError) {
+        let x = try floatTensor(0), w = try floatTensor(1)
+        guard x.rank == 3, w.rank == 3, w.dims[0] == x.dims[1], w.dims[1] == 1, w.dims[2] >= 1 else {
+            throw shapeError("input \(x.dims) and weight \(w.dims) must be [batch, channels, length] and [channels, 1, k]")
+        }
+        let (batch, channels, length, k) = (x.dims[0], x.dims[1], x.dims[2], w.dims[2])
+        let padded = try temp(.float32, [batch, channels, length + k - 1])
+        if k > 1 {
+            let head = slab(padded, axis: 2, from: 0, count: k - 1)
+            if hasInput(3) {
+                let past = try floatTensor(3)
+                guard past.dims == [batch, channels, k - 1] else {
+                    throw shapeError("past_state is \(past.dims); it must be [\(batch), \(channels), \(k - 1)]")
+                }
+                emit(.copy, [head, past])
+            } else {
+                emit(.fill(0), [head])
+            }
+        }
+        emit(.copy, [slab(padded, axis: 2, from: k - 1, count: length), x])
+        var out: View?
+        for tap in 0..<k {
+            let weight = View(buffer: w.buffer, type: w.type, offset: w.offset + tap * w.strides[2], dims: [1, channels, 1],
+                              strides: [0, w.strides[0], 0])
+            let term = try binary(.mul, slab(padded, axis: 2, from: tap, count: length), weight)
+            if let sum = out { out = try binary(.add, sum, term) } else { out = term }
+        }
+        guard var y = out else { throw invalid("the kernel is empty") }
+        if hasInput(2) {
+            let bias = try floatTensor(2)
+            guard bias.count == channels else { throw shapeError("bias has \(bias.count) values for \(channels) channels") }
+            y = try binary(.add, y, try reshapeView(bias, to: [1, channels, 1]))
+        }
+        switch try string("activation", "none") {
+        case "none": break
+        case "silu", "swish": y = try binary(.mul, y, try apply(.sigmoid, y))
+        case let other: throw unsupported("activation=\(other); none, silu and swish are supported")
+        }
+        set(0, .tensor(y))
+        if current.outputs.count > 1, !current.outputs[1].isEmpty {
+            guard k > 1 else { throw shapeError("present_state is empty for a kernel of 1 (empty tensors are not supported)") }
+            set(1, .tensor(copied(slab(padded, axis: 2, from: length, count: k - 1))))
         }
     }
 }

@@ -1,0 +1,174 @@
+import NeuronISA
+
+/// GatherElements and GatherND: the position of each picked element (or
+/// row) in the data as one flat int64 index, computed on the NeuronCore
+/// from the run-time indices (negative ones counted from the end), then one
+/// GATHER from the data seen as a column [elements, 1] (or as rows). An
+/// index out of its axis becomes one past the table, so that GATHER faults
+/// on it as on any index out of range.
+extension ONNXOps {
+    static let gathers: [ONNXOp] = [
+        ONNXOp("GatherElements") { l in try l.lowerGatherElements() },
+        ONNXOp("GatherND") { l in try l.lowerGatherND() },
+        ONNXOp("ReverseSequence") { l in try l.lowerReverseSequence() },
+        ONNXOp("AffineGrid", takes: [.float32], typedInputs: 1) { l in try l.lowerAffineGrid() },
+    ]
+}
+
+extension Lowering {
+    /// `index` (int64) checked against an axis of `dim`: negative ones
+    /// counted from the end, and `valid` (bool) false outside [-dim, dim).
+    func normalizedIndex(_ index: View, dim: Int) throws(NeuronCompilerError) -> (index: View, valid: View) {
+        let size = try weightView(.make(.int64, [], [Double(dim)]), name: "\(current.name)#dim\(dim)", as: .int64)
+        let low = try weightView(.make(.int64, [], [Double(-dim)]), name: "\(current.name)#low\(dim)", as: .int64)
+        let zero = try weightView(.make(.int64, [], [0]), name: "\(current.name)#zero", as: .int64)
+        let valid = try binary(.and, try compare(.ge, index, low), try compare(.lt, index, size))
+        let wrapped = try select(try compare(.lt, index, zero), try binary(.add, index, size), index)
+        return (wrapped, valid)
+    }
+
+    /// GATHER of the rows `flat` (int64, any shape; invalid ones sent past
+    /// the end) of `table` [rows, width].
+    func gatherRows(_ table: View, _ flat: View, valid: View) throws(NeuronCompilerError) -> View {
+        let rows = table.dims[0]
+        let past = try weightView(.make(.int64, [], [Double(rows)]), name: "\(current.name)#past", as: .int64)
+        let checked = try select(valid, flat, past)
+        let indices = try reshapeView(checked, to: [checked.count])
+        let out = try temp(table.type, [checked.count, table.dims[1]])
+        emit(.gather, [out, table, indices])
+        return out
+    }
+
+    func lowerGatherElements() throws(NeuronCompilerError) {
+        let data = try tensor(0), given = try tensor(1)
+        guard given.type == .int32 || given.type == .int64 else {
+            throw unsupported("the indices are \(given.type.name); int32 or int64 are supported")
+        }
+        guard given.rank == data.rank, data.rank >= 1 else {
+            throw shapeError("the indices \(given.dims) and the data \(data.dims) must have the same rank")
+        }
+        let a = try axis(try int("axis", 0), rank: data.rank)
+        for k in 0..<data.rank where k != a && given.dims[k] > data.dims[k] {
+            throw shapeError("the indices \(given.dims) pass the data \(data.dims) on axis \(k)")
+        }
+        set(0, .tensor(try gatherElements(data, converted(given, to: .int64), axis: a)))
+    }
+
+    /// out[i...] = data[i... with i[axis] = index[i...]]; `index` int64 of
+    /// the output's shape (a view, broadcast or not).
+    func gatherElements(_ data: View, _ given: View, axis a: Int) throws(NeuronCompilerError) -> View {
+        let (index, valid) = try normalizedIndex(given, dim: data.dims[a])
+        // flat = index * stride(axis) + the position along every other axis.
+        let strides = View.rowMajor(data.dims)
+        var base: [Double] = []
+        base.reserveCapacity(try foldedCount(given.dims, what: "\(current.op)'s positions"))
+        forEachIndex(given.dims) { at in
+            base.append(Double(at.enumerated().reduce(0) { $1.offset == a ? $0 : $0 + $1.element * strides[$1.offset] }))
+        }
+        let offsets = try weightView(.make(.int64, given.dims, base), name: "\(current.name)#positions", as: .int64)
+        let stride = try weightView(.make(.int64, [], [Double(strides[a])]), name: "\(current.name)#stride", as: .int64)
+        let flat = try binary(.add, try binary(.mul, index, stride), offsets)
+        let column = try reshapeView(contiguous(data), to: [data.count, 1])
+        return try reshapeView(try gatherRows(column, flat, valid: valid), to: given.dims)
+    }
+
+    /// ReverseSequence: along the time axis, the first sequence_lens[b]
+    /// steps of batch b reversed, the rest kept; the source step
+    /// (len − 1 − t or t) computed on the NeuronCore, then GatherElements.
+    func lowerReverseSequence() throws(NeuronCompilerError) {
+        let data = try tensor(0), lengths = try tensor(1)
+        guard data.rank >= 2 else { throw shapeError("the input \(data.dims) needs a batch and a time axis") }
+        let b = try int("batch_axis", 1), t = try int("time_axis", 0)
+        guard Set([b, t]) == Set([0, 1]) else { throw invalid("batch_axis and time_axis must be 0 and 1, one each") }
+        guard lengths.type == .int64 || lengths.type == .int32, lengths.count == data.dims[b] else {
+            throw shapeError("sequence_lens has \(lengths.count) values for a batch of \(data.dims[b])")
+        }
+        var lengthShape = [Int](repeating: 1, count: data.rank), timeShape = lengthShape
+        lengthShape[b] = data.dims[b]
+        timeShape[t] = data.dims[t]
+        let length = try reshapeView(converted(lengths, to: .int64), to: lengthShape)
+        let steps = try weightView(.make(.int64, timeShape, (0..<data.dims[t]).map(Double.init)), name: "\(current.name)#steps", as: .int64)
+        let one = try weightView(.make(.int64, [], [1]), name: "\(current.name)#one", as: .int64)
+        let reversed = try binary(.sub, try binary(.sub, length, one), steps)
+        let source = try select(try compare(.lt, steps, length), reversed, steps)
+        guard let full = source.broadcast(to: data.dims) else { throw shapeError("sequence_lens does not fit \(data.dims)") }
+        set(0, .tensor(try gatherElements(data, full, axis: t)))
+    }
+
+    func lowerGatherND() throws(NeuronCompilerError) {
+        let data = try tensor(0), given = try tensor(1)
+        guard given.type == .int32 || given.type == .int64 else {
+            throw unsupported("the indices are \(given.type.name); int32 or int64 are supported")
+        }
+        let b = try int("batch_dims", 0)
+        guard given.rank >= 1, let k = given.dims.last, b >= 0, b < min(given.rank, data.rank),
+              k >= 1, b + k <= data.rank, Array(given.dims.prefix(b)) == Array(data.dims.prefix(b)) else {
+            throw shapeError("indices \(given.dims) with batch_dims=\(b) do not index data \(data.dims)")
+        }
+        let picked = Array(given.dims.dropLast())   // one row per picked position
+        let positions = picked.isEmpty ? [1] : picked
+        let inner = Array(data.dims.dropFirst(b + k))
+        // The row of data [prefix(b + k) flattened, inner]: batch position, then the k indices.
+        let indices = converted(given, to: .int64)
+        var flat: View?, valid: View?
+        var stride = 1
+        for j in (0..<k).reversed() {
+            var component = indices
+            component.offset += j * indices.strides[indices.rank - 1]
+            component.dims[indices.rank - 1] = 1
+            let (index, ok) = try normalizedIndex(try reshapeView(component, to: positions), dim: data.dims[b + j])
+            let scaled = stride == 1 ? index : try binary(.mul, index, try weightView(.make(.int64, [], [Double(stride)]),
+                                                                                    name: "\(current.name)#stride\(j)", as: .int64))
+            if let sum = flat { flat = try binary(.add, sum, scaled) } else { flat = scaled }
+            if let all = valid { valid = try binary(.and, all, ok) } else { valid = ok }
+            stride *= data.dims[b + j]
+        }
+        guard var rows = flat, let checked = valid else { throw invalid("GatherND needs indices") }
+        if b > 0 {
+            var base: [Double] = []
+            let batchStrides = View.rowMajor(Array(data.dims.prefix(b)))
+            base.reserveCapacity(try foldedCount(positions, what: "GatherND's batches"))
+            forEachIndex(positions) { at in
+                base.append(Double(zip(at.prefix(b), batchStrides).reduce(0) { $0 + $1.0 * $1.1 } * stride))
+            }
+            rows = try binary(.add, rows, try weightView(.make(.int64, positions, base), name: "\(current.name)#batches", as: .int64))
+        }
+        let table = try reshapeView(contiguous(data), to: [data.dims.prefix(b + k).reduce(1, *), inner.reduce(1, *)])
+        let out = try gatherRows(table, rows, valid: checked)
+        set(0, .tensor(try reshapeView(out, to: picked + inner)))
+    }
+
+    /// AffineGrid: the normalised coordinates of every output position
+    /// (x fastest, then y, then z, and 1) as a constant [positions, 3 or
+    /// 4], times each batch's theta transposed: one MATMUL.
+    func lowerAffineGrid() throws(NeuronCompilerError) {
+        let theta = try floatTensor(0)
+        let size = try integers(1, what: "the size")
+        guard size.count == 4 || size.count == 5, size.allSatisfy({ $0 >= 1 }) else {
+            throw invalid("size \(size) must be [N, C, H, W] or [N, C, D, H, W]")
+        }
+        let spatial = Array(size.dropFirst(2)), rank = spatial.count
+        guard theta.dims == [size[0], rank, rank + 1] else {
+            throw shapeError("theta is \(theta.dims); for size \(size) it must be [\(size[0]), \(rank), \(rank + 1)]")
+        }
+        let aligned = try int("align_corners", 0) != 0
+        // Each axis's coordinates: the corners' centres at ±1 (align_corners), or the pixels' centres.
+        func coordinates(_ n: Int) -> [Double] {
+            (0..<n).map { (i: Int) -> Double in
+                if !aligned { return -1 + (2 * Double(i) + 1) / Double(n) }
+                return n == 1 ? -1 : -1 + 2 * Double(i) / Double(n - 1)
+            }
+        }
+        let axes = spatial.map(coordinates)
+        var base: [Double] = []
+        base.reserveCapacity(try foldedCount([spatial.reduce(1, *), rank + 1], what: "AffineGrid's base grid"))
+        forEachIndex(spatial) { at in
+            // (x, y[, z], 1): the last axis first.
+            for axis in (0..<rank).reversed() { base.append(axes[axis][at[axis]]) }
+            base.append(1)
+        }
+        let grid = try weightView(.make(.float32, [spatial.reduce(1, *), rank + 1], base), name: "\(current.name)#grid")
+        let out = try matmul(grid, theta.permuted([0, 2, 1]))
+        set(0, .tensor(try reshapeView(out, to: [size[0]] + spatial + [rank])))
+    }
+}
