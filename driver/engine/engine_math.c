@@ -380,9 +380,12 @@ double neuron_log(double x)
 /* The square root of double x, correctly rounded: the hardware's. */
 double neuron_sqrt(double x)
 {
-	if (x < 0)
-		return dfrom_bits(0x7ff8000000000000ULL);
-	return hw_sqrt(x);	/* NaN, zeros and +infinity as they are */
+	/*
+	 * Below 0 the hardware's NaN: a NaN constant returned here instead
+	 * is one that an optimiser may fold into the square root's own (LLVM
+	 * does), which would make the two builds differ in its sign.
+	 */
+	return hw_sqrt(x);
 }
 
 /* Round to an integer, ties to even; large values, infinities and NaN kept. */

@@ -184,9 +184,15 @@ final class Lowering {
             }
         }
         let key = "\(name)#\(type.name)"
-        if let view = weightViews[key], view.dims == tensor.shape { return view }
         let converted = tensor.type == type ? tensor : .make(type, tensor.shape, tensor.doubles())
-        let view = View(buffer: 0, type: type, offset: appendWeight(converted.bytes, size: type.size) / type.size,
+        let bytes = converted.bytes
+        // The same name reuses the entry only with the same values (a
+        // lowering may name two different constants alike).
+        if let view = weightViews[key], view.dims == tensor.shape {
+            let start = view.offset * type.size
+            if start + bytes.count <= weightBlob.count, weightBlob[start..<(start + bytes.count)].elementsEqual(bytes) { return view }
+        }
+        let view = View(buffer: 0, type: type, offset: appendWeight(bytes, size: type.size) / type.size,
                         dims: tensor.shape)
         weightViews[key] = view
         return view
