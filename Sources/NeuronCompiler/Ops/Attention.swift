@@ -13,6 +13,7 @@ extension ONNXOps {
         ONNXOp("Attention", takes: [.float32], typedInputs: 3) { l in try l.lowerAttention() },
         // X, cos_cache and sin_cache float32 (or widened); position_ids int64.
         ONNXOp("RotaryEmbedding", takes: [.float32], typedInputs: 3) { l in try l.lowerRotaryEmbedding() },
+        ONNXOp("LinearAttention", takes: [.float32]) { l in try l.lowerLinearAttention() },
     ]
 }
 
@@ -287,5 +288,83 @@ extension Lowering {
                          slab(x, axis: 3, from: rotary, count: headSize - rotary)])
         }
         set(0, .tensor(input.rank == 4 ? out.permuted([0, 2, 1, 3]) : try reshapeView(out, to: input.dims)))
+    }
+
+    /// LinearAttention: a state [batch, kv heads, d_k, d_v] carried over
+    /// the sequence, one step per position (unrolled): decayed by
+    /// exp(decay) (gated), corrected by beta (v − state·k) (delta), plus
+    /// k vᵀ; each query head reads q · state of its key-value head, scaled.
+    func lowerLinearAttention() throws(NeuronCompilerError) {
+        let query = try floatTensor(0), key = try floatTensor(1), value = try floatTensor(2)
+        let rule = try string("update_rule", "gated_delta")
+        guard ["linear", "gated", "delta", "gated_delta"].contains(rule) else { throw unsupported("update_rule=\(rule)") }
+        let gated = rule.hasPrefix("gated"), delta = rule.hasSuffix("delta")
+        let qHeads = try int("q_num_heads", 0), kvHeads = try int("kv_num_heads", 0)
+        guard qHeads >= 1, kvHeads >= 1, qHeads % kvHeads == 0 else {
+            throw invalid("q_num_heads (\(qHeads)) must be a positive multiple of kv_num_heads (\(kvHeads))")
+        }
+        guard query.rank == 3, key.rank == 3, value.rank == 3, query.dims[2] % qHeads == 0, value.dims[2] % kvHeads == 0,
+              key.dims == [query.dims[0], query.dims[1], kvHeads * (query.dims[2] / qHeads)],
+              value.dims[0] == query.dims[0], value.dims[1] == query.dims[1] else {
+            throw shapeError("query \(query.dims), key \(key.dims) and value \(value.dims) do not fit \(qHeads) and \(kvHeads) heads")
+        }
+        guard gated == hasInput(4), delta == hasInput(5) else {
+            throw invalid("update_rule=\(rule) \(gated ? "needs" : "forbids") decay and \(delta ? "needs" : "forbids") beta")
+        }
+        let (b, t, dk, dv, group) = (query.dims[0], query.dims[1], query.dims[2] / qHeads, value.dims[2] / kvHeads, qHeads / kvHeads)
+        let given = try float("scale", 0)
+        let scale = try scalar(given == 0 ? 1 / Float(dk).squareRoot() : given, "scale")
+        let q = try reshapeView(query, to: [b, t, qHeads, dk]), k = try reshapeView(key, to: [b, t, kvHeads, dk])
+        let v = try reshapeView(value, to: [b, t, kvHeads, dv])
+        var decay: View?, beta: View?
+        if gated {
+            let g = try floatTensor(4)
+            guard g.rank == 3, g.dims[0] == b, g.dims[1] == t, g.dims[2] == kvHeads || g.dims[2] == kvHeads * dk else {
+                throw shapeError("decay is \(g.dims); it must be [\(b), \(t), \(kvHeads) or \(kvHeads * dk)]")
+            }
+            decay = try reshapeView(try apply(.exp, g), to: [b, t, kvHeads, g.dims[2] / kvHeads, 1])
+        }
+        if delta {
+            let given = try floatTensor(5)
+            guard given.rank == 3, given.dims[0] == b, given.dims[1] == t, given.dims[2] == kvHeads || given.dims[2] == 1 else {
+                throw shapeError("beta is \(given.dims); it must be [\(b), \(t), \(kvHeads) or 1]")
+            }
+            beta = try reshapeView(given, to: [b, t, given.dims[2], 1])
+        }
+        var state: View
+        if hasInput(3) {
+            state = try floatTensor(3)
+            guard state.dims == [b, kvHeads, dk, dv] else {
+                throw shapeError("past_state is \(state.dims); it must be [\(b), \(kvHeads), \(dk), \(dv)]")
+            }
+        } else {
+            state = try temp(.float32, [b, kvHeads, dk, dv])
+            emit(.fill(0), [state])
+        }
+        let out = try temp(.float32, [b, t, qHeads, dv])
+        func step(_ x: View, _ i: Int) throws(NeuronCompilerError) -> View {
+            try reshapeView(slab(x, axis: 1, from: i, count: 1), to: [x.dims[0]] + Array(x.dims.dropFirst(2)))
+        }
+        for i in 0..<t {
+            let kt = try step(k, i)                 // [b, kv, dk]
+            var vt = try step(v, i)                 // [b, kv, dv]
+            if let decay { state = try binary(.mul, state, try step(decay, i)) }   // [b, kv, dk or 1, 1]
+            let column = try reshapeView(kt, to: [b, kvHeads, dk, 1])
+            if let beta {
+                // retrieved[m] = Σ_d state[d, m] k[d]
+                let retrieved = try reshapeView(try reduce(.sum, try binary(.mul, state, column).permuted([0, 1, 3, 2]), over: [3]),
+                                                to: [b, kvHeads, dv])
+                vt = try binary(.mul, try step(beta, i), try binary(.sub, vt, retrieved))
+            }
+            state = try binary(.add, state, try binary(.mul, column, try reshapeView(vt, to: [b, kvHeads, 1, dv])))
+            // Each query head of a group reads its key-value head's state.
+            let qt = try reshapeView(try step(q, i), to: [b, kvHeads, group, dk])
+            let read = try binary(.mul, try matmul(qt, state), scale)   // [b, kv, group, dv]
+            let target = View(buffer: out.buffer, type: out.type, offset: out.offset + i * out.strides[1],
+                              dims: [b, kvHeads, group, dv], strides: [out.strides[0], group * dv, dv, 1])
+            emit(.copy, [target, read])
+        }
+        set(0, .tensor(try reshapeView(out, to: [b, t, qHeads * dv])))
+        if current.outputs.count > 1 { set(1, .tensor(state)) }
     }
 }
