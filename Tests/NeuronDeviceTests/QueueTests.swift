@@ -195,6 +195,10 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.reduce(op, output([2, 1], at: 500 + index * 2, dtype: .float64), input([2, 50], dtype: .float64))
             }
         })
+        cases.append(QueueCase(name: "int32 matmul with a bias, wrapping", inputs: 3 * 40 + 40 * 7 + 7, outputs: 21) {
+            $0.matmul(output([3, 7], dtype: .int32), input([3, 40], dtype: .int32), input([40, 7], at: 120, dtype: .int32),
+                      bias: input([7], at: 400, dtype: .int32))
+        })
         for op in NeuronPoolOp.allCases {
             cases.append(QueueCase(name: "pool2d \(op)", inputs: 2 * 3 * 20, outputs: 2 * 3 * 6 + 6) {
                 let x = input([2, 3, 5, 4])

@@ -400,6 +400,45 @@ struct TypedEngineTests {
         }
     }
 
+    /// ISA 1.5: int32 MATMUL wraps (products and sums as two's complement), batched, with a bias, through views.
+    @Test("int32 MATMUL wraps as Swift's &* and &+, batched, with a bias, over a transposed view")
+    func integerMatmul() throws {
+        let (batch, m, k, n) = (2, 3, 5, 4)
+        var state: UInt32 = 3
+        func next() -> Int32 {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            return state % 7 == 0 ? Int32.max - Int32(state % 5) : Int32(bitPattern: state) >> 20
+        }
+        let a = (0..<(batch * m * k)).map { _ in next() }, bt = (0..<(batch * n * k)).map { _ in next() }
+        let bias = (0..<n).map { _ in next() }
+        func bytes(_ values: [Int32]) -> [UInt8] { values.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } } }
+        let slots = Self.slots([[UInt8](repeating: 0, count: batch * m * n * 4), bytes(a), bytes(bt), bytes(bias)])
+        var program = NeuronProgram()
+        // b is given transposed ([batch, n, k]) and read through a swapped view.
+        let b = NeuronTensorView.contiguous(slot: 2, dims: [UInt32(batch), UInt32(n), UInt32(k)], dtype: .int32).swapping(1, 2)
+        program.matmul(.contiguous(slot: 0, dims: [UInt32(batch), UInt32(m), UInt32(n)], dtype: .int32),
+                       .contiguous(slot: 1, dims: [UInt32(batch), UInt32(m), UInt32(k)], dtype: .int32), b,
+                       bias: .contiguous(slot: 3, dims: [UInt32(n)], dtype: .int32))
+        try slots.run(program)
+        let got = NeuronDType.int32.values(Self.bytes(slots, 0, count: batch * m * n * 4)).map { Int32($0) }
+        var want: [Int32] = []
+        for p in 0..<batch {
+            for i in 0..<m {
+                for j in 0..<n {
+                    var acc = bias[j]
+                    for x in 0..<k { acc = acc &+ a[(p * m + i) * k + x] &* bt[(p * n + j) * k + x] }
+                    want.append(acc)
+                }
+            }
+        }
+        #expect(got == want)
+        // int32 with float32, or an int32 bias on a float32 product, is refused.
+        var mixed = NeuronProgram()
+        mixed.matmul(.contiguous(slot: 0, dims: [2, 2], dtype: .int32), .contiguous(slot: 1, dims: [2, 2]),
+                     .contiguous(slot: 2, dims: [2, 2]))
+        #expect(throws: NeuronProgramError.self) { try Slots([64, 64, 64]).run(mixed) }
+    }
+
     @Test("the validator refuses types an instruction does not take")
     func refusals() {
         func refused(_ kind: NeuronProgramError.Kind, _ what: String, sizes: [Int] = [64, 64, 64, 64],

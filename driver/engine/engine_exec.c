@@ -646,6 +646,11 @@ NEURON_EXEC(elementwise)
 
 NEURON_EXEC(matmul)
 {
+	if (descs[in->operand[0]].dtype == NEURON_DT_I32) {
+		neuron_typed_matmul(&descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
+				    in->flags & NEURON_MATMUL_BIAS ? &descs[in->operand[3]] : NULL, slots);
+		return NEURON_ISA_OK;
+	}
 	op_matmul(in, &descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]],
 		  in->flags & NEURON_MATMUL_BIAS ? &descs[in->operand[3]] : NULL, slots, scratch);
 	return NEURON_ISA_OK;

@@ -97,5 +97,8 @@ void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_
 void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			 const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots);
 s64 neuron_typed_index(const void *base, u32 dtype, u64 off);
+void neuron_typed_matmul(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+			 const struct neuron_tensor_desc *b, const struct neuron_tensor_desc *bias,
+			 const struct neuron_engine_slot *slots);
 
 #endif /* NEURON_ENGINE_INSN_H */

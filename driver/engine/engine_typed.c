@@ -530,3 +530,35 @@ NEURON_EXEC(select)
 		  &descs[in->operand[3]], slots);
 	return NEURON_ISA_OK;
 }
+
+/*
+ * MATMUL of int32 into int32 (ISA 1.5): products and sums wrap as two's
+ * complement (the order does not matter: wrapping addition is exact).
+ */
+void neuron_typed_matmul(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+			 const struct neuron_tensor_desc *b, const struct neuron_tensor_desc *bias,
+			 const struct neuron_engine_slot *slots)
+{
+	const s32 *pa = slots[a->slot].base, *pb = slots[b->slot].base;
+	const s32 *pbias = bias ? slots[bias->slot].base : NULL;
+	s32 *po = slots[o->slot].base;
+	u32 r = o->rank, batches = r == 3 ? o->dims[0] : 1, m, n, k, i;
+	u32 rows = o->dims[r - 2], cols = o->dims[r - 1], inner = a->dims[r - 1];
+
+	for (i = 0; i < batches; i++) {
+		u64 ao = a->offset + (r == 3 ? (u64)i * a->strides[0] : 0);
+		u64 bo = b->offset + (r == 3 ? (u64)i * b->strides[0] : 0);
+		u64 oo = o->offset + (r == 3 ? (u64)i * o->strides[0] : 0);
+
+		for (m = 0; m < rows; m++) {
+			for (n = 0; n < cols; n++) {
+				u32 acc = pbias ? (u32)pbias[bias->offset + n * bias->strides[0]] : 0;
+
+				for (k = 0; k < inner; k++)
+					acc += (u32)pa[ao + m * a->strides[r - 2] + k * a->strides[r - 1]] *
+					       (u32)pb[bo + k * b->strides[r - 2] + n * b->strides[r - 1]];
+				po[oo + m * o->strides[r - 2] + n * o->strides[r - 1]] = (s32)acc;
+			}
+		}
+	}
+}

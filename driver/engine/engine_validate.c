@@ -243,8 +243,11 @@ NEURON_CHECK(matmul)
 	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
 	u32 r = o->rank;
 
-	if (!is_f32(o) || a->dtype != b->dtype ||
-	    (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16))
+	/* f32 from f32 or bf16; or (ISA 1.5) i32 from i32, wrapping */
+	int ints = o->dtype == NEURON_DT_I32 && a->dtype == NEURON_DT_I32;
+
+	if ((!is_f32(o) && !ints) || a->dtype != b->dtype ||
+	    (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16 && !ints))
 		return NEURON_ISA_E_OPERAND;
 	if ((r != 2 && r != 3) || a->rank != r || b->rank != r)
 		return NEURON_ISA_E_OPERAND;
@@ -256,7 +259,7 @@ NEURON_CHECK(matmul)
 	if (in->flags & NEURON_MATMUL_BIAS) {
 		const struct neuron_tensor_desc *bias = &descs[in->operand[3]];
 
-		if (!is_f32(bias) || bias->rank != 1 || bias->dims[0] != o->dims[r - 1])
+		if (bias->dtype != o->dtype || bias->rank != 1 || bias->dims[0] != o->dims[r - 1])
 			return NEURON_ISA_E_OPERAND;
 	}
 	return NEURON_ISA_OK;

@@ -36,16 +36,18 @@ extension Lowering {
         }
         var outDims = batch + [m, n]
         var out: View
+        // float32, or int32 from int32 (ISA 1.5, wrapping).
+        let resultType: NeuronDType = x.type == .int32 ? .int32 : .float32
         if batchCount == 1 {
             let x2 = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [m, k],
                           strides: Array(x.strides.suffix(2)))
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
-            out = try temp(.float32, [m, n])
+            out = try temp(resultType, [m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(x2, y2) + (bias.map { [$0] } ?? []))
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
-            out = try temp(.float32, [batchCount * m, n])
+            out = try temp(resultType, [batchCount * m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(flat, y) + (bias.map { [$0] } ?? []))
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
@@ -53,7 +55,7 @@ extension Lowering {
             }
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
-            out = try temp(.float32, [batchCount, m, n])
+            out = try temp(resultType, [batchCount, m, n])
             emit(.matmul(bias: bias != nil), [out] + castOperands(x3, y3) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
@@ -66,7 +68,7 @@ extension Lowering {
 
     /// Matmul operands as they go to the engine: bfloat16 under --auto-cast.
     func castOperands(_ a: View, _ b: View) -> [View] {
-        guard autoCast != .none else { return [a, b] }
+        guard autoCast != .none, a.type == .float32 else { return [a, b] }
         autoCastOps += 1
         return [bfloat16(a), bfloat16(b)]
     }

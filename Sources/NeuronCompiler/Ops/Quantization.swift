@@ -9,6 +9,11 @@ extension ONNXOps {
         // uint8 over the range of x and 0: scale (max − min) / 255, the zero
         // point rounded and clipped, y = clip(round(x / scale) + zero point).
         ONNXOp("DynamicQuantizeLinear", takes: [.float32]) { l in try l.lowerDynamicQuantize() },
+        // Integer products with int32 accumulation (ISA 1.5's int32 MATMUL).
+        ONNXOp("MatMulInteger", takes: [.int8, .uint8], typedInputs: 2) { l in
+            l.set(0, .tensor(try l.matmul(try l.zeroShifted(0, point: 2, rows: true), try l.zeroShifted(1, point: 3, rows: false))))
+        },
+        ONNXOp("QLinearMatMul") { l in try l.lowerQLinearMatMul() },
         // y = saturate(round(x / scale) + zero point), rounding half to even.
         ONNXOp("QuantizeLinear", takes: [.float32], typedInputs: 1) { l in
             let x = try l.floatTensor(0)
@@ -95,5 +100,60 @@ extension Lowering {
         set(0, .tensor(y))
         if current.outputs.count > 1 { set(1, .tensor(scale)) }
         if current.outputs.count > 2 { set(2, .tensor(converted(point, to: .uint8))) }
+    }
+
+    /// Input `index` (int8 or uint8) as int32 minus its zero point (input
+    /// `point`, when given: one number, or one per row of A / column of B).
+    func zeroShifted(_ index: Int, point: Int, rows: Bool) throws(NeuronCompilerError) -> View {
+        let x = try typedTensor(index)
+        guard x.type == .int8 || x.type == .uint8 else {
+            throw unsupported("input \(current.inputs[index]) is \(x.type.name); int8 or uint8 are supported")
+        }
+        let wide = converted(x, to: .int32)
+        guard hasInput(point) else { return wide }
+        var zero = converted(try typedTensor(point, as: x.type), to: .int32)
+        if zero.count > 1 {
+            guard zero.rank == 1, x.rank >= 2, zero.count == x.dims[x.rank - (rows ? 2 : 1)] else {
+                throw shapeError("the zero point \(zero.dims) is neither one number nor one per \(rows ? "row" : "column") of \(x.dims)")
+            }
+            if rows { zero = try reshapeView(zero, to: [zero.count, 1]) }
+        }
+        return try binary(.sub, wide, zero)
+    }
+
+    /// QLinearMatMul: (a − a_zero)(b − b_zero) in int32, then in float64 as
+    /// ONNX's reference: times a_scale · b_scale / y_scale (computed in the
+    /// scales' type), plus y_zero, rounded half to even and saturated.
+    func lowerQLinearMatMul() throws(NeuronCompilerError) {
+        let product = try matmul(try zeroShifted(0, point: 2, rows: true), try zeroShifted(3, point: 5, rows: false))
+        var scales: [View] = []
+        for index in [1, 4, 6] {
+            let scale = try typedTensor(index)
+            guard scale.type == .float32 || scale.type == .float16 || scale.type == .bfloat16 else {
+                throw unsupported("the scale \(current.inputs[index]) is \(scale.type.name); float32, float16 or bfloat16 are supported")
+            }
+            scales.append(scale)
+        }
+        // Each step of a half-precision product rounds to that type, as numpy's does.
+        let narrow = scales[0].type
+        func rounded(_ v: View) -> View { narrow == .float32 ? v : converted(converted(v, to: narrow), to: .float32) }
+        let wide = scales.map { converted($0, to: .float32) }
+        let multiplier = rounded(try binary(.div, rounded(try binary(.mul, wide[0], wide[1])), wide[2]))
+        var y = try binary(.mul, converted(product, to: .float64), converted(multiplier, to: .float64))
+        let type: NeuronDType
+        if hasInput(7) {
+            let zero = try typedTensor(7)
+            type = zero.type
+            y = try binary(.add, y, converted(zero, to: .float64))
+        } else {
+            type = try typedTensor(0).type
+        }
+        guard type == .int8 || type == .uint8 else { throw unsupported("y_zero_point is \(type.name); int8 or uint8 are supported") }
+        let (low, high): (Double, Double) = type == .int8 ? (-128, 127) : (0, 255)
+        func bound(_ value: Double, _ what: String) throws(NeuronCompilerError) -> View {
+            try weightView(.make(.float64, [], [value]), name: "\(current.name)#\(what)", as: .float64)
+        }
+        let clipped = try binary(.min, try binary(.max, try apply(.round, y), try bound(low, "qmin")), try bound(high, "qmax"))
+        set(0, .tensor(converted(clipped, to: type)))
     }
 }
