@@ -59,6 +59,8 @@ public enum NeuronReduceOp: UInt8, Sendable, CaseIterable {
 /// COMPARE's sub-operations (ISA 1.4): out (bool) = a op b; NaN compares false.
 public enum NeuronCompareOp: UInt8, Sendable, CaseIterable { case eq, lt, le, gt, ge }
 public enum NeuronPoolOp: UInt8, Sendable, CaseIterable { case max, avg }
+/// SCATTER's sub-operations (ISA 1.5): how an update meets its element.
+public enum NeuronScatterOp: UInt8, Sendable, CaseIterable { case set, add, mul, max, min }
 
 /// A 2-D window: strides, padding (top, left, bottom, right), dilation.
 public struct NeuronWindow: Sendable, Equatable {
@@ -199,6 +201,13 @@ public struct NeuronProgram: Sendable {
     }
 
     /// out[i..., d] = table[indices[i...], d]: an embedding lookup.
+    /// out[indices[i]] op= updates[i] in order (ISA 1.5); all of rank 1.
+    public mutating func scatter(_ op: NeuronScatterOp, _ out: NeuronTensorView, indices: NeuronTensorView,
+                                 updates: NeuronTensorView) {
+        let o = operand(out), i = operand(indices), u = operand(updates)
+        emit(NEURON_OP_SCATTER, sub: op.rawValue, [o, i, u])
+    }
+
     public mutating func gather(_ out: NeuronTensorView, table: NeuronTensorView, indices: NeuronTensorView) {
         let o = operand(out), t = operand(table), i = operand(indices)
         emit(NEURON_OP_GATHER, [o, t, i])

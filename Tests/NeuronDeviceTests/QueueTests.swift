@@ -195,6 +195,13 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.reduce(op, output([2, 1], at: 500 + index * 2, dtype: .float64), input([2, 50], dtype: .float64))
             }
         })
+        for op in NeuronScatterOp.allCases {
+            cases.append(QueueCase(name: "scatter \(op) of float32, repeated and negative indices", inputs: 16 + 6, outputs: 16,
+                                   indices: (16, [3, 0, 15, -1, 3, 7])) {
+                $0.copy(output([16]), from: input([16]))
+                $0.scatter(op, output([16]), indices: input([6], at: 16, dtype: .int32), updates: input([6]))
+            })
+        }
         cases.append(QueueCase(name: "int32 matmul with a bias, wrapping", inputs: 3 * 40 + 40 * 7 + 7, outputs: 21) {
             $0.matmul(output([3, 7], dtype: .int32), input([3, 40], dtype: .int32), input([40, 7], at: 120, dtype: .int32),
                       bias: input([7], at: 400, dtype: .int32))

@@ -439,6 +439,39 @@ struct TypedEngineTests {
         #expect(throws: NeuronProgramError.self) { try Slots([64, 64, 64]).run(mixed) }
     }
 
+    /// ISA 1.5: SCATTER in order; the last of equal indices wins a SET.
+    @Test("SCATTER sets in order or combines (ADD, MUL, MAX, MIN) as each type computes; out of range faults after the earlier ones landed")
+    func scatter() throws {
+        let indices: [Double] = [2, 0, -1, 2, 1, 2]   // -1 is the last element, 4
+        let updates: [Double] = [5, -3, 7, 9, 100, -2]
+        let start: [Double] = [1, 2, 3, 4, 6]
+        func run(_ op: NeuronScatterOp, _ type: NeuronDType) throws -> [Double] {
+            let slots = Self.slots([type.bytes(start), NeuronDType.int64.bytes(indices), type.bytes(updates)])
+            var program = NeuronProgram()
+            program.scatter(op, .contiguous(slot: 0, dims: [5], dtype: type),
+                            indices: .contiguous(slot: 1, dims: [6], dtype: .int64),
+                            updates: .contiguous(slot: 2, dims: [6], dtype: type))
+            try slots.run(program)
+            return type.values(Self.bytes(slots, 0, count: 5 * type.size))
+        }
+        for type in [NeuronDType.float32, .float64, .int32, .int16] {
+            #expect(try run(.set, type) == [-3, 100, -2, 4, 7], "\(type)")
+            #expect(try run(.add, type) == [-2, 102, 15, 4, 13], "\(type)")
+            #expect(try run(.mul, type) == [-3, 200, -270, 4, 42], "\(type)")
+            #expect(try run(.max, type) == [1, 100, 9, 4, 7], "\(type)")
+            #expect(try run(.min, type) == [-3, 2, -2, 4, 6], "\(type)")
+        }
+        // int8 wraps: 2 · 100 = 200 − 256, 3 · 5 · 9 · −2 = −270 + 256.
+        #expect(try run(.mul, .int8) == [-3, -56, -14, 4, 42])
+        // An index past the end faults; the updates before it stay.
+        let slots = Self.slots([NeuronDType.float32.bytes(start), NeuronDType.int32.bytes([0, 5, 1]), NeuronDType.float32.bytes([9, 9, 9])])
+        var program = NeuronProgram()
+        program.scatter(.set, .contiguous(slot: 0, dims: [5]), indices: .contiguous(slot: 1, dims: [3], dtype: .int32),
+                        updates: .contiguous(slot: 2, dims: [3]))
+        #expect(throws: NeuronProgramError.self) { try slots.run(program) }
+        #expect(NeuronDType.float32.values(Self.bytes(slots, 0, count: 20)) == [9, 2, 3, 4, 6])
+    }
+
     @Test("the validator refuses types an instruction does not take")
     func refusals() {
         func refused(_ kind: NeuronProgramError.Kind, _ what: String, sizes: [Int] = [64, 64, 64, 64],
@@ -476,6 +509,12 @@ struct TypedEngineTests {
         refused(.operand, "AND of float64") { $0.binary(.and, f64, f64, f64) }
         refused(.operand, "SUM of float64 into float32") { $0.reduce(.sum, .contiguous(slot: 1, dims: [1]), f64) }
         refused(.operand, "SIN of int32") { $0.unary(.sin, i32, i32) }
+        refused(.operand, "SCATTER ADD of bool") { $0.scatter(.add, bool, indices: i32, updates: bool) }
+        refused(.operand, "SCATTER of float32 updates into int32") { $0.scatter(.set, i32, indices: i32, updates: f32) }
+        refused(.operand, "SCATTER with float32 indices") { $0.scatter(.set, f32, indices: f32, updates: f32) }
+        refused(.operand, "SCATTER of more updates than indices") {
+            $0.scatter(.set, f32, indices: .contiguous(slot: 0, dims: [2], dtype: .int32), updates: f32)
+        }
         for raw: UInt8 in [0, 14, 255] {
             var program = NeuronProgram()
             program.fill(.contiguous(slot: 0, dims: [4]), value: 0)

@@ -682,6 +682,13 @@ NEURON_EXEC(gather)
 	return op_gather(&descs[in->operand[0]], &descs[in->operand[1]], &descs[in->operand[2]], slots);
 }
 
+NEURON_EXEC(scatter)
+{
+	(void)scratch;
+	return neuron_typed_scatter(in, &descs[in->operand[0]], &descs[in->operand[1]],
+				    &descs[in->operand[2]], slots);
+}
+
 NEURON_EXEC(layernorm)
 {
 	(void)scratch;

@@ -40,6 +40,11 @@ static const char *const compare_names[NEURON_CMP_COUNT] = {
 	[NEURON_CMP_GT] = "GT", [NEURON_CMP_GE] = "GE",
 };
 
+static const char *const scatter_names[NEURON_SCATTER_COUNT] = {
+	[NEURON_SCATTER_SET] = "SET", [NEURON_SCATTER_ADD] = "ADD", [NEURON_SCATTER_MUL] = "MUL",
+	[NEURON_SCATTER_MAX] = "MAX", [NEURON_SCATTER_MIN] = "MIN",
+};
+
 static const char *const pool_names[NEURON_POOL_COUNT] = {
 	[NEURON_POOL_MAX] = "MAX", [NEURON_POOL_AVG] = "AVG",
 };
@@ -152,6 +157,13 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 		.cost = NEURON_COST_OUTPUT, .slice_weight = 64,
 		.split = NEURON_SPLIT_ELEMENTS, .split_operands = 0xf,
 		.check = neuron_check_select, .exec = neuron_exec_select,
+	},
+	[NEURON_OP_SCATTER] = {
+		/* out[indices[i]] <sub>= updates[i], in order: one part */
+		.name = "SCATTER", .sub_names = scatter_names, .kind = NEURON_INSN_COMPUTE,
+		.operands = 3, .subs = NEURON_SCATTER_COUNT,
+		.cost = NEURON_COST_ROWS, .slice_weight = 64, .split = NEURON_SPLIT_NONE,
+		.check = neuron_check_scatter, .exec = neuron_exec_scatter,
 	},
 };
 

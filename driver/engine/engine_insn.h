@@ -71,6 +71,7 @@ NEURON_CHECK(pool2d);
 NEURON_CHECK(sync);
 NEURON_CHECK(compare);
 NEURON_CHECK(select);
+NEURON_CHECK(scatter);
 
 NEURON_EXEC(nop);
 NEURON_EXEC(fill);
@@ -85,6 +86,7 @@ NEURON_EXEC(conv2d);
 NEURON_EXEC(pool2d);
 NEURON_EXEC(compare);
 NEURON_EXEC(select);
+NEURON_EXEC(scatter);
 
 /* engine_typed.c: element types beyond f32, for engine_exec.c. */
 void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,
@@ -97,6 +99,9 @@ void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_
 void neuron_typed_reduce(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			 const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots);
 s64 neuron_typed_index(const void *base, u32 dtype, u64 off);
+u32 neuron_typed_scatter(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			 const struct neuron_tensor_desc *ix, const struct neuron_tensor_desc *u,
+			 const struct neuron_engine_slot *slots);
 void neuron_typed_matmul(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 			 const struct neuron_tensor_desc *b, const struct neuron_tensor_desc *bias,
 			 const struct neuron_engine_slot *slots);

@@ -562,3 +562,65 @@ void neuron_typed_matmul(const struct neuron_tensor_desc *o, const struct neuron
 		}
 	}
 }
+
+/*
+ * SCATTER (ISA 1.5): each update in order onto out[index] (negative counts
+ * from the end): set, or combined as float32 (in float), float64, half
+ * precision (in float, rounded once) or integers (wrapping) compute. An
+ * index outside out is a fault; the updates before it have landed.
+ */
+u32 neuron_typed_scatter(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			 const struct neuron_tensor_desc *ix, const struct neuron_tensor_desc *u,
+			 const struct neuron_engine_slot *slots)
+{
+	u32 size = neuron_dtype_size(o->dtype), n = ix->dims[0], i, byte;
+	s64 length = o->dims[0];
+	u8 *out = slots[o->slot].base;
+	const u8 *src = slots[u->slot].base;
+	static const u32 as_binary[NEURON_SCATTER_COUNT] = {
+		[NEURON_SCATTER_ADD] = NEURON_BIN_ADD, [NEURON_SCATTER_MUL] = NEURON_BIN_MUL,
+		[NEURON_SCATTER_MAX] = NEURON_BIN_MAX, [NEURON_SCATTER_MIN] = NEURON_BIN_MIN,
+	};
+
+	for (i = 0; i < n; i++) {
+		s64 idx = neuron_typed_index(slots[ix->slot].base, ix->dtype,
+					     ix->offset + (u64)i * ix->strides[0]);
+		u64 to, from = u->offset + (u64)i * u->strides[0];
+
+		if (idx < 0)
+			idx += length;
+		if (idx < 0 || idx >= length)
+			return NEURON_ISA_FAULT_INDEX;
+		to = o->offset + (u64)idx * o->strides[0];
+		if (in->sub == NEURON_SCATTER_SET) {
+			for (byte = 0; byte < size; byte++)
+				out[to * size + byte] = src[from * size + byte];
+			continue;
+		}
+		if (o->dtype == NEURON_DT_F32) {
+			float x = ((float *)out)[to], y = ((const float *)src)[from];
+			float r = in->sub == NEURON_SCATTER_ADD ? x + y :
+				  in->sub == NEURON_SCATTER_MUL ? x * y :
+				  in->sub == NEURON_SCATTER_MAX ? (x > y || x != x ? x : y) :
+								  (x < y || x != x ? x : y);
+
+			((float *)out)[to] = r;
+		} else if (o->dtype == NEURON_DT_F64) {
+			((double *)out)[to] = f64_binary(as_binary[in->sub], ((double *)out)[to],
+							 ((const double *)src)[from]);
+		} else if (o->dtype == NEURON_DT_F16 || o->dtype == NEURON_DT_BF16) {
+			struct value x = load(out, o->dtype, to), y = load(src, o->dtype, from);
+			float a = (float)x.d, b = (float)y.d;
+
+			x.d = in->sub == NEURON_SCATTER_ADD ? a + b : in->sub == NEURON_SCATTER_MUL ? a * b :
+			      in->sub == NEURON_SCATTER_MAX ? (a > b || a != a ? a : b) : (a < b || a != a ? a : b);
+			store(out, o->dtype, to, x, 0);
+		} else {
+			u64 x = load(out, o->dtype, to).bits, y = load(src, o->dtype, from).bits;
+
+			store_bits(out, o->dtype, to,
+				   int_binary(as_binary[in->sub], dtype_signed(o->dtype), size * 8, x, y));
+		}
+	}
+	return 0;
+}

@@ -373,6 +373,24 @@ NEURON_CHECK(select)
 }
 
 /*
+ * SCATTER (ISA 1.5): out, indices and updates of rank 1; indices i32 or
+ * i64, one per update; updates of out's dtype; ADD, MUL, MAX and MIN not
+ * of bool.
+ */
+NEURON_CHECK(scatter)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *ix = &descs[in->operand[1]];
+	const struct neuron_tensor_desc *u = &descs[in->operand[2]];
+
+	if (o->rank != 1 || ix->rank != 1 || u->rank != 1 || u->dims[0] != ix->dims[0] ||
+	    u->dtype != o->dtype || (ix->dtype != NEURON_DT_I32 && ix->dtype != NEURON_DT_I64))
+		return NEURON_ISA_E_OPERAND;
+	if (in->sub != NEURON_SCATTER_SET && o->dtype == NEURON_DT_BOOL)
+		return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+/*
  * REDUCE: f32 into f32, or (ISA 1.5) f64 into f64; ARGMAX and ARGMIN (ISA
  * 1.4) of any dtype but bool into I64, the only ones
  * NEURON_REDUCE_LAST_INDEX applies to.

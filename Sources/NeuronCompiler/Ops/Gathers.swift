@@ -11,6 +11,9 @@ extension ONNXOps {
         ONNXOp("GatherElements") { l in try l.lowerGatherElements() },
         ONNXOp("GatherND") { l in try l.lowerGatherND() },
         ONNXOp("ReverseSequence") { l in try l.lowerReverseSequence() },
+        ONNXOp("ScatterElements") { l in try l.lowerScatterElements() },
+        ONNXOp("Scatter") { l in try l.lowerScatterElements() },   // opset 9-10's name
+        ONNXOp("ScatterND") { l in try l.lowerScatterND() },
         ONNXOp("AffineGrid", takes: [.float32], typedInputs: 1) { l in try l.lowerAffineGrid() },
     ]
 }
@@ -57,9 +60,17 @@ extension Lowering {
     /// out[i...] = data[i... with i[axis] = index[i...]]; `index` int64 of
     /// the output's shape (a view, broadcast or not).
     func gatherElements(_ data: View, _ given: View, axis a: Int) throws(NeuronCompilerError) -> View {
-        let (index, valid) = try normalizedIndex(given, dim: data.dims[a])
+        let (flat, valid) = try elementPositions(dims: data.dims, given, axis: a)
+        let column = try reshapeView(contiguous(data), to: [data.count, 1])
+        return try reshapeView(try gatherRows(column, flat, valid: valid), to: given.dims)
+    }
+
+    /// The flat position in a row-major tensor of `dims` of the element
+    /// at i... with i[axis] = index[i...], and whether index was in range.
+    func elementPositions(dims: [Int], _ given: View, axis a: Int) throws(NeuronCompilerError) -> (View, View) {
+        let (index, valid) = try normalizedIndex(given, dim: dims[a])
         // flat = index * stride(axis) + the position along every other axis.
-        let strides = View.rowMajor(data.dims)
+        let strides = View.rowMajor(dims)
         var base: [Double] = []
         base.reserveCapacity(try foldedCount(given.dims, what: "\(current.op)'s positions"))
         forEachIndex(given.dims) { at in
@@ -67,9 +78,66 @@ extension Lowering {
         }
         let offsets = try weightView(.make(.int64, given.dims, base), name: "\(current.name)#positions", as: .int64)
         let stride = try weightView(.make(.int64, [], [Double(strides[a])]), name: "\(current.name)#stride", as: .int64)
-        let flat = try binary(.add, try binary(.mul, index, stride), offsets)
-        let column = try reshapeView(contiguous(data), to: [data.count, 1])
-        return try reshapeView(try gatherRows(column, flat, valid: valid), to: given.dims)
+        return (try binary(.add, try binary(.mul, index, stride), offsets), valid)
+    }
+
+    /// SCATTER of `updates` (one per position of `flat`, int64; invalid
+    /// ones sent past the end, where SCATTER faults) onto a copy of `data`.
+    func scattered(_ data: View, _ flat: View, valid: View, updates: View) throws(NeuronCompilerError) -> View {
+        guard updates.count == flat.count, updates.type == data.type else {
+            throw shapeError("updates \(updates.dims) (\(updates.type.name)) do not fit \(flat.count) positions of \(data.type.name)")
+        }
+        let op: NeuronScatterOp
+        switch try string("reduction", "none") {
+        case "none": op = .set
+        case "add": op = .add
+        case "mul": op = .mul
+        case "max": op = .max
+        case "min": op = .min
+        case let other: throw unsupported("reduction=\(other)")
+        }
+        guard op == .set || data.type != .bool else { throw unsupported("reduction=\(op) of bool") }
+        let out = copied(data)
+        let past = try int64Scalar(data.count, "past-data")
+        let positions = try reshapeView(try select(valid, flat, past), to: [flat.count])
+        emit(.scatter(op), [try reshapeView(out, to: [data.count]), positions, try reshapeView(contiguous(updates), to: [updates.count])])
+        return out
+    }
+
+    func lowerScatterElements() throws(NeuronCompilerError) {
+        let data = try tensor(0), given = try tensor(1), updates = try tensor(2)
+        guard given.type == .int32 || given.type == .int64 else {
+            throw unsupported("the indices are \(given.type.name); int32 or int64 are supported")
+        }
+        guard given.rank == data.rank, updates.dims == given.dims else {
+            throw shapeError("indices \(given.dims) and updates \(updates.dims) must match and have the data's rank (\(data.dims))")
+        }
+        let a = try axis(try int("axis", 0), rank: data.rank)
+        for k in 0..<data.rank where k != a && given.dims[k] > data.dims[k] {
+            throw shapeError("the indices \(given.dims) pass the data \(data.dims) on axis \(k)")
+        }
+        let (flat, valid) = try elementPositions(dims: data.dims, converted(given, to: .int64), axis: a)
+        set(0, .tensor(try scattered(data, flat, valid: valid, updates: updates)))
+    }
+
+    func lowerScatterND() throws(NeuronCompilerError) {
+        let data = try tensor(0), given = try tensor(1), updates = try tensor(2)
+        guard given.type == .int32 || given.type == .int64 else {
+            throw unsupported("the indices are \(given.type.name); int32 or int64 are supported")
+        }
+        guard given.rank >= 1, let k = given.dims.last, k >= 1, k <= data.rank,
+              updates.dims == Array(given.dims.dropLast()) + Array(data.dims.dropFirst(k)) else {
+            throw shapeError("indices \(given.dims) and updates \(updates.dims) do not index data \(data.dims)")
+        }
+        let (rows, valid, positions) = try ndRows(converted(given, to: .int64), dims: data.dims, batchDims: 0)
+        let inner = data.dims.dropFirst(k).reduce(1, *)
+        // Element = row · inner + j.
+        let starts = try binary(.mul, try reshapeView(rows, to: [positions.reduce(1, *), 1]), try int64Scalar(inner, "inner"))
+        let offsets = try weightView(.make(.int64, [1, inner], (0..<inner).map(Double.init)), name: "\(current.name)#inner", as: .int64)
+        let flat = try binary(.add, starts, offsets)
+        let ok = try binary(.and, try reshapeView(valid, to: [positions.reduce(1, *), 1]),
+                            try weightView(.make(.bool, [1, inner], [Double](repeating: 1, count: inner)), name: "\(current.name)#all", as: .bool))
+        set(0, .tensor(try scattered(data, flat, valid: ok, updates: updates)))
     }
 
     /// ReverseSequence: along the time axis, the first sequence_lens[b]
@@ -106,36 +174,45 @@ extension Lowering {
             throw shapeError("indices \(given.dims) with batch_dims=\(b) do not index data \(data.dims)")
         }
         let picked = Array(given.dims.dropLast())   // one row per picked position
-        let positions = picked.isEmpty ? [1] : picked
         let inner = Array(data.dims.dropFirst(b + k))
-        // The row of data [prefix(b + k) flattened, inner]: batch position, then the k indices.
-        let indices = converted(given, to: .int64)
+        let (rows, checked, _) = try ndRows(converted(given, to: .int64), dims: data.dims, batchDims: b)
+        let table = try reshapeView(contiguous(data), to: [data.dims.prefix(b + k).reduce(1, *), inner.reduce(1, *)])
+        let out = try gatherRows(table, rows, valid: checked)
+        set(0, .tensor(try reshapeView(out, to: picked + inner)))
+    }
+
+    /// For indices [..., k] (int64) into data of `dims` with `batchDims`
+    /// batch axes: each position's row of data seen as [prefix(b + k)
+    /// flattened, the rest], whether its indices were in range, and the
+    /// positions' shape.
+    func ndRows(_ indices: View, dims: [Int], batchDims b: Int) throws(NeuronCompilerError) -> (View, View, [Int]) {
+        let k = indices.dims[indices.rank - 1]
+        let picked = Array(indices.dims.dropLast())
+        let positions = picked.isEmpty ? [1] : picked
         var flat: View?, valid: View?
         var stride = 1
         for j in (0..<k).reversed() {
             var component = indices
             component.offset += j * indices.strides[indices.rank - 1]
             component.dims[indices.rank - 1] = 1
-            let (index, ok) = try normalizedIndex(try reshapeView(component, to: positions), dim: data.dims[b + j])
+            let (index, ok) = try normalizedIndex(try reshapeView(component, to: positions), dim: dims[b + j])
             let scaled = stride == 1 ? index : try binary(.mul, index, try weightView(.make(.int64, [], [Double(stride)]),
                                                                                     name: "\(current.name)#stride\(j)", as: .int64))
             if let sum = flat { flat = try binary(.add, sum, scaled) } else { flat = scaled }
             if let all = valid { valid = try binary(.and, all, ok) } else { valid = ok }
-            stride *= data.dims[b + j]
+            stride *= dims[b + j]
         }
-        guard var rows = flat, let checked = valid else { throw invalid("GatherND needs indices") }
+        guard var rows = flat, let checked = valid else { throw invalid("\(current.op) needs indices") }
         if b > 0 {
             var base: [Double] = []
-            let batchStrides = View.rowMajor(Array(data.dims.prefix(b)))
+            let batchStrides = View.rowMajor(Array(dims.prefix(b)))
             base.reserveCapacity(try foldedCount(positions, what: "GatherND's batches"))
             forEachIndex(positions) { at in
                 base.append(Double(zip(at.prefix(b), batchStrides).reduce(0) { $0 + $1.0 * $1.1 } * stride))
             }
             rows = try binary(.add, rows, try weightView(.make(.int64, positions, base), name: "\(current.name)#batches", as: .int64))
         }
-        let table = try reshapeView(contiguous(data), to: [data.dims.prefix(b + k).reduce(1, *), inner.reduce(1, *)])
-        let out = try gatherRows(table, rows, valid: checked)
-        set(0, .tensor(try reshapeView(out, to: picked + inner)))
+        return (rows, checked, positions)
     }
 
     /// AffineGrid: the normalised coordinates of every output position

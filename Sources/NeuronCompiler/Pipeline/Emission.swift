@@ -41,6 +41,7 @@ enum Emission {
         case .softmax: program.softmax(views[0], views[1])
         case .cast(let wrap): program.cast(views[0], views[1], wrap: wrap)
         case .gather: program.gather(views[0], table: views[1], indices: views[2])
+        case .scatter(let op): program.scatter(op, views[0], indices: views[1], updates: views[2])
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
         case .conv(let window, let bias, let relu, let weights, let accumulate):
             program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,

@@ -44,6 +44,8 @@ struct AbstractOp {
         case softmax
         case cast(wrap: Bool)
         case gather
+        /// operands[0][operands[1][i]] op= operands[2][i] in order; it reads operands[0] too.
+        case scatter(NeuronScatterOp)
         case layerNorm(epsilon: Float)
         case conv(NeuronWindow, bias: Bool, relu: Bool, weights: ConvWeights, accumulate: Bool)
         case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)

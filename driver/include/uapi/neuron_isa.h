@@ -127,6 +127,8 @@ enum neuron_opcode {
 	/* Element types beyond f32 (ISA 1.4). */
 	NEURON_OP_COMPARE = 16,		/* out (bool) = a <sub> b */
 	NEURON_OP_SELECT = 17,		/* out = a[0] ? a[1] : a[2], a[0] bool */
+	/* ISA 1.5 (driver API 1.6) */
+	NEURON_OP_SCATTER = 18,		/* out[a[i]] <sub>= b[i], i in order */
 	NEURON_OP_COUNT
 };
 
@@ -160,6 +162,12 @@ enum neuron_reduce_op {
 /* NEURON_OP_COMPARE (ISA 1.4): a and b of one dtype; NaN compares false. */
 enum neuron_compare_op {
 	NEURON_CMP_EQ, NEURON_CMP_LT, NEURON_CMP_LE, NEURON_CMP_GT, NEURON_CMP_GE, NEURON_CMP_COUNT
+};
+
+/* NEURON_OP_SCATTER (ISA 1.5): how an update meets the element it lands on. */
+enum neuron_scatter_op {
+	NEURON_SCATTER_SET, NEURON_SCATTER_ADD, NEURON_SCATTER_MUL, NEURON_SCATTER_MAX,
+	NEURON_SCATTER_MIN, NEURON_SCATTER_COUNT
 };
 
 enum neuron_pool_op {
@@ -243,7 +251,7 @@ enum neuron_isa_error {
 	NEURON_ISA_E_OPERAND,		/* operand index, dtype or shape */
 	NEURON_ISA_E_PARAM,		/* fparam or iparam */
 	/* Faults found while running (data-dependent). */
-	NEURON_ISA_FAULT_INDEX = 64,	/* a GATHER index outside the table */
+	NEURON_ISA_FAULT_INDEX = 64,	/* a GATHER or SCATTER index outside its tensor */
 };
 
 #endif /* _UAPI_NEURON_ISA_H */
