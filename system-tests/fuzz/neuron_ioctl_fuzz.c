@@ -533,6 +533,15 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 		in->operand[2] = gen_op(p, nslots, sizes, r, dims, dt);
 		in->operand[0] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_BOOL);
 		break;
+	case NEURON_OP_SCATTER: {
+		uint32_t len[1] = { m }, count[1] = { k };
+
+		in->sub = (uint8_t)rnd(NEURON_SCATTER_COUNT);
+		in->operand[1] = gen_op(p, nslots, sizes, 1, count, rnd(2) ? NEURON_DT_I32 : NEURON_DT_I64);
+		in->operand[2] = gen_op(p, nslots, sizes, 1, count, dt);
+		in->operand[0] = gen_op(p, nslots, sizes, 1, len, dt);
+		break;
+	}
 	case NEURON_OP_SELECT:
 		in->operand[1] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_BOOL);
 		in->operand[2] = gen_op(p, nslots, sizes, r, dims, dt);
@@ -548,12 +557,15 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 	case NEURON_OP_MATMUL: {
 		uint32_t a[2] = { m, k }, b[2] = { k, n }, o[2] = { m, n }, bias[1] = { n };
 
+		/* int32 (ISA 1.5) or f32 out */
+		uint8_t odt = dt == NEURON_DT_I32 ? NEURON_DT_I32 : NEURON_DT_F32;
+
 		in->flags = chance(30) ? NEURON_MATMUL_BIAS : 0;
 		in->operand[1] = gen_op(p, nslots, sizes, 2, a, dt);
 		in->operand[2] = gen_op(p, nslots, sizes, 2, b, dt);
-		in->operand[0] = gen_op(p, nslots, sizes, 2, o, NEURON_DT_F32);
+		in->operand[0] = gen_op(p, nslots, sizes, 2, o, odt);
 		if (in->flags)
-			in->operand[3] = gen_op(p, nslots, sizes, 1, bias, NEURON_DT_F32);
+			in->operand[3] = gen_op(p, nslots, sizes, 1, bias, odt);
 		break;
 	}
 	case NEURON_OP_GATHER: {

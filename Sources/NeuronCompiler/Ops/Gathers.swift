@@ -100,7 +100,15 @@ extension Lowering {
         let out = copied(data)
         let past = try int64Scalar(data.count, "past-data")
         let positions = try reshapeView(try select(valid, flat, past), to: [flat.count])
-        emit(.scatter(op), [try reshapeView(out, to: [data.count]), positions, try reshapeView(contiguous(updates), to: [updates.count])])
+        let values = try reshapeView(contiguous(updates), to: [updates.count])
+        // In order, in instructions of at most 2^20 updates (a SCATTER is never cut).
+        let target = try reshapeView(out, to: [data.count])
+        var start = 0
+        while start < flat.count {
+            let count = min(1 << 20, flat.count - start)
+            emit(.scatter(op), [target, slab(positions, axis: 0, from: start, count: count), slab(values, axis: 0, from: start, count: count)])
+            start += count
+        }
         return out
     }
 
