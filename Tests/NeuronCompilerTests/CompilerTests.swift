@@ -687,10 +687,24 @@ struct CompilerTests {
         want = []
         for r in 0..<6 { for c in 0..<12 { want.append(at(r % 3, c % 4)) } }
         #expect(tiles == want)
+        // reflect mirrors about the edge element; wrap repeats from the other end.
         mode.s = Data("reflect".utf8)
-        let reflect = try Self.padTileGraph("Pad", [1, 1, 1, 1], [mode], out: [5, 6])
-        expectCompileError(.unsupported, mentioning: ["reflect", "constant and edge"]) { () throws(NeuronCompilerError) in
-            try NeuronCompiler.compile(reflect)
+        let (reflect, _) = try NeuronCompiler.compile(try Self.padTileGraph("Pad", [2, 1, 1, 3], [mode], out: [6, 8]))
+        let reflected = try run(reflect, ["x": x])["y"] ?? []
+        func mirror(_ i: Int, _ n: Int) -> Int { i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i }
+        want = []
+        for r in -2..<4 { for c in -1..<7 { want.append(at(mirror(r, 3), mirror(c, 4))) } }
+        #expect(reflected == want)
+        mode.s = Data("wrap".utf8)
+        let (wrap, _) = try NeuronCompiler.compile(try Self.padTileGraph("Pad", [2, 1, 1, 3], [mode], out: [6, 8]))
+        let wrapped = try run(wrap, ["x": x])["y"] ?? []
+        want = []
+        for r in -2..<4 { for c in -1..<7 { want.append(at((r + 3) % 3, (c + 4) % 4)) } }
+        #expect(wrapped == want)
+        mode.s = Data("reflect".utf8)
+        let tooLong = try Self.padTileGraph("Pad", [3, 0, 0, 0], [mode], out: [6, 4])
+        expectCompileError(.invalidModel, mentioning: ["reflect pads of 3", "shorter than the axis"]) { () throws(NeuronCompilerError) in
+            try NeuronCompiler.compile(tooLong)
         }
     }
 

@@ -14,6 +14,8 @@ extension ONNXOps {
         ONNXOp("ScatterElements") { l in try l.lowerScatterElements() },
         ONNXOp("Scatter") { l in try l.lowerScatterElements() },   // opset 9-10's name
         ONNXOp("ScatterND") { l in try l.lowerScatterND() },
+        ONNXOp("TensorScatter") { l in try l.lowerTensorScatter() },
+        ONNXOp("MaxUnpool", takes: [.float32], typedInputs: 1) { l in try l.lowerMaxUnpool() },
         ONNXOp("AffineGrid", takes: [.float32], typedInputs: 1) { l in try l.lowerAffineGrid() },
     ]
 }
@@ -255,5 +257,85 @@ extension Lowering {
         let grid = try weightView(.make(.float32, [spatial.reduce(1, *), rank + 1], base), name: "\(current.name)#grid")
         let out = try matmul(grid, theta.permuted([0, 2, 1]))
         set(0, .tensor(try reshapeView(out, to: [size[0]] + spatial + [rank])))
+    }
+
+    /// TensorScatter: the update's steps written into a copy of the cache
+    /// along `axis` from each batch's write index on (modulo the cache's
+    /// length in circular mode): one SCATTER of run-time positions.
+    func lowerTensorScatter() throws(NeuronCompilerError) {
+        let cache = try tensor(0), update = try tensor(1)
+        let a = try axis(try int("axis", -2), rank: cache.rank)
+        let circular: Bool
+        switch try string("mode", "linear") {
+        case "linear": circular = false
+        case "circular": circular = true
+        case let other: throw unsupported("mode=\(other)")
+        }
+        guard a >= 1, update.rank == cache.rank, update.type == cache.type,
+              (0..<cache.rank).allSatisfy({ $0 == a ? update.dims[$0] <= cache.dims[$0] : update.dims[$0] == cache.dims[$0] }) else {
+            throw shapeError("update \(update.dims) does not fit cache \(cache.dims) along axis \(a)")
+        }
+        let (batch, length) = (cache.dims[0], cache.dims[a])
+        var batchShape = [Int](repeating: 1, count: cache.rank), stepShape = batchShape
+        batchShape[0] = batch
+        stepShape[a] = update.dims[a]
+        var start: View
+        if hasInput(2) {
+            let given = try tensor(2)
+            guard given.count == batch, given.type == .int64 || given.type == .int32 else {
+                throw shapeError("write_indices has \(given.count) values for a batch of \(batch)")
+            }
+            start = try reshapeView(converted(given, to: .int64), to: batchShape)
+        } else {
+            start = try weightView(.make(.int64, batchShape, [Double](repeating: 0, count: batch)), name: "\(current.name)#start", as: .int64)
+        }
+        let steps = try weightView(.make(.int64, stepShape, (0..<update.dims[a]).map(Double.init)), name: "\(current.name)#steps", as: .int64)
+        var position = try binary(.add, start, steps)
+        if circular { position = try binary(.mod, position, try int64Scalar(length, "length")) }
+        let valid = try binary(.and, try compare(.ge, position, try int64Scalar(0, "zero")),
+                               try compare(.lt, position, try int64Scalar(length, "length")))
+        guard let index = position.broadcast(to: update.dims), let ok = valid.broadcast(to: update.dims) else {
+            throw shapeError("write_indices do not fit \(update.dims)")
+        }
+        let (flat, _) = try elementPositions(dims: cache.dims, index, axis: a)
+        set(0, .tensor(try scattered(cache, flat, valid: ok, updates: update)))
+    }
+
+    /// MaxUnpool: zeros of the unpooled shape, each value set at its flat
+    /// index (MaxPool's Indices: over the whole tensor) by one SCATTER.
+    func lowerMaxUnpool() throws(NeuronCompilerError) {
+        let x = try floatTensor(0), given = try tensor(1)
+        guard given.type == .int64, given.dims == x.dims, x.rank >= 3 else {
+            throw shapeError("indices \(given.dims) (\(given.type.name)) must be int64 of the input's shape \(x.dims)")
+        }
+        let n = x.rank - 2
+        guard let kernel = try ints("kernel_shape"), kernel.count == n else { throw invalid("kernel_shape must give \(n) values") }
+        let strides = try ints("strides") ?? [Int](repeating: 1, count: n)
+        let pads = try ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+        guard strides.count == n, pads.count == 2 * n else { throw invalid("strides and pads must give \(n) and \(2 * n) values") }
+        // The indices address the unpooled shape; output_shape, when given, holds it at its start.
+        let dims = Array(x.dims.prefix(2)) + (0..<n).map { (x.dims[$0 + 2] - 1) * strides[$0] + kernel[$0] - pads[$0] - pads[$0 + n] }
+        var shape = dims
+        if hasInput(2) {
+            shape = try integers(2, what: "output_shape")
+            guard shape.count == x.rank, zip(shape, dims).allSatisfy({ $0 >= $1 }), shape.prefix(2).elementsEqual(dims.prefix(2)) else {
+                throw invalid("output_shape \(shape) must hold the unpooled shape \(dims)")
+            }
+        }
+        let zeros = try temp(.float32, dims)
+        emit(.fill(0), [zeros])
+        let total = try int64Scalar(dims.reduce(1, *), "total")
+        let valid = try binary(.and, try compare(.ge, given, try int64Scalar(0, "zero")), try compare(.lt, given, total))
+        let unpooled = try scattered(zeros, given, valid: valid, updates: x)
+        guard shape != dims else {
+            set(0, .tensor(unpooled))
+            return
+        }
+        let out = try temp(.float32, shape)
+        emit(.fill(0), [out])
+        var corner = out
+        corner.dims = dims
+        emit(.copy, [corner, unpooled])
+        set(0, .tensor(out))
     }
 }

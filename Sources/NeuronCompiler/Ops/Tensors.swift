@@ -219,8 +219,8 @@ extension Lowering {
     func lowerPad() throws(NeuronCompilerError) {
         let x = try tensor(0)
         let mode = try string("mode", "constant")
-        guard mode == "constant" || mode == "edge" else {
-            throw unsupported("mode=\(mode); constant and edge are supported")
+        guard ["constant", "edge", "reflect", "wrap"].contains(mode) else {
+            throw unsupported("mode=\(mode); constant, edge, reflect and wrap are supported")
         }
         guard let padList = constant(1)?.integers() else { throw unsupported("the pads must be known at compile time") }
         var axes = Array(0..<x.rank)
@@ -287,6 +287,36 @@ extension Lowering {
                     target.offset += start * out.strides[a]
                     target.dims[a] = count
                     emit(.copy, [target, edge])
+                }
+                filled = span
+            }
+        }
+        if mode == "reflect" || mode == "wrap" {
+            // Axis by axis, one step of padding at a time: reflect mirrors
+            // about the edge element (so a pad must be shorter than the
+            // axis), wrap repeats the axis from its other end.
+            var filled = middle
+            for a in 0..<x.rank where before[a] > 0 || after[a] > 0 {
+                let n = source.dims[a], lead = max(0, before[a]), trail = max(0, after[a])
+                guard mode == "wrap" || (lead < n && trail < n) else {
+                    throw invalid("reflect pads of \(lead) and \(trail) on axis \(a) of \(n): each must be shorter than the axis")
+                }
+                guard mode == "reflect" || (lead <= n && trail <= n) else {
+                    throw unsupported("wrap pads of \(lead) and \(trail) on axis \(a) of \(n) repeat the axis more than once")
+                }
+                var span = filled
+                span.offset -= lead * out.strides[a]
+                span.dims[a] = dims[a]
+                // Positions along the padded axis: the input is at [lead, lead + n).
+                for j in 0..<(lead + trail) {
+                    let to = j < lead ? j : lead + n + (j - lead)
+                    let from: Int
+                    if mode == "reflect" {
+                        from = j < lead ? 2 * lead - j : 2 * (lead + n - 1) - to
+                    } else {
+                        from = j < lead ? to + n : to - n
+                    }
+                    emit(.copy, [slab(span, axis: a, from: to, count: 1), slab(span, axis: a, from: from, count: 1)])
                 }
                 filled = span
             }
