@@ -385,3 +385,30 @@ struct SequenceOpTests {
         }
     }
 }
+
+@Suite("neuron-cc: Upsample and training-mode Dropout")
+struct LegacyOpTests {
+    @Test("Upsample (opset 9) repeats by its scales; Dropout in training mode passes a ratio of 0 and refuses others")
+    func upsampleAndDropout() throws {
+        let up = ScanEinsumTests.graph("Upsample", [("x", .float32, [1, 1, 2, 2])], output: .float32,
+                                       attributes: ["mode": .string("nearest")],
+                                       constants: ["scales": .make(.float32, [4], [1, 1, 2, 3])])
+        let (model, _) = try NeuronCompiler.compile(up)
+        let got = NeuronDType.float32.values(try runBytes(model, ["x": NeuronDType.float32.bytes([1, 2, 3, 4])])["y"] ?? [])
+        #expect(got == [1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 3, 3, 3, 4, 4, 4])
+        for (ratio, compiles) in [(0.0, true), (0.25, false)] {
+            var graph = ScanEinsumTests.graph("Dropout", [("x", .float32, [3])], output: .float32,
+                                              constants: ["r": .make(.float32, [], [ratio]), "t": .make(.bool, [], [1])])
+            graph.nodes[0].inputs = ["x", "r", "t"]
+            if compiles {
+                let (dropout, _) = try NeuronCompiler.compile(graph)
+                let y = NeuronDType.float32.values(try runBytes(dropout, ["x": NeuronDType.float32.bytes([1, -2, 3])])["y"] ?? [])
+                #expect(y == [1, -2, 3])
+            } else {
+                expectCompileError(.unsupported, mentioning: ["training_mode=true", "random"]) { () throws(NeuronCompilerError) in
+                    try NeuronCompiler.compile(graph)
+                }
+            }
+        }
+    }
+}

@@ -5,6 +5,8 @@ import NeuronNEFF
 /// needs only its input's shape. Their inputs must be known then.
 extension ONNXOps {
     static let foldOnly: [ONNXOp] = [
+        // The importer makes Constant nodes constants; this entry names it among the ops.
+        ONNXOp("Constant", fold: { l in try GraphReader(directory: nil, opset: l.graph.opset).constantValue(of: l.current) }),
         // Shape and Size need only their input's shape, known for every value.
         ONNXOp("Shape", fold: { l in
             let shape = try l.shape(0)

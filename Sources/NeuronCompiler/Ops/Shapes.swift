@@ -14,8 +14,10 @@ extension ONNXOps {
                 guard let mode = l.constant(2) else {
                     throw l.unsupported("training_mode must be known at compile time (false: inference)")
                 }
-                guard mode.doubles().allSatisfy({ $0 == 0 }) else {
-                    throw l.unsupported("training_mode=true: dropout at training is random; neuron-cc compiles inference")
+                // Training with a ratio of 0 drops nothing: the input as it is too.
+                let ratio = l.hasInput(1) ? l.constant(1)?.doubles() : [0.5]
+                guard mode.doubles().allSatisfy({ $0 == 0 }) || ratio == [0] else {
+                    throw l.unsupported("training_mode=true with a ratio above 0: dropout at training is random; neuron-cc compiles inference")
                 }
             }
             try l.passThrough()

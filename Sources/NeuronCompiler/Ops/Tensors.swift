@@ -125,6 +125,17 @@ extension ONNXOps {
         ONNXOp("Pad") { l in try l.lowerPad() },
         ONNXOp("Tile") { l in try l.lowerTile() },
         ONNXOp("Resize") { l in try l.lowerResize() },
+        // Opset 9's Upsample: Resize by its scales (input 1), asymmetric, nearest rounding down.
+        ONNXOp("Upsample") { l in
+            let node = l.current
+            let mode: AttributeValue = node.attributes["mode"] ?? .string("nearest")
+            l.current = Node(name: node.name, op: node.op, inputs: [node.inputs.first ?? "", "", node.inputs.count > 1 ? node.inputs[1] : ""],
+                             outputs: node.outputs,
+                             attributes: ["mode": mode, "coordinate_transformation_mode": .string("asymmetric"),
+                                          "nearest_mode": .string("floor")])
+            defer { l.current = node }
+            try l.lowerResize()
+        },
     ]
 }
 
