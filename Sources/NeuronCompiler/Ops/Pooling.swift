@@ -1,5 +1,12 @@
 import NeuronISA
 
+extension ONNXOps {
+    static let pooling: [ONNXOp] = [
+        // Col2Im: every block's column added into the (padded) image.
+        ONNXOp("Col2Im", takes: [.float32], typedInputs: 1) { l in try l.lowerCol2Im() },
+    ]
+}
+
 /// Pooling that POOL2D does not cover (three spatial axes, dilations, an
 /// average whose ceil_mode windows pass the input): one spatial axis at a
 /// time, as max and sums are separable over a box. Along an axis, the
@@ -115,5 +122,64 @@ extension Lowering {
             x = p == 2 ? try apply(.sqrt, x) : try binary(.pow, x, try scalar(1 / Float(p), "root"))
         }
         set(0, .tensor(x))
+    }
+
+    /// Col2Im: a padded image of zeros; for each offset in the block, the
+    /// input's columns of that offset added in place into the image seen
+    /// through strides (stride, dilation); then the padding cut off.
+    func lowerCol2Im() throws(NeuronCompilerError) {
+        let x = try floatTensor(0)
+        let image = try integers(1, what: "image_shape"), block = try integers(2, what: "block_shape")
+        let n = image.count
+        guard n >= 1, n <= 3, block.count == n, image.allSatisfy({ $0 >= 1 }), block.allSatisfy({ $0 >= 1 }), x.rank == 3 else {
+            throw invalid("image_shape \(image) and block_shape \(block) must give 1 to 3 sizes each, over an input [N, C·block, L]")
+        }
+        let strides = try ints("strides") ?? [Int](repeating: 1, count: n)
+        let dilations = try ints("dilations") ?? [Int](repeating: 1, count: n)
+        let pads = try ints("pads") ?? [Int](repeating: 0, count: 2 * n)
+        guard strides.count == n, dilations.count == n, pads.count == 2 * n,
+              strides.allSatisfy({ $0 >= 1 }), dilations.allSatisfy({ $0 >= 1 }), pads.allSatisfy({ $0 >= 0 }) else {
+            throw invalid("strides, dilations and pads must give \(n), \(n) and \(2 * n) values")
+        }
+        var padded: [Int] = [], slides: [Int] = []
+        for a in 0..<n {
+            let extent: Int = image[a] + pads[a] + pads[a + n]
+            let span: Int = dilations[a] * (block[a] - 1) + 1
+            padded.append(extent)
+            slides.append((extent - span) / strides[a] + 1)
+        }
+        let kernel = block.reduce(1, *), count = slides.reduce(1, *)
+        guard slides.allSatisfy({ $0 >= 1 }), x.dims[1] % kernel == 0, x.dims[2] == count else {
+            throw shapeError("the input \(x.dims) does not hold \(kernel)-element blocks at \(count) places of \(image)")
+        }
+        let (batch, channels) = (x.dims[0], x.dims[1] / kernel)
+        let columns = contiguous(x)
+        let canvas = try temp(.float32, [batch, channels] + padded)
+        emit(.fill(0), [canvas])
+        let imageStrides = View.rowMajor(padded)
+        var offset = [Int](repeating: 0, count: n)
+        for position in 0..<kernel {
+            // The offset within the block, last axis fastest.
+            var rest = position
+            for a in (0..<n).reversed() {
+                offset[a] = rest % block[a]
+                rest /= block[a]
+            }
+            let source = View(buffer: columns.buffer, type: .float32, offset: columns.offset + position * count,
+                              dims: [batch, channels] + slides,
+                              strides: [columns.strides[0], kernel * count] + View.rowMajor(slides))
+            var start = 0
+            for a in 0..<n { start += offset[a] * dilations[a] * imageStrides[a] }
+            let target = View(buffer: canvas.buffer, type: .float32, offset: canvas.offset + start,
+                              dims: [batch, channels] + slides,
+                              strides: [canvas.strides[0], canvas.strides[1]] + zip(strides, imageStrides).map { $0 * $1 })
+            emit(.binary(.add), [target, target, source])
+        }
+        var inner = canvas
+        for a in 0..<n {
+            inner.offset += pads[a] * imageStrides[a]
+            inner.dims[a + 2] = image[a]
+        }
+        set(0, .tensor(copied(inner)))
     }
 }
