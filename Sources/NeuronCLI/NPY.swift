@@ -11,8 +11,8 @@ public struct NPYError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 /// NumPy's .npy files, version 1 to 3: little-endian arrays in C order of
-/// every element type the engine has (bfloat16 travels as float32: numpy
-/// has none).
+/// every element type the engine has (bfloat16, float8 and float4 travel as
+/// float32, int4 and int2 as int8, uint4 and uint2 as uint8: numpy has none).
 public enum NPY {
     public struct Array: Equatable, Sendable {
         public var dtype: NeuronDType
@@ -27,7 +27,8 @@ public enum NPY {
         }
     }
 
-    /// numpy's type strings for each element type (bfloat16 has none).
+    /// numpy's type strings for each element type (bfloat16, float8, float4
+    /// and the sub-byte integers have none: see NeuronDType.npyCarrier).
     static let descrs: [NeuronDType: String] = [
         .float32: "<f4", .float64: "<f8", .float16: "<f2", .int8: "|i1", .uint8: "|u1", .int16: "<i2",
         .uint16: "<u2", .int32: "<i4", .uint32: "<u4", .int64: "<i8", .uint64: "<u8", .bool: "|b1",
@@ -45,7 +46,7 @@ public enum NPY {
 
     public static func encode(_ array: Array) throws(NPYError) -> [UInt8] {
         guard let descr = descr(array.dtype) else {
-            throw NPYError("numpy has no \(array.dtype); convert bfloat16 to float32 first")
+            throw NPYError("numpy has no \(array.dtype); convert it to \(array.dtype.npyCarrier) first")
         }
         let shape = array.shape.count == 1 ? "(\(array.shape[0]),)" : "(\(array.shape.map(String.init).joined(separator: ", ")))"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shape), }"
@@ -92,7 +93,11 @@ public enum NPY {
         guard let dtype = dtype(descr: descr) else {
             // A valid file of a type the engine has not: say which, and what to do.
             let what = descr.hasPrefix(">") ? "big-endian \(descr)" : descr
-            throw NPYError("\(name) holds \(what) values; little-endian float16, float32, float64, int8 to int64, "
+            let hint = descr.dropFirst() == "V1"
+                ? " (one-byte records: ml_dtypes' float8, float4 and int4 save so; numpy cannot read them back as such): "
+                  + "save float8 and float4 as float32, int4 and int2 as int8, uint4 and uint2 as uint8"
+                : ""
+            throw NPYError("\(name) holds \(what) values\(hint); little-endian float16, float32, float64, int8 to int64, "
                            + "uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")
         }
         guard let order = value(of: "fortran_order"), order.hasPrefix("False") else {

@@ -11,6 +11,42 @@ extension ConstantTensor {
         ConstantTensor(type: type, shape: shape, bytes: type.bytes(values))
     }
 
+    /// This tensor converted to `target` as CAST with `castFlags` converts
+    /// it on a NeuronCore: integers to integers keep their low bits under
+    /// NEURON_CAST_WRAP (ONNX's Cast), all else goes by `NeuronDType.bytes`.
+    func converted(to target: ElementType, castFlags: UInt16 = 0) -> ConstantTensor {
+        guard target != type else { return self }
+        let wrap = castFlags & NeuronProgram.castWrap != 0
+        guard wrap, type.isInteger, target.isInteger else {
+            return ConstantTensor(type: target, shape: shape, bytes: target.bytes(doubles(), castFlags: castFlags))
+        }
+        let width = target.bitWidth, signed = target.isSigned
+        var out: [UInt8] = []
+        out.reserveCapacity(count * target.size)
+        for index in 0..<count {
+            var bits = integerBits(index)
+            if width < 64 {
+                bits &= (1 << UInt64(width)) - 1
+                if signed, bits & (1 << UInt64(width - 1)) != 0 { bits |= ~((1 << UInt64(width)) - 1) }
+            }
+            withUnsafeBytes(of: bits.littleEndian) { out += $0.prefix(target.size) }
+        }
+        return ConstantTensor(type: target, shape: shape, bytes: out)
+    }
+
+    /// Element `index` of an integer tensor, sign- or zero-extended to 64 bits.
+    func integerBits(_ index: Int) -> UInt64 {
+        let size = type.size, at = index * size
+        var raw: UInt64 = 0
+        for byte in 0..<size { raw |= UInt64(bytes[at + byte]) << UInt64(8 * byte) }
+        let width = type.bitWidth
+        if width < 64 {
+            raw &= (1 << UInt64(width)) - 1
+            if type.isSigned, raw & (1 << UInt64(width - 1)) != 0 { raw |= ~((1 << UInt64(width)) - 1) }
+        }
+        return raw
+    }
+
     static func integers(_ values: [Int], type: ElementType = .int64, shape: [Int]? = nil) -> ConstantTensor {
         make(type, shape ?? [values.count], values.map(Double.init))
     }

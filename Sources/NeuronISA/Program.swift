@@ -192,12 +192,30 @@ public struct NeuronProgram: Sendable {
     }
 
     /// Convert `a` to `out`'s dtype: floats to integers toward zero and
-    /// saturated, NaN to 0; to bool, nonzero is true; to bf16 and f16 to
-    /// nearest even. Integer to integer saturates, or with `wrap` keeps
-    /// the low bits (as ONNX's Cast does).
-    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView, wrap: Bool = false) {
+    /// saturated, NaN to 0; to bool, nonzero is true; to bf16, f16, float8
+    /// and float4 to nearest even. Integer to integer saturates, or with
+    /// `wrap` keeps the low bits (as ONNX's Cast does). ISA 1.6: into a
+    /// float8 type, `saturate` false takes values beyond its range to
+    /// infinity or NaN; into float8 E8M0, `e8m0` says how to round.
+    public mutating func cast(_ out: NeuronTensorView, _ a: NeuronTensorView, wrap: Bool = false,
+                              saturate: Bool = true, e8m0: NeuronE8M0Rounding = .nearest) {
         let o = operand(out), x = operand(a)
-        emit(NEURON_OP_CAST, flags: wrap ? UInt16(NEURON_CAST_WRAP) : 0, [o, x])
+        emit(NEURON_OP_CAST, flags: NeuronProgram.castFlags(wrap: wrap, saturate: saturate, e8m0: e8m0), [o, x])
+    }
+
+    /// CAST's NEURON_CAST_WRAP flag.
+    public static let castWrap = UInt16(NEURON_CAST_WRAP)
+
+    /// CAST's flags (NEURON_CAST_*), as the engine and NeuronDType.bytes take them.
+    public static func castFlags(wrap: Bool, saturate: Bool, e8m0: NeuronE8M0Rounding) -> UInt16 {
+        var flags: UInt32 = wrap ? UInt32(NEURON_CAST_WRAP) : 0
+        if !saturate { flags |= UInt32(NEURON_CAST_NO_SATURATE) }
+        switch e8m0 {
+        case .nearest: break
+        case .up: flags |= UInt32(NEURON_CAST_E8M0_UP)
+        case .down: flags |= UInt32(NEURON_CAST_E8M0_DOWN)
+        }
+        return UInt16(flags)
     }
 
     /// out[i..., d] = table[indices[i...], d]: an embedding lookup.
@@ -325,4 +343,14 @@ public struct NeuronProgramError: Error, Equatable, Sendable, CustomStringConver
         case .indexFault: "Instruction \(index) met an index outside its table while running."
         }
     }
+}
+
+/// How CAST rounds into float8 E8M0, a power of two (ISA 1.6).
+public enum NeuronE8M0Rounding: Sendable, Hashable {
+    /// To the nearest power of two.
+    case nearest
+    /// Up when any fraction is left (ONNX's default).
+    case up
+    /// Down (the exponent, truncated).
+    case down
 }

@@ -396,10 +396,12 @@ public struct NEFFModel: Sendable, Equatable {
             guard seen.insert(tensor.name).inserted else {
                 throw NEFFError(.tensor, "tensor \(tensor.name.debugDescription) is defined twice")
             }
-            guard tensor.shape.count <= 6, let bytes = tensor.byteCount, bytes > 0, bytes <= 1 << 40 else {
+            // Inputs and outputs may be empty (a dimension of 0; bound to no slot).
+            let mayBeEmpty = tensor.kind == .input || tensor.kind == .output
+            guard tensor.shape.count <= 6, let bytes = tensor.byteCount, bytes > 0 || mayBeEmpty, bytes <= 1 << 40 else {
                 throw NEFFError(.tensor, "tensor \(tensor.name) has shape \(tensor.shape): at most 6 dimensions, each at least 1, under 1 TiB")
             }
-            guard tensor.shape.allSatisfy({ $0 >= 1 }) else {
+            guard tensor.shape.allSatisfy({ $0 >= (mayBeEmpty ? 0 : 1) }) else {
                 throw NEFFError(.tensor, "tensor \(tensor.name) has shape \(tensor.shape): every dimension must be at least 1")
             }
             if tensor.kind == .weight {
@@ -434,6 +436,9 @@ public struct NEFFModel: Sendable, Equatable {
                 }
                 guard let size = sizes[bound] else {
                     throw NEFFError(.program, "program \(index) binds slot \(slot) to \(bound), which is no tensor of the model")
+                }
+                guard size > 0 else {
+                    throw NEFFError(.program, "program \(index) binds slot \(slot) to \(bound), which is empty; an empty tensor binds no slot")
                 }
                 slotSizes.append(UInt64(size))
             }

@@ -157,23 +157,31 @@ struct NeuronRun: AsyncParsableCommand {
     }
 
     /// Bytes for `tensor` from an .npy array of its type, or of float32
-    /// for a bfloat16 or float16 input (rounded to nearest even).
+    /// for a float16, bfloat16, float8 or float4 input (rounded to nearest
+    /// even, as CAST rounds), or of int8 or uint8 for a four- or two-bit
+    /// integer one (each value in its range).
     func bytes(for tensor: NEFFTensor, from array: NPY.Array, file: String) throws -> [UInt8] {
         guard array.shape == tensor.shape else {
             throw ValidationError("\(file) has shape \(array.shape); input \(tensor.name) is \(tensor.shape)")
         }
         if tensor.dtype == array.dtype { return array.bytes }
-        guard tensor.dtype == .bfloat16 || tensor.dtype == .float16, array.dtype == .float32 else {
+        let carrier = tensor.dtype.npyCarrier
+        guard array.dtype == carrier || (tensor.dtype == .float16 && array.dtype == .float32) else {
             throw ValidationError("\(file) holds \(array.dtype); input \(tensor.name) is \(tensor.dtype): "
-                                  + "save it as np.save(path, x.astype(np.\(tensor.dtype == .bfloat16 ? "float32" : tensor.dtype.name)))")
+                                  + "save it as np.save(path, x.astype(np.\(carrier.name)))")
         }
-        return tensor.dtype.bytes(NeuronDType.float32.values(array.bytes))
+        let values = array.dtype.values(array.bytes)
+        let converted = tensor.dtype.bytes(values)
+        if tensor.dtype.isSubByteInteger, let bad = zip(values, tensor.dtype.values(converted)).first(where: { $0 != $1 }) {
+            throw ValidationError("\(file) holds \(Int(bad.0)), which \(tensor.dtype) (input \(tensor.name)) cannot hold")
+        }
+        return converted
     }
 
     /// Deterministic inputs in [-1, 1) for floats, zeros for integers
     /// (indices) and false for bool.
     func randomBytes(for tensor: NEFFTensor) -> [UInt8] {
-        guard tensor.dtype.isFloatingPoint else { return [UInt8](repeating: 0, count: tensor.elementCount * tensor.dtype.size) }
+        guard tensor.dtype.isFloatingPoint || tensor.dtype.isSmallFloat else { return [UInt8](repeating: 0, count: tensor.elementCount * tensor.dtype.size) }
         var state: UInt32 = 12345
         let values = (0..<tensor.elementCount).map { _ in
             state = state &* 1_664_525 &+ 1_013_904_223
@@ -271,9 +279,11 @@ struct NeuronRun: AsyncParsableCommand {
             let values = tensor.dtype.values(raw)
             outputs[tensor.name] = Array(values.prefix(8))
             if let dir = outputDir {
-                // bfloat16 is written as float32 (numpy has none), exactly.
-                let dtype: NeuronDType = tensor.dtype == .bfloat16 ? .float32 : tensor.dtype
-                let raw = tensor.dtype == .bfloat16 ? NeuronDType.float32.bytes(values) : raw
+                // bfloat16, float8 and float4 are written as float32, the
+                // four- and two-bit integers as int8 or uint8 (numpy has
+                // none of them), exactly.
+                let dtype = tensor.dtype.npyCarrier
+                let raw = dtype == tensor.dtype ? raw : dtype.bytes(values)
                 let file = try NPY.encode(NPY.Array(dtype: dtype, shape: tensor.shape, bytes: raw))
                 try Data(file).write(to: URL(fileURLWithPath: dir).appendingPathComponent(tensorFileName(tensor.name, index: index)))
             }

@@ -143,4 +143,83 @@ struct TypedOpTests {
             #expect(values == wantValues && indices == wantIndices, "\(type) largest=\(largest): \(values) \(indices)")
         }
     }
+
+    @Test("float8, float4 and int4 at run time: Cast (saturate, round_mode), QuantizeLinear and DequantizeLinear; folding gives the NeuronCore's bits")
+    func smallTypes() throws {
+        let x: [Double] = [0.3, -1.7, 500, -1e6, 7.4, -8.6, 0.01, 3]
+        let casts: [(String, Int, [String: AttributeValue])] = [
+            ("e4m3", 17, [:]), ("e5m2_inf", 19, ["saturate": .int(0)]), ("e8m0", 24, ["round_mode": .string("down")]),
+            ("fp4", 23, [:]), ("i4", 22, [:]), ("u2", 25, [:]),
+        ]
+        // The casts of x run on the NeuronCore; those of the constant c fold (a second model: a program binds 16 slots).
+        var nodes: [Node] = [], folded: [Node] = [], outputs: [(String, ElementType)] = [], foldedOutputs: [(String, ElementType)] = []
+        let types: [ElementType] = [.float8E4M3FN, .float8E5M2, .float8E8M0, .float4E2M1, .int4, .uint2]
+        for ((name, to, attributes), type) in zip(casts, types) {
+            var all = attributes
+            all["to"] = .int(to)
+            nodes.append(Node(name: name, op: "Cast", inputs: ["x"], outputs: [name], attributes: all))
+            folded.append(Node(name: "k" + name, op: "Cast", inputs: ["c"], outputs: ["k" + name], attributes: all))
+            outputs.append((name, type))
+            foldedOutputs.append(("k" + name, type))
+        }
+        nodes.append(Node(name: "q", op: "QuantizeLinear", inputs: ["x", "s", "z"], outputs: ["q"]))
+        nodes.append(Node(name: "dq", op: "DequantizeLinear", inputs: ["q", "s", "z"], outputs: ["dq"]))
+        outputs += [("q", .int4), ("dq", .float32)]
+        let constants: [String: ConstantTensor] = ["c": .make(.float32, [8], x), "s": .make(.float32, [], [0.5]),
+                                                   "z": ConstantTensor(type: .int4, shape: [], bytes: [0xff])]
+        let (model, _) = try NeuronCompiler.compile(Self.graph([("x", .float32, [8])], outputs, nodes, constants: constants))
+        let (foldedModel, _) = try NeuronCompiler.compile(Self.graph([("x", .float32, [8])], foldedOutputs, folded, constants: constants))
+        #expect(model.outputs.map(\.dtype) == outputs.map(\.1))
+        var out = try runBytes(model, ["x": NeuronDType.float32.bytes(x)])
+        out.merge(try runBytes(foldedModel, ["x": NeuronDType.float32.bytes(x)])) { first, _ in first }
+        for ((name, _, attributes), type) in zip(casts, types) {
+            let flags = NeuronProgram.castFlags(wrap: true, saturate: attributes["saturate"] == nil,
+                                                e8m0: attributes["round_mode"] == nil ? .up : .down)
+            let want = type.bytes(x, castFlags: flags)
+            #expect(out[name] == want, "Cast to \(type): \(out[name] ?? []), want \(want)")
+            #expect(out["k" + name] == want, "Cast of a constant to \(type), folded")
+        }
+        #expect(NeuronDType.float8E4M3FN.values(out["e4m3"] ?? []) == [0.3125, -1.75, 448, -448, 7.5, -9, 0.009765625, 3])
+        #expect(NeuronDType.float8E5M2.values(out["e5m2_inf"] ?? [])[3] == -.infinity)
+        #expect(NeuronDType.int4.values(out["i4"] ?? []) == [0, -1, 4, 0, 7, -8, 0, 3])   // 500 = 0x1f4: low bits 4
+        // clip(round(x / 0.5) - 1, -8, 7), then (q + 1) / 2
+        let q: [Double] = [0, -4, 7, -8, 7, -8, -1, 5]
+        #expect(NeuronDType.int4.values(out["q"] ?? []) == q)
+        #expect(NeuronDType.float32.values(out["dq"] ?? []) == q.map { ($0 + 1) * 0.5 })
+    }
+
+    @Test("int4 and uint2 initializers are unpacked from ONNX's packing, low bits first, signed ones sign-extended")
+    func subBytePacking() {
+        #expect(GraphReader.unpack([0x9f, 0x07], count: 3, type: .int4) == [0xff, 0xf9, 0x07])
+        #expect(GraphReader.unpack([0x9f, 0x07], count: 4, type: .uint4) == [0x0f, 0x09, 0x07, 0x00])
+        #expect(GraphReader.unpack([0b1110_0100], count: 4, type: .int2) == [0, 1, 0xfe, 0xff])
+        #expect(GraphReader.unpack([0b1110_0100], count: 3, type: .uint2) == [0, 1, 2])
+    }
+
+    @Test("empty tensors: an empty input and output are in the NEFF, bound to no slot; empty parts drop out; a non-empty result from one is refused")
+    func emptyTensors() throws {
+        let graph = Self.graph([("x", .float32, [2, 3]), ("e", .float32, [0, 3])], [("y", .float32), ("none", .float32), ("t", .int8)],
+                               [Node(name: "cat", op: "Concat", inputs: ["x", "e"], outputs: ["joined"], attributes: ["axis": .int(0)]),
+                                Node(name: "neg", op: "Neg", inputs: ["joined"], outputs: ["y"]),
+                                Node(name: "sl", op: "Slice", inputs: ["x", "starts", "ends"], outputs: ["none"]),
+                                Node(name: "like", op: "CastLike", inputs: ["x", "k"], outputs: ["t"])],
+                               constants: ["starts": .integers([5]), "ends": .integers([9]),
+                                           "k": ConstantTensor(type: .int8, shape: [0], bytes: [])])
+        let (model, _) = try NeuronCompiler.compile(graph)
+        #expect(model.inputs.map(\.shape) == [[2, 3], [0, 3]])
+        #expect(model.outputs.map(\.shape) == [[2, 3], [0, 3], [2, 3]])
+        #expect(model.programs.allSatisfy { !$0.slots.contains("e") && !$0.slots.contains("none") })
+        let x: [Double] = [1.5, -2, 3, 4, 5, 6.5]
+        let out = try runBytes(model, ["x": NeuronDType.float32.bytes(x), "e": []])
+        #expect(NeuronDType.float32.values(out["y"] ?? []) == x.map { -$0 })
+        #expect(out["none"] == [])
+        #expect(NeuronDType.int8.values(out["t"] ?? []) == [1, -2, 3, 4, 5, 6])   // toward zero
+        // A MatMul over an empty axis would need its zeros computed: refused, saying so.
+        let matmul = Self.graph([("a", .float32, [2, 0]), ("b", .float32, [0, 3])], [("p", .float32)],
+                                [Node(name: "mm", op: "MatMul", inputs: ["a", "w"], outputs: ["p"])],
+                                constants: ["w": .make(.float32, [0, 3], [])])
+        expectCompileError(.shape, mentioning: ["MatMul \"mm\"", "non-empty result", "[2, 0]"]) {
+            () throws(NeuronCompilerError) in try NeuronCompiler.compile(matmul)
+        }
+    }
 }

@@ -202,6 +202,19 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.scatter(op, output([16]), indices: input([6], at: 16, dtype: .int32), updates: input([6]))
             })
         }
+        // ISA 1.6: into each storage type from float64 of random bits (huge, tiny, NaN) and int32, and
+        // every code of each back to float32 (outputs counted in floats: 300 bytes per narrowing).
+        let small: [NeuronDType] = [.float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0, .float4E2M1,
+                                    .int4, .uint4, .int2, .uint2]
+        cases.append(QueueCase(name: "cast into and out of float8, float4 and the sub-byte integers", inputs: 300,
+                               outputs: 2 * 75 * small.count + 256 * small.count) {
+            for (k, type) in small.enumerated() {
+                $0.cast(output([150], at: 300 * k, dtype: type), input([150], dtype: .float64))
+                $0.cast(output([150], at: 300 * k + 150, dtype: type), input([150], dtype: .int32),
+                        wrap: k % 2 == 0, saturate: k > 4 || k % 2 == 1, e8m0: k == 4 ? .up : .nearest)
+                $0.cast(output([256], at: 150 * small.count + 256 * k), input([256], dtype: type))
+            }
+        })
         cases.append(QueueCase(name: "int32 matmul with a bias, wrapping", inputs: 3 * 40 + 40 * 7 + 7, outputs: 21) {
             $0.matmul(output([3, 7], dtype: .int32), input([3, 40], dtype: .int32), input([40, 7], at: 120, dtype: .int32),
                       bias: input([7], at: 400, dtype: .int32))

@@ -95,7 +95,10 @@ struct MirrorTests {
             "NEURON_DT_F32": .float32, "NEURON_DT_BF16": .bfloat16, "NEURON_DT_I32": .int32, "NEURON_DT_I64": .int64,
             "NEURON_DT_F16": .float16, "NEURON_DT_F64": .float64, "NEURON_DT_I8": .int8, "NEURON_DT_U8": .uint8,
             "NEURON_DT_I16": .int16, "NEURON_DT_U16": .uint16, "NEURON_DT_U32": .uint32, "NEURON_DT_U64": .uint64,
-            "NEURON_DT_BOOL": .bool]
+            "NEURON_DT_BOOL": .bool, "NEURON_DT_F8E4M3FN": .float8E4M3FN, "NEURON_DT_F8E4M3FNUZ": .float8E4M3FNUZ,
+            "NEURON_DT_F8E5M2": .float8E5M2, "NEURON_DT_F8E5M2FNUZ": .float8E5M2FNUZ, "NEURON_DT_F8E8M0": .float8E8M0,
+            "NEURON_DT_F4E2M1": .float4E2M1, "NEURON_DT_I4": .int4, "NEURON_DT_U4": .uint4, "NEURON_DT_I2": .int2,
+            "NEURON_DT_U2": .uint2]
         #expect(dtypes.count - 1 == swiftDTypes.count && NeuronDType.allCases.count == swiftDTypes.count)
         for (name, value) in dtypes where name != "NEURON_DT_COUNT" {
             #expect(swiftDTypes[name]?.rawValue == UInt8(value), "\(name)")

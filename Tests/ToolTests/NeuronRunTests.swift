@@ -41,8 +41,15 @@ struct NeuronRunTests {
         #expect(throws: NPYError("x.npy holds big-endian >f4 values; little-endian float16, float32, float64, int8 to int64, uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")) {
             try NPY.decode(try replacing("<f4", with: ">f4"), name: "x.npy")
         }
-        // Every engine type but bfloat16 round-trips, under numpy's own type string.
-        for type in NeuronDType.allCases where type != .bfloat16 {
+        // ml_dtypes' float8 and int4 save as one-byte records: named, with what to save instead.
+        #expect(throws: NPYError("x.npy holds <V1 values (one-byte records: ml_dtypes' float8, float4 and int4 save so; numpy cannot read them back as such): save float8 and float4 as float32, int4 and int2 as int8, uint4 and uint2 as uint8; little-endian float16, float32, float64, int8 to int64, uint8 to uint64 and bool are taken: convert it, as np.save(path, x.astype(np.float32))")) {
+            try NPY.decode(try replacing("<f4", with: "<V1"), name: "x.npy")
+        }
+        #expect(throws: NPYError("numpy has no float8_e4m3fn; convert it to float32 first")) {
+            try NPY.encode(NPY.Array(dtype: .float8E4M3FN, shape: [1], bytes: [0]))
+        }
+        // Every engine type numpy has round-trips, under numpy's own type string.
+        for type in NeuronDType.allCases where type.npyCarrier == type {
             let typed = NPY.Array(dtype: type, shape: [3], bytes: type.bytes([1, 0, 2]))
             let file = try NPY.encode(typed)
             #expect(try NPY.decode(file) == typed, "\(type)")
@@ -183,5 +190,52 @@ struct NeuronRunTests {
         let both = try runTool("neuron-run", ["\(dir)/tiny.neff", "--baseline", "\(dir)/other.neff", "--scaling"],
                                environment: environment)
         #expect(both.status != 0 && both.stderr.contains("one at a time"), "\(both.stderr)")
+    }
+
+    @Test("neuron-run carries int4 as int8 and float8 as float32 in .npy files, checks their range, and takes and writes empty tensors")
+    func smallAndEmptyTypes() throws {
+        let root = "/tmp/neuron-run-small-\(getpid())", dir = root + "/out"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var program = NeuronProgram()
+        program.cast(.contiguous(slot: 2, dims: [4], dtype: .int32), .contiguous(slot: 0, dims: [4], dtype: .int4))
+        program.cast(.contiguous(slot: 3, dims: [4], dtype: .float8E4M3FN), .contiguous(slot: 1, dims: [4], dtype: .float32))
+        let model = NEFFModel(
+            name: "small", coreCount: 1,
+            tensors: [NEFFTensor(name: "q", kind: .input, dtype: .int4, shape: [4]),
+                      NEFFTensor(name: "f", kind: .input, dtype: .float32, shape: [4]),
+                      NEFFTensor(name: "none", kind: .input, dtype: .float32, shape: [0]),
+                      NEFFTensor(name: "w", kind: .output, dtype: .int32, shape: [4]),
+                      NEFFTensor(name: "e", kind: .output, dtype: .float8E4M3FN, shape: [4]),
+                      NEFFTensor(name: "void", kind: .output, dtype: .float32, shape: [2, 0])],
+            programs: [NEFFProgram(core: 0, image: program.image(), slots: ["q", "f", "w", "e"])], weights: [:])
+        try model.write(to: "\(root)/m.neff")
+        func save(_ name: String, _ type: NeuronDType, _ shape: [Int], _ values: [Double]) throws {
+            try Data(try NPY.encode(NPY.Array(dtype: type, shape: shape, bytes: type.bytes(values))))
+                .write(to: URL(fileURLWithPath: "\(root)/\(name).npy"))
+        }
+        try save("q", .int8, [4], [-8, 7, -1, 3])
+        try save("f", .float32, [4], [0.3, 500, -1e6, 2])
+        try save("none", .float32, [0], [])
+        try save("wide", .int8, [4], [-8, 9, 0, 0])
+        try save("qf", .float32, [4], [1, 2, 3, 4])
+        func run(_ q: String) throws -> ToolResult {
+            try runTool("neuron-run", ["\(root)/m.neff", "--input", "q=\(root)/\(q).npy", "--input", "f=\(root)/f.npy",
+                                       "--input", "none=\(root)/none.npy", "--output-dir", dir, "--iterations", "1"],
+                        environment: Self.environment)
+        }
+        let result = try run("q")
+        #expect(result.status == 0, "\(result.stderr)")
+        func load(_ name: String) throws -> NPY.Array {
+            try NPY.decode(Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name).npy"))))
+        }
+        let w = try load("w"), e = try load("e"), void = try load("void")
+        #expect(w.dtype == .int32 && NeuronDType.int32.values(w.bytes) == [-8, 7, -1, 3])
+        #expect(e.dtype == .float32 && NeuronDType.float32.values(e.bytes) == [0.3125, 448, -448, 2])
+        #expect(void.dtype == .float32 && void.shape == [2, 0] && void.bytes.isEmpty)
+        let wide = try run("wide")
+        #expect(wide.status != 0 && wide.stderr.contains("holds 9, which int4 (input q) cannot hold"), "\(wide.stderr)")
+        let floats = try run("qf")
+        #expect(floats.status != 0 && floats.stderr.contains("x.astype(np.int8)"), "\(floats.stderr)")
     }
 }

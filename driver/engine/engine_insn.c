@@ -107,7 +107,9 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 		.check = neuron_check_softmax, .exec = neuron_exec_rows,
 	},
 	[NEURON_OP_CAST] = {
-		.name = "CAST", .kind = NEURON_INSN_COMPUTE, .operands = 2, .flags = NEURON_CAST_WRAP,
+		.name = "CAST", .kind = NEURON_INSN_COMPUTE, .operands = 2,
+		.flags = NEURON_CAST_WRAP | NEURON_CAST_NO_SATURATE | NEURON_CAST_E8M0_UP |
+			 NEURON_CAST_E8M0_DOWN,
 		.cost = NEURON_COST_OUTPUT, .slice_weight = 64,
 		.split = NEURON_SPLIT_ELEMENTS, .split_operands = 0x3,
 		.check = neuron_check_cast, .exec = neuron_exec_cast,

@@ -33,6 +33,13 @@ static u32 to_bits(float f)
 	return b.u;
 }
 
+static u64 dbl_bits(double d)
+{
+	union { double d; u64 u; } b = { .d = d };
+
+	return b.u;
+}
+
 /* float16 to float32: exact (subnormals normalised, NaN stays NaN). */
 static float f16_to_f32(u16 h)
 {
@@ -109,6 +116,16 @@ static struct value load(const void *base, u32 dtype, u64 off)
 	case NEURON_DT_U32: v.kind = UNSIGNED; v.bits = ((const u32 *)base)[off]; break;
 	case NEURON_DT_U64: v.kind = UNSIGNED; v.bits = ((const u64 *)base)[off]; break;
 	case NEURON_DT_BOOL: v.kind = UNSIGNED; v.bits = ((const u8 *)base)[off] != 0; break;
+	/* ISA 1.6: the low bits of a byte */
+	case NEURON_DT_I4: v.bits = (u64)(s64)((s8)(((const u8 *)base)[off] << 4) >> 4); break;
+	case NEURON_DT_I2: v.bits = (u64)(s64)((s8)(((const u8 *)base)[off] << 6) >> 6); break;
+	case NEURON_DT_U4: v.kind = UNSIGNED; v.bits = ((const u8 *)base)[off] & 0xf; break;
+	case NEURON_DT_U2: v.kind = UNSIGNED; v.bits = ((const u8 *)base)[off] & 0x3; break;
+	case NEURON_DT_F8E8M0: case NEURON_DT_F8E4M3FN: case NEURON_DT_F8E4M3FNUZ:
+	case NEURON_DT_F8E5M2: case NEURON_DT_F8E5M2FNUZ: case NEURON_DT_F4E2M1:
+		v.kind = FLOAT;
+		v.d = from_bits(neuron_f32_bits_from_small(dtype, ((const u8 *)base)[off]));
+		break;
 	}
 	return v;
 }
@@ -122,19 +139,40 @@ static void store_bits(void *base, u32 dtype, u64 off, u64 bits)
 	case NEURON_DT_I32: case NEURON_DT_U32: ((u32 *)base)[off] = (u32)bits; break;
 	case NEURON_DT_I64: case NEURON_DT_U64: ((u64 *)base)[off] = bits; break;
 	case NEURON_DT_BOOL: ((u8 *)base)[off] = bits != 0; break;
+	/* ISA 1.6: the low bits, a signed one sign-extended through the byte */
+	case NEURON_DT_I4: ((u8 *)base)[off] = (u8)((s8)((u8)bits << 4) >> 4); break;
+	case NEURON_DT_I2: ((u8 *)base)[off] = (u8)((s8)((u8)bits << 6) >> 6); break;
+	case NEURON_DT_U4: ((u8 *)base)[off] = (u8)bits & 0xf; break;
+	case NEURON_DT_U2: ((u8 *)base)[off] = (u8)bits & 0x3; break;
 	}
 }
 
 static int dtype_signed(u32 dtype)
 {
 	return dtype == NEURON_DT_I8 || dtype == NEURON_DT_I16 || dtype == NEURON_DT_I32 ||
-	       dtype == NEURON_DT_I64;
+	       dtype == NEURON_DT_I64 || dtype == NEURON_DT_I4 || dtype == NEURON_DT_I2;
+}
+
+/* Bits of an integer type's values. */
+static u32 int_bits(u32 dtype)
+{
+	if (dtype == NEURON_DT_I4 || dtype == NEURON_DT_U4)
+		return 4;
+	if (dtype == NEURON_DT_I2 || dtype == NEURON_DT_U2)
+		return 2;
+	return neuron_dtype_size(dtype) * 8;
+}
+
+/* The four- and two-bit integers of ISA 1.6. */
+static int dtype_tiny(u32 dtype)
+{
+	return int_bits(dtype) < 8;
 }
 
 /* The range of an integer type: [lo, hi] as signed, or [0, uhi]. */
 static void int_range(u32 dtype, s64 *lo, s64 *hi, u64 *uhi)
 {
-	u32 bits = neuron_dtype_size(dtype) * 8;
+	u32 bits = int_bits(dtype);
 
 	if (dtype == NEURON_DT_BOOL) {
 		*lo = 0;
@@ -153,7 +191,10 @@ static void int_range(u32 dtype, s64 *lo, s64 *hi, u64 *uhi)
 
 /*
  * A float to an integer type: toward zero, saturated to the type's range,
- * NaN to 0 (to bool: anything but 0 is true, NaN too).
+ * NaN to 0 (to bool: anything but 0 is true, NaN too). Into the four- and
+ * two-bit types (ISA 1.6): toward zero, then the low bits, as integers
+ * convert into them (ONNX leaves a float out of range undefined; numpy's
+ * ml_dtypes 0.6 wraps too); NaN and beyond 2^63 to 0.
  */
 static u64 float_to_int(double d, u32 dtype)
 {
@@ -165,6 +206,8 @@ static u64 float_to_int(double d, u32 dtype)
 	if (d != d)
 		return 0;
 	int_range(dtype, &lo, &hi, &uhi);
+	if (dtype_tiny(dtype))
+		return d > -9223372036854775808.0 && d < 9223372036854775808.0 ? (u64)(s64)d : 0;
 	if (dtype_signed(dtype)) {
 		if (d >= (double)hi + 1.0)
 			return (u64)hi;
@@ -206,11 +249,23 @@ static float int_to_f32(struct value v)
 	return v.kind == SIGNED ? (float)(s64)v.bits : (float)v.bits;
 }
 
-static void store(void *base, u32 dtype, u64 off, struct value v, int wrap)
+static void store(void *base, u32 dtype, u64 off, struct value v, u32 flags)
 {
+	int wrap = flags & NEURON_CAST_WRAP;
+	double d;
 	float f;
 
 	switch (dtype) {
+	case NEURON_DT_F8E4M3FN: case NEURON_DT_F8E4M3FNUZ: case NEURON_DT_F8E5M2:
+	case NEURON_DT_F8E5M2FNUZ: case NEURON_DT_F4E2M1:
+		d = v.kind == FLOAT ? v.d : v.kind == SIGNED ? (double)(s64)v.bits : (double)v.bits;
+		((u8 *)base)[off] = (u8)neuron_small_from_f64_bits(dtype, dbl_bits(d),
+								  !(flags & NEURON_CAST_NO_SATURATE));
+		return;
+	case NEURON_DT_F8E8M0:	/* rounded to float32 first, as ONNX's reference */
+		f = v.kind == FLOAT ? (float)v.d : int_to_f32(v);
+		((u8 *)base)[off] = (u8)neuron_e8m0_from_f32_bits(to_bits(f), flags);
+		return;
 	case NEURON_DT_F64:
 		((double *)base)[off] = v.kind == FLOAT ? v.d :
 			v.kind == SIGNED ? (double)(s64)v.bits : (double)v.bits;
@@ -244,13 +299,12 @@ void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,
 void neuron_typed_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 		       u32 flags, const struct neuron_engine_slot *slots)
 {
-	int wrap = flags & NEURON_CAST_WRAP;
 	struct walk w;
 
 	walk_init(&w, o);
 	do {
 		store(slots[o->slot].base, o->dtype, at(&w, o),
-		      load(slots[a->slot].base, a->dtype, at(&w, a)), wrap);
+		      load(slots[a->slot].base, a->dtype, at(&w, a)), flags);
 	} while (walk_next(&w));
 }
 

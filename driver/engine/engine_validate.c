@@ -295,6 +295,12 @@ NEURON_CHECK(copy)
 	return o->dtype == a->dtype && same_dims(o, a) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
 }
 
+/* Is @dtype computed by anything (ISA 1.6's storage types are not)? */
+static int computes(u32 dtype)
+{
+	return dtype < NEURON_DT_F8E4M3FN;
+}
+
 static int is_unsigned(u32 dtype)
 {
 	return dtype == NEURON_DT_U8 || dtype == NEURON_DT_U16 || dtype == NEURON_DT_U32 ||
@@ -357,8 +363,8 @@ NEURON_CHECK(compare)
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
 	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
 
-	return o->dtype == NEURON_DT_BOOL && a->dtype == b->dtype && same_dims(o, a) &&
-	       same_dims(o, b) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
+	return o->dtype == NEURON_DT_BOOL && a->dtype == b->dtype && computes(a->dtype) &&
+	       same_dims(o, a) && same_dims(o, b) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
 }
 
 /* SELECT (ISA 1.4): a bool condition; out, a and b of one dtype; one shape. */
@@ -385,7 +391,7 @@ NEURON_CHECK(scatter)
 	if (o->rank != 1 || ix->rank != 1 || u->rank != 1 || u->dims[0] != ix->dims[0] ||
 	    u->dtype != o->dtype || (ix->dtype != NEURON_DT_I32 && ix->dtype != NEURON_DT_I64))
 		return NEURON_ISA_E_OPERAND;
-	if (in->sub != NEURON_SCATTER_SET && o->dtype == NEURON_DT_BOOL)
+	if (in->sub != NEURON_SCATTER_SET && (o->dtype == NEURON_DT_BOOL || !computes(o->dtype)))
 		return NEURON_ISA_E_OPERAND;
 	return NEURON_ISA_OK;
 }
@@ -403,7 +409,7 @@ NEURON_CHECK(reduce)
 		     (o->dtype == NEURON_DT_F64 && a->dtype == NEURON_DT_F64);
 	u32 i;
 
-	if (index ? o->dtype != NEURON_DT_I64 || a->dtype == NEURON_DT_BOOL
+	if (index ? o->dtype != NEURON_DT_I64 || a->dtype == NEURON_DT_BOOL || !computes(a->dtype)
 		  : !floats || (in->flags & NEURON_REDUCE_LAST_INDEX))
 		return NEURON_ISA_E_OPERAND;
 	if (!a->rank || o->rank != a->rank || o->dims[a->rank - 1] != 1)
@@ -422,10 +428,22 @@ NEURON_CHECK(softmax)
 								    : NEURON_ISA_E_OPERAND;
 }
 
+/*
+ * ISA 1.6: NO_SATURATE only into a float8 type, E8M0_UP or E8M0_DOWN
+ * (not both) only into F8E8M0.
+ */
 NEURON_CHECK(cast)
 {
-	return same_dims(&descs[in->operand[0]], &descs[in->operand[1]]) ? NEURON_ISA_OK
-									 : NEURON_ISA_E_OPERAND;
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
+	u32 round = in->flags & (NEURON_CAST_E8M0_UP | NEURON_CAST_E8M0_DOWN);
+
+	if ((in->flags & NEURON_CAST_NO_SATURATE) &&
+	    (o->dtype < NEURON_DT_F8E4M3FN || o->dtype > NEURON_DT_F8E8M0))
+		return NEURON_ISA_E_OPERAND;
+	if (round && (o->dtype != NEURON_DT_F8E8M0 ||
+		      round == (NEURON_CAST_E8M0_UP | NEURON_CAST_E8M0_DOWN)))
+		return NEURON_ISA_E_OPERAND;
+	return same_dims(o, &descs[in->operand[1]]) ? NEURON_ISA_OK : NEURON_ISA_E_OPERAND;
 }
 
 /* out[i..., d] = a[b[i...], d]: a is [V, D], b holds indices. */

@@ -523,7 +523,8 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 			break;
 		}
 		if (op == NEURON_OP_CAST)
-			in->flags = rnd(2) ? NEURON_CAST_WRAP : 0;
+			/* WRAP; NO_SATURATE, E8M0_UP and _DOWN, valid or not */
+			in->flags = (uint16_t)(chance(75) ? (rnd(2) ? NEURON_CAST_WRAP : 0) : rnd(16));
 		in->operand[0] = gen_op(p, nslots, sizes, r, dims,
 					  op == NEURON_OP_CAST ? any_dtype() : dt);
 		break;

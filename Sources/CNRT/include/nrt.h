@@ -65,6 +65,17 @@ typedef enum nrt_dtype {
 	NRT_DTYPE_UINT32 = 11,
 	NRT_DTYPE_UINT64 = 12,
 	NRT_DTYPE_BOOL = 13,	/* one byte, 0 false, anything else true */
+	/* One byte each: float8 and float4 codes, four- and two-bit integers in the low bits. */
+	NRT_DTYPE_FLOAT8_E4M3FN = 14,
+	NRT_DTYPE_FLOAT8_E4M3FNUZ = 15,
+	NRT_DTYPE_FLOAT8_E5M2 = 16,
+	NRT_DTYPE_FLOAT8_E5M2FNUZ = 17,
+	NRT_DTYPE_FLOAT8_E8M0FNU = 18,
+	NRT_DTYPE_FLOAT4_E2M1FN = 19,
+	NRT_DTYPE_INT4 = 20,
+	NRT_DTYPE_UINT4 = 21,
+	NRT_DTYPE_INT2 = 22,
+	NRT_DTYPE_UINT2 = 23,
 } nrt_dtype_t;
 
 #define NRT_TENSOR_NAME_MAX 256

@@ -182,9 +182,19 @@ struct GraphReader {
         case .int64?: return .int64
         case .uint64?: return .uint64
         case .bool?: return .bool
+        case .float8E4M3Fn?: return .float8E4M3FN
+        case .float8E4M3Fnuz?: return .float8E4M3FNUZ
+        case .float8E5M2?: return .float8E5M2
+        case .float8E5M2Fnuz?: return .float8E5M2FNUZ
+        case .float8E8M0?: return .float8E8M0
+        case .float4E2M1?: return .float4E2M1
+        case .int4?: return .int4
+        case .uint4?: return .uint4
+        case .int2?: return .int2
+        case .uint2?: return .uint2
         default:
             let name = Onnx_TensorProto.DataType(rawValue: Int(code)).map { "\($0)" } ?? "\(code)"
-            throw NeuronCompilerError(.unsupported, "\(what) has element type \(name); neuron-cc takes float, float16, bfloat16, double, bool and the integer types")
+            throw NeuronCompilerError(.unsupported, "\(what) has element type \(name); neuron-cc takes float, float16, bfloat16, double, bool, the integer types (of 2 to 64 bits), float8 and float4")
         }
     }
 
@@ -204,7 +214,10 @@ struct GraphReader {
             count = product
             shape.append(Int(dim))
         }
-        let expected = count * type.size
+        // Four- and two-bit types are packed in the file, the first element
+        // in the low bits of a byte; here they take a byte each.
+        let perByte = type == .int4 || type == .uint4 || type == .float4E2M1 ? 2 : type == .int2 || type == .uint2 ? 4 : 1
+        let expected = perByte == 1 ? count * type.size : (count + perByte - 1) / perByte
         var bytes: [UInt8]
         if tensor.dataLocation == .external {
             bytes = try externalBytes(tensor, what: what, expected: expected)
@@ -220,14 +233,28 @@ struct GraphReader {
             case .int32: bytes = tensor.int32Data.withUnsafeBytes { Array($0) }
             case .int16, .uint16, .float16, .bfloat16:
                 bytes = tensor.int32Data.map { UInt16(truncatingIfNeeded: $0) }.withUnsafeBytes { Array($0) }
-            case .int8, .uint8, .bool:
+            case .int8, .uint8, .bool, .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0,
+                 .float4E2M1, .int4, .uint4, .int2, .uint2:
                 bytes = tensor.int32Data.map { UInt8(truncatingIfNeeded: $0) }
             }
         }
         guard bytes.count == expected else {
             throw NeuronCompilerError(.invalidModel, "\(what) holds \(bytes.count) bytes; \(type) \(shape) takes \(expected)")
         }
+        if perByte > 1 { bytes = Self.unpack(bytes, count: count, type: type) }
         return ConstantTensor(type: type, shape: shape, bytes: bytes)
+    }
+
+    /// `count` elements of four or two bits, packed low bits first, one
+    /// per byte (a signed integer sign-extended, as the engine keeps them).
+    static func unpack(_ packed: [UInt8], count: Int, type: ElementType) -> [UInt8] {
+        let bits = type == .int2 || type == .uint2 ? 2 : 4, perByte = 8 / bits, mask = UInt8((1 << bits) - 1)
+        let signed = type == .int4 || type == .int2
+        return (0..<count).map { index in
+            let value = (packed[index / perByte] >> UInt8(index % perByte * bits)) & mask
+            guard signed, value & (1 << UInt8(bits - 1)) != 0 else { return value }
+            return value | ~mask
+        }
     }
 
     /// The bytes of a tensor stored outside the model (`location`, `offset`, `length`).

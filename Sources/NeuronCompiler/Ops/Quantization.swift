@@ -14,22 +14,37 @@ extension ONNXOps {
             l.set(0, .tensor(try l.matmul(try l.zeroShifted(0, point: 2, rows: true), try l.zeroShifted(1, point: 3, rows: false))))
         },
         ONNXOp("QLinearMatMul") { l in try l.lowerQLinearMatMul() },
-        // y = saturate(round(x / scale) + zero point), rounding half to even.
+        // Integers: y = saturate(round(x / scale) + zero point), rounding
+        // half to even. float8: y = x / scale, rounded to the type (its
+        // zero point is 0), saturating unless saturate=0. float4: y = x /
+        // scale + zero point, rounded to the type and saturating.
         ONNXOp("QuantizeLinear", takes: [.float32], typedInputs: 1) { l in
             let x = try l.floatTensor(0)
             let type = try l.quantizedType()
-            guard [.int8, .uint8, .int16, .uint16].contains(type) else {
-                throw l.unsupported("quantizing to \(type.name); int8, uint8, int16 and uint16 are supported")
+            let integers: [NeuronDType] = [.int8, .uint8, .int16, .uint16, .int4, .uint4, .int2, .uint2]
+            guard integers.contains(type) || type.isSmallFloat, type != .float8E8M0 else {
+                throw l.unsupported("quantizing to \(type.name); int8, uint8, int16, uint16, the 4- and 2-bit integers, "
+                                    + "float8 (but E8M0) and float4 are supported")
             }
             let scale = try l.quantizationParameter(1, over: x)
-            var y = try l.apply(.round, try l.binary(.div, x, scale))
-            if l.hasInput(2) { y = try l.binary(.add, y, try l.quantizationParameter(2, over: x)) }
+            var y = try l.binary(.div, x, scale)
+            if type.isInteger { y = try l.apply(.round, y) }
+            if l.hasInput(2), type.isInteger || type == .float4E2M1 {
+                y = try l.binary(.add, y, try l.quantizationParameter(2, over: x))
+            }
+            if type.isInteger {   // clipped to the type's range: a float into a sub-byte integer would wrap
+                let bits = type.bitWidth, low = type.isSigned ? -Double(1 << (bits - 1)) : 0
+                let high = type.isSigned ? Double((1 << (bits - 1)) - 1) : Double((1 << bits) - 1)
+                y = try l.binary(.min, try l.binary(.max, y, try l.scalar(Float(low), "qmin")), try l.scalar(Float(high), "qmax"))
+            }
             let out = try l.temp(type, y.dims)
-            l.emit(.cast(wrap: false), [out, y])   // float to integer saturates
+            l.emit(.cast(wrap: false, saturate: try l.int("saturate", 1) != 0 || !type.isSmallFloat), [out, y])
             l.set(0, .tensor(out))
         },
         // y = (x - zero point) · scale, in float32.
-        ONNXOp("DequantizeLinear", takes: [.int8, .uint8, .int16, .uint16, .int32], typedInputs: 1) { l in
+        ONNXOp("DequantizeLinear", takes: [.int8, .uint8, .int16, .uint16, .int32, .int4, .uint4, .int2, .uint2,
+                                           .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float4E2M1],
+               typedInputs: 1) { l in
             let q = try l.typedTensor(0)
             var x = try l.temp(.float32, q.dims)
             l.emit(.cast(wrap: false), [x, q])

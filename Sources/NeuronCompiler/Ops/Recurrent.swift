@@ -270,7 +270,6 @@ extension Lowering {
         }
         set(0, .tensor(y))
         if current.outputs.count > 1, !current.outputs[1].isEmpty {
-            guard k > 1 else { throw shapeError("present_state is empty for a kernel of 1 (empty tensors are not supported)") }
             set(1, .tensor(copied(slab(padded, axis: 2, from: length, count: k - 1))))
         }
     }

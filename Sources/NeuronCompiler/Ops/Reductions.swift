@@ -92,8 +92,9 @@ extension Lowering {
             case .plain(.sum): return group.reduce(0, +)
             case .plain(.mean): return group.isEmpty ? .nan : group.reduce(0, +) / Double(group.count)
             case .plain(.prod): return group.reduce(1, *)
-            case .plain(.max): return group.max() ?? (integral ? -0x1p63 : -.infinity)
-            case .plain(.min): return group.min() ?? (integral ? 0x1p63 : .infinity)
+            // an empty group: the type's lowest (false) or highest (true)
+            case .plain(.max): return group.max() ?? (x.type == .bool ? 0 : integral ? -0x1p63 : -.infinity)
+            case .plain(.min): return group.min() ?? (x.type == .bool ? 1 : integral ? 0x1p63 : .infinity)
             case .plain: return .nan
             case .l1: return group.reduce(0) { $0 + abs($1) }
             case .l2: return group.reduce(0) { $0 + $1 * $1 }.squareRoot()

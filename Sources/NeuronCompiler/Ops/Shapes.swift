@@ -109,7 +109,6 @@ extension ONNXOps {
         }
         var start = 0
         for (index, size) in sizes.enumerated() {
-            guard size >= 1 else { throw l.shapeError("output \(index) would be empty; empty tensors are not supported") }
             var part = x
             part.offset += start * x.strides[a]
             part.dims[a] = size
@@ -263,8 +262,7 @@ extension Lowering {
             func clampIndex(_ value: Int) -> Int { max(0, min(dim, value < 0 ? value + dim : value)) }
             let start = clampIndex(starts[index]), end = clampIndex(ends[index])
             let count = end > start ? (end - start + stepped - 1) / stepped : 0
-            guard count > 0 else { throw shapeError("the slice of axis \(a) is empty; empty tensors are not supported") }
-            view.offset += start * view.strides[a]
+            if count > 0 { view.offset += start * view.strides[a] }   // else empty
             view.strides[a] *= stepped
             view.dims[a] = count
         }

@@ -38,7 +38,7 @@ extension ONNXOps {
         },
         ONNXOp("Cast", fold: whenKnown { l, first, _ in
             let to = try l.castTarget()
-            return first.type == to ? first : .make(to, first.shape, first.doubles())
+            return first.converted(to: to, castFlags: try l.castMode(to: to).flags)
         }) { l in try l.lowerCast(to: try l.castTarget()) },
         // Each axis cut to its centre, or padded with zeros around it.
         ONNXOp("CenterCropPad") { l in
@@ -79,7 +79,7 @@ extension ONNXOps {
         ONNXOp("CastLike", fold: whenKnown { l, first, inputs in
             guard inputs.count == 2 else { throw l.invalid("CastLike takes two inputs") }
             let to = try l.typedTensorType(1)
-            return first.type == to ? first : .make(to, first.shape, first.doubles())
+            return first.converted(to: to, castFlags: try l.castMode(to: to).flags)
         }) { l in try l.lowerCast(to: try l.typedTensorType(1)) },
         ONNXOp("Concat", fold: whenKnown { l, first, inputs in
             let parts = inputs.compactMap { $0 }
@@ -146,16 +146,37 @@ extension Lowering {
     }
 
     /// Input 0 converted to `type`: integers to integers keep their low
-    /// bits (as ONNX's Cast does), floats to integers saturate.
+    /// bits (as ONNX's Cast does), floats to integers saturate; into
+    /// float8 by the `saturate` attribute, into float8 E8M0 by `round_mode`.
     func lowerCast(to type: NeuronDType) throws(NeuronCompilerError) {
         let x = try typedTensor(0)
         guard type != x.type else {
             set(0, .tensor(x))
             return
         }
+        let mode = try castMode(to: type)
         let out = try temp(type, x.dims)
-        emit(.cast(wrap: true), [out, x])
+        emit(.cast(wrap: true, saturate: mode.saturate, e8m0: mode.e8m0), [out, x])
         set(0, .tensor(out))
+    }
+
+    /// Cast's and CastLike's `saturate` (float8 targets; 1 by default) and
+    /// `round_mode` (float8 E8M0 targets; "up" by default), as CAST flags too.
+    func castMode(to type: NeuronDType) throws(NeuronCompilerError)
+        -> (saturate: Bool, e8m0: NeuronE8M0Rounding, flags: UInt16) {
+        let saturate = try int("saturate", 1) != 0
+        var e8m0 = NeuronE8M0Rounding.nearest
+        if type == .float8E8M0 {
+            switch try string("round_mode", "up") {
+            case "up": e8m0 = .up
+            case "down": e8m0 = .down
+            case "nearest": e8m0 = .nearest
+            case let other: throw invalid("round_mode \"\(other)\" is none of up, down and nearest")
+            }
+        }
+        let fp8 = [.float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0].contains(type)
+        let kept = saturate || !fp8
+        return (kept, e8m0, NeuronProgram.castFlags(wrap: true, saturate: kept, e8m0: e8m0))
     }
 
     /// The element type of input `index`, computed or constant.
@@ -265,8 +286,8 @@ extension Lowering {
         var source = x
         for a in 0..<x.rank {
             let cropStart = max(0, -before[a]), cropEnd = max(0, -after[a])
-            guard x.dims[a] - cropStart - cropEnd >= 1 else {
-                throw shapeError("pads crop all of axis \(a) (\(x.dims[a]) long); empty tensors are not supported")
+            guard x.dims[a] - cropStart - cropEnd >= 0 else {
+                throw invalid("pads crop more than all of axis \(a) (\(x.dims[a]) long)")
             }
             source.offset += cropStart * source.strides[a]
             source.dims[a] -= cropStart + cropEnd
@@ -342,8 +363,12 @@ extension Lowering {
     func lowerTile() throws(NeuronCompilerError) {
         let x = try tensor(0)
         guard let repeats = constant(1)?.integers() else { throw unsupported("the repeats must be known at compile time") }
-        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 1 }) else {
-            throw invalid("repeats \(repeats) must have one entry of at least 1 for each of the input's \(x.rank) axes (empty tensors are not supported)")
+        guard repeats.count == x.rank, repeats.allSatisfy({ $0 >= 0 }) else {
+            throw invalid("repeats \(repeats) must have one entry of at least 0 for each of the input's \(x.rank) axes")
+        }
+        if repeats.contains(0) || x.dims.contains(0) {   // nothing to copy
+            set(0, .constant(ConstantTensor(type: x.type, shape: zip(x.dims, repeats).map { $0 * $1 }, bytes: [])))
+            return
         }
         guard x.rank + repeats.filter({ $0 > 1 }).count > 6 else {
             set(0, .tensor(try tile(x, repeats)))

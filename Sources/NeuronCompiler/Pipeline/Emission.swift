@@ -39,7 +39,7 @@ enum Emission {
         case .compare(let compare): program.compare(compare, views[0], views[1], views[2])
         case .select: program.select(views[0], condition: views[1], views[2], views[3])
         case .softmax: program.softmax(views[0], views[1])
-        case .cast(let wrap): program.cast(views[0], views[1], wrap: wrap)
+        case .cast(let wrap, let saturate, let e8m0): program.cast(views[0], views[1], wrap: wrap, saturate: saturate, e8m0: e8m0)
         case .gather: program.gather(views[0], table: views[1], indices: views[2])
         case .scatter(let op): program.scatter(op, views[0], indices: views[1], updates: views[2])
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)

@@ -42,7 +42,8 @@ struct AbstractOp {
         case compare(NeuronCompareOp)
         case select
         case softmax
-        case cast(wrap: Bool)
+        /// Into float8, `saturate` false overflows to infinity or NaN; into E8M0, rounded by `e8m0`.
+        case cast(wrap: Bool, saturate: Bool = true, e8m0: NeuronE8M0Rounding = .nearest)
         case gather
         /// operands[0][operands[1][i]] op= operands[2][i] in order; it reads operands[0] too.
         case scatter(NeuronScatterOp)
@@ -88,6 +89,9 @@ final class Lowering {
     /// Told of each 16th node lowered.
     var progress: (@Sendable (CompileProgress) -> Void)?
     var ops: [AbstractOp] = []
+    /// Set by emit when an instruction would compute a non-empty result
+    /// from an empty operand (step() refuses the node).
+    var emptyOperand: String?
     var folded = 0
     /// The node being lowered, for error messages.
     var current = Node(name: "", op: "", inputs: [], outputs: [])
@@ -133,6 +137,11 @@ final class Lowering {
     /// model's bytes (Expand, Pad, Tile, Resize, broadcasts, windows) end
     /// here, so that none is bigger than a NeuronCore tensor can be.
     func newBuffer(_ kind: CompilerBuffer.Kind, type: NeuronDType, dims: [Int]) throws(NeuronCompilerError) -> View {
+        if dims.contains(0), dims.allSatisfy({ (0...Int(UInt32.max)).contains($0) }) {
+            // Empty: no instruction writes or reads it (emit drops them).
+            buffers.append(CompilerBuffer(kind: kind, bytes: 0))
+            return View(buffer: buffers.count - 1, type: type, dims: dims)
+        }
         let count = try checkShape(dims, what: "a tensor")
         buffers.append(CompilerBuffer(kind: kind, bytes: count * type.size))
         return View(buffer: buffers.count - 1, type: type, dims: dims)
@@ -159,7 +168,16 @@ final class Lowering {
         return View(buffer: buffers.count - 1, type: type, dims: view.dims)
     }
 
+    /// One instruction. Over an empty result there is nothing to do, and
+    /// it is dropped; a non-empty one from an empty operand (a MATMUL over
+    /// an empty axis, ...) is refused by step().
     func emit(_ kind: AbstractOp.Kind, _ operands: [View]) {
+        if operands.contains(where: { $0.dims.contains(0) }) {
+            if let out = operands.first, !out.dims.contains(0) {
+                emptyOperand = emptyOperand ?? "an operand of shape \(operands.first(where: { $0.dims.contains(0) })?.dims ?? [])"
+            }
+            return
+        }
         ops.append(AbstractOp(kind: kind, operands: operands, node: current.name))
     }
 
@@ -173,6 +191,9 @@ final class Lowering {
     /// float64 to float32, small integers and bool to int32, uint32 and
     /// uint64 to int64).
     func weightView(_ tensor: ConstantTensor, name: String, as wanted: NeuronDType? = nil) throws(NeuronCompilerError) -> View {
+        if tensor.shape.contains(0) {   // empty: nothing is placed, nothing reads it
+            return try newBuffer(.temp, type: wanted ?? tensor.type, dims: tensor.shape)
+        }
         if !tensor.shape.isEmpty { try checkShape(tensor.shape, what: "the constant \(name)") }
         let type: NeuronDType
         if let wanted {
@@ -183,6 +204,8 @@ final class Lowering {
             case .bfloat16: type = .bfloat16
             case .int32, .int16, .int8, .uint8, .uint16, .bool: type = .int32
             case .int64, .uint32, .uint64: type = .int64
+            case .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0, .float4E2M1: type = .float32
+            case .int4, .uint4, .int2, .uint2: type = .int32
             }
         }
         let key = "\(name)#\(type.name)"
@@ -371,8 +394,14 @@ final class Lowering {
         return value.shape
     }
 
+    /// Output `output` of the current node is `value`; an empty view is
+    /// an empty constant (nothing to compute, and every reader folds).
     func set(_ output: Int, _ value: LoweredValue) {
         guard output < current.outputs.count, !current.outputs[output].isEmpty else { return }
+        if case .tensor(let view) = value, view.dims.contains(0) {
+            values[current.outputs[output]] = .constant(ConstantTensor(type: view.type, shape: view.dims, bytes: []))
+            return
+        }
         values[current.outputs[output]] = value
     }
 
@@ -467,8 +496,17 @@ final class Lowering {
             } else {
                 throw NeuronCompilerError(.shape, "input \(input.name) has no shape in the model: give it with --input-shape \(input.name)=DxDx...")
             }
-            guard dims.count <= 6, dims.allSatisfy({ $0 >= 1 }) else {
-                throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions, each at least 1 (empty tensors are not supported)")
+            guard dims.count <= 6 else {
+                throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have at most 6 dimensions")
+            }
+            // An empty input holds nothing to read: it is known, and every
+            // op that reads it folds (its type and shape still matter).
+            if dims.contains(0) {
+                guard dims.allSatisfy({ (0...Int(UInt32.max)).contains($0) }) else {
+                    throw NeuronCompilerError(.shape, "input \(input.name) is \(dims); NeuronCore tensors have dimensions of at most \(UInt32.max)")
+                }
+                values[input.name] = .constant(ConstantTensor(type: type, shape: dims, bytes: []))
+                continue
             }
             values[input.name] = .tensor(try newBuffer(.input(input.name), type: type, dims: dims))
         }
@@ -517,7 +555,11 @@ final class Lowering {
                 throw unsupported("input \(name) is \(view.type.name); \(node.op) runs on \(op.takes.map(\.name).joined(separator: " or ")) tensors\(hint)")
             }
         }
+        emptyOperand = nil
         try checked { try lower(self) }
+        if let emptyOperand {
+            throw NeuronCompilerError(.shape, "node \(node.label): a non-empty result from \(emptyOperand) (empty tensors take part only where the result is empty too, or where the op folds)")
+        }
         for (name, original) in widened { values[name] = original }
         guard let narrow else { return }
         for output in node.outputs where !output.isEmpty {
@@ -529,7 +571,9 @@ final class Lowering {
     }
 
     /// The types other than float32 whose every value float32 holds exactly.
-    static let exactInFloat32: Set<NeuronDType> = [.float16, .bfloat16, .bool, .int8, .uint8, .int16, .uint16]
+    static let exactInFloat32: Set<NeuronDType> = [.float16, .bfloat16, .bool, .int8, .uint8, .int16, .uint16,
+                                                   .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ,
+                                                   .float8E8M0, .float4E2M1, .int4, .uint4, .int2, .uint2]
 
     /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
     func lifetimes() -> (first: [Int], last: [Int]) {
@@ -554,6 +598,10 @@ final class Lowering {
             }
             var view: View
             switch value {
+            case .constant(let tensor) where tensor.shape.contains(0):
+                // An empty output: declared in the NEFF, bound to no slot.
+                values[output.name] = .constant(ConstantTensor(type: output.type, shape: tensor.shape, bytes: []))
+                continue
             case .constant(let tensor): view = try weightView(tensor, name: output.name, as: output.type)
             case .tensor(let tensor): view = tensor
             }

@@ -70,6 +70,11 @@ struct SlotBinding {
         let bound = graph.inputs.map { ($0.name, CompilerBuffer.Kind.input($0.name), NEFFTensor.Kind.input) }
             + graph.outputs.map { ($0.name, CompilerBuffer.Kind.output($0.name), NEFFTensor.Kind.output) }
         for (name, bufferKind, tensorKind) in bound {
+            if case .constant(let empty)? = lowering.values[name], empty.shape.contains(0) {
+                // Empty: in the NEFF for its name, type and shape, in no slot.
+                tensors.append(NEFFTensor(name: name, kind: tensorKind, dtype: empty.type, shape: empty.shape))
+                continue
+            }
             guard let id = buffers.firstIndex(where: { $0.kind == bufferKind }),
                   case .tensor(let view)? = lowering.values[name] else { continue }
             tensors.append(NEFFTensor(name: name, kind: tensorKind, dtype: view.type, shape: view.dims))

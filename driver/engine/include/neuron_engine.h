@@ -334,11 +334,179 @@ static inline u32 neuron_f32_bits_from_bf16(u16 half)
 	return (u32)half << 16;
 }
 
+/*
+ * The small float types of ISA 1.6 (F8E4M3FN to F4E2M1): each converts
+ * to float32 exactly, and from a double rounded once to nearest, ties to
+ * even, as OCP's and ONNX's conversions do. Integer arithmetic on the
+ * bits only, so the kernel, the simulator and the tools (Swift calls
+ * these for .npy files and constant folding) agree bit for bit.
+ */
+struct neuron_minifloat {
+	u32 ebits, mbits, bias;
+	u32 nan;	/* NaN's magnitude bits (FN, E5M2), or 0: NaN is the sign alone (FNUZ) */
+	u32 max;	/* the largest finite magnitude's bits */
+	u32 inf;	/* infinity's magnitude bits, or 0 when there is none */
+};
+
+/* The format of @dtype, 0 if it is none of F8E4M3FN to F4E2M1 but E8M0. */
+static inline int neuron_minifloat_of(u32 dtype, struct neuron_minifloat *f)
+{
+	static const struct neuron_minifloat formats[] = {
+		{ 4, 3, 7, 0x7f, 0x7e, 0 },	/* F8E4M3FN */
+		{ 4, 3, 8, 0, 0x7f, 0 },	/* F8E4M3FNUZ */
+		{ 5, 2, 15, 0x7e, 0x7b, 0x7c },	/* F8E5M2 */
+		{ 5, 2, 16, 0, 0x7f, 0 },	/* F8E5M2FNUZ */
+		{ 2, 1, 1, 0, 0x7, 0 },		/* F4E2M1: no NaN (nan unused) */
+	};
+
+	switch (dtype) {
+	case NEURON_DT_F8E4M3FN: *f = formats[0]; return 1;
+	case NEURON_DT_F8E4M3FNUZ: *f = formats[1]; return 1;
+	case NEURON_DT_F8E5M2: *f = formats[2]; return 1;
+	case NEURON_DT_F8E5M2FNUZ: *f = formats[3]; return 1;
+	case NEURON_DT_F4E2M1: *f = formats[4]; return 1;
+	}
+	return 0;
+}
+
+/* float32 bits of @code of a small float @dtype (F8E4M3FN to F4E2M1): exact. */
+static inline u32 neuron_f32_bits_from_small(u32 dtype, u32 code)
+{
+	struct neuron_minifloat f;
+	u32 n, sign, mag, e, m, k = 0;
+
+	if (dtype == NEURON_DT_F8E8M0) {
+		code &= 0xff;
+		if (code == 0xff)
+			return 0x7fc00000u;
+		return code ? code << 23 : 0x00400000u;	/* 2^-127: a float32 subnormal */
+	}
+	if (!neuron_minifloat_of(dtype, &f))
+		return 0x7fc00000u;
+	n = f.ebits + f.mbits;
+	code &= (1u << (n + 1)) - 1;
+	sign = (code >> n) << 31;
+	mag = code & ((1u << n) - 1);
+	if (dtype == NEURON_DT_F4E2M1 ? 0 : f.nan ? (f.inf ? mag > f.inf : mag == f.nan) : code == 1u << n)
+		return sign | 0x7fc00000u;
+	if (f.inf && mag == f.inf)
+		return sign | 0x7f800000u;
+	e = mag >> f.mbits;
+	m = mag & ((1u << f.mbits) - 1);
+	if (!e) {
+		if (!m)
+			return sign;
+		while (!(m & (1u << f.mbits))) {	/* a subnormal: normalise */
+			m <<= 1;
+			k++;
+		}
+		return sign | ((128 - f.bias - k) << 23) | ((m & ((1u << f.mbits) - 1)) << (23 - f.mbits));
+	}
+	return sign | ((e - f.bias + 127) << 23) | (m << (23 - f.mbits));
+}
+
+/*
+ * The code of small float @dtype nearest the double of @bits (to nearest,
+ * ties to even). A value beyond the largest finite one, and infinity,
+ * become it (saturate), or else infinity (E5M2) or NaN; F4E2M1 has
+ * neither and always saturates, and takes NaN to 0. Not for E8M0.
+ */
+static inline u32 neuron_small_from_f64_bits(u32 dtype, u64 bits, int saturate)
+{
+	struct neuron_minifloat f;
+	u32 n, sign, ex = (u32)(bits >> 52) & 0x7ff;
+	u64 man = bits & ((1ULL << 52) - 1), m, rem, half;
+	s32 te;
+	u32 shift, r;
+
+	if (!neuron_minifloat_of(dtype, &f))
+		return 0;
+	n = f.ebits + f.mbits;
+	sign = (u32)(bits >> 63) << n;
+	if (dtype == NEURON_DT_F4E2M1)
+		saturate = 1;
+	if (ex == 0x7ff && man) {	/* NaN */
+		if (dtype == NEURON_DT_F4E2M1)
+			return 0;
+		return f.nan ? sign | f.nan : 1u << n;
+	}
+	if (ex == 0x7ff)
+		r = ~0u;		/* infinity: beyond every finite value */
+	else if (!ex)
+		r = 0;			/* a double subnormal: far below every one */
+	else {
+		te = (s32)ex - 1023 + (s32)f.bias;
+		if (te > (s32)(1u << f.ebits)) {
+			r = ~0u;
+		} else if (te >= 1) {
+			shift = 52 - f.mbits;
+			m = man >> shift;
+			rem = man & ((1ULL << shift) - 1);
+			half = 1ULL << (shift - 1);
+			r = ((u32)te << f.mbits) | (u32)m;
+			if (rem > half || (rem == half && (r & 1)))
+				r++;	/* may carry into the exponent */
+		} else {
+			shift = 52 - f.mbits + (u32)(1 - te);
+			if (shift > 54) {
+				r = 0;	/* below a quarter of the least subnormal */
+			} else {
+				man |= 1ULL << 52;
+				m = man >> shift;
+				rem = man & ((1ULL << shift) - 1);
+				half = 1ULL << (shift - 1);
+				r = (u32)m;
+				if (rem > half || (rem == half && (r & 1)))
+					r++;
+			}
+		}
+	}
+	if (r > f.max) {
+		if (saturate)
+			r = f.max;
+		else if (f.inf)
+			r = f.inf;
+		else
+			return f.nan ? sign | f.nan : 1u << n;
+	}
+	if (!r && !f.nan && dtype != NEURON_DT_F4E2M1)
+		return 0;		/* FNUZ has no -0 */
+	return sign | r;
+}
+
+/*
+ * F8E8M0's code for float32 @bits: its exponent, rounded up when any
+ * fraction is left (@flags NEURON_CAST_E8M0_UP), down (..._DOWN), or to
+ * the nearest power (a fraction of more than a half, or of a half past
+ * 2^-127), as ONNX's reference rounds; infinity and NaN are NaN (0xff).
+ * Saturating, rounding never reaches 0xff; the sign is ignored (ONNX
+ * leaves negative values unspecified).
+ */
+static inline u32 neuron_e8m0_from_f32_bits(u32 bits, u32 flags)
+{
+	u32 e = (bits >> 23) & 0xff, up;
+
+	if (e == 0xff)
+		return 0xff;
+	if (flags & NEURON_CAST_E8M0_UP)
+		up = (bits & 0x7fffff) != 0;
+	else if (flags & NEURON_CAST_E8M0_DOWN)
+		up = 0;
+	else
+		up = (bits & 0x400000) && ((bits & 0x3fffff) || e);
+	if (up && e == 0xfe && !(flags & NEURON_CAST_NO_SATURATE))
+		up = 0;
+	return e + up;
+}
+
 /* Bytes of one element of @dtype (a valid enum neuron_dtype), 0 if none. */
 static inline u32 neuron_dtype_size(u32 dtype)
 {
 	switch (dtype) {
 	case NEURON_DT_I8: case NEURON_DT_U8: case NEURON_DT_BOOL:
+	case NEURON_DT_F8E4M3FN: case NEURON_DT_F8E4M3FNUZ: case NEURON_DT_F8E5M2:
+	case NEURON_DT_F8E5M2FNUZ: case NEURON_DT_F8E8M0: case NEURON_DT_F4E2M1:
+	case NEURON_DT_I4: case NEURON_DT_U4: case NEURON_DT_I2: case NEURON_DT_U2:
 		return 1;
 	case NEURON_DT_BF16: case NEURON_DT_F16: case NEURON_DT_I16: case NEURON_DT_U16:
 		return 2;

@@ -82,6 +82,26 @@ enum neuron_dtype {
 	NEURON_DT_U32 = 11,
 	NEURON_DT_U64 = 12,
 	NEURON_DT_BOOL = 13,
+	/*
+	 * ISA 1.6 (driver API 1.7): storage types, one byte per element,
+	 * moved by FILL, COPY, CAST, GATHER, SELECT and SCATTER's SET and
+	 * computed by nothing else (CAST them to a type that computes).
+	 * The float8 formats of OCP and ONNX (FN: no infinity, one NaN per
+	 * sign; FNUZ: no infinity, no -0, NaN is 0x80; E8M0: a power of two
+	 * 2^(e-127), 0xff is NaN); FLOAT4 E2M1 in the low four bits (no
+	 * infinity or NaN); the signed and unsigned integers of four and two
+	 * bits in the byte's low bits (a signed one stored sign-extended).
+	 */
+	NEURON_DT_F8E4M3FN = 14,
+	NEURON_DT_F8E4M3FNUZ = 15,
+	NEURON_DT_F8E5M2 = 16,
+	NEURON_DT_F8E5M2FNUZ = 17,
+	NEURON_DT_F8E8M0 = 18,
+	NEURON_DT_F4E2M1 = 19,
+	NEURON_DT_I4 = 20,
+	NEURON_DT_U4 = 21,
+	NEURON_DT_I2 = 22,
+	NEURON_DT_U2 = 23,
 	NEURON_DT_COUNT
 };
 
@@ -208,6 +228,18 @@ enum neuron_pool_op {
 #define NEURON_REDUCE_LAST_INDEX	0x1	/* ARGMAX, ARGMIN: the last of equal extremes */
 /* NEURON_OP_CAST flags (ISA 1.4). */
 #define NEURON_CAST_WRAP	0x1	/* integer to integer keeps the low bits instead of saturating */
+/*
+ * ISA 1.6: into a float8 type, a value beyond its largest finite one
+ * becomes infinity (E5M2) or NaN instead of that largest value (the
+ * default, as ONNX's saturate=1).
+ */
+#define NEURON_CAST_NO_SATURATE	0x2
+/*
+ * ISA 1.6: into F8E8M0, round up or down to a power of two instead of
+ * to the nearest one; not both.
+ */
+#define NEURON_CAST_E8M0_UP	0x4
+#define NEURON_CAST_E8M0_DOWN	0x8
 
 /* iparam of NEURON_OP_CONV2D and NEURON_OP_POOL2D. */
 enum neuron_window_param {
