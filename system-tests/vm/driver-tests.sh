@@ -15,7 +15,10 @@ eq() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "got '$2', want '$3'";
 loaded() { grep -q '^neuron ' /proc/modules; }
 load() { insmod "$MOD" "$@" && udevadm settle --timeout=30; }
 unload() { rmmod neuron && udevadm settle --timeout=30; }
+# section TITLE: where the suite's time goes (seconds since boot, a comment line).
+section() { echo "# $(cut -d' ' -f1 /proc/uptime) s: $1"; }
 
+section "udev: group, mode, by-serial links"
 # --- udev: group, mode, by-serial links ---------------------------------
 serial0=$(cat $SYS/neuron0/serial)
 for n in 0 1; do
@@ -26,6 +29,7 @@ for n in 0 1; do
 done
 eq "udev.serials_distinct" "$(cat $SYS/neuron*/serial | sort -u | wc -l)" 2
 
+section "sysfs matches the module parameters"
 # --- sysfs matches the module parameters --------------------------------
 eq sysfs.param.fake_devices "$(cat /sys/module/neuron/parameters/fake_devices)" 2
 eq sysfs.device_count "$(ls -d $SYS/neuron* | wc -l)" 2
@@ -54,9 +58,11 @@ echo 20000 > $P
 eq param.job_timeout.set "$(cat $P)" 20000
 echo 10000 > $P
 
+section "the ABI, from a real program"
 # --- the ABI, from a real program -----------------------------------------
 $ABI all 2 4 8192
 
+section "NeuronCore reservation and job queues"
 # --- NeuronCore reservation and job queues ---------------------------------
 neuron_queue_test || fail queue.run "exit $?"
 # Threads and processes sharing a file: racing releases, a child holding it.
@@ -65,6 +71,7 @@ neuron_owner_test || fail owner.run "exit $?"
 # debug kernel's fault injection; skipped on Debian's kernel).
 neuron_fault_test || fail fault.run "exit $?"
 
+section "the ioctl fuzzer, bounded: as root, then as a member of group neuron"
 # --- the ioctl fuzzer, bounded: as root, then as a member of group neuron --
 # The seed is the day's: a failure reproduces with scripts/fuzz-driver --seed.
 seed=$(date +%Y%m%d)
@@ -74,6 +81,7 @@ su neuron-user -c "neuron_ioctl_fuzz --seed $((seed + 1)) --seconds ${FUZZ_SECON
 	fail ioctl_fuzz.user "exit $?"
 eq ioctl_fuzz.memory_returned "$(cat $SYS/neuron0/memory_used) $(cat $SYS/neuron1/memory_used)" "0 0"
 
+section "the C API (libnrt.so) against the driver"
 # --- the C API (libnrt.so) against the driver -----------------------------
 if [ -x "$REPO/.build-vm/bin/nrt_test" ]; then
 	nrt_test "$REPO/.build-vm/mlp.neff" || fail capi.run "exit $?"
@@ -81,6 +89,7 @@ else
 	fail capi.run "nrt_test is not built (scripts/capi-test --build-only)"
 fi
 
+section "the runtime across processes: contention, then a kill mid-inference"
 # --- the runtime across processes: contention, then a kill mid-inference --
 # One neuron-run holds NeuronCores 0-1 of neuron0 and keeps them busy; a
 # second on the same cores is refused and told who holds them, a third on
@@ -132,6 +141,7 @@ else
 	fail runtime.killed.cores_free_again "$out"
 fi
 
+section "stress: many neuron-run processes killed at random points"
 # --- stress: many neuron-run processes killed at random points -------------
 # Random models, cores, replicas and requests in flight, as root and as
 # neuron-user, most killed (SIGKILL, SIGTERM, SIGINT) at a random point,
@@ -142,6 +152,7 @@ echo 60000 > /sys/module/neuron/parameters/job_timeout_ms
 neuron_stress run --seconds "${STRESS_SECONDS:-30}" --seed "$seed" || fail stress.run "exit $?"
 echo 10000 > /sys/module/neuron/parameters/job_timeout_ms
 
+section "permissions: group members may open and list, others may not"
 # --- permissions: group members may open and list, others may not ---------
 su neuron-user -c "$ABI unprivileged /dev/neuron1" || fail unprivileged.run "exit $?"
 # A group member commits twice the guest's memory: refused, nobody OOM-killed.
@@ -155,6 +166,7 @@ else
 fi
 su outsider -c "$ABI eacces /dev/neuron0" || fail outsider.run "exit $?"
 
+section "the Swift userspace against the real module"
 # --- the Swift userspace against the real module --------------------------
 # The same Swift Testing suite that runs on the host against the simulator
 # (tests that need the driver are enabled here), then neuron-ls as an
@@ -198,6 +210,7 @@ kill $holder; wait $holder 2>/dev/null
 eq neuron_ls.wide.holder_gone "$(neuron-ls --wide | grep -c "| $holder ")" 0
 eq neuron_ls.topology "$(neuron-ls --topology | grep -c '^\[0\] <-> \[1\]$')" 1
 
+section "rmmod is refused while a file is open, works after close"
 # --- rmmod is refused while a file is open, works after close -------------
 exec 3</dev/neuron0
 if rmmod neuron 2>/dev/null; then fail rmmod.busy_refused "rmmod succeeded with an open fd"; else pass rmmod.busy_refused; fi
@@ -206,6 +219,7 @@ exec 3<&-
 if unload; then pass rmmod.after_close; else fail rmmod.after_close "rmmod failed"; fi
 eq rmmod.nodes_gone "$(ls /dev/neuron* 2>/dev/null | wc -l)" 0
 
+section "invalid parameters refuse to load, with a message"
 # --- invalid parameters refuse to load, with a message --------------------
 for p in fake_devices=17 fake_cores=0 fake_cores=9 fake_memory_mb=0 \
 	 job_timeout_ms=1 fake_devices=two; do
@@ -222,6 +236,7 @@ for p in fake_devices=17 fake_cores=0 fake_cores=9 fake_memory_mb=0 \
 	fi
 done
 
+section "other sizes: sysfs and the ABI follow the parameters"
 # --- other sizes: sysfs and the ABI follow the parameters -----------------
 if load fake_devices=3 fake_cores=2 fake_memory_mb=64; then
 	eq sysfs.sized.devices "$(ls -d $SYS/neuron* | wc -l)" 3
@@ -249,6 +264,7 @@ else
 	fail load.zero_devices "insmod without parameters failed"
 fi
 
+section "50 load/unload cycles leak nothing"
 # --- 50 load/unload cycles leak nothing -----------------------------------
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 # Free pages, counting those on the per-cpu lists: MemFree leaves those
@@ -293,10 +309,12 @@ if [ $((free0 - free1)) -lt 150 ]; then pass cycles.no_memory_leak; else
 /lib/systemd/systemd-udevd --daemon 2>/dev/null
 udevadm settle --timeout=30
 
+section "load and unload racing open files, mappings and sysfs readers"
 # --- load and unload racing open files, mappings and sysfs readers --------
 neuron_stress cycles --module "$MOD" --cycles "${STRESS_CYCLES:-30}" --seed "$seed" ||
 	fail stress.cycles "exit $?"
 
+section "install-driver and uninstall-driver"
 # --- install-driver and uninstall-driver ---------------------------------
 if install-driver --no-build --no-dkms --fake-devices 3 >/tmp/install.log 2>&1; then
 	pass install.runs
@@ -318,4 +336,5 @@ fi
 loaded && fail uninstall.unloaded "still loaded" || pass uninstall.unloaded
 eq uninstall.files_gone "$(ls /lib/modules/$(uname -r)/updates/neuron.ko /etc/udev/rules.d/60-neuron.rules \
 	/etc/modules-load.d/neuron.conf /etc/modprobe.d/neuron.conf 2>/dev/null | wc -l)" 0
+section "end"
 exit 0
