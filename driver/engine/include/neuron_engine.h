@@ -387,7 +387,8 @@ static inline u32 neuron_f32_bits_from_small(u32 dtype, u32 code)
 	code &= (1u << (n + 1)) - 1;
 	sign = (code >> n) << 31;
 	mag = code & ((1u << n) - 1);
-	if (dtype == NEURON_DT_F4E2M1 ? 0 : f.nan ? (f.inf ? mag > f.inf : mag == f.nan) : code == 1u << n)
+	/* NaN: past infinity (E5M2), all ones (FN), or -0's code (FNUZ); F4E2M1 has none */
+	if (dtype != NEURON_DT_F4E2M1 && (f.inf ? mag > f.inf : f.nan ? mag == f.nan : code == 1u << n))
 		return sign | 0x7fc00000u;
 	if (f.inf && mag == f.inf)
 		return sign | 0x7f800000u;
