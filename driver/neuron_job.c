@@ -350,6 +350,7 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 	struct neuron_core *core;
 	struct neuron_job *job;
 	unsigned int i;
+	u64 seq = 0;
 	int ret;
 
 	BUILD_BUG_ON(ARRAY_SIZE(req->slots) != NEURON_MAX_SLOTS);
@@ -427,7 +428,8 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 	} else if (core->queued >= NEURON_QUEUE_DEPTH) {
 		ret = -EAGAIN;
 	} else {
-		job->seq = ++core->submitted;
+		seq = ++core->submitted;
+		job->seq = seq;
 		core->queued++;
 		list_add_tail(&job->node, &core->queue);
 	}
@@ -439,7 +441,12 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 		neuron_job_free(job);
 		return ret;
 	}
-	req->seq = job->seq;	/* @job belongs to the core thread from here */
+	/*
+	 * @job belongs to the core thread once it is queued: it may have run
+	 * and been freed already, so nothing here reads it (KASAN caught a
+	 * read of job->seq here under the ioctl fuzzer).
+	 */
+	req->seq = seq;
 	wake_up(&core->work_wq);
 	return 0;
 }

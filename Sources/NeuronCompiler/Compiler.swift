@@ -111,7 +111,14 @@ public enum NeuronCompiler {
     /// the model compiles.
     public static func check(_ graph: Graph, options: CompileOptions = CompileOptions()) -> [NeuronCompilerError] {
         var missing: [String: [String]] = [:]
-        for node in graph.nodes where ONNXOps.byName[node.op] == nil { missing[node.op, default: []].append(node.name) }
+        // the nodes of If, Loop and Scan bodies too, named within their node
+        func visit(_ nodes: [Node], within: String) {
+            for node in nodes {
+                if ONNXOps.byName[node.op] == nil { missing[node.op, default: []].append(within + node.name) }
+                for case .graph(let body) in node.attributes.values { visit(body.nodes, within: within + node.name + "/") }
+            }
+        }
+        visit(graph.nodes, within: "")
         guard missing.isEmpty else {
             return missing.sorted { $0.key < $1.key }.map { op, nodes in
                 let shown = nodes.prefix(3).map(\.debugDescription).joined(separator: ", ") + (nodes.count > 3 ? ", ..." : "")

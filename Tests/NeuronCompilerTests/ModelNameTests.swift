@@ -67,12 +67,12 @@ struct CompileCheckTests {
     func check() throws {
         var graph = ModelNameTests.graph(input: "x", output: "y")
         #expect(NeuronCompiler.check(graph).isEmpty)
-        graph.nodes[0].op = "Loop"
+        graph.nodes[0].op = "NonZero"
         graph.nodes[1].op = "Unique"
-        graph.nodes.append(Node(name: "l2", op: "Loop", inputs: ["y"], outputs: ["z"]))
+        graph.nodes.append(Node(name: "l2", op: "NonZero", inputs: ["y"], outputs: ["z"]))
         let problems = NeuronCompiler.check(graph)
         #expect(problems.count == 2, "\(problems)")
-        #expect(problems.first?.message.contains("Loop (2 nodes: \"m\", \"l2\")") == true, "\(problems)")
+        #expect(problems.first?.message.contains("NonZero (2 nodes: \"m\", \"l2\")") == true, "\(problems)")
         #expect(problems.last?.message.contains("Unique (1 node: \"a\")") == true, "\(problems)")
         #expect(problems.allSatisfy { $0.kind == .unsupported && $0.message.contains("neuron-cc ops") })
         // Past the ops, the compile's own refusal.

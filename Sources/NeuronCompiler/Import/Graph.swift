@@ -86,8 +86,11 @@ public enum AttributeValue: Sendable, Equatable {
     case floats([Float])
     case ints([Int])
     case strings([String])
-    /// A subgraph (If, Loop, Scan bodies): recorded, not compiled.
-    case graph
+    /// A subgraph (the branches of If, the bodies of Loop and Scan),
+    /// inlined where its op is lowered.
+    indirect case graph(Graph)
+    /// A list of subgraphs: no inference op takes one.
+    case graphs
 }
 
 /// One operation.
@@ -111,6 +114,26 @@ public struct Node: Sendable, Equatable {
 
     /// How errors name it: `Conv "conv1"` (or its index when unnamed).
     public var label: String { "\(op) \"\(name)\"" }
+
+    /// The values it reads: its inputs, and those its subgraphs read from
+    /// the graph around them (captured by name, as ONNX allows).
+    public var reads: [String] {
+        var names = inputs
+        for case .graph(let body) in attributes.values { names += body.captured }
+        return names
+    }
+}
+
+extension Graph {
+    /// The names its nodes (and theirs, nested) read that it does not define.
+    public var captured: [String] {
+        var defined = Set(inputs.map(\.name)).union(constants.keys), names: [String] = []
+        for node in nodes {
+            for name in node.reads where !name.isEmpty && !defined.contains(name) { names.append(name) }
+            defined.formUnion(node.outputs)
+        }
+        return names
+    }
 }
 
 /// A whole model: its nodes in topological order, the inputs the

@@ -48,7 +48,7 @@ public enum ONNXImporter {
         guard opset >= minimumOpset else {
             throw NeuronCompilerError(.unsupported, "\(name) uses opset \(opset); neuron-cc takes opset \(minimumOpset) and newer: convert it with onnx.version_converter.convert_version(model, \(minimumOpset)), or export again with opset_version=\(minimumOpset) or later")
         }
-        return try GraphReader(directory: directory, opset: opset).read(model.graph)
+        return try GraphReader(directory: directory, opset: opset).read(model.graph, outer: [])
     }
 }
 
@@ -57,7 +57,9 @@ struct GraphReader {
     var directory: String?
     var opset: Int
 
-    func read(_ proto: Onnx_GraphProto) throws(NeuronCompilerError) -> Graph {
+    /// A graph, or a subgraph that may read the values `outer` names (the
+    /// enclosing graphs').
+    func read(_ proto: Onnx_GraphProto, outer: Set<String>) throws(NeuronCompilerError) -> Graph {
         var constants: [String: ConstantTensor] = [:]
         for tensor in proto.initializer {
             guard !tensor.name.isEmpty else {
@@ -73,17 +75,19 @@ struct GraphReader {
         for info in proto.output { outputs.append(try valueInfo(info, what: "output")) }
 
         var known = Set(inputs.map(\.name)).union(constants.keys)
+        // A subgraph's own formal inputs count even when an initializer shares the name.
+        if !outer.isEmpty { known.formUnion(proto.input.map(\.name)) }
         var nodes: [Node] = []
         for (index, proto) in proto.node.enumerated() {
             var node = Node(name: proto.name.isEmpty ? "#\(index)" : proto.name, op: proto.opType,
                             domain: proto.domain, inputs: proto.input, outputs: proto.output)
             for attribute in proto.attribute {
-                node.attributes[attribute.name] = try value(of: attribute, in: node)
+                node.attributes[attribute.name] = try value(of: attribute, in: node, scope: known.union(outer))
             }
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw NeuronCompilerError(.unsupported, "node \(node.label) is in domain \(node.domain); neuron-cc compiles the default ONNX domain only")
             }
-            for input in node.inputs where !input.isEmpty && !known.contains(input) {
+            for input in node.inputs where !input.isEmpty && !known.contains(input) && !outer.contains(input) {
                 throw NeuronCompilerError(.invalidModel, "node \(node.label) reads \(input), which no input, initializer or earlier node provides (the nodes must be in topological order)")
             }
             for output in node.outputs where !output.isEmpty {
@@ -102,7 +106,7 @@ struct GraphReader {
             }
             nodes.append(node)
         }
-        for output in outputs where !known.contains(output.name) {
+        for output in outputs where !known.contains(output.name) && !outer.contains(output.name) {
             throw NeuronCompilerError(.invalidModel, "the graph output \(output.name) is produced by no node")
         }
         return Graph(name: proto.name, opset: opset, inputs: inputs, outputs: outputs, constants: constants, nodes: nodes)
@@ -130,7 +134,7 @@ struct GraphReader {
         }
     }
 
-    func value(of attribute: Onnx_AttributeProto, in node: Node) throws(NeuronCompilerError) -> AttributeValue {
+    func value(of attribute: Onnx_AttributeProto, in node: Node, scope: Set<String> = []) throws(NeuronCompilerError) -> AttributeValue {
         let what = "attribute \(attribute.name) of node \(node.label)"
         switch attribute.type {
         case .float: return .float(attribute.f)
@@ -140,7 +144,9 @@ struct GraphReader {
         case .floats: return .floats(attribute.floats)
         case .ints: return .ints(attribute.ints.map { Int($0) })
         case .strings: return .strings(attribute.strings.map { String(decoding: $0, as: UTF8.self) })
-        case .graph, .graphs: return .graph
+        // (a subgraph's outer scope is never empty: "" marks it as one)
+        case .graph: return .graph(try read(attribute.g, outer: scope.union([""])))
+        case .graphs: return .graphs
         default:
             throw NeuronCompilerError(.unsupported, "\(what) has type \(attribute.type), which neuron-cc does not take")
         }

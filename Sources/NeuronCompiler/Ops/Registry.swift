@@ -69,7 +69,7 @@ struct ONNXOp: Sendable {
 
 /// Every ONNX op neuron-cc compiles: the families' entries, joined.
 enum ONNXOps {
-    static let all: [ONNXOp] = elementwise + logic + shapes + matmul + einsum + reductions + scans + gathers + gridSample + pooling + tensors + normalization + attention + recurrent + quantization + signal + cnn + foldOnly
+    static let all: [ONNXOp] = elementwise + logic + shapes + matmul + einsum + reductions + scans + gathers + gridSample + pooling + tensors + normalization + attention + recurrent + quantization + signal + cnn + controlFlow + foldOnly
 
     /// The entries by name (the first wins; a test checks names are unique).
     static let byName: [String: ONNXOp] = Dictionary(all.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -57,7 +57,7 @@ enum Fusion {
     static func readerCounts(_ graph: Graph) -> [String: Int] {
         var counts: [String: Int] = [:]
         for node in graph.nodes {
-            for input in node.inputs where !input.isEmpty { counts[input, default: 0] += 1 }
+            for input in node.reads where !input.isEmpty { counts[input, default: 0] += 1 }
         }
         for output in graph.outputs { counts[output.name, default: 0] += 1 }
         return counts

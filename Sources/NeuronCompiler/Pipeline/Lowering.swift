@@ -92,6 +92,10 @@ final class Lowering {
     /// Set by emit when an instruction would compute a non-empty result
     /// from an empty operand (step() refuses the node).
     var emptyOperand: String?
+    /// Subgraphs inlined so far (each gets its own names), and how many
+    /// more nodes they may add (Ops/ControlFlow.swift).
+    var inlined = 0
+    var inlineBudget = Lowering.maxInlinedNodes
     var folded = 0
     /// The node being lowered, for error messages.
     var current = Node(name: "", op: "", inputs: [], outputs: [])

@@ -63,7 +63,7 @@ enum Patterns {
             nodes = graph.nodes
             for (position, node) in graph.nodes.enumerated() {
                 for output in node.outputs where !output.isEmpty { producer[output] = At(position: position, node: node) }
-                for input in Set(node.inputs) where !input.isEmpty {   // a node reading a value twice reads it once here
+                for input in Set(node.reads) where !input.isEmpty {   // a node reading a value twice reads it once here
                     readers[input, default: []].append(At(position: position, node: node))
                 }
             }
