@@ -20,15 +20,10 @@ extension ConstantTensor {
         guard wrap, type.isInteger, target.isInteger else {
             return ConstantTensor(type: target, shape: shape, bytes: target.bytes(doubles(), castFlags: castFlags))
         }
-        let width = target.bitWidth, signed = target.isSigned
         var out: [UInt8] = []
         out.reserveCapacity(count * target.size)
         for index in 0..<count {
-            var bits = integerBits(index)
-            if width < 64 {
-                bits &= (1 << UInt64(width)) - 1
-                if signed, bits & (1 << UInt64(width - 1)) != 0 { bits |= ~((1 << UInt64(width)) - 1) }
-            }
+            let bits = target.extendedBits(integerBits(index))
             withUnsafeBytes(of: bits.littleEndian) { out += $0.prefix(target.size) }
         }
         return ConstantTensor(type: target, shape: shape, bytes: out)
@@ -39,12 +34,7 @@ extension ConstantTensor {
         let size = type.size, at = index * size
         var raw: UInt64 = 0
         for byte in 0..<size { raw |= UInt64(bytes[at + byte]) << UInt64(8 * byte) }
-        let width = type.bitWidth
-        if width < 64 {
-            raw &= (1 << UInt64(width)) - 1
-            if type.isSigned, raw & (1 << UInt64(width - 1)) != 0 { raw |= ~((1 << UInt64(width)) - 1) }
-        }
-        return raw
+        return type.extendedBits(raw)
     }
 
     static func integers(_ values: [Int], type: ElementType = .int64, shape: [Int]? = nil) -> ConstantTensor {

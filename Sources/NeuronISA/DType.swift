@@ -34,8 +34,22 @@ public enum NeuronDType: UInt8, Sendable, CaseIterable {
         }
     }
 
+    /// The low `bitWidth` bits of `raw` as a 64-bit value of this type:
+    /// sign-extended for the signed integers, zero-extended for the rest
+    /// (the one place a narrow integer's sign is restored).
+    public func extendedBits(_ raw: UInt64) -> UInt64 {
+        let width = UInt64(bitWidth)
+        guard width < 64 else { return raw }
+        let low = raw & ((1 << width) - 1)
+        guard isSigned, low & (1 << (width - 1)) != 0 else { return low }
+        return low | ~((1 << width) - 1)
+    }
+
     /// ISA 1.6's float8 and float4 types.
     public var isSmallFloat: Bool { (NeuronDType.float8E4M3FN.rawValue...NeuronDType.float4E2M1.rawValue).contains(rawValue) }
+
+    /// The float8 types (the small floats but float4).
+    public var isFloat8: Bool { isSmallFloat && bitWidth == 8 }
 
     /// ISA 1.6's four- and two-bit integers (one per byte).
     public var isSubByteInteger: Bool { [.int4, .uint4, .int2, .uint2].contains(self) }
@@ -131,9 +145,8 @@ extension NeuronDType {
                     let code = raw.loadUnaligned(fromByteOffset: at, as: UInt8.self)
                     return Double(Float(bitPattern: neuron_f32_bits_from_small(UInt32(rawValue), UInt32(code))))
                 case .int4, .uint4, .int2, .uint2:
-                    let bits = self == .int4 || self == .uint4 ? 4 : 2, byte = raw.loadUnaligned(fromByteOffset: at, as: UInt8.self)
-                    let low = Int(byte) & ((1 << bits) - 1)
-                    return Double(self == .int4 || self == .int2 ? (low ^ (1 << (bits - 1))) - (1 << (bits - 1)) : low)
+                    let value = extendedBits(UInt64(raw.loadUnaligned(fromByteOffset: at, as: UInt8.self)))
+                    return isSigned ? Double(Int64(bitPattern: value)) : Double(value)
                 }
             }
         }
@@ -177,8 +190,7 @@ extension NeuronDType {
                 // toward zero, then the low bits (NaN and beyond 2^63 are 0)
                 let whole = value.rounded(.towardZero)
                 let wide = whole > -0x1p63 && whole < 0x1p63 ? Int64(whole) : 0
-                let bits = bitWidth, low = UInt8(truncatingIfNeeded: wide) & UInt8((1 << bits) - 1)
-                append(isSigned && low & UInt8(1 << (bits - 1)) != 0 ? low | ~UInt8((1 << bits) - 1) : low)
+                append(UInt8(truncatingIfNeeded: extendedBits(UInt64(bitPattern: wide))))
             }
         }
         return out

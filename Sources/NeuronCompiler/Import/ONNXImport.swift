@@ -48,7 +48,7 @@ public enum ONNXImporter {
         guard opset >= minimumOpset else {
             throw NeuronCompilerError(.unsupported, "\(name) uses opset \(opset); neuron-cc takes opset \(minimumOpset) and newer: convert it with onnx.version_converter.convert_version(model, \(minimumOpset)), or export again with opset_version=\(minimumOpset) or later")
         }
-        return try GraphReader(directory: directory, opset: opset).read(model.graph, outer: [])
+        return try GraphReader(directory: directory, opset: opset).read(model.graph, subgraphOf: nil)
     }
 }
 
@@ -57,9 +57,10 @@ struct GraphReader {
     var directory: String?
     var opset: Int
 
-    /// A graph, or a subgraph that may read the values `outer` names (the
-    /// enclosing graphs').
-    func read(_ proto: Onnx_GraphProto, outer: Set<String>) throws(NeuronCompilerError) -> Graph {
+    /// The model's graph (`subgraphOf` nil), or a subgraph (an attribute's)
+    /// that may read the values its enclosing graphs name.
+    func read(_ proto: Onnx_GraphProto, subgraphOf enclosing: Set<String>?) throws(NeuronCompilerError) -> Graph {
+        let outer = enclosing ?? []
         var constants: [String: ConstantTensor] = [:]
         for tensor in proto.initializer {
             guard !tensor.name.isEmpty else {
@@ -76,7 +77,7 @@ struct GraphReader {
 
         var known = Set(inputs.map(\.name)).union(constants.keys)
         // A subgraph's own formal inputs count even when an initializer shares the name.
-        if !outer.isEmpty { known.formUnion(proto.input.map(\.name)) }
+        if enclosing != nil { known.formUnion(proto.input.map(\.name)) }
         var nodes: [Node] = []
         for (index, proto) in proto.node.enumerated() {
             var node = Node(name: proto.name.isEmpty ? "#\(index)" : proto.name, op: proto.opType,
@@ -144,8 +145,7 @@ struct GraphReader {
         case .floats: return .floats(attribute.floats)
         case .ints: return .ints(attribute.ints.map { Int($0) })
         case .strings: return .strings(attribute.strings.map { String(decoding: $0, as: UTF8.self) })
-        // (a subgraph's outer scope is never empty: "" marks it as one)
-        case .graph: return .graph(try read(attribute.g, outer: scope.union([""])))
+        case .graph: return .graph(try read(attribute.g, subgraphOf: scope))
         case .graphs: return .graphs
         default:
             throw NeuronCompilerError(.unsupported, "\(what) has type \(attribute.type), which neuron-cc does not take")
@@ -254,12 +254,9 @@ struct GraphReader {
     /// `count` elements of four or two bits, packed low bits first, one
     /// per byte (a signed integer sign-extended, as the engine keeps them).
     static func unpack(_ packed: [UInt8], count: Int, type: ElementType) -> [UInt8] {
-        let bits = type == .int2 || type == .uint2 ? 2 : 4, perByte = 8 / bits, mask = UInt8((1 << bits) - 1)
-        let signed = type == .int4 || type == .int2
+        let bits = type.bitWidth, perByte = 8 / bits
         return (0..<count).map { index in
-            let value = (packed[index / perByte] >> UInt8(index % perByte * bits)) & mask
-            guard signed, value & (1 << UInt8(bits - 1)) != 0 else { return value }
-            return value | ~mask
+            UInt8(truncatingIfNeeded: type.extendedBits(UInt64(packed[index / perByte] >> UInt8(index % perByte * bits))))
         }
     }
 

@@ -174,8 +174,7 @@ extension Lowering {
             case let other: throw invalid("round_mode \"\(other)\" is none of up, down and nearest")
             }
         }
-        let fp8 = [.float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0].contains(type)
-        let kept = saturate || !fp8
+        let kept = saturate || !type.isFloat8
         return (kept, e8m0, NeuronProgram.castFlags(wrap: true, saturate: kept, e8m0: e8m0))
     }
 

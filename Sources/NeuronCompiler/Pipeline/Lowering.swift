@@ -574,10 +574,10 @@ final class Lowering {
         }
     }
 
-    /// The types other than float32 whose every value float32 holds exactly.
-    static let exactInFloat32: Set<NeuronDType> = [.float16, .bfloat16, .bool, .int8, .uint8, .int16, .uint16,
-                                                   .float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ,
-                                                   .float8E8M0, .float4E2M1, .int4, .uint4, .int2, .uint2]
+    /// The types other than float32 whose every value float32 holds
+    /// exactly: those of 16 bits or fewer (float32's 24-bit significand
+    /// and 8-bit exponent hold every value of each).
+    static let exactInFloat32 = Set(NeuronDType.allCases.filter { $0.bitWidth <= 16 })
 
     /// Each buffer's first and last instruction (Int.max and -1 when none uses it).
     func lifetimes() -> (first: [Int], last: [Int]) {
