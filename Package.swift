@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "neuron-bench", targets: ["neuron-bench"]),
         .executable(name: "neuron-run", targets: ["neuron-run"]),
         .executable(name: "neuron-cc", targets: ["neuron-cc"]),
+        .executable(name: "neuron-profile", targets: ["neuron-profile"]),
         // libnrt.so: the C API (Sources/CNRT/include/nrt.h).
         .library(name: "nrt", type: .dynamic, targets: ["NeuronRT"]),
     ],
@@ -67,7 +68,10 @@ let package = Package(
         ),
         // The runtime: visible NeuronCores, loading NEFFs on core groups,
         // shared weights, tensors, execution.
-        .target(name: "NeuronRuntime", dependencies: ["NeuronDevice", "NeuronNEFF"]),
+        .target(name: "NeuronRuntime", dependencies: ["NeuronDevice", "NeuronNEFF", "NeuronProfile"]),
+        // Profiles: the capture format (job traces with the NEFF's layer
+        // names), its summaries and its Perfetto and TensorBoard views.
+        .target(name: "NeuronProfile", dependencies: ["NeuronDevice", "NeuronNEFF", "NeuronISA", "NeuronCLI"]),
         // The C API: its header and the C side of its data structures ...
         .target(name: "CNRT"),
         // ... and its implementation over the runtime.
@@ -83,7 +87,7 @@ let package = Package(
         ),
         // What the command-line tools share: JSON, standard error, latency
         // percentiles, tables, .npy files (no device: neuron-cc uses it too) ...
-        .target(name: "NeuronCLI", dependencies: ["NeuronISA"]),
+        .target(name: "NeuronCLI", dependencies: ["NeuronISA", "NeuronNEFF"]),
         // ... and device listings and topology (neuron-ls, later neuron-top).
         .target(name: "NeuronDeviceListing", dependencies: ["NeuronDevice", "NeuronCLI"]),
         .executableTarget(
@@ -105,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "neuron-run",
             dependencies: [
-                "NeuronDevice", "NeuronNEFF", "NeuronRuntime", "NeuronCLI",
+                "NeuronDevice", "NeuronNEFF", "NeuronRuntime", "NeuronCLI", "NeuronProfile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,6 +117,13 @@ let package = Package(
             name: "neuron-cc",
             dependencies: [
                 "NeuronCompiler", "NeuronISA", "NeuronNEFF", "NeuronCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "neuron-profile",
+            dependencies: [
+                "NeuronNEFF", "NeuronRuntime", "NeuronProfile", "NeuronCLI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -140,7 +151,7 @@ let package = Package(
         .testTarget(
             name: "NeuronCompilerTests",
             dependencies: [
-                "NeuronCompiler", "NeuronRuntime", "NeuronNEFF", "NeuronDevice", "TestSupport",
+                "NeuronCompiler", "NeuronRuntime", "NeuronNEFF", "NeuronDevice", "NeuronProfile", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

@@ -7,7 +7,8 @@
  * number, so a known command number with another size or direction is
  * unknown (-ENOTTY). Here, once for all: the argument is copied in whole,
  * its flags and reserved fields checked to be zero (with a debug line
- * naming the command and the field), and for commands that return data
+ * naming the command and the field; a command's flags may hold only the
+ * bits it knows), and for commands that return data
  * copied out whole after the handler; no lock is held across a user copy.
  */
 #include <linux/fs.h>
@@ -229,6 +230,16 @@ union neuron_ioctl_arg {
 	BUILD_BUG_ON(_IOC_SIZE(NEURON_IOCTL_##NAME) != sizeof(struct type));	\
 	BUILD_BUG_ON(sizeof_field(struct type, flags) != sizeof(u32));
 
+/* The flags a command knows; the other commands take none. */
+static u32 neuron_ioctl_known_flags(unsigned int cmd)
+{
+	switch (cmd) {
+	case NEURON_IOCTL_JOB_SUBMIT:
+		return NEURON_JOB_SUBMIT_FLAGS;
+	}
+	return 0;
+}
+
 long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
 	struct neuron_file *nf = filp->private_data;
@@ -253,8 +264,9 @@ long neuron_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	if (copy_from_user(&buf, uarg, _IOC_SIZE(cmd)))
 		return -EFAULT;
 	memcpy(&flags, (u8 *)&buf + desc->flags_offset, sizeof(flags));
-	if (flags) {
-		dev_dbg(dev, "%s: flags 0x%x must be 0\n", desc->name, flags);
+	if (flags & ~neuron_ioctl_known_flags(cmd)) {
+		dev_dbg(dev, "%s: flags 0x%x has unknown bits 0x%x\n", desc->name, flags,
+			flags & ~neuron_ioctl_known_flags(cmd));
 		return -EINVAL;
 	}
 	if (!neuron_all_zero((u8 *)&buf + desc->reserved_offset, desc->reserved_size)) {

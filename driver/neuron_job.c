@@ -46,6 +46,8 @@ struct neuron_job {
 	struct neuron_engine_program prog;
 	struct neuron_buffer *bufs[NEURON_MAX_SLOTS];
 	struct neuron_engine_slot slots[NEURON_MAX_SLOTS];
+	struct neuron_buffer *trace_buf;	/* NEURON_JOB_TRACE's, or NULL */
+	struct neuron_engine_trace trace;
 };
 
 static void neuron_job_free(struct neuron_job *job)
@@ -55,6 +57,8 @@ static void neuron_job_free(struct neuron_job *job)
 	for (i = 0; i < NEURON_MAX_SLOTS; i++)
 		if (job->bufs[i])
 			neuron_buffer_put(job->bufs[i]);
+	if (job->trace_buf)
+		neuron_buffer_put(job->trace_buf);
 	kvfree(job->image);
 	kfree(job);
 }
@@ -189,6 +193,7 @@ static void neuron_job_run(struct neuron_core *core, struct neuron_job *job,
 		.prog = &job->prog, .slots = job->slots, .scratch = &scratch,
 		.sync = &job->nf->sync, .core = core->index,
 		.section_work = NEURON_SECTION_WORK_KERNEL,
+		.trace = job->trace_buf ? &job->trace : NULL,
 	};
 	struct neuron_run_result result;
 	u64 start;
@@ -279,7 +284,12 @@ int neuron_core_thread(void *data)
 		spin_unlock(&core->lock);
 		if (!job)
 			continue;
+		if (job->trace_buf)
+			job->trace.dequeued_ns = ktime_get_ns();
 		neuron_job_run(core, job, &res);
+		if (job->trace_buf)
+			neuron_engine_trace_close(&job->trace, core->index, job->seq,
+						  job->prog.insn_count, res.status, ktime_get_ns());
 		neuron_job_finish(core, job, &res);
 	}
 	return 0;
@@ -319,6 +329,26 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 			status.error, status.index);
 		return -EINVAL;
 	}
+	if (req->flags & NEURON_JOB_TRACE) {
+		void *addr;
+
+		job->trace_buf = neuron_buffer_get(nf, req->trace);
+		if (!job->trace_buf) {
+			dev_dbg(&nf->nd->dev, "JOB_SUBMIT: trace = %u is no buffer of this file\n",
+				req->trace);
+			return -ENOENT;
+		}
+		if (job->trace_buf->size < sizeof(struct neuron_trace_header)) {
+			dev_dbg(&nf->nd->dev, "JOB_SUBMIT: trace buffer of %llu bytes, less than a header (%zu)\n",
+				job->trace_buf->size, sizeof(struct neuron_trace_header));
+			return -EINVAL;
+		}
+		addr = neuron_buffer_kmap(job->trace_buf, job->trace_buf->size);
+		if (IS_ERR(addr))
+			return PTR_ERR(addr);
+		job->trace.buf.base = addr;
+		job->trace.buf.size = job->trace_buf->size;
+	}
 	neuron_engine_slot_extents(&job->prog, extent);
 	for (i = 0; i < NEURON_MAX_SLOTS; i++) {
 		void *addr;
@@ -354,8 +384,14 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 	int ret;
 
 	BUILD_BUG_ON(ARRAY_SIZE(req->slots) != NEURON_MAX_SLOTS);
-	if (req->pad) {
-		dev_dbg(&nd->dev, "JOB_SUBMIT: pad 0x%x must be 0\n", req->pad);
+	if (req->pad || req->trace_pad) {
+		dev_dbg(&nd->dev, "JOB_SUBMIT: pad 0x%x and trace_pad 0x%x must be 0\n", req->pad,
+			req->trace_pad);
+		return -EINVAL;
+	}
+	if (!(req->flags & NEURON_JOB_TRACE) != !req->trace) {
+		dev_dbg(&nd->dev, "JOB_SUBMIT: trace %u with flags 0x%x: a trace buffer goes with NEURON_JOB_TRACE\n",
+			req->trace, req->flags);
 		return -EINVAL;
 	}
 	req->error = 0;
@@ -430,6 +466,7 @@ int neuron_ioctl_job_submit(struct neuron_file *nf, void *arg, struct neuron_ioc
 	} else {
 		seq = ++core->submitted;
 		job->seq = seq;
+		job->trace.submitted_ns = ktime_get_ns();
 		core->queued++;
 		list_add_tail(&job->node, &core->queue);
 	}

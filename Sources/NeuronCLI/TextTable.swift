@@ -3,6 +3,10 @@
 public struct TextTable: Sendable {
     public var headers: [[String]]
     public var rows: [[[String]]] = []
+    /// A rule after every row (else only around the header and at the end).
+    public var rulesBetweenRows = true
+    /// Columns whose cells are right-aligned (numbers).
+    public var rightAligned: Set<Int> = []
 
     public init(headers: [[String]]) {
         self.headers = headers
@@ -27,15 +31,17 @@ public struct TextTable: Sendable {
                 "|" + (0..<columns).map { column in
                     let cell = column < cells.count ? cells[column] : []
                     let text = line < cell.count ? cell[line] : ""
-                    return " " + text + String(repeating: " ", count: widths[column] - text.count) + " "
+                    let pad = String(repeating: " ", count: widths[column] - text.count)
+                    return " " + (rightAligned.contains(column) ? pad + text : text + pad) + " "
                 }.joined(separator: "|") + "|"
             }
         }
         var out = [rule] + lines(headers) + [rule]
         for row in rows {
             out += lines(row)
-            out.append(rule)
+            if rulesBetweenRows { out.append(rule) }
         }
+        if !rulesBetweenRows && !rows.isEmpty { out.append(rule) }
         return out.joined(separator: "\n")
     }
 }

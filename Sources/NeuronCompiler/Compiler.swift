@@ -13,16 +13,21 @@ public struct CompileOptions: Sendable {
     /// NEFFModel.maxCores: each runs a contiguous stage of about equal
     /// estimated work and starts a request when the stage before ends.
     public var pipelineCores: Int
+    /// Keep the NEFF's debug section: each instruction's layer (ONNX
+    /// nodes, fused groups) and the compiler's estimate, for profiles.
+    public var debugInfo: Bool
 
     /// Called as the compile advances (on the compiling thread).
     public var progress: (@Sendable (CompileProgress) -> Void)?
 
     public init(inputShapes: [String: [Int]] = [:], name: String? = nil, autoCast: AutoCast = .none,
-                pipelineCores: Int = 1, progress: (@Sendable (CompileProgress) -> Void)? = nil) {
+                pipelineCores: Int = 1, debugInfo: Bool = true,
+                progress: (@Sendable (CompileProgress) -> Void)? = nil) {
         self.inputShapes = inputShapes
         self.name = name
         self.autoCast = autoCast
         self.pipelineCores = pipelineCores
+        self.debugInfo = debugInfo
         self.progress = progress
     }
 }
@@ -158,7 +163,8 @@ public enum NeuronCompiler {
         // A graph's name is any text an exporter wrote; a name given in
         // the options is checked as it is (validate() says what is wrong).
         let model = try Emission.model(name: options.name ?? NEFFModel.modelName(fitting: fusedGraph.name), binding: binding,
-                                       instructions: instructions, stages: stages, progress: options.progress)
+                                       instructions: instructions, stages: stages,
+                                       layers: options.debugInfo ? lowering.layers : nil, progress: options.progress)
 
         var report = CompileReport(nodes: graph.opCounts, folded: lowering.folded, instructions: instructions.count,
                                    weightBytes: binding.weightBytes, scratchBytes: arena.bytes,

@@ -45,6 +45,17 @@ extension KernelDevice {
         raw.slot_count = UInt32(request.buffers.count)
         raw.dep_core = request.after.map { UInt32(clamping: $0.core) } ?? NEURON_NO_DEP
         raw.dep_seq = request.after?.sequence ?? 0
+        if let trace = request.trace {
+            guard let storage = trace.storage as? KernelBufferStorage, storage.device === self else {
+                throw .invalidArgument("The trace buffer belongs to another device or file; allocate it through this device object.")
+            }
+            guard !trace.isFreed else { throw .bufferFreed }
+            guard trace.allocatedSize >= NeuronJobTrace.headerSize else {
+                throw .invalidArgument("A trace buffer holds at least a header of \(NeuronJobTrace.headerSize) bytes; this one has \(trace.allocatedSize).")
+            }
+            raw.flags = NEURON_JOB_TRACE
+            raw.trace = storage.handle
+        }
         try withUnsafeMutableBytes(of: &raw.slots) { slots throws(NeuronError) in
             for (slot, buffer) in request.buffers.enumerated() {
                 guard let buffer else { continue }
@@ -78,6 +89,9 @@ extension KernelDevice {
                 throw .invalidProgram(NeuronProgramError(kind: .init(rawValue: raw.error) ?? .header,
                                                          index: Int(raw.error_index)))
             case .invalidArgument:
+                if request.trace != nil, let info = try? driverInfo(), info.apiMinor < 8 {
+                    throw .invalidArgument("The driver speaks API \(info.apiMajor).\(info.apiMinor); traced jobs need API 1.8. Install this tree's driver (scripts/install-driver), or trace on the simulator (NEURON_BACKEND=sim).")
+                }
                 if request.image.count * 8 > Int(neuron_max_program_size) {
                     throw .invalidArgument("The program is \(request.image.count * 8) bytes; a job carries at most \(neuron_max_program_size).")
                 }

@@ -33,6 +33,9 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidProgram(NeuronProgramError)
     /// A job that was never submitted, or whose result is no longer kept.
     case unknownJob(core: Int, sequence: UInt64)
+    /// A job trace that cannot be read: not written (the job has not
+    /// ended, or was not traced), or in a format this library does not know.
+    case invalidTrace(String)
     /// A system call failed.
     case system(operation: String, errno: Errno)
 
@@ -93,6 +96,8 @@ public enum NeuronError: Error, Equatable, Sendable, CustomStringConvertible {
             return "The program was refused: \(error.description)"
         case .unknownJob(let core, let sequence):
             return "Job \(sequence) of NeuronCore \(core) was never submitted here, or ended too long ago for its status to be kept."
+        case .invalidTrace(let message):
+            return "The job trace cannot be read: \(message)"
         case .system(let operation, let errno):
             return "\(operation) failed: \(errno) (errno \(errno.rawValue))"
         }

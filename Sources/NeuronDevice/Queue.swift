@@ -46,6 +46,17 @@ public enum NeuronJobStatus: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The driver's enum neuron_job_status for it.
+    var rawStatus: UInt32 {
+        switch self {
+        case .ok: NEURON_JOB_OK.rawValue
+        case .invalid: NEURON_JOB_INVALID.rawValue
+        case .timedOut: NEURON_JOB_TIMEOUT.rawValue
+        case .aborted: NEURON_JOB_ABORTED.rawValue
+        case .fault: NEURON_JOB_FAULT.rawValue
+        }
+    }
+
     /// From the driver's status, error and index.
     init(status: UInt32, error: UInt32, index: UInt32) {
         switch Int(status) {
@@ -71,19 +82,27 @@ public struct NeuronJobResult: Sendable, Equatable {
     }
 }
 
-/// What to run: a program, the buffers bound to its slots, and the job it
-/// must wait for (on any NeuronCore this device object reserved).
+/// What to run: a program, the buffers bound to its slots, the job it
+/// must wait for (on any NeuronCore this device object reserved), and
+/// where to write a trace of its run, if anywhere.
 public struct NeuronJobRequest: Sendable {
     public var core: Int
     public var image: [UInt64]
     public var buffers: [NeuronBuffer?]
     public var after: NeuronJob?
+    /// A buffer of this device object that receives the job's trace (API
+    /// 1.8, `NeuronJobTrace`): at least `NeuronJobTrace.headerSize`
+    /// bytes, `NeuronJobTrace.bufferSize(records:)` for a given number of
+    /// records. Nil: the job is not traced, at no cost.
+    public var trace: NeuronBuffer?
 
-    public init(core: Int, image: [UInt64], buffers: [NeuronBuffer?], after: NeuronJob? = nil) {
+    public init(core: Int, image: [UInt64], buffers: [NeuronBuffer?], after: NeuronJob? = nil,
+                trace: NeuronBuffer? = nil) {
         self.core = core
         self.image = image
         self.buffers = buffers
         self.after = after
+        self.trace = trace
     }
 }
 
@@ -139,9 +158,12 @@ public final class NeuronQueue: Sendable {
         try submit(image: program.image(), buffers: buffers, after: after)
     }
 
+    /// Queue a program image; with `trace`, the job writes a trace of its
+    /// run there (read it with `NeuronJobTrace(buffer:)` once it ended).
     public func submit(image: [UInt64], buffers: [NeuronBuffer?],
-                       after: NeuronJob? = nil) throws(NeuronError) -> NeuronJob {
-        try device.submit(NeuronJobRequest(core: core, image: image, buffers: buffers, after: after))
+                       after: NeuronJob? = nil, trace: NeuronBuffer? = nil) throws(NeuronError) -> NeuronJob {
+        try device.submit(NeuronJobRequest(core: core, image: image, buffers: buffers, after: after,
+                                           trace: trace))
     }
 
     /// Block until `job` ends, up to `timeout`; nil when it has not.

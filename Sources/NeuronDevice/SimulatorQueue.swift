@@ -78,19 +78,31 @@ final class SimJob: @unchecked Sendable {
     var program = neuron_engine_program()
     var slots: [neuron_engine_slot]
     let buffers: [NeuronBuffer]
+    /// The trace the engine's runner writes (its buffer is among `buffers`), or nil.
+    let trace: UnsafeMutablePointer<neuron_engine_trace>?
 
     init(file: Int, image source: [UInt64], slots: [neuron_engine_slot], buffers: [NeuronBuffer],
-         dependency: NeuronJob?) {
+         dependency: NeuronJob?, trace: neuron_engine_slot?) {
         self.file = file
         self.dependency = dependency
         self.slots = slots
         self.buffers = buffers
-        image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(8, source.count * 8), alignment: 64)
+        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(8, source.count * 8), alignment: 64)
         source.withUnsafeBytes { image.copyMemory(from: $0) }
+        self.image = image
+        if let trace {
+            let state = UnsafeMutablePointer<neuron_engine_trace>.allocate(capacity: 1)
+            state.initialize(to: neuron_engine_trace())
+            state.pointee.buf = trace
+            self.trace = state
+        } else {
+            self.trace = nil
+        }
     }
 
     deinit {
         image.deallocate()
+        trace?.deallocate()
         for buffer in buffers { buffer.endUse() }
     }
 }
@@ -234,11 +246,28 @@ final class SimDeviceQueues: @unchecked Sendable {
             held.append(buffer)
             slots.append(neuron_engine_slot(base: storage.base, size: storage.allocatedSize))
         }
+        var traceSlot: neuron_engine_slot?
+        if failure == nil, let trace = request.trace {
+            if let storage = trace.storage as? SimulatedBufferStorage, storage.world === world, storage.file == file {
+                if storage.allocatedSize < NeuronJobTrace.headerSize {
+                    failure = .invalidArgument("A trace buffer holds at least a header of \(NeuronJobTrace.headerSize) bytes; this one has \(storage.allocatedSize).")
+                } else {
+                    do {
+                        try trace.beginUse()
+                        held.append(trace)
+                        traceSlot = neuron_engine_slot(base: storage.base, size: storage.allocatedSize)
+                    } catch { failure = error }
+                }
+            } else {
+                failure = .invalidArgument("The trace buffer belongs to another device or file; allocate it through this device object.")
+            }
+        }
         if let failure {
             for buffer in held { buffer.endUse() }
             throw failure
         }
-        let job = SimJob(file: file, image: request.image, slots: slots, buffers: held, dependency: request.after)
+        let job = SimJob(file: file, image: request.image, slots: slots, buffers: held, dependency: request.after,
+                         trace: traceSlot)
         var status = neuron_engine_status()
         let valid = job.slots.withUnsafeBufferPointer { slotPointer in
             neuron_engine_validate(job.image.baseAddress, UInt64(request.image.count * 8), slotPointer.baseAddress,
@@ -263,6 +292,7 @@ final class SimDeviceQueues: @unchecked Sendable {
             }
             cores[request.core].submitted += 1
             job.sequence = cores[request.core].submitted
+            job.trace?.pointee.submitted_ns = UInt64(monotonicNanoseconds())
             cores[request.core].queued += 1
             cores[request.core].queue.append(job)
             lock.broadcast(request.core)
@@ -347,7 +377,12 @@ final class SimDeviceQueues: @unchecked Sendable {
                 return cores[core].queue.removeFirst()
             }
             guard let job else { return }
+            job.trace?.pointee.dequeued_ns = UInt64(monotonicNanoseconds())
             let result = run(job, core: core, scratch: scratch)
+            if let trace = job.trace {
+                neuron_engine_trace_close(trace, UInt32(core), job.sequence, job.program.insn_count,
+                                          result.status.rawStatus, UInt64(monotonicNanoseconds()))
+            }
             finish(job, core: core, result: result)
         }
     }
@@ -387,7 +422,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                     var run = neuron_run_job(
                         prog: program, slots: slots.baseAddress, scratch: scratchPointer, sync: sync.state,
                         core: UInt32(core), deadline_ns: UInt64(start + Int64(timeoutMilliseconds) * 1_000_000),
-                        section_work: Self.sectionWork)
+                        section_work: Self.sectionWork, trace: job.trace)
                     withExtendedLifetime(context) {
                         withUnsafePointer(to: simRunHost) { host in
                             neuron_engine_run(host, Unmanaged.passUnretained(context).toOpaque(), &run, &result)

@@ -8,6 +8,10 @@ public enum NeuronEngine {
     public struct InstructionSummary: Sendable, Equatable {
         public var name: String
         public var cost: UInt64
+        /// Floating-point operations as a model counts them: two per
+        /// multiply-add of MATMUL and CONV2D (the direct convolution's,
+        /// whatever form its weights take), else one per element.
+        public var flops: UInt64
     }
 
     /// The instructions of `image`, validated against `slotSizes` first.
@@ -35,7 +39,8 @@ public enum NeuronEngine {
                         shown += ".packed"
                     }
                 }
-                return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index))
+                return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index),
+                                          flops: neuron_engine_insn_flops(&program, index))
             }
         }
         guard let list else {

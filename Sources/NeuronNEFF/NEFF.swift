@@ -95,6 +95,10 @@ public struct NEFFProgram: Sendable, Equatable {
     public var slots: [String?]
     public var after: Int?
 
+    /// Instructions in the image, as its header counts them (0 for an
+    /// image too short to have a header).
+    public var instructionCount: Int { image.count >= 2 ? Int(UInt64(littleEndian: image[1]) >> 32) : 0 }
+
     public init(core: Int, image: [UInt64], slots: [String?], after: Int? = nil) {
         self.core = core
         self.image = image
@@ -120,19 +124,27 @@ public struct NEFFModel: Sendable, Equatable {
     public var programs: [NEFFProgram]
     /// The bytes of each weight tensor, by name.
     public var weights: [String: [UInt8]]
+    /// Layer names and the compiler's estimates per instruction (`debug.json`), if kept.
+    public var debug: NEFFDebugInfo?
 
     public init(name: String, uuid: [UInt8]? = nil, coreCount: Int, tensors: [NEFFTensor],
-                programs: [NEFFProgram], weights: [String: [UInt8]]) {
+                programs: [NEFFProgram], weights: [String: [UInt8]], debug: NEFFDebugInfo? = nil) {
         self.name = name
         self.uuid = uuid ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
         self.coreCount = coreCount
         self.tensors = tensors
         self.programs = programs
         self.weights = weights
+        self.debug = debug
     }
 
     public func tensor(named name: String) -> NEFFTensor? {
         tensors.first { $0.name == name }
+    }
+
+    /// The byte size of the tensor bound to each slot of `program` (0 for none).
+    public func slotSizes(of program: NEFFProgram) -> [UInt64] {
+        program.slots.map { name in UInt64(name.flatMap { tensor(named: $0)?.byteCount } ?? 0) }
     }
 
     public var inputs: [NEFFTensor] { tensors.filter { $0.kind == .input } }
@@ -193,6 +205,12 @@ public struct NEFFModel: Sendable, Equatable {
         }
         for (index, tensor) in tensors.enumerated() where tensor.kind == .weight {
             files.append((Self.weightFile(index), weights[tensor.name] ?? []))
+        }
+        if let debug {
+            guard let json = try? encoder.encode(debug) else {
+                throw NEFFError(.metadata, "the debug section cannot be encoded")
+            }
+            files.append((Self.debugFile, Array(json)))
         }
         let payload = Tar.write(files)
         var header = [UInt8](repeating: 0, count: Self.headerSize)
@@ -342,8 +360,16 @@ public struct NEFFModel: Sendable, Equatable {
             image.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
             programs.append(NEFFProgram(core: entry.core, image: image, slots: entry.slots, after: entry.after))
         }
+        var debug: NEFFDebugInfo?
+        if let found = files.first(where: { $0.name == Self.debugFile }) {
+            do {
+                debug = try JSONDecoder().decode(NEFFDebugInfo.self, from: Data(found.bytes))
+            } catch {
+                throw NEFFError(.metadata, "\(Self.debugFile) does not follow the schema: \(error)")
+            }
+        }
         self.init(name: name, uuid: Array(bytes[56..<72]), coreCount: cores, tensors: tensors,
-                  programs: programs, weights: weights)
+                  programs: programs, weights: weights, debug: debug)
         try validate()
     }
 
@@ -359,6 +385,9 @@ public struct NEFFModel: Sendable, Equatable {
         }
         return name.isEmpty ? "model" : name
     }
+
+    /// The archive member of the optional debug section.
+    static let debugFile = "debug.json"
 
     /// The archive member of the weight tensor at `index` among the tensors.
     static func weightFile(_ index: Int) -> String { "weights/\(index).bin" }
@@ -448,5 +477,6 @@ public struct NEFFModel: Sendable, Equatable {
                 throw NEFFError(.program, "program \(index) (NeuronCore \(program.core)): \(error.description)")
             }
         }
+        try debug?.validate(instructionCounts: programs.map(\.instructionCount))
     }
 }

@@ -1,8 +1,22 @@
+import Foundation
+import NeuronProfile
 import NeuronDevice
 import Dispatch
 
 /// How a model is loaded.
 public struct NeuronLoadOptions: Sendable, Equatable {
+    /// Profile every execution into this recorder (each job traced by the
+    /// engine, API 1.8); nil: no profiling, at no cost.
+    public var profiler: NeuronProfileRecorder?
+    /// Profile every execution and write a capture into this directory
+    /// when the model is unloaded (`NEURON_RT_PROFILE`), unless `profiler`
+    /// is given.
+    public var profileDirectory: String?
+
+    public static func == (a: NeuronLoadOptions, b: NeuronLoadOptions) -> Bool {
+        a.maxInFlight == b.maxInFlight && a.profiler === b.profiler && a.profileDirectory == b.profileDirectory
+    }
+
     /// Requests of one loaded model submitted and not yet finished, at
     /// most; a further `execute` waits (the synchronous one blocks, the
     /// asynchronous one suspends) until one finishes. Each request in
@@ -27,6 +41,14 @@ public struct NeuronLoadOptions: Sendable, Equatable {
                 throw NeuronRuntimeError(.invalid, "\(name)=\(text): expected a whole number from 1 to 1024")
             }
             maxInFlight = value
+        }
+        if let dir = environment["NEURON_RT_PROFILE"], !dir.isEmpty {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue,
+                  FileManager.default.isWritableFile(atPath: dir) else {
+                throw NeuronRuntimeError(.invalid, "NEURON_RT_PROFILE=\(dir): not a writable directory; create it (mkdir -p \(dir)) or unset NEURON_RT_PROFILE")
+            }
+            profileDirectory = dir
         }
     }
 }

@@ -1,5 +1,8 @@
+import Foundation
 import NeuronDevice
+import NeuronISA
 import NeuronNEFF
+import NeuronProfile
 
 /// A model loaded on a group of NeuronCores: its reserved queues, its
 /// (shared) weights and its scratch tensors. Unloaded exactly once, on
@@ -18,6 +21,12 @@ public final class NeuronLoadedModel: Sendable {
     public let options: NeuronLoadOptions
     /// A request in flight holds one of these.
     private let requestSlots: RequestSlots
+    /// Where executions are profiled, if they are; `profileDirectory`
+    /// when the capture is written there at unload (NEURON_RT_PROFILE).
+    let profiler: NeuronProfileRecorder?
+    private let profileDirectory: String?
+    /// Records each program's trace buffer has room for (profiling only).
+    private let traceRecords: [Int]
 
     private struct State {
         var loaded = true
@@ -25,6 +34,8 @@ public final class NeuronLoadedModel: Sendable {
         /// model (its jobs run one after another on its core), one per
         /// slot for a multi-core model, allocated on first use.
         var scratch: [Int: [String: NeuronBuffer]] = [:]
+        /// Trace buffers by request slot, one per program (profiling only).
+        var traces: [Int: [NeuronBuffer]] = [:]
     }
     private let state = Locked(State())
     /// Requests are submitted one at a time (their jobs then run in order).
@@ -42,6 +53,9 @@ public final class NeuronLoadedModel: Sendable {
         self.weights = weights
         self.options = options
         requestSlots = RequestSlots(count: options.maxInFlight)
+        profiler = options.profiler ?? (options.profileDirectory != nil ? NeuronProfileRecorder() : nil)
+        profileDirectory = options.profiler == nil ? options.profileDirectory : nil
+        traceRecords = profiler == nil ? [] : metadata.programs.map { Self.traceRecords($0, of: metadata) }
         do {
             _ = try scratch(for: 0)
         } catch {
@@ -75,23 +89,95 @@ public final class NeuronLoadedModel: Sendable {
         return buffers
     }
 
+    /// Records a job of `program` can write: one per instruction, one
+    /// more per section of the driver's (the smaller) a sliced one spans.
+    private static func traceRecords(_ program: NEFFProgram, of model: NEFFModel) -> Int {
+        let costs = (try? NeuronEngine.instructions(program.image, slotSizes: model.slotSizes(of: program)).map(\.cost)) ?? []
+        let sections = costs.reduce(0) { $0 + Int(min($1 >> 21, 1 << 20)) }
+        return program.instructionCount + sections + 64
+    }
+
+    /// The trace buffers of request slot `slot`, allocated on first use.
+    private func traces(for slot: Int) throws(NeuronRuntimeError) -> [NeuronBuffer] {
+        if let existing = state.withLock({ $0.traces[slot] }) { return existing }
+        var buffers: [NeuronBuffer] = []
+        for records in traceRecords {
+            do {
+                buffers.append(try device.allocate(size: NeuronJobTrace.bufferSize(records: records)))
+            } catch {
+                buffers.forEach { $0.free() }
+                throw NeuronRuntimeError(error, while: "allocating the profile's trace buffers of \(model.name)")
+            }
+        }
+        let kept = state.withLock { state -> Bool in
+            guard state.loaded, state.traces[slot] == nil else { return false }
+            state.traces[slot] = buffers
+            return true
+        }
+        guard kept else {
+            buffers.forEach { $0.free() }
+            throw NeuronRuntimeError(.closed, "\(model.name) was unloaded")
+        }
+        return buffers
+    }
+
+    /// Hand the ended jobs' traces of request slot `slot` to the profiler.
+    private func recordTraces(slot: Int, requested: UInt64) {
+        guard let profiler, let buffers = state.withLock({ $0.traces[slot] }) else { return }
+        let returned = NeuronProfileRecorder.now()
+        var jobs: [NeuronProfile.Job] = []
+        for (index, buffer) in buffers.enumerated() {
+            guard let trace = try? NeuronJobTrace(buffer: buffer) else { return }
+            let core = model.programs[index].core
+            jobs.append(NeuronProfile.Job(program: index, device: device.index, deviceCore: queues[core].core,
+                                          globalCore: cores[core], trace: trace))
+        }
+        profiler.record(replica: replica, jobs: jobs, requested: requested, returned: returned)
+    }
+
+    /// This load's number among those profiled into the same recorder.
+    private var replica: Int { profiler?.replica(of: ObjectIdentifier(self)) ?? 0 }
+
+    /// With NEURON_RT_PROFILE: write the capture, and say where.
+    private func writeProfile() {
+        guard let profiler, let dir = profileDirectory else { return }
+        let (executions, notKept) = profiler.executions
+        guard !executions.isEmpty else { return }
+        let safe = String(model.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
+        let path = "\(dir)/\(safe)-\(getpid())-\(replica).profile.json"
+        do {
+            let model = try NeuronProfile.Model(self.model)
+            let api = (try? runtime.backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
+            let capture = NeuronProfile(tool: "runtime (NEURON_RT_PROFILE)",
+                                        host: .current(backend: runtime.backend.name, api: api),
+                                        model: model, executions: executions, executionsNotKept: notKept)
+            try capture.write(to: path)
+            FileHandle.standardError.write(Data("neuron: profile of \(self.model.name) (\(executions.count) executions) written to \(path)\n".utf8))
+        } catch {
+            FileHandle.standardError.write(Data("neuron: the profile of \(self.model.name) could not be written to \(path): \(error)\n".utf8))
+        }
+    }
+
     deinit { unload() }
 
     /// Release the NeuronCores (queued requests end aborted), the scratch
     /// tensors, and this load's share of the weights. Idempotent.
     public func unload() {
-        let (wasLoaded, scratch) = state.withLock { state in
+        let (wasLoaded, scratch, traces) = state.withLock { state in
             defer {
                 state.loaded = false
                 state.scratch = [:]
+                state.traces = [:]
             }
-            return (state.loaded, state.scratch)
+            return (state.loaded, state.scratch, state.traces)
         }
         guard wasLoaded else { return }
         requestSlots.close()
         queues.forEach { $0.close() }
         runtime.releaseCores(cores)
+        writeProfile()
         scratch.values.forEach { $0.values.forEach { $0.free() } }
+        traces.values.forEach { $0.forEach { $0.free() } }
         runtime.releaseWeights(weights, model: model, device: device.index)
     }
 
@@ -154,6 +240,7 @@ public final class NeuronLoadedModel: Sendable {
         throws(NeuronRuntimeError) -> [NeuronJob] {
         guard isLoaded else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         let bound = try bind(inputs: inputs, outputs: outputs, slot: slot)
+        let traces = profiler == nil ? nil : try self.traces(for: slot)
         return try submitLock.withLock { () throws(NeuronRuntimeError) -> [NeuronJob] in
             var jobs: [NeuronJob] = []
             for (index, program) in model.programs.enumerated() {
@@ -161,7 +248,7 @@ public final class NeuronLoadedModel: Sendable {
                 while true {
                     do throws(NeuronError) {
                         jobs.append(try queues[program.core].submit(image: program.image, buffers: bound[index],
-                                                                    after: after))
+                                                                    after: after, trace: traces?[index]))
                         break
                     } catch .queueFull {
                         do throws(NeuronError) {
@@ -197,6 +284,7 @@ public final class NeuronLoadedModel: Sendable {
 
     /// Run one inference and wait for it.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) throws(NeuronRuntimeError) {
+        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
         guard let slot = requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
         let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
@@ -213,14 +301,16 @@ public final class NeuronLoadedModel: Sendable {
             }
             results.append(result)
         }
+        recordTraces(slot: slot, requested: requested)
         try check(results)
     }
 
     /// Run one inference; the caller's task suspends, no thread waits.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) async throws(NeuronRuntimeError) {
+        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
-        try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot))
+        try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot), slot: slot, requested: requested)
     }
 
     /// Queue one inference and return at once (after waiting for a request
@@ -229,6 +319,7 @@ public final class NeuronLoadedModel: Sendable {
     /// jobs end, whether or not anyone awaits `result()`.
     public func enqueue(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
         async throws(NeuronRuntimeError) -> NeuronInference {
+        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         let jobs: [NeuronJob]
         do {
@@ -240,7 +331,7 @@ public final class NeuronLoadedModel: Sendable {
         let completion = Task { () -> Result<Void, NeuronRuntimeError> in
             defer { self.requestSlots.release(slot) }
             do throws(NeuronRuntimeError) {
-                try await self.collect(jobs)
+                try await self.collect(jobs, slot: slot, requested: requested)
                 return .success(())
             } catch {
                 return .failure(error)
@@ -249,8 +340,9 @@ public final class NeuronLoadedModel: Sendable {
         return NeuronInference(model: self, jobs: jobs, completion: completion)
     }
 
-    /// Await every job of a request and check how each ended.
-    private func collect(_ jobs: [NeuronJob]) async throws(NeuronRuntimeError) {
+    /// Await every job of a request (holding request slot `slot`) and
+    /// check how each ended.
+    private func collect(_ jobs: [NeuronJob], slot: Int, requested: UInt64) async throws(NeuronRuntimeError) {
         var results: [NeuronJobResult] = []
         for (index, job) in jobs.enumerated() {
             do {
@@ -259,6 +351,7 @@ public final class NeuronLoadedModel: Sendable {
                 throw NeuronRuntimeError(error, while: "waiting for \(model.name)")
             }
         }
+        recordTraces(slot: slot, requested: requested)
         try check(results)
     }
 

@@ -63,7 +63,7 @@ public struct NeuronRuntimeError: Error, Equatable, Sendable, CustomStringConver
             self.init(error.isQueueFull ? .queueFull : .resource, "\(doing): \(error.description)")
         case .coresBusy:
             self.init(.loadNotEnoughCores, "\(doing): \(error.description)")
-        case .invalidProgram, .invalidArgument, .unknownJob, .coreNotReserved:
+        case .invalidProgram, .invalidArgument, .unknownJob, .coreNotReserved, .invalidTrace:
             self.init(.invalid, "\(doing): \(error.description)")
         case .driverNotLoaded, .noDevices, .deviceNotFound, .permissionDenied, .apiVersionMismatch,
              .invalidConfiguration:

@@ -41,6 +41,9 @@ struct Compile: ParsableCommand {
             help: "Split the layers over this many NeuronCores (1-\(NEFFModel.maxCores)), a stage each, balanced by estimated work: NeuronCore Pipeline.")
     var pipelineCores = 1
 
+    @Flag(inversion: .prefixedNo, help: "Keep the debug section: each instruction's layer (ONNX nodes, fused groups) and the compiler's estimate, which neuron-profile shows (default: on).")
+    var debugInfo = true
+
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
@@ -88,7 +91,7 @@ struct Compile: ParsableCommand {
             return
         }
         let (neff, report) = try NeuronCompiler.compile(graph, options: CompileOptions(
-            inputShapes: shapes, name: name, autoCast: cast, pipelineCores: pipelineCores,
+            inputShapes: shapes, name: name, autoCast: cast, pipelineCores: pipelineCores, debugInfo: debugInfo,
             progress: { step in
                 display.show(step.total > 1 ? "\(step.stage.rawValue) \(step.done)/\(step.total)" : step.stage.rawValue,
                              stage: step.stage.rawValue)
@@ -224,14 +227,14 @@ struct Inspect: ParsableCommand {
         let model = try NEFFModel(contentsOf: file)
         print("NEFF \(file): model \(displayName(model.name)), uuid \(model.uuid.map { String(format: "%02x", $0) }.joined())")
         print("  NeuronCores \(model.coreCount), programs \(model.programs.count), weights \(model.weightBytes) bytes")
+        print("  debug section: " + (model.debug.map { "\($0.layers.count) layers" } ?? "none (compiled with --no-debug-info)"))
         print("  tensors:")
         for tensor in model.tensors {
             let shape = tensor.shape.map(String.init).joined(separator: "x")
             print("    \(tensor.kind.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(displayName(tensor.name)): \(tensor.dtype) \(shape), \(tensor.byteCount ?? 0) bytes")
         }
         for (index, program) in model.programs.enumerated() {
-            let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
-            let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+            let list = try NeuronEngine.instructions(program.image, slotSizes: model.slotSizes(of: program))
             let after = program.after.map { ", after program \($0)" } ?? ""
             let work = list.reduce(UInt64(0)) { $0 &+ $1.cost }
             print("  program \(index): NeuronCore \(program.core)\(after), \(program.image.count * 8) bytes, \(list.count) instructions, \(work) element operations")
@@ -239,7 +242,10 @@ struct Inspect: ParsableCommand {
             let counts = list.reduce(into: [String: Int]()) { $0[$1.name, default: 0] += 1 }
             print("    ops: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if instructions {
-                for (at, insn) in list.enumerated() { print("      \(at): \(insn.name) (\(insn.cost))") }
+                for (at, insn) in list.enumerated() {
+                    let layer = model.debug?.layer(program: index, instruction: at)
+                    print("      \(at): \(insn.name) (\(insn.cost))" + (layer.map { "  \($0.opGroup) \(displayName($0.name))" } ?? ""))
+                }
             }
         }
     }

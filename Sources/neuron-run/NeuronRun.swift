@@ -3,6 +3,7 @@ import Foundation
 import NeuronCLI
 import NeuronDevice
 import NeuronNEFF
+import NeuronProfile
 import NeuronRuntime
 
 @main
@@ -37,6 +38,9 @@ struct NeuronRun: AsyncParsableCommand {
 
     @Flag(help: "Print JSON.")
     var json = false
+
+    @Option(help: "Profile the measured requests (each instruction timed by the engine) and write the capture here, for neuron-profile view.")
+    var profile: String?
 
     @Flag(help: "First write the built-in example MLP (3 layers, --example-batch by --example-width) to the NEFF path.")
     var exampleMlp = false
@@ -133,7 +137,7 @@ struct NeuronRun: AsyncParsableCommand {
             let replica = replicas[index % replicas.count]
             let inputs = try replica.allocateInputs(), outputs = try replica.allocateOutputs()
             for tensor in model.inputs {
-                let data = given[tensor.name] ?? randomBytes(for: tensor)
+                let data = given[tensor.name] ?? ModelInputs.deterministic(for: tensor)
                 try data.withUnsafeBytes { try inputs[tensor.name]?.write($0) }
             }
             slots.append(Slot(replica: replica, inputs: inputs, outputs: outputs))
@@ -156,68 +160,22 @@ struct NeuronRun: AsyncParsableCommand {
         }
     }
 
-    /// Bytes for `tensor` from an .npy array of its type, or of float32
-    /// for a float16, bfloat16, float8 or float4 input (rounded to nearest
-    /// even, as CAST rounds), or of int8 or uint8 for a four- or two-bit
-    /// integer one (each value in its range).
-    func bytes(for tensor: NEFFTensor, from array: NPY.Array, file: String) throws -> [UInt8] {
-        guard array.shape == tensor.shape else {
-            throw ValidationError("\(file) has shape \(array.shape); input \(tensor.name) is \(tensor.shape)")
-        }
-        if tensor.dtype == array.dtype { return array.bytes }
-        let carrier = tensor.dtype.npyCarrier
-        guard array.dtype == carrier || (tensor.dtype == .float16 && array.dtype == .float32) else {
-            throw ValidationError("\(file) holds \(array.dtype); input \(tensor.name) is \(tensor.dtype): "
-                                  + "save it as np.save(path, x.astype(np.\(carrier.name)))")
-        }
-        let values = array.dtype.values(array.bytes)
-        let converted = tensor.dtype.bytes(values)
-        if tensor.dtype.isSubByteInteger, let bad = zip(values, tensor.dtype.values(converted)).first(where: { $0 != $1 }) {
-            throw ValidationError("\(file) holds \(Int(bad.0)), which \(tensor.dtype) (input \(tensor.name)) cannot hold")
-        }
-        return converted
-    }
-
-    /// Deterministic inputs in [-1, 1) for floats, zeros for integers
-    /// (indices) and false for bool.
-    func randomBytes(for tensor: NEFFTensor) -> [UInt8] {
-        guard tensor.dtype.isFloatingPoint || tensor.dtype.isSmallFloat else { return [UInt8](repeating: 0, count: tensor.elementCount * tensor.dtype.size) }
-        var state: UInt32 = 12345
-        let values = (0..<tensor.elementCount).map { _ in
-            state = state &* 1_664_525 &+ 1_013_904_223
-            return Double(Float(state >> 8) / Float(1 << 23) - 1)
-        }
-        return tensor.dtype.bytes(values)
-    }
-
     func run() async throws {
         if exampleMlp { try NEFFExamples.mlp(batch: exampleBatch, width: exampleWidth).write(to: neff) }
         let model = try NEFFModel(contentsOf: neff)
         let runtime = try NeuronRuntime()
         defer { runtime.close() }
+        let recorder = profile.map { _ in NeuronProfileRecorder(limit: max(iterations, 1) * 2 + concurrency) }
+        var options = runtime.defaultLoadOptions
+        if let recorder { options.profiler = recorder }
         var replicas: [NeuronLoadedModel] = []
-        for _ in 0..<cores { replicas.append(try runtime.load(model)) }
+        for _ in 0..<cores { replicas.append(try runtime.load(model, options: options)) }
 
-        var given: [String: [UInt8]] = [:]
-        for spec in inputs {
-            // A name may hold "=" itself: the split is at the "=" after
-            // the longest input name that starts the argument.
-            let splits = spec.indices.filter { spec[$0] == "=" }
-            guard let first = splits.first else {
-                throw ValidationError("--input takes NAME=FILE.npy, not \(spec)")
-            }
-            let equals = splits.last { at in model.inputs.contains { $0.name == String(spec[..<at]) } } ?? first
-            let name = String(spec[..<equals]), file = String(spec[spec.index(after: equals)...])
-            guard let tensor = model.inputs.first(where: { $0.name == name }) else {
-                throw ValidationError("the model \(model.name.debugDescription) has no input \(name.debugDescription); its inputs: \(model.inputs.map(\.name.debugDescription).joined(separator: ", "))")
-            }
-            guard given[name] == nil else {
-                throw ValidationError("--input gives \(displayName(name)) twice")
-            }
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file), given for input \(displayName(name)): it does not exist or is not readable")
-            }
-            given[name] = try bytes(for: tensor, from: try NPY.decode(Array(data), name: file), file: file)
+        let given: [String: [UInt8]]
+        do {
+            given = try ModelInputs.parse(inputs, for: model)
+        } catch {
+            throw ValidationError(error.description)
         }
 
         let slots = try makeSlots(model, replicas: replicas, given: given)
@@ -241,6 +199,7 @@ struct NeuronRun: AsyncParsableCommand {
         // one replica alone (its slots are every replicas.count-th), then
         // all; the best of each is kept.
         for slot in slots { try await slot.replica.execute(inputs: slot.inputs, outputs: slot.outputs) }
+        recorder?.reset()
         let total = iterations
         var baselineReport: Baseline?
         var baselineThroughput: Double?
@@ -286,6 +245,16 @@ struct NeuronRun: AsyncParsableCommand {
                 let raw = dtype == tensor.dtype ? raw : dtype.bytes(values)
                 let file = try NPY.encode(NPY.Array(dtype: dtype, shape: tensor.shape, bytes: raw))
                 try Data(file).write(to: URL(fileURLWithPath: dir).appendingPathComponent(tensorFileName(tensor.name, index: index)))
+            }
+        }
+        if let recorder, let path = profile {
+            let (executions, notKept) = recorder.executions
+            let api = (try? runtime.backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
+            try NeuronProfile(tool: "neuron-run", host: .current(backend: runtime.backend.name, api: api),
+                              model: try NeuronProfile.Model(model), executions: executions,
+                              executionsNotKept: notKept).write(to: path)
+            if !json {
+                FileHandle.standardError.write(Data("neuron-run: profile of \(executions.count) requests written to \(path) (neuron-profile view \(path))\n".utf8))
             }
         }
         let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,

@@ -108,16 +108,100 @@ static u32 run_sync(const struct neuron_run_host *host, void *ctx,
 	return NEURON_JOB_INVALID;
 }
 
+/* The records of a trace buffer, after its header. */
+static struct neuron_trace_record *trace_records(const struct neuron_engine_trace *t)
+{
+	return (struct neuron_trace_record *)((u8 *)t->buf.base + sizeof(struct neuron_trace_header));
+}
+
+/* Records @t's buffer has room for. */
+static u64 trace_capacity(const struct neuron_engine_trace *t)
+{
+	if (!t->buf.base || t->buf.size < sizeof(struct neuron_trace_header))
+		return 0;
+	return (t->buf.size - sizeof(struct neuron_trace_header)) /
+		sizeof(struct neuron_trace_record);
+}
+
+/* @whole's share for parts [@first, @first + @count) of @parts. */
+static u64 part_share(u64 whole, u32 count, u32 parts)
+{
+	if (count >= parts)
+		return whole;
+	return whole / parts * count + whole % parts * count / parts;
+}
+
+/* Append a record of parts [@first, @first + @count) of instruction @index. */
+static void trace_insn(struct neuron_engine_trace *t, const struct neuron_engine_program *prog,
+		       u32 index, u32 first, u32 count, u32 parts, u64 start, u64 end)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
+	struct neuron_trace_record *r;
+	u64 read, written;
+
+	if (t->count >= trace_capacity(t)) {
+		t->dropped++;
+		return;
+	}
+	r = trace_records(t) + t->count++;
+	neuron_engine_insn_bytes(prog, index, &read, &written);
+	r->start_ns = start;
+	r->end_ns = end;
+	r->work = part_share(neuron_engine_insn_cost(prog, index), count, parts);
+	r->bytes_read = part_share(read, count, parts);
+	r->bytes_written = part_share(written, count, parts);
+	r->index = index;
+	r->opcode = (u16)in->opcode;
+	r->kind = info->kind == NEURON_INSN_SYNC ? NEURON_TRACE_SYNC :
+		  info->kind == NEURON_INSN_NOP ? NEURON_TRACE_NOP : NEURON_TRACE_COMPUTE;
+	r->pad = 0;
+	r->part = first;
+	r->part_count = count;
+	r->parts = parts;
+	r->pad2 = 0;
+}
+
+void neuron_engine_trace_close(struct neuron_engine_trace *t, u32 core, u64 seq,
+			       u32 insn_count, u32 status, u64 now_ns)
+{
+	struct neuron_trace_header *h = t->buf.base;
+
+	if (!h || t->buf.size < sizeof(*h))
+		return;
+	h->magic = NEURON_TRACE_MAGIC;
+	h->version = NEURON_TRACE_VERSION;
+	h->header_size = sizeof(*h);
+	h->record_size = sizeof(struct neuron_trace_record);
+	h->capacity = (u32)(trace_capacity(t) < 0xffffffffu ? trace_capacity(t) : 0xffffffffu);
+	h->count = t->count;
+	h->dropped = t->dropped;
+	h->core = core;
+	h->status = status;
+	h->seq = seq;
+	h->submitted_ns = t->submitted_ns;
+	h->dequeued_ns = t->dequeued_ns;
+	h->started_ns = t->started_ns;
+	h->finished_ns = now_ns;
+	h->insn_count = insn_count;
+	h->pad = 0;
+	h->reserved[0] = 0;
+	h->reserved[1] = 0;
+}
+
 /*
  * One section of at most @budget work from instruction *@i, part *@part:
  * whole instructions while they fit, else parts of one. An instruction
  * that would fit a whole section is left to the next one rather than cut.
  * Returns 0 or a fault, with *@at the instruction it ran last.
  */
-static u32 run_section(const struct neuron_run_job *job, u64 budget, u32 *i, u32 *part, u32 *at)
+static u32 run_section(const struct neuron_run_host *host, void *ctx,
+		       const struct neuron_run_job *job, u64 budget, u32 *i, u32 *part, u32 *at)
 {
 	const struct neuron_engine_program *prog = job->prog;
+	struct neuron_engine_trace *trace = job->trace;
 	const u64 full = job->section_work;
+	u64 start = 0;
 	u32 fault = 0;
 
 	while (*i < prog->insn_count && budget && !neuron_engine_insn_is_sync(&prog->insns[*i])) {
@@ -125,8 +209,12 @@ static u32 run_section(const struct neuron_run_job *job, u64 budget, u32 *i, u32
 		u32 parts = neuron_engine_insn_parts(prog, *i);
 
 		*at = *i;
+		if (trace)
+			start = host->now_ns(ctx);
 		if (!*part && cost <= budget) {
 			fault = neuron_engine_step(prog, *i, job->slots, job->scratch);
+			if (trace)
+				trace_insn(trace, prog, *i, 0, parts, parts, start, host->now_ns(ctx));
 			budget -= cost;
 			(*i)++;
 		} else {
@@ -142,6 +230,9 @@ static u32 run_section(const struct neuron_run_job *job, u64 budget, u32 *i, u32
 				count = parts - *part;
 			fault = neuron_engine_step_part(prog, *i, job->slots, job->scratch,
 							*part, (u32)count);
+			if (trace)
+				trace_insn(trace, prog, *i, *part, (u32)count, parts, start,
+					   host->now_ns(ctx));
 			budget -= budget < count * per_part ? budget : count * per_part;
 			*part += (u32)count;
 			if (*part == parts) {
@@ -161,12 +252,20 @@ void neuron_engine_run(const struct neuron_run_host *host, void *ctx,
 	const struct neuron_engine_program *prog = job->prog;
 	u32 i = 0, part = 0, at = 0, st, fault;
 
+	u64 start = 0;
+
 	res->status = NEURON_JOB_OK;
 	res->error = 0;
 	res->error_index = 0;
+	if (job->trace)
+		job->trace->started_ns = host->now_ns(ctx);
 	while (i < prog->insn_count) {
 		if (neuron_engine_insn_is_sync(&prog->insns[i])) {
+			if (job->trace)
+				start = host->now_ns(ctx);
 			st = run_sync(host, ctx, job, &prog->insns[i]);
+			if (job->trace)
+				trace_insn(job->trace, prog, i, 0, 1, 1, start, host->now_ns(ctx));
 			if (st) {
 				res->status = st;
 				res->error = st == NEURON_JOB_INVALID ? NEURON_ISA_E_PARAM : 0;
@@ -177,7 +276,7 @@ void neuron_engine_run(const struct neuron_run_host *host, void *ctx,
 			continue;
 		}
 		host->fpu_begin(ctx);
-		fault = run_section(job, job->section_work, &i, &part, &at);
+		fault = run_section(host, ctx, job, job->section_work, &i, &part, &at);
 		host->fpu_end(ctx);
 		if (fault) {
 			res->status = NEURON_JOB_FAULT;

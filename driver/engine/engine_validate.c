@@ -611,6 +611,57 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 	}
 }
 
+u64 neuron_engine_insn_flops(const struct neuron_engine_program *prog, u32 index)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_tensor_desc *d = prog->descs, *b;
+	u64 out;
+
+	switch (in->opcode) {
+	case NEURON_OP_MATMUL:
+		return sat_mul(neuron_engine_insn_cost(prog, index), 2);
+	case NEURON_OP_CONV2D:
+		out = neuron_engine_desc_elements(&d[in->operand[0]]);
+		b = &d[in->operand[2]];
+		/* Winograd's weights are [tile, Co, Ci]: its kernels are 3 x 3. */
+		if (in->flags & NEURON_CONV_WINOGRAD)
+			return sat_mul(sat_mul(out, (u64)b->dims[2] * 9), 2);
+		return sat_mul(sat_mul(out, (u64)b->dims[1] * b->dims[2] * b->dims[3]), 2);
+	default:
+		return neuron_engine_insn_cost(prog, index);
+	}
+}
+
+/* Elements a descriptor reaches, once each: a broadcast axis counts once. */
+static u64 distinct_elements(const struct neuron_tensor_desc *d)
+{
+	u64 n = 1;
+	u32 i;
+
+	for (i = 0; i < d->rank; i++)
+		if (d->strides[i])
+			n *= d->dims[i];	/* at most 2^40 once validated */
+	return n;
+}
+
+void neuron_engine_insn_bytes(const struct neuron_engine_program *prog, u32 index,
+			      u64 *read, u64 *written)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_tensor_desc *d;
+	u32 i, n = neuron_engine_insn_operands(in);
+
+	*read = 0;
+	*written = 0;
+	for (i = 0; i < n; i++) {
+		d = &prog->descs[in->operand[i]];
+		if (i)
+			*read += distinct_elements(d) * neuron_dtype_size(d->dtype);
+		else
+			*written = distinct_elements(d) * neuron_dtype_size(d->dtype);
+	}
+}
+
 void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 				u64 extent[NEURON_MAX_SLOTS])
 {

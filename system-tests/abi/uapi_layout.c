@@ -21,6 +21,8 @@ NEURON_IOCTL_LIST(ABI_IOCTL)
 
 /* And the structures inside them. */
 ABI_STRUCT(neuron_process_info);
+ABI_STRUCT(neuron_trace_header);
+ABI_STRUCT(neuron_trace_record);
 ABI_STRUCT(neuron_program_header);
 ABI_STRUCT(neuron_tensor_desc);
 ABI_STRUCT(neuron_insn);

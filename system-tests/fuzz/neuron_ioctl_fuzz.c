@@ -691,10 +691,17 @@ static void op_submit(struct file *f)
 		s.dep_core = rnd(cores);
 		s.dep_seq = f->seq[s.dep_core] ?: 1;
 	}
+	/* Traced (API 1.8): into any buffer of the file, a bound one too, or a bad handle. */
+	if (chance(25)) {
+		s.flags = NEURON_JOB_TRACE;
+		s.trace = f->nbufs && chance(90) ? f->bufs[rnd(f->nbufs)].handle : (uint32_t)rnd64();
+		if (chance(3))
+			s.trace_pad = 1;
+	}
 	ret = xioctl(f->fd, NEURON_IOCTL_JOB_SUBMIT, &s);
-	logop("submit fd %d core %u insns %u size %zu dep %u/%llu = %d seq %llu error %u@%u",
-	      f->fd, core, p.h.insn_count, size, s.dep_core, (unsigned long long)s.dep_seq, ret,
-	      (unsigned long long)s.seq, s.error, s.error_index);
+	logop("submit fd %d core %u insns %u size %zu dep %u/%llu trace %u = %d seq %llu error %u@%u",
+	      f->fd, core, p.h.insn_count, size, s.dep_core, (unsigned long long)s.dep_seq, s.trace,
+	      ret, (unsigned long long)s.seq, s.error, s.error_index);
 	count.submitted++;
 	if (ret) {
 		count.refused_programs++;

@@ -200,7 +200,7 @@ static void test_refused(void)
 	check(submit(other, 0, &p, slots, 1, &seq) == -EPERM, "refuse.core_of_other_file",
 	      "accepted");
 	{
-		struct neuron_job_submit t = { .core = 0, .dep_core = NEURON_NO_DEP, .flags = 1 };
+		struct neuron_job_submit t = { .core = 0, .dep_core = NEURON_NO_DEP, .flags = 2 };
 
 		t.program = (uintptr_t)prog_image(&p);
 		t.program_size = p.size;
@@ -630,6 +630,108 @@ static void test_round_trip(void)
 	close(fd);
 }
 
+/* Traced jobs (API 1.8): the header and records, refusals, lifetimes. */
+static void test_trace(void)
+{
+	int fd = open_dev(0), other = open_dev(0);
+	uint32_t data = alloc(fd, 4096), tr = alloc(fd, 8192), theirs = alloc(other, 4096);
+	struct neuron_trace_header h;
+	struct neuron_trace_record r[3];
+	struct neuron_job_wait w = { 0 };
+	long long used;
+	struct prog p;
+	uint64_t seq = 0;
+	int ret;
+
+	reserve(fd, 0x3, NULL);
+	prog_init(&p);
+	prog_insn(&p, NEURON_OP_FILL, 0)->operand[0] = prog_vec(&p, 0, 0, 64, NEURON_DT_F32);
+	prog_insn(&p, NEURON_OP_NOP, 0);
+	prog_sync(&p, NEURON_OP_SEM_SIGNAL, 2, 1);
+	prog_image(&p);
+	{
+		struct neuron_job_submit t = {
+			.core = 0, .dep_core = NEURON_NO_DEP, .program = (uintptr_t)p.image,
+			.program_size = p.size, .slot_count = 1, .slots = { data },
+			.flags = NEURON_JOB_TRACE, .trace = tr,
+		};
+
+		ret = xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t);
+		seq = t.seq;
+		check(ret == 0 && wait_job(fd, 0, seq, 5000, &w) == 0 && w.status == NEURON_JOB_OK,
+		      "trace.job_ok", "submit %d status %u", ret, w.status);
+		mem_rw(fd, tr, 0, &h, sizeof(h), 0);
+		mem_rw(fd, tr, sizeof(h), r, sizeof(r), 0);
+		check(h.magic == NEURON_TRACE_MAGIC && h.version == NEURON_TRACE_VERSION &&
+		      h.header_size == sizeof(h) && h.record_size == sizeof(r[0]) &&
+		      h.capacity == (8192 - sizeof(h)) / sizeof(r[0]) && h.count == 3 && !h.dropped &&
+		      h.core == 0 && h.seq == seq && h.status == NEURON_JOB_OK && h.insn_count == 3,
+		      "trace.header", "magic 0x%x count %u capacity %u seq %llu", h.magic, h.count,
+		      h.capacity, (unsigned long long)h.seq);
+		check(h.submitted_ns && h.submitted_ns <= h.dequeued_ns &&
+		      h.dequeued_ns <= h.started_ns && h.started_ns <= r[0].start_ns &&
+		      r[2].end_ns <= h.finished_ns, "trace.times_ordered", "%llu %llu %llu %llu",
+		      (unsigned long long)h.submitted_ns, (unsigned long long)h.dequeued_ns,
+		      (unsigned long long)h.started_ns, (unsigned long long)h.finished_ns);
+		check(r[0].index == 0 && r[0].opcode == NEURON_OP_FILL && r[0].kind == NEURON_TRACE_COMPUTE &&
+		      r[0].work == 64 && r[0].bytes_written == 256 && r[0].part == 0 &&
+		      r[0].part_count == r[0].parts &&
+		      r[1].kind == NEURON_TRACE_NOP && r[2].opcode == NEURON_OP_SEM_SIGNAL &&
+		      r[2].kind == NEURON_TRACE_SYNC, "trace.records", "op %u kind %u work %llu",
+		      r[0].opcode, r[0].kind, (unsigned long long)r[0].work);
+
+		t.flags = NEURON_JOB_TRACE;
+		t.trace = 0;
+		check(xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t) == -EINVAL, "trace.refuse_no_buffer",
+		      "accepted");
+		t.flags = 0;
+		t.trace = tr;
+		check(xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t) == -EINVAL, "trace.refuse_without_flag",
+		      "accepted");
+		t.flags = NEURON_JOB_TRACE;
+		t.trace_pad = 1;
+		check(xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t) == -EINVAL, "trace.refuse_pad",
+		      "accepted");
+		t.trace_pad = 0;
+		t.trace = theirs + 1000;
+		check(xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t) == -ENOENT, "trace.refuse_foreign",
+		      "accepted");
+		t.flags = NEURON_JOB_TRACE | 0x80;
+		t.trace = tr;
+		check(xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t) == -EINVAL, "trace.refuse_unknown_flag",
+		      "accepted");
+	}
+
+	/* A trace buffer freed while its job waits is written, then returned. */
+	used = sysfs_ll("memory_used");
+	prog_init(&p);
+	prog_sync(&p, NEURON_OP_SEM_WAIT, 4, 1);
+	prog_insn(&p, NEURON_OP_FILL, 0)->operand[0] = prog_vec(&p, 0, 0, 64, NEURON_DT_F32);
+	prog_image(&p);
+	{
+		struct neuron_job_submit t = {
+			.core = 0, .dep_core = NEURON_NO_DEP, .program = (uintptr_t)p.image,
+			.program_size = p.size, .slot_count = 1, .slots = { data },
+			.flags = NEURON_JOB_TRACE, .trace = tr,
+		};
+		struct neuron_mem_free f = { .handle = tr };
+
+		ret = xioctl(fd, NEURON_IOCTL_JOB_SUBMIT, &t);
+		seq = t.seq;
+		check(ret == 0 && xioctl(fd, NEURON_IOCTL_MEM_FREE, &f) == 0 &&
+		      sysfs_ll("memory_used") == used, "trace.freed_buffer_held", "submit %d", ret);
+	}
+	prog_init(&p);
+	prog_sync(&p, NEURON_OP_SEM_SIGNAL, 4, 1);
+	submit(fd, 1, &p, NULL, 0, NULL);
+	ret = wait_job(fd, 0, seq, 5000, &w);
+	check(ret == 0 && w.status == NEURON_JOB_OK &&
+	      sysfs_ll("memory_used") == used - 8192, "trace.freed_buffer_returned",
+	      "wait %d status %u used %lld", ret, w.status, sysfs_ll("memory_used"));
+	close(other);
+	close(fd);
+}
+
 int main(void)
 {
 	test_reserve();
@@ -644,5 +746,6 @@ int main(void)
 	test_killed();
 	test_release_busy();
 	test_round_trip();
+	test_trace();
 	return failures ? 1 : 0;
 }

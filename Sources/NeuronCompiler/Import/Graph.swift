@@ -101,6 +101,16 @@ public struct Node: Sendable, Equatable {
     public var inputs: [String]
     public var outputs: [String]
     public var attributes: [String: AttributeValue]
+    /// The imported nodes a rewrite fused into this one, in graph order
+    /// (empty for a node as imported): what profiles and the NEFF's debug
+    /// section name as the layer's nodes.
+    public var fusedFrom: [Origin] = []
+
+    /// An imported node, by name and op type.
+    public struct Origin: Sendable, Equatable {
+        public var name: String
+        public var op: String
+    }
 
     public init(name: String, op: String, domain: String = "", inputs: [String], outputs: [String],
                 attributes: [String: AttributeValue] = [:]) {
@@ -111,6 +121,9 @@ public struct Node: Sendable, Equatable {
         self.outputs = outputs
         self.attributes = attributes
     }
+
+    /// The imported nodes it stands for: itself, or those fused into it.
+    public var origins: [Origin] { fusedFrom.isEmpty ? [Origin(name: name, op: op)] : fusedFrom }
 
     /// How errors name it: `Conv "conv1"` (or its index when unnamed).
     public var label: String { "\(op) \"\(name)\"" }

@@ -4,19 +4,40 @@ import NeuronNEFF
 /// Emission, the last stage: each pipeline stage's bound instructions
 /// assembled into an ISA program, and the NEFF model made and validated.
 enum Emission {
+    /// With `layers` (the lowering's), the model keeps a debug section
+    /// naming each instruction's layer, with the compiler's estimate.
     static func model(name: String, binding: SlotBinding, instructions: [BoundInstruction],
-                      stages: [(range: Range<Int>, work: Double)],
+                      stages: [(range: Range<Int>, work: Double)], layers: [NEFFDebugInfo.Layer]?,
                       progress: (@Sendable (CompileProgress) -> Void)?) throws(NeuronCompilerError) -> NEFFModel {
         var programs: [NEFFProgram] = []
+        var debugPrograms: [NEFFDebugInfo.Program] = []
+        var allLayers = layers ?? []
         for (index, stage) in stages.enumerated() {
             var program = NeuronProgram()
-            for insn in instructions[stage.range] { append(insn.kind, insn.views, to: &program) }
-            if program.instructions.isEmpty { program.nop() }
+            var debug = NEFFDebugInfo.Program(layers: [], estimates: [])
+            for insn in instructions[stage.range] {
+                let before = program.instructions.count
+                append(insn.kind, insn.views, to: &program)
+                let added = program.instructions.count - before
+                let estimate = PipelinePartition.estimatedWork(insn)
+                for _ in 0..<added {
+                    debug.layers.append(insn.layer)
+                    debug.estimates.append(estimate / Double(added))
+                }
+            }
+            if program.instructions.isEmpty {
+                program.nop()
+                allLayers.append(NEFFDebugInfo.Layer(name: "(empty stage)", op: "NOP", nodes: []))
+                debug.layers.append(allLayers.count - 1)
+                debug.estimates.append(0)
+            }
             programs.append(NEFFProgram(core: index, image: program.image(), slots: binding.slotNames,
                                         after: index > 0 ? index - 1 : nil))
+            debugPrograms.append(debug)
         }
         let model = NEFFModel(name: name, coreCount: stages.count, tensors: binding.tensors,
-                              programs: programs, weights: binding.weights)
+                              programs: programs, weights: binding.weights,
+                              debug: layers == nil ? nil : NEFFDebugInfo(layers: allLayers, programs: debugPrograms))
         progress?(CompileProgress(stage: .validating, done: 0, total: 1))
         do {
             try model.validate()

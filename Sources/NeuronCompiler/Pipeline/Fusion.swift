@@ -37,6 +37,7 @@ enum Fusion {
                 guard var merged = replacement else { continue }
                 merged.outputs = [next.outputs.first ?? ""]
                 merged.name = "\(node.name)+\(next.name)"
+                merged.fusedFrom = node.origins + next.origins
                 if merged.attributes["neuron.residual"] != nil {
                     // At the Add's place: the residual may be computed after the Conv.
                     graph.nodes[nextIndex] = merged

@@ -55,6 +55,8 @@ struct AbstractOp {
     var operands: [View]
     /// The node it came from, for reports.
     var node: String
+    /// That node's index in `Lowering.layers` (the NEFF's debug section).
+    var layer: Int
 }
 
 /// A buffer the program reads or writes.
@@ -182,7 +184,22 @@ final class Lowering {
             }
             return
         }
-        ops.append(AbstractOp(kind: kind, operands: operands, node: current.name))
+        ops.append(AbstractOp(kind: kind, operands: operands, node: current.name, layer: layer(of: current)))
+    }
+
+    /// The layers instructions came from, in the order they first emitted:
+    /// a node of the graph (fused nodes as one), an input or an output.
+    var layers: [NEFFDebugInfo.Layer] = []
+    private var layerIndex: [String: Int] = [:]
+
+    private func layer(of node: Node) -> Int {
+        let key = node.op + "\u{0}" + node.name
+        if let known = layerIndex[key] { return known }
+        let origins = node.op == "input" || node.op == "output" ? [] : node.origins
+        layers.append(NEFFDebugInfo.Layer(name: node.name, op: node.op,
+                                          nodes: origins.map { NEFFDebugInfo.Node(name: $0.name, op: $0.op) }))
+        layerIndex[key] = layers.count - 1
+        return layers.count - 1
     }
 
     /// The engine type of an element type: since ISA 1.4 each is its own.

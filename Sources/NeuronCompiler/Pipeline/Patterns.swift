@@ -168,8 +168,11 @@ enum Patterns {
 
 extension Graph {
     /// Remove the nodes at `positions` and put `node` where the last of them was.
+    /// The replacement records the nodes it stands for (`Node.fusedFrom`).
     mutating func replace(_ positions: Set<Int>, with node: Node) {
         guard let last = positions.max() else { return }
+        var node = node
+        node.fusedFrom = positions.sorted().flatMap { nodes[$0].origins }
         nodes[last] = node
         for position in positions.sorted(by: >) where position != last { nodes.remove(at: position) }
     }

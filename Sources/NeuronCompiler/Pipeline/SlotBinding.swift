@@ -3,7 +3,7 @@ import NeuronNEFF
 
 /// One instruction with its operands bound: each a tensor descriptor
 /// (slot, element offset, dims, strides), results first.
-typealias BoundInstruction = (kind: AbstractOp.Kind, views: [NeuronTensorView])
+typealias BoundInstruction = (kind: AbstractOp.Kind, views: [NeuronTensorView], layer: Int)
 
 /// Slot binding, after memory planning: the program's tensors and slots
 /// (the weight blob, the scratch arena, then the graph's inputs and
@@ -99,7 +99,7 @@ struct SlotBinding {
                 }
                 views.append(view.descriptor(slot: slot, base: base(of: view, in: lowering)))
             }
-            instructions.append((op.kind, views))
+            instructions.append((op.kind, views, op.layer))
         }
         return instructions
     }

@@ -200,6 +200,40 @@ struct neuron_run_host {
 	void (*sync_wake)(void *ctx);	/* after events changed, without the lock */
 };
 
+/*
+ * A traced job (uapi/neuron.h, struct neuron_trace_header, API 1.8): the
+ * host fills in the buffer and the queue times; the runner appends a
+ * record per instruction (per run of parts) and never writes past @buf.
+ * Tracing off (a NULL trace) costs the runner one test per section.
+ */
+struct neuron_engine_trace {
+	struct neuron_engine_slot buf;	/* at least a struct neuron_trace_header */
+	u64 submitted_ns;		/* the host's */
+	u64 dequeued_ns;
+	u64 started_ns;			/* the runner's; 0 while it has not run */
+	u32 count;			/* records written */
+	u64 dropped;			/* records that did not fit */
+};
+
+/*
+ * Write @t's header once the job ended (run, or ended before it could
+ * run), with @now_ns its end; the host calls it from the core's thread.
+ */
+void neuron_engine_trace_close(struct neuron_engine_trace *t, u32 core, u64 seq,
+			       u32 insn_count, u32 status, u64 now_ns);
+
+/*
+ * Floating-point operations of instruction @index as a model counts them:
+ * two per multiply-add of MATMUL and CONV2D (the direct convolution's,
+ * whatever form its weights take), else its cost (an operation per
+ * element). Profiles report FLOPs with it. Saturates at U64_MAX.
+ */
+u64 neuron_engine_insn_flops(const struct neuron_engine_program *prog, u32 index);
+
+/* Bytes an instruction reads (its inputs' distinct elements) and writes. */
+void neuron_engine_insn_bytes(const struct neuron_engine_program *prog, u32 index,
+			      u64 *read, u64 *written);
+
 struct neuron_run_job {
 	const struct neuron_engine_program *prog;
 	const struct neuron_engine_slot *slots;
@@ -208,6 +242,7 @@ struct neuron_run_job {
 	u32 core;			/* this NeuronCore's index on its device */
 	u64 deadline_ns;		/* on the host's clock */
 	u64 section_work;		/* NEURON_SECTION_WORK_KERNEL or _THREAD */
+	struct neuron_engine_trace *trace;	/* NULL: not traced */
 };
 
 /* How a job ended: enum neuron_job_status, and where (uapi/neuron.h). */

@@ -29,7 +29,7 @@
  * number grows when ioctls or fields are added.
  */
 #define NEURON_API_VERSION_MAJOR	1
-#define NEURON_API_VERSION_MINOR	7
+#define NEURON_API_VERSION_MINOR	8
 
 #define NEURON_IOCTL_TYPE		'N'
 
@@ -340,7 +340,11 @@ struct neuron_core_reserve {
  * @dep_core (which the file must hold, and may be @core) has ended; if
  * that job did not end NEURON_JOB_OK, this one ends ABORTED unrun.
  *
- * @flags:        [in]  must be 0
+ * With NEURON_JOB_TRACE in @flags (API 1.8) the job also writes a trace
+ * of its run into buffer @trace of the file (struct neuron_trace_header,
+ * then struct neuron_trace_record entries, as many as fit); see below.
+ *
+ * @flags:        [in]  0, or NEURON_JOB_TRACE
  * @core:         [in]  the NeuronCore, held by this file
  * @program:      [in]  user pointer to the program image, 8-byte aligned
  * @program_size: [in]  bytes, up to NEURON_MAX_PROGRAM_SIZE
@@ -355,6 +359,10 @@ struct neuron_core_reserve {
  * @error:        [out] on -EINVAL from validation: enum neuron_isa_error,
  *                      else 0
  * @error_index:  [out] the descriptor or instruction at fault
+ * @trace:        [in]  with NEURON_JOB_TRACE: the trace buffer's handle, of
+ *                      at least sizeof(struct neuron_trace_header) bytes;
+ *                      else must be 0 (API 1.8)
+ * @trace_pad:    [in]  must be 0
  * @reserved:     [in]  must be 0
  */
 struct neuron_job_submit {
@@ -370,7 +378,113 @@ struct neuron_job_submit {
 	__u64 seq;
 	__u32 error;
 	__u32 error_index;
+	__u32 trace;
+	__u32 trace_pad;
+	__u64 reserved[1];
+};
+
+/* struct neuron_job_submit.flags: write a trace of the run (API 1.8). */
+#define NEURON_JOB_TRACE		(1u << 0)
+/* Every flag JOB_SUBMIT knows. */
+#define NEURON_JOB_SUBMIT_FLAGS		NEURON_JOB_TRACE
+
+/*
+ * Job traces (API 1.8). A traced job writes, when it ends, a header at the
+ * start of its trace buffer, followed by one record per instruction it
+ * ran (per run of parts of a sliced instruction), in the order they ran.
+ * The records are written while the job runs and the header last, so a
+ * trace is complete once JOB_WAIT reports the job ended. A buffer too
+ * small for every record keeps the first @capacity and counts the rest in
+ * @dropped: nothing is written past the buffer. Times are the kernel's
+ * CLOCK_MONOTONIC in nanoseconds (the simulator's too), so they compare
+ * with clock_gettime(CLOCK_MONOTONIC) in userspace. The same engine code
+ * writes traces in the driver and in the simulator (engine/engine_run.c).
+ */
+#define NEURON_TRACE_MAGIC		0x4352544eu	/* "NTRC" */
+#define NEURON_TRACE_VERSION		1
+
+/* Value of struct neuron_trace_record.kind. */
+enum neuron_trace_kind {
+	NEURON_TRACE_COMPUTE = 1,	/* a compute instruction, or parts of one */
+	NEURON_TRACE_SYNC = 2,		/* SEM_SIGNAL, SEM_WAIT or BARRIER, its wait included */
+	NEURON_TRACE_NOP = 3,		/* an instruction with nothing to do */
+};
+
+/**
+ * struct neuron_trace_header - the start of a job's trace buffer
+ * @magic:        NEURON_TRACE_MAGIC
+ * @version:      NEURON_TRACE_VERSION
+ * @header_size:  bytes of this header; the records follow it
+ * @record_size:  bytes of each record
+ * @capacity:     records the buffer has room for
+ * @count:        records written, at most @capacity
+ * @dropped:      records that did not fit
+ * @core:         the NeuronCore that ran the job
+ * @status:       how the job ended (enum neuron_job_status)
+ * @seq:          the job's sequence number on @core
+ * @submitted_ns: JOB_SUBMIT queued the job
+ * @dequeued_ns:  the NeuronCore took it from its queue; waiting for a
+ *                dependency starts here
+ * @started_ns:   it began to run (its dependency met), or 0 when it never ran
+ * @finished_ns:  it ended
+ * @insn_count:   instructions of the program
+ * @pad:          0
+ * @reserved:     0
+ */
+struct neuron_trace_header {
+	__u32 magic;
+	__u32 version;
+	__u32 header_size;
+	__u32 record_size;
+	__u32 capacity;
+	__u32 count;
+	__u64 dropped;
+	__u32 core;
+	__u32 status;
+	__u64 seq;
+	__u64 submitted_ns;
+	__u64 dequeued_ns;
+	__u64 started_ns;
+	__u64 finished_ns;
+	__u32 insn_count;
+	__u32 pad;
 	__u64 reserved[2];
+};
+
+/**
+ * struct neuron_trace_record - one instruction's run, or parts of it
+ * @start_ns:      it began
+ * @end_ns:        it ended
+ * @work:          the engine's work estimate for what ran (the cost that
+ *                 bounds sections, in element operations; a MATMUL's is
+ *                 M * N * K), the parts' share for a sliced instruction
+ * @bytes_read:    bytes of the input operands' distinct elements (a
+ *                 broadcast counts once), the parts' share
+ * @bytes_written: bytes of the output's elements, the parts' share
+ * @index:         the instruction's index in the program
+ * @opcode:        its enum neuron_opcode
+ * @kind:          enum neuron_trace_kind
+ * @pad:           0
+ * @part:          the first part this record ran
+ * @part_count:    parts it ran: a record of the whole instruction has
+ *                 @part 0 and @part_count @parts
+ * @parts:         parts the instruction divides into when it is sliced
+ * @pad2:          0
+ */
+struct neuron_trace_record {
+	__u64 start_ns;
+	__u64 end_ns;
+	__u64 work;
+	__u64 bytes_read;
+	__u64 bytes_written;
+	__u32 index;
+	__u16 opcode;
+	__u8 kind;
+	__u8 pad;
+	__u32 part;
+	__u32 part_count;
+	__u32 parts;
+	__u32 pad2;
 };
 
 /* Value of struct neuron_job_wait.status. */
