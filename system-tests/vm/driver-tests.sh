@@ -85,6 +85,16 @@ section "the C API (libnrt.so) against the driver"
 # --- the C API (libnrt.so) against the driver -----------------------------
 if [ -x "$REPO/.build-vm/bin/nrt_test" ]; then
 	nrt_test "$REPO/.build-vm/mlp.neff" || fail capi.run "exit $?"
+	# A C application profiled through NEURON_RT_PROFILE, on the driver.
+	prof=$(mktemp -d)
+	NEURON_RT_PROFILE=$prof nrt_test "$REPO/.build-vm/mlp.neff" >/dev/null 2>&1
+	capture=$(ls "$prof"/*.profile.json 2>/dev/null | head -n 1)
+	if [ -n "$capture" ] && neuron-profile view "$capture" | grep -q "on kernel"; then
+		pass capi.profile_env
+	else
+		fail capi.profile_env "no capture in $prof, or neuron-profile cannot read it"
+	fi
+	rm -rf "$prof"
 else
 	fail capi.run "nrt_test is not built (scripts/capi-test --build-only)"
 fi
