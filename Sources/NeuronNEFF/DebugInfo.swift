@@ -21,16 +21,31 @@ public struct NEFFDebugInfo: Codable, Sendable, Equatable {
 
     /// What instructions are attributed to: a node of the compiled graph
     /// (its name and op, and the ONNX nodes fused into it), or a model
-    /// input or output (op `input` or `output`, no nodes).
+    /// input or output (op `input` or `output`, no nodes); and the layers
+    /// whose results it reads (through nodes that became no instruction,
+    /// such as a Reshape), which draw the graph.
     public struct Layer: Codable, Sendable, Equatable {
         public var name: String
         public var op: String
         public var nodes: [Node]
+        public var inputs: [Int]
 
-        public init(name: String, op: String, nodes: [Node]) {
+        public init(name: String, op: String, nodes: [Node], inputs: [Int] = []) {
             self.name = name
             self.op = op
             self.nodes = nodes
+            self.inputs = inputs
+        }
+
+        enum CodingKeys: String, CodingKey { case name, op, nodes, inputs }
+
+        /// `inputs` may be missing (a section written before it existed).
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            op = try container.decode(String.self, forKey: .op)
+            nodes = try container.decode([Node].self, forKey: .nodes)
+            inputs = try container.decodeIfPresent([Int].self, forKey: .inputs) ?? []
         }
 
         /// The fused group's op types, "Conv+Relu", or the op.
@@ -79,6 +94,11 @@ public struct NEFFDebugInfo: Codable, Sendable, Equatable {
         }
         guard programs.count == instructionCounts.count else {
             throw NEFFError(.metadata, "debug.json describes \(programs.count) programs; the model has \(instructionCounts.count)")
+        }
+        for (index, layer) in layers.enumerated() {
+            if let bad = layer.inputs.first(where: { !layers.indices.contains($0) || $0 == index }) {
+                throw NEFFError(.metadata, "debug.json: layer \(index) reads layer \(bad), which is not another layer")
+            }
         }
         for (index, program) in programs.enumerated() {
             guard program.layers.count == instructionCounts[index], program.estimates.count == instructionCounts[index] else {

@@ -195,7 +195,7 @@ public struct NeuronProfileSummary: Codable, Sendable, Equatable {
             lines.append("  note: \(executionsNotKept) further executions ran after the capture was full and are not in it")
         }
         if !hasLayerNames {
-            lines.append("  note: the NEFF has no debug section (compiled with --no-debug-info): instructions are shown, not layers")
+            lines.append("  note: the NEFF has no debug section (compiled with --no-debug-info, or not by neuron-cc): instructions are shown, not layers")
         }
         func fmt(_ value: Double, _ unit: String) -> String {
             value >= 1e9 ? String(format: "%.2fG%@", value / 1e9, unit) : value >= 1e6 ? String(format: "%.2fM%@", value / 1e6, unit)

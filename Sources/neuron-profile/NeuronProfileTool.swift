@@ -104,15 +104,16 @@ struct View: ParsableCommand {
         case summaryText = "summary-text"
         case summaryJSON = "summary-json"
         case perfetto
+        case tensorboard
     }
 
     @Argument(help: "A capture written by neuron-profile capture, neuron-run --profile or NEURON_RT_PROFILE.")
     var profile: String
 
-    @Option(help: "summary-text (layers in the order they ran, op types, stages), summary-json, or perfetto (trace-event JSON for ui.perfetto.dev and chrome://tracing).")
+    @Option(help: "summary-text (layers in the order they ran, op types, stages), summary-json, perfetto (trace-event JSON for ui.perfetto.dev and chrome://tracing), or tensorboard (a log directory: the graph with each node's NeuronCore and time, and the trace for the profile plugin).")
     var outputFormat: Format = .summaryText
 
-    @Option(name: .shortAndLong, help: "Write here instead of standard output.")
+    @Option(name: .shortAndLong, help: "Write here instead of standard output; for tensorboard, the log directory (default: the capture's path with -tensorboard).")
     var output: String?
 
     @Option(help: "summary-text: show at most this many layers.")
@@ -135,6 +136,17 @@ struct View: ParsableCommand {
             text = String(decoding: try encoder.encode(NeuronProfileSummary(capture)), as: UTF8.self) + "\n"
         case .perfetto:
             text = NeuronPerfetto.json(capture) + "\n"
+        case .tensorboard:
+            let stem = profile.hasSuffix(".profile.json") ? String(profile.dropLast(13))
+                : profile.hasSuffix(".json") ? String(profile.dropLast(5)) : profile
+            let logdir = output ?? stem + "-tensorboard"
+            let files = try NeuronTensorBoard.write(capture, to: logdir)
+            print("neuron-profile: wrote \(files.joined(separator: " and "))")
+            if capture.model.debug == nil {
+                print("  note: the NEFF had no debug section: the graph is empty, the trace names instructions")
+            }
+            print("  view it: tensorboard --logdir \(logdir)   (the Graphs and Profile dashboards)")
+            return
         }
         if let output {
             try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)

@@ -2,7 +2,7 @@ import Foundation
 @testable import NeuronCompiler
 import NeuronDevice
 import NeuronNEFF
-import NeuronProfile
+@testable import NeuronProfile
 import NeuronRuntime
 import Testing
 import TestSupport
@@ -176,6 +176,27 @@ struct ProfileTests {
         }
         #expect(sequence(driver) == sequence(simulator))
         #expect(sequence(driver).joined().count > 0)
+    }
+
+    @Test("TensorBoard's records: CRC-32C and its mask as TensorFlow computes them; the graph has every ONNX node and its edges")
+    func tensorBoardRecords() throws {
+        #expect(TFRecord.crc32c(Array("123456789".utf8)) == 0xe306_9283)
+        #expect(TFRecord.crc32c([]) == 0)
+        let framed = TFRecord.frame([1, 2, 3])
+        #expect(framed.count == 8 + 4 + 3 + 4 && framed[0] == 3 && Array(framed[12..<15]) == [1, 2, 3])
+        let (model, _) = try NeuronCompiler.compile(try Self.cnn())
+        let profile = try Self.capture(model, count: 2)
+        let (graph, stats) = NeuronTensorBoard.graphAndStats(profile)
+        let names = Set(graph.node.map(\.name))
+        #expect(names.isSuperset(of: ["conv1+bn1+relu1/conv1", "conv1+bn1+relu1/relu1", "pool1", "fc+fc_bias/fc", "softmax"]))
+        #expect(graph.node.first { $0.name == "pool1" }?.input == ["conv1+bn1+relu1/relu1"])
+        #expect(graph.node.first { $0.name == "conv1+bn1+relu1/bn1" }?.input == ["conv1+bn1+relu1/conv1"])
+        #expect(graph.node.allSatisfy { $0.device == "/device:NeuronCore:0" })
+        #expect(stats.devStats.count == 1 && stats.devStats[0].nodeStats.count >= 6)
+        let space = NeuronTensorBoard.xspace(profile, host: "test")
+        #expect(space.planes.count == 1 && space.planes[0].lines.map(\.name) == ["instructions", "jobs"])
+        let records = profile.executions.reduce(0) { $0 + $1.jobs.reduce(0) { $0 + $1.trace.records.count } }
+        #expect(space.planes[0].lines[0].events.count == records)
     }
 
     /// Checks what ui.perfetto.dev's importer needs of a trace.

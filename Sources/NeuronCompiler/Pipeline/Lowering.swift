@@ -191,15 +191,34 @@ final class Lowering {
     /// a node of the graph (fused nodes as one), an input or an output.
     var layers: [NEFFDebugInfo.Layer] = []
     private var layerIndex: [String: Int] = [:]
+    /// The layers each value's data comes from (through nodes that emit
+    /// nothing, a Reshape, say): the edges of the debug section's graph.
+    private var valueLayers: [String: Set<Int>] = [:]
 
     private func layer(of node: Node) -> Int {
         let key = node.op + "\u{0}" + node.name
         if let known = layerIndex[key] { return known }
         let origins = node.op == "input" || node.op == "output" ? [] : node.origins
+        // An output's copy or cast reads the value of its name.
+        let inputs = node.op == "output" ? (valueLayers[node.name] ?? []).sorted() : []
         layers.append(NEFFDebugInfo.Layer(name: node.name, op: node.op,
-                                          nodes: origins.map { NEFFDebugInfo.Node(name: $0.name, op: $0.op) }))
+                                          nodes: origins.map { NEFFDebugInfo.Node(name: $0.name, op: $0.op) },
+                                          inputs: inputs))
         layerIndex[key] = layers.count - 1
         return layers.count - 1
+    }
+
+    /// After `node` was lowered (its instructions from `firstOp` on): its
+    /// layer reads the layers its inputs come from, and its outputs come
+    /// from its layer, or, when it emitted nothing, from where its inputs do.
+    private func recordEdges(_ node: Node, firstOp: Int) {
+        let sources = node.reads.reduce(into: Set<Int>()) { $0.formUnion(valueLayers[$1] ?? []) }
+        var produced = sources
+        if ops.count > firstOp, let layer = ops.last?.layer {
+            layers[layer].inputs = Array(Set(layers[layer].inputs).union(sources).subtracting([layer])).sorted()
+            produced = [layer]
+        }
+        for output in node.outputs where !output.isEmpty { valueLayers[output] = produced }
     }
 
     /// The engine type of an element type: since ISA 1.4 each is its own.
@@ -534,10 +553,12 @@ final class Lowering {
         for (index, node) in graph.nodes.enumerated() {
             if index % 16 == 0 { progress?(CompileProgress(stage: .lowering, done: index, total: graph.nodes.count)) }
             current = node
+            let firstOp = ops.count
             try step(node)
             for output in node.outputs where !output.isEmpty && values[output] == nil {
                 throw unsupported("output \(output) of \(node.op) is not supported")
             }
+            recordEdges(node, firstOp: firstOp)
         }
         try bindOutputs()
     }
