@@ -330,6 +330,7 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 		return -EINVAL;
 	}
 	if (req->flags & NEURON_JOB_TRACE) {
+		u64 bytes;
 		void *addr;
 
 		job->trace_buf = neuron_buffer_get(nf, req->trace);
@@ -343,11 +344,13 @@ static int neuron_job_prepare(struct neuron_file *nf, struct neuron_job_submit *
 				job->trace_buf->size, sizeof(struct neuron_trace_header));
 			return -EINVAL;
 		}
-		addr = neuron_buffer_kmap(job->trace_buf, job->trace_buf->size);
+		/* Only what the program can fill is mapped (and so committed). */
+		bytes = min(job->trace_buf->size, neuron_engine_trace_extent(&job->prog));
+		addr = neuron_buffer_kmap(job->trace_buf, bytes);
 		if (IS_ERR(addr))
 			return PTR_ERR(addr);
 		job->trace.buf.base = addr;
-		job->trace.buf.size = job->trace_buf->size;
+		job->trace.buf.size = bytes;
 	}
 	neuron_engine_slot_extents(&job->prog, extent);
 	for (i = 0; i < NEURON_MAX_SLOTS; i++) {

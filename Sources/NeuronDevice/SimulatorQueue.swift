@@ -277,6 +277,10 @@ final class SimDeviceQueues: @unchecked Sendable {
             throw .invalidProgram(NeuronProgramError(kind: .init(rawValue: status.error) ?? .header,
                                                      index: Int(status.index)))
         }
+        // As the driver: the runner gets only what the program can fill.
+        if let trace = job.trace {
+            trace.pointee.buf.size = min(trace.pointee.buf.size, neuron_engine_trace_extent(&job.program))
+        }
         return try lock.withLock { () throws(NeuronError) -> NeuronJob in
             guard cores[request.core].owner == file, !cores[request.core].abort else {
                 throw .coreNotReserved(device: device, core: request.core)

@@ -162,6 +162,17 @@ static void trace_insn(struct neuron_engine_trace *t, const struct neuron_engine
 	r->pad2 = 0;
 }
 
+u64 neuron_engine_trace_extent(const struct neuron_engine_program *prog)
+{
+	u64 records = 0;
+	u32 i;
+
+	/* Every record runs at least one part of its instruction. */
+	for (i = 0; i < prog->insn_count; i++)
+		records += neuron_engine_insn_parts(prog, i);
+	return sizeof(struct neuron_trace_header) + records * sizeof(struct neuron_trace_record);
+}
+
 void neuron_engine_trace_close(struct neuron_engine_trace *t, u32 core, u64 seq,
 			       u32 insn_count, u32 status, u64 now_ns)
 {

@@ -216,6 +216,14 @@ struct neuron_engine_trace {
 };
 
 /*
+ * The most bytes a trace of @prog (validated) can fill: a header and a
+ * record per part of every instruction. A host hands the runner at most
+ * this much of a trace buffer, so that no page past it is ever touched
+ * (at most 65536 instructions of at most 2^32 parts: no overflow).
+ */
+u64 neuron_engine_trace_extent(const struct neuron_engine_program *prog);
+
+/*
  * Write @t's header once the job ended (run, or ended before it could
  * run), with @now_ns its end; the host calls it from the core's thread.
  */

@@ -416,7 +416,9 @@ enum neuron_trace_kind {
  * @version:      NEURON_TRACE_VERSION
  * @header_size:  bytes of this header; the records follow it
  * @record_size:  bytes of each record
- * @capacity:     records the buffer has room for
+ * @capacity:     records the buffer has room for, up to a record per part
+ *                of every instruction (the most the program can write:
+ *                the driver maps and commits no more of the buffer)
  * @count:        records written, at most @capacity
  * @dropped:      records that did not fit
  * @core:         the NeuronCore that ran the job
