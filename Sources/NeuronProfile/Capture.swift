@@ -270,8 +270,13 @@ public final class NeuronProfileRecorder: Sendable {
         }
     }
 
-    /// The clock job traces use (CLOCK_MONOTONIC), in nanoseconds.
-    public static func now() -> UInt64 { NeuronJobTrace.now() }
+    /// What was recorded as a capture of `model`, run on `backend`, by `tool`.
+    public func capture(tool: String, model: NEFFModel, backend: any NeuronBackend) throws(NeuronProgramError) -> NeuronProfile {
+        let (kept, notKept) = executions
+        let api = (try? backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
+        return NeuronProfile(tool: tool, host: .current(backend: backend.name, api: api),
+                             model: try NeuronProfile.Model(model), executions: kept, executionsNotKept: notKept)
+    }
 
     /// What was recorded so far, and the executions not kept.
     public var executions: (kept: [NeuronProfile.Execution], notKept: Int) { state.withLock { $0 } }

@@ -124,7 +124,7 @@ public final class NeuronLoadedModel: Sendable {
     /// Hand the ended jobs' traces of request slot `slot` to the profiler.
     private func recordTraces(slot: Int, requested: UInt64) {
         guard let profiler, let buffers = state.withLock({ $0.traces[slot] }) else { return }
-        let returned = NeuronProfileRecorder.now()
+        let returned = NeuronJobTrace.now()
         var jobs: [NeuronProfile.Job] = []
         for (index, buffer) in buffers.enumerated() {
             guard let trace = try? NeuronJobTrace(buffer: buffer) else { return }
@@ -141,17 +141,13 @@ public final class NeuronLoadedModel: Sendable {
     /// With NEURON_RT_PROFILE: write the capture, and say where.
     private func writeProfile() {
         guard let profiler, let dir = profileDirectory else { return }
-        let (executions, notKept) = profiler.executions
+        let executions = profiler.executions.kept
         guard !executions.isEmpty else { return }
         let safe = String(model.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" })
         let path = "\(dir)/\(safe)-\(getpid())-\(replica).profile.json"
         do {
-            let model = try NeuronProfile.Model(self.model)
-            let api = (try? runtime.backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
-            let capture = NeuronProfile(tool: "runtime (NEURON_RT_PROFILE)",
-                                        host: .current(backend: runtime.backend.name, api: api),
-                                        model: model, executions: executions, executionsNotKept: notKept)
-            try capture.write(to: path)
+            try profiler.capture(tool: "runtime (NEURON_RT_PROFILE)", model: model, backend: runtime.backend)
+                .write(to: path)
             FileHandle.standardError.write(Data("neuron: profile of \(self.model.name) (\(executions.count) executions) written to \(path)\n".utf8))
         } catch {
             FileHandle.standardError.write(Data("neuron: the profile of \(self.model.name) could not be written to \(path): \(error)\n".utf8))
@@ -284,7 +280,7 @@ public final class NeuronLoadedModel: Sendable {
 
     /// Run one inference and wait for it.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) throws(NeuronRuntimeError) {
-        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
+        let requested = profiler == nil ? 0 : NeuronJobTrace.now()
         guard let slot = requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
         let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
@@ -307,7 +303,7 @@ public final class NeuronLoadedModel: Sendable {
 
     /// Run one inference; the caller's task suspends, no thread waits.
     public func execute(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor]) async throws(NeuronRuntimeError) {
-        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
+        let requested = profiler == nil ? 0 : NeuronJobTrace.now()
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
         try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot), slot: slot, requested: requested)
@@ -319,7 +315,7 @@ public final class NeuronLoadedModel: Sendable {
     /// jobs end, whether or not anyone awaits `result()`.
     public func enqueue(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor])
         async throws(NeuronRuntimeError) -> NeuronInference {
-        let requested = profiler == nil ? 0 : NeuronProfileRecorder.now()
+        let requested = profiler == nil ? 0 : NeuronJobTrace.now()
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         let jobs: [NeuronJob]
         do {

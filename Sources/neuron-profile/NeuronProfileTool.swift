@@ -80,11 +80,8 @@ struct Capture: AsyncParsableCommand {
             if interactive { FileHandle.standardError.write(Data("\rcapturing \(iteration + 1)/\(iterations)".utf8)) }
         }
         if interactive { FileHandle.standardError.write(Data("\r\u{1b}[K".utf8)) }
-        let (executions, notKept) = recorder.executions
-        let api = (try? runtime.backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
-        let capture = NeuronProfile(tool: "neuron-profile capture", host: .current(backend: runtime.backend.name, api: api),
-                                    model: try NeuronProfile.Model(model), executions: executions,
-                                    executionsNotKept: notKept)
+        let capture = try recorder.capture(tool: "neuron-profile capture", model: model, backend: runtime.backend)
+        let executions = capture.executions
         let path = output ?? (neff.hasSuffix(".neff") ? String(neff.dropLast(5)) : neff) + ".profile.json"
         try capture.write(to: path)
         let summary = NeuronProfileSummary(capture)

@@ -248,13 +248,10 @@ struct NeuronRun: AsyncParsableCommand {
             }
         }
         if let recorder, let path = profile {
-            let (executions, notKept) = recorder.executions
-            let api = (try? runtime.backend.driverInfo()).map { "\($0.apiMajor).\($0.apiMinor)" } ?? "?"
-            try NeuronProfile(tool: "neuron-run", host: .current(backend: runtime.backend.name, api: api),
-                              model: try NeuronProfile.Model(model), executions: executions,
-                              executionsNotKept: notKept).write(to: path)
+            let capture = try recorder.capture(tool: "neuron-run", model: model, backend: runtime.backend)
+            try capture.write(to: path)
             if !json {
-                FileHandle.standardError.write(Data("neuron-run: profile of \(executions.count) requests written to \(path) (neuron-profile view \(path))\n".utf8))
+                FileHandle.standardError.write(Data("neuron-run: profile of \(capture.executions.count) requests written to \(path) (neuron-profile view \(path))\n".utf8))
             }
         }
         let report = Report(model: model.name, backend: runtime.backend.name, replicas: replicas.count,
