@@ -425,6 +425,51 @@ struct CompilerTests {
         }
     }
 
+    /// Where a Pad before a Conv may become the Conv's own padding: zeros
+    /// of the spatial axes (folded), or the channels, a value, a Pad read
+    /// elsewhere too (kept).
+    enum PadCase: String, Sendable, CaseIterable { case spatial, depthwise, channels, value, shared }
+
+    @Test("a Pad of zeros before a Conv becomes the Conv's padding, with the same bits; other Pads stay",
+          arguments: PadCase.allCases)
+    func padFolding(_ kind: PadCase) throws {
+        let (c, h, w) = (4, 9, 8)
+        let group = kind == .depthwise ? c : 1, m = kind == .depthwise ? c : 5
+        let channelPad = kind == .channels ? 1 : 0
+        let x = sample(c * h * w, seed: 41), weight = sample(m * (c + 2 * channelPad) / group * 9, seed: 42)
+        // pads [n, c, h, w] begin then end: asymmetric, as "same" of stride 2 writes it.
+        let pads: [Int64] = [0, Int64(channelPad), 0, 1, 0, Int64(channelPad), 1, 2]
+        let (ph, pw) = (h + 1, w + 3)
+        let (ho, wo) = ((ph - 3) / 2 + 1, (pw - 3) / 2 + 1)
+        func graph(fold: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "padconv"
+            graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, m, ho, wo])]
+            if !fold || kind == .shared { graph.output.append(ONNXBuilder.value("p", .float, [1, c + 2 * channelPad, ph, pw])) }
+            var wt = ONNXBuilder.tensor("w", .float, [Int64(m), Int64((c + 2 * channelPad) / group), 3, 3])
+            wt.floatData = weight
+            var pt = ONNXBuilder.tensor("pads", .int64, [8])
+            pt.int64Data = pads
+            var vt = ONNXBuilder.tensor("value", .float, [])
+            vt.floatData = [kind == .value ? 0.5 : 0]
+            graph.initializer = [wt, pt, vt]
+            graph.node = [ONNXBuilder.node("Pad", ["x", "pads", "value"], ["p"], name: "pad"),
+                          ONNXBuilder.node("Conv", ["p", "w"], ["y"], name: "conv",
+                                           [ONNXBuilder.attribute("strides", ints: [2, 2]),
+                                            ONNXBuilder.attribute("group", int: Int64(group))])]
+            return graph
+        }
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: true)))))
+        // The reference: the same graph with the padded tensor also an output, so no fold.
+        let (unfolded, plain) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: false)))))
+        let folds = kind == .spatial || kind == .depthwise
+        #expect(report.fused == (folds ? 1 : 0) && plain.fused == 0)
+        if folds { #expect(report.instructions == 1 && plain.instructions > 1, "\(report.instructions) instructions, \(plain.instructions) unfolded") }
+        let got = try run(model, ["x": x])["y"] ?? [], want = try run(unfolded, ["x": x])["y"] ?? []
+        #expect(got.count == m * ho * wo && got.map(\.bitPattern) == want.map(\.bitPattern))
+    }
+
     @Test("matmul + add of a constant row fuse into the matmul's bias, same bits")
     func biasFusion() throws {
         var model = ONNXBuilder.tiny()

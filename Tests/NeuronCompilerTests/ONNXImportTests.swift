@@ -49,6 +49,14 @@ enum ONNXBuilder {
         return attribute
     }
 
+    static func attribute(_ name: String, int: Int64) -> Onnx_AttributeProto {
+        var attribute = Onnx_AttributeProto()
+        attribute.name = name
+        attribute.type = .int
+        attribute.i = int
+        return attribute
+    }
+
     static func attribute(_ name: String, float: Float) -> Onnx_AttributeProto {
         var attribute = Onnx_AttributeProto()
         attribute.name = name

@@ -50,22 +50,56 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 	} while (walk_next(&w));
 }
 
+/* @n elements of @size bytes, @ds and @ss elements apart, in order. */
+static void copy_row(u8 *d, u64 ds, const u8 *s, u64 ss, u64 n, u32 size)
+{
+	const u8 *dend = d + ((n - 1) * ds + 1) * size, *send = s + ((n - 1) * ss + 1) * size;
+	u64 i;
+	u32 b;
+
+	/* Rows apart: whole elements at a time; else byte by byte, as defined. */
+	if (dend <= s || send <= d) {
+		if (ds == 1 && ss == 1) {
+			__builtin_memcpy(d, s, n * size);
+			return;
+		}
+		switch (size) {
+		case 1:
+			for (i = 0; i < n; i++)
+				d[i * ds] = s[i * ss];
+			return;
+		case 2:
+			for (i = 0; i < n; i++)
+				__builtin_memcpy(d + i * ds * 2, s + i * ss * 2, 2);
+			return;
+		case 4:
+			for (i = 0; i < n; i++)
+				__builtin_memcpy(d + i * ds * 4, s + i * ss * 4, 4);
+			return;
+		case 8:
+			for (i = 0; i < n; i++)
+				__builtin_memcpy(d + i * ds * 8, s + i * ss * 8, 8);
+			return;
+		}
+	}
+	for (i = 0; i < n; i++)
+		for (b = 0; b < size; b++)
+			d[i * ds * size + b] = s[i * ss * size + b];
+}
+
 static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 		    const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[2] = { o, a };
 	u8 *dst = slots[o->slot].base;
 	const u8 *src = slots[a->slot].base;
 	u32 size = neuron_dtype_size(o->dtype);
+	u64 n, step[2];
 	struct walk w;
-	u32 i;
 
-	walk_init(&w, o);
+	walk_rows(&w, views, 2, &n, step);
 	do {
-		u8 *d = dst + at(&w, o) * size;
-		const u8 *s = src + at(&w, a) * size;
-
-		for (i = 0; i < size; i++)
-			d[i] = s[i];
+		copy_row(dst + at(&w, o) * size, step[0], src + at(&w, a) * size, step[1], n, size);
 	} while (walk_next(&w));
 }
 
@@ -142,16 +176,25 @@ static float unary(u32 sub, float x, float alpha)
 	} while (0)
 
 /*
- * One row (the last axis) of an elementwise op, element by element in
- * order as the reference walk goes, with the operation chosen once per
- * row rather than once per element.
+ * One row of an elementwise op, element by element in order as the
+ * reference walk goes, with the operation chosen once per row rather than
+ * once per element; contiguous rows first by the vector kernels
+ * (engine_rows.c), which give each element the same bits.
  */
 static void ew_row(const struct neuron_insn *in, float *o, u64 os, const float *a, u64 as,
-		   const float *b, u64 bs, u32 n)
+		   const float *b, u64 bs, u64 n)
 {
 	float alpha = in->fparam[0];
-	u32 i;
+	u64 i, done = 0;
 
+	if (os == 1 && as == 1 && (!b || bs <= 1))
+		done = b ? neuron_rows_binary(in->sub, o, a, b, bs == 0, n)
+			 : neuron_rows_unary(in->sub, o, a, alpha, n);
+	o += done;
+	a += done;
+	if (b)
+		b += done * bs;
+	n -= done;
 	if (b) {
 		switch (in->sub) {
 		case NEURON_BIN_ADD: EW_ROW(x + y); return;
@@ -171,18 +214,16 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 			   const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 			   const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[3] = { o, a, b };
 	float *po = f32(slots, o), *pa = f32(slots, a), *pb = b ? f32(slots, b) : NULL;
-	u32 last = o->rank ? o->rank - 1 : 0, n = o->rank ? o->dims[last] : 1;
+	u64 n, step[3] = { 0 };
 	struct walk w;
 
-	/* Walk the rows: every axis but the last. */
-	walk_init(&w, o);
-	if (o->rank)
-		w.dims[last] = 1;
+	/* Walk the rows: the trailing axes that merge into one, then the rest. */
+	walk_rows(&w, views, b ? 3 : 2, &n, step);
 	do {
-		ew_row(in, po + at(&w, o), o->rank ? o->strides[last] : 0, pa + at(&w, a),
-		       o->rank ? a->strides[last] : 0, pb ? pb + at(&w, b) : NULL,
-		       pb && o->rank ? b->strides[last] : 0, n);
+		ew_row(in, po + at(&w, o), step[0], pa + at(&w, a), step[1],
+		       pb ? pb + at(&w, b) : NULL, step[2], n);
 	} while (walk_next(&w));
 }
 

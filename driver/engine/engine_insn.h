@@ -50,6 +50,40 @@ static inline int walk_next(struct walk *w)
 	return 0;
 }
 
+/*
+ * A walk by rows over @count views of one shape (@d[0]'s dims): trailing
+ * axes that every view steps through evenly merge into one row of *@n
+ * elements, view j's @step[j] apart; @w then walks the other axes (the
+ * merged ones are 1 in it). The order of elements is the walk's.
+ */
+static inline void walk_rows(struct walk *w, const struct neuron_tensor_desc *const *d, u32 count,
+			     u64 *n, u64 *step)
+{
+	int i;
+	u32 j;
+
+	walk_init(w, d[0]);
+	*n = 1;
+	for (j = 0; j < count; j++)
+		step[j] = 0;
+	for (i = (int)d[0]->rank - 1; i >= 0; i--) {
+		u32 dim = d[0]->dims[i];
+
+		if (dim == 1)
+			continue;
+		if (*n > 1) {
+			for (j = 0; j < count; j++)
+				if (d[j]->strides[i] != step[j] * *n)
+					return;
+		} else {
+			for (j = 0; j < count; j++)
+				step[j] = d[j]->strides[i];
+		}
+		*n *= dim;
+		w->dims[i] = 1;
+	}
+}
+
 #define NEURON_CHECK(name) \
 	u32 neuron_check_##name(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
 #define NEURON_EXEC(name) \

@@ -4,7 +4,10 @@
 /// - Conv then Relu: the convolution's relu flag;
 /// - Conv then Add of another computed value (a residual): the sums start
 ///   from it, in its own buffer;
-/// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias.
+/// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias;
+/// - Pad with zeros of the spatial axes only, then Conv: the convolution's
+///   own padding (exporters write Keras' and TensorFlow's "same" padding of
+///   strided convolutions so), which costs no copy.
 /// Each applies only where the first node's output feeds nothing else.
 /// It runs after the layer norm and GELU patterns (Patterns.swift).
 enum Fusion {
@@ -31,15 +34,19 @@ enum Fusion {
                     replacement = foldBias(into: node, next, output: output, graph)
                 case ("Conv", "Add"):
                     replacement = residual(into: node, next, output: output, graph)
+                case ("Pad", "Conv") where next.inputs.first == output:
+                    replacement = foldPad(node, into: next, graph)
                 default:
                     break
                 }
                 guard var merged = replacement else { continue }
+                let atNext = merged.attributes["neuron.residual"] != nil || node.op == "Pad"
                 merged.outputs = [next.outputs.first ?? ""]
                 merged.name = "\(node.name)+\(next.name)"
                 merged.fusedFrom = node.origins + next.origins
-                if merged.attributes["neuron.residual"] != nil {
-                    // At the Add's place: the residual may be computed after the Conv.
+                if atNext {
+                    // At the second node's place: the residual may be computed
+                    // after the Conv, the Conv's weights after the Pad.
                     graph.nodes[nextIndex] = merged
                     graph.nodes.remove(at: index)
                 } else {
@@ -109,6 +116,63 @@ enum Fusion {
         var merged = conv
         merged.inputs = [conv.inputs[0], conv.inputs[1], conv.inputs.count > 2 ? conv.inputs[2] : "", other]
         merged.attributes["neuron.residual"] = .int(1)
+        return merged
+    }
+
+    /// Pad (constant mode, zeros, pads known) of only the spatial axes of
+    /// a Conv's input: the Conv with those pads added to its own. The
+    /// Conv's weights give the rank.
+    static func foldPad(_ pad: Node, into conv: Node, _ graph: Graph) -> Node? {
+        guard pad.domain.isEmpty, conv.domain.isEmpty, conv.inputs.count >= 2,
+              let rank = graph.constants[conv.inputs[1]]?.shape.count, (3...4).contains(rank) else { return nil }
+        if case .string(let mode)? = pad.attributes["mode"], mode != "constant" { return nil }
+        switch conv.attributes["auto_pad"] {
+        case nil, .string("NOTSET")?, .string("VALID")?: break
+        default: return nil
+        }
+        // pads (and value) as attributes before opset 11, as inputs since.
+        var padList: [Int], zero = true
+        if pad.inputs.count > 1 {
+            guard let given = graph.constants[pad.inputs[1]]?.integers() else { return nil }
+            padList = given
+            if pad.inputs.count > 2, !pad.inputs[2].isEmpty {
+                guard let value = graph.constants[pad.inputs[2]]?.doubles(), value.count == 1 else { return nil }
+                zero = value[0] == 0
+            }
+        } else {
+            guard case .ints(let given)? = pad.attributes["pads"] else { return nil }
+            padList = given
+            if case .float(let value)? = pad.attributes["value"] { zero = value == 0 }
+        }
+        var axes = Array(0..<rank)
+        if pad.inputs.count > 3, !pad.inputs[3].isEmpty {
+            guard let given = graph.constants[pad.inputs[3]]?.integers(),
+                  given.allSatisfy({ (-rank..<rank).contains($0) }) else { return nil }
+            axes = given.map { $0 < 0 ? $0 + rank : $0 }
+        }
+        guard zero, padList.count == 2 * axes.count, Set(axes).count == axes.count,
+              padList.allSatisfy({ (0...65535).contains($0) }) else { return nil }
+        var begin = [Int](repeating: 0, count: rank), end = begin
+        for (index, axis) in axes.enumerated() {
+            begin[axis] = padList[index]
+            end[axis] = padList[index + axes.count]
+        }
+        guard begin[0] == 0, begin[1] == 0, end[0] == 0, end[1] == 0 else { return nil }
+        let spatial = rank - 2
+        var pads = [Int](repeating: 0, count: 2 * spatial)
+        if conv.attributes["auto_pad"] != .string("VALID"), case .ints(let given)? = conv.attributes["pads"] {
+            guard given.count == 2 * spatial else { return nil }
+            pads = given
+        }
+        for axis in 0..<spatial {
+            pads[axis] += begin[2 + axis]
+            pads[spatial + axis] += end[2 + axis]
+        }
+        guard pads.allSatisfy({ $0 <= 65535 }) else { return nil }
+        var merged = conv
+        merged.inputs[0] = pad.inputs[0]
+        merged.attributes["pads"] = .ints(pads)
+        merged.attributes["auto_pad"] = nil
         return merged
     }
 

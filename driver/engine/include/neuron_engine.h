@@ -358,6 +358,36 @@ void neuron_pool_channels(const struct neuron_pool_args *p, const float *x, u64 
 			  float *out, u64 os, u32 wo);
 
 /*
+ * The vector width the engine's row kernels (engine_rows.c) use: the
+ * widest the CPU has, or in userspace a test's choice for its thread.
+ * NEURON_SIMD_WIDE_ON_AVX2 is the AVX-512 kernels' 16-lane code built for
+ * AVX2 (each vector split in halves): their logic on any AVX2 machine.
+ */
+enum neuron_simd {
+	NEURON_SIMD_SCALAR,
+	NEURON_SIMD_AVX2,
+	NEURON_SIMD_AVX512,
+	NEURON_SIMD_WIDE_ON_AVX2,
+	NEURON_SIMD_CPU = 0xff,		/* neuron_simd_set_thread(): back to the CPU's */
+};
+
+u32 neuron_simd_level(void);
+#ifndef __KERNEL__
+/* This thread's width from now on; -1 if the CPU cannot run it. */
+int neuron_simd_set_thread(u32 level);
+#endif
+
+/*
+ * float32 BINARY and UNARY over @n contiguous elements (@b one element
+ * broadcast when @b_scalar), in vectors, as the reference computes each:
+ * returns how many leading elements were done (whole vectors; 0 for an
+ * operation without a vector kernel or rows that overlap other than in
+ * place). The caller does the rest.
+ */
+u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_scalar, u64 n);
+u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n);
+
+/*
  * float32 to bfloat16, the one conversion of the stack (the engine's CAST
  * and FILL, constant folding, the tools; Swift calls it through
  * BFloat16): on the bits, round to nearest with ties to even; every NaN

@@ -1,0 +1,207 @@
+import CNeuronEngine
+import Foundation
+import NeuronDevice
+import Testing
+import TestSupport
+
+/// The row kernels of engine_rows.c (float32 BINARY and UNARY over
+/// contiguous rows) at every vector width this CPU can run, against the
+/// reference interpreter's scalar code, bit for bit; and the row walks of
+/// COPY and the elementwise ops (merged axes, broadcasts, overlaps).
+@Suite("Engine: vector rows at every width")
+struct RowKernelTests {
+    /// The widths this CPU runs, by name: natively, or (the AVX-512
+    /// kernels' 16-lane code built for AVX2) as two halves.
+    static let widths: [(name: String, level: UInt32)] = [
+        ("avx2", UInt32(NEURON_SIMD_AVX2.rawValue)),
+        ("avx512 (native)", UInt32(NEURON_SIMD_AVX512.rawValue)),
+        ("avx512 logic on avx2 (16 lanes in two halves)", UInt32(NEURON_SIMD_WIDE_ON_AVX2.rawValue)),
+    ]
+
+    /// Run `body` with this thread's engine at `level`; false if the CPU cannot.
+    func at<T>(_ level: UInt32, _ body: () throws -> T) rethrows -> T? {
+        guard neuron_simd_set_thread(level) == 0 else { return nil }
+        defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
+        return try body()
+    }
+
+    /// Values that take every branch: signs, zeros, NaN, infinities,
+    /// subnormals, exp's cut-offs and the steps of its scaling.
+    static func hostile(_ count: Int, seed: UInt32) -> [Float] {
+        let edges: [Float] = [0, -0.0, .nan, -.nan, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNormalMagnitude,
+                              1, -1, 88.72283935546875, 88.72284, 88.7228, -103.97208404541015625, -103.97209, -103.972,
+                              -87.5, -87.3, -88.0, -100, 80, 85.1, .greatestFiniteMagnitude, -.greatestFiniteMagnitude,
+                              1e-30, -1e-30, 0.5, -0.5, 1e30, 3e-39]
+        let spread = sample(count, seed: seed).map { $0 * 55 - 10 }   // [-120, 100)
+        return (0..<count).map { index in index % 3 == 0 ? edges[index / 3 % edges.count] : spread[index] }
+    }
+
+    /// A result's bits, every NaN as one: the ISA leaves a NaN's sign and
+    /// payload open (of two NaN operands, either may come out).
+    static func bits(_ value: Float) -> UInt32 { value.isNaN ? 0x7fc0_0000 : value.bitPattern }
+
+    static let binaryOps: [NeuronBinaryOp] = [.add, .sub, .mul, .div, .max, .min, .pow]
+    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .tanh]
+
+    /// Every op, rows of lengths that end on and between vectors, b as a
+    /// row and as one broadcast element, in place and apart.
+    func outputs(binary op: NeuronBinaryOp, length: Int) throws -> [[UInt32]] {
+        let a = Self.hostile(length, seed: 1), b = Self.hostile(length, seed: 2).reversed().map { $0 }
+        var results: [[UInt32]] = []
+        for (broadcast, inPlace) in [(false, false), (true, false), (false, true), (true, true)] {
+            let slots = Slots([length * 4, length * 4, length * 4])
+            slots.set(0, a); slots.set(1, b)
+            var program = NeuronProgram()
+            let n = UInt32(length)
+            let bView = broadcast ? NeuronTensorView(slot: 1, offset: 3 % UInt64(length), dims: [n], strides: [0])
+                                  : .contiguous(slot: 1, dims: [n])
+            program.binary(op, .contiguous(slot: inPlace ? 0 : 2, dims: [n]), .contiguous(slot: 0, dims: [n]), bView)
+            try slots.run(program)
+            results.append(slots.floats(inPlace ? 0 : 2).map(Self.bits))
+        }
+        return results
+    }
+
+    func outputs(unary op: NeuronUnaryOp, length: Int) throws -> [[UInt32]] {
+        let a = Self.hostile(length, seed: 3)
+        var results: [[UInt32]] = []
+        for inPlace in [false, true] {
+            let slots = Slots([length * 4, length * 4])
+            slots.set(0, a)
+            var program = NeuronProgram()
+            let n = UInt32(length)
+            program.unary(op, .contiguous(slot: inPlace ? 0 : 1, dims: [n]), .contiguous(slot: 0, dims: [n]), alpha: 0.01)
+            try slots.run(program)
+            results.append(slots.floats(inPlace ? 0 : 1).map(Self.bits))
+        }
+        return results
+    }
+
+    @Test("binary and unary rows give the scalar reference's bits at every width this CPU runs")
+    func everyWidth() throws {
+        var ran: [String] = []
+        let lengths = [1, 7, 8, 9, 16, 17, 31, 33, 64, 100, 1000]
+        for width in Self.widths {
+            var compared = 0
+            for length in lengths {
+                for op in Self.binaryOps {
+                    let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue)) { try outputs(binary: op, length: length) }
+                    guard let got = try at(width.level, { try outputs(binary: op, length: length) }) else { continue }
+                    #expect(got == reference, "\(op) over \(length) at \(width.name)")
+                    compared += 1
+                }
+                for op in Self.unaryOps {
+                    let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue)) { try outputs(unary: op, length: length) }
+                    guard let got = try at(width.level, { try outputs(unary: op, length: length) }) else { continue }
+                    #expect(got == reference, "\(op) over \(length) at \(width.name)")
+                    compared += 1
+                }
+            }
+            if compared > 0 { ran.append(width.name) }
+        }
+        print("engine rows: compared with the scalar reference at: \(ran.isEmpty ? "none (no AVX2 here)" : ran.joined(separator: "; "))"
+              + "; this CPU's own width: \(Self.name(neuron_simd_level()))")
+        if neuron_simd_level() != UInt32(NEURON_SIMD_SCALAR.rawValue) { #expect(ran.count >= 2) }
+    }
+
+    static func name(_ level: UInt32) -> String {
+        switch level {
+        case UInt32(NEURON_SIMD_AVX2.rawValue): "avx2"
+        case UInt32(NEURON_SIMD_AVX512.rawValue): "avx512"
+        default: "scalar"
+        }
+    }
+
+    @Test("the vector exp and sigmoid stay the reference's over every float of a range")
+    func denseExp() throws {
+        // Runs of 64 consecutive floats every 1/32 over [-104, -72],
+        // [70, 102] and [-20, 12]: exp's result crossing into the
+        // subnormals, to zero and to infinity, and every step of its scaling.
+        for start: Float in [-104, 70, -20] {
+            var values: [Float] = []
+            var x = start
+            while values.count < 1 << 16 { values.append(x); x = x.nextUp; if values.count % 64 == 0 { x = x + 1 / 32 } }
+            let slots = Slots([values.count * 4, values.count * 4, values.count * 4])
+            slots.set(0, values)
+            var program = NeuronProgram()
+            let n = UInt32(values.count)
+            program.unary(.exp, .contiguous(slot: 1, dims: [n]), .contiguous(slot: 0, dims: [n]))
+            program.unary(.sigmoid, .contiguous(slot: 2, dims: [n]), .contiguous(slot: 0, dims: [n]))
+            guard let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), { try slots.run(program); return [slots.floats(1), slots.floats(2)] }) else {
+                Issue.record("the scalar reference is always there")
+                return
+            }
+            for width in Self.widths {
+                guard let got = try at(width.level, { try slots.run(program); return [slots.floats(1), slots.floats(2)] }) else { continue }
+                #expect(got[0].map(Self.bits) == reference[0].map(Self.bits), "exp from \(start) at \(width.name)")
+                #expect(got[1].map(Self.bits) == reference[1].map(Self.bits), "sigmoid from \(start) at \(width.name)")
+            }
+        }
+    }
+
+    @Test("rows merge across axes: broadcasts over channels and views that do not merge")
+    func mergedRows() throws {
+        // x [2, 3, 4, 5] plus a per-channel bias [3] broadcast (strides 0, 1, 0, 0),
+        // times a transposed view, relu of a strided slice.
+        let dims: [UInt32] = [2, 3, 4, 5], count = 120
+        let x = Self.hostile(count, seed: 5), bias = Self.hostile(3, seed: 6)
+        let slots = Slots([count * 4, 12, count * 4, count * 4, count * 4])
+        slots.set(0, x); slots.set(1, bias)
+        var program = NeuronProgram()
+        let xv = NeuronTensorView.contiguous(slot: 0, dims: dims)
+        program.binary(.add, .contiguous(slot: 2, dims: dims), xv, NeuronTensorView(slot: 1, dims: dims, strides: [0, 1, 0, 0]))
+        // [2, 3, 4, 5] read as its [.., 5, 4] transpose of the same bytes.
+        let transposed = NeuronTensorView(slot: 2, dims: [2, 3, 5, 4], strides: [60, 20, 1, 5])
+        program.binary(.mul, .contiguous(slot: 3, dims: [2, 3, 5, 4]), transposed, .contiguous(slot: 0, dims: [2, 3, 5, 4]))
+        program.unary(.relu, NeuronTensorView(slot: 4, dims: [2, 3, 2, 5], strides: [60, 20, 10, 1]),
+                      NeuronTensorView(slot: 3, dims: [2, 3, 2, 5], strides: [60, 20, 5, 1]))
+        try slots.run(program)
+        let added = slots.floats(2), multiplied = slots.floats(3), rectified = slots.floats(4)
+        for n in 0..<2 { for c in 0..<3 { for h in 0..<4 { for w in 0..<5 {
+            let i = ((n * 3 + c) * 4 + h) * 5 + w
+            #expect(added[i].bitPattern == (x[i] + bias[c]).bitPattern)
+        } } } }
+        for n in 0..<2 { for c in 0..<3 { for p in 0..<5 { for q in 0..<4 {
+            let i = ((n * 3 + c) * 5 + p) * 4 + q
+            let t = added[(n * 3 + c) * 20 + q * 5 + p]
+            #expect(multiplied[i].bitPattern == (t * x[i]).bitPattern)
+        } } } }
+        for n in 0..<2 { for c in 0..<3 { for h in 0..<2 { for w in 0..<5 {
+            let value = multiplied[(n * 3 + c) * 20 + h * 5 + w]
+            #expect(rectified[(n * 3 + c) * 20 + h * 10 + w].bitPattern == (value > 0 ? value : 0).bitPattern)
+        } } } }
+    }
+
+    @Test("copies of every element size: whole rows, strided, broadcast, and overlapping in one buffer as defined",
+          arguments: [NeuronDType.int8, .bfloat16, .float32, .int64])
+    func copies(_ type: NeuronDType) throws {
+        let size = type.size, count = 6 * 7 * 5
+        let slots = Slots([count * size, count * size, count * size])
+        let bytes = (0..<(count * size)).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        bytes.withUnsafeBytes { slots.buffers[0].copyMemory(from: $0) }
+        var program = NeuronProgram()
+        // A channel slice of a concatenation: [6, 3, 5] into [6, 7, 5] at channel 2.
+        program.copy(NeuronTensorView(slot: 1, dtype: type, offset: 10, dims: [6, 3, 5], strides: [35, 5, 1]),
+                     from: NeuronTensorView(slot: 0, dtype: type, dims: [6, 3, 5], strides: [15, 5, 1]))
+        // A transpose, and an element repeated along a row (stride 0).
+        program.copy(NeuronTensorView(slot: 2, dtype: type, dims: [5, 6], strides: [6, 1]),
+                     from: NeuronTensorView(slot: 0, dtype: type, dims: [5, 6], strides: [1, 5]))
+        program.copy(NeuronTensorView(slot: 2, dtype: type, offset: 30, dims: [4, 9], strides: [9, 1]),
+                     from: NeuronTensorView(slot: 0, dtype: type, dims: [4, 9], strides: [1, 0]))
+        // Overlapping: slot 0 shifted by 3 elements onto itself, element by element in order.
+        program.copy(NeuronTensorView(slot: 0, dtype: type, offset: 3, dims: [40], strides: [1]),
+                     from: NeuronTensorView(slot: 0, dtype: type, dims: [40], strides: [1]))
+        try slots.run(program)
+        func element(_ from: [UInt8], _ index: Int) -> ArraySlice<UInt8> { from[(index * size)..<((index + 1) * size)] }
+        let one = Array(slots.buffers[1]), two = Array(slots.buffers[2]), zero = Array(slots.buffers[0])
+        for n in 0..<6 { for c in 0..<3 { for w in 0..<5 {
+            #expect(element(one, 10 + n * 35 + c * 5 + w) == element(bytes, n * 15 + c * 5 + w))
+        } } }
+        for r in 0..<5 { for c in 0..<6 { #expect(element(two, r * 6 + c) == element(bytes, r + c * 5)) } }
+        for r in 0..<4 { for c in 0..<9 { #expect(element(two, 30 + r * 9 + c) == element(bytes, r)) } }
+        // Copied forward one element at a time, each reads what an earlier one wrote.
+        var shifted = bytes
+        for i in 0..<40 { for b in 0..<size { shifted[(i + 3) * size + b] = shifted[i * size + b] } }
+        #expect(zero == shifted)
+    }
+}

@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: float32 rows of BINARY and UNARY in vectors, and the choice of
+ * vector width for them.
+ *
+ * Each kernel is written once over a vector of W floats (GCC vector
+ * extensions) and instantiated per target: 8 lanes for AVX2, 16 for
+ * AVX-512F, and 16 lanes again under the AVX2 target, where the compiler
+ * splits each vector in two halves. That last one runs the AVX-512 code's
+ * logic, bit for bit, on any AVX2 machine (tests choose it with
+ * neuron_simd_set_thread()).
+ *
+ * A lane computes exactly what the reference (engine_exec.c) computes for
+ * its element: the same IEEE operations in the same order, branches made
+ * selects (the engine builds without contraction, so a * b + c stays two
+ * roundings). Each kernel handles whole vectors only and returns how many
+ * elements it did; the caller finishes the row with the scalar code.
+ */
+#include "engine_insn.h"
+
+/* The vector width the CPU offers. */
+static u32 simd_cpu(void)
+{
+	if (neuron_cpu_has_avx512f())
+		return NEURON_SIMD_AVX512;
+	return neuron_cpu_has_avx2_fma() ? NEURON_SIMD_AVX2 : NEURON_SIMD_SCALAR;
+}
+
+#ifndef __KERNEL__
+/* A test's choice for its own thread, NEURON_SIMD_CPU (the default) if none. */
+static _Thread_local u32 simd_thread = NEURON_SIMD_CPU;
+
+int neuron_simd_set_thread(u32 level)
+{
+	u32 cpu = simd_cpu();
+
+	switch (level) {
+	case NEURON_SIMD_CPU:
+	case NEURON_SIMD_SCALAR:
+		break;
+	case NEURON_SIMD_AVX2:
+	case NEURON_SIMD_WIDE_ON_AVX2:
+		if (cpu == NEURON_SIMD_SCALAR)
+			return -1;
+		break;
+	case NEURON_SIMD_AVX512:
+		if (cpu != NEURON_SIMD_AVX512)
+			return -1;
+		break;
+	default:
+		return -1;
+	}
+	simd_thread = level;
+	return 0;
+}
+#endif
+
+u32 neuron_simd_level(void)
+{
+#ifndef __KERNEL__
+	if (simd_thread != NEURON_SIMD_CPU)
+		return simd_thread;
+#endif
+	return simd_cpu();
+}
+
+/*
+ * Helpers over the vector type @V (and its integer twin @I), as macros:
+ * a function taking or returning a 16-lane vector under the AVX2 target
+ * would change the ABI.
+ */
+#define SPLAT(V, v)	((v) - (V){ 0 })
+/* Lane by lane to type @T (float to int truncates); sparse knows no such builtin. */
+#ifdef __CHECKER__
+#define CONVERT(v, T)	((T)(v))
+#else
+#define CONVERT(v, T)	__builtin_convertvector(v, T)
+#endif
+/* @m's lanes (all ones or zero) take @a, the others @b. */
+#define SEL(V, I, m, a, b)	((V)(((m) & (I)(a)) | (~(m) & (I)(b))))
+/* The lanes of @v above @hi become @hi, those below @lo become @lo. */
+#define CLAMPI(I, v, lo, hi)						\
+	({								\
+		I c_ = (v);						\
+		I h_ = c_ > SPLAT(I, hi), l_ = c_ < SPLAT(I, lo);	\
+		(h_ & SPLAT(I, hi)) | (l_ & SPLAT(I, lo)) | (~(h_ | l_) & c_); \
+	})
+
+/* neuron_expf, lane by lane (engine_math.c gives the steps). */
+#define EXP(V, I, xin)								\
+	({									\
+		V x_ = (xin);							\
+		I nan_ = x_ != x_;						\
+		I big_ = x_ > SPLAT(V, 88.72283935546875f);			\
+		I tiny_ = x_ < SPLAT(V, -103.97208404541015625f);		\
+		V xs_ = (V)((I)x_ & ~(nan_ | big_ | tiny_));	/* others: 0 */	\
+		V fn_ = xs_ * SPLAT(V, 1.44269504088896341f);			\
+		V half_ = SEL(V, I, fn_ >= SPLAT(V, 0.0f), SPLAT(V, 0.5f), SPLAT(V, -0.5f)); \
+		I n_ = CONVERT(fn_ + half_, I);			\
+		V nf_ = CONVERT(n_, V);				\
+		V r_ = xs_ - nf_ * SPLAT(V, 0.693145751953125f);		\
+		V p_;								\
+		I n1_, n2_;							\
+										\
+		r_ = r_ - nf_ * SPLAT(V, 1.428606765330187045e-6f);		\
+		p_ = SPLAT(V, 1.0f) + r_ * (SPLAT(V, 1.0f) + r_ * (SPLAT(V, 0.5f) + \
+		     r_ * (SPLAT(V, 1.66666671633720398e-1f) +			\
+		     r_ * (SPLAT(V, 4.16666679084300995e-2f) +			\
+		     r_ * (SPLAT(V, 8.33333376795053482e-3f) +			\
+		     r_ * (SPLAT(V, 1.38888892251998186e-3f) +			\
+		     r_ * SPLAT(V, 1.98412701138295233e-4f)))))));		\
+		/* scale(p, n): first 2^127 or 2^-126 where n is beyond the	\
+		 * normal exponents (else 2^0, exact), then 2^n of the rest. */	\
+		n1_ = ((n_ > SPLAT(I, 127)) & SPLAT(I, 127)) |			\
+		      ((n_ < SPLAT(I, -126)) & SPLAT(I, -126));			\
+		n2_ = CLAMPI(I, n_ - n1_, -126, 127);				\
+		p_ = p_ * (V)((n1_ + 127) << 23);				\
+		p_ = p_ * (V)((n2_ + 127) << 23);				\
+		p_ = SEL(V, I, tiny_, SPLAT(V, 0.0f), p_);			\
+		p_ = SEL(V, I, big_, (V)SPLAT(I, 0x7f800000), p_);		\
+		SEL(V, I, nan_, x_, p_);					\
+	})
+
+/*
+ * ROWS_KERNELS(sfx, isa, W): rows_binary_<sfx> and rows_unary_<sfx> over
+ * vectors of W floats, built for target @isa.
+ */
+#define ROWS_KERNELS(sfx, isa, W)						\
+typedef float vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
+typedef int vi_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
+										\
+static __attribute__((target(isa)))						\
+u64 rows_binary_##sfx(u32 sub, float *o, const float *a, const float *b,	\
+		      int b_scalar, u64 n)					\
+{										\
+	u64 i, end = n / (W) * (W);						\
+	vf_##sfx y = SPLAT(vf_##sfx, b_scalar ? *b : 0.0f);			\
+										\
+	for (i = 0; i < end; i += (W)) {					\
+		vf_##sfx x = *(const vf_##sfx *)(a + i), r;			\
+										\
+		if (!b_scalar)							\
+			y = *(const vf_##sfx *)(b + i);				\
+		switch (sub) {							\
+		case NEURON_BIN_ADD: r = x + y; break;				\
+		case NEURON_BIN_SUB: r = x - y; break;				\
+		case NEURON_BIN_MUL: r = x * y; break;				\
+		case NEURON_BIN_DIV: r = x / y; break;				\
+		case NEURON_BIN_MAX:						\
+			r = SEL(vf_##sfx, vi_##sfx, (x > y) | (x != x), x, y);	\
+			break;							\
+		case NEURON_BIN_MIN:						\
+			r = SEL(vf_##sfx, vi_##sfx, (x < y) | (x != x), x, y);	\
+			break;							\
+		default: return i;						\
+		}								\
+		*(vf_##sfx *)(o + i) = r;					\
+	}									\
+	return end;								\
+}										\
+										\
+static __attribute__((target(isa)))						\
+u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
+{										\
+	u64 i, end = n / (W) * (W);						\
+	vf_##sfx zero = SPLAT(vf_##sfx, 0.0f), one = SPLAT(vf_##sfx, 1.0f);	\
+										\
+	for (i = 0; i < end; i += (W)) {					\
+		vf_##sfx x = *(const vf_##sfx *)(a + i), r;			\
+										\
+		switch (sub) {							\
+		case NEURON_UN_RELU:						\
+			r = SEL(vf_##sfx, vi_##sfx, x > zero, x, zero);		\
+			break;							\
+		case NEURON_UN_LEAKY_RELU:					\
+			r = SEL(vf_##sfx, vi_##sfx, x > zero, x, x * alpha);	\
+			break;							\
+		case NEURON_UN_NEG: r = -x; break;				\
+		case NEURON_UN_ABS:						\
+			r = SEL(vf_##sfx, vi_##sfx, x < zero, -x,		\
+				SEL(vf_##sfx, vi_##sfx, x == zero, zero, x));	\
+			break;							\
+		case NEURON_UN_RECIPROCAL: r = one / x; break;			\
+		case NEURON_UN_EXP: r = EXP(vf_##sfx, vi_##sfx, x); break;	\
+		case NEURON_UN_SIGMOID:						\
+			r = one / (one + EXP(vf_##sfx, vi_##sfx, -x));		\
+			break;							\
+		default: return i;						\
+		}								\
+		*(vf_##sfx *)(o + i) = r;					\
+	}									\
+	return end;								\
+}
+
+ROWS_KERNELS(avx2, "avx2,fma", 8)
+ROWS_KERNELS(avx512, "avx512f", 16)
+ROWS_KERNELS(wide, "avx2,fma", 16)
+
+/*
+ * Whether the kernels may run over these rows: the output overlapping an
+ * input other than exactly (in place) would see the reference's order.
+ */
+static int rows_apart(const float *o, const float *x, u64 n)
+{
+	return x == o || x + n <= o || o + n <= x;
+}
+
+u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_scalar, u64 n)
+{
+	if (!rows_apart(o, a, n) || (b_scalar ? b >= o && b < o + n : !rows_apart(o, b, n)))
+		return 0;
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX2: return rows_binary_avx2(sub, o, a, b, b_scalar, n);
+	case NEURON_SIMD_AVX512: return rows_binary_avx512(sub, o, a, b, b_scalar, n);
+	case NEURON_SIMD_WIDE_ON_AVX2: return rows_binary_wide(sub, o, a, b, b_scalar, n);
+	}
+	return 0;
+}
+
+u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n)
+{
+	if (!rows_apart(o, a, n))
+		return 0;
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX2: return rows_unary_avx2(sub, o, a, alpha, n);
+	case NEURON_SIMD_AVX512: return rows_unary_avx512(sub, o, a, alpha, n);
+	case NEURON_SIMD_WIDE_ON_AVX2: return rows_unary_wide(sub, o, a, alpha, n);
+	}
+	return 0;
+}
