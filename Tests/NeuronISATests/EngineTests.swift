@@ -534,6 +534,20 @@ struct EngineNetworkOpTests {
         // Weights the gemm path refuses: padding skips them, a multiplication by zero would not.
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .infinity),
         .init(ci: 4, co: 8, h: 6, w: 6, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1, weightSpecial: .nan),
+        // Depthwise and grouped (engine_grouped.c, at every vector width): rows wide
+        // enough for several whole vectors at once, with edges; stride 2 with padding
+        // only after ("same" of TensorFlow); a 5x5 kernel over rows narrower than a
+        // vector; a channel multiplier of 2 with dilation; groups of 3 input and 4
+        // output channels; an infinite and a NaN weight in the padding; stride 2 over
+        // rows of several whole vectors, and stride 3 (read element by element).
+        .init(ci: 5, co: 5, h: 13, w: 45, k: 3, stride: 1, pad: 1, dilation: 1, groups: 5, weightSpecial: .infinity),
+        .init(ci: 6, co: 6, h: 14, w: 29, k: 3, stride: 2, pad: 0, dilation: 1, groups: 6, padBottom: 1, padRight: 1),
+        .init(ci: 4, co: 4, h: 7, w: 7, k: 5, stride: 1, pad: 2, dilation: 1, groups: 4),
+        .init(ci: 3, co: 6, h: 9, w: 20, k: 3, stride: 1, pad: 2, dilation: 2, groups: 3),
+        .init(ci: 12, co: 16, h: 8, w: 33, k: 3, stride: 1, pad: 1, dilation: 1, groups: 4),
+        .init(ci: 5, co: 5, h: 6, w: 19, k: 3, stride: 1, pad: 1, dilation: 1, groups: 5, weightSpecial: .nan),
+        .init(ci: 4, co: 8, h: 11, w: 70, k: 3, stride: 2, pad: 1, dilation: 1, groups: 4),
+        .init(ci: 3, co: 3, h: 10, w: 31, k: 3, stride: 3, pad: 1, dilation: 1, groups: 3),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed
@@ -578,7 +592,11 @@ struct EngineNetworkOpTests {
             ? .contiguous(slot: 1, dims: [(c.co + 5) / 6, cig, c.k, c.k, 6].map(UInt32.init))
             : .contiguous(slot: 1, dims: weightDims.map(UInt32.init))
         // Last, the output with a gap after each row: the matrix product
-        // declines it, and the reference path runs.
+        // declines it, and the reference path runs. Grouped convolutions at
+        // every vector width this CPU runs (RowKernelTests.widths).
+        let widths = c.groups > 1 ? [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level) : [UInt32(NEURON_SIMD_CPU.rawValue)]
+        for width in widths where neuron_simd_set_thread(width) == 0 {
+        defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
         for (partsPerStep, gap) in [(0, 0), (1, 0), (2, 0), (0, 1)] {
             let rowStride = UInt64(wo + gap)
             let out = NeuronTensorView(slot: 3, dtype: .float32, offset: 0, dims: [1, c.co, ho, wo].map(UInt32.init),
@@ -607,7 +625,8 @@ struct EngineNetworkOpTests {
             let all = slots.floats(3)
             let got = (0..<want.count).map { all[($0 / wo) * (wo + gap) + $0 % wo] }
             let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "parts per step \(partsPerStep), row gap \(gap): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep), row gap \(gap): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
         }
     }
 

@@ -522,15 +522,26 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 				conv2d_packed(&args, n, Co);
 		return;
 	}
+	/* Depthwise over narrow rows: channels in the vector lanes. */
+	if (Cig == 1 && per_group == 1) {
+		for (n = 0; n < N && neuron_conv_depthwise(&args, n, Co, scratch); n++)
+			;
+		if (n == N)
+			return;
+	}
 	for (n = 0; n < N; n++)
 	for (cb = 0; cb < Co; cb += cos) {
 		u32 c0 = (cb / per_group) * Cig;
 		int done;
 
-		/* The whole group as a matrix product, else a block of
-		 * channels within it. */
+		/* Groups of few output channels (depthwise) by output
+		 * columns in lanes; others as a matrix product, else a block
+		 * of channels within the group. */
 		cos = per_group - cb % per_group;
 		args.c0 = c0;
+		if (per_group < NEURON_CONV_PACK_ROWS &&
+		    neuron_conv_grouped(&args, n, cb, cos, scratch))
+			continue;
 		if (cos == per_group && neuron_conv_gemm(&args, n, cb, cos, scratch))
 			continue;
 		cos = lanes && cos > lanes ? lanes : cos;

@@ -194,7 +194,9 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 
 ROWS_KERNELS(avx2, "avx2,fma", 8)
 ROWS_KERNELS(avx512, "avx512f", 16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
 ROWS_KERNELS(wide, "avx2,fma", 16)
+#endif
 
 /*
  * Whether the kernels may run over these rows: the output overlapping an
@@ -212,7 +214,9 @@ u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX2: return rows_binary_avx2(sub, o, a, b, b_scalar, n);
 	case NEURON_SIMD_AVX512: return rows_binary_avx512(sub, o, a, b, b_scalar, n);
+#ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2: return rows_binary_wide(sub, o, a, b, b_scalar, n);
+#endif
 	}
 	return 0;
 }
@@ -224,7 +228,9 @@ u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n)
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX2: return rows_unary_avx2(sub, o, a, alpha, n);
 	case NEURON_SIMD_AVX512: return rows_unary_avx512(sub, o, a, alpha, n);
+#ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2: return rows_unary_wide(sub, o, a, alpha, n);
+#endif
 	}
 	return 0;
 }

@@ -317,6 +317,26 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 		      const struct neuron_engine_slot *scratch);
 
 /*
+ * Every output of channels co0..co0+cos-1 (one group, weights as given)
+ * for batch @n, finished (bias, relu), by output columns in vector lanes
+ * (engine_grouped.c): for groups of few output channels, as depthwise
+ * convolutions have. Returns 0 without a vector unit, or when weights
+ * that are not contiguous do not fit @scratch.
+ */
+int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+			const struct neuron_engine_slot *scratch);
+
+/*
+ * Every output of a depthwise convolution (one input and one output
+ * channel per group, @co_count channels) for batch @n, finished, with
+ * channels in vector lanes (engine_grouped.c): for rows too narrow for
+ * neuron_conv_grouped()'s lanes. Returns 0 when it does not apply, without
+ * a vector unit, or when the image does not fit @scratch.
+ */
+int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
+			  const struct neuron_engine_slot *scratch);
+
+/*
  * The same outputs for the whole group co0..co0+cos-1 as a matrix product
  * over gathered input columns (engine_conv.c), finished: with the bias
  * added and relu applied as the reference does. Returns 0 when it cannot:

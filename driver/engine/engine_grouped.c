@@ -1,0 +1,423 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Engine: CONV2D of groups with few output channels each (depthwise and
+ * grouped convolutions, weights as given), one output channel at a time,
+ * neighbouring output columns of a row in the lanes of a vector.
+ *
+ * All lanes share the chain's taps, in the reference's order: the group's
+ * input channels, kernel rows, kernel columns. So each lane runs exactly
+ * the reference's chain, acc = fma(x, w, acc) from +0 over the taps inside
+ * the input. A kernel row outside the input is skipped for all lanes, as
+ * the reference skips it; a tap outside the row for some lanes (padding,
+ * or lanes past the last column) leaves those lanes' sums as they were (a
+ * select, not a multiplication by zero). Runs of columns whose every tap
+ * is inside read their taps as whole vectors, several vectors at once for
+ * independent chains; the others fill a vector lane by lane.
+ *
+ * Written once over a vector of W floats and built for AVX2 (8 lanes),
+ * AVX-512F (16) and, for tests, 16 lanes under the AVX2 target (each
+ * vector as two halves), chosen by neuron_simd_level().
+ */
+#include "engine_insn.h"
+
+typedef float grp_w8f __attribute__((vector_size(32), aligned(4)));
+typedef int grp_w8i __attribute__((vector_size(32), aligned(4)));
+typedef float grp_w16f __attribute__((vector_size(64), aligned(4)));
+/* The pointer type of AVX's masked load (which needs no alignment). */
+typedef float grp_w8m __attribute__((vector_size(32)));
+
+#ifdef __CHECKER__
+grp_w8f __builtin_ia32_vfmaddps256(grp_w8f a, grp_w8f b, grp_w8f c);
+grp_w16f __builtin_ia32_vfmaddps512_mask(grp_w16f a, grp_w16f b, grp_w16f c,
+					 unsigned short m, int r);
+grp_w8f __builtin_ia32_maskloadps256(const grp_w8m *p, grp_w8i mask);
+grp_w16f __builtin_ia32_loadups512_mask(const float *p, grp_w16f src, unsigned short m);
+#define GRP_EVENS8(a, b)	(a)
+#define GRP_EVENS16(a, b)	(a)
+#else
+#define GRP_EVENS8(a, b)	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define GRP_EVENS16(a, b)	\
+	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#endif
+
+#define GRP_SPLAT(V, v)	((v) - (V){ 0 })
+/* @m's lanes (all ones or zero) take @a, the others @b. */
+#define GRP_SEL(V, I, m, a, b)	((V)(((m) & (I)(a)) | (~(m) & (I)(b))))
+
+#define GRP_FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
+#define GRP_FMA16(a, b, c)	\
+	__builtin_ia32_vfmaddps512_mask((a), (b), (c), (unsigned short)0xffff, 4)
+/* Sixteen lanes as two AVX2 halves: the same fused multiply-add per lane. */
+#define GRP_FMA_HALVES(a, b, c)							\
+	({									\
+		union { grp_w16f v; grp_w8f h[2]; } a_ = { .v = (a) }, b_ = { .v = (b) }, \
+						     c_ = { .v = (c) };		\
+		c_.h[0] = GRP_FMA8(a_.h[0], b_.h[0], c_.h[0]);			\
+		c_.h[1] = GRP_FMA8(a_.h[1], b_.h[1], c_.h[1]);			\
+		c_.v;								\
+	})
+
+/*
+ * Elements [lo, hi) of the W at @p, zeros elsewhere; no element outside
+ * [lo, hi) is read (masked loads do not fault), so @p may point before a
+ * row or buffer.
+ */
+static const int grp_iota[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+#define GRP_IOTA8	(*(const grp_w8i *)grp_iota)
+#define GRP_LOAD8(p, lo, hi)							\
+	__builtin_ia32_maskloadps256((const grp_w8m *)(p),			\
+				     (GRP_IOTA8 >= (int)(lo)) & (GRP_IOTA8 < (int)(hi)))
+#define GRP_LOAD16(p, lo, hi)							\
+	({									\
+		int l_ = (int)(lo) < 0 ? 0 : (int)(lo) > 16 ? 16 : (int)(lo);	\
+		int h_ = (int)(hi) < 0 ? 0 : (int)(hi) > 16 ? 16 : (int)(hi);	\
+		u32 m_ = ((1u << h_) - 1) & ~((1u << l_) - 1);			\
+										\
+		__builtin_ia32_loadups512_mask((p), (grp_w16f){ 0 }, (unsigned short)m_); \
+	})
+#define GRP_LOAD_HALVES(p, lo, hi)						\
+	({									\
+		union { grp_w16f v; grp_w8f h[2]; } r_;				\
+		int l_ = (int)(lo), h_ = (int)(hi);				\
+										\
+		r_.h[0] = GRP_LOAD8((p), l_, h_);				\
+		r_.h[1] = GRP_LOAD8((p) + 8, l_ - 8, h_ - 8);			\
+		r_.v;								\
+	})
+
+/*
+ * What one output channel's rows need: its input channels (the group's),
+ * its weights [cig][kh][kw] contiguous, its bias, its output.
+ */
+struct grp_channel {
+	const struct neuron_conv_args *c;
+	const float *x;		/* the group's first input channel of the image */
+	const float *wk;	/* [cig][kh][kw] */
+	float *o;		/* the channel's output plane */
+	float bias;
+	s64 span;		/* (kw - 1) * dw */
+};
+
+/*
+ * After the chain: + bias, then relu keeping NaN, as the reference; then
+ * the @valid first lanes stored at @out, @os apart.
+ */
+#define GRP_STORE(V, I, W, acc, q, out, valid)					\
+do {										\
+	V v_ = (acc);								\
+	u32 l_;									\
+										\
+	if ((q)->c->bias)							\
+		v_ = v_ + GRP_SPLAT(V, (q)->bias);				\
+	if ((q)->c->relu)							\
+		v_ = (V)((I)v_ & ((v_ > GRP_SPLAT(V, 0.0f)) | (v_ != v_)));	\
+	if ((q)->c->os[3] == 1 && (valid) == (W)) {			\
+		*(V *)(out) = v_;						\
+	} else {								\
+		float t_[W];					\
+										\
+		*(V *)t_ = v_;							\
+		for (l_ = 0; l_ < (valid); l_++)				\
+			(out)[l_ * (q)->c->os[3]] = t_[l_];			\
+	}									\
+} while (0)
+
+/* ceil(@a / @b) for a > 0: strides 1 and 2 without a division. */
+#define GRP_CEILDIV(a, b)	((b) == 1 ? (a) : (b) == 2 ? ((a) + 1) >> 1 : ((a) + (b) - 1) / (b))
+
+/*
+ * The W taps of lanes 0.. from element @p: one vector (stride 1), or the
+ * even elements of two (@two, stride 2).
+ */
+#define GRP_LD(V, W, EV, two, p)	\
+	((two) ? EV(*(const V *)(p), *(const V *)((p) + (W))) : *(const V *)(p))
+
+/*
+ * GRP_WHOLE: @count (1 or 4, a constant) whole vectors of row @ho from
+ * column @wo, W * sw elements apart, as independent chains.
+ */
+#define GRP_WHOLE(V, I, W, FMA, EV, two, count)				\
+do {										\
+	V a0 = (V){ 0 }, a1 = (V){ 0 }, a2 = (V){ 0 }, a3 = (V){ 0 };		\
+	const s64 step = (s64)(W) * c->sw;					\
+										\
+	for (ci = 0; ci < c->cig; ci++)						\
+	for (kh = 0; kh < c->kh; kh++) {					\
+		s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;		\
+		const float *p, *wp = q->wk + ((u64)ci * c->kh + kh) * c->kw;	\
+										\
+		if (ih < 0 || ih >= c->h)					\
+			continue;						\
+		p = q->x + (u64)ci * c->xs[1] + (u64)ih * c->xs[2] + first;	\
+		for (kw = 0; kw < c->kw; kw++, p += c->dw) {			\
+			V w_ = GRP_SPLAT(V, wp[kw]);				\
+										\
+			a0 = FMA(GRP_LD(V, W, EV, two, p), w_, a0);		\
+			if ((count) == 1)					\
+				continue;					\
+			a1 = FMA(GRP_LD(V, W, EV, two, p + step), w_, a1);	\
+			a2 = FMA(GRP_LD(V, W, EV, two, p + 2 * step), w_, a2);	\
+			a3 = FMA(GRP_LD(V, W, EV, two, p + 3 * step), w_, a3);	\
+		}								\
+	}									\
+	GRP_STORE(V, I, W, a0, q, out, (W));					\
+	if ((count) == 4) {							\
+		GRP_STORE(V, I, W, a1, q, out + (W) * c->os[3], (W));		\
+		GRP_STORE(V, I, W, a2, q, out + 2 * (W) * c->os[3], (W));	\
+		GRP_STORE(V, I, W, a3, q, out + 3 * (W) * c->os[3], (W));	\
+	}									\
+} while (0)
+
+/*
+ * GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS): grp_row_<sfx>(q, ho), every
+ * output of row @ho of one channel, finished. Taps of stride 1 are read
+ * as vectors, of stride 2 as the even elements of two; others element by
+ * element.
+ */
+#define GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS)				\
+typedef float grp_vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
+typedef int grp_vi_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
+										\
+static __attribute__((target(isa)))						\
+void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
+{										\
+	const struct neuron_conv_args *c = q->c;				\
+	const s64 sw = c->sw, w = c->w, span = q->span;				\
+	int vec = (sw == 1 || sw == 2) && c->xs[3] == 1;			\
+	u32 wo, ci, kh, kw, l;							\
+	grp_vi_##sfx lane = *(const grp_vi_##sfx *)grp_iota;			\
+										\
+	for (wo = 0; wo < c->wo; ) {						\
+		s64 first = (s64)wo * sw - c->pl;				\
+		float *out = q->o + (u64)ho * c->os[2] + (u64)wo * c->os[3];	\
+		u32 valid = c->wo - wo < (W) ? c->wo - wo : (W);		\
+		grp_vf_##sfx acc = (grp_vf_##sfx){ 0 };						\
+										\
+		/* Whole vectors: every element read (stride 2: the odd	\
+		 * ones too) inside the row. */					\
+		if (vec && first >= 0 && wo + 4 * (W) <= c->wo &&		\
+		    first + 4 * (W) * sw + span <= w) {				\
+			if (sw == 1)						\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 4);		\
+			else							\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 4);		\
+			wo += 4 * (W);						\
+			continue;						\
+		}								\
+		if (vec && first >= 0 && wo + (W) <= c->wo &&			\
+		    first + (W) * sw + span <= w) {				\
+			if (sw == 1)						\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 1);		\
+			else							\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 1);		\
+			wo += (W);						\
+			continue;						\
+		}								\
+		for (ci = 0; ci < c->cig; ci++)					\
+		for (kh = 0; kh < c->kh; kh++) {				\
+			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
+			const float *xr, *wp = q->wk + ((u64)ci * c->kh + kh) * c->kw; \
+										\
+			if (ih < 0 || ih >= c->h)				\
+				continue;					\
+			xr = q->x + (u64)ci * c->xs[1] + (u64)ih * c->xs[2];	\
+			for (kw = 0; kw < c->kw; kw++) {			\
+				s64 iw = first + (s64)kw * c->dw, lo, hi;	\
+				grp_vf_##sfx x;						\
+										\
+				/* Lanes whose tap is inside: [lo, hi). */	\
+				lo = iw >= 0 ? 0 : GRP_CEILDIV(-iw, sw);	\
+				hi = iw >= w ? 0 : GRP_CEILDIV(w - iw, sw);	\
+				hi = hi < (s64)valid ? hi : (s64)valid;		\
+				if (lo >= hi)					\
+					continue;				\
+				if (vec && sw == 1) {				\
+					x = LOAD(xr + iw, lo, hi);		\
+				} else if (vec) {				\
+					/* Elements [2 lo, 2 hi - 1) of the 2W. */ \
+					x = EVENS(LOAD(xr + iw, 2 * lo, 2 * hi - 1), \
+						  LOAD(xr + iw + (W), 2 * lo - (W), \
+						       2 * hi - 1 - (W)));	\
+				} else {					\
+					float t[W];				\
+										\
+					for (l = 0; l < (W); l++)		\
+						t[l] = l >= lo && l < hi ?	\
+						       xr[(iw + (s64)l * sw) * c->xs[3]] : 0.0f; \
+					x = *(const grp_vf_##sfx *)t;			\
+				}						\
+				acc = GRP_SEL(grp_vf_##sfx, grp_vi_##sfx, (lane >= (int)lo) & (lane < (int)hi), \
+					      FMA(x, GRP_SPLAT(grp_vf_##sfx, wp[kw]), acc), acc); \
+			}							\
+		}								\
+		GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, acc, q, out, valid);				\
+		wo += (W);							\
+	}									\
+}
+
+GRP_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8, GRP_LOAD8, GRP_EVENS8)
+
+GRP_KERNEL(avx512, "avx512f", 16, GRP_FMA16, GRP_LOAD16, GRP_EVENS16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES, GRP_EVENS16)
+#endif
+
+/*
+ * Depthwise convolutions of narrow images (one input and one output
+ * channel per group): W neighbouring channels in the lanes instead. The
+ * image is first laid out channels-last in @pack ([h][w][cp], cp the
+ * channels rounded up to W, zeros past them) and the weights [taps][cp];
+ * then each output position of W channels runs the reference's chain, a
+ * tap outside the input skipped for all lanes alike, four positions of a
+ * row as independent chains.
+ */
+#define DWC_STEP(V, FMA, p, acc)						\
+do {										\
+	s64 iw_ = (s64)(wo + (p)) * c->sw - c->pl + (s64)kw * c->dw;	\
+										\
+	if ((p) < cnt && iw_ >= 0 && iw_ < c->w)				\
+		acc = FMA(*(const V *)(row + (u64)iw_ * cp), wv, acc);		\
+} while (0)
+
+#define DWC_KERNEL(sfx, isa, W, FMA)						\
+static __attribute__((target(isa)))						\
+void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack) \
+{										\
+	const u32 cp = (co_count + (W) - 1) / (W) * (W), taps = c->kh * c->kw;	\
+	float *wpk = pack + (u64)c->h * c->w * cp;				\
+	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, p, cnt;			\
+	float t4[4][W];								\
+										\
+	/* Rows of the input read in order, each channel's in turn. */	\
+	for (ih = 0; ih < c->h; ih++)						\
+		for (ch = 0; ch < cp; ch++) {					\
+			const float *xr = c->x + n * c->xs[0] + (u64)ch * c->xs[1] + \
+					  (u64)ih * c->xs[2];			\
+			float *pr = pack + (u64)ih * c->w * cp + ch;		\
+										\
+			for (iw = 0; iw < c->w; iw++)				\
+				pr[(u64)iw * cp] = ch < co_count ? xr[(u64)iw * c->xs[3]] : 0.0f; \
+		}								\
+	for (t = 0; t < taps; t++)						\
+		for (ch = 0; ch < cp; ch++)					\
+			wpk[(u64)t * cp + ch] = ch < co_count ?			\
+				c->wt[ch * c->ws[0] + (t / c->kw) * c->ws[2] +	\
+				      (t % c->kw) * c->ws[3]] : 0.0f;		\
+	for (cb = 0; cb < cp; cb += (W))					\
+	for (ho = 0; ho < c->ho; ho++)						\
+	for (wo = 0; wo < c->wo; wo += 4) {					\
+		grp_vf_##sfx a0 = (grp_vf_##sfx){ 0 }, a1 = (grp_vf_##sfx){ 0 }, a2 = (grp_vf_##sfx){ 0 }, a3 = (grp_vf_##sfx){ 0 };	\
+		grp_vf_##sfx out[4];							\
+										\
+		cnt = c->wo - wo < 4 ? c->wo - wo : 4;				\
+		for (kh = 0; kh < c->kh; kh++) {				\
+			s64 ihs = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
+			const float *row;					\
+										\
+			if (ihs < 0 || ihs >= c->h)				\
+				continue;					\
+			row = pack + (u64)ihs * c->w * cp + cb;			\
+			for (kw = 0; kw < c->kw; kw++) {			\
+				grp_vf_##sfx wv = *(const grp_vf_##sfx *)(wpk + ((u64)kh * c->kw + kw) * cp + cb); \
+										\
+				DWC_STEP(grp_vf_##sfx, FMA, 0, a0);			\
+				DWC_STEP(grp_vf_##sfx, FMA, 1, a1);			\
+				DWC_STEP(grp_vf_##sfx, FMA, 2, a2);			\
+				DWC_STEP(grp_vf_##sfx, FMA, 3, a3);			\
+			}							\
+		}								\
+		out[0] = a0;							\
+		out[1] = a1;							\
+		out[2] = a2;							\
+		out[3] = a3;							\
+		for (p = 0; p < cnt; p++) {					\
+			grp_vf_##sfx v = out[p];						\
+										\
+			if (c->bias) {						\
+				for (l = 0; l < (W); l++)			\
+					t4[p][l] = cb + l < co_count ?		\
+						   c->bias[(u64)(cb + l) * c->bs] : 0.0f; \
+				v = v + *(const grp_vf_##sfx *)t4[p];			\
+			}							\
+			if (c->relu)						\
+				v = (grp_vf_##sfx)((grp_vi_##sfx)v & ((v > GRP_SPLAT(grp_vf_##sfx, 0.0f)) | (v != v))); \
+			*(grp_vf_##sfx *)t4[p] = v;					\
+			for (l = 0; l < (W) && cb + l < co_count; l++)		\
+				c->o[n * c->os[0] + (u64)(cb + l) * c->os[1] +	\
+				     (u64)ho * c->os[2] + (u64)(wo + p) * c->os[3]] = t4[p][l]; \
+		}								\
+	}									\
+}
+
+DWC_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8)
+DWC_KERNEL(avx512, "avx512f", 16, GRP_FMA16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+DWC_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES)
+#endif
+
+
+int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
+			  const struct neuron_engine_slot *scratch)
+{
+	u32 level = neuron_simd_level(), lanes = level == NEURON_SIMD_AVX2 ? 8 : 16;
+	u64 cp = ((u64)co_count + lanes - 1) / lanes * lanes;
+
+	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->cig != 1 ||
+	    /* Channels in lanes pay (for laying the image out again)
+	     * where a row holds less than a vector, or two of stride 1. */
+	    c->wo >= (c->sw == 1 ? 2 : 1) * lanes || !scratch || !scratch->base ||
+	    ((u64)c->h * c->w + (u64)c->kh * c->kw) * cp * 4 > scratch->size)
+		return 0;
+	if (level == NEURON_SIMD_AVX512)
+		dwc_avx512(c, n, co_count, scratch->base);
+#ifndef __KERNEL__
+	else if (level == NEURON_SIMD_WIDE_ON_AVX2)
+		dwc_wide(c, n, co_count, scratch->base);
+#endif
+	else
+		dwc_avx2(c, n, co_count, scratch->base);
+	return 1;
+}
+
+int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+			const struct neuron_engine_slot *scratch)
+{
+	u32 level = neuron_simd_level(), taps = c->cig * c->kh * c->kw, co, ho, t;
+	struct grp_channel q = {
+		.c = c,
+		.x = c->x + n * c->xs[0] + (u64)c->c0 * c->xs[1],
+		.span = (s64)(c->kw - 1) * c->dw,
+	};
+	float *copy = scratch ? scratch->base : NULL;
+	int inplace = c->ws[3] == 1 && c->ws[2] == c->kw && c->ws[1] == (u64)c->kh * c->kw;
+
+	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed)
+		return 0;
+	if (!inplace && (!copy || (u64)taps * 4 > scratch->size))
+		return 0;
+	for (co = co0; co < co0 + cos; co++) {
+		const float *wc = c->wt + co * c->ws[0];
+
+		if (inplace) {
+			q.wk = wc;
+		} else {
+			for (t = 0; t < taps; t++)
+				copy[t] = wc[(t / (c->kh * c->kw)) * c->ws[1] +
+					     (t / c->kw % c->kh) * c->ws[2] + (t % c->kw) * c->ws[3]];
+			q.wk = copy;
+		}
+		q.o = c->o + n * c->os[0] + co * c->os[1];
+		q.bias = c->bias ? c->bias[co * c->bs] : 0.0f;
+		for (ho = 0; ho < c->ho; ho++) {
+			if (level == NEURON_SIMD_AVX512)
+				grp_row_avx512(&q, ho);
+#ifndef __KERNEL__
+			else if (level == NEURON_SIMD_WIDE_ON_AVX2)
+				grp_row_wide(&q, ho);
+#endif
+			else
+				grp_row_avx2(&q, ho);
+		}
+	}
+	return 1;
+}
