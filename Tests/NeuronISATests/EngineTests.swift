@@ -592,9 +592,10 @@ struct EngineNetworkOpTests {
             ? .contiguous(slot: 1, dims: [(c.co + 5) / 6, cig, c.k, c.k, 6].map(UInt32.init))
             : .contiguous(slot: 1, dims: weightDims.map(UInt32.init))
         // Last, the output with a gap after each row: the matrix product
-        // declines it, and the reference path runs. Grouped convolutions at
-        // every vector width this CPU runs (RowKernelTests.widths).
-        let widths = c.groups > 1 ? [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level) : [UInt32(NEURON_SIMD_CPU.rawValue)]
+        // declines it, and the reference path runs. At every vector width
+        // this CPU runs (RowKernelTests.widths): grouped convolutions
+        // (engine_grouped.c) and the matrix product's 16-lane tiles.
+        let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
         for width in widths where neuron_simd_set_thread(width) == 0 {
         defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
         for (partsPerStep, gap) in [(0, 0), (1, 0), (2, 0), (0, 1)] {

@@ -807,6 +807,83 @@ static inline const float *conv_block_weights(const struct conv_gemm *q, const f
 }
 
 /*
+ * Two whole blocks of rows (rows [m, m + 12), weights @ap0 and @ap1) by
+ * a whole panel (CG_PW = 16 positions, one 16-lane vector): twelve
+ * accumulators, each row's chain as conv_tile_whole() runs it. Written
+ * once over 16 lanes: for AVX-512F, and (tests only) for AVX2, where each
+ * vector is two halves.
+ */
+typedef float conv_w16f __attribute__((vector_size(64), aligned(4)));
+typedef int conv_w16i __attribute__((vector_size(64), aligned(4)));
+
+#define CG_FMA_HALVES(a, b, c)	NEURON_FMA_HALVES(conv_w16f, conv_v8f, FMA8, a, b, c)
+
+#define CG_TILE12(name, isa, FMA)						\
+static __attribute__((target(isa)))						\
+void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const float *bp, \
+	  u64 bs, u32 m, u32 nb, u32 k0, u32 k1)				\
+{										\
+	const struct neuron_conv_args *c = q->c;				\
+	int start = k0 || c->accumulate;					\
+	conv_w16f acc[2 * CG_ROWS];						\
+	u32 r, k;								\
+										\
+	_Pragma("GCC unroll 12")						\
+	for (r = 0; r < 2 * CG_ROWS; r++) {					\
+		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
+										\
+		acc[r] = start ? *(const conv_w16f *)out : (conv_w16f){ 0 };	\
+	}									\
+	for (k = k0; k < k1; k++, bp += bs, ap0 += CG_ROWS, ap1 += CG_ROWS) {	\
+		conv_w16f b = *(const conv_w16f *)bp;				\
+										\
+		_Pragma("GCC unroll 6")						\
+		for (r = 0; r < CG_ROWS; r++) {					\
+			acc[r] = FMA(ap0[r] - (conv_w16f){ 0 }, b, acc[r]);	\
+			acc[CG_ROWS + r] = FMA(ap1[r] - (conv_w16f){ 0 }, b,	\
+					       acc[CG_ROWS + r]);		\
+		}								\
+	}									\
+	_Pragma("GCC unroll 12")						\
+	for (r = 0; r < 2 * CG_ROWS; r++) {					\
+		float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
+		conv_w16f v = acc[r];						\
+										\
+		if (k1 == q->K) {						\
+			if (c->bias)						\
+				v = v + (c->bias[(u64)(q->co0 + m + r) * c->bs] - \
+					 (conv_w16f){ 0 });			\
+			if (c->relu)						\
+				v = (conv_w16f)((conv_w16i)v &			\
+						((v > (conv_w16f){ 0 }) | (v != v))); \
+		}								\
+		*(conv_w16f *)out = v;						\
+	}									\
+}
+
+CG_TILE12(conv_tile12_avx512, "avx512f", FMA16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+CG_TILE12(conv_tile12_wide, "avx2,fma", CG_FMA_HALVES)
+#endif
+
+/* The 16-lane tile for this thread's vector width, or NULL. */
+typedef void (*conv_tile12_fn)(const struct conv_gemm *q, const float *ap0, const float *ap1,
+			       const float *bp, u64 bs, u32 m, u32 nb, u32 k0, u32 k1);
+
+static conv_tile12_fn conv_tile12(void)
+{
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX512:
+		return conv_tile12_avx512;
+#ifndef __KERNEL__
+	case NEURON_SIMD_WIDE_ON_AVX2:
+		return conv_tile12_wide;
+#endif
+	}
+	return NULL;
+}
+
+/*
  * The loops, outermost first: blocks of CG_NC positions, blocks of CG_KC
  * taps (their columns gathered once, for every row), blocks of CG_MC rows
  * (weights packed here unless the compiler did), panels, register blocks.
@@ -822,6 +899,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	/* From one block of rows' weights to the next's. */
 	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
 	int direct = q->M <= CG_DIRECT_ROWS && conv_plane(q->c);
+	conv_tile12_fn tile12 = conv_tile12();
 	u32 g, g1, k0, k1, mc, rows, m, nb, tail;
 
 	for (g = 0; g < q->P; g = g1) {
@@ -865,6 +943,11 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
 							w + block : NULL;
 
+						if (tile12 && cols == CG_PW && rows - m >= 2 * CG_ROWS) {
+							tile12(q, w, w + block, bp, bs, mc + m, nb, k0, k1);
+							m += CG_ROWS;
+							continue;
+						}
 						if (cols <= 8 && rows - m >= 2 * CG_ROWS) {
 							conv_tile_narrow(q, w, w + block, bp, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;

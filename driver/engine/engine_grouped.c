@@ -47,15 +47,7 @@ grp_w16f __builtin_ia32_loadups512_mask(const float *p, grp_w16f src, unsigned s
 #define GRP_FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
 #define GRP_FMA16(a, b, c)	\
 	__builtin_ia32_vfmaddps512_mask((a), (b), (c), (unsigned short)0xffff, 4)
-/* Sixteen lanes as two AVX2 halves: the same fused multiply-add per lane. */
-#define GRP_FMA_HALVES(a, b, c)							\
-	({									\
-		union { grp_w16f v; grp_w8f h[2]; } a_ = { .v = (a) }, b_ = { .v = (b) }, \
-						     c_ = { .v = (c) };		\
-		c_.h[0] = GRP_FMA8(a_.h[0], b_.h[0], c_.h[0]);			\
-		c_.h[1] = GRP_FMA8(a_.h[1], b_.h[1], c_.h[1]);			\
-		c_.v;								\
-	})
+#define GRP_FMA_HALVES(a, b, c)	NEURON_FMA_HALVES(grp_w16f, grp_w8f, GRP_FMA8, a, b, c)
 
 /*
  * Elements [lo, hi) of the W at @p, zeros elsewhere; no element outside

@@ -391,6 +391,21 @@ enum neuron_simd {
 	NEURON_SIMD_CPU = 0xff,		/* neuron_simd_set_thread(): back to the CPU's */
 };
 
+/*
+ * A 16-lane fused multiply-add as two 8-lane ones (@fma8 over @V8), for
+ * the 16-lane kernels built for AVX2: the same rounding per lane as
+ * AVX-512's. A macro: a function taking 16-lane vectors under the AVX2
+ * target would change the ABI.
+ */
+#define NEURON_FMA_HALVES(V16, V8, fma8, a, b, c)				\
+	({									\
+		union { V16 v; V8 h[2]; } a_ = { .v = (a) }, b_ = { .v = (b) },	\
+					  c_ = { .v = (c) };			\
+		c_.h[0] = fma8(a_.h[0], b_.h[0], c_.h[0]);			\
+		c_.h[1] = fma8(a_.h[1], b_.h[1], c_.h[1]);			\
+		c_.v;								\
+	})
+
 u32 neuron_simd_level(void);
 #ifndef __KERNEL__
 /* This thread's width from now on; -1 if the CPU cannot run it. */
