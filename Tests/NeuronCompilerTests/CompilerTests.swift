@@ -470,6 +470,29 @@ struct CompilerTests {
         #expect(got.count == m * ho * wo && got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
+    @Test("Pow of a constant 2 or 3 runs as products, within two roundings of the power", arguments: [2.0, 3.0, 2.5])
+    func smallPowers(_ exponent: Double) throws {
+        let x = sample(64, seed: 51).map { $0 * 3 }
+        var graph = Onnx_GraphProto()
+        graph.name = "pow"
+        graph.input = [ONNXBuilder.value("x", .float, [64])]
+        graph.output = [ONNXBuilder.value("y", .float, [64])]
+        var e = ONNXBuilder.tensor("e", .float, [])
+        e.floatData = [Float(exponent)]
+        graph.initializer = [e]
+        graph.node = [ONNXBuilder.node("Pow", ["x", "e"], ["y"], name: "pow")]
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown == [2.0: ["BINARY.mul"], 3.0: ["BINARY.mul", "BINARY.mul"], 2.5: ["BINARY.pow"]][exponent], "\(shown)")
+        let got = try run(model, ["x": x])["y"] ?? []
+        for (value, result) in zip(x, got) where value > 0 || exponent != 2.5 {
+            let want = Foundation.pow(Double(value), exponent)
+            #expect(abs(Double(result) - want) <= 3e-7 * abs(want) + 1e-30, "\(value)^\(exponent) = \(result)")
+        }
+    }
+
     @Test("matmul + add of a constant row fuse into the matmul's bias, same bits")
     func biasFusion() throws {
         var model = ONNXBuilder.tiny()

@@ -41,7 +41,7 @@ struct RowKernelTests {
     static func bits(_ value: Float) -> UInt32 { value.isNaN ? 0x7fc0_0000 : value.bitPattern }
 
     static let binaryOps: [NeuronBinaryOp] = [.add, .sub, .mul, .div, .max, .min, .pow]
-    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .tanh]
+    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .tanh, .geluTanh, .log]
 
     /// Every op, rows of lengths that end on and between vectors, b as a
     /// row and as one broadcast element, in place and apart.
@@ -112,7 +112,7 @@ struct RowKernelTests {
         }
     }
 
-    @Test("the vector exp and sigmoid stay the reference's over every float of a range")
+    @Test("the vector exp, sigmoid and tanh stay the reference's over every float of a range")
     func denseExp() throws {
         // Runs of 64 consecutive floats every 1/32 over [-104, -72],
         // [70, 102] and [-20, 12]: exp's result crossing into the
@@ -121,21 +121,46 @@ struct RowKernelTests {
             var values: [Float] = []
             var x = start
             while values.count < 1 << 16 { values.append(x); x = x.nextUp; if values.count % 64 == 0 { x = x + 1 / 32 } }
-            let slots = Slots([values.count * 4, values.count * 4, values.count * 4])
+            let slots = Slots([values.count * 4, values.count * 4, values.count * 4, values.count * 4])
             slots.set(0, values)
             var program = NeuronProgram()
             let n = UInt32(values.count)
             program.unary(.exp, .contiguous(slot: 1, dims: [n]), .contiguous(slot: 0, dims: [n]))
             program.unary(.sigmoid, .contiguous(slot: 2, dims: [n]), .contiguous(slot: 0, dims: [n]))
-            guard let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), { try slots.run(program); return [slots.floats(1), slots.floats(2)] }) else {
+            program.unary(.tanh, .contiguous(slot: 3, dims: [n]), .contiguous(slot: 0, dims: [n]))
+            guard let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), { try slots.run(program); return [slots.floats(1), slots.floats(2), slots.floats(3)] }) else {
                 Issue.record("the scalar reference is always there")
                 return
             }
             for width in Self.widths {
-                guard let got = try at(width.level, { try slots.run(program); return [slots.floats(1), slots.floats(2)] }) else { continue }
+                guard let got = try at(width.level, { try slots.run(program); return [slots.floats(1), slots.floats(2), slots.floats(3)] }) else { continue }
                 #expect(got[0].map(Self.bits) == reference[0].map(Self.bits), "exp from \(start) at \(width.name)")
                 #expect(got[1].map(Self.bits) == reference[1].map(Self.bits), "sigmoid from \(start) at \(width.name)")
+                #expect(got[2].map(Self.bits) == reference[2].map(Self.bits), "tanh from \(start) at \(width.name)")
             }
+        }
+    }
+
+    @Test("softmax rows (x - max and exp by vector, the sum in order) give the reference's bits at every width",
+          arguments: [1, 7, 8, 17, 100, 1000])
+    func softmax(_ length: Int) throws {
+        // Three rows: spread values, one huge value (the rest underflow), and in place.
+        var values = Self.hostile(length, seed: 9).map { $0.isFinite ? $0 / 8 : 1 }
+        values += (0..<length).map { $0 == length / 2 ? 80 : Float($0 % 13) - 6 }
+        let n = UInt32(length)
+        func run() throws -> [UInt32] {
+            let slots = Slots([2 * length * 4, 2 * length * 4])
+            slots.set(0, values)
+            var program = NeuronProgram()
+            program.softmax(.contiguous(slot: 1, dims: [2, n]), .contiguous(slot: 0, dims: [2, n]))
+            program.softmax(.contiguous(slot: 0, dims: [2, n]), .contiguous(slot: 0, dims: [2, n]))
+            try slots.run(program)
+            return (slots.floats(1) + slots.floats(0)).map(Self.bits)
+        }
+        let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), run)
+        for width in Self.widths {
+            guard let got = try at(width.level, run) else { continue }
+            #expect(got == reference, "softmax of \(length) at \(width.name)")
         }
     }
 

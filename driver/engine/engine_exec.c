@@ -328,16 +328,24 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 		} else {
 			float *out = po + at(&w, o);
 			float max = row[0], sum = 0.0f;
+			u64 done = 0;
 
 			for (j = 1; j < len; j++)
 				max = row[j * as] > max ? row[j * as] : max;
+			/* Contiguous rows: x - max and exp by vector (the same
+			 * bits), then the sum in order. */
+			if (as == 1 && os == 1 && (out == row || out + len <= row || row + len <= out)) {
+				done = neuron_rows_binary(NEURON_BIN_SUB, out, row, &max, 1, len);
+				done = neuron_rows_unary(NEURON_UN_EXP, out, out, 0.0f, done);
+			}
 			for (j = 0; j < len; j++) {
-				float e = neuron_expf(row[j * as] - max);
+				float e = j < done ? out[j] : neuron_expf(row[j * as] - max);
 
 				out[j * os] = e;
 				sum = sum + e;
 			}
-			for (j = 0; j < len; j++)
+			done = os == 1 ? neuron_rows_binary(NEURON_BIN_DIV, out, out, &sum, 1, len) : 0;
+			for (j = (u32)done; j < len; j++)
 				out[j * os] = out[j * os] / sum;
 		}
 	} while (walk_next(&w));

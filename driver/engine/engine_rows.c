@@ -121,6 +121,24 @@ u32 neuron_simd_level(void)
 		SEL(V, I, nan_, x_, p_);					\
 	})
 
+/* neuron_tanhf, lane by lane: both of its branches, then a select. */
+#define TANH(V, I, xin)								\
+	({									\
+		V x_ = (xin), zero_ = SPLAT(V, 0.0f), one_ = SPLAT(V, 1.0f);	\
+		V a_ = SEL(V, I, x_ < zero_, -x_, x_), a2_ = a_ * a_;		\
+		V small_ = a_ + a_ * a2_ * (SPLAT(V, -3.33333343267440796e-1f) + \
+			   a2_ * (SPLAT(V, 1.33333340287208557e-1f) +		\
+			   a2_ * (SPLAT(V, -5.39682544767856598e-2f) +		\
+			   a2_ * (SPLAT(V, 2.18694191426038742e-2f) +		\
+			   a2_ * SPLAT(V, -8.86323582381010056e-3f)))));		\
+		V big_ = one_ - SPLAT(V, 2.0f) / (EXP(V, I, SPLAT(V, 2.0f) * a_) + one_); \
+		V t_ = SEL(V, I, a_ < SPLAT(V, 0.2f), small_, big_);		\
+										\
+		t_ = SEL(V, I, a_ > SPLAT(V, 9.0f), one_, t_);			\
+		t_ = SEL(V, I, x_ < zero_, -t_, t_);				\
+		SEL(V, I, x_ != x_, x_, t_);					\
+	})
+
 /*
  * ROWS_KERNELS(sfx, isa, W): rows_binary_<sfx> and rows_unary_<sfx> over
  * vectors of W floats, built for target @isa.
@@ -184,6 +202,9 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 		case NEURON_UN_EXP: r = EXP(vf_##sfx, vi_##sfx, x); break;	\
 		case NEURON_UN_SIGMOID:						\
 			r = one / (one + EXP(vf_##sfx, vi_##sfx, -x));		\
+			break;							\
+		case NEURON_UN_TANH:						\
+			r = TANH(vf_##sfx, vi_##sfx, x);			\
 			break;							\
 		default: return i;						\
 		}								\

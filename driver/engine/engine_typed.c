@@ -296,15 +296,31 @@ void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,
 	} while (walk_next(&w));
 }
 
+/*
+ * The element walks below go by rows (walk_rows: trailing axes merged),
+ * each element's offsets stepped along its row: the same elements in the
+ * same order as a walk element by element.
+ */
 void neuron_typed_cast(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 		       u32 flags, const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[2] = { o, a };
+	void *po = slots[o->slot].base;
+	const void *pa = slots[a->slot].base;
+	u64 n, step[2], i, oo, ao;
 	struct walk w;
 
-	walk_init(&w, o);
+	walk_rows(&w, views, 2, &n, step);
 	do {
-		store(slots[o->slot].base, o->dtype, at(&w, o),
-		      load(slots[a->slot].base, a->dtype, at(&w, a)), flags);
+		oo = at(&w, o);
+		ao = at(&w, a);
+		if (o->dtype == NEURON_DT_F32 && a->dtype == NEURON_DT_BOOL) {
+			for (i = 0; i < n; i++, oo += step[0], ao += step[1])
+				((float *)po)[oo] = ((const u8 *)pa)[ao] ? 1.0f : 0.0f;
+			continue;
+		}
+		for (i = 0; i < n; i++, oo += step[0], ao += step[1])
+			store(po, o->dtype, oo, load(pa, a->dtype, ao), flags);
 	} while (walk_next(&w));
 }
 
@@ -420,24 +436,30 @@ void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_
 			      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 			      const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[3] = { o, a, b };
 	int sgn = dtype_signed(o->dtype);
 	u32 bits = neuron_dtype_size(o->dtype) * 8;
+	u64 n, step[3] = { 0 }, i;
 	struct walk w;
 
 	if (o->dtype == NEURON_DT_F64) {
 		f64_elementwise(in, o, a, b, slots);
 		return;
 	}
-	walk_init(&w, o);
+	walk_rows(&w, views, b ? 3 : 2, &n, step);
 	do {
-		u64 x = load(slots[a->slot].base, a->dtype, at(&w, a)).bits, r;
+		u64 oo = at(&w, o), ao = at(&w, a), bo = b ? at(&w, b) : 0;
 
-		if (b)
-			r = int_binary(in->sub, sgn, bits,
-				       x, load(slots[b->slot].base, b->dtype, at(&w, b)).bits);
-		else
-			r = int_unary(in->sub, o->dtype, x);
-		store_bits(slots[o->slot].base, o->dtype, at(&w, o), r);
+		for (i = 0; i < n; i++, oo += step[0], ao += step[1], bo += step[2]) {
+			u64 x = load(slots[a->slot].base, a->dtype, ao).bits, r;
+
+			if (b)
+				r = int_binary(in->sub, sgn, bits,
+					       x, load(slots[b->slot].base, b->dtype, bo).bits);
+			else
+				r = int_unary(in->sub, o->dtype, x);
+			store_bits(slots[o->slot].base, o->dtype, oo, r);
+		}
 	} while (walk_next(&w));
 }
 
@@ -458,22 +480,28 @@ static void op_compare(const struct neuron_insn *in, const struct neuron_tensor_
 		       const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 		       const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[3] = { o, a, b };
+	u64 n, step[3], i;
 	struct walk w;
 
-	walk_init(&w, o);
+	walk_rows(&w, views, 3, &n, step);
 	do {
-		int c = compare(load(slots[a->slot].base, a->dtype, at(&w, a)),
-				load(slots[b->slot].base, b->dtype, at(&w, b)));
-		int r = 0;
+		u64 oo = at(&w, o), ao = at(&w, a), bo = at(&w, b);
 
-		switch (in->sub) {
-		case NEURON_CMP_EQ: r = c == 0; break;
-		case NEURON_CMP_LT: r = c == -1; break;
-		case NEURON_CMP_LE: r = c == -1 || c == 0; break;
-		case NEURON_CMP_GT: r = c == 1; break;
-		case NEURON_CMP_GE: r = c == 1 || c == 0; break;
+		for (i = 0; i < n; i++, oo += step[0], ao += step[1], bo += step[2]) {
+			int c = compare(load(slots[a->slot].base, a->dtype, ao),
+					load(slots[b->slot].base, b->dtype, bo));
+			int r = 0;
+
+			switch (in->sub) {
+			case NEURON_CMP_EQ: r = c == 0; break;
+			case NEURON_CMP_LT: r = c == -1; break;
+			case NEURON_CMP_LE: r = c == -1 || c == 0; break;
+			case NEURON_CMP_GT: r = c == 1; break;
+			case NEURON_CMP_GE: r = c == 1 || c == 0; break;
+			}
+			((u8 *)slots[o->slot].base)[oo] = (u8)r;
 		}
-		((u8 *)slots[o->slot].base)[at(&w, o)] = (u8)r;
 	} while (walk_next(&w));
 }
 
@@ -481,18 +509,24 @@ static void op_select(const struct neuron_tensor_desc *o, const struct neuron_te
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 		      const struct neuron_engine_slot *slots)
 {
+	const struct neuron_tensor_desc *views[4] = { o, c, a, b };
 	u32 size = neuron_dtype_size(o->dtype), i;
+	u64 n, step[4], e;
 	struct walk w;
 
-	walk_init(&w, o);
+	walk_rows(&w, views, 4, &n, step);
 	do {
-		int take_a = ((const u8 *)slots[c->slot].base)[at(&w, c)] != 0;
-		const struct neuron_tensor_desc *from = take_a ? a : b;
-		const u8 *s = (const u8 *)slots[from->slot].base + at(&w, from) * size;
-		u8 *d = (u8 *)slots[o->slot].base + at(&w, o) * size;
+		u64 oo = at(&w, o), co = at(&w, c), ao = at(&w, a), bo = at(&w, b);
 
-		for (i = 0; i < size; i++)
-			d[i] = s[i];
+		for (e = 0; e < n; e++, oo += step[0], co += step[1], ao += step[2], bo += step[3]) {
+			int take_a = ((const u8 *)slots[c->slot].base)[co] != 0;
+			const u8 *s = (const u8 *)slots[(take_a ? a : b)->slot].base +
+				      (take_a ? ao : bo) * size;
+			u8 *d = (u8 *)slots[o->slot].base + oo * size;
+
+			for (i = 0; i < size; i++)
+				d[i] = s[i];
+		}
 	} while (walk_next(&w));
 }
 

@@ -100,8 +100,12 @@ extension ONNXOps {
         // The exponent may be of any numeric type (converted to float32).
         ONNXOp("Pow", takes: [.float32], typedInputs: 1) { l in
             let x = try l.floatTensor(0)
+            // Small whole exponents (x^3 of tanh GELU) as products: x·x·x
+            // rounds twice where POW rounds once, a few ulp from it.
             if let exponent = l.constant(1), exponent.doubles() == [2] {
                 l.set(0, .tensor(try l.binary(.mul, x, x)))
+            } else if let exponent = l.constant(1), exponent.doubles() == [3] {
+                l.set(0, .tensor(try l.binary(.mul, try l.binary(.mul, x, x), x)))
             } else {
                 l.set(0, .tensor(try l.binary(.pow, x, l.converted(try l.typedTensor(1, as: .float32), to: .float32))))
             }
