@@ -808,7 +808,8 @@ static inline const float *conv_block_weights(const struct conv_gemm *q, const f
 
 /*
  * Two whole blocks of rows (rows [m, m + 12), weights @ap0 and @ap1) by
- * a whole panel (CG_PW = 16 positions, one 16-lane vector): twelve
+ * a panel's @cols positions (9 to CG_PW = 16, one 16-lane vector; the
+ * panel holds zeros past them, never stored): twelve
  * accumulators, each row's chain as conv_tile_whole() runs it. Written
  * once over 16 lanes: for AVX-512F, and (tests only) for AVX2, where each
  * vector is two halves.
@@ -821,17 +822,24 @@ typedef int conv_w16i __attribute__((vector_size(64), aligned(4)));
 #define CG_TILE12(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
 void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const float *bp, \
-	  u64 bs, u32 m, u32 nb, u32 k0, u32 k1)				\
+	  u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1)			\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	int start = k0 || c->accumulate;					\
 	conv_w16f acc[2 * CG_ROWS];						\
-	u32 r, k;								\
+	float t[CG_PW];								\
+	u32 r, k, j;								\
 										\
 	_Pragma("GCC unroll 12")						\
 	for (r = 0; r < 2 * CG_ROWS; r++) {					\
 		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
 										\
+		if (start && cols < CG_PW) {					\
+			for (j = 0; j < CG_PW; j++)				\
+				t[j] = j < cols ? out[j] : 0.0f;		\
+			acc[r] = *(const conv_w16f *)t;				\
+			continue;						\
+		}								\
 		acc[r] = start ? *(const conv_w16f *)out : (conv_w16f){ 0 };	\
 	}									\
 	for (k = k0; k < k1; k++, bp += bs, ap0 += CG_ROWS, ap1 += CG_ROWS) {	\
@@ -857,6 +865,12 @@ void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const f
 				v = (conv_w16f)((conv_w16i)v &			\
 						((v > (conv_w16f){ 0 }) | (v != v))); \
 		}								\
+		if (cols < CG_PW) {						\
+			*(conv_w16f *)t = v;					\
+			for (j = 0; j < cols; j++)				\
+				out[j] = t[j];					\
+			continue;						\
+		}								\
 		*(conv_w16f *)out = v;						\
 	}									\
 }
@@ -868,7 +882,7 @@ CG_TILE12(conv_tile12_wide, "avx2,fma", CG_FMA_HALVES)
 
 /* The 16-lane tile for this thread's vector width, or NULL. */
 typedef void (*conv_tile12_fn)(const struct conv_gemm *q, const float *ap0, const float *ap1,
-			       const float *bp, u64 bs, u32 m, u32 nb, u32 k0, u32 k1);
+			       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1);
 
 static conv_tile12_fn conv_tile12(void)
 {
@@ -943,8 +957,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
 							w + block : NULL;
 
-						if (tile12 && cols == CG_PW && rows - m >= 2 * CG_ROWS) {
-							tile12(q, w, w + block, bp, bs, mc + m, nb, k0, k1);
+						if (tile12 && cols > 8 && rows - m >= 2 * CG_ROWS) {
+							tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;
 							continue;
 						}
