@@ -81,6 +81,24 @@ struct EngineResultTests {
         }
     }
 
+    /// B as a transposed view (x · W^T, Q · K^T): copied into rows for
+    /// the vector kernel, the same chains; bigger than the scratch's half:
+    /// the reference loop.
+    @Test("matmul against a transposed B gives the definition's bits, copied into rows or not",
+          arguments: [(1, 24, 96), (13, 64, 70), (5, 300, 40), (2, 2100, 70)])
+    func transposedB(_ shape: (Int, Int, Int)) throws {
+        let (m, k, n) = shape
+        let a = sample(m * k, seed: 91), bt = sample(n * k, seed: 92)
+        let slots = Slots([a.count * 4, bt.count * 4, m * n * 4])
+        slots.set(0, a); slots.set(1, bt)
+        var program = NeuronProgram()
+        let bView = NeuronTensorView.contiguous(slot: 1, dims: [UInt32(n), UInt32(k)]).swapping(0, 1)
+        program.matmul(.contiguous(slot: 2, dims: [UInt32(m), UInt32(n)]), .contiguous(slot: 0, dims: [UInt32(m), UInt32(k)]), bView)
+        try slots.run(program)
+        let want = referenceMatmul(a, bt, m: m, k: k, n: n, bias: nil, bTransposed: true)
+        #expect(slots.floats(2).map(\.bitPattern) == want.map(\.bitPattern))
+    }
+
     @Test("binary ops broadcast a row over a matrix", arguments: NeuronBinaryOp.allCases.filter { ![.and, .or, .xor, .shl, .shr].contains($0) })
     func binary(_ op: NeuronBinaryOp) throws {
         let a = sample(20, seed: 11).map { op == .pow ? abs($0) + 0.5 : $0 }

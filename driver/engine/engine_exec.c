@@ -244,6 +244,15 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	int vector = o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
 	u32 esize = half ? 2 : 4;
 	float *po = f32(slots, o);
+	/*
+	 * B not in rows (a transposed view: x · W^T, Q · K^T): each batch's B
+	 * copied into rows in the scratch's upper half, which the vector
+	 * kernel leaves alone, when it fits.
+	 */
+	u8 *rowsb = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
+		    (u8 *)scratch->base + NEURON_GEMM_SCRATCH / 2 : NULL;
+	int copied = !vector && o->strides[r - 1] == 1 && rowsb &&
+		     (u64)K * N * esize <= NEURON_GEMM_SCRATCH / 2;
 	u32 bt, m, n, k;
 
 	for (bt = 0; bt < batches; bt++) {
@@ -252,11 +261,19 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 		u64 bb = b->offset + (r == 3 ? bt * b->strides[0] : 0);
 		u32 rows = 0, cols = 0;
 
+		if (copied)
+			for (k = 0; k < K; k++)
+				for (n = 0; n < N; n++)
+					__builtin_memcpy(rowsb + ((u64)k * N + n) * esize,
+							 (const u8 *)pb + (bb + k * b->strides[r - 2] +
+									   n * b->strides[r - 1]) * esize,
+							 esize);
 		/* The vector kernel computes a block with the same chains. */
-		if (vector)
+		if (vector || copied)
 			neuron_gemm_block((const char *)pa + ab * esize, a->strides[r - 2],
-					  a->strides[r - 1], (const char *)pb + bb * esize,
-					  b->strides[r - 2], half, po + ob,
+					  a->strides[r - 1],
+					  copied ? (const char *)rowsb : (const char *)pb + bb * esize,
+					  copied ? N : b->strides[r - 2], half, po + ob,
 					  o->strides[r - 2], M, N, K, &rows, &cols, scratch);
 		for (m = 0; m < M; m++) {
 			for (n = m < rows ? cols : 0; n < N; n++) {

@@ -45,6 +45,9 @@ neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron
  */
 #define GEMM_B_BYTES	262144
 #define GEMM_NC		(GEMM_B_BYTES / (GEMM_KC * 4))
+/* The scratch's upper half is op_matmul's (B copied into rows). */
+_Static_assert(GEMM_B_BYTES + GEMM_KC * 16 * 4 <= NEURON_GEMM_SCRATCH / 2,
+	       "the matmul's packing stays in the lower half of the scratch");
 
 /* Element @i of f32 or bf16 (exactly widened) data. */
 static inline float load(const void *p, u64 i, int half)
