@@ -470,6 +470,77 @@ struct CompilerTests {
         #expect(got.count == m * ho * wo && got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
+    /// The scale after a convolution: per channel as [C, 1, 1] or
+    /// [1, C, 1, 1], one value, or a shape that does not fold (over the
+    /// last axis).
+    enum ScaleCase: String, Sendable, CaseIterable { case channels, leading, scalar, lastAxis }
+
+    @Test("Conv then Mul by a constant per output channel folds into the weights and bias, within rounding",
+          arguments: ScaleCase.allCases)
+    func scaleFolding(_ kind: ScaleCase) throws {
+        let (c, h, w) = (6, 7, 9)
+        let x = sample(c * h * w, seed: 61), weight = sample(c * 9, seed: 62), bias = sample(c, seed: 63)
+        let scaleDims: [Int64] = [ScaleCase.channels: [6, 1, 1], .leading: [1, 6, 1, 1], .scalar: [], .lastAxis: [9]][kind] ?? []
+        let scale = sample(Int(scaleDims.reduce(1, *)), seed: 64).map { $0 + 2.5 }
+        func graph(fold: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "convscale"
+            graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, c, h, w])]
+            if !fold { graph.output.append(ONNXBuilder.value("a", .float, [1, c, h, w])) }
+            var wt = ONNXBuilder.tensor("w", .float, [Int64(c), 1, 3, 3])
+            wt.floatData = weight
+            var bt = ONNXBuilder.tensor("b", .float, [Int64(c)])
+            bt.floatData = bias
+            var st = ONNXBuilder.tensor("s", .float, scaleDims)
+            st.floatData = scale
+            graph.initializer = [wt, bt, st]
+            graph.node = [ONNXBuilder.node("Conv", ["x", "w", "b"], ["a"], name: "conv",
+                                           [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1]),
+                                            ONNXBuilder.attribute("group", int: Int64(c))]),
+                          ONNXBuilder.node("Mul", ["a", "s"], ["y"], name: "scale")]
+            return graph
+        }
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: true)))))
+        let (unfolded, plain) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: false)))))
+        #expect(report.fused == (kind == .lastAxis ? 0 : 1) && plain.fused == 0)
+        if kind != .lastAxis { #expect(report.instructions == 1 && plain.instructions == 2) }
+        let got = try run(model, ["x": x])["y"] ?? [], want = try run(unfolded, ["x": x])["y"] ?? []
+        #expect(got.count == c * h * w && want.count == got.count)
+        let worst = zip(got, want).map { abs(Double($0) - Double($1)) / max(1, abs(Double($1))) }.max() ?? 1
+        #expect(worst < 1e-5, "relative difference \(worst)")
+    }
+
+    @Test("Conv then Clip(0, 6) runs as the convolution's relu and one MIN, with the same bits")
+    func relu6Fusion() throws {
+        let (c, h, w, m) = (3, 6, 7, 5)
+        let x = sample(c * h * w, seed: 71).map { $0 * 4 }, weight = sample(m * c * 9, seed: 72)
+        func graph(fold: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "relu6"
+            graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, m, h, w])]
+            if !fold { graph.output.append(ONNXBuilder.value("a", .float, [1, m, h, w])) }
+            var wt = ONNXBuilder.tensor("w", .float, [Int64(m), Int64(c), 3, 3])
+            wt.floatData = weight
+            var lo = ONNXBuilder.tensor("lo", .float, [])
+            lo.floatData = [0]
+            var hi = ONNXBuilder.tensor("hi", .float, [])
+            hi.floatData = [6]
+            graph.initializer = [wt, lo, hi]
+            graph.node = [ONNXBuilder.node("Conv", ["x", "w"], ["a"], name: "conv", [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])]),
+                          ONNXBuilder.node("Clip", ["a", "lo", "hi"], ["y"], name: "clip")]
+            return graph
+        }
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: true)))))
+        let (unfolded, plain) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fold: false)))))
+        #expect(report.fused == 1 && plain.fused == 0 && report.instructions == 2 && plain.instructions == 3,
+                "\(report.instructions) and \(plain.instructions) instructions")
+        let got = try run(model, ["x": x])["y"] ?? [], want = try run(unfolded, ["x": x])["y"] ?? []
+        #expect(got.count == m * h * w && got.map(\.bitPattern) == want.map(\.bitPattern))
+        #expect(got.contains(0) && got.contains(6), "both bounds reached")
+    }
+
     @Test("Pow of a constant 2 or 3 runs as products, within two roundings of the power", arguments: [2.0, 3.0, 2.5])
     func smallPowers(_ exponent: Double) throws {
         let x = sample(64, seed: 51).map { $0 * 3 }

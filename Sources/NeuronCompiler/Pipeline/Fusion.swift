@@ -1,13 +1,17 @@
 /// Graph rewrites that save whole passes over memory on this engine:
 /// - Conv then BatchNormalization (constant statistics): the scale and
 ///   shift go into the convolution's weights and bias;
-/// - Conv then Relu: the convolution's relu flag;
+/// - Conv then Relu: the convolution's relu flag; Conv then Clip from 0
+///   (ReLU6): the flag, the Clip left with its upper bound;
 /// - Conv then Add of another computed value (a residual): the sums start
 ///   from it, in its own buffer;
 /// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias;
 /// - Pad with zeros of the spatial axes only, then Conv: the convolution's
 ///   own padding (exporters write Keras' and TensorFlow's "same" padding of
-///   strided convolutions so), which costs no copy.
+///   strided convolutions so), which costs no copy;
+/// - Conv then Mul by a constant per output channel (or one for all): the
+///   scale goes into the weights and bias (tf2onnx leaves a depthwise
+///   convolution's batch norm so).
 /// Each applies only where the first node's output feeds nothing else.
 /// It runs after the layer norm and GELU patterns (Patterns.swift).
 enum Fusion {
@@ -22,6 +26,18 @@ enum Fusion {
                       let nextIndex = graph.nodes.firstIndex(where: { $0.inputs.contains(output) }),
                       nextIndex > index else { continue }
                 let next = graph.nodes[nextIndex]
+                // Conv then Clip from 0 (ReLU6): the relu flag, and the Clip
+                // keeps only its upper bound. Relu keeps NaN and makes -0 +0,
+                // as MAX(x, 0) does: the same bits.
+                if node.op == "Conv", next.op == "Clip", next.inputs.first == output, next.inputs.count == 3,
+                   !next.inputs[2].isEmpty, node.attributes["neuron.relu"] == nil,
+                   let low = graph.constants[next.inputs[1]], low.type == .float32, low.doubles() == [0] {
+                    graph.nodes[index].attributes["neuron.relu"] = .int(1)
+                    graph.nodes[nextIndex].inputs[1] = ""
+                    fused += 1
+                    changed = true
+                    break
+                }
                 var replacement: Node?
                 switch (node.op, next.op) {
                 case ("Conv", "BatchNormalization"):
@@ -36,6 +52,9 @@ enum Fusion {
                     replacement = residual(into: node, next, output: output, graph)
                 case ("Pad", "Conv") where next.inputs.first == output:
                     replacement = foldPad(node, into: next, graph)
+                case ("Conv", "Mul") where node.attributes["neuron.relu"] == nil
+                                        && node.attributes["neuron.residual"] == nil:
+                    replacement = foldScale(into: node, next, output: output, &graph)
                 default:
                     break
                 }
@@ -82,6 +101,18 @@ enum Fusion {
         let (scale, shift, mean, variance) = (params[0]!, params[1]!, params[2]!, params[3]!)
         var epsilon = 1e-5
         if case .float(let value)? = bn.attributes["epsilon"] { epsilon = Double(value) }
+        let factors = (0..<channels).map { Double(Float(scale[$0] / (variance[$0] + epsilon).squareRoot())) }
+        return rescaled(conv, weight, factors: factors, name: "\(bn.name)#fused", &graph) { c, bias, factor in
+            (bias - mean[c]) * factor + shift[c]
+        }
+    }
+
+    /// `conv` with output channel c's weights times `factors[c]` and its
+    /// bias `newBias(c, bias, factors[c])` (bias 0 when it has none), as
+    /// constants named after `name`; nil when its bias is not a constant.
+    static func rescaled(_ conv: Node, _ weight: ConstantTensor, factors: [Double], name: String, _ graph: inout Graph,
+                         newBias: (Int, Double, Double) -> Double) -> Node? {
+        let channels = weight.shape[0]
         var bias = [Double](repeating: 0, count: channels)
         if conv.inputs.count > 2, !conv.inputs[2].isEmpty {
             guard let given = graph.constants[conv.inputs[2]]?.doubles(), given.count == channels else { return nil }
@@ -89,15 +120,14 @@ enum Fusion {
         }
         let per = weight.count / channels
         let w = weight.doubles()
-        var newWeight = [Double](repeating: 0, count: w.count), newBias = [Double](repeating: 0, count: channels)
+        var weights = [Double](repeating: 0, count: w.count), biases = [Double](repeating: 0, count: channels)
         for c in 0..<channels {
-            let factor = Double(Float(scale[c] / (variance[c] + epsilon).squareRoot()))
-            for i in 0..<per { newWeight[c * per + i] = w[c * per + i] * factor }
-            newBias[c] = (bias[c] - mean[c]) * factor + shift[c]
+            for i in 0..<per { weights[c * per + i] = w[c * per + i] * factors[c] }
+            biases[c] = newBias(c, bias[c], factors[c])
         }
-        let weightName = "\(bn.name)#fused_weight", biasName = "\(bn.name)#fused_bias"
-        graph.constants[weightName] = .make(.float32, weight.shape, newWeight)
-        graph.constants[biasName] = .make(.float32, [channels], newBias)
+        let weightName = "\(name)_weight", biasName = "\(name)_bias"
+        graph.constants[weightName] = .make(.float32, weight.shape, weights)
+        graph.constants[biasName] = .make(.float32, [channels], biases)
         var merged = conv
         merged.inputs = [conv.inputs[0], weightName, biasName]
         return merged
@@ -174,6 +204,28 @@ enum Fusion {
         merged.attributes["pads"] = .ints(pads)
         merged.attributes["auto_pad"] = nil
         return merged
+    }
+
+    /// Conv (constant float weights) then Mul by a constant of one value
+    /// per output channel ([C, 1, 1] or [1, C, 1, 1], or [1, C, 1] for a
+    /// 1-D Conv) or one value: y = (x ∗ w + b) · s = x ∗ (w · s) + b · s.
+    static func foldScale(into conv: Node, _ mul: Node, output: String, _ graph: inout Graph) -> Node? {
+        guard mul.inputs.count == 2, conv.inputs.count >= 2,
+              let weight = graph.constants[conv.inputs[1]], weight.type == .float32,
+              (3...4).contains(weight.shape.count), weight.shape.allSatisfy({ $0 >= 1 }) else { return nil }
+        let other = mul.inputs[0] == output ? mul.inputs[1] : mul.inputs[0]
+        guard other != output, let scale = graph.constants[other], scale.type == .float32 else { return nil }
+        let channels = weight.shape[0], rank = weight.shape.count
+        // The scale's shape broadcast against the output [N, C, spatial...]:
+        // ones but for the channel axis (counted from the end).
+        let dims = scale.shape
+        guard dims.count <= rank else { return nil }
+        let padded = [Int](repeating: 1, count: rank - dims.count) + dims
+        guard padded[0] == 1, padded.dropFirst(2).allSatisfy({ $0 == 1 }),
+              padded[1] == 1 || padded[1] == channels else { return nil }
+        let values = scale.doubles()
+        let factors = (0..<channels).map { Double(Float(values.count == 1 ? values[0] : values[$0])) }
+        return rescaled(conv, weight, factors: factors, name: "\(mul.name)#scaled", &graph) { _, bias, factor in bias * factor }
     }
 
     static func foldBias(into matmul: Node, _ add: Node, output: String, _ graph: Graph) -> Node? {
