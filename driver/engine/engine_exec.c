@@ -227,6 +227,30 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 	} while (walk_next(&w));
 }
 
+/* B's K x N elements from @base (strides @sk, @sn) into rows at @dst. */
+static void copy_rows(u8 *dst, const void *src, u64 base, u64 sk, u64 sn, u32 K, u32 N, int half)
+{
+	u32 k, n;
+
+	for (k = 0; k < K; k++) {
+		u64 from = base + k * sk;
+
+		if (half) {
+			const u16 *s = (const u16 *)src + from;
+			u16 *d = (u16 *)dst + (u64)k * N;
+
+			for (n = 0; n < N; n++)
+				d[n] = s[n * sn];
+		} else {
+			const u32 *s = (const u32 *)src + from;
+			u32 *d = (u32 *)dst + (u64)k * N;
+
+			for (n = 0; n < N; n++)
+				d[n] = s[n * sn];
+		}
+	}
+}
+
 /*
  * out[b,m,n]: acc = 0, then acc = fma(a[b,m,k], b[b,k,n], acc) for k in
  * order (one rounding per step); then acc + bias[n].
@@ -261,13 +285,9 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 		u64 bb = b->offset + (r == 3 ? bt * b->strides[0] : 0);
 		u32 rows = 0, cols = 0;
 
-		if (copied)
-			for (k = 0; k < K; k++)
-				for (n = 0; n < N; n++)
-					__builtin_memcpy(rowsb + ((u64)k * N + n) * esize,
-							 (const u8 *)pb + (bb + k * b->strides[r - 2] +
-									   n * b->strides[r - 1]) * esize,
-							 esize);
+		/* Copied once when every batch shares B (a batch stride of 0). */
+		if (copied && (bt == 0 || b->strides[0]))
+			copy_rows(rowsb, pb, bb, b->strides[r - 2], b->strides[r - 1], K, N, half);
 		/* The vector kernel computes a block with the same chains. */
 		if (vector || copied)
 			neuron_gemm_block((const char *)pa + ab * esize, a->strides[r - 2],

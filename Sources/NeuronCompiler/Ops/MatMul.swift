@@ -24,6 +24,12 @@ extension Lowering {
         let squeezeM = x.rank == 1, squeezeN = y.rank == 1
         if squeezeM { x = View(buffer: x.buffer, type: x.type, offset: x.offset, dims: [1] + x.dims, strides: [0] + x.strides) }
         if squeezeN { y = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: y.dims + [1], strides: y.strides + [0]) }
+        // Constant weights read across their rows (x · W^T: an LSTM's or a
+        // Gemm's transposed weights) are laid out in rows here, once, rather
+        // than copied into rows by the engine on every run.
+        if y.buffer == 0, !squeezeN, y.strides.last != 1, !zip(y.dims, y.strides).contains(where: { $0.0 > 1 && $0.1 == 0 }) {
+            y = contiguousWeight(y)
+        }
         let m = x.dims[x.rank - 2], k = x.dims[x.rank - 1], n = y.dims[y.rank - 1]
         guard y.dims[y.rank - 2] == k else {
             throw shapeError("matmul of \(a.dims) and \(b.dims): inner dimensions \(k) and \(y.dims[y.rank - 2]) differ")
