@@ -61,6 +61,9 @@ public enum NeuronCompareOp: UInt8, Sendable, CaseIterable { case eq, lt, le, gt
 public enum NeuronPoolOp: UInt8, Sendable, CaseIterable { case max, avg }
 /// SCATTER's sub-operations (ISA 1.5): how an update meets its element.
 public enum NeuronScatterOp: UInt8, Sendable, CaseIterable { case set, add, mul, max, min }
+/// TOPK's orders (ISA 1.7): largest or smallest first; a NaN before every
+/// number in both, equal elements by index.
+public enum NeuronTopKOp: UInt8, Sendable, CaseIterable { case largest, smallest }
 
 /// A 2-D window: strides, padding (top, left, bottom, right), dilation.
 public struct NeuronWindow: Sendable, Equatable {
@@ -224,6 +227,13 @@ public struct NeuronProgram: Sendable {
                                  updates: NeuronTensorView) {
         let o = operand(out), i = operand(indices), u = operand(updates)
         emit(NEURON_OP_SCATTER, sub: op.rawValue, [o, i, u])
+    }
+
+    /// out (int64, k along the last axis) = the indices of each row's first
+    /// k elements of `a` in `op`'s order, first to last (ISA 1.7).
+    public mutating func topK(_ op: NeuronTopKOp, _ out: NeuronTensorView, _ a: NeuronTensorView) {
+        let o = operand(out), x = operand(a)
+        emit(NEURON_OP_TOPK, sub: op.rawValue, [o, x])
     }
 
     public mutating func gather(_ out: NeuronTensorView, table: NeuronTensorView, indices: NeuronTensorView) {

@@ -202,6 +202,12 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.scatter(op, output([16]), indices: input([6], at: 16, dtype: .int32), updates: input([6]))
             })
         }
+        // ISA 1.7: TOPK, a few indices of rows, and a whole sort (k = n) of rows read down columns.
+        cases.append(QueueCase(name: "top 17 largest of 40 rows of 300, and a whole sort smallest first of 300 rows read down columns",
+                               inputs: 40 * 300, outputs: 2 * (40 * 17 + 300 * 40)) {
+            $0.topK(.largest, output([40, 17], dtype: .int64), input([40, 300]))
+            $0.topK(.smallest, output([300, 40], at: 40 * 17, dtype: .int64), input([40, 300]).swapping(0, 1))
+        })
         // ISA 1.6: into each storage type from float64 of random bits (huge, tiny, NaN) and int32, and
         // every code of each back to float32 (outputs counted in floats: 300 bytes per narrowing).
         let small: [NeuronDType] = [.float8E4M3FN, .float8E4M3FNUZ, .float8E5M2, .float8E5M2FNUZ, .float8E8M0, .float4E2M1,

@@ -472,6 +472,77 @@ struct TypedEngineTests {
         #expect(NeuronDType.float32.values(Self.bytes(slots, 0, count: 20)) == [9, 2, 3, 4, 6])
     }
 
+    /// ISA 1.7: TOPK against a stable sort in Swift (NaN first, equal
+    /// elements by index), over rows read across memory and written across
+    /// memory, of float and integer types with ties, signed zeros,
+    /// infinities, NaN and the integer types' extremes.
+    @Test("TOPK gives each row's first k indices in order: largest or smallest, NaN first, ties by index, any k, strided rows")
+    func topK() throws {
+        func reference(_ row: [Double], _ k: Int, _ op: NeuronTopKOp) -> [Double] {
+            let order = row.indices.sorted { i, j in
+                let x = row[i], y = row[j]
+                if x.isNaN || y.isNaN { return x.isNaN && y.isNaN ? i < j : x.isNaN }
+                if x == y { return i < j }
+                return op == .smallest ? x < y : x > y
+            }
+            return order.prefix(k).map(Double.init)
+        }
+        var generator = SystemRandomNumberGenerator()
+        let pools: [(NeuronDType, [Double])] = [
+            (.float32, [-2, -1, -0.0, 0, 0.5, 1, 2, .infinity, -.infinity, .nan, 3.25e-40]),
+            (.float64, [-1e300, -1, -0.0, 0, 1, 1e300, .nan, 5e-324]),
+            (.float16, [-2, -0.0, 0, 1, 65504, .nan]),
+            (.bfloat16, [-3, 0, 1, 2, .infinity, .nan]),
+            (.int8, [-128, -1, 0, 1, 127]),
+            (.int64, [-0x1p63, -5, 0, 7, 0x1p62]),
+            (.uint64, [0, 1, 0x1p63, 0x1p63 + 2048, 0x1p64 - 2048]),
+            (.uint8, [0, 1, 200, 255]),
+        ]
+        var cases = 0
+        for (type, pool) in pools {
+            for (rows, n) in [(1, 1), (1, 7), (3, 16), (2, 100)] {
+                let values = (0..<(rows * n)).map { _ in pool.randomElement(using: &generator) ?? 0 }
+                for op in NeuronTopKOp.allCases {
+                    for k in Set([1, 2, n / 2 + 1, n].filter { $0 >= 1 && $0 <= n }) {
+                        // a held transposed ([n, rows] in memory), out written transposed too.
+                        let stored = (0..<(n * rows)).map { values[($0 % rows) * n + $0 / rows] }
+                        let slots = Self.slots([[UInt8](repeating: 0xcd, count: rows * k * 8), type.bytes(stored)])
+                        var program = NeuronProgram()
+                        program.topK(op, NeuronTensorView(slot: 0, dtype: .int64, dims: [UInt32(rows), UInt32(k)],
+                                                          strides: [1, UInt64(rows)]),
+                                     NeuronTensorView(slot: 1, dtype: type, dims: [UInt32(rows), UInt32(n)],
+                                                      strides: [1, UInt64(rows)]))
+                        try slots.run(program)
+                        let got = NeuronDType.int64.values(Self.bytes(slots, 0, count: rows * k * 8))
+                        for row in 0..<rows {
+                            let mine = (0..<k).map { got[$0 * rows + row] }
+                            // The reference sorts the values as the engine holds them (float16 and bfloat16 rounded).
+                            let held = type.values(type.bytes(Array(values[(row * n)..<(row * n + n)])))
+                            #expect(mine == reference(held, k, op), "\(type) \(op) k \(k) row \(row) of \(held)")
+                        }
+                        cases += 1
+                    }
+                }
+            }
+        }
+        #expect(cases > 100)
+        // The output's leading dimensions follow a's; k is at most a's last axis; into int64 only; not of bool.
+        func refused(_ what: String, _ out: NeuronTensorView, _ a: NeuronTensorView) {
+            var program = NeuronProgram()
+            program.topK(.largest, out, a)
+            #expect(throws: NeuronProgramError.self, "\(what)") { try Slots([256, 256]).run(program) }
+        }
+        let a = NeuronTensorView.contiguous(slot: 1, dims: [2, 8])
+        refused("k past the axis", .contiguous(slot: 0, dims: [2, 9], dtype: .int64), a)
+        refused("rows that differ", .contiguous(slot: 0, dims: [3, 2], dtype: .int64), a)
+        refused("a rank that differs", .contiguous(slot: 0, dims: [2], dtype: .int64), a)
+        refused("int32 indices", .contiguous(slot: 0, dims: [2, 2], dtype: .int32), a)
+        refused("bool rows", .contiguous(slot: 0, dims: [2, 2], dtype: .int64), .contiguous(slot: 1, dims: [2, 8], dtype: .bool))
+        refused("float8 rows", .contiguous(slot: 0, dims: [2, 2], dtype: .int64),
+                .contiguous(slot: 1, dims: [2, 8], dtype: .float8E4M3FN))
+        refused("a scalar", .contiguous(slot: 0, dims: [], dtype: .int64), .contiguous(slot: 1, dims: []))
+    }
+
     @Test("the validator refuses types an instruction does not take")
     func refusals() {
         func refused(_ kind: NeuronProgramError.Kind, _ what: String, sizes: [Int] = [64, 64, 64, 64],

@@ -70,10 +70,13 @@ struct MirrorTests {
         try checkSubOperations(NeuronReduceOp.self, opcode: NEURON_OP_REDUCE)
         try checkSubOperations(NeuronPoolOp.self, opcode: NEURON_OP_POOL2D)
         try checkSubOperations(NeuronCompareOp.self, opcode: NEURON_OP_COMPARE)
+        try checkSubOperations(NeuronScatterOp.self, opcode: NEURON_OP_SCATTER)
+        try checkSubOperations(NeuronTopKOp.self, opcode: NEURON_OP_TOPK)
         // And the C enums' own counts agree with the table.
         for (opening, opcode) in [("enum neuron_binary_op {", NEURON_OP_BINARY), ("enum neuron_unary_op {", NEURON_OP_UNARY),
                                   ("enum neuron_reduce_op {", NEURON_OP_REDUCE), ("enum neuron_pool_op {", NEURON_OP_POOL2D),
-                                  ("enum neuron_compare_op {", NEURON_OP_COMPARE)] {
+                                  ("enum neuron_compare_op {", NEURON_OP_COMPARE),
+                                  ("enum neuron_scatter_op {", NEURON_OP_SCATTER), ("enum neuron_topk_op {", NEURON_OP_TOPK)] {
             let names = try Self.enumerators(in: "driver/include/uapi/neuron_isa.h", of: opening)
             let info = try #require(neuron_engine_insn_info(opcode.rawValue)).pointee
             #expect(names.count - 1 == Int(info.subs), "\(opening)")

@@ -40,6 +40,10 @@ static const char *const compare_names[NEURON_CMP_COUNT] = {
 	[NEURON_CMP_GT] = "GT", [NEURON_CMP_GE] = "GE",
 };
 
+static const char *const topk_names[NEURON_TOPK_COUNT] = {
+	[NEURON_TOPK_LARGEST] = "LARGEST", [NEURON_TOPK_SMALLEST] = "SMALLEST",
+};
+
 static const char *const scatter_names[NEURON_SCATTER_COUNT] = {
 	[NEURON_SCATTER_SET] = "SET", [NEURON_SCATTER_ADD] = "ADD", [NEURON_SCATTER_MUL] = "MUL",
 	[NEURON_SCATTER_MAX] = "MAX", [NEURON_SCATTER_MIN] = "MIN",
@@ -166,6 +170,14 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 		.operands = 3, .subs = NEURON_SCATTER_COUNT,
 		.cost = NEURON_COST_ROWS, .slice_weight = 64, .split = NEURON_SPLIT_NONE,
 		.check = neuron_check_scatter, .exec = neuron_exec_scatter,
+	},
+	[NEURON_OP_TOPK] = {
+		/* out = the indices of each row's first k, in order */
+		.name = "TOPK", .sub_names = topk_names, .kind = NEURON_INSN_COMPUTE,
+		.operands = 2, .subs = NEURON_TOPK_COUNT,
+		.cost = NEURON_COST_TOPK, .slice_weight = 64,
+		.split = NEURON_SPLIT_ROWS, .split_operands = 0x3,
+		.check = neuron_check_topk, .exec = neuron_exec_topk,
 	},
 };
 

@@ -106,6 +106,7 @@ NEURON_CHECK(sync);
 NEURON_CHECK(compare);
 NEURON_CHECK(select);
 NEURON_CHECK(scatter);
+NEURON_CHECK(topk);
 
 NEURON_EXEC(nop);
 NEURON_EXEC(fill);
@@ -121,6 +122,7 @@ NEURON_EXEC(pool2d);
 NEURON_EXEC(compare);
 NEURON_EXEC(select);
 NEURON_EXEC(scatter);
+NEURON_EXEC(topk);
 
 /* engine_typed.c: element types beyond f32, for engine_exec.c. */
 void neuron_typed_fill(const struct neuron_tensor_desc *o, float value,

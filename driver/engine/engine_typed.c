@@ -712,3 +712,133 @@ u32 neuron_typed_scatter(const struct neuron_insn *in, const struct neuron_tenso
 	}
 	return 0;
 }
+
+/* One row of a TOPK: its elements, and where the heap of indices lives. */
+struct topk_row {
+	const void *base;
+	u32 dtype;
+	int smallest;
+	u64 at, stride;		/* a's row */
+	s64 *out;
+	u64 os;			/* out's row */
+	u32 n;
+};
+
+/* Does element @i come before element @j in the row's order? */
+static int topk_before(const struct topk_row *r, u64 i, u64 j)
+{
+	struct value x = load(r->base, r->dtype, r->at + i * r->stride);
+	struct value y = load(r->base, r->dtype, r->at + j * r->stride);
+	int c = compare(x, y);
+
+	if (c == 2) {
+		if (x.d != x.d && y.d != y.d)
+			return i < j;
+		return x.d != x.d;	/* a NaN comes first */
+	}
+	if (c == 0)
+		return i < j;
+	return r->smallest ? c < 0 : c > 0;
+}
+
+/*
+ * Heap slot @i: an index of the row, read back from the output, where only
+ * this instruction wrote it (kept inside the row all the same).
+ */
+static u64 topk_slot(const struct topk_row *r, u64 i)
+{
+	u64 v = (u64)r->out[i * r->os];
+
+	return v < r->n ? v : 0;
+}
+
+/* Sift slot @i down a heap of @size slots whose root comes last in order. */
+static void topk_sift(const struct topk_row *r, u64 i, u64 size)
+{
+	for (;;) {
+		u64 worst = i, child = 2 * i + 1, c;
+		s64 swap;
+
+		for (c = child; c < size && c <= child + 1; c++)
+			if (topk_before(r, topk_slot(r, worst), topk_slot(r, c)))
+				worst = c;
+		if (worst == i)
+			return;
+		swap = r->out[worst * r->os];
+		r->out[worst * r->os] = r->out[i * r->os];
+		r->out[i * r->os] = swap;
+		i = worst;
+	}
+}
+
+/*
+ * Elements k.. of the row into the heap: one that ranks before the root
+ * replaces it. Its index is past every index in the heap, so it ranks
+ * before the root only by value (a NaN before a number); the root's value
+ * is kept at hand between replacements.
+ */
+static void topk_scan(struct topk_row *r, u32 k)
+{
+	u64 j;
+
+	if (r->dtype == NEURON_DT_F32) {
+		const float *p = (const float *)r->base + r->at;
+		float root = p[topk_slot(r, 0) * r->stride];
+
+		for (j = k; j < r->n; j++) {
+			float x = p[j * r->stride];
+
+			if (x != x ? root != root : r->smallest ? !(x < root) : !(x > root))
+				continue;
+			r->out[0] = j;
+			topk_sift(r, 0, k);
+			root = p[topk_slot(r, 0) * r->stride];
+		}
+		return;
+	}
+	for (j = k; j < r->n; j++) {
+		if (!topk_before(r, j, topk_slot(r, 0)))
+			continue;
+		r->out[0] = j;
+		topk_sift(r, 0, k);
+	}
+}
+
+/*
+ * TOPK (ISA 1.7): per row of a (its last axis), the indices of its first
+ * k elements in the sub-op's order, first to last: a heap of k indices
+ * kept in the output row (its root the one that ranks last) takes each
+ * element that ranks before the root, then is sorted in place.
+ */
+NEURON_EXEC(topk)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	u32 last = a->rank - 1, k = o->dims[last], i;
+	struct topk_row r = {
+		.base = slots[a->slot].base, .dtype = a->dtype,
+		.smallest = in->sub == NEURON_TOPK_SMALLEST, .stride = a->strides[last],
+		.os = o->strides[last], .n = a->dims[last],
+	};
+	struct walk w;
+
+	(void)scratch;
+	walk_init(&w, a);
+	w.dims[last] = 1;
+	do {
+		r.at = at(&w, a);
+		r.out = (s64 *)slots[o->slot].base + at(&w, o);
+		for (i = 0; i < k; i++)
+			r.out[i * r.os] = i;
+		for (i = k / 2; i-- > 0;)
+			topk_sift(&r, i, k);
+		topk_scan(&r, k);
+		for (i = k; i-- > 1;) {
+			s64 root = r.out[0];
+
+			r.out[0] = r.out[i * r.os];
+			r.out[i * r.os] = root;
+			topk_sift(&r, 0, i);
+		}
+	} while (walk_next(&w));
+	return NEURON_ISA_OK;
+}

@@ -397,6 +397,25 @@ NEURON_CHECK(scatter)
 }
 
 /*
+ * TOPK (ISA 1.7): a of any dtype that computes but bool, rank >= 1; out
+ * I64 of a's shape but its last axis, k, with 1 <= k <= a's last axis.
+ */
+NEURON_CHECK(topk)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]], *a = &descs[in->operand[1]];
+	u32 i;
+
+	if (o->dtype != NEURON_DT_I64 || a->dtype == NEURON_DT_BOOL || !computes(a->dtype))
+		return NEURON_ISA_E_OPERAND;
+	if (!a->rank || o->rank != a->rank || o->dims[a->rank - 1] > a->dims[a->rank - 1])
+		return NEURON_ISA_E_OPERAND;
+	for (i = 0; i + 1 < a->rank; i++)
+		if (o->dims[i] != a->dims[i])
+			return NEURON_ISA_E_OPERAND;
+	return NEURON_ISA_OK;
+}
+
+/*
  * REDUCE: f32 into f32, or (ISA 1.5) f64 into f64; ARGMAX and ARGMIN (ISA
  * 1.4) of any dtype but bool into I64, the only ones
  * NEURON_REDUCE_LAST_INDEX applies to.
@@ -579,6 +598,18 @@ int neuron_engine_validate(const void *image, u64 size,
 	return 0;
 }
 
+/* Bits needed to write @x: 0 for 0. */
+static u32 bit_length(u32 x)
+{
+	u32 n = 0;
+
+	while (x) {
+		x >>= 1;
+		n++;
+	}
+	return n;
+}
+
 u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 {
 	const struct neuron_insn *in = &prog->insns[index];
@@ -606,6 +637,11 @@ u64 neuron_engine_insn_cost(const struct neuron_engine_program *prog, u32 index)
 		return sat_mul(out, (u64)in->iparam[NEURON_WIN_KERNEL_H] * in->iparam[NEURON_WIN_KERNEL_W]);
 	case NEURON_COST_ROWS:
 		return sat_mul(neuron_engine_desc_elements(&d[in->operand[1]]), 3);
+	case NEURON_COST_TOPK:
+		/* a compare per element, and up to log2(k) more into the heap */
+		a = &d[in->operand[0]];
+		return sat_mul(neuron_engine_desc_elements(&d[in->operand[1]]),
+			       2 + (u64)bit_length(a->dims[a->rank - 1]));
 	default:
 		return out;
 	}

@@ -543,6 +543,13 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 		in->operand[0] = gen_op(p, nslots, sizes, 1, len, dt);
 		break;
 	}
+	case NEURON_OP_TOPK:
+		/* k up to the row's length, sometimes past it */
+		in->sub = (uint8_t)rnd(chance(95) ? NEURON_TOPK_COUNT : 256);
+		in->operand[1] = gen_op(p, nslots, sizes, r, dims, dt);
+		dims[r - 1] = chance(90) ? 1 + rnd(dims[r - 1] ? dims[r - 1] : 1) : dim();
+		in->operand[0] = gen_op(p, nslots, sizes, r, dims, chance(90) ? NEURON_DT_I64 : any_dtype());
+		break;
 	case NEURON_OP_SELECT:
 		in->operand[1] = gen_op(p, nslots, sizes, r, dims, NEURON_DT_BOOL);
 		in->operand[2] = gen_op(p, nslots, sizes, r, dims, dt);

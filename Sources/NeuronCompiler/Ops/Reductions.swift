@@ -160,56 +160,30 @@ extension Lowering {
         return try reshapeView(out, to: (0..<x.rank).map { reduced.contains($0) ? 1 : x.dims[$0] })
     }
 
-    /// TopK: k rounds over the axis (moved last): ARGMAX (or ARGMIN) of
-    /// what is left, its value gathered, its place then masked with the
-    /// type's lowest (highest) value. Equal values come lower index first;
-    /// the result is sorted whatever `sorted` says.
+    /// TopK: one TOPK (ISA 1.7) over the axis (moved last) and one GATHER
+    /// of the values. Equal values come lower index first, NaN before any
+    /// number; the result is sorted whatever `sorted` says.
     func lowerTopK() throws(NeuronCompilerError) {
         let x = try typedTensor(0)
         guard let k = (try integers(1, what: "k")).first, k >= 1 else { throw invalid("k must be at least 1") }
         let a = try axis(try int("axis", -1), rank: x.rank)
         let n = x.dims[a]
         guard k <= n else { throw shapeError("k = \(k) is more than axis \(a)'s \(n) elements") }
-        guard k <= 4096 else { throw unsupported("k = \(k); TopK runs one round per element, up to 4096") }
         let largest = try int("largest", 1) != 0
         var perm = Array(0..<x.rank)
         perm.remove(at: a)
         perm.append(a)
         let rowCount = x.dims.enumerated().filter { $0.offset != a }.map(\.element).reduce(1, *)
         let rows = try reshapeView(contiguous(x.permuted(perm)), to: [rowCount, n])
-        let lowest: Double, highest: Double
-        switch x.type {
-        case .float32, .float64: (lowest, highest) = (-.infinity, .infinity)
-        case .int8: (lowest, highest) = (-128, 127)
-        case .uint8: (lowest, highest) = (0, 255)
-        case .int16: (lowest, highest) = (-32768, 32767)
-        case .uint16: (lowest, highest) = (0, 65535)
-        case .int32: (lowest, highest) = (-2_147_483_648, 2_147_483_647)
-        case .uint32: (lowest, highest) = (0, 4_294_967_295)
-        case .int64: (lowest, highest) = (-0x1p63, 0x1p63)
-        default: (lowest, highest) = (0, 0x1p64)
-        }
-        let sentinel = try weightView(.make(x.type, [], [largest ? lowest : highest]), name: "\(current.name)#sentinel", as: x.type)
-        let positions = try weightView(.make(.int64, [n], (0..<n).map(Double.init)), name: "\(current.name)#positions")
+        // One TOPK picks the indices; one GATHER reads their values from
+        // the rows seen as one column (each row's start added).
+        let indices = try temp(.int64, [rowCount, k])
+        emit(.topK(largest ? .largest : .smallest), [indices, rows])
         let starts = try weightView(.make(.int64, [rowCount, 1], (0..<rowCount).map { Double($0 * n) }), name: "\(current.name)#starts")
-        let table = try reshapeView(rows, to: [rowCount * n, 1])
-        let values = try temp(x.type, [rowCount, k]), indices = try temp(.int64, [rowCount, k])
-        var left = rows
-        for round in 0..<k {
-            let index = try temp(.int64, [rowCount, 1])
-            emit(.reduceIndex(largest ? .argmax : .argmin, last: false), [index, left])
-            let picked = try temp(x.type, [rowCount, 1, 1])
-            emit(.gather, [picked, table, try binary(.add, index, starts)])
-            func column(_ v: View) -> View {
-                var c = v
-                c.offset += round
-                c.dims = [rowCount, 1]
-                return c
-            }
-            emit(.copy, [column(values), try reshapeView(picked, to: [rowCount, 1])])
-            emit(.copy, [column(indices), index])
-            if round + 1 < k { left = try select(try compare(.eq, index, positions), sentinel, left) }
-        }
+        let picked = try temp(x.type, [rowCount, k, 1])
+        emit(.gather, [picked, try reshapeView(rows, to: [rowCount * n, 1]),
+                       rowCount == 1 ? indices : try binary(.add, indices, starts)])
+        let values = try reshapeView(picked, to: [rowCount, k])
         var outDims = perm.map { x.dims[$0] }
         outDims[outDims.count - 1] = k
         var inverse = perm

@@ -57,6 +57,7 @@ enum Emission {
         case .matmul(let bias): program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil)
         case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
         case .reduceIndex(let reduce, let last): program.reduce(reduce, views[0], views[1], lastIndex: last)
+        case .topK(let op): program.topK(op, views[0], views[1])
         case .compare(let compare): program.compare(compare, views[0], views[1], views[2])
         case .select: program.select(views[0], condition: views[1], views[2], views[3])
         case .softmax: program.softmax(views[0], views[1])

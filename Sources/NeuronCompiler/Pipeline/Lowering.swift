@@ -39,6 +39,8 @@ struct AbstractOp {
         case reduce(NeuronReduceOp)
         /// ARGMAX or ARGMIN into int64, the last of equal extremes when `last`.
         case reduceIndex(NeuronReduceOp, last: Bool)
+        /// The indices (int64) of each row's first k, in order (ISA 1.7).
+        case topK(NeuronTopKOp)
         case compare(NeuronCompareOp)
         case select
         case softmax

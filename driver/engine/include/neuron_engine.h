@@ -59,6 +59,7 @@ enum neuron_insn_cost {
 	NEURON_COST_MATMUL,	/* M * N * K multiply-adds */
 	NEURON_COST_CONV,	/* multiply-adds of the direct, packed or Winograd form */
 	NEURON_COST_POOL,	/* a window's elements per output */
+	NEURON_COST_TOPK,	/* the input's elements, times 2 + log2(k) */
 };
 
 /* How an instruction is cut into parts (engine_split.c). */

@@ -149,6 +149,8 @@ enum neuron_opcode {
 	NEURON_OP_SELECT = 17,		/* out = a[0] ? a[1] : a[2], a[0] bool */
 	/* ISA 1.5 (driver API 1.6) */
 	NEURON_OP_SCATTER = 18,		/* out[a[i]] <sub>= b[i], i in order */
+	/* ISA 1.7 (driver API 1.9) */
+	NEURON_OP_TOPK = 19,		/* out (I64) = indices of a's k first in <sub> order, last axis */
 	NEURON_OP_COUNT
 };
 
@@ -188,6 +190,14 @@ enum neuron_compare_op {
 enum neuron_scatter_op {
 	NEURON_SCATTER_SET, NEURON_SCATTER_ADD, NEURON_SCATTER_MUL, NEURON_SCATTER_MAX,
 	NEURON_SCATTER_MIN, NEURON_SCATTER_COUNT
+};
+
+/*
+ * NEURON_OP_TOPK (ISA 1.7): the order it ranks a row's elements in. A NaN
+ * comes before every number in both; equal elements (and NaNs) by index.
+ */
+enum neuron_topk_op {
+	NEURON_TOPK_LARGEST, NEURON_TOPK_SMALLEST, NEURON_TOPK_COUNT
 };
 
 enum neuron_pool_op {
