@@ -273,6 +273,7 @@ public final class SimulatedDevice: NeuronDeviceHandle {
     public func result(of job: NeuronJob) async throws(NeuronError) -> NeuronJobResult {
         let id = try openFile()
         let queues = self.queues
+        queues.pollIfAlone(file: id, job)
         let outcome = await withCheckedContinuation { (continuation: JobContinuation) in
             queues.await(file: id, job, continuation)
         }

@@ -1,5 +1,6 @@
 import CNeuronEngine
 import CNeuronUAPI
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,14 +11,22 @@ import Musl
 /// A mutex with condition variables (monotonic clock) for the simulator's
 /// queues, where threads sleep until a job, a completion or a signal
 /// comes: one per NeuronCore and one for semaphores and barriers, so that
-/// an event wakes only the threads it concerns.
+/// an event wakes only the threads it concerns. Each condition also counts
+/// its broadcasts, so that a thread can poll for the next one without the
+/// mutex (`poll`).
 final class SimCondition: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let conds: UnsafeMutablePointer<pthread_cond_t>
     private let count: Int
+    /// Broadcasts of each condition so far, read without the mutex.
+    private final class Events: Sendable {
+        let value = Atomic<UInt64>(0)
+    }
+    private let events: [Events]
 
     init(conditions: Int) {
         count = max(1, conditions)
+        events = (0..<count).map { _ in Events() }
         conds = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: count)
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
@@ -53,20 +62,30 @@ final class SimCondition: @unchecked Sendable {
         pthread_cond_timedwait(conds + min(max(index, 0), count - 1), mutex, &until)
     }
 
-    /// With the lock held: let it go for a moment (other threads may take
-    /// it or run), then take it again: a spin that does not starve them.
-    func yield() {
+    /// With the lock held: let it go and poll, yielding the CPU between
+    /// looks, until condition `index` is broadcast or `deadline` (monotonic
+    /// nanoseconds) passes; then take it again. Neither side of a hand-off
+    /// then sleeps on the mutex: a thread woken from sleep starts tens of
+    /// microseconds later on a small VM.
+    func poll(_ index: Int, until deadline: Int64) {
+        let counter = events[min(max(index, 0), count - 1)]
+        let seen = counter.value.load(ordering: .acquiring)
         pthread_mutex_unlock(mutex)
-        sched_yield()
+        while counter.value.load(ordering: .acquiring) == seen && monotonicNanoseconds() < deadline {
+            sched_yield()
+        }
         pthread_mutex_lock(mutex)
     }
 
+    /// Wake whoever sleeps on or polls condition `index`.
     func broadcast(_ index: Int) {
-        pthread_cond_broadcast(conds + min(max(index, 0), count - 1))
+        let index = min(max(index, 0), count - 1)
+        events[index].value.wrappingAdd(1, ordering: .releasing)
+        pthread_cond_broadcast(conds + index)
     }
 
     func broadcastAll() {
-        for i in 0..<count { pthread_cond_broadcast(conds + i) }
+        for i in 0..<count { broadcast(i) }
     }
 }
 
@@ -158,7 +177,9 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// waiting for one keep polling (yielding the CPU between looks) before
     /// they sleep: a thread woken from sleep starts tens of microseconds
     /// later (measured 40-50 µs on the 2-CPU VMs), which a request of a
-    /// small model pays twice; back-to-back requests then pay neither.
+    /// small model pays twice; back-to-back requests then pay neither. They
+    /// poll without the mutex (`SimCondition.poll`): polling with it taken
+    /// between looks put the other side to sleep on the mutex instead.
     static let spinNanoseconds: Int64 = 250_000
 
     /// The section budget of a preemptible thread (neuron_engine.h says
@@ -347,10 +368,28 @@ final class SimDeviceQueues: @unchecked Sendable {
                 let left = deadline - now
                 if left <= 0 { return nil }
                 if now < spinUntil {
-                    lock.yield()
+                    lock.poll(job.core, until: min(spinUntil, deadline))
                 } else {
                     lock.wait(on: job.core, nanoseconds: left)
                 }
+            }
+        }
+    }
+
+    /// Before a caller suspends for `job`: when it is the only job queued
+    /// on this device (one request in flight, a small model's latency is
+    /// what counts), poll for its end for up to `spinNanoseconds`, as
+    /// `wait` does, so that the caller's thread is not put to sleep and
+    /// woken again (tens of microseconds on a small VM). With more jobs in
+    /// flight the caller suspends at once: its thread has other requests
+    /// to submit.
+    func pollIfAlone(file: Int, _ job: NeuronJob) {
+        let deadline = monotonicNanoseconds() + Self.spinNanoseconds
+        lock.withLock {
+            while (0..<coreCount).contains(job.core), cores[job.core].owner == file,
+                  cores[job.core].completed < job.sequence, job.sequence <= cores[job.core].submitted,
+                  cores.reduce(0, { $0 + $1.queued }) == 1, monotonicNanoseconds() < deadline {
+                lock.poll(job.core, until: deadline)
             }
         }
     }
@@ -398,7 +437,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                         return nil
                     }
                     if monotonicNanoseconds() < spinUntil {
-                        lock.yield()
+                        lock.poll(core, until: spinUntil)
                     } else {
                         lock.wait(on: core, nanoseconds: 1_000_000_000)
                     }
