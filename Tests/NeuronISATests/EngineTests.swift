@@ -566,6 +566,11 @@ struct EngineNetworkOpTests {
         .init(ci: 5, co: 5, h: 6, w: 19, k: 3, stride: 1, pad: 1, dilation: 1, groups: 5, weightSpecial: .nan),
         .init(ci: 4, co: 8, h: 11, w: 70, k: 3, stride: 2, pad: 1, dilation: 1, groups: 4),
         .init(ci: 3, co: 3, h: 10, w: 31, k: 3, stride: 3, pad: 1, dilation: 1, groups: 3),
+        // A kernel wider than the vector rows take (16): the reference's loop.
+        .init(ci: 2, co: 2, h: 18, w: 19, k: 17, stride: 1, pad: 1, dilation: 1, groups: 2),
+        // Every row one vector with both edges in it (MobileNet's small maps), stride 1 and 2.
+        .init(ci: 7, co: 7, h: 12, w: 12, k: 3, stride: 1, pad: 1, dilation: 1, groups: 7, weightSpecial: .infinity),
+        .init(ci: 6, co: 6, h: 25, w: 25, k: 3, stride: 2, pad: 0, dilation: 1, groups: 6),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed

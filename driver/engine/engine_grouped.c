@@ -33,6 +33,9 @@ grp_w16f __builtin_ia32_vfmaddps512_mask(grp_w16f a, grp_w16f b, grp_w16f c,
 					 unsigned short m, int r);
 grp_w8f __builtin_ia32_maskloadps256(const grp_w8m *p, grp_w8i mask);
 grp_w16f __builtin_ia32_loadups512_mask(const float *p, grp_w16f src, unsigned short m);
+void __builtin_ia32_storeups512_mask(float *p, grp_w16f v, unsigned short m);
+grp_w16f __builtin_ia32_vfmaddps512_mask3(grp_w16f a, grp_w16f b, grp_w16f c,
+					  unsigned short m, int r);
 #define GRP_EVENS8(a, b)	(a)
 #define GRP_EVENS16(a, b)	(a)
 #else
@@ -62,14 +65,31 @@ static const int grp_iota[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 
 #define GRP_LOAD8(p, lo, hi)							\
 	__builtin_ia32_maskloadps256((const grp_w8m *)(p),			\
 				     (GRP_IOTA8 >= (int)(lo)) & (GRP_IOTA8 < (int)(hi)))
-#define GRP_LOAD16(p, lo, hi)							\
-	({									\
-		int l_ = (int)(lo) < 0 ? 0 : (int)(lo) > 16 ? 16 : (int)(lo);	\
-		int h_ = (int)(hi) < 0 ? 0 : (int)(hi) > 16 ? 16 : (int)(hi);	\
-		u32 m_ = ((1u << h_) - 1) & ~((1u << l_) - 1);			\
-										\
-		__builtin_ia32_loadups512_mask((p), (grp_w16f){ 0 }, (unsigned short)m_); \
-	})
+/* Lanes @m (bits) of the 16 at @p, zeros elsewhere: masked-out lanes never fault. */
+#define GRP_LOAD16(p, lo, hi, m)						\
+	__builtin_ia32_loadups512_mask((p), (grp_w16f){ 0 }, (unsigned short)(m))
+#define GRP_LOAD8M(p, lo, hi, m)	((void)(m), GRP_LOAD8(p, lo, hi))
+#define GRP_LOAD_HALVES_M(p, lo, hi, m)	((void)(m), GRP_LOAD_HALVES(p, lo, hi))
+/*
+ * MFMA(V, I, x, w, acc, lo, hi, m): fma(x, w, acc) in lanes [lo, hi) (the
+ * bits of @m), acc in the others: a select, or AVX-512's merge-masked FMA.
+ */
+#define GRP_MFMA_SEL(V, I, FMA, x, w, acc, lo, hi)			\
+	GRP_SEL(V, I, (*(const I *)grp_iota >= (int)(lo)) & (*(const I *)grp_iota < (int)(hi)), \
+		FMA((x), (w), (acc)), (acc))
+#define GRP_MFMA8(V, I, x, w, acc, lo, hi, m)	GRP_MFMA_SEL(V, I, GRP_FMA8, x, w, acc, lo, hi)
+#define GRP_MFMA_HALVES(V, I, x, w, acc, lo, hi, m)				\
+	GRP_MFMA_SEL(V, I, GRP_FMA_HALVES, x, w, acc, lo, hi)
+#define GRP_MFMA16(V, I, x, w, acc, lo, hi, m)					\
+	__builtin_ia32_vfmaddps512_mask3((x), (w), (acc), (unsigned short)(m), 4)
+
+/*
+ * MSTORE(p, v, n, ok): when @ok, the @n first lanes of @v stored at @p
+ * (the others left as they are), and true; else false.
+ */
+#define GRP_MSTORE16(p, v, n, ok)						\
+	((ok) ? (__builtin_ia32_storeups512_mask((p), (v), (unsigned short)((1u << (n)) - 1)), 1) : 0)
+#define GRP_NO_MSTORE(p, v, n, ok)	0
 #define GRP_LOAD_HALVES(p, lo, hi)						\
 	({									\
 		union { grp_w16f v; grp_w8f h[2]; } r_;				\
@@ -95,9 +115,10 @@ struct grp_channel {
 
 /*
  * After the chain: + bias, then relu keeping NaN, as the reference; then
- * the @valid first lanes stored at @out, @os apart.
+ * the @valid first lanes stored at @out, @os apart (by MSTORE where it
+ * stores them: AVX-512's masked store, where they are neighbours).
  */
-#define GRP_STORE(V, I, W, acc, q, out, valid)					\
+#define GRP_STORE(V, I, W, acc, q, out, valid, MSTORE)			\
 do {										\
 	V v_ = (acc);								\
 	u32 l_;									\
@@ -108,6 +129,7 @@ do {										\
 		v_ = (V)((I)v_ & ((v_ > GRP_SPLAT(V, 0.0f)) | (v_ != v_)));	\
 	if ((q)->c->os[3] == 1 && (valid) == (W)) {			\
 		*(V *)(out) = v_;						\
+	} else if (MSTORE((out), v_, (valid), (q)->c->os[3] == 1)) {	\
 	} else {								\
 		float t_[W];					\
 										\
@@ -116,6 +138,9 @@ do {										\
 			(out)[l_ * (q)->c->os[3]] = t_[l_];			\
 	}									\
 } while (0)
+
+/* Widest kernel the vector rows take (wider ones: the reference's loop). */
+#define GRP_MAX_KW	16
 
 /* ceil(@a / @b) for a > 0: strides 1 and 2 without a division. */
 #define GRP_CEILDIV(a, b)	((b) == 1 ? (a) : (b) == 2 ? ((a) + 1) >> 1 : ((a) + (b) - 1) / (b))
@@ -155,21 +180,23 @@ do {										\
 			a3 = FMA(GRP_LD(V, W, EV, two, p + 3 * step), w_, a3);	\
 		}								\
 	}									\
-	GRP_STORE(V, I, W, a0, q, out, (W));					\
+	GRP_STORE(V, I, W, a0, q, out, (W), GRP_NO_MSTORE);					\
 	if ((count) == 4) {							\
-		GRP_STORE(V, I, W, a1, q, out + (W) * c->os[3], (W));		\
-		GRP_STORE(V, I, W, a2, q, out + 2 * (W) * c->os[3], (W));	\
-		GRP_STORE(V, I, W, a3, q, out + 3 * (W) * c->os[3], (W));	\
+		GRP_STORE(V, I, W, a1, q, out + (W) * c->os[3], (W), GRP_NO_MSTORE);		\
+		GRP_STORE(V, I, W, a2, q, out + 2 * (W) * c->os[3], (W), GRP_NO_MSTORE);	\
+		GRP_STORE(V, I, W, a3, q, out + 3 * (W) * c->os[3], (W), GRP_NO_MSTORE);	\
 	}									\
 } while (0)
 
 /*
- * GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS): grp_row_<sfx>(q, ho), every
- * output of row @ho of one channel, finished. Taps of stride 1 are read
- * as vectors, of stride 2 as the even elements of two; others element by
- * element.
+ * GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS, ANYWHERE, MSTORE, MFMA):
+ * grp_row_<sfx>(q, ho), every output of row @ho of one channel, finished. Taps of stride 1
+ * are read as vectors, of stride 2 as the even elements of two; others
+ * element by element. ANYWHERE: LOAD may reach past the row with the
+ * lanes it leaves out (AVX-512's masked load, whose masked-out lanes
+ * never fault: the edges of every row then take vectors too).
  */
-#define GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS)				\
+#define GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS, ANYWHERE, MSTORE, MFMA)	\
 typedef float grp_vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
 typedef int grp_vi_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
 										\
@@ -180,7 +207,8 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 	const s64 sw = c->sw, w = c->w, span = q->span;				\
 	int vec = (sw == 1 || sw == 2) && c->xs[3] == 1;			\
 	u32 wo, ci, kh, kw, l;							\
-	grp_vi_##sfx lane = *(const grp_vi_##sfx *)grp_iota;			\
+	s32 inside[GRP_MAX_KW][2];						\
+	u32 bits[GRP_MAX_KW][2];						\
 										\
 	for (wo = 0; wo < c->wo; ) {						\
 		s64 first = (s64)wo * sw - c->pl;				\
@@ -208,6 +236,24 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 			wo += (W);						\
 			continue;						\
 		}								\
+		/* Lanes whose tap kw is inside: [lo, hi), the same for	\
+		 * every input channel and kernel row. */			\
+		for (kw = 0; kw < c->kw; kw++) {				\
+			s64 iw = first + (s64)kw * c->dw, lo, hi;		\
+										\
+			lo = iw >= 0 ? 0 : GRP_CEILDIV(-iw, sw);		\
+			hi = iw >= w ? 0 : GRP_CEILDIV(w - iw, sw);		\
+			hi = hi < (s64)valid ? hi : (s64)valid;			\
+			if (lo >= hi)						\
+				lo = hi = 0;					\
+			inside[kw][0] = (s32)lo;				\
+			inside[kw][1] = (s32)hi;				\
+			/* The lanes as bits; stride 2: elements [2 lo,	\
+			 * 2 hi - 1) of the 2W read. */				\
+			bits[kw][0] = ((1u << hi) - 1) & ~((1u << lo) - 1);	\
+			bits[kw][1] = hi ? (u32)(((1ull << (2 * hi - 1)) - 1) &	\
+					   ~((1ull << (2 * lo)) - 1)) : 0;	\
+		}								\
 		for (ci = 0; ci < c->cig; ci++)					\
 		for (kh = 0; kh < c->kh; kh++) {				\
 			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
@@ -217,22 +263,21 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 				continue;					\
 			xr = q->x + (u64)ci * c->xs[1] + (u64)ih * c->xs[2];	\
 			for (kw = 0; kw < c->kw; kw++) {			\
-				s64 iw = first + (s64)kw * c->dw, lo, hi;	\
+				s64 iw = first + (s64)kw * c->dw;		\
+				s64 lo = inside[kw][0], hi = inside[kw][1];	\
 				grp_vf_##sfx x;						\
 										\
-				/* Lanes whose tap is inside: [lo, hi). */	\
-				lo = iw >= 0 ? 0 : GRP_CEILDIV(-iw, sw);	\
-				hi = iw >= w ? 0 : GRP_CEILDIV(w - iw, sw);	\
-				hi = hi < (s64)valid ? hi : (s64)valid;		\
 				if (lo >= hi)					\
 					continue;				\
-				if (vec && sw == 1 && iw >= 0 && iw + (W) <= w) { \
-					x = LOAD(xr + iw, lo, hi);		\
-				} else if (vec && sw == 2 && iw >= 0 && iw + 2 * (W) <= w) { \
+				if (vec && sw == 1 && (ANYWHERE || (iw >= 0 && iw + (W) <= w))) { \
+					x = LOAD(xr + iw, lo, hi, bits[kw][0]);	\
+				} else if (vec && sw == 2 &&			\
+					   (ANYWHERE || (iw >= 0 && iw + 2 * (W) <= w))) { \
 					/* Elements [2 lo, 2 hi - 1) of the 2W. */ \
-					x = EVENS(LOAD(xr + iw, 2 * lo, 2 * hi - 1), \
+					x = EVENS(LOAD(xr + iw, 2 * lo, 2 * hi - 1, \
+						       bits[kw][1]),		\
 						  LOAD(xr + iw + (W), 2 * lo - (W), \
-						       2 * hi - 1 - (W)));	\
+						       2 * hi - 1 - (W), bits[kw][1] >> (W))); \
 				} else {					\
 					float t[W];				\
 										\
@@ -241,20 +286,21 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 						       xr[(iw + (s64)l * sw) * c->xs[3]] : 0.0f; \
 					x = *(const grp_vf_##sfx *)t;			\
 				}						\
-				acc = GRP_SEL(grp_vf_##sfx, grp_vi_##sfx, (lane >= (int)lo) & (lane < (int)hi), \
-					      FMA(x, GRP_SPLAT(grp_vf_##sfx, wp[kw]), acc), acc); \
+				acc = MFMA(grp_vf_##sfx, grp_vi_##sfx, x,	\
+					   GRP_SPLAT(grp_vf_##sfx, wp[kw]), acc, lo, hi, \
+					   bits[kw][0]);				\
 			}							\
 		}								\
-		GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, acc, q, out, valid);				\
+		GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, acc, q, out, valid, MSTORE);		\
 		wo += (W);							\
 	}									\
 }
 
-GRP_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8, GRP_LOAD8, GRP_EVENS8)
+GRP_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8, GRP_LOAD8M, GRP_EVENS8, 0, GRP_NO_MSTORE, GRP_MFMA8)
 
-GRP_KERNEL(avx512, "avx512f", 16, GRP_FMA16, GRP_LOAD16, GRP_EVENS16)
+GRP_KERNEL(avx512, "avx512f", 16, GRP_FMA16, GRP_LOAD16, GRP_EVENS16, 1, GRP_MSTORE16, GRP_MFMA16)
 #ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
-GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES, GRP_EVENS16)
+GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES_M, GRP_EVENS16, 0, GRP_NO_MSTORE, GRP_MFMA_HALVES)
 #endif
 
 /*
@@ -386,7 +432,7 @@ int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 co
 	float *copy = scratch ? scratch->base : NULL;
 	int inplace = c->ws[3] == 1 && c->ws[2] == c->kw && c->ws[1] == (u64)c->kh * c->kw;
 
-	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed)
+	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->kw > GRP_MAX_KW)
 		return 0;
 	if (!inplace && (!copy || (u64)taps * 4 > scratch->size))
 		return 0;
