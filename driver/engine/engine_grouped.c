@@ -327,24 +327,34 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	const u32 cp = (co_count + (W) - 1) / (W) * (W), taps = c->kh * c->kw;	\
 	float *wpk = pack + (u64)c->h * c->w * cp;				\
 	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, p, cnt;			\
-	float t4[4][W];								\
+	float t4[4][W], *ob;							\
 										\
-	/* Rows of the input read in order, each channel's in turn. */	\
+	/* Each position's channels in turn, written in order. */	\
 	for (ih = 0; ih < c->h; ih++)						\
-		for (ch = 0; ch < cp; ch++) {					\
-			const float *xr = c->x + n * c->xs[0] + (u64)ch * c->xs[1] + \
-					  (u64)ih * c->xs[2];			\
-			float *pr = pack + (u64)ih * c->w * cp + ch;		\
+		for (iw = 0; iw < c->w; iw++) {					\
+			const float *xr = c->x + n * c->xs[0] + (u64)ih * c->xs[2] + \
+					  (u64)iw * c->xs[3];			\
+			float *pr = pack + ((u64)ih * c->w + iw) * cp;		\
 										\
-			for (iw = 0; iw < c->w; iw++)				\
-				pr[(u64)iw * cp] = ch < co_count ? xr[(u64)iw * c->xs[3]] : 0.0f; \
+			for (ch = 0; ch < co_count; ch++)			\
+				pr[ch] = xr[(u64)ch * c->xs[1]];		\
+			for (; ch < cp; ch++)					\
+				pr[ch] = 0.0f;					\
 		}								\
 	for (t = 0; t < taps; t++)						\
 		for (ch = 0; ch < cp; ch++)					\
 			wpk[(u64)t * cp + ch] = ch < co_count ?			\
 				c->wt[ch * c->ws[0] + (t / c->kw) * c->ws[2] +	\
 				      (t % c->kw) * c->ws[3]] : 0.0f;		\
-	for (cb = 0; cb < cp; cb += (W))					\
+	for (cb = 0; cb < cp; cb += (W)) {					\
+	grp_vf_##sfx bv = (grp_vf_##sfx){ 0 };					\
+										\
+	/* The block's biases, once. */						\
+	if (c->bias) {								\
+		for (l = 0; l < (W); l++)					\
+			t4[0][l] = cb + l < co_count ? c->bias[(u64)(cb + l) * c->bs] : 0.0f; \
+		bv = *(const grp_vf_##sfx *)t4[0];				\
+	}									\
 	for (ho = 0; ho < c->ho; ho++)						\
 	for (wo = 0; wo < c->wo; wo += 4) {					\
 		grp_vf_##sfx a0 = (grp_vf_##sfx){ 0 }, a1 = (grp_vf_##sfx){ 0 }, a2 = (grp_vf_##sfx){ 0 }, a3 = (grp_vf_##sfx){ 0 };	\
@@ -374,19 +384,17 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 		for (p = 0; p < cnt; p++) {					\
 			grp_vf_##sfx v = out[p];						\
 										\
-			if (c->bias) {						\
-				for (l = 0; l < (W); l++)			\
-					t4[p][l] = cb + l < co_count ?		\
-						   c->bias[(u64)(cb + l) * c->bs] : 0.0f; \
-				v = v + *(const grp_vf_##sfx *)t4[p];			\
-			}							\
+			if (c->bias)						\
+				v = v + bv;					\
 			if (c->relu)						\
 				v = (grp_vf_##sfx)((grp_vi_##sfx)v & ((v > GRP_SPLAT(grp_vf_##sfx, 0.0f)) | (v != v))); \
 			*(grp_vf_##sfx *)t4[p] = v;					\
+			ob = c->o + n * c->os[0] + (u64)cb * c->os[1] +		\
+			     (u64)ho * c->os[2] + (u64)(wo + p) * c->os[3];	\
 			for (l = 0; l < (W) && cb + l < co_count; l++)		\
-				c->o[n * c->os[0] + (u64)(cb + l) * c->os[1] +	\
-				     (u64)ho * c->os[2] + (u64)(wo + p) * c->os[3]] = t4[p][l]; \
+				ob[(u64)l * c->os[1]] = t4[p][l];		\
 		}								\
+	}									\
 	}									\
 }
 
