@@ -216,14 +216,31 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 {
 	const struct neuron_tensor_desc *views[3] = { o, a, b };
 	float *po = f32(slots, o), *pa = f32(slots, a), *pb = b ? f32(slots, b) : NULL;
-	u64 n, step[3] = { 0 };
+	u64 n, step[3] = { 0 }, count = 1, j, ao = 0, bo = 0, oo = 0;
 	struct walk w;
+	int ax;
 
 	/* Walk the rows: the trailing axes that merge into one, then the rest. */
 	walk_rows(&w, views, b ? 3 : 2, &n, step);
+	/*
+	 * Short rows (channels last, a per-channel constant): the next axis
+	 * too is walked here, without the walk's bookkeeping per row.
+	 */
+	for (ax = (int)w.rank - 1; ax >= 0 && w.dims[ax] == 1; ax--)
+		;
+	if (ax >= 0 && n < 64) {
+		count = w.dims[ax];
+		w.dims[ax] = 1;
+		ao = a->strides[ax];
+		bo = b ? b->strides[ax] : 0;
+		oo = o->strides[ax];
+	}
 	do {
-		ew_row(in, po + at(&w, o), step[0], pa + at(&w, a), step[1],
-		       pb ? pb + at(&w, b) : NULL, step[2], n);
+		float *ro = po + at(&w, o);
+		const float *ra = pa + at(&w, a), *rb = pb ? pb + at(&w, b) : NULL;
+
+		for (j = 0; j < count; j++, ro += oo, ra += ao, rb = rb ? rb + bo : NULL)
+			ew_row(in, ro, step[0], ra, step[1], rb, step[2], n);
 	} while (walk_next(&w));
 }
 

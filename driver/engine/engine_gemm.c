@@ -129,37 +129,65 @@ static inline float load(const void *p, u64 i, int half)
 
 /*
  * A few rows (a batch of one, say): the product is read-bound on B, so
- * B's rows are streamed in place, in order, GEMV_NC columns at a time;
- * every row's outputs of those columns wait in the output (in L1) from
- * one k to the next, each lane still one fma chain over k in order.
+ * B's rows are streamed in place, in order. Each tile of T vectors of
+ * columns keeps its MR rows' sums in registers over the whole of k (each
+ * lane one fma chain over k in order), then stores them once.
  */
 #define GEMV_ROWS	4
-#define GEMV_NC		1024
 
-#define GEMV(vec, width, fma)							\
+#define GEMV_TILE(vec, width, fma, MR, T)					\
 	do {									\
-		for (g = 0; g < N; g = g1) {					\
-			g1 = N - g < GEMV_NC ? N : g + GEMV_NC;			\
-			for (m = 0; m < M; m++)					\
-				for (n = g; n < g1; n += width)			\
-					*(vec *)(o + m * os_m + n) = (vec){ 0 };	\
-			for (k = 0; k < K; k++) {				\
-				const float *brow = (const float *)b + k * bs_k; \
-				vec av[GEMV_ROWS];				\
+		vec c_[MR][T], b_[T];						\
+		u32 r_, t_;							\
 										\
-				for (m = 0; m < M; m++)				\
-					av[m] = load(a, m * as_m + k * as_k, 0) - (vec){ 0 }; \
-				for (n = g; n < g1; n += width) {		\
-					vec bv = *(const vec *)(brow + n);	\
+		_Pragma("GCC unroll 16")					\
+		for (r_ = 0; r_ < (MR); r_++)					\
+			for (t_ = 0; t_ < (T); t_++)				\
+				c_[r_][t_] = (vec){ 0 };			\
+		for (k = 0; k < K; k++) {					\
+			const float *brow = (const float *)b + k * bs_k + n;	\
 										\
-					for (m = 0; m < M; m++) {		\
-						vec *out = (vec *)(o + m * os_m + n); \
+			_Pragma("GCC unroll 4")					\
+			for (t_ = 0; t_ < (T); t_++)				\
+				b_[t_] = *(const vec *)(brow + t_ * (width));	\
+			_Pragma("GCC unroll 4")					\
+			for (r_ = 0; r_ < (MR); r_++) {				\
+				vec av = load(a, r_ * as_m + k * as_k, 0) - (vec){ 0 }; \
 										\
-						*out = fma(av[m], bv, *out);	\
-					}					\
-				}						\
+				_Pragma("GCC unroll 4")				\
+				for (t_ = 0; t_ < (T); t_++)			\
+					c_[r_][t_] = fma(av, b_[t_], c_[r_][t_]); \
 			}							\
 		}								\
+		_Pragma("GCC unroll 16")					\
+		for (r_ = 0; r_ < (MR); r_++)					\
+			for (t_ = 0; t_ < (T); t_++)				\
+				*(vec *)(o + r_ * os_m + n + t_ * (width)) = c_[r_][t_]; \
+	} while (0)
+
+/* Tiles of T vectors of columns for M (1 to GEMV_ROWS) rows. */
+#define GEMV_TILES(vec, width, fma, T)						\
+	do {									\
+		switch (M) {							\
+		case 1: GEMV_TILE(vec, width, fma, 1, T); break;		\
+		case 2: GEMV_TILE(vec, width, fma, 2, T); break;		\
+		case 3: GEMV_TILE(vec, width, fma, 3, T); break;		\
+		default: GEMV_TILE(vec, width, fma, 4, T); break;		\
+		}								\
+	} while (0)
+
+/*
+ * N is a multiple of 2 vectors: with AVX-512's 32 registers tiles of 4
+ * vectors, then one of 2; with AVX2's 16, tiles of 2.
+ */
+#define GEMV(vec, width, fma)							\
+	do {									\
+		n = 0;								\
+		if ((width) == 16)						\
+			for (; n + 4 * (width) <= N; n += 4 * (width))		\
+				GEMV_TILES(vec, width, fma, 4);			\
+		for (; n < N; n += 2 * (width))					\
+			GEMV_TILES(vec, width, fma, 2);				\
 	} while (0)
 
 /*

@@ -146,6 +146,11 @@ extension Lowering {
         if let given {
             w = spatial == 1 ? try image(given).0 : given
         } else if let packable {
+            if wDims[2] == 1, wDims[3] == 1, x.dims[0] == 1, win.stride == (1, 1), win.dilation == (1, 1),
+               win.pads == (0, 0, 0, 0), win.out.h * win.out.w <= ConvolutionPolicy.matmulPositions {
+                try lowerPointwiseAsMatMul(x, packable, dims: wDims, bias: bias, relu: relu, spatial: spatial)
+                return
+            }
             // Winograd where it pays and the engine's scratch holds its tiles.
             if spatial == 2,
                let tile = ConvolutionPolicy.winogradTile(kernel: (wDims[2], wDims[3]), stride: win.stride,
@@ -183,6 +188,34 @@ extension Lowering {
             }
         } else {
             emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: false), operands)
+        }
+        set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// A 1x1 convolution over a few positions (the last stages of a CNN on
+    /// a small image) as a MATMUL of the positions' channels by the
+    /// weights laid out [Ci, Co], output channels in the vector lanes: a
+    /// CONV2D puts the positions there, a handful of lanes busy while the
+    /// weights stream past. Each output is the same chain (its input
+    /// channels in order, then the bias); a residual is added and relu
+    /// applied after it, and the [positions, Co] product is copied back
+    /// into the image's layout.
+    func lowerPointwiseAsMatMul(_ x: View, _ weights: ConstantTensor, dims: [Int], bias: View?, relu: Bool,
+                                spatial: Int) throws(NeuronCompilerError) {
+        let (co, ci, h, w) = (dims[0], dims[1], x.dims[2], x.dims[3])
+        let image = contiguous(x)
+        let positions = View(buffer: image.buffer, type: image.type, offset: image.offset, dims: [h * w, ci],
+                             strides: [1, h * w])
+        let laid = try weightView(.make(.float32, [co, ci], weights.doubles()), name: current.inputs[1])
+        var out = try matmul(positions, laid.permuted([1, 0]), bias: bias)
+        out = contiguous(try reshapeView(out, to: [1, h, w, co]).permuted([0, 3, 1, 2]))
+        if current.attributes["neuron.residual"] == .int(1) {
+            out = try binary(.add, out, try self.image(try floatTensor(3)).0)
+        }
+        if relu {
+            let activated = try temp(.float32, out.dims)
+            emit(.unary(.relu, alpha: 0), [activated, out])
+            out = activated
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
@@ -481,6 +514,11 @@ extension Lowering {
 /// the ISA's: the engine runs whichever form it is given).
 public enum ConvolutionPolicy {
     /// The Winograd variant `neuron-cc` runs a convolution as: the output
+    /// Output positions up to which a 1x1 convolution (stride 1, one
+    /// group, batch 1) runs as a MATMUL with the output channels in the
+    /// lanes (Lowering.lowerPointwiseAsMatMul).
+    public static let matmulPositions = 8
+
     /// tile 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)), or nil for the packed
     /// direct convolution. Winograd takes 3x3 kernels of stride and
     /// dilation 1 with at least 16 input and output channels (fewer, and
