@@ -50,6 +50,9 @@ public enum NeuronUnaryOp: UInt8, Sendable, CaseIterable {
     case not, floor, ceil, round
     /// ISA 1.5 (driver API 1.6), f32: computed in double and rounded once.
     case sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh
+    /// ISA 1.7 (driver API 1.9), f32: x · SIGMOID(x), the product rounded
+    /// once (Swish, SiLU): the bits of SIGMOID then MUL, in one pass.
+    case silu
 }
 public enum NeuronReduceOp: UInt8, Sendable, CaseIterable {
     case sum, mean, max, min

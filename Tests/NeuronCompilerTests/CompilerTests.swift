@@ -511,6 +511,30 @@ struct CompilerTests {
         #expect(worst < 1e-5, "relative difference \(worst)")
     }
 
+    /// x · sigmoid(x) as tf2onnx writes Keras' swish (either operand
+    /// order); with the sigmoid read elsewhere too it stays two ops.
+    @Test("Sigmoid then Mul by its input runs as one SILU, with the same bits", arguments: [false, true])
+    func swishFusion(_ sigmoidFirst: Bool) throws {
+        let x = sample(210, seed: 75).map { $0 * 12 } + [.nan, .infinity, -.infinity, -0.0, 100, -100]
+        let n = x.count
+        func graph(fuse: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "swish"
+            graph.input = [ONNXBuilder.value("x", .float, [1, n])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, n])]
+            if !fuse { graph.output.append(ONNXBuilder.value("s", .float, [1, n])) }
+            graph.node = [ONNXBuilder.node("Sigmoid", ["x"], ["s"], name: "sigmoid"),
+                          ONNXBuilder.node("Mul", sigmoidFirst ? ["s", "x"] : ["x", "s"], ["y"], name: "mul")]
+            return graph
+        }
+        let (model, report) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fuse: true)))))
+        let (unfused, plain) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(fuse: false)))))
+        #expect(report.fused == 1 && plain.fused == 0 && report.instructions == 1 && plain.instructions == 2,
+                "\(report.instructions) and \(plain.instructions) instructions")
+        let got = try run(model, ["x": x])["y"] ?? [], want = try run(unfused, ["x": x])["y"] ?? []
+        #expect(got.count == x.count && got.map { $0.isNaN ? 0 : $0.bitPattern } == want.map { $0.isNaN ? 0 : $0.bitPattern })
+    }
+
     @Test("Conv then Clip(0, 6) runs as the convolution's relu and one MIN, with the same bits")
     func relu6Fusion() throws {
         let (c, h, w, m) = (3, 6, 7, 5)

@@ -41,7 +41,7 @@ struct RowKernelTests {
     static func bits(_ value: Float) -> UInt32 { value.isNaN ? 0x7fc0_0000 : value.bitPattern }
 
     static let binaryOps: [NeuronBinaryOp] = [.add, .sub, .mul, .div, .max, .min, .pow]
-    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .tanh, .geluTanh, .log]
+    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .silu, .tanh, .geluTanh, .log]
 
     /// Every op, rows of lengths that end on and between vectors, b as a
     /// row and as one broadcast element, in place and apart.
@@ -102,6 +102,29 @@ struct RowKernelTests {
         print("engine rows: compared with the scalar reference at: \(ran.isEmpty ? "none (no AVX2 here)" : ran.joined(separator: "; "))"
               + "; this CPU's own width: \(Self.name(neuron_simd_level()))")
         if neuron_simd_level() != UInt32(NEURON_SIMD_SCALAR.rawValue) { #expect(ran.count >= 2) }
+    }
+
+    /// ISA 1.7: SILU is defined as SIGMOID then MUL by x, so fusing the
+    /// pair (neuron-cc's swish) changes no bit, at any width.
+    @Test("SILU gives the bits of SIGMOID then MUL by x, at every width and in the scalar loop")
+    func siluIsSigmoidThenMul() throws {
+        let x = Self.hostile(1000, seed: 11)
+        for level in [UInt32(NEURON_SIMD_SCALAR.rawValue)] + Self.widths.map(\.level) {
+            let run: [[UInt32]]? = try at(level) {
+                let slots = Slots([x.count * 4, x.count * 4, x.count * 4, x.count * 4])
+                slots.set(0, x)
+                let n = UInt32(x.count)
+                var program = NeuronProgram()
+                program.unary(.sigmoid, .contiguous(slot: 1, dims: [n]), .contiguous(slot: 0, dims: [n]))
+                program.binary(.mul, .contiguous(slot: 2, dims: [n]), .contiguous(slot: 0, dims: [n]),
+                               .contiguous(slot: 1, dims: [n]))
+                program.unary(.silu, .contiguous(slot: 3, dims: [n]), .contiguous(slot: 0, dims: [n]))
+                try slots.run(program)
+                return [slots.floats(2).map(Self.bits), slots.floats(3).map(Self.bits)]
+            }
+            guard let run else { continue }
+            #expect(run[0] == run[1], "level \(level): \(zip(run[0], run[1]).filter { $0 != $1 }.count) of \(x.count) differ")
+        }
     }
 
     static func name(_ level: UInt32) -> String {

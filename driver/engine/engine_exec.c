@@ -136,6 +136,7 @@ static float unary(u32 sub, float x, float alpha)
 		return 0.5f * x * (1.0f + neuron_tanhf(inner));
 	}
 	case NEURON_UN_SIGMOID: return 1.0f / (1.0f + neuron_expf(-x));
+	case NEURON_UN_SILU: return x * (1.0f / (1.0f + neuron_expf(-x)));
 	case NEURON_UN_TANH: return neuron_tanhf(x);
 	case NEURON_UN_EXP: return neuron_expf(x);
 	case NEURON_UN_LOG: return neuron_logf(x);

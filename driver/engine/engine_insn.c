@@ -26,7 +26,7 @@ static const char *const unary_names[NEURON_UN_COUNT] = {
 	[NEURON_UN_SIN] = "SIN", [NEURON_UN_COS] = "COS", [NEURON_UN_TAN] = "TAN",
 	[NEURON_UN_ASIN] = "ASIN", [NEURON_UN_ACOS] = "ACOS", [NEURON_UN_ATAN] = "ATAN",
 	[NEURON_UN_SINH] = "SINH", [NEURON_UN_COSH] = "COSH", [NEURON_UN_ASINH] = "ASINH",
-	[NEURON_UN_ACOSH] = "ACOSH", [NEURON_UN_ATANH] = "ATANH",
+	[NEURON_UN_ACOSH] = "ACOSH", [NEURON_UN_ATANH] = "ATANH", [NEURON_UN_SILU] = "SILU",
 };
 
 static const char *const reduce_names[NEURON_RED_COUNT] = {

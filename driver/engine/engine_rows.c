@@ -203,6 +203,9 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 		case NEURON_UN_SIGMOID:						\
 			r = one / (one + EXP(vf_##sfx, vi_##sfx, -x));		\
 			break;							\
+		case NEURON_UN_SILU:						\
+			r = x * (one / (one + EXP(vf_##sfx, vi_##sfx, -x)));	\
+			break;							\
 		case NEURON_UN_TANH:						\
 			r = TANH(vf_##sfx, vi_##sfx, x);			\
 			break;							\

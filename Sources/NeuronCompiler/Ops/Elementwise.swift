@@ -63,8 +63,9 @@ extension ONNXOps {
         ONNXOp("SwiGLU", takes: [.float32]) { l in
             let a = try l.floatTensor(0), b = try l.floatTensor(1)
             let alpha = try l.float("alpha", 1)
-            let scaled = alpha == 1 ? a : try l.binary(.mul, a, try l.scalar(alpha, "alpha"))
-            l.set(0, .tensor(try l.binary(.mul, try l.binary(.mul, a, try l.apply(.sigmoid, scaled)), b)))
+            let gate = alpha == 1 ? try l.apply(.silu, a)
+                : try l.binary(.mul, a, try l.apply(.sigmoid, try l.binary(.mul, a, try l.scalar(alpha, "alpha"))))
+            l.set(0, .tensor(try l.binary(.mul, gate, b)))
         },
         activation("Softsign") { l, x in
             // x / (1 + |x|)
@@ -74,8 +75,8 @@ extension ONNXOps {
         activation("Swish") { l, x in
             // x sigmoid(alpha x)
             let alpha = try l.float("alpha", 1)
-            let scaled = alpha == 1 ? x : try l.binary(.mul, x, try l.scalar(alpha, "alpha"))
-            return try l.binary(.mul, x, try l.apply(.sigmoid, scaled))
+            if alpha == 1 { return try l.apply(.silu, x) }   // one pass, SIGMOID then MUL's bits
+            return try l.binary(.mul, x, try l.apply(.sigmoid, try l.binary(.mul, x, try l.scalar(alpha, "alpha"))))
         },
         activation("Sign") { l, x in
             // x scaled past 1 in magnitude (the smallest subnormal, 2^-149,

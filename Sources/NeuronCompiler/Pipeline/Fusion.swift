@@ -11,7 +11,10 @@
 ///   strided convolutions so), which costs no copy;
 /// - Conv then Mul by a constant per output channel (or one for all): the
 ///   scale goes into the weights and bias (tf2onnx leaves a depthwise
-///   convolution's batch norm so).
+///   convolution's batch norm so);
+/// - Sigmoid of x then Mul by x (swish, SiLU): ONNX's Swish, one UNARY
+///   SILU with the same bits (half-precision values are rounded once for
+///   the pair instead of after each).
 /// Each applies only where the first node's output feeds nothing else.
 /// It runs after the layer norm and GELU patterns (Patterns.swift).
 enum Fusion {
@@ -52,6 +55,11 @@ enum Fusion {
                     replacement = residual(into: node, next, output: output, graph)
                 case ("Pad", "Conv") where next.inputs.first == output:
                     replacement = foldPad(node, into: next, graph)
+                case ("Sigmoid", "Mul") where next.inputs.count == 2 && node.inputs.count == 1
+                                           && next.inputs.contains(node.inputs[0]):
+                    // x · sigmoid(x) (Keras' swish, tf2onnx's Sigmoid and
+                    // Mul): ONNX's Swish, one UNARY SILU.
+                    replacement = Node(name: node.name, op: "Swish", inputs: node.inputs, outputs: [])
                 case ("Conv", "Mul") where node.attributes["neuron.relu"] == nil
                                         && node.attributes["neuron.residual"] == nil:
                     replacement = foldScale(into: node, next, output: output, &graph)
