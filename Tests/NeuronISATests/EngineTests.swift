@@ -150,6 +150,7 @@ struct EngineResultTests {
             case .geluErf: 0.5 * d * (1 + Foundation.erf(d / 2.0.squareRoot()))
             case .geluTanh: 0.5 * d * (1 + Foundation.tanh(0.7978845608028654 * (d + 0.044715 * d * d * d)))
             case .sigmoid: 1 / (1 + Foundation.exp(-d))
+            case .silu: d / (1 + Foundation.exp(-d))
             case .tanh: Foundation.tanh(d)
             case .exp: Foundation.exp(d)
             case .log: Foundation.log(d)

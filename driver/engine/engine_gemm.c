@@ -138,7 +138,7 @@ static inline float load(const void *p, u64 i, int half)
 #define GEMV_TILE(vec, width, fma, MR, T)					\
 	do {									\
 		vec c_[MR][T], b_[T];						\
-		u32 r_, t_;							\
+		u32 r_, t_, k;							\
 										\
 		_Pragma("GCC unroll 16")					\
 		for (r_ = 0; r_ < (MR); r_++)					\
@@ -165,30 +165,57 @@ static inline float load(const void *p, u64 i, int half)
 				*(vec *)(o + r_ * os_m + n + t_ * (width)) = c_[r_][t_]; \
 	} while (0)
 
-/* Tiles of T vectors of columns for M (1 to GEMV_ROWS) rows. */
-#define GEMV_TILES(vec, width, fma, T)						\
-	do {									\
-		switch (M) {							\
-		case 1: GEMV_TILE(vec, width, fma, 1, T); break;		\
-		case 2: GEMV_TILE(vec, width, fma, 2, T); break;		\
-		case 3: GEMV_TILE(vec, width, fma, 3, T); break;		\
-		default: GEMV_TILE(vec, width, fma, 4, T); break;		\
-		}								\
-	} while (0)
-
 /*
- * N is a multiple of 2 vectors: with AVX-512's 32 registers tiles of 4
- * vectors, then one of 2; with AVX2's 16, tiles of 2.
+ * GEMV_FNS(name, ...): name_gemv(a, as_m, as_k, b, bs_k, o, os_m, M, N, K)
+ * for M (1 to GEMV_ROWS) rows and N a multiple of 2 vectors: with
+ * AVX-512's 32 registers tiles of 4 vectors, then one of 2; with AVX2's
+ * 16, tiles of 2. Each row count and tile width is a function of its own,
+ * so that each has its own small stack frame (the kernel's KASAN build
+ * gives every array its own slot).
  */
-#define GEMV(vec, width, fma)							\
-	do {									\
-		n = 0;								\
-		if ((width) == 16)						\
-			for (; n + 4 * (width) <= N; n += 4 * (width))		\
-				GEMV_TILES(vec, width, fma, 4);			\
-		for (; n < N; n += 2 * (width))					\
-			GEMV_TILES(vec, width, fma, 2);				\
-	} while (0)
+#define GEMV_FN(name, isa, vec, width, fma, MR, T)				\
+static __attribute__((target(isa), __noinline__))					\
+void name##_gemv_##MR##_##T(const void *a, u64 as_m, u64 as_k, const void *b,	\
+			    u64 bs_k, float *o, u64 os_m, u32 n, u32 K)		\
+{										\
+	GEMV_TILE(vec, width, fma, MR, T);					\
+}
+
+#define GEMV_FNS(name, isa, vec, width, fma)					\
+GEMV_FN(name, isa, vec, width, fma, 1, 2)					\
+GEMV_FN(name, isa, vec, width, fma, 2, 2)					\
+GEMV_FN(name, isa, vec, width, fma, 3, 2)					\
+GEMV_FN(name, isa, vec, width, fma, 4, 2)					\
+GEMV_FN(name, isa, vec, width, fma, 1, 4)					\
+GEMV_FN(name, isa, vec, width, fma, 2, 4)					\
+GEMV_FN(name, isa, vec, width, fma, 3, 4)					\
+GEMV_FN(name, isa, vec, width, fma, 4, 4)					\
+										\
+static __attribute__((target(isa)))						\
+void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
+		 float *o, u64 os_m, u32 M, u32 N, u32 K)			\
+{										\
+	u32 n = 0;								\
+										\
+	for (; (width) == 16 && n + 4 * (width) <= N; n += 4 * (width)) {	\
+		switch (M) {							\
+		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		default: return;	/* no rows */				\
+		}								\
+	}									\
+	for (; n < N; n += 2 * (width)) {					\
+		switch (M) {							\
+		case 1: name##_gemv_1_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		default: return;	/* no rows */				\
+		}								\
+	}									\
+}
 
 /*
  * The whole product: column groups of GEMM_NC, k blocks of GEMM_KC, row
@@ -210,7 +237,7 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 										\
 	N -= N % pw;								\
 	if (M <= GEMV_ROWS && !half) {						\
-		GEMV(vec, width, fma);						\
+		name##_gemv(a, as_m, as_k, b, bs_k, o, os_m, M, N, K);		\
 		return;								\
 	}									\
 	for (g = 0; g < N; g += GEMM_NC) {					\
@@ -253,6 +280,8 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 #define ROWS_AVX2	6
 #define ROWS_AVX512	12
 
+GEMV_FNS(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8)
+GEMV_FNS(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16)
 GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8, ROWS_AVX2)
 GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
 

@@ -217,18 +217,22 @@ static u32 run_section(const struct neuron_run_host *host, void *ctx,
 
 	while (*i < prog->insn_count && budget && !neuron_engine_insn_is_sync(&prog->insns[*i])) {
 		u64 cost = neuron_engine_insn_cost(prog, *i), per_part, count;
-		u32 parts = neuron_engine_insn_parts(prog, *i);
+		u32 parts;
 
 		*at = *i;
 		if (trace)
 			start = host->now_ns(ctx);
 		if (!*part && cost <= budget) {
+			/* Whole: its parts are counted only for a trace. */
 			fault = neuron_engine_step(prog, *i, job->slots, job->scratch);
-			if (trace)
+			if (trace) {
+				parts = neuron_engine_insn_parts(prog, *i);
 				trace_insn(trace, prog, *i, 0, parts, parts, start, host->now_ns(ctx));
+			}
 			budget -= cost;
 			(*i)++;
 		} else {
+			parts = neuron_engine_insn_parts(prog, *i);
 			if (!*part && budget < full && cost <= full)
 				break;	/* the next section runs it whole */
 			per_part = cost / parts ? cost / parts : 1;
