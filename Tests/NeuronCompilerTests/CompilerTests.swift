@@ -535,6 +535,93 @@ struct CompilerTests {
         #expect(got.count == x.count && got.map { $0.isNaN ? 0 : $0.bitPattern } == want.map { $0.isNaN ? 0 : $0.bitPattern })
     }
 
+    /// Convolutions over few output positions: batch, channels, input
+    /// extent, kernel, strides, dilations, pads (top, left, bottom,
+    /// right), output channels; each runs as a MATMUL (fewer than 16
+    /// positions, or Winograd's 16).
+    struct FewPositionsCase: Sendable, CustomStringConvertible {
+        var n = 1
+        var c: Int
+        var h: Int
+        var w: Int
+        var kernel: (Int, Int)
+        var strides = (1, 1)
+        var dilations = (1, 1)
+        var pads = (0, 0, 0, 0)
+        var m: Int
+        var bias = true
+        var relu = true
+        var description: String { "n\(n) c\(c) \(h)x\(w) k\(kernel) s\(strides) d\(dilations) p\(pads) m\(m)" }
+        var out: (Int, Int) {
+            ((h + pads.0 + pads.2 - (kernel.0 - 1) * dilations.0 - 1) / strides.0 + 1,
+             (w + pads.1 + pads.3 - (kernel.1 - 1) * dilations.1 - 1) / strides.1 + 1)
+        }
+    }
+
+    static let fewPositions: [FewPositionsCase] = [
+        // ResNet's last 3x3 on a 2x2 map; 40 output channels leave a tail of 8 lanes.
+        FewPositionsCase(c: 20, h: 2, w: 2, kernel: (3, 3), pads: (1, 1, 1, 1), m: 40),
+        // 1x1 of stride 1 reads the image in place.
+        FewPositionsCase(c: 33, h: 3, w: 3, kernel: (1, 1), m: 88, relu: false),
+        // 1x1 of stride 2 over a 4x4 map, batch 2.
+        FewPositionsCase(n: 2, c: 12, h: 4, w: 4, kernel: (1, 1), strides: (2, 2), m: 19),
+        // InceptionV3's 1x7 and 7x1 on a 3x3 map.
+        FewPositionsCase(c: 9, h: 3, w: 3, kernel: (1, 7), pads: (0, 3, 0, 3), m: 24),
+        FewPositionsCase(c: 9, h: 3, w: 3, kernel: (7, 1), pads: (3, 0, 3, 0), m: 17, bias: false),
+        // Uneven strides, dilations and pads; windows that stop short of the input's end.
+        FewPositionsCase(n: 2, c: 5, h: 7, w: 6, kernel: (3, 2), strides: (3, 2), dilations: (1, 2),
+                         pads: (1, 0, 0, 2), m: 35),
+        // Winograd would take this 4x4 output: 16 positions.
+        FewPositionsCase(c: 16, h: 4, w: 4, kernel: (3, 3), pads: (1, 1, 1, 1), m: 17),
+    ]
+
+    @Test("a convolution over few positions runs as a window COPY and a MATMUL with the packed CONV2D's chain, bit for bit",
+          arguments: fewPositions)
+    func convOverFewPositions(_ t: FewPositionsCase) throws {
+        let (ho, wo) = t.out
+        let x = sample(t.n * t.c * t.h * t.w, seed: 91).map { $0 * 3 }
+        let weight = sample(t.m * t.c * t.kernel.0 * t.kernel.1, seed: 92), bias = sample(t.m, seed: 93)
+        var graph = Onnx_GraphProto()
+        graph.name = "fewpositions"
+        graph.input = [ONNXBuilder.value("x", .float, [t.n, t.c, t.h, t.w])]
+        graph.output = [ONNXBuilder.value("y", .float, [t.n, t.m, ho, wo])]
+        var wt = ONNXBuilder.tensor("w", .float, [Int64(t.m), Int64(t.c), Int64(t.kernel.0), Int64(t.kernel.1)])
+        wt.floatData = weight
+        var bt = ONNXBuilder.tensor("b", .float, [Int64(t.m)])
+        bt.floatData = bias
+        graph.initializer = t.bias ? [wt, bt] : [wt]
+        let attributes = [ONNXBuilder.attribute("pads", ints: [t.pads.0, t.pads.1, t.pads.2, t.pads.3].map { Int64($0) }),
+                          ONNXBuilder.attribute("strides", ints: [Int64(t.strides.0), Int64(t.strides.1)]),
+                          ONNXBuilder.attribute("dilations", ints: [Int64(t.dilations.0), Int64(t.dilations.1)])]
+        graph.node = [ONNXBuilder.node("Conv", t.bias ? ["x", "w", "b"] : ["x", "w"], [t.relu ? "a" : "y"],
+                                       name: "conv", attributes)]
+        if t.relu { graph.node.append(ONNXBuilder.node("Relu", ["a"], ["y"], name: "relu")) }
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown.contains("MATMUL") && !shown.contains { $0.hasPrefix("CONV2D") }, "\(shown)")
+        let got = try run(model, ["x": x])["y"] ?? []
+        #expect(got.count == t.n * t.m * ho * wo)
+        // The packed CONV2D's chain: input channels, kernel rows, kernel
+        // columns, a tap in the padding multiplying zero; then the bias, relu.
+        var mismatches = 0
+        for b in 0..<t.n { for o in 0..<t.m { for i in 0..<ho { for j in 0..<wo {
+            var acc: Float = 0
+            for ci in 0..<t.c { for ki in 0..<t.kernel.0 { for kj in 0..<t.kernel.1 {
+                let y0 = i * t.strides.0 + ki * t.dilations.0 - t.pads.0
+                let x0 = j * t.strides.1 + kj * t.dilations.1 - t.pads.1
+                let value = (0..<t.h).contains(y0) && (0..<t.w).contains(x0) ? x[((b * t.c + ci) * t.h + y0) * t.w + x0] : 0
+                acc = acc.addingProduct(value, weight[((o * t.c + ci) * t.kernel.0 + ki) * t.kernel.1 + kj])
+            } } }
+            if t.bias { acc += bias[o] }
+            if t.relu { acc = acc > 0 ? acc : 0 }
+            let index = ((b * t.m + o) * ho + i) * wo + j
+            if index < got.count, got[index].bitPattern != acc.bitPattern { mismatches += 1 }
+        } } } }
+        #expect(mismatches == 0, "\(mismatches) outputs differ from the chain")
+    }
+
     @Test("Conv then Clip(0, 6) runs as the convolution's relu and one MIN, with the same bits")
     func relu6Fusion() throws {
         let (c, h, w, m) = (3, 6, 7, 5)
@@ -623,6 +710,32 @@ struct CompilerTests {
         #expect(exact.count == 12 && worst > 0 && worst < 2e-2, "relative error \(worst)")
         let bad = try runTool("neuron-cc", ["compile", "/nonexistent.onnx", "--auto-cast", "fp8"])
         #expect(bad.status != 0 && bad.stderr.contains("none, matmult or all"), "\(bad.stderr)")
+    }
+
+    @Test("--auto-cast matmult leaves the products the compiler makes for other ops in fp32: Resize's interpolation, a convolution over a few positions")
+    func autoCastSkipsMadeUpProducts() throws {
+        var graph = Onnx_GraphProto()
+        graph.name = "resizeconv"
+        graph.input = [ONNXBuilder.value("x", .float, [1, 8, 2, 2])]
+        graph.output = [ONNXBuilder.value("y", .float, [1, 12, 4, 4])]
+        var w = ONNXBuilder.tensor("w", .float, [12, 8, 3, 3])
+        w.floatData = sample(12 * 8 * 9, seed: 95)
+        var scales = ONNXBuilder.tensor("s", .float, [4])
+        scales.floatData = [1, 1, 2, 2]
+        graph.initializer = [w, scales]
+        var linear = Onnx_AttributeProto()
+        linear.name = "mode"
+        linear.type = .string
+        linear.s = Data("linear".utf8)
+        graph.node = [ONNXBuilder.node("Conv", ["x", "w"], ["c"], name: "conv", [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])]),
+                      ONNXBuilder.node("Resize", ["c", "", "s"], ["y"], name: "resize", [linear])]
+        let loaded = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph)))
+        let (fp32, plain) = try NeuronCompiler.compile(loaded)
+        let (cast, report) = try NeuronCompiler.compile(loaded, options: CompileOptions(autoCast: .matmult))
+        #expect(report.autoCastOps == 0 && report.instructions == plain.instructions, "\(report.autoCastOps) cast")
+        let x = sample(32, seed: 96)
+        let want = try run(fp32, ["x": x])["y"] ?? [], got = try run(cast, ["x": x])["y"] ?? []
+        #expect(got.count == 12 * 16 && got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
     /// An MLP of `layers` layers of width 32: x [4, 32] through matmul, bias and relu each.

@@ -44,10 +44,12 @@ struct EngineResultTests {
     /// (m, k, n): blocks of rows and their leftovers, taps past one block of
     /// k, columns past the vectors; a few rows (B streamed row by row) with
     /// columns past one block of 1024; one to four rows over tiles of four
-    /// vectors of columns and of two.
+    /// vectors of columns and of two; tails of 17 to 31 columns past
+    /// AVX-512's panels of 32, run 16 at a time.
     @Test("the vector kernel and the scalar tails give the definition's bits",
           arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129), (5, 4100, 20), (11, 300, 16), (4, 257, 10),
-                      (1, 300, 2100), (3, 70, 100), (2, 33, 96), (4, 320, 1280), (4, 9, 48)])
+                      (1, 300, 2100), (3, 70, 100), (2, 33, 96), (4, 320, 1280), (4, 9, 48),
+                      (16, 528, 88), (7, 50, 59)])
     func matmulVectorPath(_ shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         let a = sample(m * k, seed: 4), b = sample(k * n, seed: 5), bias = sample(n, seed: 6)
@@ -288,6 +290,107 @@ struct EngineResultTests {
         #expect(Array(slots.buffers[1].bindMemory(to: UInt16.self).prefix(2)) == [0x4049, 0x4049])
         #expect(Array(slots.buffers[2].bindMemory(to: Int64.self).prefix(2)) == [-7, -7])
         #expect(slots.floats(4, count: 6) == [1, 4, 2, 5, 3, 6])
+    }
+
+    /// A random view of up to six axes inside `elements`: dims 1 to 5,
+    /// each axis's stride a multiple of the one inside it (some with
+    /// gaps, some zero), axes shuffled, a random offset.
+    static func randomView(_ rng: inout SplitMix, slot: Int, dtype: NeuronDType, elements: Int) -> NeuronTensorView {
+        while true {
+            let view = candidateView(&rng, slot: slot, dtype: dtype)
+            let span = zip(view.dims, view.strides).reduce(UInt64(1)) { $0 + UInt64($1.0 - 1) * $1.1 }
+            if span <= UInt64(elements) {
+                var placed = view
+                placed.offset = rng.next() % (UInt64(elements) - span + 1)
+                return placed
+            }
+        }
+    }
+
+    static func candidateView(_ rng: inout SplitMix, slot: Int, dtype: NeuronDType) -> NeuronTensorView {
+        let rank = Int(rng.next() % 6) + 1
+        var dims = (0..<rank).map { _ in UInt32(rng.next() % 5) + 1 }
+        if rng.next() % 3 == 0 { dims[rank - 1] = UInt32(rng.next() % 40) + 1 }   // a long row
+        var strides = [UInt64](repeating: 0, count: rank)
+        var extent: UInt64 = 1
+        for axis in (0..<rank).reversed() {
+            strides[axis] = rng.next() % 7 == 0 ? 0 : extent * (rng.next() % 3 == 0 ? 2 : 1)
+            extent = max(extent, strides[axis] * UInt64(dims[axis]))
+        }
+        var order = Array(0..<rank)
+        for i in stride(from: rank - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return NeuronTensorView(slot: slot, dtype: dtype, dims: order.map { dims[$0] },
+                                strides: order.map { strides[$0] })
+    }
+
+    /// Element offsets of `view` in the walk's (row-major) order.
+    static func walk(_ view: NeuronTensorView) -> [Int] {
+        var offsets: [Int] = []
+        var index = [Int](repeating: 0, count: view.dims.count)
+        repeat {
+            offsets.append(Int(view.offset) + zip(index, view.strides).reduce(0) { $0 + $1.0 * Int($1.1) })
+            var axis = view.dims.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                if index[axis] < Int(view.dims[axis]) { break }
+                index[axis] = 0
+                axis -= 1
+            }
+            if axis < 0 { break }
+        } while true
+        return offsets
+    }
+
+    @Test("copy and fill visit any view's elements in the walk's order: short rows, gaps, broadcasts, overlaps within a buffer",
+          arguments: [NeuronDType.float32, .float16, .int8, .int64])
+    func copyAnyView(_ dtype: NeuronDType) throws {
+        let size = dtype.size, elements = 2048
+        var rng = SplitMix(seed: 0xC0FFEE &+ UInt64(size))
+        for round in 0..<120 {
+            let slots = Slots([elements * size, elements * size])
+            for slot in 0..<2 {
+                for byte in 0..<(elements * size) { slots.buffers[slot][byte] = UInt8(truncatingIfNeeded: rng.next()) }
+            }
+            var out = Self.randomView(&rng, slot: 1, dtype: dtype, elements: elements)
+            // A third of the rounds copy within one buffer.
+            let inSlot = round % 3 == 0 ? 1 : 0
+            var input = NeuronTensorView(slot: inSlot, dtype: dtype, dims: out.dims,
+                                         strides: out.strides.indices.map { _ in 0 })
+            var inner: UInt64 = 1
+            for axis in (0..<out.dims.count).reversed() {
+                input.strides[axis] = inner * (rng.next() % 4 == 0 ? 3 : 1)
+                inner = input.strides[axis] * UInt64(out.dims[axis])
+            }
+            let inSpan = Int(inner)
+            guard inSpan <= elements else { continue }
+            input.offset = rng.next() % UInt64(elements - inSpan + 1)
+            if round % 2 == 1 { out = out.swapping(0, out.dims.count - 1); input = input.swapping(0, input.dims.count - 1) }
+            // The model: element by element in the walk's order, on the live bytes.
+            var want = [[UInt8]](repeating: [], count: 2)
+            for slot in 0..<2 { want[slot] = Array(slots.buffers[slot]) }
+            for (o, a) in zip(Self.walk(out), Self.walk(input)) {
+                for byte in 0..<size { want[1][o * size + byte] = want[inSlot][a * size + byte] }
+            }
+            var program = NeuronProgram()
+            program.copy(out, from: input)
+            try slots.run(program)
+            let wrong = zip(Array(slots.buffers[1]), want[1]).filter { $0 != $1 }.count
+            #expect(wrong == 0, "round \(round): \(wrong) bytes differ copying \(input) to \(out)")
+            #expect(Array(slots.buffers[0]) == want[0], "round \(round): the source buffer changed")
+        }
+        // Fill: every element of the view, nothing else.
+        for round in 0..<60 where dtype == .float32 {
+            let slots = Slots([elements * 4])
+            slots.set(0, [Float](repeating: -1, count: elements))
+            let view = Self.randomView(&rng, slot: 0, dtype: .float32, elements: elements)
+            var want = [Float](repeating: -1, count: elements)
+            for o in Self.walk(view) { want[o] = 2.5 }
+            var program = NeuronProgram()
+            program.fill(view, value: 2.5)
+            try slots.run(program)
+            let wrong = zip(slots.floats(0), want).filter { $0 != $1 }.count
+            #expect(wrong == 0, "round \(round): \(wrong) elements differ filling \(view)")
+        }
     }
 }
 

@@ -24,29 +24,29 @@ static void op_fill(const struct neuron_tensor_desc *o, const struct neuron_insn
 {
 	float *base = f32(slots, o);
 	float v = in->fparam[0];
-	u32 last = 0, n = 1, i, j;
-	u64 step = 0;
+	u64 n, step, m, ostep, r, j;
 	struct walk w;
 
 	if (o->dtype != NEURON_DT_F32) {
 		neuron_typed_fill(o, v, slots);
 		return;
 	}
-	/* Rows along the last axis longer than 1, stored by a plain loop. */
-	for (i = 0; i < o->rank; i++)
-		if (o->dims[i] > 1)
-			last = i;
-	walk_init(&w, o);
-	if (o->rank) {
-		n = o->dims[last];
-		step = o->strides[last];
-		w.dims[last] = 1;
-	}
+	/* Rows of the trailing axes merged, two axes of them at a time. */
+	walk_rows(&w, &o, 1, &n, &step);
+	walk_outer(&w, &o, 1, &m, &ostep);
 	do {
-		u64 off = at(&w, o);
+		u64 row = at(&w, o);
 
-		for (j = 0; j < n; j++, off += step)
-			base[off] = v;
+		for (r = 0; r < m; r++, row += ostep) {
+			float *p = base + row;
+
+			if (step == 1)
+				for (j = 0; j < n; j++)
+					p[j] = v;
+			else
+				for (j = 0; j < n; j++)
+					p[j * step] = v;
+		}
 	} while (walk_next(&w));
 }
 
@@ -87,6 +87,30 @@ static void copy_row(u8 *d, u64 ds, const u8 *s, u64 ss, u64 n, u32 size)
 			d[i * ds * size + b] = s[i * ss * size + b];
 }
 
+/* Whether no byte of @o's elements lies among @a's (their spans apart). */
+static int views_apart(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
+			const struct neuron_engine_slot *slots)
+{
+	const struct neuron_tensor_desc *v[2] = { o, a };
+	const u8 *lo[2], *hi[2];
+	u32 j, i;
+
+	for (j = 0; j < 2; j++) {
+		u64 last = v[j]->offset;
+
+		for (i = 0; i < v[j]->rank; i++)
+			last += (u64)(v[j]->dims[i] - 1) * v[j]->strides[i];
+		lo[j] = (const u8 *)slots[v[j]->slot].base + v[j]->offset * neuron_dtype_size(v[j]->dtype);
+		hi[j] = (const u8 *)slots[v[j]->slot].base + (last + 1) * neuron_dtype_size(v[j]->dtype);
+	}
+	return hi[0] <= lo[1] || hi[1] <= lo[0];
+}
+
+/*
+ * A view's rows of @n elements in the order of @w's walk, @m at a time
+ * (walk_outer), with both views' offsets carried along from index to
+ * index rather than recomputed.
+ */
 static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 		    const struct neuron_engine_slot *slots)
 {
@@ -94,13 +118,46 @@ static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tens
 	u8 *dst = slots[o->slot].base;
 	const u8 *src = slots[a->slot].base;
 	u32 size = neuron_dtype_size(o->dtype);
-	u64 n, step[2];
+	u64 n, step[2], m, ostep[2], r, od, oa;
 	struct walk w;
+	int words;
+	int i;
 
 	walk_rows(&w, views, 2, &n, step);
-	do {
-		copy_row(dst + at(&w, o) * size, step[0], src + at(&w, a) * size, step[1], n, size);
-	} while (walk_next(&w));
+	walk_outer(&w, views, 2, &m, ostep);
+	words = size == 4 && step[0] == 1 && step[1] == 1 && n <= 4 && views_apart(o, a, slots);
+	od = o->offset;
+	oa = a->offset;
+	for (;;) {
+		u8 *d = dst + od * size;
+		const u8 *s = src + oa * size;
+
+		if (words) {
+			/* Short rows of whole words, no overlap: word by word. */
+			u32 *dw = (u32 *)d;
+			const u32 *sw = (const u32 *)s;
+			u64 j;
+
+			for (r = 0; r < m; r++, dw += ostep[0], sw += ostep[1])
+				for (j = 0; j < n; j++)
+					__builtin_memcpy(dw + j, sw + j, 4);
+		} else {
+			for (r = 0; r < m; r++, d += ostep[0] * size, s += ostep[1] * size)
+				copy_row(d, step[0], s, step[1], n, size);
+		}
+		for (i = (int)w.rank - 1; i >= 0; i--) {
+			if (++w.idx[i] < w.dims[i]) {
+				od += o->strides[i];
+				oa += a->strides[i];
+				break;
+			}
+			od -= (u64)(w.dims[i] - 1) * o->strides[i];
+			oa -= (u64)(w.dims[i] - 1) * a->strides[i];
+			w.idx[i] = 0;
+		}
+		if (i < 0)
+			return;
+	}
 }
 
 static float binary(u32 sub, float x, float y)

@@ -286,7 +286,7 @@ GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8, ROWS_AVX2)
 GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
 
 /*
- * The columns [n0, N) past the last full panel (fewer than 16 here): B's
+ * Columns [n0, N) past the last full panel, at most 16 a call: B's
  * tail is copied, zero padded, to 16 columns per k (GEMM_TAIL_KC rows of
  * k at a time), so that each row of the output runs as two vectors. The
  * padding lanes are never stored; every stored lane runs the same fma
@@ -380,8 +380,11 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	}
 	*rows_done = M;
 	*cols_done = N - N % step;
-	if (N % step && neuron_cpu_has_avx2_fma()) {
-		gemm_tail_cols(a, as_m, as_k, b, bs_k, half, o, os_m, M, *cols_done, N, K, pack);
-		*cols_done = N;
+	/* AVX-512's panels leave up to 31 columns: 16 at a time. */
+	while (*cols_done < N && neuron_cpu_has_avx2_fma()) {
+		u32 end = N - *cols_done > 16 ? *cols_done + 16 : N;
+
+		gemm_tail_cols(a, as_m, as_k, b, bs_k, half, o, os_m, M, *cols_done, end, K, pack);
+		*cols_done = end;
 	}
 }

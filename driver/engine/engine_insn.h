@@ -84,6 +84,32 @@ static inline void walk_rows(struct walk *w, const struct neuron_tensor_desc *co
 	}
 }
 
+/*
+ * After walk_rows: the innermost axis the walk still steps through, taken
+ * out of it as *@m rows, view j's @ostep[j] apart (*@m is 1 when none is
+ * left), so that short rows are walked two axes at a time. The order of
+ * elements stays the walk's.
+ */
+static inline void walk_outer(struct walk *w, const struct neuron_tensor_desc *const *d, u32 count,
+			      u64 *m, u64 *ostep)
+{
+	int i;
+	u32 j;
+
+	*m = 1;
+	for (j = 0; j < count; j++)
+		ostep[j] = 0;
+	for (i = (int)w->rank - 1; i >= 0; i--) {
+		if (w->dims[i] <= 1)
+			continue;
+		*m = w->dims[i];
+		for (j = 0; j < count; j++)
+			ostep[j] = d[j]->strides[i];
+		w->dims[i] = 1;
+		return;
+	}
+}
+
 #define NEURON_CHECK(name) \
 	u32 neuron_check_##name(const struct neuron_insn *in, const struct neuron_tensor_desc *descs)
 #define NEURON_EXEC(name) \

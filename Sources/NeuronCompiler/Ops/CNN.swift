@@ -146,20 +146,15 @@ extension Lowering {
         if let given {
             w = spatial == 1 ? try image(given).0 : given
         } else if let packable {
-            if wDims[2] == 1, wDims[3] == 1, x.dims[0] == 1, win.stride == (1, 1), win.dilation == (1, 1),
-               win.pads == (0, 0, 0, 0), win.out.h * win.out.w <= ConvolutionPolicy.matmulPositions {
-                try lowerPointwiseAsMatMul(x, packable, dims: wDims, bias: bias, relu: relu, spatial: spatial)
+            // Winograd where it pays and the engine's scratch holds its tiles.
+            let tile = spatial == 2 ? ConvolutionPolicy.winogradTile(
+                kernel: (wDims[2], wDims[3]), stride: win.stride, dilation: win.dilation, inputChannels: wDims[1],
+                outputChannels: wDims[0], output: (win.out.h, win.out.w)) : nil
+            if ConvolutionPolicy.asMatMul(positions: x.dims[0] * win.out.h * win.out.w, winograd: tile != nil) {
+                try lowerConvAsMatMul(x, packable, dims: wDims, window: win, bias: bias, relu: relu, spatial: spatial)
                 return
             }
-            // Winograd where it pays and the engine's scratch holds its tiles.
-            if spatial == 2,
-               let tile = ConvolutionPolicy.winogradTile(kernel: (wDims[2], wDims[3]), stride: win.stride,
-                                                     dilation: win.dilation, inputChannels: wDims[1],
-                                                     outputChannels: wDims[0], output: (win.out.h, win.out.w)) {
-                layout = .winograd(tile: tile)
-            } else {
-                layout = .packed
-            }
+            layout = tile.map { .winograd(tile: $0) } ?? .packed
             w = try convWeights(packable, dims: wDims, layout: layout, name: current.inputs[1])
         } else {
             throw invalid("input 1 has no value")
@@ -192,23 +187,63 @@ extension Lowering {
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 
-    /// A 1x1 convolution over a few positions (the last stages of a CNN on
-    /// a small image) as a MATMUL of the positions' channels by the
-    /// weights laid out [Ci, Co], output channels in the vector lanes: a
-    /// CONV2D puts the positions there, a handful of lanes busy while the
-    /// weights stream past. Each output is the same chain (its input
-    /// channels in order, then the bias); a residual is added and relu
-    /// applied after it, and the [positions, Co] product is copied back
-    /// into the image's layout.
-    func lowerPointwiseAsMatMul(_ x: View, _ weights: ConstantTensor, dims: [Int], bias: View?, relu: Bool,
-                                spatial: Int) throws(NeuronCompilerError) {
-        let (co, ci, h, w) = (dims[0], dims[1], x.dims[2], x.dims[3])
-        let image = contiguous(x)
-        let positions = View(buffer: image.buffer, type: image.type, offset: image.offset, dims: [h * w, ci],
-                             strides: [1, h * w])
-        let laid = try weightView(.make(.float32, [co, ci], weights.doubles()), name: current.inputs[1])
-        var out = try matmul(positions, laid.permuted([1, 0]), bias: bias)
-        out = contiguous(try reshapeView(out, to: [1, h, w, co]).permuted([0, 3, 1, 2]))
+    /// A convolution over a few output positions (the last stages of a
+    /// CNN on a small image) as a MATMUL of each position's window by the
+    /// weights laid out [Ci·Kh·Kw, Co], output channels in the vector
+    /// lanes: a CONV2D puts the positions there, a handful of lanes busy
+    /// while the weights stream past. The windows are gathered by one
+    /// COPY (im2col) from the input, or from a zero-padded copy of it
+    /// where the windows reach into the padding; a 1x1 convolution of
+    /// stride 1 reads the image in place. Each output is the packed
+    /// CONV2D's chain (input channels, then kernel rows, then columns, a
+    /// padding tap multiplying zero; then the bias), so the bits are the
+    /// packed layout's; a residual is added and relu applied after it,
+    /// and the [positions, Co] product is copied back into the image's
+    /// layout.
+    func lowerConvAsMatMul(_ x: View, _ weights: ConstantTensor, dims: [Int], window win: Window2D, bias: View?,
+                           relu: Bool, spatial: Int) throws(NeuronCompilerError) {
+        let (n, co, ci, kh, kw) = (x.dims[0], dims[0], dims[1], dims[2], dims[3])
+        let (ho, wo) = (win.out.h, win.out.w)
+        let k = ci * kh * kw, positions = n * ho * wo
+        let rows: View
+        if n == 1, kh == 1, kw == 1, win.stride == (1, 1), win.pads == (0, 0, 0, 0) {
+            let image = contiguous(x)
+            rows = View(buffer: image.buffer, type: image.type, offset: image.offset, dims: [ho * wo, ci],
+                        strides: [1, ho * wo])
+        } else {
+            // The extent the windows cover, padding included.
+            let hp = (ho - 1) * win.stride.h + (kh - 1) * win.dilation.h + 1
+            let wp = (wo - 1) * win.stride.w + (kw - 1) * win.dilation.w + 1
+            var source = x
+            if win.pads.top > 0 || win.pads.left > 0 || hp > x.dims[2] + win.pads.top || wp > x.dims[3] + win.pads.left {
+                let padded = try temp(.float32, [n, ci, hp, wp])
+                emit(.fill(0), [padded])
+                var inside = padded, part = x
+                part.dims[2] = min(x.dims[2], hp - win.pads.top)
+                part.dims[3] = min(x.dims[3], wp - win.pads.left)
+                inside.dims = part.dims
+                inside.offset += win.pads.top * wp + win.pads.left
+                if part.dims[2] > 0, part.dims[3] > 0 { emit(.copy, [inside, part]) }
+                source = padded
+            }
+            // Stored [Ci·Kh·Kw, positions], each tap's positions a row of
+            // the image (a COPY walks those rows, not Kw-long ones), and
+            // read by the MATMUL across it.
+            let gathered = try temp(.float32, [k, positions])
+            let s = source.strides
+            let windows = View(buffer: source.buffer, type: source.type, offset: source.offset,
+                               dims: [ci, kh, kw, n, ho, wo],
+                               strides: [s[1], s[2] * win.dilation.h, s[3] * win.dilation.w,
+                                         s[0], s[2] * win.stride.h, s[3] * win.stride.w])
+            var target = gathered
+            target.dims = windows.dims
+            target.strides = [kh * kw * positions, kw * positions, positions, ho * wo, wo, 1]
+            emit(.copy, [target, windows])
+            rows = gathered.permuted([1, 0])
+        }
+        let laid = try weightView(.make(.float32, [co, k], weights.doubles()), name: current.inputs[1])
+        var out = try matmul(rows, laid.permuted([1, 0]), bias: bias, cast: false)
+        out = contiguous(try reshapeView(out, to: [n, ho, wo, co]).permuted([0, 3, 1, 2]))
         if current.attributes["neuron.residual"] == .int(1) {
             out = try binary(.add, out, try self.image(try floatTensor(3)).0)
         }
@@ -513,12 +548,21 @@ extension Lowering {
 /// How neuron-cc chooses to run a convolution (the compiler's policy, not
 /// the ISA's: the engine runs whichever form it is given).
 public enum ConvolutionPolicy {
-    /// The Winograd variant `neuron-cc` runs a convolution as: the output
-    /// Output positions up to which a 1x1 convolution (stride 1, one
-    /// group, batch 1) runs as a MATMUL with the output channels in the
-    /// lanes (Lowering.lowerPointwiseAsMatMul).
-    public static let matmulPositions = 8
+    /// Whether a convolution of one group with constant weights runs as a
+    /// MATMUL with the output channels in the vector lanes
+    /// (Lowering.lowerConvAsMatMul) rather than as a CONV2D, which puts
+    /// `positions` (the output's, over the batch) in the lanes: when they
+    /// fill less than one 16-lane vector, or when Winograd would run them
+    /// as at most four tiles. Measured on ResNet-50, InceptionV3,
+    /// DenseNet121, NASNetMobile, MobileNetV2 and EfficientNetB0 (AMD
+    /// EPYC, AVX-512; docs/benchmarks.md): at 16 positions the packed
+    /// CONV2D is faster than the MATMUL and its copies, at 49 and 64 it is
+    /// mixed.
+    public static func asMatMul(positions: Int, winograd: Bool) -> Bool {
+        positions < 16 || (winograd && positions <= 16)
+    }
 
+    /// The Winograd variant `neuron-cc` runs a convolution as: the output
     /// tile 4 (F(4x4, 3x3)) or 2 (F(2x2, 3x3)), or nil for the packed
     /// direct convolution. Winograd takes 3x3 kernels of stride and
     /// dilation 1 with at least 16 input and output channels (fewer, and

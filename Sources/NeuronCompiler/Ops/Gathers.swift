@@ -255,7 +255,7 @@ extension Lowering {
             base.append(1)
         }
         let grid = try weightView(.make(.float32, [spatial.reduce(1, *), rank + 1], base), name: "\(current.name)#grid")
-        let out = try matmul(grid, theta.permuted([0, 2, 1]))
+        let out = try matmul(grid, theta.permuted([0, 2, 1]), cast: false)
         set(0, .tensor(try reshapeView(out, to: [size[0]] + spatial + [rank])))
     }
 

@@ -92,7 +92,7 @@ extension Lowering {
         let perm = others + [a, x.rank - 1]
         let rows = others.map { x.dims[$0] }.reduce(1, *)
         let flat = try reshapeView(x.permuted(perm), to: [rows, rowsIn])
-        let product = try matmul(flat, try weightView(.make(.float32, [rowsIn, rowsOut], matrix), name: "\(current.name)#dft"))
+        let product = try matmul(flat, try weightView(.make(.float32, [rowsIn, rowsOut], matrix), name: "\(current.name)#dft"), cast: false)
         let shaped = try reshapeView(product, to: others.map { x.dims[$0] } + [outCount, outParts])
         var inverted = perm
         for (position, axis) in perm.enumerated() { inverted[axis] = position }

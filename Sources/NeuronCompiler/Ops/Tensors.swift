@@ -558,7 +558,7 @@ extension Lowering {
             var inverse = perm
             for (position, axis) in perm.enumerated() { inverse[axis] = position }
             let matrix = try weightView(.make(.float32, [length, count], weights), name: "\(current.name)#resize\(a)")
-            y = try matmul(y.permuted(perm), matrix).permuted(inverse)
+            y = try matmul(y.permuted(perm), matrix, cast: false).permuted(inverse)
         }
         return y
     }
