@@ -288,6 +288,91 @@ struct CompositeOpTests {
         #expect(got.count == want.count && zip(got, want).allSatisfy { abs(Double($0) - $1) < 1e-5 }, "\(got) vs \(want)")
     }
 
+    /// ConvTranspose cases of one group with a stride above 1: channels
+    /// in and out, input extent, kernel, strides, pads (top, left,
+    /// bottom, right), output_padding, a bias.
+    struct PhaseCase: Sendable, CustomStringConvertible {
+        var ci: Int
+        var co: Int
+        var extent: (Int, Int)
+        var kernel: (Int, Int)
+        var strides: (Int, Int)
+        var pads = [0, 0, 0, 0]
+        var extra = [0, 0]
+        var bias = true
+        /// output_shape, which replaces the pads: total = natural − shape,
+        /// the start's pad total − ⌊total / 2⌋ and the end's ⌊total / 2⌋.
+        var outputShape: [Int]?
+        var description: String { "ci\(ci) co\(co) \(extent) k\(kernel) s\(strides) p\(pads) e\(extra) o\(outputShape ?? [])" }
+        var effectivePads: [Int] {
+            guard let shape = outputShape else { return pads }
+            let natural = [strides.0 * (extent.0 - 1) + extra[0] + kernel.0, strides.1 * (extent.1 - 1) + extra[1] + kernel.1]
+            let total = zip(natural, shape).map { $0 - $1 }
+            let half = total.map { Int((Double($0) / 2).rounded(.down)) }
+            return [total[0] - half[0], total[1] - half[1], half[0], half[1]]
+        }
+    }
+
+    static let phaseCases: [PhaseCase] = [
+        // A segmentation head's 3x3 of stride 2 (tf2onnx's pads).
+        PhaseCase(ci: 6, co: 5, extent: (4, 4), kernel: (3, 3), strides: (2, 2), pads: [0, 0, 1, 1]),
+        // Kernel equal to the stride: no phase shares a tap.
+        PhaseCase(ci: 3, co: 7, extent: (3, 5), kernel: (2, 2), strides: (2, 2), bias: false),
+        // DCGAN's 4x4 of stride 2, pad 1.
+        PhaseCase(ci: 4, co: 2, extent: (3, 3), kernel: (4, 4), strides: (2, 2), pads: [1, 1, 1, 1]),
+        // Uneven strides and output_padding: outputs that do not divide into phases.
+        PhaseCase(ci: 2, co: 3, extent: (3, 2), kernel: (3, 2), strides: (2, 3), pads: [1, 0, 0, 1], extra: [1, 2]),
+        // A kernel smaller than the stride: phases no tap reaches hold the bias.
+        PhaseCase(ci: 2, co: 2, extent: (2, 3), kernel: (1, 1), strides: (3, 2)),
+        // output_shape one short of the natural extent, and one beyond it.
+        PhaseCase(ci: 2, co: 3, extent: (3, 3), kernel: (4, 4), strides: (2, 3), outputShape: [7, 9]),
+        PhaseCase(ci: 2, co: 2, extent: (3, 2), kernel: (3, 3), strides: (2, 2), outputShape: [8, 6]),
+        // A height of 1, as a 1-D ConvTranspose becomes.
+        PhaseCase(ci: 3, co: 4, extent: (1, 6), kernel: (1, 5), strides: (1, 3), pads: [0, 2, 0, 1]),
+    ]
+
+    @Test("ConvTranspose of constant weights and a stride runs as one CONV2D over all phases and a COPY, with the zero-spread form's bits",
+          arguments: phaseCases)
+    func convTransposeByPhases(_ t: PhaseCase) throws {
+        let (h, wd) = t.extent, (kh, kw) = t.kernel, (sh, sw) = t.strides, pads = t.effectivePads
+        let oh = sh * (h - 1) + t.extra[0] + kh - pads[0] - pads[2]
+        let ow = sw * (wd - 1) + t.extra[1] + kw - pads[1] - pads[3]
+        let x = sample(t.ci * h * wd, seed: 61).map { $0 * 2 }
+        let w = sample(t.ci * t.co * kh * kw, seed: 62), b = sample(t.co, seed: 63)
+        func graph(constant: Bool) -> Graph {
+            var inputs = [ValueInfo(name: "x", type: .float32, shape: [1, t.ci, h, wd].map { .fixed($0) })]
+            var constants: [String: ConstantTensor] = [:]
+            if constant {
+                constants["w"] = .make(.float32, [t.ci, t.co, kh, kw], w.map(Double.init))
+            } else {
+                inputs.append(ValueInfo(name: "w", type: .float32, shape: [t.ci, t.co, kh, kw].map { .fixed($0) }))
+            }
+            if t.bias { constants["b"] = .make(.float32, [t.co], b.map(Double.init)) }
+            return Graph(name: "ctp", opset: 22, inputs: inputs, outputs: [ValueInfo(name: "y", type: .float32, shape: nil)],
+                         constants: constants,
+                         nodes: [Node(name: "n", op: "ConvTranspose", inputs: t.bias ? ["x", "w", "b"] : ["x", "w"], outputs: ["y"],
+                                      attributes: t.outputShape.map { ["strides": .ints([sh, sw]), "output_shape": .ints($0),
+                                                                        "output_padding": .ints(t.extra)] }
+                                          ?? ["strides": .ints([sh, sw]), "pads": .ints(t.pads), "output_padding": .ints(t.extra)])])
+        }
+        let (phased, _) = try NeuronCompiler.compile(graph(constant: true))
+        let (spread, _) = try NeuronCompiler.compile(graph(constant: false))
+        let program = try #require(phased.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { phased.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown.first == "CONV2D.packed" && shown.dropFirst().allSatisfy { $0 == "COPY" }, "\(shown)")
+        let got = try run(phased, ["x": x])["y"] ?? [], same = try run(spread, ["x": x, "w": w])["y"] ?? []
+        #expect(got.count == t.co * oh * ow && got.map(\.bitPattern) == same.map(\.bitPattern))
+        var want = [Double](repeating: 0, count: t.co * oh * ow)
+        for o in 0..<t.co { for y0 in 0..<oh { for x0 in 0..<ow { want[(o * oh + y0) * ow + x0] = t.bias ? Double(b[o]) : 0 } } }
+        for c in 0..<t.ci { for i in 0..<h { for j in 0..<wd { for o in 0..<t.co { for a in 0..<kh { for e in 0..<kw {
+            let (y0, x0) = (i * sh - pads[0] + a, j * sw - pads[1] + e)
+            guard (0..<oh).contains(y0), (0..<ow).contains(x0) else { continue }
+            want[(o * oh + y0) * ow + x0] += Double(x[(c * h + i) * wd + j]) * Double(w[((c * t.co + o) * kh + a) * kw + e])
+        } } } } } }
+        #expect(zip(got, want).allSatisfy { abs(Double($0) - $1) < 1e-5 }, "\(got) vs \(want)")
+    }
+
     @Test("DFT of a real signal equals the sum of x·e^(-2πikn/N); BitCast refuses another size; CenterCropPad crops and pads")
     func signals() throws {
         let x: [Float] = [1, -2, 0.5, 3, 0, -1]

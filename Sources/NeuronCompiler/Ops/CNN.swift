@@ -292,27 +292,46 @@ extension Lowering {
             guard tail.count == spatial, tail.allSatisfy({ $0 >= 1 }) else { throw invalid("output_shape \(wanted)") }
             shape = spatial == 1 ? (1, tail[0]) : (tail[0], tail[1])
         }
-        // Pads at the start and the end of each axis, as ONNX's reference sets them.
+        // Pads at the start and the end of each axis, as ONNX's reference
+        // sets them: from output_shape when it is given (the pads attribute
+        // ignored), the odd one at the end for SAME_UPPER, else at the start.
         var begin = (0, 0), end = (0, 0)
         let autoPad = try string("auto_pad", "NOTSET")
-        if let pads = try ints("pads"), autoPad == "NOTSET" || autoPad == "VALID" {
+        if autoPad != "NOTSET" && autoPad != "VALID" && autoPad != "SAME_UPPER" && autoPad != "SAME_LOWER" {
+            throw invalid("auto_pad \(autoPad) is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
+        }
+        if let shape {
+            let total = (natural(0) - shape.0, natural(1) - shape.1)
+            // Halves rounded down, as the reference's Python does (a larger
+            // output than the natural one makes the pads negative).
+            func split(_ t: Int) -> (Int, Int) {
+                let half = t >= 0 ? t / 2 : -((1 - t) / 2)
+                return autoPad == "SAME_UPPER" ? (half, t - half) : (t - half, half)
+            }
+            let h = split(total.0), v = split(total.1)
+            begin = (h.0, v.0)
+            end = (h.1, v.1)
+        } else if let pads = try ints("pads"), autoPad == "NOTSET" || autoPad == "VALID" {
             guard pads.count == 2 * spatial, pads.allSatisfy({ (0...65535).contains($0) }) else {
                 throw invalid("pads \(pads) must be \(2 * spatial) values of 0 to 65535")
             }
             begin = spatial == 1 ? (0, pads[0]) : (pads[0], pads[1])
             end = spatial == 1 ? (0, pads[1]) : (pads[2], pads[3])
         } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            let target = shape ?? (extent.0 * stride.0, extent.1 * stride.1)
+            let target = (extent.0 * stride.0, extent.1 * stride.1)
             let total = (natural(0) - target.0, natural(1) - target.1)
             func split(_ t: Int) -> (Int, Int) { autoPad == "SAME_UPPER" ? (t / 2, t - t / 2) : (t - t / 2, t / 2) }
             let h = split(total.0), v = split(total.1)
             begin = (h.0, v.0)
             end = (h.1, v.1)
-        } else if autoPad != "NOTSET" && autoPad != "VALID" {
-            throw invalid("auto_pad \(autoPad) is not NOTSET, SAME_UPPER, SAME_LOWER or VALID")
         }
         let out = shape ?? (natural(0) - begin.0 - end.0, natural(1) - begin.1 - end.1)
         guard out.0 >= 1, out.1 >= 1 else { throw shapeError("ConvTranspose of \(x.dims) leaves no output") }
+        if group == 1, dilation == (1, 1), stride != (1, 1), let weights = constant(1),
+           try lowerConvTransposeByPhases(x, weights, kernel: kernel, stride: stride, begin: begin, out: out,
+                                          spatial: spatial) {
+            return
+        }
 
         // The input spread out: [N, Ci, (H - 1) · sh + 1, (W - 1) · sw + 1].
         let spread = ((extent.0 - 1) * stride.0 + 1, (extent.1 - 1) * stride.1 + 1)
@@ -383,6 +402,107 @@ extension Lowering {
         emit(.conv(window, bias: bias != nil, relu: false, weights: .given, accumulate: false),
              [result, source, flipped] + (bias.map { [$0] } ?? []))
         set(0, .tensor(try fromImage(result, spatial: spatial)))
+    }
+
+    /// A ConvTranspose of one group, constant weights, dilation 1 and a
+    /// stride above 1 as one CONV2D over the input and a COPY: output
+    /// position o = s·t + r (phase r) sums x[t + e]·w[k] over the taps k
+    /// with r + pad − k = s·e, so each phase is a convolution of stride 1
+    /// over x with the taps that reach it. The CONV2D computes every
+    /// phase at once, as Co·sh·sw output channels over a window covering
+    /// all phases' taps (a tap one phase lacks weighs zero), in the packed
+    /// layout; the COPY interleaves the phases into the output. The
+    /// zero-spread form multiplied each weight by sh·sw times as many
+    /// inputs, most of them zeros. The chain is the spread form's (input
+    /// channels, then the flipped kernel's rows and columns), with the
+    /// zero products moved from the inputs to the weights: the same bits
+    /// for finite inputs. False where it does not apply (a bias that is
+    /// not constant, a window that misses the input).
+    func lowerConvTransposeByPhases(_ x: View, _ weights: ConstantTensor, kernel: (Int, Int), stride: (Int, Int),
+                                    begin: (Int, Int), out: (Int, Int), spatial: Int) throws(NeuronCompilerError) -> Bool {
+        let bias = hasInput(2) ? constant(2) : nil
+        if hasInput(2), bias == nil { return false }
+        let (n, ci, co) = (x.dims[0], x.dims[1], weights.shape[1])
+        struct Axis { var s, k, pad, out, extent, eMin, taps, count, cropStart, length, padBegin, padEnd: Int }
+        func axis(_ s: Int, _ k: Int, _ pad: Int, _ out: Int, _ extent: Int) -> Axis? {
+            // e for each phase r and tap k: (r + pad − k) / s where it divides.
+            var lo = Int.max, hi = Int.min
+            for r in 0..<s { for tap in 0..<k where (r + pad - tap) % s == 0 {
+                let e = (r + pad - tap) / s
+                lo = min(lo, e)
+                hi = max(hi, e)
+            } }
+            guard lo <= hi else { return nil }
+            let count = (out + s - 1) / s, taps = hi - lo + 1
+            let span = count - 1 + taps
+            let cropStart = max(0, lo), available = min(extent, lo + span)
+            guard available - cropStart >= 1 else { return nil }
+            let padBegin = max(0, -lo), padEnd = lo + span - available
+            guard padBegin <= 65535, padEnd <= 65535 else { return nil }
+            return Axis(s: s, k: k, pad: pad, out: out, extent: extent, eMin: lo, taps: taps, count: count,
+                        cropStart: cropStart, length: available - cropStart, padBegin: padBegin, padEnd: padEnd)
+        }
+        guard let h = axis(stride.0, kernel.0, begin.0, out.0, x.dims[2]),
+              let w = axis(stride.1, kernel.1, begin.1, out.1, x.dims[3]) else { return false }
+        let phases = h.s * w.s, channels = co * phases
+        // Weights [Co·sh·sw, Ci, taps_h, taps_w], channel (co·sh + rh)·sw + rw;
+        // window tap u reads x[t + eMin + u], kernel tap k = r + pad − s·(eMin + u).
+        let given = weights.doubles()
+        var laid = [Double](repeating: 0, count: try foldedCount([channels, ci, h.taps, w.taps], what: "the phase weights"))
+        for o in 0..<co { for rh in 0..<h.s { for rw in 0..<w.s { for c in 0..<ci {
+            for uh in 0..<h.taps {
+                let kh = rh + h.pad - h.s * (h.eMin + uh)
+                guard (0..<h.k).contains(kh) else { continue }
+                for uw in 0..<w.taps {
+                    let kw = rw + w.pad - w.s * (w.eMin + uw)
+                    guard (0..<w.k).contains(kw) else { continue }
+                    laid[(((o * h.s + rh) * w.s + rw) * ci + c) * h.taps * w.taps + uh * w.taps + uw] =
+                        given[((c * co + o) * h.k + kh) * w.k + kw]
+                }
+            }
+        } } } }
+        let dims = [channels, ci, h.taps, w.taps]
+        let packed = try convWeights(.make(.float32, dims, laid), dims: dims, layout: .packed, name: "\(current.name)#phases")
+        var source = x
+        source.offset += h.cropStart * x.strides[2] + w.cropStart * x.strides[3]
+        source.dims[2] = h.length
+        source.dims[3] = w.length
+        let phased = try temp(.float32, [n, channels, h.count, w.count])
+        let window = NeuronWindow(padding: (UInt32(h.padBegin), UInt32(w.padBegin), UInt32(h.padEnd), UInt32(w.padEnd)))
+        var operands = [phased, source, packed]
+        if let bias {
+            let values = bias.doubles()
+            guard values.count == co else { throw shapeError("the bias \(bias.shape) is not [\(co)]") }
+            operands.append(try weightView(.make(.float32, [channels], (0..<channels).map { values[$0 / phases] }),
+                                           name: "\(current.name)#phasebias"))
+        }
+        emit(.conv(window, bias: bias != nil, relu: false, weights: .packed, accumulate: false), operands)
+        // Each phase into its strided positions of the output.
+        let result = try temp(.float32, [n, co, out.0, out.1])
+        let plane = h.count * w.count
+        if out.0 % h.s == 0, out.1 % w.s == 0 {
+            // Whole phases: one COPY, phase axes outside the phase's rows.
+            let target = View(buffer: result.buffer, type: .float32, offset: result.offset,
+                              dims: [n, co, h.s, w.s, h.count, w.count],
+                              strides: [co * out.0 * out.1, out.0 * out.1, out.1, 1, h.s * out.1, w.s])
+            let from = View(buffer: phased.buffer, type: .float32, offset: phased.offset,
+                            dims: target.dims, strides: [channels * plane, phases * plane, w.s * plane, plane, w.count, 1])
+            emit(.copy, [target, from])
+            set(0, .tensor(try fromImage(result, spatial: spatial)))
+            return true
+        }
+        for rh in 0..<h.s { for rw in 0..<w.s {
+            let rows = (out.0 - rh + h.s - 1) / h.s, cols = (out.1 - rw + w.s - 1) / w.s
+            guard rows > 0, cols > 0 else { continue }
+            let target = View(buffer: result.buffer, type: .float32, offset: result.offset + rh * out.1 + rw,
+                              dims: [n, co, rows, cols],
+                              strides: [co * out.0 * out.1, out.0 * out.1, h.s * out.1, w.s])
+            let from = View(buffer: phased.buffer, type: .float32, offset: phased.offset + (rh * w.s + rw) * plane,
+                            dims: [n, co, rows, cols], strides: [channels * plane, phases * plane, w.count, 1])
+            emit(.copy, [target, from])
+        } }
+        set(0, .tensor(try fromImage(result, spatial: spatial)))
+        return true
     }
 
     /// Weights `[Co, Ci, Kh, Kw]` in the blob in an engine layout: packed,
