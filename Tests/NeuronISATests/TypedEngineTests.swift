@@ -56,6 +56,64 @@ struct TypedEngineTests {
         }
     }
 
+    @Test("bfloat16 widens to float32 exactly for all 65536 bit patterns, a NaN quieted with its payload; float32 rounds to nearest even, NaN to 0x7fc0")
+    func bfloat16Casts() throws {
+        let halves = (0...0xffff).map { UInt16($0) }
+        let input = halves.flatMap { [UInt8($0 & 0xff), UInt8($0 >> 8)] }
+        let wide = NeuronDType.float32.values(try Self.run([.float32, .bfloat16], [input], count: halves.count) { p, v in p.cast(v[0], v[1]) })
+        var wrong = 0
+        for (bits, value) in zip(halves, wide) {
+            var want = UInt32(bits) << 16
+            if want & 0x7fff_ffff > 0x7f80_0000 { want |= 0x0040_0000 }
+            if Float(value).bitPattern != want { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) of 65536 widen wrong")
+        // Ties to even both ways, the largest finite values, payloads, subnormals.
+        var patterns: [UInt32] = [0, 0x8000_0000, 0x3f80_8000, 0x3f81_8000, 0x3f80_8001, 0x7f7f_ffff, 0x7f7f_7fff,
+                                  0x7f80_0000, 0xff80_0000, 0x7f80_0001, 0xffc1_2345, 0x0000_8000, 0x0001_8000, 0x807f_ffff]
+        var rng = SplitMix(seed: 7)
+        for _ in 0..<20000 { patterns.append(UInt32(truncatingIfNeeded: rng.next())) }
+        let floats = patterns.flatMap { withUnsafeBytes(of: $0.littleEndian) { Array($0) } }
+        let narrow = try Self.run([.bfloat16, .float32], [floats], count: patterns.count) { p, v in p.cast(v[0], v[1]) }
+        wrong = 0
+        for (index, bits) in patterns.enumerated() {
+            let got = UInt16(narrow[2 * index]) | UInt16(narrow[2 * index + 1]) << 8
+            let want: UInt16 = bits & 0x7fff_ffff > 0x7f80_0000 ? 0x7fc0 : UInt16((bits &+ 0x7fff &+ (bits >> 16 & 1)) >> 16)
+            if got != want { wrong += 1 }
+        }
+        #expect(wrong == 0, "\(wrong) of \(patterns.count) round wrong")
+    }
+
+    @Test("AND, OR and XOR of bool and bytes and NOT of bool: any nonzero byte is true; broadcast and in place")
+    func byteLogic() throws {
+        var rng = SplitMix(seed: 11)
+        let count = 300
+        let a = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next() % 3 == 0 ? 0 : rng.next()) }
+        let b = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next() % 3 == 0 ? 0 : rng.next()) }
+        for type in [NeuronDType.bool, .uint8, .int8] {
+            for op in [NeuronBinaryOp.and, .or, .xor] {
+                let got = try Self.run([type, type, type], [a, b], count: count) { p, v in p.binary(op, v[0], v[1], v[2]) }
+                let want = zip(a, b).map { x, y -> UInt8 in
+                    let (p, q) = type == .bool ? (UInt8(x != 0 ? 1 : 0), UInt8(y != 0 ? 1 : 0)) : (x, y)
+                    return op == .and ? p & q : op == .or ? p | q : p ^ q
+                }
+                #expect(got == want, "\(type) \(op)")
+            }
+        }
+        let not = try Self.run([.bool, .bool], [a], count: count) { p, v in p.unary(.not, v[0], v[1]) }
+        #expect(not == a.map { $0 == 0 ? 1 : 0 })
+        // A row broadcast over rows, and an AND written over its own input.
+        let slots = Slots([count, count, 10])
+        a.withUnsafeBytes { slots.buffers[0].copyMemory(from: $0) }
+        b.prefix(10).withUnsafeBytes { slots.buffers[2].copyMemory(from: $0) }
+        var program = NeuronProgram()
+        let rows = NeuronTensorView.contiguous(slot: 0, dims: [30, 10], dtype: .bool)
+        program.binary(.and, rows, rows, NeuronTensorView(slot: 2, dtype: .bool, dims: [30, 10], strides: [0, 1]))
+        try slots.run(program)
+        let inPlace = Array(slots.buffers[0].prefix(count))
+        #expect(inPlace == (0..<count).map { a[$0] != 0 && b[$0 % 10] != 0 ? 1 : 0 })
+    }
+
     @Test("float32 rounds to float16 to nearest even: normals, subnormals, ties, overflow, NaN")
     func halfRounding() throws {
         var floats: [Float] = [0, -0.0, 1, -1, 65504, 65519.996, 65520, 1e9, -1e9, .infinity, -.infinity, .nan,

@@ -319,6 +319,27 @@ void neuron_typed_cast(const struct neuron_tensor_desc *o, const struct neuron_t
 				((float *)po)[oo] = ((const u8 *)pa)[ao] ? 1.0f : 0.0f;
 			continue;
 		}
+		/*
+		 * float32 and bfloat16 each way by their bits, as the walk through
+		 * double gives them: bfloat16 rounded to nearest even (a NaN the
+		 * quiet 0x7fc0); float32 exact, a NaN quieted as the conversion
+		 * through double quiets it.
+		 */
+		if (o->dtype == NEURON_DT_BF16 && a->dtype == NEURON_DT_F32) {
+			for (i = 0; i < n; i++, oo += step[0], ao += step[1])
+				((u16 *)po)[oo] = neuron_bf16_from_f32_bits(((const u32 *)pa)[ao]);
+			continue;
+		}
+		if (o->dtype == NEURON_DT_F32 && a->dtype == NEURON_DT_BF16) {
+			for (i = 0; i < n; i++, oo += step[0], ao += step[1]) {
+				u32 bits = neuron_f32_bits_from_bf16(((const u16 *)pa)[ao]);
+
+				if ((bits & 0x7fffffffu) > 0x7f800000u)
+					bits |= 0x00400000u;
+				((u32 *)po)[oo] = bits;
+			}
+			continue;
+		}
 		for (i = 0; i < n; i++, oo += step[0], ao += step[1])
 			store(po, o->dtype, oo, load(pa, a->dtype, ao), flags);
 	} while (walk_next(&w));
@@ -431,6 +452,51 @@ static void f64_elementwise(const struct neuron_insn *in, const struct neuron_te
 	} while (walk_next(&w));
 }
 
+/*
+ * AND, OR and XOR of bool or of bytes, and NOT of bool, over one row, byte
+ * by byte without the general load and store: a bool is 0 or 1 after
+ * either. Returns 0 for every other op or type.
+ */
+static int bytewise_logic(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			  const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
+			  const struct neuron_engine_slot *slots, u64 oo, u64 ao, u64 bo,
+			  const u64 *step, u64 n)
+{
+	const u8 *pa = (const u8 *)slots[a->slot].base + ao, *pb;
+	u8 *po = (u8 *)slots[o->slot].base + oo;
+	int boolean = o->dtype == NEURON_DT_BOOL;
+	u64 i;
+
+	if (!boolean && o->dtype != NEURON_DT_U8 && o->dtype != NEURON_DT_I8)
+		return 0;
+	if (!b) {
+		if (!boolean || in->sub != NEURON_UN_NOT)
+			return 0;
+		for (i = 0; i < n; i++)
+			po[i * step[0]] = !pa[i * step[1]];
+		return 1;
+	}
+	pb = (const u8 *)slots[b->slot].base + bo;
+	switch (in->sub) {
+	case NEURON_BIN_AND:
+		for (i = 0; i < n; i++)
+			po[i * step[0]] = boolean ? (pa[i * step[1]] != 0) & (pb[i * step[2]] != 0)
+						  : pa[i * step[1]] & pb[i * step[2]];
+		return 1;
+	case NEURON_BIN_OR:
+		for (i = 0; i < n; i++)
+			po[i * step[0]] = boolean ? (pa[i * step[1]] != 0) | (pb[i * step[2]] != 0)
+						  : pa[i * step[1]] | pb[i * step[2]];
+		return 1;
+	case NEURON_BIN_XOR:
+		for (i = 0; i < n; i++)
+			po[i * step[0]] = boolean ? (pa[i * step[1]] != 0) ^ (pb[i * step[2]] != 0)
+						  : pa[i * step[1]] ^ pb[i * step[2]];
+		return 1;
+	}
+	return 0;
+}
+
 /* BINARY and UNARY of integers, bool and float64: out, a and b of one dtype. */
 void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
@@ -450,6 +516,8 @@ void neuron_typed_elementwise(const struct neuron_insn *in, const struct neuron_
 	do {
 		u64 oo = at(&w, o), ao = at(&w, a), bo = b ? at(&w, b) : 0;
 
+		if (bytewise_logic(in, o, a, b, slots, oo, ao, bo, step, n))
+			continue;
 		for (i = 0; i < n; i++, oo += step[0], ao += step[1], bo += step[2]) {
 			u64 x = load(slots[a->slot].base, a->dtype, ao).bits, r;
 
