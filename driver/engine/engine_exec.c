@@ -450,8 +450,13 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 				done = neuron_rows_binary(NEURON_BIN_SUB, out, row, &max, 1, len);
 				done = neuron_rows_unary(NEURON_UN_EXP, out, out, 0.0f, done);
 			}
-			for (j = 0; j < len; j++) {
-				float e = j < done ? out[j] : neuron_expf(row[j * as] - max);
+			/* The sum in order: first the exps the vectors wrote (a
+			 * loop without a call keeps the sum in a register), then
+			 * the rest, each written as it is added. */
+			for (j = 0; j < done; j++)
+				sum = sum + out[j];
+			for (; j < len; j++) {
+				float e = neuron_expf(row[j * as] - max);
 
 				out[j * os] = e;
 				sum = sum + e;
