@@ -676,6 +676,9 @@ struct EngineNetworkOpTests {
         // Every row one vector with both edges in it (MobileNet's small maps), stride 1 and 2.
         .init(ci: 7, co: 7, h: 12, w: 12, k: 3, stride: 1, pad: 1, dilation: 1, groups: 7, weightSpecial: .infinity),
         .init(ci: 6, co: 6, h: 25, w: 25, k: 3, stride: 2, pad: 0, dilation: 1, groups: 6),
+        // Edge vectors past the first four of a row (whose lanes each channel keeps
+        // for all its rows): the right edge worked out row by row.
+        .init(ci: 3, co: 3, h: 5, w: 100, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, padRight: 2),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed

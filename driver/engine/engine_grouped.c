@@ -188,9 +188,12 @@ do {										\
 	}									\
 } while (0)
 
+/* Edge vectors of a row whose lane tables one channel keeps for all its rows. */
+#define GRP_EDGES	4
+
 /*
  * GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS, ANYWHERE, MSTORE, MFMA):
- * grp_row_<sfx>(q, ho), every output of row @ho of one channel, finished. Taps of stride 1
+ * grp_plane_<sfx>(q), every output of one channel, row by row, finished. Taps of stride 1
  * are read as vectors, of stride 2 as the even elements of two; others
  * element by element. ANYWHERE: LOAD may reach past the row with the
  * lanes it leaves out (AVX-512's masked load, whose masked-out lanes
@@ -201,20 +204,26 @@ typedef float grp_vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
 typedef int grp_vi_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
 										\
 static __attribute__((target(isa)))						\
-void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
+void grp_plane_##sfx(const struct grp_channel *q)				\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	const s64 sw = c->sw, w = c->w, span = q->span;				\
 	int vec = (sw == 1 || sw == 2) && c->xs[3] == 1;			\
-	u32 wo, ci, kh, kw, l;							\
-	s32 inside[GRP_MAX_KW][2];						\
-	u32 bits[GRP_MAX_KW][2];						\
+	u32 ho, wo, ci, kh, kw, l, ready = 0;					\
+	/* The lanes of each edge vector's taps: the first GRP_EDGES	\
+	 * vectors' kept for every row, others' worked out in the last. */	\
+	s32 inside_t[GRP_EDGES + 1][GRP_MAX_KW][2];				\
+	u32 bits_t[GRP_EDGES + 1][GRP_MAX_KW][2];				\
 										\
+	for (ho = 0; ho < c->ho; ho++)						\
 	for (wo = 0; wo < c->wo; ) {						\
 		s64 first = (s64)wo * sw - c->pl;				\
 		float *out = q->o + (u64)ho * c->os[2] + (u64)wo * c->os[3];	\
 		u32 valid = c->wo - wo < (W) ? c->wo - wo : (W);		\
 		grp_vf_##sfx acc = (grp_vf_##sfx){ 0 };						\
+		u32 e_ = wo / (W) < GRP_EDGES ? wo / (W) : GRP_EDGES, kws;	\
+		s32 (*inside)[2] = inside_t[e_];				\
+		u32 (*bits)[2] = bits_t[e_];					\
 										\
 		/* Whole vectors: every element read (stride 2: the odd	\
 		 * ones too) inside the row. */					\
@@ -237,8 +246,10 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 			continue;						\
 		}								\
 		/* Lanes whose tap kw is inside: [lo, hi), the same for	\
-		 * every input channel and kernel row. */			\
-		for (kw = 0; kw < c->kw; kw++) {				\
+		 * every input channel, kernel row and output row. */		\
+		/* (A kept vector's lanes are worked out once.) */		\
+		kws = e_ < GRP_EDGES && (ready & (1u << e_)) ? 0 : c->kw;	\
+		for (kw = 0; kw < kws; kw++) {					\
 			s64 iw = first + (s64)kw * c->dw, lo, hi;		\
 										\
 			lo = iw >= 0 ? 0 : GRP_CEILDIV(-iw, sw);		\
@@ -254,6 +265,7 @@ void grp_row_##sfx(const struct grp_channel *q, u32 ho)				\
 			bits[kw][1] = hi ? (u32)(((1ull << (2 * hi - 1)) - 1) &	\
 					   ~((1ull << (2 * lo)) - 1)) : 0;	\
 		}								\
+		ready |= e_ < GRP_EDGES ? 1u << e_ : 0;			\
 		for (ci = 0; ci < c->cig; ci++)					\
 		for (kh = 0; kh < c->kh; kh++) {				\
 			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
@@ -431,7 +443,7 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 			const struct neuron_engine_slot *scratch)
 {
-	u32 level = neuron_simd_level(), taps = c->cig * c->kh * c->kw, co, ho, t;
+	u32 level = neuron_simd_level(), taps = c->cig * c->kh * c->kw, co, t;
 	struct grp_channel q = {
 		.c = c,
 		.x = c->x + n * c->xs[0] + (u64)c->c0 * c->xs[1],
@@ -457,16 +469,14 @@ int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 co
 		}
 		q.o = c->o + n * c->os[0] + co * c->os[1];
 		q.bias = c->bias ? c->bias[co * c->bs] : 0.0f;
-		for (ho = 0; ho < c->ho; ho++) {
-			if (level == NEURON_SIMD_AVX512)
-				grp_row_avx512(&q, ho);
+		if (level == NEURON_SIMD_AVX512)
+			grp_plane_avx512(&q);
 #ifndef __KERNEL__
-			else if (level == NEURON_SIMD_WIDE_ON_AVX2)
-				grp_row_wide(&q, ho);
+		else if (level == NEURON_SIMD_WIDE_ON_AVX2)
+			grp_plane_wide(&q);
 #endif
-			else
-				grp_row_avx2(&q, ho);
-		}
+		else
+			grp_plane_avx2(&q);
 	}
 	return 1;
 }
