@@ -508,10 +508,17 @@ struct QueueBehaviourTests {
         var wait = NeuronProgram()
         wait.semaphoreWait(9)
         let job = try queue.submit(wait, buffers: [])
-        async let result = queue.result(of: job)
+        // The waiter must be waiting when the queue closes (a task that
+        // started after the close would find the core no longer held).
+        let (started, didStart) = AsyncStream.makeStream(of: Void.self)
+        let waiter = Task {
+            didStart.yield()
+            return try await queue.result(of: job)
+        }
+        for await _ in started { break }
         try await Task.sleep(for: .milliseconds(300))
         queue.close()
-        #expect(try await result.status == .aborted)
+        #expect(try await waiter.value.status == .aborted)
         let again = try device.queue(core: 3)
         #expect(try again.info().queued == 0)
     }

@@ -679,6 +679,11 @@ struct EngineNetworkOpTests {
         // Edge vectors past the first four of a row (whose lanes each channel keeps
         // for all its rows): the right edge worked out row by row.
         .init(ci: 3, co: 3, h: 5, w: 100, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, padRight: 2),
+        // Channels in lanes with most of a large kernel in the padding (EfficientNet's
+        // 5x5 on a 2x2 map; a 7x7 of stride 2 on 3x3): only the taps some output reads
+        // are laid out, an infinite weight among the others.
+        .init(ci: 40, co: 40, h: 2, w: 2, k: 5, stride: 1, pad: 2, dilation: 1, groups: 40, weightSpecial: .infinity),
+        .init(ci: 19, co: 19, h: 3, w: 3, k: 7, stride: 2, pad: 3, dilation: 1, groups: 19, weightSpecial: .nan),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed

@@ -332,6 +332,23 @@ do {										\
 		acc = FMA(*(const V *)(row + (u64)iw_ * cp), wv, acc);		\
 } while (0)
 
+/*
+ * Whether kernel tap @k of an axis reads the input for some output: some o
+ * in [0, @out) with 0 <= o * @s - @pad + k * @d < @in.
+ */
+static inline int dwc_tap_used(u32 k, u32 s, u32 pad, u32 d, u32 in, u32 out)
+{
+	s64 lo = (s64)pad - (s64)k * d, first, last;
+
+	first = lo > 0 ? (lo + s - 1) / s : 0;
+	if ((s64)in - 1 + lo < 0)
+		return 0;
+	last = ((s64)in - 1 + lo) / s;
+	if (last > (s64)out - 1)
+		last = (s64)out - 1;
+	return first <= last;
+}
+
 #define DWC_KERNEL(sfx, isa, W, FMA)						\
 static __attribute__((target(isa)))						\
 void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack) \
@@ -353,11 +370,17 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 			for (; ch < cp; ch++)					\
 				pr[ch] = 0.0f;					\
 		}								\
-	for (t = 0; t < taps; t++)						\
+	/* The taps some output reads (a small map leaves most of a large	\
+	 * kernel in the padding); the others' lanes are read, not used. */	\
+	for (t = 0; t < taps; t++) {						\
+		const float *wt = c->wt + (t / c->kw) * c->ws[2] + (t % c->kw) * c->ws[3]; \
+										\
+		if (!dwc_tap_used(t / c->kw, c->sh, c->pt, c->dh, c->h, c->ho) ||	\
+		    !dwc_tap_used(t % c->kw, c->sw, c->pl, c->dw, c->w, c->wo))	\
+			continue;						\
 		for (ch = 0; ch < cp; ch++)					\
-			wpk[(u64)t * cp + ch] = ch < co_count ?			\
-				c->wt[ch * c->ws[0] + (t / c->kw) * c->ws[2] +	\
-				      (t % c->kw) * c->ws[3]] : 0.0f;		\
+			wpk[(u64)t * cp + ch] = ch < co_count ? wt[ch * c->ws[0]] : 0.0f; \
+	}									\
 	for (cb = 0; cb < cp; cb += (W)) {					\
 	grp_vf_##sfx bv = (grp_vf_##sfx){ 0 };					\
 										\
