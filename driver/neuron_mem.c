@@ -133,6 +133,29 @@ static bool neuron_host_can_back(struct neuron_device *nd)
 }
 
 /*
+ * Whether the host can map @pages more pages into the kernel. Under KASAN
+ * a vmap also allocates the mapping's shadow (an eighth of its size) with
+ * GFP_KERNEL, which past the host's memory wakes the OOM killer instead
+ * of failing: the mapping is refused (ENOMEM) unless that shadow and the
+ * commit reserve are free. Elsewhere only page tables are added, which
+ * the commit reserve covers.
+ */
+static bool neuron_host_can_map(struct neuron_device *nd, unsigned long pages)
+{
+	unsigned long need;
+
+	if (!IS_ENABLED(CONFIG_KASAN_VMALLOC))
+		return true;
+	need = (pages >> 3) + totalram_pages() / 16;	/* KASAN_SHADOW_SCALE_SHIFT */
+	if (global_zone_page_state(NR_FREE_PAGES) > need)
+		return true;
+	dev_warn_ratelimited(&nd->dev,
+			     "a kernel mapping of %lu MiB is refused: KASAN's shadow of it needs %lu MiB of free host memory\n",
+			     pages >> (20 - PAGE_SHIFT), need >> (20 - PAGE_SHIFT));
+	return false;
+}
+
+/*
  * The page at @index, allocated (zeroed) when @create and absent. Returns
  * NULL when absent and not created, ERR_PTR on failure.
  */
@@ -218,6 +241,10 @@ void *neuron_buffer_kmap(struct neuron_buffer *buf, u64 bytes)
 			}
 			cond_resched();
 		}
+	}
+	if (!neuron_host_can_map(buf->owner->nd, n)) {
+		addr = ERR_PTR(-ENOMEM);
+		goto out_pages;
 	}
 	addr = vmap(pages, n, VM_MAP, PAGE_KERNEL);
 	if (!addr) {
