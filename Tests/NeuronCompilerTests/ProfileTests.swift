@@ -116,7 +116,11 @@ struct ProfileTests {
         #expect(summary.layers.map(\.name).contains("fc+fc_bias"))
         let conv = try #require(summary.layers.first)
         #expect(conv.flops == 2 * 8 * 16 * 16 * 27 && conv.gflops > 0)
-        #expect(summary.latencyP50Us >= summary.busyUs && summary.stages.count == 1)
+        // Each execution's latency covers its own busy time, so the means
+        // compare; the median latency need not exceed the mean busy time (one
+        // slow execution in a noisy guest lifts the mean alone).
+        #expect(summary.latencyMeanUs >= summary.busyUs && summary.stages.count == 1)
+        #expect(summary.latencyP50Us >= summary.latencyMinUs && summary.latencyMinUs > 0)
         let text = summary.text()
         #expect(text.contains("conv1+bn1+relu1") && text.contains("CONV2D") && text.contains("layers, in the order they ran"))
 
