@@ -41,7 +41,7 @@ struct RowKernelTests {
     static func bits(_ value: Float) -> UInt32 { value.isNaN ? 0x7fc0_0000 : value.bitPattern }
 
     static let binaryOps: [NeuronBinaryOp] = [.add, .sub, .mul, .div, .max, .min, .pow]
-    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .silu, .tanh, .geluTanh, .log]
+    static let unaryOps: [NeuronUnaryOp] = [.relu, .leakyRelu, .neg, .abs, .reciprocal, .exp, .sigmoid, .silu, .tanh, .geluTanh, .geluErf, .erf, .log]
 
     /// Every op, rows of lengths that end on and between vectors, b as a
     /// row and as one broadcast element, in place and apart.
@@ -160,6 +160,45 @@ struct RowKernelTests {
                 #expect(got[0].map(Self.bits) == reference[0].map(Self.bits), "exp from \(start) at \(width.name)")
                 #expect(got[1].map(Self.bits) == reference[1].map(Self.bits), "sigmoid from \(start) at \(width.name)")
                 #expect(got[2].map(Self.bits) == reference[2].map(Self.bits), "tanh from \(start) at \(width.name)")
+            }
+        }
+    }
+
+    @Test("the vector erf and both gelus stay the reference's over every float of their branches' edges")
+    func denseErf() throws {
+        // Runs of 256 consecutive floats around erf's branch points (0.5 and
+        // 4, and their negatives, on x and on gelu's x / sqrt 2), zero, and
+        // every 1/16 across [-6, 6].
+        var values: [Float] = []
+        for edge: Float in [0.5, -0.5, 4, -4, 0.70710678 * 2, 0.5 * 1.41421356, -0.5 * 1.41421356, 4 * 1.41421356, 0] {
+            var x = edge
+            for _ in 0..<128 { x = x.nextDown }
+            for _ in 0..<256 { values.append(x); x = x.nextUp }
+        }
+        var x: Float = -6
+        while x <= 6 { values.append(x); values.append(x.nextUp); x += 1 / 16 }
+        let n = UInt32(values.count)
+        let slots = Slots([values.count * 4, values.count * 4, values.count * 4, values.count * 4])
+        slots.set(0, values)
+        var program = NeuronProgram()
+        program.unary(.erf, .contiguous(slot: 1, dims: [n]), .contiguous(slot: 0, dims: [n]))
+        program.unary(.geluErf, .contiguous(slot: 2, dims: [n]), .contiguous(slot: 0, dims: [n]))
+        program.unary(.geluTanh, .contiguous(slot: 3, dims: [n]), .contiguous(slot: 0, dims: [n]))
+        func run() throws -> [[UInt32]] {
+            try slots.run(program)
+            return [slots.floats(1), slots.floats(2), slots.floats(3)].map { $0.map(Self.bits) }
+        }
+        let reference = try #require(try at(UInt32(NEURON_SIMD_SCALAR.rawValue), run))
+        // The scalar reference itself: odd, bounded by 1, monotonic.
+        let erf = reference[0].map { Float(bitPattern: $0) }
+        for (index, value) in values.enumerated() where value.isFinite {
+            #expect(abs(erf[index]) <= 1 && (value < 0) == (erf[index] < 0 || (value < 0 && erf[index] == 0)))
+        }
+        for width in Self.widths {
+            guard let got = try at(width.level, run) else { continue }
+            for (name, index) in [("erf", 0), ("geluErf", 1), ("geluTanh", 2)] {
+                let differ = zip(got[index], reference[index]).filter { $0 != $1 }.count
+                #expect(differ == 0, "\(name) at \(width.name): \(differ) of \(values.count) differ")
             }
         }
     }

@@ -140,6 +140,33 @@ u32 neuron_simd_level(void)
 	})
 
 /*
+ * neuron_erff, lane by lane: the series below 0.5 and Abramowitz and
+ * Stegun's form above, each computed in every lane, then selects (beyond
+ * 4 the result is 1 with x's sign; NaN stays).
+ */
+#define ERF(V, I, xin)								\
+	({									\
+		V x_ = (xin), zero_ = SPLAT(V, 0.0f), one_ = SPLAT(V, 1.0f);	\
+		V a_ = SEL(V, I, x_ < zero_, -x_, x_), a2_ = a_ * a_, t_, r_;	\
+		V small_ = a_ * (one_ + a2_ * (SPLAT(V, -3.33333343267440796e-1f) + \
+			   a2_ * (SPLAT(V, 1.00000001490116119e-1f) +		\
+			   a2_ * (SPLAT(V, -2.38095242530107498e-2f) +		\
+			   a2_ * (SPLAT(V, 4.62962966412305832e-3f) +		\
+			   a2_ * (SPLAT(V, -7.57575780153274536e-4f) +		\
+			   a2_ * SPLAT(V, 1.06837609875947237e-4f)))))));	\
+										\
+		small_ = small_ * SPLAT(V, 1.12837922573089600f);		\
+		t_ = one_ / (one_ + SPLAT(V, 0.3275911f) * a_);		\
+		r_ = one_ - t_ * (SPLAT(V, 0.254829592f) + t_ * (SPLAT(V, -0.284496736f) + \
+		     t_ * (SPLAT(V, 1.421413741f) + t_ * (SPLAT(V, -1.453152027f) + \
+		     t_ * SPLAT(V, 1.061405429f))))) * EXP(V, I, -a_ * a_);	\
+		r_ = SEL(V, I, a_ < SPLAT(V, 0.5f), small_, r_);		\
+		r_ = SEL(V, I, a_ > SPLAT(V, 4.0f), one_, r_);			\
+		r_ = SEL(V, I, x_ < zero_, -r_, r_);				\
+		SEL(V, I, x_ != x_, x_, r_);					\
+	})
+
+/*
  * ROWS_KERNELS(sfx, isa, W): rows_binary_<sfx> and rows_unary_<sfx> over
  * vectors of W floats, built for target @isa.
  */
@@ -208,6 +235,18 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 			break;							\
 		case NEURON_UN_TANH:						\
 			r = TANH(vf_##sfx, vi_##sfx, x);			\
+			break;							\
+		case NEURON_UN_ERF:						\
+			r = ERF(vf_##sfx, vi_##sfx, x);				\
+			break;							\
+		case NEURON_UN_GELU_ERF:					\
+			r = SPLAT(vf_##sfx, 0.5f) * x * (one + ERF(vf_##sfx, vi_##sfx, \
+				x * SPLAT(vf_##sfx, 0.70710678118654752f)));	\
+			break;							\
+		case NEURON_UN_GELU_TANH:					\
+			r = SPLAT(vf_##sfx, 0.79788456080286536f) *		\
+			    (x + SPLAT(vf_##sfx, 0.044715f) * x * x * x);	\
+			r = SPLAT(vf_##sfx, 0.5f) * x * (one + TANH(vf_##sfx, vi_##sfx, r)); \
 			break;							\
 		default: return i;						\
 		}								\
