@@ -49,7 +49,7 @@ struct EngineResultTests {
     @Test("the vector kernel and the scalar tails give the definition's bits",
           arguments: [(13, 40, 71), (8, 3, 64), (33, 17, 129), (5, 4100, 20), (11, 300, 16), (4, 257, 10),
                       (1, 300, 2100), (3, 70, 100), (2, 33, 96), (4, 320, 1280), (4, 9, 48),
-                      (16, 528, 88), (7, 50, 59)])
+                      (16, 528, 88), (7, 50, 59), (40, 600, 96), (128, 300, 64)])
     func matmulVectorPath(_ shape: (Int, Int, Int)) throws {
         let (m, k, n) = shape
         let a = sample(m * k, seed: 4), b = sample(k * n, seed: 5), bias = sample(n, seed: 6)
@@ -62,6 +62,25 @@ struct EngineResultTests {
                        bias: .contiguous(slot: 2, dims: [UInt32(n)]))
         try slots.run(program)
         #expect(slots.floats(3).map(\.bitPattern) == referenceMatmul(a, b, m: m, k: k, n: n, bias: bias).map(\.bitPattern))
+    }
+
+    /// A read in place by the vector kernel (only bf16 A is packed): rows
+    /// and k at any strides, here A stored [k, m] and viewed transposed,
+    /// over blocks of rows with B packed (m >= 24) and without.
+    @Test("matmul with A as a transposed view gives the definition's bits",
+          arguments: [(30, 300, 70), (13, 40, 64), (25, 3, 33), (48, 520, 96)])
+    func transposedA(_ shape: (Int, Int, Int)) throws {
+        let (m, k, n) = shape
+        let at = sample(k * m, seed: 14), b = sample(k * n, seed: 15)
+        let a = (0..<(m * k)).map { at[($0 % k) * m + $0 / k] }
+        let slots = Slots([k * m * 4, k * n * 4, m * n * 4])
+        slots.set(0, at); slots.set(1, b)
+        var program = NeuronProgram()
+        program.matmul(.contiguous(slot: 2, dims: [UInt32(m), UInt32(n)]),
+                       NeuronTensorView.contiguous(slot: 0, dims: [UInt32(k), UInt32(m)]).swapping(0, 1),
+                       .contiguous(slot: 1, dims: [UInt32(k), UInt32(n)]))
+        try slots.run(program)
+        #expect(slots.floats(2).map(\.bitPattern) == referenceMatmul(a, b, m: m, k: k, n: n, bias: nil).map(\.bitPattern))
     }
 
     @Test("batched matmul against a transposed view, no copy")

@@ -110,7 +110,7 @@ static inline float load(const void *p, u64 i, int half)
  */
 #define GEMM_BLOCK(vec, width, fma, ROWS)					\
 	do {									\
-		if (apack) {							\
+		if (apack && half) {						\
 			for (k = k0; k < k1; k++)				\
 				for (r = 0; r < (ROWS); r++)			\
 					apack[(k - k0) * (ROWS) + r] =		\
@@ -122,7 +122,10 @@ static inline float load(const void *p, u64 i, int half)
 				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 0);	\
 		} else {							\
 			as = (const float *)a + m * as_m + k0 * as_k;		\
-			GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0);	\
+			if (bpack)						\
+				GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 1); \
+			else							\
+				GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0); \
 		}								\
 		m += (ROWS);							\
 	} while (0)
