@@ -880,6 +880,88 @@ CG_TILE12(conv_tile12_avx512, "avx512f", FMA16)
 CG_TILE12(conv_tile12_wide, "avx2,fma", CG_FMA_HALVES)
 #endif
 
+/*
+ * One block of rows (rows [m, m + valid), valid at most CG_ROWS, weights
+ * @ap) by two whole panels side by side (@bp0 and @bp1, each read at
+ * stride @bs): twelve accumulators again, so that the rows left after
+ * the blocks of twelve run at the width of the 16-lane tile rather than
+ * as two 8-lane halves. Rows past @valid (zeros or the compiler's padding)
+ * are computed but neither read nor written. Each stored output runs the
+ * same chain as in conv_tile12.
+ */
+#define CG_TILE6X2(name, isa, FMA)						\
+static __attribute__((target(isa)))						\
+void name(const struct conv_gemm *q, const float *ap, const float *bp0, const float *bp1, \
+	  u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1)			\
+{										\
+	const struct neuron_conv_args *c = q->c;				\
+	int start = k0 || c->accumulate;					\
+	conv_w16f acc[2 * CG_ROWS];						\
+	u32 r, k;								\
+										\
+	_Pragma("GCC unroll 6")							\
+	for (r = 0; r < CG_ROWS; r++) {						\
+		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
+										\
+		acc[r] = acc[CG_ROWS + r] = (conv_w16f){ 0 };			\
+		if (start && r < valid) {					\
+			acc[r] = *(const conv_w16f *)out;			\
+			acc[CG_ROWS + r] = *(const conv_w16f *)(out + CG_PW);	\
+		}								\
+	}									\
+	for (k = k0; k < k1; k++, bp0 += bs, bp1 += bs, ap += CG_ROWS) {	\
+		conv_w16f b0 = *(const conv_w16f *)bp0;				\
+		conv_w16f b1 = *(const conv_w16f *)bp1;				\
+										\
+		_Pragma("GCC unroll 6")						\
+		for (r = 0; r < CG_ROWS; r++) {					\
+			conv_w16f a = ap[r] - (conv_w16f){ 0 };			\
+										\
+			acc[r] = FMA(a, b0, acc[r]);				\
+			acc[CG_ROWS + r] = FMA(a, b1, acc[CG_ROWS + r]);	\
+		}								\
+	}									\
+	for (r = 0; r < valid; r++) {						\
+		float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
+		u32 h;								\
+										\
+		for (h = 0; h < 2; h++) {					\
+			conv_w16f v = acc[h * CG_ROWS + r];			\
+										\
+			if (k1 == q->K) {					\
+				if (c->bias)					\
+					v = v + (c->bias[(u64)(q->co0 + m + r) * c->bs] - \
+						 (conv_w16f){ 0 });		\
+				if (c->relu)					\
+					v = (conv_w16f)((conv_w16i)v &		\
+							((v > (conv_w16f){ 0 }) | (v != v))); \
+			}							\
+			*(conv_w16f *)(out + h * CG_PW) = v;			\
+		}								\
+	}									\
+}
+
+CG_TILE6X2(conv_tile6x2_avx512, "avx512f", FMA16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+CG_TILE6X2(conv_tile6x2_wide, "avx2,fma", CG_FMA_HALVES)
+#endif
+
+typedef void (*conv_tile6x2_fn)(const struct conv_gemm *q, const float *ap, const float *bp0,
+				const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1);
+
+static conv_tile6x2_fn conv_tile6x2(void)
+{
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX512:
+		return conv_tile6x2_avx512;
+#ifndef __KERNEL__
+	case NEURON_SIMD_WIDE_ON_AVX2:
+		return conv_tile6x2_wide;
+#endif
+	}
+	return NULL;
+}
+
 /* The 16-lane tile for this thread's vector width, or NULL. */
 typedef void (*conv_tile12_fn)(const struct conv_gemm *q, const float *ap0, const float *ap1,
 			       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1);
@@ -914,6 +996,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
 	int direct = q->M <= CG_DIRECT_ROWS && conv_plane(q->c);
 	conv_tile12_fn tile12 = conv_tile12();
+	conv_tile6x2_fn tile6x2 = conv_tile6x2();
 	u32 g, g1, k0, k1, mc, rows, m, nb, tail;
 
 	for (g = 0; g < q->P; g = g1) {
@@ -966,6 +1049,22 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 							conv_tile_narrow(q, w, w + block, bp, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;
 							continue;
+						}
+						/* Rows after the blocks of twelve: two whole panels at
+						 * once, when the next one is whole and read the same
+						 * way (panels pair up from the block's first). */
+						if (tile6x2 && rows - m < 2 * CG_ROWS && cols == CG_PW) {
+							u32 i = (nb - g) / CG_PW, pn = i % 2 ? nb - CG_PW : nb;
+							int pairs = pn + 2 * CG_PW <= g1 &&
+								    (pn + 2 * CG_PW <= tail || pn >= tail);
+
+							if (pairs && i % 2)
+								continue;	/* done with the panel before */
+							if (pairs) {
+								tile6x2(q, w, bp, bp + (nb < tail ? CG_PW : CG_PW * CG_KC),
+									bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb, k0, k1);
+								continue;
+							}
 						}
 						conv_tile(q, w, bp, bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
 							  cols, k0, k1, next, m ? NULL : bnext);
