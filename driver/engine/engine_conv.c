@@ -819,6 +819,16 @@ typedef int conv_w16i __attribute__((vector_size(64), aligned(4)));
 
 #define CG_FMA_HALVES(a, b, c)	NEURON_FMA_HALVES(conv_w16f, conv_v8f, FMA8, a, b, c)
 
+/* CG_FINISH over 16 lanes: the bias, then relu keeping NaN. */
+#define CG_FINISH16(v, row)							\
+do {										\
+	if (c->bias)								\
+		(v) = (v) + (c->bias[(u64)(q->co0 + (row)) * c->bs] - (conv_w16f){ 0 }); \
+	if (c->relu)								\
+		(v) = (conv_w16f)((conv_w16i)(v) &				\
+				  (((v) > (conv_w16f){ 0 }) | ((v) != (v))));	\
+} while (0)
+
 #define CG_TILE12(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
 void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const float *bp, \
@@ -857,14 +867,8 @@ void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const f
 		float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
 		conv_w16f v = acc[r];						\
 										\
-		if (k1 == q->K) {						\
-			if (c->bias)						\
-				v = v + (c->bias[(u64)(q->co0 + m + r) * c->bs] - \
-					 (conv_w16f){ 0 });			\
-			if (c->relu)						\
-				v = (conv_w16f)((conv_w16i)v &			\
-						((v > (conv_w16f){ 0 }) | (v != v))); \
-		}								\
+		if (k1 == q->K)							\
+			CG_FINISH16(v, m + r);					\
 		if (cols < CG_PW) {						\
 			*(conv_w16f *)t = v;					\
 			for (j = 0; j < cols; j++)				\
@@ -928,14 +932,8 @@ void name(const struct conv_gemm *q, const float *ap, const float *bp0, const fl
 		for (h = 0; h < 2; h++) {					\
 			conv_w16f v = acc[h * CG_ROWS + r];			\
 										\
-			if (k1 == q->K) {					\
-				if (c->bias)					\
-					v = v + (c->bias[(u64)(q->co0 + m + r) * c->bs] - \
-						 (conv_w16f){ 0 });		\
-				if (c->relu)					\
-					v = (conv_w16f)((conv_w16i)v &		\
-							((v > (conv_w16f){ 0 }) | (v != v))); \
-			}							\
+			if (k1 == q->K)						\
+				CG_FINISH16(v, m + r);				\
 			*(conv_w16f *)(out + h * CG_PW) = v;			\
 		}								\
 	}									\
@@ -946,37 +944,31 @@ CG_TILE6X2(conv_tile6x2_avx512, "avx512f", FMA16)
 CG_TILE6X2(conv_tile6x2_wide, "avx2,fma", CG_FMA_HALVES)
 #endif
 
-typedef void (*conv_tile6x2_fn)(const struct conv_gemm *q, const float *ap, const float *bp0,
-				const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1);
+/* The 16-lane tiles for this thread's vector width (NULL: none). */
+struct conv_tiles16 {
+	void (*tile12)(const struct conv_gemm *q, const float *ap0, const float *ap1,
+		       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1);
+	void (*tile6x2)(const struct conv_gemm *q, const float *ap, const float *bp0,
+			const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1);
+};
 
-static conv_tile6x2_fn conv_tile6x2(void)
+static struct conv_tiles16 conv_tiles16(void)
 {
+	struct conv_tiles16 t = { NULL, NULL };
+
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX512:
-		return conv_tile6x2_avx512;
+		t.tile12 = conv_tile12_avx512;
+		t.tile6x2 = conv_tile6x2_avx512;
+		break;
 #ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2:
-		return conv_tile6x2_wide;
+		t.tile12 = conv_tile12_wide;
+		t.tile6x2 = conv_tile6x2_wide;
+		break;
 #endif
 	}
-	return NULL;
-}
-
-/* The 16-lane tile for this thread's vector width, or NULL. */
-typedef void (*conv_tile12_fn)(const struct conv_gemm *q, const float *ap0, const float *ap1,
-			       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1);
-
-static conv_tile12_fn conv_tile12(void)
-{
-	switch (neuron_simd_level()) {
-	case NEURON_SIMD_AVX512:
-		return conv_tile12_avx512;
-#ifndef __KERNEL__
-	case NEURON_SIMD_WIDE_ON_AVX2:
-		return conv_tile12_wide;
-#endif
-	}
-	return NULL;
+	return t;
 }
 
 /*
@@ -995,8 +987,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	/* From one block of rows' weights to the next's. */
 	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
 	int direct = q->M <= CG_DIRECT_ROWS && conv_plane(q->c);
-	conv_tile12_fn tile12 = conv_tile12();
-	conv_tile6x2_fn tile6x2 = conv_tile6x2();
+	struct conv_tiles16 wide = conv_tiles16();
 	u32 g, g1, k0, k1, mc, rows, m, nb, tail;
 
 	for (g = 0; g < q->P; g = g1) {
@@ -1040,8 +1031,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
 							w + block : NULL;
 
-						if (tile12 && cols > 8 && rows - m >= 2 * CG_ROWS) {
-							tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1);
+						if (wide.tile12 && cols > 8 && rows - m >= 2 * CG_ROWS) {
+							wide.tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;
 							continue;
 						}
@@ -1053,7 +1044,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						/* Rows after the blocks of twelve: two whole panels at
 						 * once, when the next one is whole and read the same
 						 * way (panels pair up from the block's first). */
-						if (tile6x2 && rows - m < 2 * CG_ROWS && cols == CG_PW) {
+						if (wide.tile6x2 && rows - m < 2 * CG_ROWS && cols == CG_PW) {
 							u32 i = (nb - g) / CG_PW, pn = i % 2 ? nb - CG_PW : nb;
 							int pairs = pn + 2 * CG_PW <= g1 &&
 								    (pn + 2 * CG_PW <= tail || pn >= tail);
@@ -1061,7 +1052,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 							if (pairs && i % 2)
 								continue;	/* done with the panel before */
 							if (pairs) {
-								tile6x2(q, w, bp, bp + (nb < tail ? CG_PW : CG_PW * CG_KC),
+								wide.tile6x2(q, w, bp, bp + (nb < tail ? CG_PW : CG_PW * CG_KC),
 									bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb, k0, k1);
 								continue;
 							}
