@@ -880,6 +880,11 @@ struct EngineNetworkOpTests {
                        bias: .contiguous(slot: 2, dims: [UInt32(co)]),
                        window: NeuronWindow(padding: (UInt32(pad), UInt32(pad), UInt32(pad), UInt32(pad))),
                        relu: true, winograd: true, accumulate: accumulate)
+        // At every vector width this CPU runs (the multiplication's 16-lane
+        // pairs of blocks natively or as two halves), whole and in slices.
+        let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
+        for width in widths where neuron_simd_set_thread(width) == 0 {
+        defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
         for partsPerStep in [0, 1, 2] {
             let slots = Slots([x.count * 4, u.count * 4, bias.count * 4, want.count * 4])
             slots.set(0, x); slots.set(1, u); slots.set(2, bias); slots.set(3, prior)
@@ -891,7 +896,8 @@ struct EngineNetworkOpTests {
             }
             let got = slots.floats(3)
             let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
         }
     }
 

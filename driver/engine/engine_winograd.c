@@ -355,6 +355,84 @@ void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, con
 }
 
 /*
+ * wg_multiply over 16-lane vectors, two blocks of six channels at a time
+ * (twelve accumulators, as AVX-512's 32 registers allow): for AVX-512F,
+ * and (tests only) for AVX2, where each vector is two halves. Sixteen
+ * tiles only; each lane's chain is wg_multiply's. Returns the channel up
+ * to which it did whole pairs of blocks.
+ */
+typedef float wg_w16f __attribute__((vector_size(64), aligned(4)));
+
+#define WG_FMA_HALVES(a, b, c)	NEURON_FMA_HALVES(wg_w16f, wg_v8f, WG_FMA, a, b, c)
+#define WG_FMA16(a, b, c)	__builtin_ia32_vfmaddps512_mask((a), (b), (c), (unsigned short)0xffff, 4)
+
+#ifdef __CHECKER__
+wg_w16f __builtin_ia32_vfmaddps512_mask(wg_w16f a, wg_w16f b, wg_w16f c, unsigned short mask,
+					 int rounding);
+#endif
+
+#define WG_MULTIPLY16(name, isa, FMA)						\
+static __attribute__((target(isa)))						\
+u32 name(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float *v, float *m) \
+{										\
+	const u64 pair = (u64)wg_xis(c) * WG_ROWS * WG_LANES;			\
+	u32 co, r, k;								\
+										\
+	for (co = co0; co + WG_ROWS < co1; co += 2 * WG_ROWS) {		\
+		const float *a0 = wg_u(c, xi, co), *a1 = a0 + (u64)c->cig * WG_ROWS; \
+		const float *b = v + (u64)xi * c->cig * WG_LANES;		\
+		float *mb = m + ((u64)(co - co0) / WG_ROWS * wg_xis(c) + xi) * WG_ROWS * WG_LANES; \
+		wg_w16f acc[2 * WG_ROWS];					\
+										\
+		for (r = 0; r < 2 * WG_ROWS; r++)				\
+			acc[r] = (wg_w16f){ 0 };				\
+		for (k = 0; k < c->cig; k++, a0 += WG_ROWS, a1 += WG_ROWS, b += WG_LANES) { \
+			wg_w16f x = *(const wg_w16f *)b;			\
+										\
+			_Pragma("GCC unroll 6")					\
+			for (r = 0; r < WG_ROWS; r++) {				\
+				acc[r] = FMA(a0[r] - (wg_w16f){ 0 }, x, acc[r]); \
+				acc[WG_ROWS + r] = FMA(a1[r] - (wg_w16f){ 0 }, x, \
+						       acc[WG_ROWS + r]);	\
+			}							\
+		}								\
+		for (r = 0; r < WG_ROWS; r++) {					\
+			*(wg_w16f *)(mb + r * WG_LANES) = acc[r];		\
+			*(wg_w16f *)(mb + pair + r * WG_LANES) = acc[WG_ROWS + r]; \
+		}								\
+	}									\
+	return co;								\
+}
+
+WG_MULTIPLY16(wg_multiply_avx512, "avx512f", WG_FMA16)
+#ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+WG_MULTIPLY16(wg_multiply_wide, "avx2,fma", WG_FMA_HALVES)
+#endif
+
+/* wg_multiply at this thread's vector width: pairs of blocks, then the rest. */
+static void wg_multiply_any(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1,
+			    const float *v, float *m, int half)
+{
+	u32 co = co0;
+
+	if (!half) {
+		switch (neuron_simd_level()) {
+		case NEURON_SIMD_AVX512:
+			co = wg_multiply_avx512(c, xi, co0, co1, v, m);
+			break;
+#ifndef __KERNEL__
+		case NEURON_SIMD_WIDE_ON_AVX2:
+			co = wg_multiply_wide(c, xi, co0, co1, v, m);
+			break;
+#endif
+		}
+	}
+	if (co < co1)
+		wg_multiply(c, xi, co, co1, v,
+			    m + (u64)(co - co0) / WG_ROWS * wg_xis(c) * WG_ROWS * WG_LANES, half);
+}
+
+/*
  * Outputs [wo, wo + count) of one row from @y (count <= 8), finished as
  * every convolution is (accumulate, bias, relu) and stored.
  */
@@ -522,7 +600,7 @@ void neuron_conv_winograd(const struct neuron_conv_args *c, u32 n,
 		for (co0 = 0; co0 < c->co; co0 = co1) {
 			co1 = c->co - co0 < blocks * WG_ROWS ? c->co : co0 + (u32)blocks * WG_ROWS;
 			for (xi = 0; xi < xis; xi++)
-				wg_multiply(c, xi, co0, co1, v, m, tiles - t0 <= 8);
+				wg_multiply_any(c, xi, co0, co1, v, m, tiles - t0 <= 8);
 			for (co = co0; co < co1; co += WG_ROWS)
 				wg_output(c, n, co, co1 - co < WG_ROWS ? co1 - co : WG_ROWS, run, runs,
 					  m + (u64)(co - co0) / WG_ROWS * block_floats);
