@@ -371,6 +371,8 @@ wg_w16f __builtin_ia32_vfmaddps512_mask(wg_w16f a, wg_w16f b, wg_w16f c, unsigne
 					 int rounding);
 #endif
 
+#define WG_AHEAD	384	/* floats of U fetched ahead of the multiplication */
+
 #define WG_MULTIPLY16(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
 u32 name(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float *v, float *m) \
@@ -389,6 +391,9 @@ u32 name(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, const float
 		for (k = 0; k < c->cig; k++, a0 += WG_ROWS, a1 += WG_ROWS, b += WG_LANES) { \
 			wg_w16f x = *(const wg_w16f *)b;			\
 										\
+			/* U streams from memory when cold: ahead of both. */	\
+			__builtin_prefetch(a0 + WG_AHEAD);			\
+			__builtin_prefetch(a1 + WG_AHEAD);			\
 			_Pragma("GCC unroll 6")					\
 			for (r = 0; r < WG_ROWS; r++) {				\
 				acc[r] = FMA(a0[r] - (wg_w16f){ 0 }, x, acc[r]); \
