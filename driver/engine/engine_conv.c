@@ -819,6 +819,13 @@ typedef int conv_w16i __attribute__((vector_size(64), aligned(4)));
 
 #define CG_FMA_HALVES(a, b, c)	NEURON_FMA_HALVES(conv_w16f, conv_v8f, FMA8, a, b, c)
 
+/*
+ * Floats of the compiler's packed weights fetched ahead of the 16-lane
+ * tiles while the first panel of a block reads them (from memory, when a
+ * whole model's weights pass through the cache).
+ */
+#define CG_AHEAD	384
+
 /* CG_FINISH over 16 lanes: the bias, then relu keeping NaN. */
 #define CG_FINISH16(v, row)							\
 do {										\
@@ -832,7 +839,7 @@ do {										\
 #define CG_TILE12(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
 void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const float *bp, \
-	  u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1)			\
+	  u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1, int cold)		\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	int start = k0 || c->accumulate;					\
@@ -855,6 +862,10 @@ void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const f
 	for (k = k0; k < k1; k++, bp += bs, ap0 += CG_ROWS, ap1 += CG_ROWS) {	\
 		conv_w16f b = *(const conv_w16f *)bp;				\
 										\
+		if (cold) {							\
+			__builtin_prefetch(ap0 + CG_AHEAD);			\
+			__builtin_prefetch(ap1 + CG_AHEAD);			\
+		}								\
 		_Pragma("GCC unroll 6")						\
 		for (r = 0; r < CG_ROWS; r++) {					\
 			acc[r] = FMA(ap0[r] - (conv_w16f){ 0 }, b, acc[r]);	\
@@ -896,7 +907,7 @@ CG_TILE12(conv_tile12_wide, "avx2,fma", CG_FMA_HALVES)
 #define CG_TILE6X2(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
 void name(const struct conv_gemm *q, const float *ap, const float *bp0, const float *bp1, \
-	  u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1)			\
+	  u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1, int cold)		\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	int start = k0 || c->accumulate;					\
@@ -917,6 +928,8 @@ void name(const struct conv_gemm *q, const float *ap, const float *bp0, const fl
 		conv_w16f b0 = *(const conv_w16f *)bp0;				\
 		conv_w16f b1 = *(const conv_w16f *)bp1;				\
 										\
+		if (cold)							\
+			__builtin_prefetch(ap + CG_AHEAD);			\
 		_Pragma("GCC unroll 6")						\
 		for (r = 0; r < CG_ROWS; r++) {					\
 			conv_w16f a = ap[r] - (conv_w16f){ 0 };			\
@@ -947,9 +960,9 @@ CG_TILE6X2(conv_tile6x2_wide, "avx2,fma", CG_FMA_HALVES)
 /* The 16-lane tiles for this thread's vector width (NULL: none). */
 struct conv_tiles16 {
 	void (*tile12)(const struct conv_gemm *q, const float *ap0, const float *ap1,
-		       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1);
+		       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1, int cold);
 	void (*tile6x2)(const struct conv_gemm *q, const float *ap, const float *bp0,
-			const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1);
+			const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1, int cold);
 };
 
 static struct conv_tiles16 conv_tiles16(void)
@@ -1032,7 +1045,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 							w + block : NULL;
 
 						if (wide.tile12 && cols > 8 && rows - m >= 2 * CG_ROWS) {
-							wide.tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1);
+							wide.tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1,
+								    q->packed && nb == g);
 							m += CG_ROWS;
 							continue;
 						}
@@ -1053,7 +1067,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 								continue;	/* done with the panel before */
 							if (pairs) {
 								wide.tile6x2(q, w, bp, bp + (nb < tail ? CG_PW : CG_PW * CG_KC),
-									bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb, k0, k1);
+									bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb, k0, k1,
+									q->packed && nb == g);
 								continue;
 							}
 						}

@@ -310,6 +310,9 @@ void wg_input(const struct neuron_conv_args *c, u32 n, const struct neuron_run *
 		wg_input_tiles(c, 4, n, run, runs, v, patch);
 }
 
+/* Floats of U fetched ahead of the multiplication (U streams from memory when cold). */
+#define WG_AHEAD	384
+
 /*
  * M[xi] of the sixteen tiles for the blocks of six output channels from
  * @co0 to @co1, into @m as [block][xi][6][16] (xi < a*a): V[xi] stays in
@@ -338,6 +341,8 @@ void wg_multiply(const struct neuron_conv_args *c, u32 xi, u32 co0, u32 co1, con
 		}
 		for (k = 0; !half && k < c->cig; k++, a += WG_ROWS, b += WG_LANES) {
 			wg_v8f b0 = *(const wg_v8f *)b, b1 = *(const wg_v8f *)(b + 8);
+
+			__builtin_prefetch(a + WG_AHEAD);
 
 			_Pragma("GCC unroll 8")
 			for (r = 0; r < WG_ROWS; r++) {
@@ -370,8 +375,6 @@ typedef float wg_w16f __attribute__((vector_size(64), aligned(4)));
 wg_w16f __builtin_ia32_vfmaddps512_mask(wg_w16f a, wg_w16f b, wg_w16f c, unsigned short mask,
 					 int rounding);
 #endif
-
-#define WG_AHEAD	384	/* floats of U fetched ahead of the multiplication */
 
 #define WG_MULTIPLY16(name, isa, FMA)						\
 static __attribute__((target(isa)))						\
