@@ -203,19 +203,32 @@ struct RowKernelTests {
         }
     }
 
-    @Test("softmax rows (x - max and exp by vector, the sum in order) give the reference's bits at every width",
+    @Test("softmax rows (the max, x - max and exp by vector, the sum in order) give the reference's bits at every width",
           arguments: [1, 7, 8, 17, 100, 1000])
     func softmax(_ length: Int) throws {
-        // Three rows: spread values, one huge value (the rest underflow), and in place.
+        // Rows: spread values; one huge value (the rest underflow); zeros of
+        // both signs as the max, at either end and among negatives; a NaN
+        // inside (it never wins the max, as in the reference) and one first
+        // (it is the max); -infinity with a largest value past the first
+        // vector. Then all of them again in place.
         var values = Self.hostile(length, seed: 9).map { $0.isFinite ? $0 / 8 : 1 }
         values += (0..<length).map { $0 == length / 2 ? 80 : Float($0 % 13) - 6 }
-        let n = UInt32(length)
+        func row(_ element: (Int) -> Float) -> [Float] { (0..<length).map(element) }
+        values += row { (i: Int) -> Float in
+            guard i % 3 == 0 else { return -Float(i % 7) - 1 }
+            return (i / 3) % 2 == 0 ? -0.0 : 0.0
+        }
+        values += row { (i: Int) -> Float in i == length - 1 ? 0.0 : (i == 0 ? -0.0 : -2) }
+        values += row { (i: Int) -> Float in i == length / 2 && length > 1 ? .nan : Float(i % 5) }
+        values += row { (i: Int) -> Float in i == 0 ? .nan : Float(i % 5) }
+        values += row { (i: Int) -> Float in i == length - 1 ? 3 : (i % 2 == 0 ? -.infinity : -1) }
+        let rows = UInt32(values.count / length), n = UInt32(length)
         func run() throws -> [UInt32] {
-            let slots = Slots([2 * length * 4, 2 * length * 4])
+            let slots = Slots([values.count * 4, values.count * 4])
             slots.set(0, values)
             var program = NeuronProgram()
-            program.softmax(.contiguous(slot: 1, dims: [2, n]), .contiguous(slot: 0, dims: [2, n]))
-            program.softmax(.contiguous(slot: 0, dims: [2, n]), .contiguous(slot: 0, dims: [2, n]))
+            program.softmax(.contiguous(slot: 1, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]))
+            program.softmax(.contiguous(slot: 0, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]))
             try slots.run(program)
             return (slots.floats(1) + slots.floats(0)).map(Self.bits)
         }

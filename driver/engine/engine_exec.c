@@ -442,7 +442,8 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 			float max = row[0], sum = 0.0f;
 			u64 done = 0;
 
-			for (j = 1; j < len; j++)
+			j = as == 1 ? (u32)neuron_rows_max(row, len, &max) : 0;
+			for (j = j ? j : 1; j < len; j++)
 				max = row[j * as] > max ? row[j * as] : max;
 			/* Contiguous rows: x - max and exp by vector (the same
 			 * bits), then the sum in order. */

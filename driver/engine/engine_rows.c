@@ -253,6 +253,23 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 		*(vf_##sfx *)(o + i) = r;					\
 	}									\
 	return end;								\
+}										\
+										\
+static __attribute__((target(isa)))						\
+u64 rows_max_##sfx(const float *a, u64 n, float *max)				\
+{										\
+	u64 i, end = n / (W) * (W);						\
+	vf_##sfx m = SPLAT(vf_##sfx, *max);					\
+	u32 l;									\
+										\
+	for (i = 0; i < end; i += (W)) {					\
+		vf_##sfx x = *(const vf_##sfx *)(a + i);			\
+										\
+		m = SEL(vf_##sfx, vi_##sfx, x > m, x, m);			\
+	}									\
+	for (l = 0; l < (W); l++)						\
+		*max = m[l] > *max ? m[l] : *max;				\
+	return end;								\
 }
 
 ROWS_KERNELS(avx2, "avx2,fma", 8)
@@ -293,6 +310,18 @@ u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n)
 	case NEURON_SIMD_AVX512: return rows_unary_avx512(sub, o, a, alpha, n);
 #ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2: return rows_unary_wide(sub, o, a, alpha, n);
+#endif
+	}
+	return 0;
+}
+
+u64 neuron_rows_max(const float *a, u64 n, float *max)
+{
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX2: return rows_max_avx2(a, n, max);
+	case NEURON_SIMD_AVX512: return rows_max_avx512(a, n, max);
+#ifndef __KERNEL__
+	case NEURON_SIMD_WIDE_ON_AVX2: return rows_max_wide(a, n, max);
 #endif
 	}
 	return 0;

@@ -422,6 +422,15 @@ int neuron_simd_set_thread(u32 level);
  */
 u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_scalar, u64 n);
 u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n);
+/*
+ * SOFTMAX's row max over @n contiguous elements from *@max (the row's
+ * first element), x > max taking x, in vectors: returns how many leading
+ * elements it folded into *@max (whole vectors). The max of numbers does
+ * not depend on the order, but for the sign of a zero max, which changes
+ * no result of SOFTMAX (x - max and exp(-0) = exp(+0) = 1 give the same
+ * bits); a NaN never wins, as in the reference.
+ */
+u64 neuron_rows_max(const float *a, u64 n, float *max);
 
 /*
  * float32 to bfloat16, the one conversion of the stack (the engine's CAST
