@@ -260,6 +260,7 @@ u64 rows_max_##sfx(const float *a, u64 n, float *max)				\
 {										\
 	u64 i, end = n / (W) * (W);						\
 	vf_##sfx m = SPLAT(vf_##sfx, *max);					\
+	float lanes[W];								\
 	u32 l;									\
 										\
 	for (i = 0; i < end; i += (W)) {					\
@@ -267,8 +268,9 @@ u64 rows_max_##sfx(const float *a, u64 n, float *max)				\
 										\
 		m = SEL(vf_##sfx, vi_##sfx, x > m, x, m);			\
 	}									\
+	*(vf_##sfx *)lanes = m;							\
 	for (l = 0; l < (W); l++)						\
-		*max = m[l] > *max ? m[l] : *max;				\
+		*max = lanes[l] > *max ? lanes[l] : *max;			\
 	return end;								\
 }
 
