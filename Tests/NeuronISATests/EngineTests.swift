@@ -703,6 +703,11 @@ struct EngineNetworkOpTests {
         // are laid out, an infinite weight among the others.
         .init(ci: 40, co: 40, h: 2, w: 2, k: 5, stride: 1, pad: 2, dilation: 1, groups: 40, weightSpecial: .infinity),
         .init(ci: 19, co: 19, h: 3, w: 3, k: 7, stride: 2, pad: 3, dilation: 1, groups: 19, weightSpecial: .nan),
+        // Channels in lanes over whole blocks of channels and of positions (laid
+        // out and written back by transposes) with channels and positions left
+        // over: 36 channels of 9x9, and 20 of 13x13 at stride 2.
+        .init(ci: 36, co: 36, h: 9, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 36),
+        .init(ci: 20, co: 20, h: 13, w: 13, k: 3, stride: 2, pad: 0, dilation: 1, groups: 20, padBottom: 1, padRight: 1),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed

@@ -38,7 +38,18 @@ grp_w16f __builtin_ia32_vfmaddps512_mask3(grp_w16f a, grp_w16f b, grp_w16f c,
 					  unsigned short m, int r);
 #define GRP_EVENS8(a, b)	(a)
 #define GRP_EVENS16(a, b)	(a)
+#define GRP_ZIPLO8(a, b)	(a)
+#define GRP_ZIPHI8(a, b)	(b)
+#define GRP_ZIPLO16(a, b)	(a)
+#define GRP_ZIPHI16(a, b)	(b)
 #else
+/* The first (LO) or second (HI) halves of @a and @b interleaved: a0 b0 a1 b1 ... */
+#define GRP_ZIPLO8(a, b)	__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define GRP_ZIPHI8(a, b)	__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#define GRP_ZIPLO16(a, b)	\
+	__builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define GRP_ZIPHI16(a, b)	\
+	__builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
 #define GRP_EVENS8(a, b)	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
 #define GRP_EVENS16(a, b)	\
 	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
@@ -349,23 +360,82 @@ static inline int dwc_tap_used(u32 k, u32 s, u32 pad, u32 d, u32 in, u32 out)
 	return first <= last;
 }
 
+/*
+ * Transpose the W x W block of vectors @r in place (row i, lane j to row
+ * j, lane i): log2(W) rounds in which rows i and i + W/2 interleave into
+ * rows 2i and 2i + 1 (the perfect shuffle). Values move, none is computed.
+ */
+#define DWC_TRANSPOSE(V, W, ZLO, ZHI, r)					\
+do {										\
+	V t_[W];								\
+	u32 s_, i_;								\
+										\
+	_Pragma("GCC unroll 4")							\
+	for (s_ = 1; s_ < (W); s_ *= 2) {					\
+		_Pragma("GCC unroll 8")						\
+		for (i_ = 0; i_ < (W) / 2; i_++) {				\
+			t_[2 * i_] = ZLO((r)[i_], (r)[i_ + (W) / 2]);		\
+			t_[2 * i_ + 1] = ZHI((r)[i_], (r)[i_ + (W) / 2]);	\
+		}							\
+		_Pragma("GCC unroll 16")					\
+		for (i_ = 0; i_ < (W); i_++)					\
+			(r)[i_] = t_[i_];					\
+	}									\
+} while (0)
+
+/*
+ * The channels-in-lanes layout and back, by W x W transposes where the
+ * planes are contiguous: for each block of W of the @n positions from p,
+ * the vectors at @src + l * @sl + p * @sp (l < W) transposed into
+ * @dst + l * @dl + p * @dp. Returns the positions done (whole blocks),
+ * the caller doing the rest.
+ */
+#define DWC_LAYOUT(sfx, isa, W, ZLO, ZHI)					\
+static __attribute__((target(isa)))						\
+u64 dwc_transpose_##sfx(const float *src, u64 sl, u64 sp, u64 n, float *dst, u64 dl, u64 dp) \
+{										\
+	grp_vf_##sfx r[W];							\
+	u64 p;									\
+	u32 l;									\
+										\
+	for (p = 0; p + (W) <= n; p += (W)) {					\
+		_Pragma("GCC unroll 16")					\
+		for (l = 0; l < (W); l++)					\
+			r[l] = *(const grp_vf_##sfx *)(src + l * sl + p * sp);	\
+		DWC_TRANSPOSE(grp_vf_##sfx, W, ZLO, ZHI, r);			\
+		_Pragma("GCC unroll 16")					\
+		for (l = 0; l < (W); l++)					\
+			*(grp_vf_##sfx *)(dst + l * dl + p * dp) = r[l];	\
+	}									\
+	return p;								\
+}
+
 #define DWC_KERNEL(sfx, isa, W, FMA)						\
 static __attribute__((target(isa)))						\
-void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack) \
+void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack, \
+	       float *stage)							\
 {										\
 	const u32 cp = (co_count + (W) - 1) / (W) * (W), taps = c->kh * c->kw;	\
+	const u64 outs = (u64)c->ho * c->wo;					\
 	float *wpk = pack + (u64)c->h * c->w * cp;				\
+	int plane_in = c->xs[3] == 1 && c->xs[2] == c->w;			\
 	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, p, cnt;			\
 	float t4[4][W], *ob;							\
+	u64 done = 0;								\
 										\
-	/* Each position's channels in turn, written in order. */	\
+	/* Each position's channels in turn: whole blocks of channels of a	\
+	 * contiguous plane by transposes, the rest one by one. */		\
+	for (cb = 0; plane_in && cb + (W) <= co_count; cb += (W))		\
+		done = dwc_transpose_##sfx(c->x + n * c->xs[0] + (u64)cb * c->xs[1], \
+					   c->xs[1], 1, (u64)c->h * c->w, pack + cb, cp, cp); \
 	for (ih = 0; ih < c->h; ih++)						\
 		for (iw = 0; iw < c->w; iw++) {					\
 			const float *xr = c->x + n * c->xs[0] + (u64)ih * c->xs[2] + \
 					  (u64)iw * c->xs[3];			\
-			float *pr = pack + ((u64)ih * c->w + iw) * cp;		\
+			u64 at = (u64)ih * c->w + iw;				\
+			float *pr = pack + at * cp;				\
 										\
-			for (ch = 0; ch < co_count; ch++)			\
+			for (ch = at < done ? cb : 0; ch < co_count; ch++)	\
 				pr[ch] = xr[(u64)ch * c->xs[1]];		\
 			for (; ch < cp; ch++)					\
 				pr[ch] = 0.0f;					\
@@ -423,6 +493,10 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 				v = v + bv;					\
 			if (c->relu)						\
 				v = (grp_vf_##sfx)((grp_vi_##sfx)v & ((v > GRP_SPLAT(grp_vf_##sfx, 0.0f)) | (v != v))); \
+			if (stage && cb + (W) <= co_count) {			\
+				*(grp_vf_##sfx *)(stage + ((u64)ho * c->wo + wo + p) * (W)) = v; \
+				continue;					\
+			}							\
 			*(grp_vf_##sfx *)t4[p] = v;					\
 			ob = c->o + n * c->os[0] + (u64)cb * c->os[1] +		\
 			     (u64)ho * c->os[2] + (u64)(wo + p) * c->os[3];	\
@@ -430,12 +504,24 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 				ob[(u64)l * c->os[1]] = t4[p][l];		\
 		}								\
 	}									\
+	/* A whole block staged: into the output's planes by transposes,	\
+	 * the last positions one by one. */					\
+	if (stage && cb + (W) <= co_count) {					\
+		ob = c->o + n * c->os[0] + (u64)cb * c->os[1];			\
+		for (done = dwc_transpose_##sfx(stage, (W), (W), outs, ob, c->os[1], 1); \
+		     done < outs; done++)					\
+			for (l = 0; l < (W); l++)				\
+				ob[(u64)l * c->os[1] + done] = stage[done * (W) + l]; \
+	}									\
 	}									\
 }
 
+DWC_LAYOUT(avx2, "avx2,fma", 8, GRP_ZIPLO8, GRP_ZIPHI8)
+DWC_LAYOUT(avx512, "avx512f", 16, GRP_ZIPLO16, GRP_ZIPHI16)
 DWC_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8)
 DWC_KERNEL(avx512, "avx512f", 16, GRP_FMA16)
 #ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
+DWC_LAYOUT(wide, "avx2,fma", 16, GRP_ZIPLO16, GRP_ZIPHI16)
 DWC_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES)
 #endif
 
@@ -445,21 +531,28 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 {
 	u32 level = neuron_simd_level(), lanes = level == NEURON_SIMD_AVX2 ? 8 : 16;
 	u64 cp = ((u64)co_count + lanes - 1) / lanes * lanes;
+	u64 used = ((u64)c->h * c->w + (u64)c->kh * c->kw) * cp;
+	float *stage = NULL;
 
 	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->cig != 1 ||
 	    /* Channels in lanes pay (for laying the image out again)
 	     * where a row holds less than a vector, or two of stride 1. */
 	    c->wo >= (c->sw == 1 ? 2 : 1) * lanes || !scratch || !scratch->base ||
-	    ((u64)c->h * c->w + (u64)c->kh * c->kw) * cp * 4 > scratch->size)
+	    used * 4 > scratch->size)
 		return 0;
+	/* A block's outputs staged after the layout and the weights, to go
+	 * into contiguous output planes by transposes, where they fit. */
+	if (c->os[3] == 1 && c->os[2] == c->wo &&
+	    (used + (u64)c->ho * c->wo * lanes) * 4 <= scratch->size)
+		stage = (float *)scratch->base + used;
 	if (level == NEURON_SIMD_AVX512)
-		dwc_avx512(c, n, co_count, scratch->base);
+		dwc_avx512(c, n, co_count, scratch->base, stage);
 #ifndef __KERNEL__
 	else if (level == NEURON_SIMD_WIDE_ON_AVX2)
-		dwc_wide(c, n, co_count, scratch->base);
+		dwc_wide(c, n, co_count, scratch->base, stage);
 #endif
 	else
-		dwc_avx2(c, n, co_count, scratch->base);
+		dwc_avx2(c, n, co_count, scratch->base, stage);
 	return 1;
 }
 
