@@ -297,6 +297,56 @@ GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
  */
 #define GEMM_TAIL_KC	(GEMM_B_BYTES / (16 * 4))
 
+#define GEMM_TAIL_ROWS	4
+
+/*
+ * Rows [m, m + rows) (rows 1 or GEMM_TAIL_ROWS) of the tail's @w columns
+ * from @n0, taps [k0, k1) of B's copy in @pack: each row's chains as two
+ * vectors, the rows side by side so that their fmas overlap.
+ */
+static inline __attribute__((target("avx2,fma"), always_inline))
+void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, int half, float *o, u64 os_m, u32 m,
+		    const u32 rows, u32 n0, u32 w, u32 k0, u32 k1, const float *pack)
+{
+	neuron_v8f c0[GEMM_TAIL_ROWS], c1[GEMM_TAIL_ROWS];
+	float out[16];
+	u32 r, n, k;
+
+	_Pragma("GCC unroll 4")
+	for (r = 0; r < rows; r++) {
+		float *row = o + (m + r) * os_m + n0;
+
+		c0[r] = c1[r] = (neuron_v8f){ 0 };
+		if (k0) {
+			for (n = 0; n < 16; n++)
+				out[n] = n < w ? row[n] : 0.0f;
+			c0[r] = *(neuron_v8f *)out;
+			c1[r] = *(neuron_v8f *)(out + 8);
+		}
+	}
+	for (k = k0; k < k1; k++) {
+		neuron_v8f b0 = *(const neuron_v8f *)(pack + (k - k0) * 16);
+		neuron_v8f b1 = *(const neuron_v8f *)(pack + (k - k0) * 16 + 8);
+
+		_Pragma("GCC unroll 4")
+		for (r = 0; r < rows; r++) {
+			neuron_v8f x = load(a, (m + r) * as_m + k * as_k, half) - (neuron_v8f){ 0 };
+
+			c0[r] = FMA8(x, b0, c0[r]);
+			c1[r] = FMA8(x, b1, c1[r]);
+		}
+	}
+	_Pragma("GCC unroll 4")
+	for (r = 0; r < rows; r++) {
+		float *row = o + (m + r) * os_m + n0;
+
+		*(neuron_v8f *)out = c0[r];
+		*(neuron_v8f *)(out + 8) = c1[r];
+		for (n = 0; n < w; n++)
+			row[n] = out[n];
+	}
+}
+
 static __attribute__((target("avx2,fma")))
 void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
 		    float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
@@ -320,28 +370,11 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 		for (k = k0; k < k1; k++)
 			for (n = 0; n < 16; n++)
 				pack[(k - k0) * 16 + n] = n < w ? load(b, k * bs_k + n0 + n, half) : 0.0f;
-		for (m = 0; m < M; m++) {
-			float *row = o + m * os_m + n0;
-			neuron_v8f c0 = { 0 }, c1 = { 0 };
-			float out[16];
-
-			if (k0) {
-				for (n = 0; n < 16; n++)
-					out[n] = n < w ? row[n] : 0.0f;
-				c0 = *(neuron_v8f *)out;
-				c1 = *(neuron_v8f *)(out + 8);
-			}
-			for (k = k0; k < k1; k++) {
-				neuron_v8f x = load(a, m * as_m + k * as_k, half) - (neuron_v8f){ 0 };
-
-				c0 = FMA8(x, *(const neuron_v8f *)(pack + (k - k0) * 16), c0);
-				c1 = FMA8(x, *(const neuron_v8f *)(pack + (k - k0) * 16 + 8), c1);
-			}
-			*(neuron_v8f *)out = c0;
-			*(neuron_v8f *)(out + 8) = c1;
-			for (n = 0; n < w; n++)
-				row[n] = out[n];
-		}
+		/* Four rows at a time (eight chains in flight), then one. */
+		for (m = 0; m + GEMM_TAIL_ROWS <= M; m += GEMM_TAIL_ROWS)
+			gemm_tail_rows(a, as_m, as_k, half, o, os_m, m, GEMM_TAIL_ROWS, n0, w, k0, k1, pack);
+		for (; m < M; m++)
+			gemm_tail_rows(a, as_m, as_k, half, o, os_m, m, 1, n0, w, k0, k1, pack);
 		if (!K)
 			break;
 	}
