@@ -442,6 +442,8 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 			float max = row[0], sum = 0.0f;
 			u64 done = 0;
 
+			if (as == 1 && os == 1 && neuron_rows_softmax(row, out, len))
+				continue;
 			j = as == 1 ? (u32)neuron_rows_max(row, len, &max) : 0;
 			for (j = j ? j : 1; j < len; j++)
 				max = row[j * as] > max ? row[j * as] : max;

@@ -272,6 +272,37 @@ u64 rows_max_##sfx(const float *a, u64 n, float *max)				\
 	for (l = 0; l < (W); l++)						\
 		*max = lanes[l] > *max ? lanes[l] : *max;			\
 	return end;								\
+}										\
+										\
+/* One contiguous SOFTMAX row, @o apart from @a or equal: the reference's	\
+ * steps (engine_exec.c) with its vector parts inline, in one call. */		\
+static __attribute__((target(isa)))						\
+void rows_softmax_##sfx(const float *a, float *o, u64 n)			\
+{										\
+	u64 i, j, end = n / (W) * (W);						\
+	float max = a[0], sum = 0.0f;						\
+	vf_##sfx v;								\
+										\
+	rows_max_##sfx(a, n, &max);						\
+	for (j = end ? end : 1; j < n; j++)					\
+		max = a[j] > max ? a[j] : max;					\
+	v = SPLAT(vf_##sfx, max);						\
+	for (i = 0; i < end; i += (W))						\
+		*(vf_##sfx *)(o + i) = EXP(vf_##sfx, vi_##sfx,			\
+					   *(const vf_##sfx *)(a + i) - v);	\
+	for (i = 0; i < end; i++)						\
+		sum = sum + o[i];						\
+	for (; i < n; i++) {							\
+		float e = neuron_expf(a[i] - max);				\
+										\
+		o[i] = e;							\
+		sum = sum + e;							\
+	}									\
+	v = SPLAT(vf_##sfx, sum);						\
+	for (i = 0; i < end; i += (W))						\
+		*(vf_##sfx *)(o + i) = *(const vf_##sfx *)(o + i) / v;		\
+	for (; i < n; i++)							\
+		o[i] = o[i] / sum;						\
 }
 
 ROWS_KERNELS(avx2, "avx2,fma", 8)
@@ -324,6 +355,20 @@ u64 neuron_rows_max(const float *a, u64 n, float *max)
 	case NEURON_SIMD_AVX512: return rows_max_avx512(a, n, max);
 #ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2: return rows_max_wide(a, n, max);
+#endif
+	}
+	return 0;
+}
+
+int neuron_rows_softmax(const float *a, float *o, u64 n)
+{
+	if (!n || !rows_apart(o, a, n))
+		return 0;
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX2: rows_softmax_avx2(a, o, n); return 1;
+	case NEURON_SIMD_AVX512: rows_softmax_avx512(a, o, n); return 1;
+#ifndef __KERNEL__
+	case NEURON_SIMD_WIDE_ON_AVX2: rows_softmax_wide(a, o, n); return 1;
 #endif
 	}
 	return 0;

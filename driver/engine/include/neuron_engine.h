@@ -431,6 +431,12 @@ u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n);
  * bits); a NaN never wins, as in the reference.
  */
 u64 neuron_rows_max(const float *a, u64 n, float *max);
+/*
+ * One SOFTMAX row of @n contiguous elements, @o apart from @a or equal, as
+ * the reference computes it with its vector parts in one call: 1 if done,
+ * 0 if the caller must (no vector width, or overlapping rows).
+ */
+int neuron_rows_softmax(const float *a, float *o, u64 n);
 
 /*
  * float32 to bfloat16, the one conversion of the stack (the engine's CAST
