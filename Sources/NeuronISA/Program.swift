@@ -192,9 +192,13 @@ public struct NeuronProgram: Sendable {
         emit(NEURON_OP_SELECT, [o, c, x, y])
     }
 
-    public mutating func softmax(_ out: NeuronTensorView, _ a: NeuronTensorView) {
+    /// Softmax over the last axis. With `laneSums` (ISA 1.8, driver API
+    /// 1.10) the row's sum runs in `NEURON_ROW_SUM_WIDTH` lanes rather than
+    /// first to last (docs/isa.md): the same on every vector width, and
+    /// not one chain of additions.
+    public mutating func softmax(_ out: NeuronTensorView, _ a: NeuronTensorView, laneSums: Bool = false) {
         let o = operand(out), x = operand(a)
-        emit(NEURON_OP_SOFTMAX, [o, x])
+        emit(NEURON_OP_SOFTMAX, flags: laneSums ? UInt16(NEURON_ROW_SUM_LANES) : 0, [o, x])
     }
 
     /// Convert `a` to `out`'s dtype: floats to integers toward zero and
@@ -244,11 +248,13 @@ public struct NeuronProgram: Sendable {
         emit(NEURON_OP_GATHER, [o, t, i])
     }
 
-    /// Layer normalisation over the last axis, with scale and bias.
+    /// Layer normalisation over the last axis, with scale and bias; with
+    /// `laneSums` (ISA 1.8) its two sums run in lanes, as softmax's.
     public mutating func layerNorm(_ out: NeuronTensorView, _ a: NeuronTensorView, scale: NeuronTensorView,
-                                   bias: NeuronTensorView, epsilon: Float = 1e-5) {
+                                   bias: NeuronTensorView, epsilon: Float = 1e-5, laneSums: Bool = false) {
         let o = operand(out), x = operand(a), g = operand(scale), b = operand(bias)
-        emit(NEURON_OP_LAYERNORM, [o, x, g, b], fparam: (epsilon, 0))
+        emit(NEURON_OP_LAYERNORM, flags: laneSums ? UInt16(NEURON_ROW_SUM_LANES) : 0, [o, x, g, b],
+             fparam: (epsilon, 0))
     }
 
     /// NCHW convolution; groups follow from the shapes (input channels /

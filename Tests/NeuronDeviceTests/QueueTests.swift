@@ -54,6 +54,14 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.layerNorm(output([10, 33]), input([10, 33]), scale: input([33], at: 330),
                              bias: input([33], at: 363), epsilon: 1e-5)
             },
+            // ISA 1.8: sums in lanes (the driver's table takes the flag).
+            QueueCase(name: "softmax in lanes", inputs: 330, outputs: 330) {
+                $0.softmax(output([10, 33]), input([10, 33]), laneSums: true)
+            },
+            QueueCase(name: "layernorm in lanes", inputs: 330 + 66, outputs: 330) {
+                $0.layerNorm(output([10, 33]), input([10, 33]), scale: input([33], at: 330),
+                             bias: input([33], at: 363), epsilon: 1e-5, laneSums: true)
+            },
             QueueCase(name: "casts", inputs: 64, outputs: 64 * 4) {
                 $0.cast(output([64], dtype: .bfloat16), input([64]))
                 $0.cast(output([32], at: 32), input([32], dtype: .bfloat16))

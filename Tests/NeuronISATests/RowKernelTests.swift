@@ -223,19 +223,79 @@ struct RowKernelTests {
         values += row { (i: Int) -> Float in i == 0 ? .nan : Float(i % 5) }
         values += row { (i: Int) -> Float in i == length - 1 ? 3 : (i % 2 == 0 ? -.infinity : -1) }
         let rows = UInt32(values.count / length), n = UInt32(length)
-        func run() throws -> [UInt32] {
-            let slots = Slots([values.count * 4, values.count * 4])
-            slots.set(0, values)
-            var program = NeuronProgram()
-            program.softmax(.contiguous(slot: 1, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]))
-            program.softmax(.contiguous(slot: 0, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]))
-            try slots.run(program)
-            return (slots.floats(1) + slots.floats(0)).map(Self.bits)
+        // The sum in order, and in lanes (ISA 1.8).
+        for lanes in [false, true] {
+            func run() throws -> [UInt32] {
+                let slots = Slots([values.count * 4, values.count * 4])
+                slots.set(0, values)
+                var program = NeuronProgram()
+                program.softmax(.contiguous(slot: 1, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]), laneSums: lanes)
+                program.softmax(.contiguous(slot: 0, dims: [rows, n]), .contiguous(slot: 0, dims: [rows, n]), laneSums: lanes)
+                try slots.run(program)
+                return (slots.floats(1) + slots.floats(0)).map(Self.bits)
+            }
+            let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), run)
+            for width in Self.widths {
+                guard let got = try at(width.level, run) else { continue }
+                #expect(got == reference, "softmax of \(length) at \(width.name), lanes \(lanes)")
+            }
         }
-        let reference = try at(UInt32(NEURON_SIMD_SCALAR.rawValue), run)
-        for width in Self.widths {
-            guard let got = try at(width.level, run) else { continue }
-            #expect(got == reference, "softmax of \(length) at \(width.name)")
+    }
+
+    /// ISA 1.8's ROW_SUM_LANES as docs/isa.md writes it: element j into
+    /// partial j mod 16, each in order from +0, then halves onto halves.
+    static func laneSum(_ values: [Float]) -> Float {
+        var part = [Float](repeating: 0, count: 16)
+        for (index, value) in values.enumerated() { part[index % 16] = part[index % 16] + value }
+        var half = 8
+        while half > 0 {
+            for lane in 0..<half { part[lane] = part[lane] + part[lane + half] }
+            half /= 2
+        }
+        return part[0]
+    }
+
+    @Test("softmax and layer norm with sums in lanes (ISA 1.8) follow the definition bit for bit at every width",
+          arguments: [1, 7, 8, 15, 16, 17, 33, 100, 768])
+    func laneSums(_ length: Int) throws {
+        let rows = 3, n = UInt32(length)
+        let x = Self.hostile(rows * length, seed: 21).map { $0.isFinite ? $0 / 16 : 0.5 }
+        let scale = sample(length, seed: 22), bias = sample(length, seed: 23)
+        let epsilon: Float = 1e-5
+        // The definition, in Swift: softmax with the engine's own exp.
+        var want: [Float] = [], wantNorm: [Float] = []
+        for row in 0..<rows {
+            let values = Array(x[(row * length)..<((row + 1) * length)])
+            var top = values[0]
+            for value in values.dropFirst() where value > top { top = value }
+            let e = values.map { neuron_expf($0 - top) }
+            let sum = Self.laneSum(e)
+            want += e.map { $0 / sum }
+            let mean = Self.laneSum(values) / Float(length)
+            let variance = Self.laneSum(values.map { ($0 - mean) * ($0 - mean) })
+            let inverse = 1 / (variance / Float(length) + epsilon).squareRoot()
+            wantNorm += values.indices.map { ((values[$0] - mean) * inverse) * scale[$0] + bias[$0] }
+        }
+        func run() throws -> [[UInt32]] {
+            let slots = Slots([x.count * 4, x.count * 4, x.count * 4, length * 4, length * 4, x.count * 4])
+            slots.set(0, x); slots.set(3, scale); slots.set(4, bias); slots.set(5, x)
+            var program = NeuronProgram()
+            let dims: [UInt32] = [UInt32(rows), n]
+            program.softmax(.contiguous(slot: 1, dims: dims), .contiguous(slot: 0, dims: dims), laneSums: true)
+            program.layerNorm(.contiguous(slot: 2, dims: dims), .contiguous(slot: 0, dims: dims),
+                              scale: .contiguous(slot: 3, dims: [n]), bias: .contiguous(slot: 4, dims: [n]),
+                              epsilon: epsilon, laneSums: true)
+            // In place too.
+            program.softmax(.contiguous(slot: 5, dims: dims), .contiguous(slot: 5, dims: dims), laneSums: true)
+            try slots.run(program)
+            return [slots.floats(1), slots.floats(2), slots.floats(5)].map { $0.map(Self.bits) }
+        }
+        for level in [UInt32(NEURON_SIMD_SCALAR.rawValue)] + Self.widths.map(\.level) {
+            guard let got = try at(level, run) else { continue }
+            let wrong = zip(got[0], want.map(Self.bits)).filter { $0 != $1 }.count
+            let wrongNorm = zip(got[1], wantNorm.map(Self.bits)).filter { $0 != $1 }.count
+            #expect(wrong == 0 && got[2] == got[0], "softmax of \(length) at level \(level): \(wrong) differ")
+            #expect(wrongNorm == 0, "layer norm of \(length) at level \(level): \(wrongNorm) differ")
         }
     }
 

@@ -397,6 +397,21 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	(void)in;
 }
 
+/*
+ * A row's sum in NEURON_ROW_SUM_WIDTH lanes (NEURON_ROW_SUM_LANES, ISA
+ * 1.8): element j goes to partial j mod 16, each partial in order; then
+ * the partials combine, halves onto halves, into partial 0.
+ */
+float neuron_lane_sum(float *p)
+{
+	u32 h, l;
+
+	for (h = NEURON_ROW_SUM_WIDTH / 2; h; h /= 2)
+		for (l = 0; l < h; l++)
+			p[l] = p[l] + p[l + h];
+	return p[0];
+}
+
 /* Reductions and softmax run over the last axis, first to last. */
 static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		    const struct neuron_tensor_desc *a, const struct neuron_engine_slot *slots)
@@ -439,10 +454,11 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 			po[at(&w, o)] = acc;
 		} else {
 			float *out = po + at(&w, o);
-			float max = row[0], sum = 0.0f;
+			float max = row[0], sum = 0.0f, part[NEURON_ROW_SUM_WIDTH] = { 0 };
+			int lanes = !!(in->flags & NEURON_ROW_SUM_LANES);
 			u64 done = 0;
 
-			if (as == 1 && os == 1 && neuron_rows_softmax(row, out, len))
+			if (as == 1 && os == 1 && neuron_rows_softmax(row, out, len, lanes))
 				continue;
 			j = as == 1 ? (u32)neuron_rows_max(row, len, &max) : 0;
 			for (j = j ? j : 1; j < len; j++)
@@ -453,17 +469,26 @@ static void op_rows(const struct neuron_insn *in, const struct neuron_tensor_des
 				done = neuron_rows_binary(NEURON_BIN_SUB, out, row, &max, 1, len);
 				done = neuron_rows_unary(NEURON_UN_EXP, out, out, 0.0f, done);
 			}
-			/* The sum in order: first the exps the vectors wrote (a
-			 * loop without a call keeps the sum in a register), then
-			 * the rest, each written as it is added. */
-			for (j = 0; j < done; j++)
-				sum = sum + out[j];
+			/* The sum (in order, or in lanes): first the exps the
+			 * vectors wrote, then the rest, each written as it is
+			 * added. */
+			for (j = 0; j < done; j++) {
+				if (lanes)
+					part[j % NEURON_ROW_SUM_WIDTH] = part[j % NEURON_ROW_SUM_WIDTH] + out[j];
+				else
+					sum = sum + out[j];
+			}
 			for (; j < len; j++) {
 				float e = neuron_expf(row[j * as] - max);
 
 				out[j * os] = e;
-				sum = sum + e;
+				if (lanes)
+					part[j % NEURON_ROW_SUM_WIDTH] = part[j % NEURON_ROW_SUM_WIDTH] + e;
+				else
+					sum = sum + e;
 			}
+			if (lanes)
+				sum = neuron_lane_sum(part);
 			done = os == 1 ? neuron_rows_binary(NEURON_BIN_DIV, out, out, &sum, 1, len) : 0;
 			for (j = (u32)done; j < len; j++)
 				out[j * os] = out[j * os] / sum;
@@ -517,6 +542,7 @@ static void op_layernorm(const struct neuron_insn *in, const struct neuron_tenso
 	u32 last = a->rank - 1, len = a->dims[last], j;
 	const float *pa = f32(slots, a), *pg = f32(slots, g), *pb = f32(slots, b);
 	float *po = f32(slots, o);
+	int lanes = !!(in->flags & NEURON_ROW_SUM_LANES);
 	struct walk w;
 
 	walk_init(&w, a);
@@ -524,16 +550,34 @@ static void op_layernorm(const struct neuron_insn *in, const struct neuron_tenso
 	do {
 		const float *row = pa + at(&w, a);
 		float *out = po + at(&w, o);
-		float sum = 0.0f, var = 0.0f, mean, inv;
+		float sum = 0.0f, var = 0.0f, mean, inv, part[NEURON_ROW_SUM_WIDTH] = { 0 };
 
-		for (j = 0; j < len; j++)
-			sum = sum + row[j * a->strides[last]];
+		if (lanes && a->strides[last] == 1 && o->strides[last] == 1 && g->strides[0] == 1 &&
+		    b->strides[0] == 1 && neuron_rows_layernorm(row, out, pg + g->offset, pb + b->offset,
+								len, in->fparam[0]))
+			continue;
+		for (j = 0; j < len; j++) {
+			if (lanes)
+				part[j % NEURON_ROW_SUM_WIDTH] = part[j % NEURON_ROW_SUM_WIDTH] +
+								 row[j * a->strides[last]];
+			else
+				sum = sum + row[j * a->strides[last]];
+		}
+		if (lanes)
+			sum = neuron_lane_sum(part);
 		mean = sum / (float)len;
+		for (j = 0; j < NEURON_ROW_SUM_WIDTH; j++)
+			part[j] = 0.0f;
 		for (j = 0; j < len; j++) {
 			float dlt = row[j * a->strides[last]] - mean;
 
-			var = var + dlt * dlt;
+			if (lanes)
+				part[j % NEURON_ROW_SUM_WIDTH] = part[j % NEURON_ROW_SUM_WIDTH] + dlt * dlt;
+			else
+				var = var + dlt * dlt;
 		}
+		if (lanes)
+			var = neuron_lane_sum(part);
 		inv = 1.0f / neuron_sqrtf(var / (float)len + in->fparam[0]);
 		for (j = 0; j < len; j++) {
 			float y = (row[j * a->strides[last]] - mean) * inv;

@@ -106,6 +106,7 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 	},
 	[NEURON_OP_SOFTMAX] = {
 		.name = "SOFTMAX", .kind = NEURON_INSN_COMPUTE, .operands = 2,
+		.flags = NEURON_ROW_SUM_LANES,
 		.cost = NEURON_COST_ROWS, .slice_weight = 64,
 		.split = NEURON_SPLIT_ROWS, .split_operands = 0x3,
 		.check = neuron_check_softmax, .exec = neuron_exec_rows,
@@ -128,6 +129,7 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 	[NEURON_OP_LAYERNORM] = {
 		/* scale and shift (operands 2 and 3) run along the last axis */
 		.name = "LAYERNORM", .kind = NEURON_INSN_COMPUTE, .operands = 4, .fparams = 1,
+		.flags = NEURON_ROW_SUM_LANES,
 		.cost = NEURON_COST_ROWS, .slice_weight = 64,
 		.split = NEURON_SPLIT_ROWS, .split_operands = 0x3,
 		.check = neuron_check_layernorm, .exec = neuron_exec_layernorm,

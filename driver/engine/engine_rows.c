@@ -274,14 +274,78 @@ u64 rows_max_##sfx(const float *a, u64 n, float *max)				\
 	return end;								\
 }										\
 										\
+/* Lanes [0, 16) of a row sum (NEURON_ROW_SUM_LANES) from vectors: one of	\
+ * 16, or two of 8 taking every other vector. */				\
+static __attribute__((target(isa)))						\
+void rows_lanes_##sfx(vf_##sfx *acc, float *part)				\
+{										\
+	u32 h;									\
+										\
+	for (h = 0; h < NEURON_ROW_SUM_WIDTH / (W); h++)			\
+		*(vf_##sfx *)(part + h * (W)) = acc[h];				\
+}										\
+										\
+/* One contiguous LAYERNORM row with NEURON_ROW_SUM_LANES: the reference's	\
+ * steps (engine_exec.c) by vector. */						\
+static __attribute__((target(isa)))						\
+void rows_layernorm_##sfx(const float *a, float *o, const float *g, const float *b, \
+			  u64 n, float eps)					\
+{										\
+	u64 i, end = n / (W) * (W);						\
+	vf_##sfx acc[NEURON_ROW_SUM_WIDTH / (W)], m, inv;			\
+	float part[NEURON_ROW_SUM_WIDTH], mean, var, scale;			\
+	u32 h;									\
+										\
+	for (h = 0; h < NEURON_ROW_SUM_WIDTH / (W); h++)			\
+		acc[h] = SPLAT(vf_##sfx, 0.0f);					\
+	for (i = 0; i < end; i += (W)) {					\
+		h = (u32)(i / (W)) % (NEURON_ROW_SUM_WIDTH / (W));		\
+		acc[h] = acc[h] + *(const vf_##sfx *)(a + i);			\
+	}									\
+	rows_lanes_##sfx(acc, part);						\
+	for (; i < n; i++)							\
+		part[i % NEURON_ROW_SUM_WIDTH] = part[i % NEURON_ROW_SUM_WIDTH] + a[i]; \
+	mean = neuron_lane_sum(part) / (float)n;				\
+	m = SPLAT(vf_##sfx, mean);						\
+	for (h = 0; h < NEURON_ROW_SUM_WIDTH / (W); h++)			\
+		acc[h] = SPLAT(vf_##sfx, 0.0f);					\
+	for (i = 0; i < end; i += (W)) {					\
+		vf_##sfx d = *(const vf_##sfx *)(a + i) - m;			\
+										\
+		h = (u32)(i / (W)) % (NEURON_ROW_SUM_WIDTH / (W));		\
+		acc[h] = acc[h] + d * d;					\
+	}									\
+	rows_lanes_##sfx(acc, part);						\
+	for (; i < n; i++) {							\
+		float d = a[i] - mean;						\
+										\
+		part[i % NEURON_ROW_SUM_WIDTH] = part[i % NEURON_ROW_SUM_WIDTH] + d * d; \
+	}									\
+	var = neuron_lane_sum(part);						\
+	scale = 1.0f / neuron_sqrtf(var / (float)n + eps);			\
+	inv = SPLAT(vf_##sfx, scale);						\
+	for (i = 0; i < end; i += (W)) {					\
+		vf_##sfx y = (*(const vf_##sfx *)(a + i) - m) * inv;		\
+										\
+		*(vf_##sfx *)(o + i) = y * *(const vf_##sfx *)(g + i) +	\
+				       *(const vf_##sfx *)(b + i);		\
+	}									\
+	for (; i < n; i++) {							\
+		float y = (a[i] - mean) * scale;				\
+										\
+		o[i] = y * g[i] + b[i];						\
+	}									\
+}										\
+										\
 /* One contiguous SOFTMAX row, @o apart from @a or equal: the reference's	\
  * steps (engine_exec.c) with its vector parts inline, in one call. */		\
 static __attribute__((target(isa)))						\
-void rows_softmax_##sfx(const float *a, float *o, u64 n)			\
+void rows_softmax_##sfx(const float *a, float *o, u64 n, int lanes)		\
 {										\
 	u64 i, j, end = n / (W) * (W);						\
-	float max = a[0], sum = 0.0f;						\
-	vf_##sfx v;								\
+	float max = a[0], sum = 0.0f, part[NEURON_ROW_SUM_WIDTH];		\
+	vf_##sfx v, acc[NEURON_ROW_SUM_WIDTH / (W)];				\
+	u32 h;									\
 										\
 	rows_max_##sfx(a, n, &max);						\
 	for (j = end ? end : 1; j < n; j++)					\
@@ -290,14 +354,29 @@ void rows_softmax_##sfx(const float *a, float *o, u64 n)			\
 	for (i = 0; i < end; i += (W))						\
 		*(vf_##sfx *)(o + i) = EXP(vf_##sfx, vi_##sfx,			\
 					   *(const vf_##sfx *)(a + i) - v);	\
-	for (i = 0; i < end; i++)						\
+	if (lanes) {								\
+		for (h = 0; h < NEURON_ROW_SUM_WIDTH / (W); h++)		\
+			acc[h] = SPLAT(vf_##sfx, 0.0f);				\
+		for (i = 0; i < end; i += (W)) {				\
+			h = (u32)(i / (W)) % (NEURON_ROW_SUM_WIDTH / (W));	\
+			acc[h] = acc[h] + *(const vf_##sfx *)(o + i);		\
+		}								\
+		rows_lanes_##sfx(acc, part);					\
+	}									\
+	for (i = lanes ? end : 0; i < end; i++)					\
 		sum = sum + o[i];						\
 	for (; i < n; i++) {							\
 		float e = neuron_expf(a[i] - max);				\
 										\
 		o[i] = e;							\
-		sum = sum + e;							\
+		if (lanes)							\
+			part[i % NEURON_ROW_SUM_WIDTH] =			\
+				part[i % NEURON_ROW_SUM_WIDTH] + e;		\
+		else								\
+			sum = sum + e;						\
 	}									\
+	if (lanes)								\
+		sum = neuron_lane_sum(part);					\
 	v = SPLAT(vf_##sfx, sum);						\
 	for (i = 0; i < end; i += (W))						\
 		*(vf_##sfx *)(o + i) = *(const vf_##sfx *)(o + i) / v;		\
@@ -360,15 +439,30 @@ u64 neuron_rows_max(const float *a, u64 n, float *max)
 	return 0;
 }
 
-int neuron_rows_softmax(const float *a, float *o, u64 n)
+int neuron_rows_softmax(const float *a, float *o, u64 n, int lanes)
 {
 	if (!n || !rows_apart(o, a, n))
 		return 0;
 	switch (neuron_simd_level()) {
-	case NEURON_SIMD_AVX2: rows_softmax_avx2(a, o, n); return 1;
-	case NEURON_SIMD_AVX512: rows_softmax_avx512(a, o, n); return 1;
+	case NEURON_SIMD_AVX2: rows_softmax_avx2(a, o, n, lanes); return 1;
+	case NEURON_SIMD_AVX512: rows_softmax_avx512(a, o, n, lanes); return 1;
 #ifndef __KERNEL__
-	case NEURON_SIMD_WIDE_ON_AVX2: rows_softmax_wide(a, o, n); return 1;
+	case NEURON_SIMD_WIDE_ON_AVX2: rows_softmax_wide(a, o, n, lanes); return 1;
+#endif
+	}
+	return 0;
+}
+
+int neuron_rows_layernorm(const float *a, float *o, const float *g, const float *b, u64 n,
+			  float eps)
+{
+	if (!n || !rows_apart(o, a, n) || !rows_apart(o, g, n) || !rows_apart(o, b, n))
+		return 0;
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX2: rows_layernorm_avx2(a, o, g, b, n, eps); return 1;
+	case NEURON_SIMD_AVX512: rows_layernorm_avx512(a, o, g, b, n, eps); return 1;
+#ifndef __KERNEL__
+	case NEURON_SIMD_WIDE_ON_AVX2: rows_layernorm_wide(a, o, g, b, n, eps); return 1;
 #endif
 	}
 	return 0;

@@ -60,11 +60,12 @@ enum Emission {
         case .topK(let op): program.topK(op, views[0], views[1])
         case .compare(let compare): program.compare(compare, views[0], views[1], views[2])
         case .select: program.select(views[0], condition: views[1], views[2], views[3])
-        case .softmax: program.softmax(views[0], views[1])
+        case .softmax: program.softmax(views[0], views[1], laneSums: true)
         case .cast(let wrap, let saturate, let e8m0): program.cast(views[0], views[1], wrap: wrap, saturate: saturate, e8m0: e8m0)
         case .gather: program.gather(views[0], table: views[1], indices: views[2])
         case .scatter(let op): program.scatter(op, views[0], indices: views[1], updates: views[2])
-        case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon)
+        case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon,
+                                                        laneSums: true)
         case .conv(let window, let bias, let relu, let weights, let accumulate):
             program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
                            packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate)

@@ -433,10 +433,20 @@ u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n);
 u64 neuron_rows_max(const float *a, u64 n, float *max);
 /*
  * One SOFTMAX row of @n contiguous elements, @o apart from @a or equal, as
- * the reference computes it with its vector parts in one call: 1 if done,
- * 0 if the caller must (no vector width, or overlapping rows).
+ * the reference computes it with its vector parts in one call, the sum in
+ * order or (@lanes) in NEURON_ROW_SUM_WIDTH lanes: 1 if done, 0 if the
+ * caller must (no vector width, or overlapping rows).
  */
-int neuron_rows_softmax(const float *a, float *o, u64 n);
+int neuron_rows_softmax(const float *a, float *o, u64 n, int lanes);
+/*
+ * One LAYERNORM row with NEURON_ROW_SUM_LANES, every operand contiguous
+ * (@g the scale, @b the bias), as the reference computes it, by vector:
+ * 1 if done, 0 if the caller must.
+ */
+int neuron_rows_layernorm(const float *a, float *o, const float *g, const float *b, u64 n,
+			  float eps);
+/* The partials of NEURON_ROW_SUM_LANES combined into their sum (they are overwritten). */
+float neuron_lane_sum(float *p);
 
 /*
  * float32 to bfloat16, the one conversion of the stack (the engine's CAST

@@ -235,6 +235,17 @@ enum neuron_pool_op {
  * result.
  */
 #define NEURON_CONV_WINOGRAD	0x10
+/*
+ * NEURON_OP_SOFTMAX and NEURON_OP_LAYERNORM flag (ISA 1.8, driver API
+ * 1.10): every sum over a row runs in NEURON_ROW_SUM_WIDTH lanes instead
+ * of first to last. Element j is added to partial j mod 16, each partial
+ * in order from +0; then partial l takes partial l + 8 (l < 8), then
+ * l + 4, l + 2 and l + 1, in that order; the sum is partial 0. Vectors of
+ * 16 hold the partials in one register, of 8 in two, so that no width
+ * waits on one chain of additions.
+ */
+#define NEURON_ROW_SUM_LANES	0x1
+#define NEURON_ROW_SUM_WIDTH	16
 /* NEURON_OP_POOL2D flags. */
 #define NEURON_POOL_COUNT_PAD	0x1	/* AVG divides by the whole window */
 /* NEURON_OP_REDUCE flags (ISA 1.4). */
