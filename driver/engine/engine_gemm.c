@@ -265,6 +265,9 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 			m = 0;							\
 			while (M - m >= GEMM_ROWS)				\
 				GEMM_BLOCK(vec, width, fma, GEMM_ROWS);		\
+			/* AVX-512: eight of the rows left, one pass over B. */	\
+			if (GEMM_ROWS > 8 && M - m >= 8)			\
+				GEMM_BLOCK(vec, width, fma, 8);			\
 			while (M - m >= 4)					\
 				GEMM_BLOCK(vec, width, fma, 4);			\
 			if (M - m >= 2)						\
