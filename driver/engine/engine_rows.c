@@ -166,11 +166,6 @@ u32 neuron_simd_level(void)
 		SEL(V, I, x_ != x_, x_, r_);					\
 	})
 
-/* UNARY ops whose short last vector costs less element by element. */
-#define ROWS_CHEAP	((1ull << NEURON_UN_RELU) | (1ull << NEURON_UN_LEAKY_RELU) |	\
-			 (1ull << NEURON_UN_NEG) | (1ull << NEURON_UN_ABS) |		\
-			 (1ull << NEURON_UN_RECIPROCAL))
-
 /*
  * ROWS_KERNELS(sfx, isa, W): rows_binary_<sfx> and rows_unary_<sfx> over
  * vectors of W floats, built for target @isa.
@@ -214,8 +209,6 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 {										\
 	u64 i, end = n / (W) * (W);						\
 	vf_##sfx zero = SPLAT(vf_##sfx, 0.0f), one = SPLAT(vf_##sfx, 1.0f);	\
-	float t[W];								\
-	u32 l;									\
 										\
 	for (i = 0; i < end; i += (W)) {					\
 		vf_##sfx x = *(const vf_##sfx *)(a + i), r;			\
@@ -259,18 +252,7 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 		}								\
 		*(vf_##sfx *)(o + i) = r;					\
 	}									\
-	/* The last, short vector of an expensive op: through a copy, its	\
-	 * lanes past the row zeros (computed, never stored); each lane is	\
-	 * independent, so the stored ones get a whole vector's bits. */	\
-	if (end == n || (sub < NEURON_UN_COUNT && (ROWS_CHEAP & (1ull << sub))))	\
-		return end;							\
-	for (l = 0; l < (W); l++)						\
-		t[l] = end + l < n ? a[end + l] : 0.0f;				\
-	if (rows_unary_##sfx(sub, t, t, alpha, (W)) != (W))			\
-		return end;							\
-	for (l = 0; end + l < n; l++)						\
-		o[end + l] = t[l];						\
-	return n;								\
+	return end;								\
 }										\
 										\
 static __attribute__((target(isa)))						\

@@ -415,11 +415,10 @@ int neuron_simd_set_thread(u32 level);
 
 /*
  * float32 BINARY and UNARY over @n contiguous elements (@b one element
- * broadcast when @b_scalar), in vectors (for the expensive UNARY ops,
- * such as EXP or SIGMOID, the last, short one too, through copies), as
- * the reference computes each: returns how many leading elements were
- * done (0 for an operation without a vector kernel or rows that overlap
- * other than in place). The caller does the rest.
+ * broadcast when @b_scalar), in vectors, as the reference computes each:
+ * returns how many leading elements were done (whole vectors; 0 for an
+ * operation without a vector kernel or rows that overlap other than in
+ * place). The caller does the rest.
  */
 u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_scalar, u64 n);
 u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n);
