@@ -159,14 +159,19 @@ public struct NeuronProgram: Sendable {
     }
 
     /// out = a x b (+ bias over the last axis); rank 2, or 3 with a batch axis.
+    /// With `bf16Pairs` (ISA 1.9, driver API 1.11) the product runs in
+    /// bfloat16 pairs as AVX512_BF16's VDPBF16PS does (docs/isa.md): `a`
+    /// and `b` may each be float32 (rounded to bfloat16 as they are read)
+    /// or bfloat16.
     public mutating func matmul(_ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView,
-                                bias: NeuronTensorView? = nil) {
+                                bias: NeuronTensorView? = nil, bf16Pairs: Bool = false) {
         let o = operand(out), x = operand(a), y = operand(b)
+        let pairs = bf16Pairs ? UInt16(NEURON_MATMUL_BF16_PAIRS) : 0
         if let bias {
             let z = operand(bias)
-            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS), [o, x, y, z])
+            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS) | pairs, [o, x, y, z])
         } else {
-            emit(NEURON_OP_MATMUL, [o, x, y])
+            emit(NEURON_OP_MATMUL, flags: pairs, [o, x, y])
         }
     }
 

@@ -78,7 +78,7 @@ struct Gemm: ParsableCommand {
     @Option(help: "Square sizes, comma-separated.")
     var size = "256,512,1024,2048"
 
-    @Option(help: "fp32 or bf16 (bf16 inputs, fp32 accumulation).")
+    @Option(help: "fp32, bf16 (bf16 inputs widened, fp32 accumulation) or bf16-pairs (bf16 inputs in pairs, as AVX512_BF16 computes; ISA 1.9).")
     var dtype = "fp32"
 
     @Option(help: "sim (the simulator backend, in this process) or kernel (the driver).")
@@ -128,12 +128,12 @@ struct Gemm: ParsableCommand {
     }
 
     func run() throws {
-        guard dtype == "fp32" || dtype == "bf16" else { throw ValidationError("--dtype takes fp32 or bf16") }
+        guard ["fp32", "bf16", "bf16-pairs"].contains(dtype) else { throw ValidationError("--dtype takes fp32, bf16 or bf16-pairs") }
         let sizes = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
             throw ValidationError("--size takes sizes from 1 to 8192, comma-separated")
         }
-        let half = dtype == "bf16"
+        let half = dtype != "fp32"
         let core = try BenchCore(backend: backend)
         defer { core.device.close() }
         var records: [Record] = []
@@ -149,7 +149,8 @@ struct Gemm: ParsableCommand {
             var program = NeuronProgram()
             program.matmul(.contiguous(slot: 2, dims: [UInt32(n), UInt32(n)]),
                            .contiguous(slot: 0, dims: [UInt32(n), UInt32(n)], dtype: type),
-                           .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type))
+                           .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type),
+                           bf16Pairs: dtype == "bf16-pairs")
             let flops = 2.0 * Double(n) * Double(n) * Double(n)
             let repetitions = max(3, min(50, Int(4e9 / flops)))
             let best = try core.best(program, buffers: [a, b, c], repetitions: repetitions)

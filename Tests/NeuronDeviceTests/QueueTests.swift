@@ -41,6 +41,14 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.matmul(output([24, 20]), input([24, 32], dtype: .bfloat16),
                           input([32, 20], at: 24 * 32, dtype: .bfloat16))
             },
+            // ISA 1.9: bf16 pairs, f32 A rounded as read, bf16 B, odd K.
+            QueueCase(name: "matmul in bf16 pairs", inputs: 24 * 33 + 330 + 20, outputs: 24 * 20) {
+                $0.matmul(output([24, 20]), input([24, 33]), input([33, 20], at: 2 * 24 * 33, dtype: .bfloat16),
+                          bias: input([20], at: 24 * 33 + 330), bf16Pairs: true)
+            },
+            QueueCase(name: "large matmul in bf16 pairs, run in slices", inputs: 300 * 160 + 160 * 90, outputs: 300 * 90) {
+                $0.matmul(output([300, 90]), input([300, 160]), input([160, 90], at: 300 * 160), bf16Pairs: true)
+            },
             QueueCase(name: "large matmul, run in slices", inputs: 300 * 160 + 160 * 90, outputs: 300 * 90) {
                 $0.matmul(output([300, 90]), input([300, 160]), input([160, 90], at: 300 * 160))
             },

@@ -60,8 +60,15 @@ struct EngineResultTests {
                        .contiguous(slot: 0, dims: [UInt32(m), UInt32(k)]),
                        .contiguous(slot: 1, dims: [UInt32(k), UInt32(n)]),
                        bias: .contiguous(slot: 2, dims: [UInt32(n)]))
-        try slots.run(program)
-        #expect(slots.floats(3).map(\.bitPattern) == referenceMatmul(a, b, m: m, k: k, n: n, bias: bias).map(\.bitPattern))
+        let want = referenceMatmul(a, b, m: m, k: k, n: n, bias: bias).map(\.bitPattern)
+        // Each width this CPU runs (the kernel's own choice is the widest).
+        for level in [NEURON_SIMD_AVX2, NEURON_SIMD_AVX512, NEURON_SIMD_CPU] {
+            guard neuron_simd_set_thread(UInt32(level.rawValue)) == 0 else { continue }
+            defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
+            slots.set(3, [Float](repeating: .nan, count: m * n))
+            try slots.run(program)
+            #expect(slots.floats(3).map(\.bitPattern) == want, "at simd level \(level.rawValue)")
+        }
     }
 
     /// A read in place by the vector kernel (only bf16 A is packed): rows

@@ -326,9 +326,55 @@ static void copy_rows(u8 *dst, const void *src, u64 base, u64 sk, u64 sn, u32 K,
 	}
 }
 
+/* A bf16 pairs operand (a float) taken as zero when denormal. */
+static float pair_daz(float x)
+{
+	union { float f; u32 u; } v = { .f = x };
+
+	if (!(v.u & 0x7f800000u))
+		v.u &= 0x80000000u;
+	return v.f;
+}
+
+/*
+ * One step of the bf16 pairs chain (NEURON_MATMUL_BF16_PAIRS) without
+ * the CPU's help: fma(x, y, acc) with a result that is tiny after
+ * rounding (x86 detects tininess so) flushed to a zero of its sign. x
+ * and y are bf16 values (their product is exact in a double), acc is
+ * never denormal. A rounded result below 2^-126 is tiny; one of exactly
+ * 2^-126 is tiny when the exact sum lies below 2^-126 - 2^-151 (it would
+ * round to 24 bits with an unbounded exponent to less than 2^-126): the
+ * sum in a double is close enough to decide, since the product's and
+ * acc's low bits keep it a multiple of 2^-166 there.
+ */
+static float pair_fma(float x, float y, float acc)
+{
+	union { float f; u32 u; } r = { .f = neuron_fmaf(pair_daz(x), pair_daz(y), acc) };
+	u32 mag = r.u & 0x7fffffffu;
+	double exact;
+
+	if (mag < 0x00800000u) {
+		r.u &= 0x80000000u;
+	} else if (mag == 0x00800000u) {
+		exact = (double)acc + (double)pair_daz(x) * (double)pair_daz(y);
+		if (exact < 0)
+			exact = -exact;
+		if (exact < 0x1p-126 - 0x1p-151)
+			r.u &= 0x80000000u;
+	}
+	return r.f;
+}
+
+/* Element @i of a pairs operand as the product reads it. */
+static float pair_elem(const void *p, u64 i, int half)
+{
+	return bf16_to_f32(neuron_bf16_pair_elem(p, i, half));
+}
+
 /*
  * out[b,m,n]: acc = 0, then acc = fma(a[b,m,k], b[b,k,n], acc) for k in
- * order (one rounding per step); then acc + bias[n].
+ * order (one rounding per step); then acc + bias[n]. In bf16 pairs: k
+ * in pairs, odd first, through pair_fma() (docs/isa.md).
  */
 static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
@@ -339,9 +385,12 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	u32 M = o->dims[r - 2], N = o->dims[r - 1], K = a->dims[r - 1];
 	const void *pa = slots[a->slot].base, *pb = slots[b->slot].base;
 	const float *pbias = bias ? f32(slots, bias) : NULL;
-	int half = a->dtype == NEURON_DT_BF16;
+	int pairs = !!(in->flags & NEURON_MATMUL_BF16_PAIRS);
+	int ahalf = a->dtype == NEURON_DT_BF16, bhalf = b->dtype == NEURON_DT_BF16;
+	u32 kind = (ahalf ? NEURON_GEMM_A_BF16 : 0) | (bhalf ? NEURON_GEMM_B_BF16 : 0) |
+		   (pairs ? NEURON_GEMM_PAIRS : 0);
 	int vector = o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
-	u32 esize = half ? 2 : 4;
+	u32 aesize = ahalf ? 2 : 4, besize = bhalf ? 2 : 4;
 	float *po = f32(slots, o);
 	/*
 	 * B not in rows (a transposed view: x · W^T, Q · K^T): each batch's B
@@ -351,7 +400,7 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	u8 *rowsb = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
 		    (u8 *)scratch->base + NEURON_GEMM_SCRATCH / 2 : NULL;
 	int copied = !vector && o->strides[r - 1] == 1 && rowsb &&
-		     (u64)K * N * esize <= NEURON_GEMM_SCRATCH / 2;
+		     (u64)K * N * besize <= NEURON_GEMM_SCRATCH / 2;
 	u32 bt, m, n, k;
 
 	for (bt = 0; bt < batches; bt++) {
@@ -362,13 +411,13 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 
 		/* Copied once when every batch shares B (a batch stride of 0). */
 		if (copied && (bt == 0 || b->strides[0]))
-			copy_rows(rowsb, pb, bb, b->strides[r - 2], b->strides[r - 1], K, N, half);
+			copy_rows(rowsb, pb, bb, b->strides[r - 2], b->strides[r - 1], K, N, bhalf);
 		/* The vector kernel computes a block with the same chains. */
 		if (vector || copied)
-			neuron_gemm_block((const char *)pa + ab * esize, a->strides[r - 2],
+			neuron_gemm_block((const char *)pa + ab * aesize, a->strides[r - 2],
 					  a->strides[r - 1],
-					  copied ? (const char *)rowsb : (const char *)pb + bb * esize,
-					  copied ? N : b->strides[r - 2], half, po + ob,
+					  copied ? (const char *)rowsb : (const char *)pb + bb * besize,
+					  copied ? N : b->strides[r - 2], kind, po + ob,
 					  o->strides[r - 2], M, N, K, &rows, &cols, scratch);
 		for (m = 0; m < M; m++) {
 			for (n = m < rows ? cols : 0; n < N; n++) {
@@ -376,12 +425,23 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 				u64 bi = bb + n * b->strides[r - 1];
 				float acc = 0.0f;
 
-				for (k = 0; k < K; k++) {
+				for (k = 0; pairs && k < K; k += 2) {
+					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
+					float x1 = 0.0f, y1 = 0.0f;
+
+					if (k + 1 < K) {
+						x1 = pair_elem(pa, x + a->strides[r - 1], ahalf);
+						y1 = pair_elem(pb, y + b->strides[r - 2], bhalf);
+					}
+					acc = pair_fma(x1, y1, acc);
+					acc = pair_fma(pair_elem(pa, x, ahalf), pair_elem(pb, y, bhalf), acc);
+				}
+				for (k = 0; !pairs && k < K; k++) {
 					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
 
-					acc = half ? neuron_fmaf(bf16_to_f32(((const u16 *)pa)[x]),
-								 bf16_to_f32(((const u16 *)pb)[y]), acc)
-						   : neuron_fmaf(((const float *)pa)[x], ((const float *)pb)[y], acc);
+					acc = ahalf ? neuron_fmaf(bf16_to_f32(((const u16 *)pa)[x]),
+								  bf16_to_f32(((const u16 *)pb)[y]), acc)
+						    : neuron_fmaf(((const float *)pa)[x], ((const float *)pb)[y], acc);
 				}
 				po[ob + m * o->strides[r - 2] + n * o->strides[r - 1]] = acc;
 			}
@@ -394,7 +454,6 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 					*out = *out + pbias[bias->offset + n * bias->strides[0]];
 				}
 	}
-	(void)in;
 }
 
 /*

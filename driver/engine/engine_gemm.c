@@ -24,6 +24,8 @@ typedef float neuron_v16f __attribute__((vector_size(64), aligned(4)));
 neuron_v8f __builtin_ia32_vfmaddps256(neuron_v8f a, neuron_v8f b, neuron_v8f c);
 neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron_v16f c,
 					    unsigned short mask, int rounding);
+unsigned int __builtin_ia32_stmxcsr(void);
+void __builtin_ia32_ldmxcsr(unsigned int mxcsr);
 #endif
 
 /*
@@ -57,6 +59,40 @@ static inline float load(const void *p, u64 i, int half)
 	if (!half)
 		return ((const float *)p)[i];
 	v.u = (u32)((const u16 *)p)[i] << 16;
+	return v.f;
+}
+
+/*
+ * An operand's mode: GEMM_HALF when stored as bf16, GEMM_PAIRS for
+ * MATMUL's bf16 pairs (an f32 operand rounded to bf16 as it is read; k in
+ * pairs, odd element first, K padded to even with a zero).
+ */
+#define GEMM_HALF	NEURON_GEMM_A_BF16
+#define GEMM_PAIRS	NEURON_GEMM_PAIRS
+#define GEMM_A_MODE(kind)	((kind) & (NEURON_GEMM_A_BF16 | GEMM_PAIRS))
+#define GEMM_B_MODE(kind)	((((kind) & NEURON_GEMM_B_BF16) ? GEMM_HALF : 0) | ((kind) & GEMM_PAIRS))
+
+/* The k positions the chains run over: K, or K padded to even in pairs. */
+static inline u32 gemm_chain(u32 K, u32 kind)
+{
+	return (kind & GEMM_PAIRS) ? K + (K & 1) : K;
+}
+
+/*
+ * The element at chain position @k of a row or column from @base (@step
+ * elements a k) of an operand in @mode: in pairs position k reads k ^ 1
+ * (odd first), and the padding reads 0.
+ */
+static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u32 mode)
+{
+	union { u32 u; float f; } v;
+
+	if (!(mode & GEMM_PAIRS))
+		return load(p, base + k * step, mode & GEMM_HALF);
+	k ^= 1;
+	if (k >= K)
+		return 0.0f;
+	v.u = (u32)neuron_bf16_pair_elem(p, base + k * step, mode & GEMM_HALF) << 16;
 	return v.f;
 }
 
@@ -106,15 +142,15 @@ static inline float load(const void *p, u64 i, int half)
 
 /*
  * A block of @ROWS rows starting at m: A packed (k-major, widened) when
- * there is scratch, else read in place; B packed when @bpack.
+ * bf16 or in pairs, else read in place; B packed when @bpack.
  */
 #define GEMM_BLOCK(vec, width, fma, ROWS)					\
 	do {									\
-		if (apack && half) {						\
+		if (apack && amode) {						\
 			for (k = k0; k < k1; k++)				\
 				for (r = 0; r < (ROWS); r++)			\
 					apack[(k - k0) * (ROWS) + r] =		\
-						load(a, (m + r) * as_m + k * as_k, half); \
+						gemm_elem(a, (m + r) * as_m, as_k, k, K, amode); \
 			as = apack;						\
 			if (bpack)						\
 				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 1);	\
@@ -229,33 +265,35 @@ void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
  */
 #define GEMM_KERNEL(name, isa, vec, width, fma, GEMM_ROWS)			\
 static __attribute__((target(isa)))						\
-void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	\
+void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	\
 	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
 {										\
 	const u32 pw = width * GEMM_VECS;					\
+	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind);		\
+	const u32 KC = gemm_chain(K, kind);					\
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
-	int bpack = pack && (half || M >= 2 * GEMM_ROWS);			\
+	int bpack = pack && (bmode || M >= 2 * GEMM_ROWS);			\
 	u32 m, n, k, k0, k1, r, j, g, g1;					\
 	const float *as;							\
 										\
 	N -= N % pw;								\
-	if (M <= GEMV_ROWS && !half) {						\
+	if (M <= GEMV_ROWS && !kind) {						\
 		name##_gemv(a, as_m, as_k, b, bs_k, o, os_m, M, N, K);		\
 		return;								\
 	}									\
 	for (g = 0; g < N; g += GEMM_NC) {					\
 		g1 = N - g < GEMM_NC ? N : g + GEMM_NC;				\
-		for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_KC) {		\
-			k1 = K - k0 < GEMM_KC ? K : k0 + GEMM_KC;		\
+		for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_KC) {		\
+			k1 = KC - k0 < GEMM_KC ? KC : k0 + GEMM_KC;		\
 			/* Pack B[k0:k1, g:g1] panel by panel: each panel's	\
 			 * rows then sit side by side. */			\
 			for (n = g; bpack && n < g1; n += pw)			\
 				for (k = k0; k < k1; k++) {			\
 					float *dst = pack + (n - g) * GEMM_KC + (k - k0) * pw; \
 										\
-					if (half) {				\
+					if (bmode) {				\
 						for (j = 0; j < pw; j++)	\
-							dst[j] = load(b, k * bs_k + n + j, 1); \
+							dst[j] = gemm_elem(b, n + j, bs_k, k, K, bmode); \
 						continue;			\
 					}					\
 					*(vec *)dst = *(const vec *)((const float *)b + k * bs_k + n); \
@@ -274,7 +312,7 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,	
 				GEMM_BLOCK(vec, width, fma, 2);			\
 			if (M - m >= 1)						\
 				GEMM_BLOCK(vec, width, fma, 1);			\
-			if (!K)							\
+			if (!KC)						\
 				break;						\
 		}								\
 	}									\
@@ -308,7 +346,7 @@ GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
  * vectors, the rows side by side so that their fmas overlap.
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
-void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, int half, float *o, u64 os_m, u32 m,
+void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, u32 amode, u32 K, float *o, u64 os_m, u32 m,
 		    const u32 rows, u32 n0, u32 w, u32 k0, u32 k1, const float *pack)
 {
 	neuron_v8f c0[GEMM_TAIL_ROWS], c1[GEMM_TAIL_ROWS];
@@ -333,7 +371,7 @@ void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, int half, float *o, u64 o
 
 		_Pragma("GCC unroll 4")
 		for (r = 0; r < rows; r++) {
-			neuron_v8f x = load(a, (m + r) * as_m + k * as_k, half) - (neuron_v8f){ 0 };
+			neuron_v8f x = gemm_elem(a, (m + r) * as_m, as_k, k, K, amode) - (neuron_v8f){ 0 };
 
 			c0[r] = FMA8(x, b0, c0[r]);
 			c1[r] = FMA8(x, b1, c1[r]);
@@ -351,9 +389,10 @@ void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, int half, float *o, u64 o
 }
 
 static __attribute__((target("avx2,fma")))
-void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
+void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		    float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
 {
+	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind), KC = gemm_chain(K, kind);
 	u32 m, n, k, k0, k1, w = N - n0;
 
 	if (!pack || w > 16) {
@@ -361,35 +400,295 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 			for (n = n0; n < N; n++) {
 				float acc = 0.0f;
 
-				for (k = 0; k < K; k++)
-					acc = __builtin_fmaf(load(a, m * as_m + k * as_k, half),
-							     load(b, k * bs_k + n, half), acc);
+				for (k = 0; k < KC; k++)
+					acc = __builtin_fmaf(gemm_elem(a, m * as_m, as_k, k, K, amode),
+							     gemm_elem(b, n, bs_k, k, K, bmode), acc);
 				o[m * os_m + n] = acc;
 			}
 		return;
 	}
-	for (k0 = 0; k0 < K || k0 == 0; k0 += GEMM_TAIL_KC) {
-		k1 = K - k0 < GEMM_TAIL_KC ? K : k0 + GEMM_TAIL_KC;
+	for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_TAIL_KC) {
+		k1 = KC - k0 < GEMM_TAIL_KC ? KC : k0 + GEMM_TAIL_KC;
 		for (k = k0; k < k1; k++)
 			for (n = 0; n < 16; n++)
-				pack[(k - k0) * 16 + n] = n < w ? load(b, k * bs_k + n0 + n, half) : 0.0f;
+				pack[(k - k0) * 16 + n] = n < w ? gemm_elem(b, n0 + n, bs_k, k, K, bmode) : 0.0f;
 		/* Four rows at a time (eight chains in flight), then one. */
 		for (m = 0; m + GEMM_TAIL_ROWS <= M; m += GEMM_TAIL_ROWS)
-			gemm_tail_rows(a, as_m, as_k, half, o, os_m, m, GEMM_TAIL_ROWS, n0, w, k0, k1, pack);
+			gemm_tail_rows(a, as_m, as_k, amode, K, o, os_m, m, GEMM_TAIL_ROWS, n0, w, k0, k1, pack);
 		for (; m < M; m++)
-			gemm_tail_rows(a, as_m, as_k, half, o, os_m, m, 1, n0, w, k0, k1, pack);
-		if (!K)
+			gemm_tail_rows(a, as_m, as_k, amode, K, o, os_m, m, 1, n0, w, k0, k1, pack);
+		if (!KC)
 			break;
 	}
 }
 
+/*
+ * MATMUL in bf16 pairs with AVX512_BF16's VDPBF16PS: each of its 16
+ * lanes runs acc = fma(a[2p+1], b[2p+1], acc), then fma(a[2p], b[2p],
+ * acc), denormals in and out as zeros, which is the ISA's definition, so
+ * it is the reference's bits (checked against the FMA emulation and the
+ * Swift definition wherever the CPU has it).
+ *
+ * B is packed in blocks of BF_KP pairs by BF_NC columns: panels of 32
+ * columns, each pair p one row of 32 dwords, dword j holding
+ * b[2p][n + j] (low half) and b[2p + 1][n + j] (high), zero past K and N.
+ * A register block's rows are packed as dwords of their pairs, pair-major,
+ * so a broadcast of one dword feeds a row's pair to every lane. 12 rows
+ * by two vectors of columns: 24 accumulators, two B vectors and a
+ * broadcast in 32 registers.
+ */
+typedef u32 neuron_v16u __attribute__((vector_size(64), aligned(4)));
+
+#define BF_KP		128
+#define BF_NC		(GEMM_B_BYTES / (BF_KP * 4))
+#define BF_ROWS		12
+
+/* The instruction by name: GCC's and clang's builtins differ. */
+#define DPBF16(c, x, y)	__asm__("vdpbf16ps %2, %1, %0" : "+v"(c) : "v"(x), "v"(y))
+
+/* One dword of a pair: elements 2p and 2p + 1 (zero past K). */
+static inline u32 bf_pair(const void *p, u64 base, u64 step, u32 pr, u32 K, int half)
+{
+	u32 k = 2 * pr;
+	u32 lo = k < K ? neuron_bf16_pair_elem(p, base + k * step, half) : 0;
+	u32 hi = k + 1 < K ? neuron_bf16_pair_elem(p, base + (k + 1) * step, half) : 0;
+
+	return lo | hi << 16;
+}
+
+/*
+ * Rows [m, m + ROWS) over the packed block: pairs [0, np) of panels from
+ * column g to g1 (the last panel may stop at N). @first: the sums start
+ * from zero, else from the output.
+ */
+#define BF_TILES_FN(ROWS)							\
+static __attribute__((target("avx512f"), __noinline__))				\
+void bf_tiles_##ROWS(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 os_m,	\
+		     u32 m, u32 g, u32 g1, u32 N, int first)			\
+{										\
+	float tmp[32];								\
+	u32 n, p, r, j;								\
+										\
+	for (n = g; n < g1; n += 32) {						\
+		const u32 *bp = bpack + (u64)(n - g) * BF_KP;			\
+		neuron_v16f c0[ROWS], c1[ROWS];					\
+		u32 w = N - n < 32 ? N - n : 32;				\
+										\
+		_Pragma("GCC unroll 16")					\
+		for (r = 0; r < (ROWS); r++) {					\
+			float *row = o + (m + r) * os_m + n;			\
+										\
+			if (first) {						\
+				c0[r] = c1[r] = (neuron_v16f){ 0 };		\
+			} else if (w == 32) {					\
+				c0[r] = *(neuron_v16f *)row;			\
+				c1[r] = *(neuron_v16f *)(row + 16);		\
+			} else {						\
+				for (j = 0; j < 32; j++)			\
+					tmp[j] = j < w ? row[j] : 0.0f;		\
+				c0[r] = *(neuron_v16f *)tmp;			\
+				c1[r] = *(neuron_v16f *)(tmp + 16);		\
+			}							\
+		}								\
+		for (p = 0; p < np; p++) {					\
+			neuron_v16u b0 = *(const neuron_v16u *)(bp + p * 32);	\
+			neuron_v16u b1 = *(const neuron_v16u *)(bp + p * 32 + 16); \
+										\
+			_Pragma("GCC unroll 16")				\
+			for (r = 0; r < (ROWS); r++) {				\
+				neuron_v16u av = apack[r * BF_KP + p] - (neuron_v16u){ 0 }; \
+										\
+				DPBF16(c0[r], av, b0);				\
+				DPBF16(c1[r], av, b1);				\
+			}							\
+		}								\
+		_Pragma("GCC unroll 16")					\
+		for (r = 0; r < (ROWS); r++) {					\
+			float *row = o + (m + r) * os_m + n;			\
+										\
+			if (w == 32) {						\
+				*(neuron_v16f *)row = c0[r];			\
+				*(neuron_v16f *)(row + 16) = c1[r];		\
+				continue;					\
+			}							\
+			*(neuron_v16f *)tmp = c0[r];				\
+			*(neuron_v16f *)(tmp + 16) = c1[r];			\
+			for (j = 0; j < w; j++)					\
+				row[j] = tmp[j];				\
+		}								\
+	}									\
+}
+
+BF_TILES_FN(12)
+BF_TILES_FN(8)
+BF_TILES_FN(4)
+BF_TILES_FN(2)
+BF_TILES_FN(1)
+
+typedef u16 neuron_v16h __attribute__((vector_size(32), aligned(2)));
+
+/* Dwords at any address of 2-byte alignment (bf16 data). */
+typedef u32 neuron_v16u_u __attribute__((vector_size(64), aligned(2)));
+
+/*
+ * 16 bf16 from @p widened to dwords; 16 dwords' low halves narrowed in
+ * order (sparse knows no __builtin_convertvector).
+ */
+#ifdef __CHECKER__
+#define BF_WIDEN16(p)	((neuron_v16u){ 0 })
+#define BF_NARROW16(v)	((neuron_v16h){ 0 })
+#else
+#define BF_WIDEN16(p)	__builtin_convertvector(*(const neuron_v16h *)(p), neuron_v16u)
+#define BF_NARROW16(v)	__builtin_convertvector((v), neuron_v16h)
+#endif
+
+/* neuron_bf16_pair_elem() of 16 f32 lanes, in the low halves. */
+#define BF_ROUND16(x)								\
+	({									\
+		neuron_v16u x_ = (x);						\
+		neuron_v16u r_ = (x_ + 0x7fffu + ((x_ >> 16) & 1)) >> 16;	\
+		neuron_v16u den_ = (neuron_v16u)((x_ & 0x7f800000u) == 0);	\
+		neuron_v16u nan_ = (neuron_v16u)((x_ & 0x7fffffffu) > 0x7f800000u); \
+		r_ = (den_ & ((x_ >> 16) & 0x8000u)) | (~den_ & r_);		\
+		(nan_ & ((x_ >> 16) | 0x40u)) | (~nan_ & r_);			\
+	})
+
+/*
+ * Pairs [p0, p0 + np) of B's panel at column n into @dst (BF_KP pairs of
+ * 32 dwords a panel): whole pairs of 32 columns by vector, the rest (the
+ * last panel's columns past N, an odd K's last pair) one by one.
+ */
+static __attribute__((target("avx512f"), __noinline__))
+void bf_pack_b(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0, u32 np, u32 K)
+{
+	u32 p, j, h;
+
+	for (p = 0; p < np; p++, dst += 32) {
+		u32 k = 2 * (p0 + p);
+
+		if (n + 32 > N || k + 1 >= K) {
+			for (j = 0; j < 32; j++)
+				dst[j] = n + j < N ? bf_pair(b, n + j, bs_k, p0 + p, K, half) : 0;
+			continue;
+		}
+		for (h = 0; h < 32; h += 16) {
+			u64 i0 = k * bs_k + n + h, i1 = i0 + bs_k;
+			neuron_v16u lo, hi;
+
+			if (half) {
+				lo = BF_WIDEN16((const u16 *)b + i0);
+				hi = BF_WIDEN16((const u16 *)b + i1);
+			} else {
+				lo = BF_ROUND16(*(const neuron_v16u *)((const u32 *)b + i0));
+				hi = BF_ROUND16(*(const neuron_v16u *)((const u32 *)b + i1));
+			}
+			*(neuron_v16u *)(dst + h) = lo | hi << 16;
+		}
+	}
+}
+
+/*
+ * Rows [m, m + rows) of A's pairs [p0, p0 + np) into @apack, a row of
+ * BF_KP dwords each: 16 pairs at a time by vector where a row is
+ * contiguous (an f32 row rounded in lanes and narrowed to halves in
+ * order, which pairs them), the rest one by one.
+ */
+static __attribute__((target("avx512f"), __noinline__))
+void bf_pack_a(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, u32 rows,
+	       u32 p0, u32 np, u32 K)
+{
+	u32 p, r, whole = 0;
+
+	/* Pairs of the block wholly inside K, in vectors of 16. */
+	if (as_k == 1 && 2 * p0 < K)
+		whole = (K - 2 * p0) / 2 < np ? (K - 2 * p0) / 2 : np;
+	whole -= whole % 16;
+	for (r = 0; r < rows; r++) {
+		u32 *dst = apack + r * BF_KP;
+		u64 base = (m + r) * as_m + 2 * (u64)p0;
+
+		for (p = 0; p < whole; p += 16) {
+			if (half) {
+				*(neuron_v16u *)(dst + p) =
+					*(const neuron_v16u_u *)((const u16 *)a + base + 2 * p);
+				continue;
+			}
+			*(neuron_v16h *)(dst + p) =
+				BF_NARROW16(BF_ROUND16(*(const neuron_v16u *)((const u32 *)a + base + 2 * p)));
+			*(neuron_v16h *)(dst + p + 8) =
+				BF_NARROW16(BF_ROUND16(*(const neuron_v16u *)((const u32 *)a + base + 2 * p + 16)));
+		}
+		for (; p < np; p++)
+			dst[p] = bf_pair(a, (m + r) * as_m, as_k, p0 + p, K, half);
+	}
+}
+
+static void gemm_bf16_native(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
+			     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack)
+{
+	int ahalf = !!(kind & NEURON_GEMM_A_BF16), bhalf = !!(kind & NEURON_GEMM_B_BF16);
+	u32 *apack = pack + GEMM_B_BYTES / 4;
+	u32 pairs = (K + 1) / 2, g, g1, p0, np, n, m, rows;
+
+	for (g = 0; g < N; g += BF_NC) {
+		g1 = N - g < BF_NC ? N : g + BF_NC;
+		for (p0 = 0; p0 < pairs || p0 == 0; p0 += BF_KP) {
+			np = pairs - p0 < BF_KP ? pairs - p0 : BF_KP;
+			for (n = g; n < g1; n += 32)
+				bf_pack_b(pack + (u64)(n - g) * BF_KP, b, bs_k, bhalf, n, N, p0, np, K);
+			for (m = 0; m < M; m += rows) {
+				rows = M - m >= BF_ROWS ? BF_ROWS : M - m >= 8 ? 8 : M - m >= 4 ? 4 :
+				       M - m >= 2 ? 2 : 1;
+				bf_pack_a(apack, a, as_m, as_k, ahalf, m, rows, p0, np, K);
+				switch (rows) {
+				case 12: bf_tiles_12(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 8: bf_tiles_8(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 4: bf_tiles_4(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 2: bf_tiles_2(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				default: bf_tiles_1(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				}
+			}
+			if (!pairs)
+				break;
+		}
+	}
+}
+
+#ifndef __KERNEL__
+static _Thread_local int bf16_thread = 1;
+
+int neuron_gemm_set_bf16_thread(int native)
+{
+	bf16_thread = native;
+	return native && neuron_cpu_has_avx512bf16();
+}
+#endif
+
+/* May bf16 pairs run on VDPBF16PS (AVX-512 width chosen)? */
+static int gemm_bf16_native_ok(int width)
+{
+#ifndef __KERNEL__
+	if (!bf16_thread)
+		return 0;
+#endif
+	return width == 16 && neuron_cpu_has_avx512bf16();
+}
+
+/* MXCSR's flush-to-zero and denormals-are-zero: the emulation's rounding. */
+#define MXCSR_FTZ_DAZ	0x8040u
+
+/* The thread's vector width (in the kernel, the CPU's widest). */
 static int gemm_width(void)
 {
-	if (neuron_cpu_has_avx512f())
+	switch (neuron_simd_level()) {
+	case NEURON_SIMD_AVX512:
 		return 16;
-	if (neuron_cpu_has_avx2_fma())
+	case NEURON_SIMD_AVX2:
+	case NEURON_SIMD_WIDE_ON_AVX2:
 		return 8;
-	return 0;
+	default:
+		return 0;
+	}
 }
 
 /*
@@ -397,33 +696,49 @@ static int gemm_width(void)
  * covers; returns the rows and columns it did, so that the caller runs
  * the reference chain on the rest. Both give the same bits.
  */
-void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
+void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch)
 {
 	float *pack = scratch && scratch->size >= NEURON_GEMM_SCRATCH ? scratch->base : NULL;
 	int width = gemm_width();
-	u32 step;
+	u32 step, mxcsr = 0;
 
 	*rows_done = 0;
 	*cols_done = 0;
-	/* bf16 is widened while packing: there must be scratch to pack into. */
-	if (!width || (half && !pack))
+	/* bf16 and pairs are widened while packing: there must be scratch. */
+	if (!width || (kind && !pack))
 		return;
+	*rows_done = M;
+	if ((kind & GEMM_PAIRS) && gemm_bf16_native_ok(width)) {
+		gemm_bf16_native(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack);
+		*cols_done = N;
+		return;
+	}
+	/*
+	 * Pairs on FMA: the same chains as VDPBF16PS once MXCSR flushes
+	 * denormal inputs and results (restored before returning; in the
+	 * kernel this runs inside kernel_fpu_begin/end).
+	 */
+	if (kind & GEMM_PAIRS) {
+		mxcsr = __builtin_ia32_stmxcsr();
+		__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
+	}
 	step = (u32)width * GEMM_VECS;
 	if (N >= step) {
 		if (width == 16)
-			gemm_avx512(a, as_m, as_k, b, bs_k, half, o, os_m, M, N, K, pack);
+			gemm_avx512(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, pack);
 		else
-			gemm_avx2(a, as_m, as_k, b, bs_k, half, o, os_m, M, N, K, pack);
+			gemm_avx2(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, pack);
 	}
-	*rows_done = M;
 	*cols_done = N - N % step;
 	/* AVX-512's panels leave up to 31 columns: 16 at a time. */
-	while (*cols_done < N && neuron_cpu_has_avx2_fma()) {
+	while (*cols_done < N) {
 		u32 end = N - *cols_done > 16 ? *cols_done + 16 : N;
 
-		gemm_tail_cols(a, as_m, as_k, b, bs_k, half, o, os_m, M, *cols_done, end, K, pack);
+		gemm_tail_cols(a, as_m, as_k, b, bs_k, kind, o, os_m, M, *cols_done, end, K, pack);
 		*cols_done = end;
 	}
+	if (kind & GEMM_PAIRS)
+		__builtin_ia32_ldmxcsr(mxcsr);
 }

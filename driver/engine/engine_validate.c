@@ -245,10 +245,17 @@ NEURON_CHECK(matmul)
 
 	/* f32 from f32 or bf16; or (ISA 1.5) i32 from i32, wrapping */
 	int ints = o->dtype == NEURON_DT_I32 && a->dtype == NEURON_DT_I32;
+	/* ISA 1.9: in bf16 pairs, each of a and b f32 or bf16 */
+	int pairs = !!(in->flags & NEURON_MATMUL_BF16_PAIRS);
 
-	if ((!is_f32(o) && !ints) || a->dtype != b->dtype ||
-	    (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16 && !ints))
+	if (pairs) {
+		if (!is_f32(o) || (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16) ||
+		    (b->dtype != NEURON_DT_F32 && b->dtype != NEURON_DT_BF16))
+			return NEURON_ISA_E_OPERAND;
+	} else if ((!is_f32(o) && !ints) || a->dtype != b->dtype ||
+		   (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16 && !ints)) {
 		return NEURON_ISA_E_OPERAND;
+	}
 	if ((r != 2 && r != 3) || a->rank != r || b->rank != r)
 		return NEURON_ISA_E_OPERAND;
 	if (r == 3 && (a->dims[0] != o->dims[0] || b->dims[0] != o->dims[0]))

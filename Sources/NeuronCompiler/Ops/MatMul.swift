@@ -50,11 +50,11 @@ extension Lowering {
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
             out = try temp(resultType, [m, n])
-            emit(.matmul(bias: bias != nil), [out] + castOperands(x2, y2, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(x2, cast)), [out] + castOperands(x2, y2, cast) + (bias.map { [$0] } ?? []))
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
             out = try temp(resultType, [batchCount * m, n])
-            emit(.matmul(bias: bias != nil), [out] + castOperands(flat, y, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(flat, cast)), [out] + castOperands(flat, y, cast) + (bias.map { [$0] } ?? []))
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
                 throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
@@ -62,7 +62,7 @@ extension Lowering {
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
             out = try temp(resultType, [batchCount, m, n])
-            emit(.matmul(bias: bias != nil), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(x3, cast)), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
         if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
@@ -72,14 +72,22 @@ extension Lowering {
         return result
     }
 
-    /// Matmul operands as they go to the engine: bfloat16 under --auto-cast,
-    /// unless `cast` is false (a product the compiler made up to run
-    /// another op, such as Resize's interpolation or a convolution, whose
-    /// constants bf16 would round).
+    /// Whether a product with A `a` runs in bfloat16 pairs: under
+    /// --auto-cast, unless `cast` is false (a product the compiler made up
+    /// to run another op, such as Resize's interpolation or a convolution,
+    /// whose constants bf16 would round).
+    func pairs(_ a: View, _ cast: Bool) -> Bool {
+        cast && autoCast != .none && a.type == .float32
+    }
+
+    /// Matmul operands as they go to the engine. In bfloat16 pairs
+    /// (ISA 1.9) a constant is stored as bf16 (half the bytes to read);
+    /// a computed operand stays float32, rounded by the MATMUL as it
+    /// reads it, with no cast instruction and no copy.
     func castOperands(_ a: View, _ b: View, _ cast: Bool) -> [View] {
-        guard cast, autoCast != .none, a.type == .float32 else { return [a, b] }
+        guard pairs(a, cast) else { return [a, b] }
         autoCastOps += 1
-        return [bfloat16(a), bfloat16(b)]
+        return [a.buffer == 0 ? bfloat16(a) : a, b.buffer == 0 ? bfloat16(b) : b]
     }
 
     func lowerGemm() throws(NeuronCompilerError) {

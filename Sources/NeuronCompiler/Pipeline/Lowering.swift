@@ -35,7 +35,8 @@ struct AbstractOp {
         case fill(Float)
         case unary(NeuronUnaryOp, alpha: Float)
         case binary(NeuronBinaryOp)
-        case matmul(bias: Bool)
+        /// `pairs`: in bfloat16 pairs (--auto-cast; ISA 1.9).
+        case matmul(bias: Bool, pairs: Bool = false)
         case reduce(NeuronReduceOp)
         /// ARGMAX or ARGMIN into int64, the last of equal extremes when `last`.
         case reduceIndex(NeuronReduceOp, last: Bool)

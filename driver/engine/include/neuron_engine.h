@@ -269,10 +269,46 @@ void neuron_engine_run(const struct neuron_run_host *host, void *ctx,
 void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 				u64 extent[NEURON_MAX_SLOTS]);
 
-/* The vector MATMUL kernel (engine_gemm.c); see op_matmul. */
-void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, int half,
+/*
+ * The vector MATMUL kernel (engine_gemm.c); see op_matmul. @kind: which
+ * operands are bf16, and whether the product runs in bf16 pairs
+ * (NEURON_MATMUL_BF16_PAIRS).
+ */
+#define NEURON_GEMM_A_BF16	0x1
+#define NEURON_GEMM_B_BF16	0x2
+#define NEURON_GEMM_PAIRS	0x4
+void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch);
+#ifndef __KERNEL__
+/*
+ * Tests only: whether this thread's bf16 pairs may use AVX512_BF16's
+ * VDPBF16PS (where the CPU has it; the default) or must run the FMA
+ * emulation; returns whether the instruction will run.
+ */
+int neuron_gemm_set_bf16_thread(int native);
+#endif
+
+/*
+ * Element @i of a MATMUL operand in bf16 pairs (f32, or bf16 when
+ * @half) as the bf16 the product reads: an f32 rounds to nearest even,
+ * a denormal f32 first becoming a zero of its sign (as VCVTNEPS2BF16);
+ * NaN stays a quiet NaN. A bf16 is read as it is (the product takes a
+ * denormal as zero).
+ */
+static inline u16 neuron_bf16_pair_elem(const void *p, u64 i, int half)
+{
+	u32 x;
+
+	if (half)
+		return ((const u16 *)p)[i];
+	x = ((const u32 *)p)[i];
+	if (!(x & 0x7f800000u))
+		return (u16)((x >> 16) & 0x8000u);
+	if ((x & 0x7fffffffu) > 0x7f800000u)
+		return (u16)((x >> 16) | 0x40u);
+	return (u16)((x + 0x7fffu + ((x >> 16) & 1)) >> 16);
+}
 
 /*
  * One CONV2D for the vector kernel (engine_conv.c): bases at element

@@ -25,6 +25,11 @@ static inline int neuron_cpu_has_avx512f(void)
 {
 	return boot_cpu_has(X86_FEATURE_AVX512F);
 }
+
+static inline int neuron_cpu_has_avx512bf16(void)
+{
+	return boot_cpu_has(X86_FEATURE_AVX512F) && boot_cpu_has(X86_FEATURE_AVX512_BF16);
+}
 #else
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +56,11 @@ static inline int neuron_cpu_has_avx2_fma(void)
 static inline int neuron_cpu_has_avx512f(void)
 {
 	return __builtin_cpu_supports("avx512f");
+}
+
+static inline int neuron_cpu_has_avx512bf16(void)
+{
+	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 }
 #endif
 

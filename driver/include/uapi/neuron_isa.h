@@ -209,6 +209,19 @@ enum neuron_pool_op {
 
 /* NEURON_OP_MATMUL and NEURON_OP_CONV2D flags. */
 #define NEURON_MATMUL_BIAS	0x1	/* operand[3] is a bias over n */
+/*
+ * MATMUL in bfloat16 pairs (ISA 1.9, driver API 1.11): a and b each f32
+ * or bf16, out (and bias) f32. An f32 operand is rounded to bf16 as it is
+ * read (nearest even; a denormal f32 in, or a result below bf16's normal
+ * range, is a zero of its sign). k runs in pairs, K padded with one zero
+ * element when odd: acc = +0, then for each pair p
+ * acc = fma(a[2p+1], b[2p+1], acc) and acc = fma(a[2p], b[2p], acc), with
+ * denormal inputs and every denormal result (tiny after rounding) taken
+ * as a zero of its sign; the bias is added last, as IEEE. This is what
+ * AVX512_BF16's VDPBF16PS computes; other CPUs emulate it exactly
+ * (docs/isa.md).
+ */
+#define NEURON_MATMUL_BF16_PAIRS	0x2
 #define NEURON_CONV_BIAS	0x1	/* operand[3] is a bias over Co */
 #define NEURON_CONV_RELU	0x2	/* relu after the bias */
 /*
