@@ -1,3 +1,4 @@
+import CNeuronEngine
 import CNeuronUAPI
 import SystemPackage
 
@@ -12,12 +13,38 @@ import Musl
 /// It grows with the driver: memory, engine and queues land here in the
 /// same issues that add them to the driver.
 public struct SimulatorBackend: NeuronBackend {
+    /// The engine's vector paths (`NEURON_SIM_SIMD`), to measure on this
+    /// machine what a CPU with fewer extensions would do: the same bits,
+    /// other speeds. It applies to the whole process.
+    public enum VectorPaths: String, Sendable, CaseIterable {
+        /// The reference loops only.
+        case scalar
+        /// AVX2 with FMA (8 lanes).
+        case avx2
+        /// AVX-512F (16 lanes), bf16 pairs emulated with FMA.
+        case avx512
+        /// AVX-512F with AVX512_BF16's VDPBF16PS for bf16 pairs.
+        case avx512BF16 = "avx512-bf16"
+
+        var level: UInt32 {
+            switch self {
+            case .scalar: UInt32(NEURON_SIMD_SCALAR.rawValue)
+            case .avx2: UInt32(NEURON_SIMD_AVX2.rawValue)
+            case .avx512, .avx512BF16: UInt32(NEURON_SIMD_AVX512.rawValue)
+            }
+        }
+
+        var bf16: Int32 { self == .avx512BF16 ? 1 : 0 }
+    }
+
     public struct Configuration: Sendable, Equatable {
         public var devices: Int
         public var coresPerDevice: Int
         public var memoryMiBPerDevice: Int
         /// The driver's job_timeout_ms.
         public var jobTimeoutMilliseconds: Int
+        /// The engine's vector paths; nil: the widest this CPU has.
+        public var vectorPaths: VectorPaths?
 
         /// The driver's limits, so the simulator refuses what the module would.
         public static let deviceRange = 0...16
@@ -26,7 +53,7 @@ public struct SimulatorBackend: NeuronBackend {
         public static let jobTimeoutRange = 10...3_600_000
 
         public init(devices: Int = 1, coresPerDevice: Int = 4, memoryMiBPerDevice: Int = 8192,
-                    jobTimeoutMilliseconds: Int = 10_000) throws(NeuronError) {
+                    jobTimeoutMilliseconds: Int = 10_000, vectorPaths: VectorPaths? = nil) throws(NeuronError) {
             guard Self.deviceRange.contains(devices) else {
                 throw .invalidConfiguration("NEURON_SIM_DEVICES=\(devices) is out of range; expected \(Self.deviceRange.lowerBound)...\(Self.deviceRange.upperBound).")
             }
@@ -39,14 +66,18 @@ public struct SimulatorBackend: NeuronBackend {
             guard Self.jobTimeoutRange.contains(jobTimeoutMilliseconds) else {
                 throw .invalidConfiguration("NEURON_SIM_JOB_TIMEOUT_MS=\(jobTimeoutMilliseconds) is out of range; expected \(Self.jobTimeoutRange.lowerBound)...\(Self.jobTimeoutRange.upperBound).")
             }
+            if let vectorPaths, neuron_simd_can_run(vectorPaths.level, vectorPaths.bf16) == 0 {
+                throw .invalidConfiguration("NEURON_SIM_SIMD=\(vectorPaths.rawValue) needs CPU extensions this machine lacks; choose one of \(VectorPaths.allCases.filter { neuron_simd_can_run($0.level, $0.bf16) != 0 }.map(\.rawValue).joined(separator: ", ")), or unset it for the widest.")
+            }
+            self.vectorPaths = vectorPaths
             self.devices = devices
             self.coresPerDevice = coresPerDevice
             self.memoryMiBPerDevice = memoryMiBPerDevice
             self.jobTimeoutMilliseconds = jobTimeoutMilliseconds
         }
 
-        /// From NEURON_SIM_DEVICES, NEURON_SIM_CORES, NEURON_SIM_MEMORY_MB and
-        /// NEURON_SIM_JOB_TIMEOUT_MS.
+        /// From NEURON_SIM_DEVICES, NEURON_SIM_CORES, NEURON_SIM_MEMORY_MB,
+        /// NEURON_SIM_JOB_TIMEOUT_MS and NEURON_SIM_SIMD.
         public static func fromEnvironment(_ environment: [String: String]) throws(NeuronError) -> Configuration {
             func value(_ key: String, _ fallback: Int) throws(NeuronError) -> Int {
                 guard let text = environment[key], !text.isEmpty else { return fallback }
@@ -55,10 +86,18 @@ public struct SimulatorBackend: NeuronBackend {
                 }
                 return number
             }
+            var paths: VectorPaths?
+            if let text = environment["NEURON_SIM_SIMD"], !text.isEmpty {
+                guard let chosen = VectorPaths(rawValue: text) else {
+                    throw .invalidConfiguration("NEURON_SIM_SIMD=\(text) is not a vector path; use one of \(VectorPaths.allCases.map(\.rawValue).joined(separator: ", ")).")
+                }
+                paths = chosen
+            }
             return try Configuration(devices: value("NEURON_SIM_DEVICES", 1),
                                      coresPerDevice: value("NEURON_SIM_CORES", 4),
                                      memoryMiBPerDevice: value("NEURON_SIM_MEMORY_MB", 8192),
-                                     jobTimeoutMilliseconds: value("NEURON_SIM_JOB_TIMEOUT_MS", 10_000))
+                                     jobTimeoutMilliseconds: value("NEURON_SIM_JOB_TIMEOUT_MS", 10_000),
+                                     vectorPaths: paths)
         }
     }
 
@@ -69,6 +108,9 @@ public struct SimulatorBackend: NeuronBackend {
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.world = SimulatorWorld()
+        if let paths = configuration.vectorPaths {
+            _ = neuron_simd_set_process(paths.level, paths.bf16)   // checked by Configuration
+        }
     }
 
     public func driverInfo() throws(NeuronError) -> NeuronDriverInfo {

@@ -26,6 +26,7 @@ struct ConfigurationTests {
         ["NEURON_BACKEND": "sim", "NEURON_SIM_CORES": "9"],
         ["NEURON_BACKEND": "sim", "NEURON_SIM_MEMORY_MB": "0"],
         ["NEURON_BACKEND": "sim", "NEURON_SIM_CORES": "4\u{0}"],
+        ["NEURON_BACKEND": "sim", "NEURON_SIM_SIMD": "sse9"],
     ])
     func badValues(_ environment: [String: String]) {
         do {
@@ -39,6 +40,15 @@ struct ConfigurationTests {
             let variable = environment.keys.filter { $0 != "NEURON_BACKEND" }.first ?? "NEURON_BACKEND"
             #expect(message.contains(variable))
         }
+    }
+
+    /// Only parsed here: a backend made with it would set the whole test
+    /// process's vector paths.
+    @Test("NEURON_SIM_SIMD names the engine's vector paths; the default is the CPU's widest")
+    func vectorPaths() throws {
+        #expect(try SimulatorBackend.Configuration.fromEnvironment([:]).vectorPaths == nil)
+        #expect(try SimulatorBackend.Configuration.fromEnvironment(["NEURON_SIM_SIMD": "scalar"]).vectorPaths == .scalar)
+        #expect(SimulatorBackend.VectorPaths(rawValue: "avx512-bf16") == .avx512BF16)
     }
 
     @Test("a simulator without devices says so")

@@ -117,6 +117,8 @@ struct BF16PairsTests {
         Case(m: 30, k: 64, n: 530, aHalf: false, bHalf: true, bias: true),
         Case(m: 5, k: 33, n: 7, aHalf: true, bHalf: true),
         Case(m: 14, k: 67, n: 64, aHalf: true, bHalf: false, bias: true),
+        Case(m: 3, k: 45, n: 100, aHalf: false, bHalf: true),
+        Case(m: 4, k: 20, n: 64, aHalf: true, bHalf: false, tiny: true),
         Case(m: 16, k: 40, n: 64, aHalf: false, bHalf: false, tiny: true),
         Case(m: 9, k: 31, n: 48, aHalf: true, bHalf: true, tiny: true),
     ]

@@ -96,11 +96,140 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
 	return v.f;
 }
 
+typedef u32 neuron_v8u __attribute__((vector_size(32), aligned(4)));
+typedef u32 neuron_v16u __attribute__((vector_size(64), aligned(4)));
+typedef u16 neuron_v16h __attribute__((vector_size(32), aligned(2)));
+typedef u16 neuron_v8h __attribute__((vector_size(16), aligned(2)));
+typedef u64 neuron_v4q __attribute__((vector_size(32), aligned(4)));
+typedef u32 neuron_v4u __attribute__((vector_size(16), aligned(2)));
+
+/*
+ * neuron_bf16_pair_elem() of the f32 bits in each lane of @x (of vector
+ * type U), in the lanes' low halves.
+ */
+#define BF_ROUND(U, x)								\
+	({									\
+		U x_ = (x);							\
+		U r_ = (x_ + 0x7fffu + ((x_ >> 16) & 1)) >> 16;			\
+		U den_ = (U)((x_ & 0x7f800000u) == 0);				\
+		U nan_ = (U)((x_ & 0x7fffffffu) > 0x7f800000u);			\
+		r_ = (den_ & ((x_ >> 16) & 0x8000u)) | (~den_ & r_);		\
+		(nan_ & ((x_ >> 16) | 0x40u)) | (~nan_ & r_);			\
+	})
+
+/*
+ * bf16 lanes @h widened to dwords of vector type U (sparse knows no
+ * __builtin_convertvector).
+ */
+#ifdef __CHECKER__
+#define BF_WIDEN(U, h)	((U){ 0 })
+#else
+#define BF_WIDEN(U, h)	__builtin_convertvector((h), U)
+#endif
+#define BF_WIDEN8(h)	BF_WIDEN(neuron_v8u, h)
+
+/*
+ * Eight chain positions from @k (even) of a row from @base whose
+ * elements are contiguous, as the kernels read them in @mode (pairs
+ * swapped, f32 rounded, bf16 widened), into @dst. k + 8 <= K in pairs.
+ */
+static inline __attribute__((always_inline))
+void gemm_elems8(float *dst, const void *p, u64 base, u32 k, u32 mode)
+{
+	neuron_v8u v;
+
+	if (mode & GEMM_HALF) {
+		neuron_v4u h = *(const neuron_v4u *)((const u16 *)p + base + k);
+
+		if (mode & GEMM_PAIRS)
+			h = h << 16 | h >> 16;
+		v = BF_WIDEN8((neuron_v8h)h) << 16;
+	} else {
+		neuron_v4q q = *(const neuron_v4q *)((const u32 *)p + base + k);
+
+		if (mode & GEMM_PAIRS)
+			q = q << 32 | q >> 32;
+		v = BF_ROUND(neuron_v8u, (neuron_v8u)q) << 16;
+	}
+	*(neuron_v8u *)dst = v;
+}
+
+/*
+ * Chain positions [k0, k1) of @rows rows of A from row m into @dst, a
+ * row of @ld floats each, as gemm_elem() reads them: by eight where a
+ * row is contiguous, the rest one by one.
+ */
+static __attribute__((target("avx2,fma"), __noinline__))
+void gemm_pack_a(float *dst, u32 ld, const void *a, u64 as_m, u64 as_k, u32 m, u32 rows, u32 k0,
+		 u32 k1, u32 K, u32 mode)
+{
+	u32 r, k;
+
+	for (r = 0; r < rows; r++, dst += ld) {
+		u64 base = (m + r) * as_m;
+
+		k = k0;
+		for (; as_k == 1 && k + 8 <= k1 && k + 8 <= K; k += 8)
+			gemm_elems8(dst + k - k0, a, base, k, mode);
+		for (; k < k1; k++)
+			dst[k - k0] = gemm_elem(a, base, as_k, k, K, mode);
+	}
+}
+
+/*
+ * B's chain positions [k0, k1) of columns [n, n + pw) into @dst, pw
+ * floats a position, as gemm_elem() reads them: rows of eights.
+ */
+static __attribute__((target("avx2,fma"), __noinline__))
+void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32 k1, u32 K,
+		 u32 mode)
+{
+	u32 k, j;
+
+	for (k = k0; k < k1; k++, dst += pw) {
+		u32 src = (mode & GEMM_PAIRS) ? k ^ 1 : k;
+		u64 base = (u64)src * bs_k + n;
+
+		for (j = 0; j < pw; j += 8) {
+			neuron_v8u v = { 0 };
+
+			if (src >= K)
+				v = (neuron_v8u){ 0 };
+			else if (mode & GEMM_HALF)
+				v = BF_WIDEN8(*(const neuron_v8h *)((const u16 *)b + base + j)) << 16;
+			else if (mode & GEMM_PAIRS)
+				v = BF_ROUND(neuron_v8u, *(const neuron_v8u *)((const u32 *)b + base + j)) << 16;
+			else
+				v = *(const neuron_v8u *)((const u32 *)b + base + j);
+			*(neuron_v8u *)(dst + j) = v;
+		}
+	}
+}
+
+/*
+ * B's row for chain position @k at columns [@n, @n + width) in place, as
+ * the kernels read it in bmode (bf16 widened; in pairs row k ^ 1, f32
+ * rounded, zero past K). gemm_uvec and gemm_hvec: the kernel's u32 and
+ * u16 vectors of its width.
+ */
+#define GEMM_B_VEC(vec, k, n)							\
+	({									\
+		u32 s_ = (bmode & GEMM_PAIRS) ? (k) ^ 1 : (k);			\
+		u64 i_ = (u64)s_ * bs_k + (n);					\
+		vec v_ = { 0 };							\
+										\
+		if (s_ < K && (bmode & GEMM_HALF))				\
+			v_ = (vec)(BF_WIDEN(gemm_uvec, *(const gemm_hvec *)((const u16 *)b + i_)) << 16); \
+		else if (s_ < K)						\
+			v_ = (vec)(BF_ROUND(gemm_uvec, *(const gemm_uvec *)((const u32 *)b + i_)) << 16); \
+		v_;								\
+	})
+
 /*
  * One register block of @ROWS rows at row m: for every panel of pw
  * columns in [g, g1), the fma chains over k in [k0, k1). A comes from
- * @as with strides (SR, SK); B from its packed panel when BP, else in
- * place (f32 only).
+ * @as with strides (SR, SK); B from its packed panel when BP is 1, in
+ * place as f32 when 0, in place through GEMM_B_VEC when 2 (bf16, pairs).
  */
 #define GEMM_TILES(vec, width, fma, ROWS, SR, SK, BP)				\
 	do {									\
@@ -115,11 +244,12 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
 				c1[r] = k0 ? *(vec *)(row + width) : (vec){ 0 }; \
 			}							\
 			for (k = k0; k < k1; k++) {				\
-				const float *brow = (BP) ?			\
+				const float *brow = (BP) == 1 ?			\
 					pack + (n - g) * GEMM_KC + (k - k0) * pw : \
 					(const float *)b + k * bs_k + n;	\
-				vec b0 = *(const vec *)brow;			\
-				vec b1 = *(const vec *)(brow + width);		\
+				vec b0 = (BP) == 2 ? GEMM_B_VEC(vec, k, n) : *(const vec *)brow; \
+				vec b1 = (BP) == 2 ? GEMM_B_VEC(vec, k, n + width) :	\
+					 *(const vec *)(brow + width);		\
 				const float *ak = as + (k - k0) * (SK);		\
 										\
 				_Pragma("GCC unroll 16")			\
@@ -141,21 +271,19 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
 	} while (0)
 
 /*
- * A block of @ROWS rows starting at m: A packed (k-major, widened) when
- * bf16 or in pairs, else read in place; B packed when @bpack.
+ * A block of @ROWS rows starting at m: A packed (a row of GEMM_KC
+ * each, widened) when bf16 or in pairs, else read in place; B packed
+ * when @bpack, else read in place (converted when bf16 or in pairs).
  */
 #define GEMM_BLOCK(vec, width, fma, ROWS)					\
 	do {									\
 		if (apack && amode) {						\
-			for (k = k0; k < k1; k++)				\
-				for (r = 0; r < (ROWS); r++)			\
-					apack[(k - k0) * (ROWS) + r] =		\
-						gemm_elem(a, (m + r) * as_m, as_k, k, K, amode); \
+			gemm_pack_a(apack, GEMM_KC, a, as_m, as_k, m, ROWS, k0, k1, K, amode); \
 			as = apack;						\
 			if (bpack)						\
-				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 1);	\
+				GEMM_TILES(vec, width, fma, ROWS, GEMM_KC, 1, 1); \
 			else							\
-				GEMM_TILES(vec, width, fma, ROWS, 1, ROWS, 0);	\
+				GEMM_TILES(vec, width, fma, ROWS, GEMM_KC, 1, 2); \
 		} else {							\
 			as = (const float *)a + m * as_m + k0 * as_k;		\
 			if (bpack)						\
@@ -174,6 +302,30 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
  */
 #define GEMV_ROWS	4
 
+/* The rows' fmas of chain position @k against b_[] (A at any strides). */
+#define GEMV_STEP(vec, fma, MR, T, k)						\
+	do {									\
+		_Pragma("GCC unroll 4")						\
+		for (r_ = 0; r_ < (MR); r_++) {					\
+			vec av = (amode ? gemm_elem(a, r_ * as_m, as_k, (k), K, amode) : \
+				  load(a, r_ * as_m + (k) * as_k, 0)) - (vec){ 0 }; \
+										\
+			_Pragma("GCC unroll 4")					\
+			for (t_ = 0; t_ < (T); t_++)				\
+				c_[r_][t_] = fma(av, b_[t_], c_[r_][t_]);	\
+		}								\
+	} while (0)
+
+/* B's bf16 row @k widened into b_[] (T vectors from column n). */
+#define GEMV_BF16_ROW(vec, T, k)						\
+	do {									\
+		const gemm_hvec *bh_ = (const gemm_hvec *)((const u16 *)b + (u64)(k) * bs_k + n); \
+										\
+		_Pragma("GCC unroll 4")						\
+		for (t_ = 0; t_ < (T); t_++)					\
+			b_[t_] = (vec)(BF_WIDEN(gemm_uvec, bh_[t_]) << 16);	\
+	} while (0)
+
 #define GEMV_TILE(vec, width, fma, MR, T)					\
 	do {									\
 		vec c_[MR][T], b_[T];						\
@@ -183,19 +335,30 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
 		for (r_ = 0; r_ < (MR); r_++)					\
 			for (t_ = 0; t_ < (T); t_++)				\
 				c_[r_][t_] = (vec){ 0 };			\
-		for (k = 0; k < K; k++) {					\
-			const float *brow = (const float *)b + k * bs_k + n;	\
-										\
-			_Pragma("GCC unroll 4")					\
-			for (t_ = 0; t_ < (T); t_++)				\
-				b_[t_] = *(const vec *)(brow + t_ * (width));	\
-			_Pragma("GCC unroll 4")					\
-			for (r_ = 0; r_ < (MR); r_++) {				\
-				vec av = load(a, r_ * as_m + k * as_k, 0) - (vec){ 0 }; \
+		if (bmode == (GEMM_HALF | GEMM_PAIRS)) {			\
+			/* bf16 weights in pairs: rows 2p + 1, then 2p. */	\
+			for (k = 0; k + 1 < K; k += 2) {			\
+				GEMV_BF16_ROW(vec, T, k + 1);			\
+				GEMV_STEP(vec, fma, MR, T, k);			\
+				GEMV_BF16_ROW(vec, T, k);			\
+				GEMV_STEP(vec, fma, MR, T, k + 1);		\
+			}							\
+			if (K & 1) {						\
+				for (t_ = 0; t_ < (T); t_++)			\
+					b_[t_] = (vec){ 0 };			\
+				GEMV_STEP(vec, fma, MR, T, k);			\
+				GEMV_BF16_ROW(vec, T, k);			\
+				GEMV_STEP(vec, fma, MR, T, k + 1);		\
+			}							\
+		} else {							\
+			for (k = 0; k < gemm_chain(K, bmode); k++) {		\
+				const float *brow = (const float *)b + k * bs_k + n; \
 										\
 				_Pragma("GCC unroll 4")				\
 				for (t_ = 0; t_ < (T); t_++)			\
-					c_[r_][t_] = fma(av, b_[t_], c_[r_][t_]); \
+					b_[t_] = bmode ? GEMM_B_VEC(vec, k, n + t_ * (width)) : \
+							 *(const vec *)(brow + t_ * (width)); \
+				GEMV_STEP(vec, fma, MR, T, k);			\
 			}							\
 		}								\
 		_Pragma("GCC unroll 16")					\
@@ -212,45 +375,48 @@ static inline float gemm_elem(const void *p, u64 base, u64 step, u32 k, u32 K, u
  * so that each has its own small stack frame (the kernel's KASAN build
  * gives every array its own slot).
  */
-#define GEMV_FN(name, isa, vec, width, fma, MR, T)				\
+#define GEMV_FN(name, isa, vec, uvec, hvec, width, fma, MR, T)			\
 static __attribute__((target(isa), __noinline__))					\
 void name##_gemv_##MR##_##T(const void *a, u64 as_m, u64 as_k, const void *b,	\
-			    u64 bs_k, float *o, u64 os_m, u32 n, u32 K)		\
+			    u64 bs_k, u32 amode, u32 bmode, float *o, u64 os_m, u32 n, u32 K) \
 {										\
+	typedef uvec gemm_uvec;							\
+	typedef hvec gemm_hvec;							\
+										\
 	GEMV_TILE(vec, width, fma, MR, T);					\
 }
 
-#define GEMV_FNS(name, isa, vec, width, fma)					\
-GEMV_FN(name, isa, vec, width, fma, 1, 2)					\
-GEMV_FN(name, isa, vec, width, fma, 2, 2)					\
-GEMV_FN(name, isa, vec, width, fma, 3, 2)					\
-GEMV_FN(name, isa, vec, width, fma, 4, 2)					\
-GEMV_FN(name, isa, vec, width, fma, 1, 4)					\
-GEMV_FN(name, isa, vec, width, fma, 2, 4)					\
-GEMV_FN(name, isa, vec, width, fma, 3, 4)					\
-GEMV_FN(name, isa, vec, width, fma, 4, 4)					\
+#define GEMV_FNS(name, isa, vec, uvec, hvec, width, fma)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 1, 2)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 2, 2)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 3, 2)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 4, 2)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 1, 4)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 2, 4)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 3, 4)				\
+GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 4, 4)				\
 										\
 static __attribute__((target(isa)))						\
 void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
-		 float *o, u64 os_m, u32 M, u32 N, u32 K)			\
+		 u32 amode, u32 bmode, float *o, u64 os_m, u32 M, u32 N, u32 K)	\
 {										\
 	u32 n = 0;								\
 										\
 	for (; (width) == 16 && n + 4 * (width) <= N; n += 4 * (width)) {	\
 		switch (M) {							\
-		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 3: name##_gemv_3_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 4: name##_gemv_4_4(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
 		default: return;	/* no rows */				\
 		}								\
 	}									\
 	for (; n < N; n += 2 * (width)) {					\
 		switch (M) {							\
-		case 1: name##_gemv_1_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 2: name##_gemv_2_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 3: name##_gemv_3_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
-		case 4: name##_gemv_4_2(a, as_m, as_k, b, bs_k, o, os_m, n, K); break; \
+		case 1: name##_gemv_1_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
 		default: return;	/* no rows */				\
 		}								\
 	}									\
@@ -263,59 +429,71 @@ void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
  * more than one block of rows reads it or it is bf16; a few rows read
  * f32 B in place, which costs less than copying it.
  */
-#define GEMM_KERNEL(name, isa, vec, width, fma, GEMM_ROWS)			\
+#define GEMM_KERNEL(name, isa, vec, uvec, hvec, width, fma, GEMM_ROWS)		\
 static __attribute__((target(isa)))						\
 void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	\
 	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
 {										\
+	typedef uvec gemm_uvec;							\
+	typedef hvec gemm_hvec;							\
 	const u32 pw = width * GEMM_VECS;					\
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind);		\
 	const u32 KC = gemm_chain(K, kind);					\
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
-	int bpack = pack && (bmode || M >= 2 * GEMM_ROWS);			\
-	u32 m, n, k, k0, k1, r, j, g, g1;					\
+	int bpack = pack && M >= 2 * GEMM_ROWS;					\
+	u32 m, n, k, k0, k1, r, g, g1, mt = 0;				\
 	const float *as;							\
 										\
 	N -= N % pw;								\
-	if (M <= GEMV_ROWS && !kind) {						\
-		name##_gemv(a, as_m, as_k, b, bs_k, o, os_m, M, N, K);		\
-		return;								\
-	}									\
-	for (g = 0; g < N; g += GEMM_NC) {					\
+	/* Rows in register blocks; the last few (or a few rows) by gemv. */	\
+	while (M > GEMV_ROWS && M - mt >= GEMM_ROWS)				\
+		mt += GEMM_ROWS;						\
+	if (M > GEMV_ROWS && GEMM_ROWS > 8 && M - mt >= 8)			\
+		mt += 8;							\
+	while (M > GEMV_ROWS && M - mt >= 4)					\
+		mt += 4;							\
+	for (g = 0; mt && g < N; g += GEMM_NC) {					\
 		g1 = N - g < GEMM_NC ? N : g + GEMM_NC;				\
 		for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_KC) {		\
 			k1 = KC - k0 < GEMM_KC ? KC : k0 + GEMM_KC;		\
 			/* Pack B[k0:k1, g:g1] panel by panel: each panel's	\
 			 * rows then sit side by side. */			\
-			for (n = g; bpack && n < g1; n += pw)			\
+			for (n = g; bpack && bmode && n < g1; n += pw)		\
+				gemm_pack_b(pack + (n - g) * GEMM_KC, b, bs_k, n, pw, k0, k1, K, bmode); \
+			for (n = g; bpack && !bmode && n < g1; n += pw)		\
 				for (k = k0; k < k1; k++) {			\
 					float *dst = pack + (n - g) * GEMM_KC + (k - k0) * pw; \
 										\
-					if (bmode) {				\
-						for (j = 0; j < pw; j++)	\
-							dst[j] = gemm_elem(b, n + j, bs_k, k, K, bmode); \
-						continue;			\
-					}					\
 					*(vec *)dst = *(const vec *)((const float *)b + k * bs_k + n); \
 					*(vec *)(dst + width) =			\
 						*(const vec *)((const float *)b + k * bs_k + n + width); \
 				}						\
 			m = 0;							\
-			while (M - m >= GEMM_ROWS)				\
+			while (mt - m >= GEMM_ROWS)				\
 				GEMM_BLOCK(vec, width, fma, GEMM_ROWS);		\
 			/* AVX-512: eight of the rows left, one pass over B. */	\
-			if (GEMM_ROWS > 8 && M - m >= 8)			\
+			if (GEMM_ROWS > 8 && mt - m >= 8)			\
 				GEMM_BLOCK(vec, width, fma, 8);			\
-			while (M - m >= 4)					\
+			while (mt - m >= 4)					\
 				GEMM_BLOCK(vec, width, fma, 4);			\
-			if (M - m >= 2)						\
-				GEMM_BLOCK(vec, width, fma, 2);			\
-			if (M - m >= 1)						\
-				GEMM_BLOCK(vec, width, fma, 1);			\
 			if (!KC)						\
 				break;						\
 		}								\
 	}									\
+	/*								\
+	 * Up to GEMV_ROWS rows left: B in place, each row's chains four	\
+	 * vectors wide; A converted once where it fits (B's packing is	\
+	 * done with).								\
+	 */									\
+	if (mt == M || !N)							\
+		return;								\
+	if (amode && pack && (u64)KC * (M - mt) * 4 <= GEMM_B_BYTES) {	\
+		gemm_pack_a(pack, KC, a, as_m, as_k, mt, M - mt, 0, KC, K, amode); \
+		name##_gemv(pack, KC, 1, b, bs_k, 0, bmode, o + mt * os_m, os_m, M - mt, N, K); \
+		return;								\
+	}									\
+	name##_gemv((const char *)a + mt * as_m * ((amode & GEMM_HALF) ? 2 : 4), as_m, as_k, \
+		    b, bs_k, amode, bmode, o + mt * os_m, os_m, M - mt, N, K);	\
 }
 
 #define FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
@@ -324,10 +502,10 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	
 #define ROWS_AVX2	6
 #define ROWS_AVX512	12
 
-GEMV_FNS(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8)
-GEMV_FNS(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16)
-GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, 8, FMA8, ROWS_AVX2)
-GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, 16, FMA16, ROWS_AVX512)
+GEMV_FNS(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8)
+GEMV_FNS(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16)
+GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8, ROWS_AVX2)
+GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16, ROWS_AVX512)
 
 /*
  * Columns [n0, N) past the last full panel, at most 16 a call: B's
@@ -437,8 +615,6 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
  * by two vectors of columns: 24 accumulators, two B vectors and a
  * broadcast in 32 registers.
  */
-typedef u32 neuron_v16u __attribute__((vector_size(64), aligned(4)));
-
 #define BF_KP		128
 #define BF_NC		(GEMM_B_BYTES / (BF_KP * 4))
 #define BF_ROWS		12
@@ -525,33 +701,17 @@ BF_TILES_FN(4)
 BF_TILES_FN(2)
 BF_TILES_FN(1)
 
-typedef u16 neuron_v16h __attribute__((vector_size(32), aligned(2)));
-
 /* Dwords at any address of 2-byte alignment (bf16 data). */
 typedef u32 neuron_v16u_u __attribute__((vector_size(64), aligned(2)));
 
-/*
- * 16 bf16 from @p widened to dwords; 16 dwords' low halves narrowed in
- * order (sparse knows no __builtin_convertvector).
- */
+/* 16 dwords' low halves narrowed in order (sparse: as BF_WIDEN). */
 #ifdef __CHECKER__
-#define BF_WIDEN16(p)	((neuron_v16u){ 0 })
 #define BF_NARROW16(v)	((neuron_v16h){ 0 })
 #else
-#define BF_WIDEN16(p)	__builtin_convertvector(*(const neuron_v16h *)(p), neuron_v16u)
 #define BF_NARROW16(v)	__builtin_convertvector((v), neuron_v16h)
 #endif
-
-/* neuron_bf16_pair_elem() of 16 f32 lanes, in the low halves. */
-#define BF_ROUND16(x)								\
-	({									\
-		neuron_v16u x_ = (x);						\
-		neuron_v16u r_ = (x_ + 0x7fffu + ((x_ >> 16) & 1)) >> 16;	\
-		neuron_v16u den_ = (neuron_v16u)((x_ & 0x7f800000u) == 0);	\
-		neuron_v16u nan_ = (neuron_v16u)((x_ & 0x7fffffffu) > 0x7f800000u); \
-		r_ = (den_ & ((x_ >> 16) & 0x8000u)) | (~den_ & r_);		\
-		(nan_ & ((x_ >> 16) | 0x40u)) | (~nan_ & r_);			\
-	})
+#define BF_WIDEN16(p)	BF_WIDEN(neuron_v16u, *(const neuron_v16h *)(p))
+#define BF_ROUND16(x)	BF_ROUND(neuron_v16u, x)
 
 /*
  * Pairs [p0, p0 + np) of B's panel at column n into @dst (BF_KP pairs of
@@ -668,7 +828,7 @@ int neuron_gemm_set_bf16_thread(int native)
 static int gemm_bf16_native_ok(int width)
 {
 #ifndef __KERNEL__
-	if (!bf16_thread)
+	if (!bf16_thread || !neuron_simd_process_bf16())
 		return 0;
 #endif
 	return width == 16 && neuron_cpu_has_avx512bf16();
@@ -710,7 +870,12 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	if (!width || (kind && !pack))
 		return;
 	*rows_done = M;
-	if ((kind & GEMM_PAIRS) && gemm_bf16_native_ok(width)) {
+	/*
+	 * VDPBF16PS from more than 8 rows on; fewer rows stream B in place
+	 * through the FMA kernels below (no packing, half the bytes of f32),
+	 * which is faster there and gives the same bits.
+	 */
+	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && gemm_bf16_native_ok(width)) {
 		gemm_bf16_native(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack);
 		*cols_done = N;
 		return;

@@ -29,8 +29,12 @@ static u32 simd_cpu(void)
 #ifndef __KERNEL__
 /* A test's choice for its own thread, NEURON_SIMD_CPU (the default) if none. */
 static _Thread_local u32 simd_thread = NEURON_SIMD_CPU;
+/* The process's (the simulator's NEURON_SIM_SIMD), under a thread's choice. */
+static u32 simd_process = NEURON_SIMD_CPU;
+static int bf16_process = 1;
 
-int neuron_simd_set_thread(u32 level)
+/* Can this CPU run @level? */
+static int simd_runs(u32 level)
 {
 	u32 cpu = simd_cpu();
 
@@ -50,16 +54,50 @@ int neuron_simd_set_thread(u32 level)
 	default:
 		return -1;
 	}
+	return 0;
+}
+
+int neuron_simd_set_thread(u32 level)
+{
+	if (simd_runs(level))
+		return -1;
 	simd_thread = level;
 	return 0;
+}
+
+int neuron_simd_can_run(u32 level, int bf16_native)
+{
+	if (simd_runs(level) || (bf16_native && level != NEURON_SIMD_CPU &&
+				 level != NEURON_SIMD_AVX512) ||
+	    (bf16_native && !neuron_cpu_has_avx512bf16()))
+		return 0;
+	return 1;
+}
+
+int neuron_simd_set_process(u32 level, int bf16_native)
+{
+	if (!neuron_simd_can_run(level, bf16_native))
+		return -1;
+	__atomic_store_n(&bf16_process, bf16_native, __ATOMIC_RELAXED);
+	__atomic_store_n(&simd_process, level, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int neuron_simd_process_bf16(void)
+{
+	return __atomic_load_n(&bf16_process, __ATOMIC_RELAXED);
 }
 #endif
 
 u32 neuron_simd_level(void)
 {
 #ifndef __KERNEL__
+	u32 process = __atomic_load_n(&simd_process, __ATOMIC_RELAXED);
+
 	if (simd_thread != NEURON_SIMD_CPU)
 		return simd_thread;
+	if (process != NEURON_SIMD_CPU)
+		return process;
 #endif
 	return simd_cpu();
 }

@@ -226,6 +226,8 @@ fi
 out=$(neuron-ls --json-output 2>&1)
 eq neuron_ls.json.devices "$(echo "$out" | grep -c '"neuron_device"')" 2
 eq neuron_ls.json.cores "$(echo "$out" | grep -c '"nc_count" : 4')" 2
+# what it printed instead, when that failed
+echo "$out" | grep -q '"neuron_device"' || echo "$out" | head -5 | sed 's/^/# neuron-ls: /'
 out=$(su neuron-user -c "neuron-ls --json-output" 2>&1)
 eq neuron_ls.user.devices "$(echo "$out" | grep -c '"neuron_device"')" 2
 if out=$(su outsider -c "neuron-ls" 2>&1); then

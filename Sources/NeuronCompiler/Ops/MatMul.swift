@@ -50,11 +50,11 @@ extension Lowering {
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
             out = try temp(resultType, [m, n])
-            emit(.matmul(bias: bias != nil, pairs: pairs(x2, cast)), [out] + castOperands(x2, y2, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(x2, y2, cast)), [out] + castOperands(x2, y2, cast) + (bias.map { [$0] } ?? []))
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
             out = try temp(resultType, [batchCount * m, n])
-            emit(.matmul(bias: bias != nil, pairs: pairs(flat, cast)), [out] + castOperands(flat, y, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(flat, y, cast)), [out] + castOperands(flat, y, cast) + (bias.map { [$0] } ?? []))
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
                 throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
@@ -62,7 +62,7 @@ extension Lowering {
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
             out = try temp(resultType, [batchCount, m, n])
-            emit(.matmul(bias: bias != nil, pairs: pairs(x3, cast)), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(x3, y3, cast)), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
         if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
@@ -72,12 +72,15 @@ extension Lowering {
         return result
     }
 
-    /// Whether a product with A `a` runs in bfloat16 pairs: under
+    /// Whether the product of `a` and `b` runs in bfloat16 pairs: under
     /// --auto-cast, unless `cast` is false (a product the compiler made up
     /// to run another op, such as Resize's interpolation or a convolution,
-    /// whose constants bf16 would round).
-    func pairs(_ a: View, _ cast: Bool) -> Bool {
-        cast && autoCast != .none && a.type == .float32
+    /// whose constants bf16 would round), or the product is too small to
+    /// gain from bf16 (fewer than 32 taps or columns: packing and the
+    /// padded pair would cost more than they save, and fp32 is exact).
+    func pairs(_ a: View, _ b: View, _ cast: Bool) -> Bool {
+        guard cast, autoCast != .none, a.type == .float32, let k = a.dims.last, let n = b.dims.last else { return false }
+        return k >= 32 && n >= 32
     }
 
     /// Matmul operands as they go to the engine. In bfloat16 pairs
@@ -85,7 +88,7 @@ extension Lowering {
     /// a computed operand stays float32, rounded by the MATMUL as it
     /// reads it, with no cast instruction and no copy.
     func castOperands(_ a: View, _ b: View, _ cast: Bool) -> [View] {
-        guard pairs(a, cast) else { return [a, b] }
+        guard pairs(a, b, cast) else { return [a, b] }
         autoCastOps += 1
         return [a.buffer == 0 ? bfloat16(a) : a, b.buffer == 0 ? bfloat16(b) : b]
     }

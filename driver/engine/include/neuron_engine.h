@@ -447,6 +447,15 @@ u32 neuron_simd_level(void);
 #ifndef __KERNEL__
 /* This thread's width from now on; -1 if the CPU cannot run it. */
 int neuron_simd_set_thread(u32 level);
+/*
+ * The process's width (under any thread's own choice) and whether bf16
+ * pairs may use VDPBF16PS: the simulator's NEURON_SIM_SIMD, to measure
+ * what a CPU with fewer extensions would do. -1 if the CPU cannot run it
+ * (bf16 only with NEURON_SIMD_AVX512 or NEURON_SIMD_CPU).
+ */
+int neuron_simd_set_process(u32 level, int bf16_native);
+int neuron_simd_can_run(u32 level, int bf16_native);
+int neuron_simd_process_bf16(void);
 #endif
 
 /*
