@@ -6,11 +6,15 @@ import NeuronDevice
 import Foundation
 
 /// The backend a compute benchmark runs on: `sim` is the simulator
-/// backend (the engine on a NeuronCore thread of this process), `kernel`
-/// the driver's fake or real NeuronCores.
+/// backend (the engine on a NeuronCore thread of this process; one
+/// device, and NEURON_SIM_SIMD honoured), `kernel` the driver's fake or
+/// real NeuronCores.
 func computeBackend(_ name: String) throws -> any NeuronBackend {
     switch name {
-    case "sim": return SimulatorBackend(configuration: try .init(devices: 1))
+    case "sim":
+        var configuration = try SimulatorBackend.Configuration.fromEnvironment(NeuronBackendSelection.processEnvironment())
+        configuration.devices = 1
+        return SimulatorBackend(configuration: configuration)
     case "kernel": return KernelBackend()
     default: throw ValidationError("--backend takes sim or kernel, not \(name)")
     }
