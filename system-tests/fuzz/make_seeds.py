@@ -56,6 +56,10 @@ SEEDS = {
                           insn(12, sub=0, operands=(4, 3, 0, 0), iparam=(2, 2, 1, 1, 1, 1, 3, 3))]),
     "matmul_bf16": program([desc(1, [4, 8], dtype=BF16), desc(1, [8, 4], dtype=BF16, offset=64), desc(0, [4, 4])],
                            [insn(5, operands=(2, 0, 1, 0))]),
+    # ISA 1.9: bf16 pairs (flag 0x2) with a bias, f32 A and bf16 B, odd K
+    "matmul_bf16_pairs": program([desc(1, [4, 9]), desc(1, [9, 4], dtype=BF16, offset=72), desc(0, [4, 4]),
+                                  desc(2, [4])],
+                                 [insn(5, flags=3, operands=(2, 0, 1, 3))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")
