@@ -50,8 +50,10 @@ public enum AutoCast: String, Sendable, CaseIterable {
     /// The operands of matrix multiplications (MatMul, Gemm); they
     /// accumulate in fp32.
     case matmult
-    /// Every operation the engine runs in bf16: today the same as
-    /// matmult (the ISA's convolutions and elementwise ops are fp32).
+    /// Every operation the engine runs faster in bf16: matrix
+    /// multiplications, and convolutions with 1x1 kernels (the ISA's
+    /// other convolutions run faster in fp32 by Winograd or the packed
+    /// kernel; elementwise ops are fp32).
     case all
 }
 
@@ -63,13 +65,15 @@ public struct CompileReport: Sendable, Equatable {
     /// Fusions: pairs of nodes into one (conv+batchnorm, conv+relu,
     /// matmul+bias) and exporters' layer norm and GELU subgraphs into one op.
     public var fused = 0
-    /// Matrix multiplications given bf16 operands by --auto-cast.
+    /// Matrix multiplications and convolutions given bf16 operands by --auto-cast.
     public var autoCastOps = 0
+    /// Of those, convolutions (CONV2D in bf16 pairs, `--auto-cast all`).
+    public var autoCastConvolutions = 0
 
     /// What --auto-cast does to accuracy, in words.
     public var accuracyNote: String? {
         guard autoCastOps > 0 else { return nil }
-        return "\(autoCastOps) matrix multiplication(s) take bf16 operands (8-bit significands, fp32 accumulation): expect relative differences of about 1e-3 to 1e-2 from fp32 in their outputs, more where values cancel"
+        return "\(autoCastOps) matrix multiplication(s) or convolution(s) take bf16 operands (8-bit significands, fp32 accumulation): expect relative differences of about 1e-3 to 1e-2 from fp32 in their outputs, more where values cancel"
     }
     /// Engine instructions emitted.
     public var instructions: Int
@@ -171,6 +175,7 @@ public enum NeuronCompiler {
                                    unplannedScratchBytes: arena.unplannedBytes, coreCount: stages.count)
         report.fused = matched + fused
         report.autoCastOps = lowering.autoCastOps
+        report.autoCastConvolutions = lowering.autoCastConvolutions
         if stages.count > 1 {
             let total = max(stages.reduce(0) { $0 + $1.work }, 1)
             report.stageShares = stages.map { $0.work / total }

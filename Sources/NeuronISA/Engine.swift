@@ -2,6 +2,14 @@ import CNeuronEngine
 
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
+    /// Whether this CPU runs bf16 pairs natively (AVX512_BF16's
+    /// VDPBF16PS); elsewhere the engine emulates them exactly, at about
+    /// fp32's speed for matrix products and somewhat below it for
+    /// convolutions (docs/benchmarks.md).
+    public static var runsBF16PairsNatively: Bool {
+        neuron_simd_can_run(UInt32(NEURON_SIMD_AVX512.rawValue), 1) != 0
+    }
+
     /// One instruction as tools show it: `MATMUL`, `BINARY.add`, ...,
     /// `CONV2D.packed`, `CONV2D.winograd2x2`, `CONV2D.winograd4x4` (the
     /// convolution's weight layout), and its work in element operations.
@@ -37,6 +45,8 @@ public enum NeuronEngine {
                         shown += ".winograd" + tiles
                     } else if flags & UInt32(NEURON_CONV_PACKED) != 0 {
                         shown += ".packed"
+                    } else if flags & UInt32(NEURON_CONV_BF16_PAIRS) != 0 {
+                        shown += ".bf16pairs"
                     }
                 }
                 return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index),

@@ -274,12 +274,18 @@ public struct NeuronProgram: Sendable {
     /// the engine reads it in place (ISA 1.2); with `accumulate` as well,
     /// each sum starts from `out`'s value (a residual added in place)
     /// instead of zero.
+    /// With `bf16Pairs` (ISA 1.10), `input` and `weight` (as given) are
+    /// each f32 or bf16 and every output is the MATMUL in bf16 pairs of
+    /// its weights by its window, both flattened (input channel, kernel
+    /// row, kernel column), before the bias and relu (docs/isa.md).
     public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
                                 bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
-                                packedWeights: Bool = false, winograd: Bool = false, accumulate: Bool = false) {
+                                packedWeights: Bool = false, winograd: Bool = false, accumulate: Bool = false,
+                                bf16Pairs: Bool = false) {
         let o = operand(out), x = operand(input), w = operand(weight)
         var operands = [o, x, w]
         var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
+        if bf16Pairs { flags |= UInt16(NEURON_CONV_BF16_PAIRS) }
         if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
         if winograd { flags |= UInt16(NEURON_CONV_WINOGRAD) }
         if accumulate { flags |= UInt16(NEURON_CONV_ACCUMULATE) }

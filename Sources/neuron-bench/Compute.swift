@@ -185,7 +185,7 @@ struct Conv: ParsableCommand {
     @Option(help: "Batch size.")
     var batch = 1
 
-    @Option(help: "Weight layout: compiler (what neuron-cc chooses: Winograd for 3x3 of stride 1, else packed), given, packed or winograd (3x3 of stride 1 only).")
+    @Option(help: "Weight layout: compiler (what neuron-cc chooses: Winograd for 3x3 of stride 1, else packed), given, packed, winograd (3x3 of stride 1 only), or bf16-pairs (given, stored bf16, the convolution in bf16 pairs: ISA 1.10).")
     var weights = "compiler"
 
     @Flag(help: "Print JSON.")
@@ -255,8 +255,8 @@ struct Conv: ParsableCommand {
             throw ValidationError("--layers takes names among \(Self.layers.map(\.name).joined(separator: ","))")
         }
         guard (1...64).contains(batch) else { throw ValidationError("--batch takes 1 to 64") }
-        guard ["compiler", "given", "packed", "winograd", "winograd4"].contains(weights) else {
-            throw ValidationError("--weights takes compiler, given, packed, winograd or winograd4")
+        guard ["compiler", "given", "packed", "winograd", "winograd4", "bf16-pairs"].contains(weights) else {
+            throw ValidationError("--weights takes compiler, given, packed, winograd, winograd4 or bf16-pairs")
         }
         let core = try BenchCore(backend: backend)
         defer { core.device.close() }
@@ -278,12 +278,14 @@ struct Conv: ParsableCommand {
             case "packed": laid = NeuronProgram.packConvWeights(given, dims: dimsOfWeights) ?? given
             default: laid = given
             }
-            let weight = try core.device.allocate(size: UInt64(laid.count * 4))
+            let pairs = layout == "bf16-pairs"
+            let weight = try core.device.allocate(size: UInt64(laid.count * (pairs ? 2 : 4)))
             let bias = try core.device.allocate(size: UInt64(layer.cout * 4))
             let out = try core.device.allocate(size: UInt64(n * layer.cout * layer.ho * layer.wo * 4))
             defer { x.free(); weight.free(); bias.free(); out.free() }
             try x.write(benchValues(n * layer.cin * layer.h * layer.w, scale: 1, half: false))
-            try weight.write(laid.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) })
+            try weight.write(pairs ? laid.map(BFloat16.bits).withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) }
+                                   : laid.withUnsafeBufferPointer { Array(UnsafeRawBufferPointer($0)) })
             var program = NeuronProgram()
             let dims = { (values: [Int]) in values.map(UInt32.init) }
             let window = NeuronWindow(stride: (UInt32(layer.stride), UInt32(layer.stride)),
@@ -294,9 +296,9 @@ struct Conv: ParsableCommand {
                 : layout == "packed" ? [blocks, layer.cin, layer.k, layer.k, NeuronProgram.convPackRows] : dimsOfWeights
             program.conv2d(.contiguous(slot: 3, dims: dims([n, layer.cout, layer.ho, layer.wo])),
                            .contiguous(slot: 0, dims: dims([n, layer.cin, layer.h, layer.w])),
-                           weight: .contiguous(slot: 1, dims: dims(weightDims)),
+                           weight: .contiguous(slot: 1, dims: dims(weightDims), dtype: pairs ? .bfloat16 : .float32),
                            bias: .contiguous(slot: 2, dims: [UInt32(layer.cout)]), window: window, relu: true,
-                           packedWeights: layout == "packed", winograd: layout.hasPrefix("winograd"))
+                           packedWeights: layout == "packed", winograd: layout.hasPrefix("winograd"), bf16Pairs: pairs)
             let flops = 2.0 * Double(n * layer.cout * layer.ho * layer.wo) * Double(layer.cin * layer.k * layer.k)
             let repetitions = max(3, min(20, Int(2e9 / flops)))
             let best = try core.best(program, buffers: [x, weight, bias, out], repetitions: repetitions)

@@ -737,6 +737,58 @@ struct CompilerTests {
         #expect(bad.status != 0 && bad.stderr.contains("none, matmult or all"), "\(bad.stderr)")
     }
 
+    /// x [1, 128, 8, 8] -> 1x1 conv to 48 + relu -> 3x3 conv to 128 -> 1x1
+    /// conv + x (a residual) -> relu: a bottleneck block.
+    static func bottleneck() -> Onnx_ModelProto {
+        var graph = Onnx_GraphProto()
+        graph.name = "bottleneck"
+        graph.input = [ONNXBuilder.value("x", .float, [1, 128, 8, 8])]
+        graph.output = [ONNXBuilder.value("y", .float, [1, 128, 8, 8])]
+        for (name, dims, seed) in [("w1", [48, 128, 1, 1], 51), ("w2", [128, 48, 3, 3], 52), ("w3", [128, 128, 1, 1], 53)] {
+            var w = ONNXBuilder.tensor(name, .float, dims.map(Int64.init))
+            w.floatData = sample(dims.reduce(1, *), seed: UInt32(seed)).map { $0 / 8 }
+            graph.initializer.append(w)
+        }
+        for (name, count, seed) in [("b1", 48, 54), ("b3", 128, 55)] {
+            var b = ONNXBuilder.tensor(name, .float, [Int64(count)])
+            b.floatData = sample(count, seed: UInt32(seed))
+            graph.initializer.append(b)
+        }
+        graph.node = [ONNXBuilder.node("Conv", ["x", "w1", "b1"], ["c1"], name: "reduce"),
+                      ONNXBuilder.node("Relu", ["c1"], ["r1"], name: "relu1"),
+                      ONNXBuilder.node("Conv", ["r1", "w2"], ["c2"], name: "conv3x3", [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])]),
+                      ONNXBuilder.node("Conv", ["c2", "w3", "b3"], ["c3"], name: "expand"),
+                      ONNXBuilder.node("Add", ["c3", "x"], ["s"], name: "residual"),
+                      ONNXBuilder.node("Relu", ["s"], ["y"], name: "relu3")]
+        return ONNXBuilder.model(graph)
+    }
+
+    @Test("--auto-cast all: 1x1 convolutions in bf16 pairs (bf16 weights, close results, the residual accumulated); matmult leaves them fp32")
+    func autoCastConvolutions() throws {
+        let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.bottleneck()))
+        let (fp32, plain) = try NeuronCompiler.compile(graph)
+        let (matmult, matmultReport) = try NeuronCompiler.compile(graph, options: CompileOptions(autoCast: .matmult))
+        let (all, report) = try NeuronCompiler.compile(graph, options: CompileOptions(autoCast: .all))
+        // The two 1x1 convolutions; the 3x3 runs as Winograd in fp32.
+        #expect(report.autoCastOps == 2 && report.autoCastConvolutions == 2 && matmultReport.autoCastOps == 0,
+                "\(report.autoCastOps) cast")
+        // The residual is accumulated into the second 1x1's output: no ADD or relu instruction.
+        #expect(report.instructions == plain.instructions, "\(report.instructions) vs \(plain.instructions) instructions")
+        // Their weights as given in bf16, where fp32 packs them in blocks of 6 channels.
+        let packed = (48 * 128 + 132 * 128) * 4, halves = (48 * 128 + 128 * 128) * 2   // packed: Co in blocks of 6
+        #expect(report.weightBytes == plain.weightBytes - packed + halves, "\(report.weightBytes) vs \(plain.weightBytes) weight bytes")
+        let program = try #require(all.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { all.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown.filter { $0 == "CONV2D.bf16pairs" }.count == 2 && shown.contains("CONV2D.winograd2x2"), "\(shown)")
+        let x = sample(128 * 64, seed: 56)
+        let exact = try run(fp32, ["x": x])["y"] ?? [], approximate = try run(all, ["x": x])["y"] ?? []
+        let scale = exact.map { abs($0) }.max() ?? 1
+        let worst = zip(exact, approximate).map { abs($0 - $1) / scale }.max() ?? 1
+        #expect(exact.count == 128 * 64 && worst > 0 && worst < 2e-2, "relative error \(worst)")
+        #expect(try run(matmult, ["x": x])["y"]?.map(\.bitPattern) == exact.map(\.bitPattern))
+    }
+
     @Test("--auto-cast matmult leaves the products the compiler makes for other ops in fp32: Resize's interpolation, a convolution over a few positions")
     func autoCastSkipsMadeUpProducts() throws {
         var graph = Onnx_GraphProto()

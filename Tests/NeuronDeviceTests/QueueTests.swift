@@ -103,6 +103,20 @@ struct QueueCase: Sendable, CustomStringConvertible {
                           bias: input([32], at: 32 * 128 * 128 + 32 * 16 * 9),
                           window: NeuronWindow(stride: (2, 2), padding: (3, 1, 0, 1), dilation: (2, 1)), relu: true)
             },
+            // ISA 1.10: convolutions in bf16 pairs, a 1x1 read in place
+            // and a strided 3x3 whose windows are gathered.
+            QueueCase(name: "1x1 conv2d in bf16 pairs, sliced", inputs: 40 * 30 * 30 + 48 * 20 + 48,
+                      outputs: 48 * 30 * 30) {
+                $0.conv2d(output([1, 48, 30, 30]), input([1, 40, 30, 30]),
+                          weight: input([48, 40, 1, 1], at: 2 * 40 * 30 * 30, dtype: .bfloat16),
+                          bias: input([48], at: 40 * 30 * 30 + 48 * 20), relu: true, bf16Pairs: true)
+            },
+            QueueCase(name: "strided conv2d in bf16 pairs, gathered windows", inputs: 24 * 41 * 41 + 36 * 24 * 9,
+                      outputs: 36 * 21 * 21) {
+                $0.conv2d(output([1, 36, 21, 21]), input([1, 24, 41, 41]),
+                          weight: input([36, 24, 3, 3], at: 24 * 41 * 41),
+                          window: NeuronWindow(stride: (2, 2), padding: (1, 1, 1, 1)), bf16Pairs: true)
+            },
             QueueCase(name: "conv2d with packed weights, sliced by output rows", inputs: 40 * 30 * 30 + 6 * 40 * 9 * 6,
                       outputs: 36 * 30 * 30) {
                 $0.conv2d(output([1, 36, 30, 30]), input([1, 40, 30, 30]),

@@ -101,8 +101,10 @@ struct BF16PairsTests {
         var m: Int, k: Int, n: Int
         var aHalf: Bool, bHalf: Bool
         var bias = false, tiny = false
+        /// A stored [K, M] and read through a transposed view (as an im2col's windows).
+        var aTransposed = false
         var description: String {
-            "\(m)x\(k)x\(n) a \(aHalf ? "bf16" : "f32") b \(bHalf ? "bf16" : "f32")\(bias ? " bias" : "")\(tiny ? " near 2^-126" : "")"
+            "\(m)x\(k)x\(n) a \(aHalf ? "bf16" : "f32")\(aTransposed ? " transposed" : "") b \(bHalf ? "bf16" : "f32")\(bias ? " bias" : "")\(tiny ? " near 2^-126" : "")"
         }
     }
 
@@ -121,7 +123,20 @@ struct BF16PairsTests {
         Case(m: 4, k: 20, n: 64, aHalf: true, bHalf: false, tiny: true),
         Case(m: 16, k: 40, n: 64, aHalf: false, bHalf: false, tiny: true),
         Case(m: 9, k: 31, n: 48, aHalf: true, bHalf: true, tiny: true),
+        Case(m: 16, k: 1153, n: 32, aHalf: false, bHalf: true, aTransposed: true),
+        Case(m: 29, k: 75, n: 40, aHalf: false, bHalf: false, bias: true, aTransposed: true),
+        Case(m: 6, k: 41, n: 20, aHalf: false, bHalf: true, tiny: true, aTransposed: true),
+        Case(m: 13, k: 20, n: 33, aHalf: true, bHalf: true, aTransposed: true),
     ]
+
+    /// `values` into `slot`: as f32, or rounded to bf16 (`half`).
+    static func store(_ slots: Slots, _ slot: Int, _ values: [Float], half: Bool) {
+        if half {
+            Definition.roundedAll(values).withUnsafeBytes { slots.buffers[slot].copyMemory(from: $0) }
+        } else {
+            slots.set(slot, values)
+        }
+    }
 
     /// The engine's output for `c` and what the definition says.
     func run(_ c: Case) throws -> (got: [UInt32], want: [UInt32]) {
@@ -129,17 +144,16 @@ struct BF16PairsTests {
         let b = Self.values(c.k * c.n, seed: UInt32(c.n * 17 + c.k), tiny: c.tiny)
         let bias = sample(c.n, seed: 5)
         let slots = Slots([c.m * c.k * (c.aHalf ? 2 : 4), c.k * c.n * (c.bHalf ? 2 : 4), c.n * 4, c.m * c.n * 4])
-        func store(_ slot: Int, _ values: [Float], half: Bool) {
-            if half {
-                Definition.roundedAll(values).withUnsafeBytes { slots.buffers[slot].copyMemory(from: $0) }
-            } else {
-                slots.set(slot, values)
-            }
-        }
-        store(0, a, half: c.aHalf); store(1, b, half: c.bHalf); slots.set(2, bias)
+        let stored = c.aTransposed ? (0..<(c.m * c.k)).map { a[($0 % c.m) * c.k + $0 / c.m] } : a
+        Self.store(slots, 0, stored, half: c.aHalf)
+        Self.store(slots, 1, b, half: c.bHalf)
+        slots.set(2, bias)
+        let aView = c.aTransposed
+            ? NeuronTensorView.contiguous(slot: 0, dims: [UInt32(c.k), UInt32(c.m)], dtype: c.aHalf ? .bfloat16 : .float32).swapping(0, 1)
+            : .contiguous(slot: 0, dims: [UInt32(c.m), UInt32(c.k)], dtype: c.aHalf ? .bfloat16 : .float32)
         var program = NeuronProgram()
         program.matmul(.contiguous(slot: 3, dims: [UInt32(c.m), UInt32(c.n)]),
-                       .contiguous(slot: 0, dims: [UInt32(c.m), UInt32(c.k)], dtype: c.aHalf ? .bfloat16 : .float32),
+                       aView,
                        .contiguous(slot: 1, dims: [UInt32(c.k), UInt32(c.n)], dtype: c.bHalf ? .bfloat16 : .float32),
                        bias: c.bias ? .contiguous(slot: 2, dims: [UInt32(c.n)]) : nil, bf16Pairs: true)
         try slots.run(program)
@@ -216,6 +230,163 @@ struct BF16PairsTests {
         ints.matmul(.contiguous(slot: 2, dims: [2, 2], dtype: .int32), .contiguous(slot: 0, dims: [2, 2], dtype: .int32),
                     .contiguous(slot: 1, dims: [2, 2], dtype: .int32), bf16Pairs: true)
         #expect(throws: NeuronProgramError.self) { try Slots([16, 16, 16]).run(ints) }
+    }
+}
+
+/// CONV2D in bfloat16 pairs (ISA 1.10, NEURON_CONV_BF16_PAIRS): each
+/// output the pairs product of its weights by its window, both flattened
+/// (input channel, kernel row, kernel column), a padding tap a zero.
+@Suite("Engine: CONV2D in bf16 pairs")
+struct ConvBF16PairsTests {
+    typealias Definition = BF16PairsTests.Definition
+
+    struct Case: Sendable, CustomStringConvertible {
+        var n = 1
+        var ci: Int, h: Int, w: Int, co: Int, kh: Int, kw: Int
+        var stride = (h: 1, w: 1), pads = (top: 0, left: 0, bottom: 0, right: 0), dilation = (h: 1, w: 1)
+        var groups = 1, xHalf = false, wHalf = false, bias = false, relu = false, tiny = false
+        /// The output holds a residual that each result adds (NEURON_CONV_ACCUMULATE).
+        var accumulate = false
+        var ho: Int { (h + pads.top + pads.bottom - dilation.h * (kh - 1) - 1) / stride.h + 1 }
+        var wo: Int { (w + pads.left + pads.right - dilation.w * (kw - 1) - 1) / stride.w + 1 }
+        var description: String {
+            "\(n)x\(ci)x\(h)x\(w) * \(co)x\(ci / groups)x\(kh)x\(kw) s\(stride.h),\(stride.w) p\(pads) d\(dilation.h),\(dilation.w) g\(groups)"
+                + " x \(xHalf ? "bf16" : "f32") w \(wHalf ? "bf16" : "f32")\(bias ? " bias" : "")\(relu ? " relu" : "")\(tiny ? " near 2^-126" : "")\(accumulate ? " accumulate" : "")"
+        }
+    }
+
+    /// A 1x1 read in place; 3x3 gathered, past one block of gathered
+    /// positions (224 at K = 576); strides, dilation, uneven padding, odd
+    /// K (pairs across input channels), groups, batch, few output
+    /// channels (the FMA path) and many (VDPBF16PS's blocks of 12).
+    static let cases: [Case] = [
+        Case(ci: 40, h: 9, w: 11, co: 36, kh: 1, kw: 1, bias: true, relu: true),
+        Case(n: 2, ci: 64, h: 20, w: 20, co: 24, kh: 3, kw: 3, pads: (1, 1, 1, 1), wHalf: true, bias: true),
+        Case(ci: 3, h: 17, w: 15, co: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 0, 2, 1), relu: true),
+        Case(ci: 8, h: 12, w: 13, co: 20, kh: 5, kw: 3, pads: (4, 2, 4, 2), dilation: (2, 2), xHalf: true, wHalf: true),
+        Case(ci: 12, h: 7, w: 9, co: 30, kh: 3, kw: 3, pads: (1, 1, 1, 1), groups: 3, bias: true),
+        Case(ci: 33, h: 6, w: 6, co: 5, kh: 1, kw: 1, stride: (2, 2), xHalf: true),
+        Case(ci: 16, h: 10, w: 10, co: 14, kh: 3, kw: 3, pads: (1, 1, 1, 1), tiny: true),
+        Case(ci: 9, h: 5, w: 40, co: 13, kh: 1, kw: 3, pads: (0, 1, 0, 1), wHalf: true, relu: true, tiny: true),
+        Case(ci: 48, h: 14, w: 14, co: 40, kh: 1, kw: 1, wHalf: true, bias: true, relu: true, accumulate: true),
+        Case(ci: 64, h: 20, w: 20, co: 24, kh: 3, kw: 3, pads: (1, 1, 1, 1), groups: 2, relu: true, accumulate: true),
+        Case(ci: 32, h: 9, w: 9, co: 3000, kh: 1, kw: 1, wHalf: true, accumulate: true),
+    ]
+
+    static func conv(_ c: Case, x: [UInt16], w: [UInt16], bias: [Float]?, residual: [Float]) -> [Float] {
+        let cig = c.ci / c.groups, per = c.co / c.groups, k = cig * c.kh * c.kw
+        var out = residual
+        for b in 0..<c.n {
+            for o in 0..<c.co {
+                for y in 0..<c.ho {
+                    for xo in 0..<c.wo {
+                        func tap(_ t: Int) -> (Float, Float) {
+                            guard t < k else { return (0, 0) }
+                            let ci = t / (c.kh * c.kw), r = t % (c.kh * c.kw), ky = r / c.kw, kx = r % c.kw
+                            let weight = Definition.value(w[o * k + t])
+                            let iy = y * c.stride.h - c.pads.top + ky * c.dilation.h
+                            let ix = xo * c.stride.w - c.pads.left + kx * c.dilation.w
+                            guard iy >= 0, iy < c.h, ix >= 0, ix < c.w else { return (0, weight) }
+                            let channel = (o / per) * cig + ci
+                            return (Definition.value(x[((b * c.ci + channel) * c.h + iy) * c.w + ix]), weight)
+                        }
+                        var acc: Float = 0
+                        for p in stride(from: 0, to: k, by: 2) {
+                            let odd = tap(p + 1), even = tap(p)
+                            acc = Definition.step(odd.0, odd.1, acc)
+                            acc = Definition.step(even.0, even.1, acc)
+                        }
+                        if c.accumulate { acc = acc + out[((b * c.co + o) * c.ho + y) * c.wo + xo] }
+                        if let bias { acc = acc + bias[o] }
+                        if c.relu, !(acc > 0) { acc = acc.isNaN ? acc : 0 }
+                        out[((b * c.co + o) * c.ho + y) * c.wo + xo] = acc
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func program(_ c: Case) -> NeuronProgram {
+        var program = NeuronProgram()
+        let window = NeuronWindow(stride: (UInt32(c.stride.h), UInt32(c.stride.w)),
+                                  padding: (UInt32(c.pads.top), UInt32(c.pads.left), UInt32(c.pads.bottom), UInt32(c.pads.right)),
+                                  dilation: (UInt32(c.dilation.h), UInt32(c.dilation.w)))
+        program.conv2d(.contiguous(slot: 3, dims: [c.n, c.co, c.ho, c.wo].map(UInt32.init)),
+                       .contiguous(slot: 0, dims: [c.n, c.ci, c.h, c.w].map(UInt32.init), dtype: c.xHalf ? .bfloat16 : .float32),
+                       weight: .contiguous(slot: 1, dims: [c.co, c.ci / c.groups, c.kh, c.kw].map(UInt32.init),
+                                           dtype: c.wHalf ? .bfloat16 : .float32),
+                       bias: c.bias ? .contiguous(slot: 2, dims: [UInt32(c.co)]) : nil, window: window, relu: c.relu,
+                       accumulate: c.accumulate, bf16Pairs: true)
+        return program
+    }
+
+    /// The engine's output for `c` (whole, or in slices of `partWork`) and the definition's.
+    func run(_ c: Case, partWork: UInt64? = nil) throws -> (got: [UInt32], want: [UInt32]) {
+        let xs = BF16PairsTests.values(c.n * c.ci * c.h * c.w, seed: UInt32(c.ci * 7 + c.h), tiny: c.tiny)
+        let ws = BF16PairsTests.values(c.co * c.ci / c.groups * c.kh * c.kw, seed: UInt32(c.co * 3 + c.kw), tiny: c.tiny)
+        let bias = sample(c.co, seed: 9)
+        let slots = Slots([xs.count * (c.xHalf ? 2 : 4), ws.count * (c.wHalf ? 2 : 4), c.co * 4, c.n * c.co * c.ho * c.wo * 4])
+        BF16PairsTests.store(slots, 0, xs, half: c.xHalf)
+        BF16PairsTests.store(slots, 1, ws, half: c.wHalf)
+        slots.set(2, bias)
+        let residual = c.accumulate ? sample(c.n * c.co * c.ho * c.wo, seed: 10) : [Float](repeating: 0, count: c.n * c.co * c.ho * c.wo)
+        slots.set(3, residual)
+        if let partWork {
+            try NeuronEngine.runSliced(program(c).image(), slots: slots.buffers, partsPerStep: 1, partWork: partWork)
+        } else {
+            try slots.run(program(c))
+        }
+        let want = Self.conv(c, x: Definition.roundedAll(xs), w: Definition.roundedAll(ws), bias: c.bias ? bias : nil,
+                             residual: residual)
+        return (slots.floats(3).map(RowKernelTests.bits), want.map(RowKernelTests.bits))
+    }
+
+    @Test("CONV2D in bf16 pairs gives the definition's bits on every path this CPU runs")
+    func everyPath() throws {
+        var ran: [String] = []
+        for path in BF16PairsTests.paths {
+            var compared = 0
+            for c in Self.cases {
+                guard let (got, want) = try BF16PairsTests().on(path, { try run(c) }) else { continue }
+                #expect(got == want, "\(c) on \(path.name): \(zip(got, want).filter { $0 != $1 }.count) of \(got.count) outputs differ")
+                compared += 1
+            }
+            if compared > 0 { ran.append(path.name) }
+        }
+        print("CONV2D bf16 pairs: compared with the definition on: \(ran.joined(separator: "; "))")
+        #expect(ran.count >= (neuron_simd_level() == UInt32(NEURON_SIMD_SCALAR.rawValue) ? 1 : 2))
+    }
+
+    @Test("CONV2D in bf16 pairs run in slices of output rows or channels gives the same bits")
+    func sliced() throws {
+        for c in Self.cases.prefix(5) + Self.cases.filter(\.accumulate).prefix(2) {
+            let (got, want) = try run(c, partWork: 3000)
+            #expect(got == want, "\(c) in slices: \(zip(got, want).filter { $0 != $1 }.count) outputs differ")
+        }
+    }
+
+    @Test("CONV2D in bf16 pairs is refused with packed or Winograd weights, or a bf16 output")
+    func refused() {
+        let x = NeuronTensorView.contiguous(slot: 0, dims: [1, 16, 6, 6])
+        let out = NeuronTensorView.contiguous(slot: 2, dims: [1, 16, 4, 4])
+        let w = NeuronTensorView.contiguous(slot: 1, dims: [16, 16, 3, 3])
+        var winograd = NeuronProgram()
+        winograd.conv2d(out, x, weight: .contiguous(slot: 1, dims: [16, 3, 16, 6]), winograd: true, bf16Pairs: true)
+        var packed = NeuronProgram()
+        packed.conv2d(out, x, weight: .contiguous(slot: 1, dims: [3, 16, 3, 3, 6]), packedWeights: true, bf16Pairs: true)
+        var half = NeuronProgram()
+        half.conv2d(.contiguous(slot: 2, dims: [1, 16, 4, 4], dtype: .bfloat16), x, weight: w, bf16Pairs: true)
+        var ints = NeuronProgram()
+        ints.conv2d(out, .contiguous(slot: 0, dims: [1, 16, 6, 6], dtype: .int32), weight: w, bf16Pairs: true)
+        var plain = NeuronProgram()   // bf16 without the flag
+        plain.conv2d(out, x, weight: .contiguous(slot: 1, dims: [16, 16, 3, 3], dtype: .bfloat16))
+        for program in [winograd, packed, half, ints, plain] {
+            #expect(throws: NeuronProgramError.self) { try Slots([4096, 8192, 4096]).run(program) }
+        }
+        var good = NeuronProgram()
+        good.conv2d(out, x, weight: .contiguous(slot: 1, dims: [16, 16, 3, 3], dtype: .bfloat16), bf16Pairs: true)
+        #expect(throws: Never.self) { try Slots([4096, 8192, 4096]).run(good) }
     }
 }
 

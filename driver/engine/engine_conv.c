@@ -1126,3 +1126,167 @@ int neuron_conv_gemm(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	conv_gemm_avx2(&q, scratch->base);
 	return 1;
 }
+
+/*
+ * CONV2D in bf16 pairs (NEURON_CONV_BF16_PAIRS): MATMUL in pairs of the
+ * weights [cos, K] (K = Ci/g * Kh * Kw, as the ISA flattens them) by the
+ * windows [K, positions]. A 1x1 convolution of stride 1 without padding
+ * over whole rows reads its image in place; others gather the windows of
+ * a block of positions into the scratch's upper half (as the input's
+ * bits, a padding tap zero), which neuron_gemm_block() leaves alone. The
+ * product's sums are the reference's; the residual (accumulate: the
+ * block's products go to the scratch after the windows, and the output's
+ * values are added to them), the bias and relu follow on each block, as
+ * IEEE.
+ */
+#define PAIRS_WINDOWS	(NEURON_GEMM_SCRATCH / 2)
+#define PAIRS_SUMS	65536
+
+/*
+ * Whether the index over @count axes (outermost first) of @dims maps to
+ * one stride in memory: stored in *@step (1 if every axis has one index).
+ */
+static int flat_axes(const u32 *dims, const u64 *strides, u32 count, u64 *step)
+{
+	u64 next = 0;
+	int i;
+
+	*step = 1;
+	for (i = (int)count - 1; i >= 0; i--) {
+		if (dims[i] <= 1)
+			continue;
+		if (!next)
+			*step = strides[i];
+		else if (strides[i] != next)
+			return 0;
+		next = strides[i] * dims[i];
+	}
+	return 1;
+}
+
+/* A run of a tap's row in elements of type T: zeros, [lo, hi) read, zeros. */
+#define PAIRS_GATHER_RUN(T)							\
+	do {									\
+		T *d_ = (T *)dst + k * np + j;					\
+		const T *x_ = c->xv;						\
+										\
+		for (t = 0; t < lo; t++)					\
+			d_[t] = 0;						\
+		for (; t < hi; t++)						\
+			d_[t] = x_[at + (u64)((s64)(wo + t) * c->sw + off) * c->xs[3]]; \
+		for (; t < run; t++)						\
+			d_[t] = 0;						\
+	} while (0)
+
+/* Positions [p0, p0 + np) of each tap of batch @n's windows, rows of @np. */
+static void conv_pairs_gather(const struct neuron_conv_args *c, u32 n, u32 p0, u32 np, void *dst)
+{
+	u32 taps = c->kh * c->kw, esize = c->xhalf ? 2 : 4;
+	u64 k, K = (u64)c->cig * taps;
+
+	for (k = 0; k < K; k++) {
+		u32 ci = (u32)(k / taps), kh = (u32)(k % taps) / c->kw, kw = (u32)(k % taps) % c->kw;
+		s64 off = (s64)kw * c->dw - c->pl;
+		u64 base = n * c->xs[0] + (u64)(c->c0 + ci) * c->xs[1];
+		u32 ho = p0 / c->wo, wo = p0 % c->wo, j = 0;
+
+		while (j < np) {
+			u32 run = c->wo - wo < np - j ? c->wo - wo : np - j, lo = run, hi = run, t;
+			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh, first, l, h;
+			u64 at;
+
+			/* Columns t of the run whose tap lies in the input: [lo, hi). */
+			if (ih >= 0 && ih < c->h) {
+				first = (s64)wo * c->sw + off;
+				l = first >= 0 ? 0 : (-first + c->sw - 1) / c->sw;
+				h = (s64)c->w - first <= 0 ? 0 : ((s64)c->w - first + c->sw - 1) / c->sw;
+				h = h > run ? run : h;
+				l = l > h ? h : l;
+				lo = (u32)l;
+				hi = (u32)h;
+			}
+			at = base + (u64)ih * c->xs[2];
+			if (esize == 2)
+				PAIRS_GATHER_RUN(u16);
+			else
+				PAIRS_GATHER_RUN(u32);
+			j += run;
+			ho++;
+			wo = 0;
+		}
+	}
+}
+
+int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		      const struct neuron_engine_slot *scratch)
+{
+	u32 wdims[3] = { c->cig, c->kh, c->kw }, odims[2] = { c->ho, c->wo };
+	u32 kind = NEURON_GEMM_PAIRS | (c->whalf ? NEURON_GEMM_A_BF16 : 0) |
+		   (c->xhalf ? NEURON_GEMM_B_BF16 : 0);
+	u32 esize = c->xhalf ? 2 : 4, rows, cols, p0, np, r, j, per;
+	u64 K = (u64)c->cig * c->kh * c->kw, P = (u64)c->ho * c->wo, as_k, os_p, xs_p, bs_k;
+	const u8 *a = (const u8 *)c->wv + co0 * c->ws[0] * (c->whalf ? 2 : 4), *b;
+	u8 *windows = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
+		      (u8 *)scratch->base + PAIRS_WINDOWS : NULL;
+	int direct;
+
+	if (!windows || !cos || !K || !P || K > 0xffffffffu || P > 0xffffffffu ||
+	    !flat_axes(wdims, c->ws + 1, 3, &as_k) || !flat_axes(odims, c->os + 2, 2, &os_p) ||
+	    os_p != 1)
+		return 0;
+	/* 1x1 of stride 1 over whole rows from the top: the image is the matrix. */
+	odims[1] = c->w;
+	direct = c->kh == 1 && c->kw == 1 && !c->pt && !c->pl && c->wo == c->w &&
+		 (c->ho == 1 || c->sh == 1) && (c->wo == 1 || c->sw == 1) && c->ho <= c->h &&
+		 flat_axes(odims, c->xs + 2, 2, &xs_p) && xs_p == 1;
+	/* Scratch bytes a position takes: its windows, its saved outputs. */
+	per = (direct ? 0 : esize * (u32)K) + (c->accumulate ? 4 * cos : 0);
+	np = !per ? (u32)P : (u32)((PAIRS_WINDOWS - 64) / per < P ? (PAIRS_WINDOWS - 64) / per : P);
+	/* Accumulating: the products' block stays in cache (256 KB) for the sums. */
+	if (c->accumulate && np > 32 && np > PAIRS_SUMS / cos)
+		np = PAIRS_SUMS / cos > 32 ? PAIRS_SUMS / cos : 32;
+	if (np >= 64 && np < P)
+		np -= np % 32;
+	if (!np)
+		return 0;
+	for (p0 = 0; p0 < P; p0 += np) {
+		float *o = c->o + n * c->os[0] + co0 * c->os[1] + p0;
+		float *sums;
+
+		np = P - p0 < np ? (u32)(P - p0) : np;
+		/*
+		 * Accumulating, the products go to the scratch after the
+		 * windows (64-byte aligned: the 64 held back above), the
+		 * output still holding the residual.
+		 */
+		sums = (float *)(windows + (direct ? 0 : ((u64)esize * K * np + 63) / 64 * 64));
+		if (direct) {
+			b = (const u8 *)c->xv + (n * c->xs[0] + c->c0 * c->xs[1] + p0) * esize;
+			bs_k = c->xs[1];
+		} else {
+			conv_pairs_gather(c, n, p0, np, windows);
+			b = windows;
+			bs_k = np;
+		}
+		neuron_gemm_block(a, c->ws[0], as_k, b, bs_k, kind, c->accumulate ? sums : o,
+				  c->accumulate ? np : c->os[1], cos, np, (u32)K, &rows, &cols, scratch);
+		if (rows != cos || cols != np)
+			return 0;	/* no vector unit (so the first block): nothing written */
+		if (!c->bias && !c->relu && !c->accumulate)
+			continue;
+		for (r = 0; r < cos; r++) {
+			float *row = o + r * c->os[1], bias = c->bias ? c->bias[(co0 + r) * c->bs] : 0.0f;
+
+			for (j = 0; j < np; j++) {
+				float v = c->accumulate ? sums[(u64)r * np + j] + row[j] : row[j];
+
+				v = c->bias ? v + bias : v;
+
+				if (c->relu && !(v > 0.0f))
+					v = v != v ? v : 0.0f;
+				row[j] = v;
+			}
+		}
+	}
+	return 1;
+}

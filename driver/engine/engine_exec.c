@@ -695,6 +695,64 @@ static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
 }
 
 /*
+ * In bf16 pairs (NEURON_CONV_BF16_PAIRS): the weights of output channel
+ * co and its window, both flattened (input channel, kernel row, kernel
+ * column), as a MATMUL row by column in pairs, a padding tap a zero; then
+ * the output's value (accumulate), the bias and relu. Channels
+ * co0..co0+cos-1 of one group.
+ */
+static float conv_pair_tap(const struct neuron_conv_args *c, u32 n, u32 ho, u32 wo, u64 k)
+{
+	u32 taps = c->kh * c->kw, ci = (u32)(k / taps), kh = (u32)(k % taps) / c->kw;
+	u32 kw = (u32)(k % taps) % c->kw;
+	s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;
+	s64 iw = (s64)wo * c->sw - c->pl + (s64)kw * c->dw;
+
+	if (ih < 0 || ih >= c->h || iw < 0 || iw >= c->w)
+		return 0.0f;
+	return pair_elem(c->xv, n * c->xs[0] + (c->c0 + ci) * c->xs[1] + (u64)ih * c->xs[2] +
+			 (u64)iw * c->xs[3], c->xhalf);
+}
+
+static void conv2d_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos)
+{
+	u64 K = (u64)c->cig * c->kh * c->kw, k;
+	u32 co, ho, wo;
+
+	for (co = co0; co < co0 + cos; co++)
+	for (ho = 0; ho < c->ho; ho++)
+	for (wo = 0; wo < c->wo; wo++) {
+		float *out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
+		float acc = 0.0f;
+
+		for (k = 0; k < K; k += 2) {
+			u64 t = k + 1, ci = t / (c->kh * c->kw), r = t % (c->kh * c->kw);
+			float x1 = 0.0f, w1 = 0.0f;
+
+			if (t < K) {
+				x1 = conv_pair_tap(c, n, ho, wo, t);
+				w1 = pair_elem(c->wv, co * c->ws[0] + ci * c->ws[1] +
+					       (r / c->kw) * c->ws[2] + (r % c->kw) * c->ws[3], c->whalf);
+			}
+			acc = pair_fma(x1, w1, acc);
+			ci = k / (c->kh * c->kw);
+			r = k % (c->kh * c->kw);
+			acc = pair_fma(conv_pair_tap(c, n, ho, wo, k),
+				       pair_elem(c->wv, co * c->ws[0] + ci * c->ws[1] +
+						 (r / c->kw) * c->ws[2] + (r % c->kw) * c->ws[3], c->whalf),
+				       acc);
+		}
+		if (c->accumulate)
+			acc = acc + *out;
+		if (c->bias)
+			acc = acc + c->bias[co * c->bs];
+		if (c->relu && !(acc > 0.0f))
+			acc = acc != acc ? acc : 0.0f;
+		*out = acc;
+	}
+}
+
+/*
  * Each output sums over input channels of its group, then kernel rows,
  * then kernel columns, in that order (padding contributes nothing), then
  * adds the bias, then applies relu.
@@ -713,6 +771,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	u32 groups = x->dims[1] / Cig, per_group = Co / groups;
 	const float *px = f32(slots, x), *pw = f32(slots, wt), *pb = bias ? f32(slots, bias) : NULL;
 	float *po = f32(slots, o);
+	int xhalf = x->dtype == NEURON_DT_BF16, whalf = wt->dtype == NEURON_DT_BF16;
 	struct neuron_conv_args args = {
 		.x = px + x->offset, .wt = pw + wt->offset, .o = po + o->offset,
 		.cig = Cig, .h = H, .w = W, .kh = Kh, .kw = Kw,
@@ -726,6 +785,9 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.accumulate = !!(in->flags & NEURON_CONV_ACCUMULATE),
 		.co = Co,
 		.wtile = winograd && wt->dims[0] == 36 ? 4 : 2,
+		.xv = (const u8 *)slots[x->slot].base + x->offset * (xhalf ? 2 : 4),
+		.wv = (const u8 *)slots[wt->slot].base + wt->offset * (whalf ? 2 : 4),
+		.xhalf = xhalf, .whalf = whalf,
 	};
 	u32 lanes = neuron_conv_lanes();
 	u32 n, co, cb, cos, ho, wo, ci, kh, kw, i;
@@ -745,6 +807,15 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	if (winograd) {
 		for (n = 0; n < N; n++)
 			neuron_conv_winograd(&args, n, scratch);
+		return;
+	}
+	if (in->flags & NEURON_CONV_BF16_PAIRS) {
+		for (n = 0; n < N; n++)
+		for (cb = 0; cb < Co; cb += per_group) {
+			args.c0 = (cb / per_group) * Cig;
+			if (!neuron_conv_pairs(&args, n, cb, per_group, scratch))
+				conv2d_pairs(&args, n, cb, per_group);
+		}
 		return;
 	}
 	if (args.packed) {

@@ -165,6 +165,27 @@ void gemm_pack_a(float *dst, u32 ld, const void *a, u64 as_m, u64 as_k, u32 m, u
 {
 	u32 r, k;
 
+	/*
+	 * Rows side by side in memory (A transposed: an im2col's windows):
+	 * eight rows' elements of a chain position converted at once.
+	 */
+	if (as_m == 1 && as_k != 1 && (mode & GEMM_PAIRS) && !(mode & GEMM_HALF)) {
+		for (r = 0; r < rows; r += 8) {
+			u32 n = rows - r < 8 ? rows - r : 8, j;
+
+			for (k = k0; k < k1; k++) {
+				u32 src = k ^ 1;
+				u32 in[8] = { 0 }, out[8];
+
+				for (j = 0; src < K && j < n; j++)
+					in[j] = ((const u32 *)a)[m + r + j + src * as_k];
+				*(neuron_v8u *)out = BF_ROUND(neuron_v8u, *(neuron_v8u *)in) << 16;
+				for (j = 0; j < n; j++)
+					((u32 *)dst)[(r + j) * ld + k - k0] = out[j];
+			}
+		}
+		return;
+	}
 	for (r = 0; r < rows; r++, dst += ld) {
 		u64 base = (m + r) * as_m;
 
@@ -510,28 +531,34 @@ GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, F
 /*
  * Columns [n0, N) past the last full panel, at most 16 a call: B's
  * tail is copied, zero padded, to 16 columns per k (GEMM_TAIL_KC rows of
- * k at a time), so that each row of the output runs as two vectors. The
- * padding lanes are never stored; every stored lane runs the same fma
- * chain over k in order. Without scratch the chains run one by one.
+ * k at a time), so that each row of the output runs as two vectors (one
+ * for 8 columns or fewer). The padding lanes are never stored; every
+ * stored lane runs the same fma chain over k in order. A's rows are read
+ * in place when they are f32 rows, else converted GEMM_TAIL_ROWS at a
+ * time into the scratch after B's copy. Without scratch the chains run
+ * one by one.
  */
-#define GEMM_TAIL_KC	(GEMM_B_BYTES / (16 * 4))
-
-#define GEMM_TAIL_ROWS	4
+#define GEMM_TAIL_KC	512
+#define GEMM_TAIL_ROWS	8
+_Static_assert(GEMM_TAIL_KC * 16 * 4 <= GEMM_B_BYTES && GEMM_TAIL_KC * GEMM_TAIL_ROWS <= GEMM_KC * 16,
+	       "the tail's copies of B and A fit the matmul's packing space");
 
 /*
- * Rows [m, m + rows) (rows 1 or GEMM_TAIL_ROWS) of the tail's @w columns
- * from @n0, taps [k0, k1) of B's copy in @pack: each row's chains as two
- * vectors, the rows side by side so that their fmas overlap.
+ * Rows [m, m + rows) (rows 1, 4 or 8) of the tail's @w columns from @n0,
+ * taps [k0, k1) of B's copy in @pack and of A's rows at @ap (@ld floats
+ * apart): each row's chains as one or @two vectors, the rows side by
+ * side so that their fmas overlap (eight chains in flight: two fmas a
+ * cycle at a latency of four).
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
-void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, u32 amode, u32 K, float *o, u64 os_m, u32 m,
-		    const u32 rows, u32 n0, u32 w, u32 k0, u32 k1, const float *pack)
+void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u32 rows, u32 n0,
+		    u32 w, u32 k0, u32 k1, const float *pack, const int two)
 {
 	neuron_v8f c0[GEMM_TAIL_ROWS], c1[GEMM_TAIL_ROWS];
 	float out[16];
 	u32 r, n, k;
 
-	_Pragma("GCC unroll 4")
+	_Pragma("GCC unroll 8")
 	for (r = 0; r < rows; r++) {
 		float *row = o + (m + r) * os_m + n0;
 
@@ -545,17 +572,18 @@ void gemm_tail_rows(const void *a, u64 as_m, u64 as_k, u32 amode, u32 K, float *
 	}
 	for (k = k0; k < k1; k++) {
 		neuron_v8f b0 = *(const neuron_v8f *)(pack + (k - k0) * 16);
-		neuron_v8f b1 = *(const neuron_v8f *)(pack + (k - k0) * 16 + 8);
+		neuron_v8f b1 = two ? *(const neuron_v8f *)(pack + (k - k0) * 16 + 8) : b0;
 
-		_Pragma("GCC unroll 4")
+		_Pragma("GCC unroll 8")
 		for (r = 0; r < rows; r++) {
-			neuron_v8f x = gemm_elem(a, (m + r) * as_m, as_k, k, K, amode) - (neuron_v8f){ 0 };
+			neuron_v8f x = ap[r * ld + k - k0] - (neuron_v8f){ 0 };
 
 			c0[r] = FMA8(x, b0, c0[r]);
-			c1[r] = FMA8(x, b1, c1[r]);
+			if (two)
+				c1[r] = FMA8(x, b1, c1[r]);
 		}
 	}
-	_Pragma("GCC unroll 4")
+	_Pragma("GCC unroll 8")
 	for (r = 0; r < rows; r++) {
 		float *row = o + (m + r) * os_m + n0;
 
@@ -571,7 +599,9 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 		    float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
 {
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind), KC = gemm_chain(K, kind);
-	u32 m, n, k, k0, k1, w = N - n0;
+	const int inplace = !amode && as_k == 1, two = N - n0 > 8;
+	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;
+	u32 m, n, k, k0, k1, rows, w = N - n0;
 
 	if (!pack || w > 16) {
 		for (m = 0; m < M; m++)
@@ -590,11 +620,28 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 		for (k = k0; k < k1; k++)
 			for (n = 0; n < 16; n++)
 				pack[(k - k0) * 16 + n] = n < w ? gemm_elem(b, n0 + n, bs_k, k, K, bmode) : 0.0f;
-		/* Four rows at a time (eight chains in flight), then one. */
-		for (m = 0; m + GEMM_TAIL_ROWS <= M; m += GEMM_TAIL_ROWS)
-			gemm_tail_rows(a, as_m, as_k, amode, K, o, os_m, m, GEMM_TAIL_ROWS, n0, w, k0, k1, pack);
-		for (; m < M; m++)
-			gemm_tail_rows(a, as_m, as_k, amode, K, o, os_m, m, 1, n0, w, k0, k1, pack);
+		/* Eight chains in flight: 4 rows by two vectors or 8 by one; then one row. */
+		for (m = 0; m < M; m += rows) {
+			const float *ap = (const float *)a + m * as_m + k0;
+			u64 ld = as_m;
+
+			rows = !two && M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
+			if (!inplace) {
+				gemm_pack_a(apack, k1 - k0, a, as_m, as_k, m, rows, k0, k1, K, amode);
+				ap = apack;
+				ld = k1 - k0;
+			}
+			if (rows == 8)
+				gemm_tail_rows(ap, ld, o, os_m, m, 8, n0, w, k0, k1, pack, 0);
+			else if (rows == 4 && two)
+				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, pack, 1);
+			else if (rows == 4)
+				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, pack, 0);
+			else if (two)
+				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, pack, 1);
+			else
+				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, pack, 0);
+		}
 		if (!KC)
 			break;
 	}
@@ -724,11 +771,31 @@ void bf_pack_b(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0
 	u32 p, j, h;
 
 	for (p = 0; p < np; p++, dst += 32) {
-		u32 k = 2 * (p0 + p);
+		u32 k = 2 * (p0 + p), lo[32], hi[32];
 
-		if (n + 32 > N || k + 1 >= K) {
+		if (k + 1 >= K) {
 			for (j = 0; j < 32; j++)
 				dst[j] = n + j < N ? bf_pair(b, n + j, bs_k, p0 + p, K, half) : 0;
+			continue;
+		}
+		/* The last panel's columns, zero past N, rounded by vector. */
+		if (n + 32 > N) {
+			for (j = 0; j < 32; j++) {
+				u64 i0 = k * bs_k + n + j;
+
+				lo[j] = n + j >= N ? 0 : half ? (u32)((const u16 *)b)[i0] : ((const u32 *)b)[i0];
+				hi[j] = n + j >= N ? 0 : half ? (u32)((const u16 *)b)[i0 + bs_k] :
+							      ((const u32 *)b)[i0 + bs_k];
+			}
+			for (h = 0; h < 32; h += 16) {
+				neuron_v16u l = *(neuron_v16u *)(lo + h), u = *(neuron_v16u *)(hi + h);
+
+				if (!half) {
+					l = BF_ROUND16(l);
+					u = BF_ROUND16(u);
+				}
+				*(neuron_v16u *)(dst + h) = l | u << 16;
+			}
 			continue;
 		}
 		for (h = 0; h < 32; h += 16) {
@@ -759,6 +826,25 @@ void bf_pack_a(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, u
 {
 	u32 p, r, whole = 0;
 
+	/*
+	 * Rows side by side in memory (A transposed: an im2col's windows):
+	 * sixteen rows' pairs rounded at once.
+	 */
+	if (as_m == 1 && as_k != 1 && !half) {
+		for (p = 0; p < np; p++) {
+			u32 k = 2 * (p0 + p), lo[16] = { 0 }, hi[16] = { 0 }, out[16];
+
+			for (r = 0; k < K && r < rows; r++)
+				lo[r] = ((const u32 *)a)[m + r + k * as_k];
+			for (r = 0; k + 1 < K && r < rows; r++)
+				hi[r] = ((const u32 *)a)[m + r + (k + 1) * as_k];
+			*(neuron_v16u *)out = BF_ROUND16(*(neuron_v16u *)lo) |
+					      BF_ROUND16(*(neuron_v16u *)hi) << 16;
+			for (r = 0; r < rows; r++)
+				apack[r * BF_KP + p] = out[r];
+		}
+		return;
+	}
 	/* Pairs of the block wholly inside K, in vectors of 16. */
 	if (as_k == 1 && 2 * p0 < K)
 		whole = (K - 2 * p0) / 2 < np ? (K - 2 * p0) / 2 : np;

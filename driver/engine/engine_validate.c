@@ -168,6 +168,12 @@ static int winograd_ok(const struct neuron_insn *in, const struct neuron_tensor_
 	       p[NEURON_WIN_DILATION_H] == 1 && p[NEURON_WIN_DILATION_W] == 1;
 }
 
+/* A CONV2D input or weight: f32, or in bf16 pairs also bf16. */
+static int conv_input_ok(const struct neuron_insn *in, const struct neuron_tensor_desc *d)
+{
+	return is_f32(d) || ((in->flags & NEURON_CONV_BF16_PAIRS) && d->dtype == NEURON_DT_BF16);
+}
+
 NEURON_CHECK(conv2d)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
@@ -177,7 +183,11 @@ NEURON_CHECK(conv2d)
 	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
 	u32 groups;
 
-	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd) || (packed && winograd))
+	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd &&
+	     !(in->flags & NEURON_CONV_BF16_PAIRS)) || (packed && winograd))
+		return NEURON_ISA_E_OPCODE;
+	/* bf16 pairs: weights as given, each operand f32 or bf16 */
+	if ((in->flags & NEURON_CONV_BF16_PAIRS) && (packed || winograd))
 		return NEURON_ISA_E_OPCODE;
 	if (winograd) {
 		if (!is_f32(o) || !is_f32(x) || !is_f32(w) || o->rank != 4 || x->rank != 4 ||
@@ -191,7 +201,7 @@ NEURON_CHECK(conv2d)
 		}
 		return check_window(in, o, x, 3, 3, 1, 1);
 	}
-	if (!is_f32(o) || !is_f32(x) || !is_f32(w) ||
+	if (!is_f32(o) || !conv_input_ok(in, x) || !conv_input_ok(in, w) ||
 	    o->rank != 4 || x->rank != 4 || w->rank != (packed ? 5 : 4))
 		return NEURON_ISA_E_OPERAND;
 	if (packed) {

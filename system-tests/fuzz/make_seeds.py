@@ -60,6 +60,11 @@ SEEDS = {
     "matmul_bf16_pairs": program([desc(1, [4, 9]), desc(1, [9, 4], dtype=BF16, offset=72), desc(0, [4, 4]),
                                   desc(2, [4])],
                                  [insn(5, flags=3, operands=(2, 0, 1, 3))]),
+    # ISA 1.10: CONV2D in bf16 pairs (0x20) with bias, relu and accumulate,
+    # f32 input, bf16 weights, stride 2 and padding
+    "conv_bf16_pairs": program([desc(1, [1, 3, 5, 5]), desc(1, [4, 3, 3, 3], dtype=BF16, offset=150),
+                                desc(0, [1, 4, 3, 3]), desc(2, [4])],
+                               [insn(11, flags=0x2B, operands=(2, 0, 1, 3), iparam=(2, 2, 1, 1, 1, 1, 1, 1))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")

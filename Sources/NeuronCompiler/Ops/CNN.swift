@@ -143,14 +143,23 @@ extension Lowering {
         let relu = current.attributes["neuron.relu"] == .int(1)
         let w: View
         var layout = ConvWeights.given
-        if let given {
+        let positions = x.dims[0] * win.out.h * win.out.w
+        if autoCast == .all, let castable = constant(1), castable.type.isFloatingPoint,
+           ConvolutionPolicy.bf16Pairs(kernel: (wDims[2], wDims[3]), inputChannels: wDims[1],
+                                       outputChannels: wDims[0] / group, positions: positions) {
+            // Weights as given, stored bf16; the input stays f32, rounded as read.
+            layout = .bf16Pairs
+            w = try weightView(.make(.float32, wDims, castable.doubles()), name: current.inputs[1], as: .bfloat16)
+            autoCastOps += 1
+            autoCastConvolutions += 1
+        } else if let given {
             w = spatial == 1 ? try image(given).0 : given
         } else if let packable {
             // Winograd where it pays and the engine's scratch holds its tiles.
             let tile = spatial == 2 ? ConvolutionPolicy.winogradTile(
                 kernel: (wDims[2], wDims[3]), stride: win.stride, dilation: win.dilation, inputChannels: wDims[1],
                 outputChannels: wDims[0], output: (win.out.h, win.out.w)) : nil
-            if ConvolutionPolicy.asMatMul(positions: x.dims[0] * win.out.h * win.out.w, winograd: tile != nil) {
+            if ConvolutionPolicy.asMatMul(positions: positions, winograd: tile != nil) {
                 try lowerConvAsMatMul(x, packable, dims: wDims, window: win, bias: bias, relu: relu, spatial: spatial)
                 return
             }
@@ -161,13 +170,14 @@ extension Lowering {
         }
         var out = try temp(.float32, [x.dims[0], wDims[0], win.out.h, win.out.w])
         let operands = [out, x, w] + (bias.map { [$0] } ?? [])
-        // A residual (Fusion: Conv then Add) starts the sums: copied into
-        // the output, which the copy elision then makes the residual's
-        // own buffer; or, where it broadcasts, added afterwards.
+        // A residual (Fusion: Conv then Add) starts the sums (packed,
+        // Winograd) or is added to them (bf16 pairs): copied into the
+        // output, which the copy elision then makes the residual's own
+        // buffer; or, where it broadcasts, added afterwards.
         if current.attributes["neuron.residual"] == .int(1) {
             let residual = try floatTensor(3)
             let image = spatial == 1 ? try self.image(residual).0 : residual
-            if given == nil, image.dims == out.dims {
+            if given == nil || layout == .bf16Pairs, image.dims == out.dims {
                 emit(.copy, [out, image])
                 emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: true), operands)
             } else {
@@ -680,6 +690,21 @@ public enum ConvolutionPolicy {
     /// mixed.
     public static func asMatMul(positions: Int, winograd: Bool) -> Bool {
         positions < 16 || (winograd && positions <= 16)
+    }
+
+    /// Whether `--auto-cast all` runs a convolution as CONV2D in bf16
+    /// pairs (ISA 1.10): 1x1 kernels with at least 128 input and 32
+    /// output channels a group, over at least 32 positions. On
+    /// AVX512_BF16 these run 1.2-2x faster than fp32 in ResNet-50
+    /// (docs/benchmarks.md). With fewer input channels a product does
+    /// too little work per output for bf16 to pay for packing its
+    /// operands (ResNet-50's 64-channel layers ran 1.1-1.5x slower in the
+    /// model); over fewer positions the packed fp32 kernel is as fast
+    /// (its register block fits 16 positions; VDPBF16PS's panels are 32
+    /// wide); larger kernels gather their windows and lose to Winograd
+    /// (3x3) or gain little (strided), so they stay fp32.
+    public static func bf16Pairs(kernel: (Int, Int), inputChannels: Int, outputChannels: Int, positions: Int) -> Bool {
+        kernel == (1, 1) && inputChannels >= 128 && outputChannels >= 32 && positions >= 32
     }
 
     /// The Winograd variant `neuron-cc` runs a convolution as: the output

@@ -69,7 +69,8 @@ enum Emission {
                                                         laneSums: true)
         case .conv(let window, let bias, let relu, let weights, let accumulate):
             program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
-                           packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate)
+                           packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate,
+                           bf16Pairs: weights == .bf16Pairs)
         case .pool(let pool, let kernel, let window, let countPadding):
             program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,
                            countPadding: countPadding)

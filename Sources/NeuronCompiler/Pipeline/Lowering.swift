@@ -20,6 +20,7 @@ enum ConvWeights: Equatable {
     case given          // [Co, Ci/g, Kh, Kw], as the model has them
     case packed         // NEURON_CONV_PACKED: [ceil(Co/6), Ci, Kh, Kw, 6]
     case winograd(tile: Int)    // NEURON_CONV_WINOGRAD: U, [(tile + 2)², ceil(Co/6), Ci, 6]
+    case bf16Pairs      // NEURON_CONV_BF16_PAIRS: [Co, Ci/g, Kh, Kw] in bf16 (--auto-cast all)
 
     /// The output tile of a Winograd layout (2 or 4), nil for the others.
     var winogradTile: Int? {
@@ -91,6 +92,7 @@ final class Lowering {
     /// Matmul operands in bfloat16 (--auto-cast).
     var autoCast = AutoCast.none
     var autoCastOps = 0
+    var autoCastConvolutions = 0
     /// Told of each 16th node lowered.
     var progress: (@Sendable (CompileProgress) -> Void)?
     var ops: [AbstractOp] = []

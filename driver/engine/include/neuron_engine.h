@@ -332,7 +332,20 @@ struct neuron_conv_args {
 	int accumulate;		/* the output is added in (packed, Winograd) */
 	u32 co;			/* output channels (Winograd) */
 	u32 wtile;		/* Winograd's output tile: 2 (U of 16) or 4 (U of 36) */
+	/* NEURON_CONV_BF16_PAIRS: x and wt as their types (bf16 when *half) */
+	const void *xv, *wv;
+	int xhalf, whalf;
 };
+
+/*
+ * Every output of channels co0..co0+cos-1 (one group, from input channel
+ * @c->c0) for batch @n of a NEURON_CONV_BF16_PAIRS convolution, finished,
+ * as neuron_gemm_block() products of the weights by the input's windows
+ * (engine_conv.c). Returns 0, having written nothing, when it cannot (no
+ * vector unit or scratch, operands not in rows).
+ */
+int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		      const struct neuron_engine_slot *scratch);
 
 /*
  * Every output of batch @n of a NEURON_CONV_WINOGRAD convolution

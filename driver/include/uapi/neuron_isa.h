@@ -249,6 +249,17 @@ enum neuron_pool_op {
  */
 #define NEURON_CONV_WINOGRAD	0x10
 /*
+ * CONV2D in bfloat16 pairs (ISA 1.10, driver API 1.12): x and w each f32
+ * or bf16, w as given ([Co, Ci/g, Kh, Kw]); out and bias f32. Each output
+ * is MATMUL in bf16 pairs (NEURON_MATMUL_BF16_PAIRS) of its weights,
+ * flattened in order (input channel, kernel row, kernel column), by its
+ * window of the input in the same order, a tap in the padding being a
+ * zero; then, as IEEE, the output's value is added (with
+ * NEURON_CONV_ACCUMULATE), the bias added and relu applied. Not with
+ * NEURON_CONV_PACKED or NEURON_CONV_WINOGRAD.
+ */
+#define NEURON_CONV_BF16_PAIRS	0x20
+/*
  * NEURON_OP_SOFTMAX and NEURON_OP_LAYERNORM flag (ISA 1.8, driver API
  * 1.10): every sum over a row runs in NEURON_ROW_SUM_WIDTH lanes instead
  * of first to last. Element j is added to partial j mod 16, each partial
