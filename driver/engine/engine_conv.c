@@ -1223,8 +1223,8 @@ int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	u32 wdims[3] = { c->cig, c->kh, c->kw }, odims[2] = { c->ho, c->wo };
 	u32 kind = NEURON_GEMM_PAIRS | (c->whalf ? NEURON_GEMM_A_BF16 : 0) |
 		   (c->xhalf ? NEURON_GEMM_B_BF16 : 0);
-	u32 esize = c->xhalf ? 2 : 4, rows, cols, p0, np, r, j, per;
-	u64 K = (u64)c->cig * c->kh * c->kw, P = (u64)c->ho * c->wo, as_k, os_p, xs_p, bs_k;
+	u32 esize = c->xhalf ? 2 : 4, rows, cols, p0, np, r, j;
+	u64 K = (u64)c->cig * c->kh * c->kw, P = (u64)c->ho * c->wo, as_k, os_p, xs_p, bs_k, per;
 	const u8 *a = (const u8 *)c->wv + co0 * c->ws[0] * (c->whalf ? 2 : 4), *b;
 	u8 *windows = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
 		      (u8 *)scratch->base + PAIRS_WINDOWS : NULL;
@@ -1239,8 +1239,8 @@ int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 	direct = c->kh == 1 && c->kw == 1 && !c->pt && !c->pl && c->wo == c->w &&
 		 (c->ho == 1 || c->sh == 1) && (c->wo == 1 || c->sw == 1) && c->ho <= c->h &&
 		 flat_axes(odims, c->xs + 2, 2, &xs_p) && xs_p == 1;
-	/* Scratch bytes a position takes: its windows, its saved outputs. */
-	per = (direct ? 0 : esize * (u32)K) + (c->accumulate ? 4 * cos : 0);
+	/* Scratch bytes a position takes: its windows, its products (accumulating). */
+	per = (direct ? 0 : esize * K) + (c->accumulate ? 4 * (u64)cos : 0);
 	np = !per ? (u32)P : (u32)((PAIRS_WINDOWS - 64) / per < P ? (PAIRS_WINDOWS - 64) / per : P);
 	/* Accumulating: the products' block stays in cache (256 KB) for the sums. */
 	if (c->accumulate && np > 32 && np > PAIRS_SUMS / cos)
@@ -1281,7 +1281,6 @@ int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 				float v = c->accumulate ? sums[(u64)r * np + j] + row[j] : row[j];
 
 				v = c->bias ? v + bias : v;
-
 				if (c->relu && !(v > 0.0f))
 					v = v != v ? v : 0.0f;
 				row[j] = v;

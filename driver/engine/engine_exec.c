@@ -714,6 +714,15 @@ static float conv_pair_tap(const struct neuron_conv_args *c, u32 n, u32 ho, u32 
 			 (u64)iw * c->xs[3], c->xhalf);
 }
 
+/* Weight k of output channel co, flattened the same way. */
+static float conv_pair_weight(const struct neuron_conv_args *c, u32 co, u64 k)
+{
+	u64 taps = (u64)c->kh * c->kw, r = k % taps;
+
+	return pair_elem(c->wv, co * c->ws[0] + (k / taps) * c->ws[1] + (r / c->kw) * c->ws[2] +
+			 (r % c->kw) * c->ws[3], c->whalf);
+}
+
 static void conv2d_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos)
 {
 	u64 K = (u64)c->cig * c->kh * c->kw, k;
@@ -725,22 +734,14 @@ static void conv2d_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 c
 		float *out = &c->o[n * c->os[0] + co * c->os[1] + ho * c->os[2] + wo * c->os[3]];
 		float acc = 0.0f;
 
+		/* Pairs in order, the odd element first; an odd K's last pads with zero. */
 		for (k = 0; k < K; k += 2) {
-			u64 t = k + 1, ci = t / (c->kh * c->kw), r = t % (c->kh * c->kw);
-			float x1 = 0.0f, w1 = 0.0f;
-
-			if (t < K) {
-				x1 = conv_pair_tap(c, n, ho, wo, t);
-				w1 = pair_elem(c->wv, co * c->ws[0] + ci * c->ws[1] +
-					       (r / c->kw) * c->ws[2] + (r % c->kw) * c->ws[3], c->whalf);
-			}
-			acc = pair_fma(x1, w1, acc);
-			ci = k / (c->kh * c->kw);
-			r = k % (c->kh * c->kw);
-			acc = pair_fma(conv_pair_tap(c, n, ho, wo, k),
-				       pair_elem(c->wv, co * c->ws[0] + ci * c->ws[1] +
-						 (r / c->kw) * c->ws[2] + (r % c->kw) * c->ws[3], c->whalf),
-				       acc);
+			if (k + 1 < K)
+				acc = pair_fma(conv_pair_tap(c, n, ho, wo, k + 1),
+					       conv_pair_weight(c, co, k + 1), acc);
+			else
+				acc = pair_fma(0.0f, 0.0f, acc);
+			acc = pair_fma(conv_pair_tap(c, n, ho, wo, k), conv_pair_weight(c, co, k), acc);
 		}
 		if (c->accumulate)
 			acc = acc + *out;
