@@ -125,7 +125,7 @@ struct Compile: ParsableCommand {
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
         if let note = report.accuracyNote { print("  auto-cast \(cast.rawValue): \(note)") }
         if report.autoCastConvolutions > 0 && !NeuronEngine.runsBF16PairsNatively {
-            print("  note: this CPU has no AVX512_BF16: here the \(report.autoCastConvolutions) cast convolution(s) run an exact emulation, about 0.85x of fp32's speed (ResNet-50 0.84x); on CPUs with it 1.6-2x faster. Without AVX512_BF16, prefer --auto-cast matmult")
+            print("  note: this CPU has no AVX512_BF16: here the \(report.autoCastConvolutions) cast convolution(s) run an exact emulation, about 0.9x of fp32's speed (ResNet-50 0.91x); on CPUs with it 1.5-2x faster. Without AVX512_BF16, prefer --auto-cast matmult")
         }
     }
 }

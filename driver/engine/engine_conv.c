@@ -1217,13 +1217,50 @@ static void conv_pairs_gather(const struct neuron_conv_args *c, u32 n, u32 p0, u
 	}
 }
 
+/*
+ * A block's outputs finished, eight at a time: + the product (@sums,
+ * rows of @np, when accumulating), + the bias, relu (NaN kept, -0 to +0).
+ * Called after the vector product ran, so AVX2 is there.
+ */
+static __attribute__((target("avx2,fma")))
+void pairs_finish(const struct neuron_conv_args *c, float *o, const float *sums, u32 co0, u32 cos,
+		  u32 np)
+{
+	u32 r, j;
+
+	for (r = 0; r < cos; r++) {
+		float *row = o + r * c->os[1], bias = c->bias ? c->bias[(co0 + r) * c->bs] : 0.0f;
+		const float *s = sums + (u64)r * np;
+
+		for (j = 0; j + 8 <= np; j += 8) {
+			conv_v8f v = *(conv_v8f *)(row + j);
+
+			if (c->accumulate)
+				v = *(const conv_v8f *)(s + j) + v;
+			if (c->bias)
+				v = v + bias;
+			if (c->relu)
+				v = (conv_v8f)((conv_v8i)v & ((v > 0.0f) | (v != v)));
+			*(conv_v8f *)(row + j) = v;
+		}
+		for (; j < np; j++) {
+			float v = c->accumulate ? s[j] + row[j] : row[j];
+
+			v = c->bias ? v + bias : v;
+			if (c->relu && !(v > 0.0f))
+				v = v != v ? v : 0.0f;
+			row[j] = v;
+		}
+	}
+}
+
 int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 		      const struct neuron_engine_slot *scratch)
 {
 	u32 wdims[3] = { c->cig, c->kh, c->kw }, odims[2] = { c->ho, c->wo };
 	u32 kind = NEURON_GEMM_PAIRS | (c->whalf ? NEURON_GEMM_A_BF16 : 0) |
 		   (c->xhalf ? NEURON_GEMM_B_BF16 : 0);
-	u32 esize = c->xhalf ? 2 : 4, rows, cols, p0, np, r, j;
+	u32 esize = c->xhalf ? 2 : 4, rows, cols, p0, np;
 	u64 K = (u64)c->cig * c->kh * c->kw, P = (u64)c->ho * c->wo, as_k, os_p, xs_p, bs_k, per;
 	const u8 *a = (const u8 *)c->wv + co0 * c->ws[0] * (c->whalf ? 2 : 4), *b;
 	u8 *windows = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
@@ -1272,20 +1309,8 @@ int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 				  c->accumulate ? np : c->os[1], cos, np, (u32)K, &rows, &cols, scratch);
 		if (rows != cos || cols != np)
 			return 0;	/* no vector unit (so the first block): nothing written */
-		if (!c->bias && !c->relu && !c->accumulate)
-			continue;
-		for (r = 0; r < cos; r++) {
-			float *row = o + r * c->os[1], bias = c->bias ? c->bias[(co0 + r) * c->bs] : 0.0f;
-
-			for (j = 0; j < np; j++) {
-				float v = c->accumulate ? sums[(u64)r * np + j] + row[j] : row[j];
-
-				v = c->bias ? v + bias : v;
-				if (c->relu && !(v > 0.0f))
-					v = v != v ? v : 0.0f;
-				row[j] = v;
-			}
-		}
+		if (c->bias || c->relu || c->accumulate)
+			pairs_finish(c, o, sums, co0, cos, np);
 	}
 	return 1;
 }

@@ -693,18 +693,17 @@ public enum ConvolutionPolicy {
     }
 
     /// Whether `--auto-cast all` runs a convolution as CONV2D in bf16
-    /// pairs (ISA 1.10): 1x1 kernels with at least 128 input and 32
+    /// pairs (ISA 1.10): 1x1 kernels with at least 64 input and 32
     /// output channels a group, over at least 32 positions. On
-    /// AVX512_BF16 these run 1.2-2x faster than fp32 in ResNet-50
+    /// AVX512_BF16 these run 1.4-2.1x faster than fp32 in ResNet-50
     /// (docs/benchmarks.md). With fewer input channels a product does
     /// too little work per output for bf16 to pay for packing its
-    /// operands (ResNet-50's 64-channel layers ran 1.1-1.5x slower in the
-    /// model); over fewer positions the packed fp32 kernel is as fast
+    /// operands; over fewer positions the packed fp32 kernel is as fast
     /// (its register block fits 16 positions; VDPBF16PS's panels are 32
     /// wide); larger kernels gather their windows and lose to Winograd
     /// (3x3) or gain little (strided), so they stay fp32.
     public static func bf16Pairs(kernel: (Int, Int), inputChannels: Int, outputChannels: Int, positions: Int) -> Bool {
-        kernel == (1, 1) && inputChannels >= 128 && outputChannels >= 32 && positions >= 32
+        kernel == (1, 1) && inputChannels >= 64 && outputChannels >= 32 && positions >= 32
     }
 
     /// The Winograd variant `neuron-cc` runs a convolution as: the output
