@@ -108,7 +108,8 @@ struct BF16PairsTests {
         }
     }
 
-    /// Blocks of 12, 8, 4, 2 and 1 rows; odd K; K past a block of 128
+    /// Blocks of 12, 8, 4, 2 and 1 rows (one or two over tiles of eight
+    /// vectors); odd K; K past a block of 128
     /// pairs and of 256 taps; panels of 32 columns and the columns past
     /// them; past 512 columns (a block of B); both dtypes on each side.
     static let cases: [Case] = [
@@ -127,6 +128,8 @@ struct BF16PairsTests {
         Case(m: 29, k: 75, n: 40, aHalf: false, bHalf: false, bias: true, aTransposed: true),
         Case(m: 6, k: 41, n: 20, aHalf: false, bHalf: true, tiny: true, aTransposed: true),
         Case(m: 13, k: 20, n: 33, aHalf: true, bHalf: true, aTransposed: true),
+        Case(m: 2, k: 45, n: 300, aHalf: false, bHalf: true),
+        Case(m: 1, k: 40, n: 130, aHalf: true, bHalf: false, bias: true),
     ]
 
     /// `values` into `slot`: as f32, or rounded to bf16 (`half`).

@@ -13,8 +13,10 @@
  * A lane computes exactly what the reference (engine_exec.c) computes for
  * its element: the same IEEE operations in the same order, branches made
  * selects (the engine builds without contraction, so a * b + c stays two
- * roundings). Each kernel handles whole vectors only and returns how many
- * elements it did; the caller finishes the row with the scalar code.
+ * roundings). Each kernel returns how many elements it did; the caller
+ * finishes the row with the scalar code. BINARY and UNARY do rows of at
+ * least a vector whole, a row of 8 to 15 elements goes to the 8-lane
+ * kernel under AVX-512, and only rows shorter than 8 stay scalar.
  */
 #include "engine_insn.h"
 
@@ -205,8 +207,20 @@ u32 neuron_simd_level(void)
 	})
 
 /*
+ * Where the vector loop of a row of @n ends: past whole vectors, one more
+ * step when the row has a partial last vector and at least one whole:
+ * that step computes the row's last @W elements again (the same bits),
+ * from inputs read before the loop's first store, so a row computed in
+ * place still reads its own inputs there.
+ */
+#define ROWS_STOP(n, W)	((n) >= (W) && (n) % (W) ? (n) / (W) * (W) + (W) : (n) / (W) * (W))
+
+/*
  * ROWS_KERNELS(sfx, isa, W): rows_binary_<sfx> and rows_unary_<sfx> over
- * vectors of W floats, built for target @isa.
+ * vectors of W floats, built for target @isa. They do a row of at least
+ * @W elements whole (its last vector overlapping the one before,
+ * ROWS_STOP) and return how many elements they did: @n, or 0 for a row
+ * shorter than a vector or an operation they do not know.
  */
 #define ROWS_KERNELS(sfx, isa, W)						\
 typedef float vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
@@ -216,14 +230,21 @@ static __attribute__((target(isa)))						\
 u64 rows_binary_##sfx(u32 sub, float *o, const float *a, const float *b,	\
 		      int b_scalar, u64 n)					\
 {										\
-	u64 i, end = n / (W) * (W);						\
+	u64 i, end = n / (W) * (W), stop = ROWS_STOP(n, W);			\
 	vf_##sfx y = SPLAT(vf_##sfx, b_scalar ? *b : 0.0f);			\
+	vf_##sfx last_a = y, last_b = y;					\
 										\
-	for (i = 0; i < end; i += (W)) {					\
-		vf_##sfx x = *(const vf_##sfx *)(a + i), r;			\
+	if (stop > end) {							\
+		last_a = *(const vf_##sfx *)(a + n - (W));			\
+		if (!b_scalar)							\
+			last_b = *(const vf_##sfx *)(b + n - (W));		\
+	}									\
+	for (i = 0; i < stop; i += (W)) {					\
+		u64 at = i < end ? i : n - (W);					\
+		vf_##sfx x = i < end ? *(const vf_##sfx *)(a + at) : last_a, r; \
 										\
 		if (!b_scalar)							\
-			y = *(const vf_##sfx *)(b + i);				\
+			y = i < end ? *(const vf_##sfx *)(b + at) : last_b;	\
 		switch (sub) {							\
 		case NEURON_BIN_ADD: r = x + y; break;				\
 		case NEURON_BIN_SUB: r = x - y; break;				\
@@ -237,19 +258,21 @@ u64 rows_binary_##sfx(u32 sub, float *o, const float *a, const float *b,	\
 			break;							\
 		default: return i;						\
 		}								\
-		*(vf_##sfx *)(o + i) = r;					\
+		*(vf_##sfx *)(o + at) = r;					\
 	}									\
-	return end;								\
+	return i > end ? n : end;						\
 }										\
 										\
 static __attribute__((target(isa)))						\
 u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 {										\
-	u64 i, end = n / (W) * (W);						\
+	u64 i, end = n / (W) * (W), stop = ROWS_STOP(n, W);			\
 	vf_##sfx zero = SPLAT(vf_##sfx, 0.0f), one = SPLAT(vf_##sfx, 1.0f);	\
+	vf_##sfx last = stop > end ? *(const vf_##sfx *)(a + n - (W)) : zero;	\
 										\
-	for (i = 0; i < end; i += (W)) {					\
-		vf_##sfx x = *(const vf_##sfx *)(a + i), r;			\
+	for (i = 0; i < stop; i += (W)) {					\
+		u64 at = i < end ? i : n - (W);					\
+		vf_##sfx x = i < end ? *(const vf_##sfx *)(a + at) : last, r;	\
 										\
 		switch (sub) {							\
 		case NEURON_UN_RELU:						\
@@ -288,9 +311,9 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 			break;							\
 		default: return i;						\
 		}								\
-		*(vf_##sfx *)(o + i) = r;					\
+		*(vf_##sfx *)(o + at) = r;					\
 	}									\
-	return end;								\
+	return i > end ? n : end;						\
 }										\
 										\
 static __attribute__((target(isa)))						\
@@ -443,9 +466,15 @@ u64 neuron_rows_binary(u32 sub, float *o, const float *a, const float *b, int b_
 		return 0;
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX2: return rows_binary_avx2(sub, o, a, b, b_scalar, n);
-	case NEURON_SIMD_AVX512: return rows_binary_avx512(sub, o, a, b, b_scalar, n);
+	case NEURON_SIMD_AVX512:
+		if (n < 16)
+			return rows_binary_avx2(sub, o, a, b, b_scalar, n);
+		return rows_binary_avx512(sub, o, a, b, b_scalar, n);
 #ifndef __KERNEL__
-	case NEURON_SIMD_WIDE_ON_AVX2: return rows_binary_wide(sub, o, a, b, b_scalar, n);
+	case NEURON_SIMD_WIDE_ON_AVX2:
+		if (n < 16)
+			return rows_binary_avx2(sub, o, a, b, b_scalar, n);
+		return rows_binary_wide(sub, o, a, b, b_scalar, n);
 #endif
 	}
 	return 0;
@@ -457,9 +486,15 @@ u64 neuron_rows_unary(u32 sub, float *o, const float *a, float alpha, u64 n)
 		return 0;
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX2: return rows_unary_avx2(sub, o, a, alpha, n);
-	case NEURON_SIMD_AVX512: return rows_unary_avx512(sub, o, a, alpha, n);
+	case NEURON_SIMD_AVX512:
+		if (n < 16)
+			return rows_unary_avx2(sub, o, a, alpha, n);
+		return rows_unary_avx512(sub, o, a, alpha, n);
 #ifndef __KERNEL__
-	case NEURON_SIMD_WIDE_ON_AVX2: return rows_unary_wide(sub, o, a, alpha, n);
+	case NEURON_SIMD_WIDE_ON_AVX2:
+		if (n < 16)
+			return rows_unary_avx2(sub, o, a, alpha, n);
+		return rows_unary_wide(sub, o, a, alpha, n);
 #endif
 	}
 	return 0;

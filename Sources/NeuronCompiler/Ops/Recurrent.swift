@@ -1,8 +1,10 @@
 import NeuronISA
 
 /// RNN, GRU and LSTM, unrolled over their (static) sequence: the input
-/// projection of every step as one MATMUL, then per step a MATMUL of the
-/// hidden state and the gates' UNARY and BINARY. Forward, reverse and
+/// projection of every step as one MATMUL (biases included), then per step
+/// a MATMUL of the hidden state and the gates' UNARY and BINARY, gates
+/// that take one activation side by side in one instruction, and the new
+/// state written straight into Y. Forward, reverse and
 /// bidirectional; initial states, peepholes, clip, sequence_lens at run
 /// time (a step past a sequence's length keeps its state and outputs 0).
 extension ONNXOps {
@@ -93,10 +95,10 @@ extension Lowering {
                 s.strides.removeFirst()
                 return s
             }
-            func columns(_ v: View, _ gate: Int) -> View {   // gate's columns of [rows, g · hidden]
+            func columns(_ v: View, _ gate: Int, count: Int = 1) -> View {   // gates' columns of [rows, g · hidden]
                 var s = v
                 s.offset += gate * hidden * v.strides[v.rank - 1]
-                s.dims[v.rank - 1] = hidden
+                s.dims[v.rank - 1] = count * hidden
                 return s
             }
             let wd = slice(w, d).permuted([1, 0]), rd = slice(r, d).permuted([1, 0])   // [in, g·H], [H, g·H]
@@ -111,13 +113,12 @@ extension Lowering {
                 inputBias = wb
                 recurrentBias = rb
             }
-            // Every step's input projection at once: [steps · batch, g · H].
-            var projected = try matmul(flatX, wd)
-            if let inputBias {
-                // GRU keeps the recurrent bias of its candidate apart (linear_before_reset).
-                let bias = cell == .gru || recurrentBias == nil ? inputBias : try binary(.add, inputBias, recurrentBias ?? inputBias)
-                projected = try binary(.add, projected, bias)
-            }
+            // Every step's input projection at once: [steps · batch, g · H],
+            // the biases added by the MATMUL (GRU keeps the recurrent bias
+            // of its candidate apart: linear_before_reset).
+            var bias = inputBias
+            if let inputBias, let recurrentBias, cell != .gru { bias = try binary(.add, inputBias, recurrentBias) }
+            let projected = try matmul(flatX, wd, bias: bias)
             func state(_ index: Int) throws(NeuronCompilerError) -> View {
                 if hasInput(index) { return slice(try floatTensor(index), d) }
                 let zero = try temp(.float32, [batch, hidden])
@@ -145,6 +146,19 @@ extension Lowering {
                 var rows = projected
                 rows.offset += t * batch * projected.strides[0]
                 rows.dims = [batch, g * hidden]
+                // The step's output row of Y, where the new state is written
+                // straight away when every sequence runs every step.
+                var target = y
+                target.offset += t * y.strides[0] + d * y.strides[1]
+                target.dims = [batch, hidden]
+                target.strides = [y.strides[2], y.strides[3]]
+                let direct = wantsY && lengths == nil
+                /// a op b, into the step's row of Y when `direct`.
+                func newState(_ op: NeuronBinaryOp, _ a: View, _ b: View) throws(NeuronCompilerError) -> View {
+                    guard direct, a.dims == [batch, hidden], b.dims == [batch, hidden] else { return try binary(op, a, b) }
+                    emit(.binary(op), [target, a, b])
+                    return target
+                }
                 let newH: View, newC: View
                 switch cell {
                 case .rnn:
@@ -153,8 +167,9 @@ extension Lowering {
                 case .gru:
                     var recurrent = try matmul(h, rd)
                     if let recurrentBias { recurrent = try binary(.add, recurrent, recurrentBias) }
-                    let z = try activate(0, try binary(.add, columns(rows, 0), columns(recurrent, 0)))
-                    let reset = try activate(0, try binary(.add, columns(rows, 1), columns(recurrent, 1)))
+                    // z and r side by side: one add, one activation.
+                    let zr = try activate(0, try binary(.add, columns(rows, 0, count: 2), columns(recurrent, 0, count: 2)))
+                    let z = columns(zr, 0), reset = columns(zr, 1)
                     let candidateInput: View
                     if linearBeforeReset {
                         candidateInput = try binary(.mul, reset, columns(recurrent, 2))
@@ -169,7 +184,7 @@ extension Lowering {
                     }
                     let candidate = try activate(1, try binary(.add, columns(rows, 2), candidateInput))
                     // (1 - z) · candidate + z · h
-                    newH = try binary(.add, try binary(.mul, try binary(.sub, try scalar(1, "one"), z), candidate), try binary(.mul, z, h))
+                    newH = try newState(.add, try binary(.mul, try binary(.sub, try scalar(1, "one"), z), candidate), try binary(.mul, z, h))
                     newC = newH
                 case .lstm:
                     let gates = try binary(.add, rows, try matmul(h, rd))
@@ -180,15 +195,27 @@ extension Lowering {
                         p.dims = [hidden]
                         return try binary(.mul, p, cellState)
                     }
-                    var iPre = columns(gates, 0), fPre = columns(gates, 2)
-                    if let p = try peep(0, c) { iPre = try binary(.add, iPre, p) }
-                    if let p = try peep(2, c) { fPre = try binary(.add, fPre, p) }
-                    let i = try activate(0, iPre), f = try activate(0, fPre)
+                    let i: View, f: View, o: View
+                    if peepholes == nil {
+                        // i, o and f side by side (ONNX's gate order): one activation.
+                        let iof = try activate(0, columns(gates, 0, count: 3))
+                        (i, o, f) = (columns(iof, 0), columns(iof, 1), columns(iof, 2))
+                    } else {
+                        var iPre = columns(gates, 0), fPre = columns(gates, 2)
+                        if let p = try peep(0, c) { iPre = try binary(.add, iPre, p) }
+                        if let p = try peep(2, c) { fPre = try binary(.add, fPre, p) }
+                        (i, f) = (try activate(0, iPre), try activate(0, fPre))
+                        o = columns(gates, 1)
+                    }
                     let candidate = try activate(1, columns(gates, 3))
                     newC = try binary(.add, try binary(.mul, f, c), try binary(.mul, i, candidate))
-                    var oPre = columns(gates, 1)
-                    if let p = try peep(1, newC) { oPre = try binary(.add, oPre, p) }
-                    newH = try binary(.mul, try activate(0, oPre), try activate(2, newC))
+                    if peepholes == nil {
+                        newH = try newState(.mul, o, try activate(2, newC))
+                    } else {
+                        var oPre = o
+                        if let p = try peep(1, newC) { oPre = try binary(.add, oPre, p) }
+                        newH = try newState(.mul, try activate(0, oPre), try activate(2, newC))
+                    }
                 }
                 var outH = newH
                 if let lengths {
@@ -201,13 +228,7 @@ extension Lowering {
                     h = newH
                     c = newC
                 }
-                if wantsY {
-                    var target = y
-                    target.offset += t * y.strides[0] + d * y.strides[1]
-                    target.dims = [batch, hidden]
-                    target.strides = [y.strides[2], y.strides[3]]
-                    emit(.copy, [target, outH])
-                }
+                if wantsY && outH != target { emit(.copy, [target, outH]) }
             }
             lastH.append(h)
             lastC.append(c)
