@@ -48,6 +48,9 @@ public enum NeuronEngine {
                     } else if flags & UInt32(NEURON_CONV_BF16_PAIRS) != 0 {
                         shown += ".bf16pairs"
                     }
+                } else if insn.opcode == UInt8(NEURON_OP_MATMUL.rawValue),
+                          UInt32(insn.flags) & UInt32(NEURON_MATMUL_B_PANELS) != 0 {
+                    shown += ".panels"
                 }
                 return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index),
                                           flops: neuron_engine_insn_flops(&program, index))

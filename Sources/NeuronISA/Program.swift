@@ -162,16 +162,18 @@ public struct NeuronProgram: Sendable {
     /// With `bf16Pairs` (ISA 1.9, driver API 1.11) the product runs in
     /// bfloat16 pairs as AVX512_BF16's VDPBF16PS does (docs/isa.md): `a`
     /// and `b` may each be float32 (rounded to bfloat16 as they are read)
-    /// or bfloat16.
+    /// or bfloat16. With `bPanels` (ISA 1.11, driver API 1.13) `b` is
+    /// float32 `[ceil(N/32), K, 32]` in panels of 32 columns
+    /// (`panelMatmulWeights`), one for every batch; `out` and `a` float32.
     public mutating func matmul(_ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView,
-                                bias: NeuronTensorView? = nil, bf16Pairs: Bool = false) {
+                                bias: NeuronTensorView? = nil, bf16Pairs: Bool = false, bPanels: Bool = false) {
         let o = operand(out), x = operand(a), y = operand(b)
-        let pairs = bf16Pairs ? UInt16(NEURON_MATMUL_BF16_PAIRS) : 0
+        let flags = (bf16Pairs ? UInt16(NEURON_MATMUL_BF16_PAIRS) : 0) | (bPanels ? UInt16(NEURON_MATMUL_B_PANELS) : 0)
         if let bias {
             let z = operand(bias)
-            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS) | pairs, [o, x, y, z])
+            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS) | flags, [o, x, y, z])
         } else {
-            emit(NEURON_OP_MATMUL, flags: pairs, [o, x, y])
+            emit(NEURON_OP_MATMUL, flags: flags, [o, x, y])
         }
     }
 

@@ -1,8 +1,25 @@
 import CNeuronEngine
 
-/// Weight layouts the engine's convolutions read (docs/isa.md): the
-/// packed direct form and Winograd's transformed weights.
+/// Weight layouts the engine reads (docs/isa.md): the packed direct
+/// convolution form, Winograd's transformed weights, and MATMUL's panels.
 extension NeuronProgram {
+    /// Columns per panel of `matmul(bPanels: true)`'s B.
+    public static let matmulPanel = Int(NEURON_MATMUL_PANEL)
+
+    /// A matmul's B `[K, N]` (row-major) in the layout
+    /// `matmul(bPanels: true)` reads: `[ceil(N/32), K, 32]`, column `n`
+    /// of row `k` at `[n / 32][k][n % 32]`, and `pad` in the lanes past N.
+    /// Nil when `weights` does not hold `k` by `n`.
+    public static func panelMatmulWeights(_ weights: [Float], k: Int, n: Int, pad: Float = 0) -> [Float]? {
+        guard k > 0, n > 0, weights.count == k * n else { return nil }
+        let width = matmulPanel, panels = (n + width - 1) / width
+        var laid = [Float](repeating: pad, count: panels * k * width)
+        for row in 0..<k {
+            for column in 0..<n { laid[(column / width * k + row) * width + column % width] = weights[row * n + column] }
+        }
+        return laid
+    }
+
     /// Output channels per block of the packed convolution weights.
     public static let convPackRows = Int(NEURON_CONV_PACK_ROWS)
 

@@ -573,6 +573,9 @@ struct CompilerTests {
                          pads: (1, 0, 0, 2), m: 35),
         // Winograd would take this 4x4 output: 16 positions.
         FewPositionsCase(c: 16, h: 4, w: 4, kernel: (3, 3), pads: (1, 1, 1, 1), m: 17),
+        // Weights in panels (ISA 1.11): two whole panels; four and a tail of two columns.
+        FewPositionsCase(c: 24, h: 3, w: 3, kernel: (1, 7), pads: (0, 3, 0, 3), m: 64),
+        FewPositionsCase(c: 10, h: 3, w: 3, kernel: (3, 3), pads: (1, 1, 1, 1), m: 130),
     ]
 
     @Test("a convolution over few positions runs as a window COPY and a MATMUL with the packed CONV2D's chain, bit for bit",
@@ -600,7 +603,11 @@ struct CompilerTests {
         let program = try #require(model.programs.first)
         let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
         let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
-        #expect(shown.contains("MATMUL") && !shown.contains { $0.hasPrefix("CONV2D") }, "\(shown)")
+        #expect(shown.contains { $0.hasPrefix("MATMUL") } && !shown.contains { $0.hasPrefix("CONV2D") }, "\(shown)")
+        // Weights of 32 output channels or more (the last panel's padding
+        // a quarter at most) are laid out in panels (ISA 1.11).
+        let panels = t.m >= 32 && (t.m + 31) / 32 * 32 * 4 <= t.m * 5
+        #expect(shown.contains("MATMUL.panels") == panels, "\(shown)")
         let got = try run(model, ["x": x])["y"] ?? []
         #expect(got.count == t.n * t.m * ho * wo)
         // The packed CONV2D's chain: input channels, kernel rows, kernel

@@ -49,6 +49,15 @@ struct QueueCase: Sendable, CustomStringConvertible {
             QueueCase(name: "large matmul in bf16 pairs, run in slices", inputs: 300 * 160 + 160 * 90, outputs: 300 * 90) {
                 $0.matmul(output([300, 90]), input([300, 160]), input([160, 90], at: 300 * 160), bf16Pairs: true)
             },
+            // ISA 1.11: B in panels of 32 columns (a tail of 4), few rows and many.
+            QueueCase(name: "matmul with B in panels and bias", inputs: 9 * 70 + 4 * 70 * 32 + 100, outputs: 9 * 100) {
+                $0.matmul(output([9, 100]), input([9, 70]), input([4, 70, 32], at: 9 * 70),
+                          bias: input([100], at: 9 * 70 + 4 * 70 * 32), bPanels: true)
+            },
+            QueueCase(name: "large matmul with B in panels, run in slices", inputs: 300 * 160 + 3 * 160 * 32,
+                      outputs: 300 * 90) {
+                $0.matmul(output([300, 90]), input([300, 160]), input([3, 160, 32], at: 300 * 160), bPanels: true)
+            },
             QueueCase(name: "large matmul, run in slices", inputs: 300 * 160 + 160 * 90, outputs: 300 * 90) {
                 $0.matmul(output([300, 90]), input([300, 160]), input([160, 90], at: 300 * 160))
             },

@@ -374,7 +374,9 @@ static float pair_elem(const void *p, u64 i, int half)
 /*
  * out[b,m,n]: acc = 0, then acc = fma(a[b,m,k], b[b,k,n], acc) for k in
  * order (one rounding per step); then acc + bias[n]. In bf16 pairs: k
- * in pairs, odd first, through pair_fma() (docs/isa.md).
+ * in pairs, odd first, through pair_fma() (docs/isa.md). B in panels
+ * (NEURON_MATMUL_B_PANELS): b[b,k,n] is b[n / 32][k][n % 32], one b for
+ * every batch.
  */
 static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
@@ -386,10 +388,16 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	const void *pa = slots[a->slot].base, *pb = slots[b->slot].base;
 	const float *pbias = bias ? f32(slots, bias) : NULL;
 	int pairs = !!(in->flags & NEURON_MATMUL_BF16_PAIRS);
+	int panels = !!(in->flags & NEURON_MATMUL_B_PANELS);
 	int ahalf = a->dtype == NEURON_DT_BF16, bhalf = b->dtype == NEURON_DT_BF16;
 	u32 kind = (ahalf ? NEURON_GEMM_A_BF16 : 0) | (bhalf ? NEURON_GEMM_B_BF16 : 0) |
-		   (pairs ? NEURON_GEMM_PAIRS : 0);
-	int vector = o->strides[r - 1] == 1 && b->strides[r - 1] == 1;
+		   (pairs ? NEURON_GEMM_PAIRS : 0) | (panels ? NEURON_GEMM_B_PANELS : 0);
+	/* B's strides: between its rows (k), its columns, its panels. */
+	u64 bsk = panels ? b->strides[1] : b->strides[r - 2];
+	u64 bsn = panels ? b->strides[2] : b->strides[r - 1];
+	u64 bsp = panels ? b->strides[0] : 0;
+	int vector = o->strides[r - 1] == 1 && bsn == 1 &&
+		     (!panels || bsk == NEURON_MATMUL_PANEL);
 	u32 aesize = ahalf ? 2 : 4, besize = bhalf ? 2 : 4;
 	float *po = f32(slots, o);
 	/*
@@ -399,14 +407,14 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	 */
 	u8 *rowsb = scratch && scratch->base && scratch->size >= NEURON_GEMM_SCRATCH ?
 		    (u8 *)scratch->base + NEURON_GEMM_SCRATCH / 2 : NULL;
-	int copied = !vector && o->strides[r - 1] == 1 && rowsb &&
+	int copied = !vector && !panels && o->strides[r - 1] == 1 && rowsb &&
 		     (u64)K * N * besize <= NEURON_GEMM_SCRATCH / 2;
 	u32 bt, m, n, k;
 
 	for (bt = 0; bt < batches; bt++) {
 		u64 ob = o->offset + (r == 3 ? bt * o->strides[0] : 0);
 		u64 ab = a->offset + (r == 3 ? bt * a->strides[0] : 0);
-		u64 bb = b->offset + (r == 3 ? bt * b->strides[0] : 0);
+		u64 bb = b->offset + (r == 3 && !panels ? bt * b->strides[0] : 0);
 		u32 rows = 0, cols = 0;
 
 		/* Copied once when every batch shares B (a batch stride of 0). */
@@ -417,27 +425,28 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 			neuron_gemm_block((const char *)pa + ab * aesize, a->strides[r - 2],
 					  a->strides[r - 1],
 					  copied ? (const char *)rowsb : (const char *)pb + bb * besize,
-					  copied ? N : b->strides[r - 2], kind, po + ob,
+					  copied ? N : panels ? bsp : bsk, kind, po + ob,
 					  o->strides[r - 2], M, N, K, &rows, &cols, scratch);
 		for (m = 0; m < M; m++) {
 			for (n = m < rows ? cols : 0; n < N; n++) {
 				u64 ai = ab + m * a->strides[r - 2];
-				u64 bi = bb + n * b->strides[r - 1];
+				u64 bi = bb + (panels ? n / NEURON_MATMUL_PANEL * bsp +
+						   n % NEURON_MATMUL_PANEL * bsn : n * bsn);
 				float acc = 0.0f;
 
 				for (k = 0; pairs && k < K; k += 2) {
-					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
+					u64 x = ai + k * a->strides[r - 1], y = bi + k * bsk;
 					float x1 = 0.0f, y1 = 0.0f;
 
 					if (k + 1 < K) {
 						x1 = pair_elem(pa, x + a->strides[r - 1], ahalf);
-						y1 = pair_elem(pb, y + b->strides[r - 2], bhalf);
+						y1 = pair_elem(pb, y + bsk, bhalf);
 					}
 					acc = pair_fma(x1, y1, acc);
 					acc = pair_fma(pair_elem(pa, x, ahalf), pair_elem(pb, y, bhalf), acc);
 				}
 				for (k = 0; !pairs && k < K; k++) {
-					u64 x = ai + k * a->strides[r - 1], y = bi + k * b->strides[r - 2];
+					u64 x = ai + k * a->strides[r - 1], y = bi + k * bsk;
 
 					acc = ahalf ? neuron_fmaf(bf16_to_f32(((const u16 *)pa)[x]),
 								  bf16_to_f32(((const u16 *)pb)[y]), acc)

@@ -71,6 +71,13 @@ static inline float load(const void *p, u64 i, int half)
 #define GEMM_PAIRS	NEURON_GEMM_PAIRS
 #define GEMM_A_MODE(kind)	((kind) & (NEURON_GEMM_A_BF16 | GEMM_PAIRS))
 #define GEMM_B_MODE(kind)	((((kind) & NEURON_GEMM_B_BF16) ? GEMM_HALF : 0) | ((kind) & GEMM_PAIRS))
+/*
+ * Where column @n of B starts: in its row (B in rows, @bp 0), or in its
+ * panel of NEURON_MATMUL_PANEL columns, panels @bp floats apart (B in
+ * panels; its rows are then NEURON_MATMUL_PANEL floats apart, bs_k).
+ */
+#define GEMM_BCOL(n)	(bp ? ((u64)(n) / NEURON_MATMUL_PANEL) * bp + (u64)(n) % NEURON_MATMUL_PANEL \
+			    : (u64)(n))
 
 /* The k positions the chains run over: K, or K padded to even in pairs. */
 static inline u32 gemm_chain(u32 K, u32 kind)
@@ -267,7 +274,7 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 			for (k = k0; k < k1; k++) {				\
 				const float *brow = (BP) == 1 ?			\
 					pack + (n - g) * GEMM_KC + (k - k0) * pw : \
-					(const float *)b + k * bs_k + n;	\
+					(const float *)b + k * bs_k + GEMM_BCOL(n); \
 				vec b0 = (BP) == 2 ? GEMM_B_VEC(vec, k, n) : *(const vec *)brow; \
 				vec b1 = (BP) == 2 ? GEMM_B_VEC(vec, k, n + width) :	\
 					 *(const vec *)(brow + width);		\
@@ -373,12 +380,12 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 			}							\
 		} else {							\
 			for (k = 0; k < gemm_chain(K, bmode); k++) {		\
-				const float *brow = (const float *)b + k * bs_k + n; \
+				const float *brow = (const float *)b + k * bs_k; \
 										\
 				_Pragma("GCC unroll 8")				\
 				for (t_ = 0; t_ < (T); t_++)			\
 					b_[t_] = bmode ? GEMM_B_VEC(vec, k, n + t_ * (width)) : \
-							 *(const vec *)(brow + t_ * (width)); \
+							 *(const vec *)(brow + GEMM_BCOL(n + t_ * (width))); \
 				GEMV_STEP(vec, fma, MR, T, k);			\
 			}							\
 		}								\
@@ -401,7 +408,8 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 #define GEMV_FN(name, isa, vec, uvec, hvec, width, fma, MR, T)			\
 static __attribute__((target(isa), __noinline__))					\
 void name##_gemv_##MR##_##T(const void *a, u64 as_m, u64 as_k, const void *b,	\
-			    u64 bs_k, u32 amode, u32 bmode, float *o, u64 os_m, u32 n, u32 K) \
+			    u64 bs_k, u64 bp, u32 amode, u32 bmode, float *o, u64 os_m,	\
+			    u32 n, u32 K)						\
 {										\
 	typedef uvec gemm_uvec;							\
 	typedef hvec gemm_hvec;							\
@@ -423,31 +431,31 @@ GEMV_FN(name, isa, vec, uvec, hvec, width, fma, 2, 8)				\
 										\
 static __attribute__((target(isa)))						\
 void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
-		 u32 amode, u32 bmode, float *o, u64 os_m, u32 M, u32 N, u32 K)	\
+		 u64 bp, u32 amode, u32 bmode, float *o, u64 os_m, u32 M, u32 N, u32 K) \
 {										\
 	u32 n = 0;								\
 										\
 	for (; (width) == 16 && M <= 2 && n + 8 * (width) <= N; n += 8 * (width)) { \
 		if (M == 1)							\
-			name##_gemv_1_8(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); \
+			name##_gemv_1_8(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); \
 		else								\
-			name##_gemv_2_8(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); \
+			name##_gemv_2_8(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); \
 	}									\
 	for (; (width) == 16 && n + 4 * (width) <= N; n += 4 * (width)) {	\
 		switch (M) {							\
-		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 3: name##_gemv_3_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 4: name##_gemv_4_4(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
 		default: return;	/* no rows */				\
 		}								\
 	}									\
 	for (; n < N; n += 2 * (width)) {					\
 		switch (M) {							\
-		case 1: name##_gemv_1_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 2: name##_gemv_2_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 3: name##_gemv_3_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
-		case 4: name##_gemv_4_2(a, as_m, as_k, b, bs_k, amode, bmode, o, os_m, n, K); break; \
+		case 1: name##_gemv_1_2(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 2: name##_gemv_2_2(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 3: name##_gemv_3_2(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
+		case 4: name##_gemv_4_2(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
 		default: return;	/* no rows */				\
 		}								\
 	}									\
@@ -462,8 +470,8 @@ void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
  */
 #define GEMM_KERNEL(name, isa, vec, uvec, hvec, width, fma, GEMM_ROWS)		\
 static __attribute__((target(isa)))						\
-void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	\
-	  float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)			\
+void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
+	  u32 kind, float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)	\
 {										\
 	typedef uvec gemm_uvec;							\
 	typedef hvec gemm_hvec;							\
@@ -471,7 +479,7 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind);		\
 	const u32 KC = gemm_chain(K, kind);					\
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
-	int bpack = pack && M >= 2 * GEMM_ROWS;					\
+	int bpack = pack && M >= 2 * GEMM_ROWS && !bp;	/* panels: packed as stored */ \
 	u32 m, n, k, k0, k1, r, g, g1, mt = 0;				\
 	const float *as;							\
 										\
@@ -520,11 +528,11 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,	
 		return;								\
 	if (amode && pack && (u64)KC * (M - mt) * 4 <= GEMM_B_BYTES) {	\
 		gemm_pack_a(pack, KC, a, as_m, as_k, mt, M - mt, 0, KC, K, amode); \
-		name##_gemv(pack, KC, 1, b, bs_k, 0, bmode, o + mt * os_m, os_m, M - mt, N, K); \
+		name##_gemv(pack, KC, 1, b, bs_k, bp, 0, bmode, o + mt * os_m, os_m, M - mt, N, K); \
 		return;								\
 	}									\
 	name##_gemv((const char *)a + mt * as_m * ((amode & GEMM_HALF) ? 2 : 4), as_m, as_k, \
-		    b, bs_k, amode, bmode, o + mt * os_m, os_m, M - mt, N, K);	\
+		    b, bs_k, bp, amode, bmode, o + mt * os_m, os_m, M - mt, N, K);	\
 }
 
 #define FMA8(a, b, c)	__builtin_ia32_vfmaddps256((a), (b), (c))
@@ -605,8 +613,8 @@ void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u3
 }
 
 static __attribute__((target("avx2,fma")))
-void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
-		    float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
+void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,
+		    u32 kind, float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
 {
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind), KC = gemm_chain(K, kind);
 	const int inplace = !amode && as_k == 1, two = N - n0 > 8;
@@ -620,7 +628,8 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 
 				for (k = 0; k < KC; k++)
 					acc = __builtin_fmaf(gemm_elem(a, m * as_m, as_k, k, K, amode),
-							     gemm_elem(b, n, bs_k, k, K, bmode), acc);
+							     gemm_elem(b, GEMM_BCOL(n), bs_k, k, K, bmode),
+							     acc);
 				o[m * os_m + n] = acc;
 			}
 		return;
@@ -629,7 +638,8 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 		k1 = KC - k0 < GEMM_TAIL_KC ? KC : k0 + GEMM_TAIL_KC;
 		for (k = k0; k < k1; k++)
 			for (n = 0; n < 16; n++)
-				pack[(k - k0) * 16 + n] = n < w ? gemm_elem(b, n0 + n, bs_k, k, K, bmode) : 0.0f;
+				pack[(k - k0) * 16 + n] = n < w ?
+					gemm_elem(b, GEMM_BCOL(n0 + n), bs_k, k, K, bmode) : 0.0f;
 		/* Eight chains in flight: 4 rows by two vectors or 8 by one; then one row. */
 		for (m = 0; m < M; m += rows) {
 			const float *ap = (const float *)a + m * as_m + k0;
@@ -952,6 +962,16 @@ static int gemm_width(void)
  * covers; returns the rows and columns it did, so that the caller runs
  * the reference chain on the rest. Both give the same bits.
  */
+/* Columns of B in panels (a multiple of @step) whose K rows fill about 128 KB. */
+static u32 gemm_panel_chunk(u32 K, u32 step)
+{
+	u64 cols = (128 * 1024 / 4) / (K ? K : 1);
+
+	cols -= cols % NEURON_MATMUL_PANEL;
+	return cols < NEURON_MATMUL_PANEL ? (step > NEURON_MATMUL_PANEL ? step : NEURON_MATMUL_PANEL)
+					  : (u32)(cols < 0x40000000u ? cols : 0x40000000u);
+}
+
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch)
@@ -959,12 +979,20 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	float *pack = scratch && scratch->size >= NEURON_GEMM_SCRATCH ? scratch->base : NULL;
 	int width = gemm_width();
 	u32 step, mxcsr = 0;
+	u64 bp = 0;
 
 	*rows_done = 0;
 	*cols_done = 0;
 	/* bf16 and pairs are widened while packing: there must be scratch. */
-	if (!width || (kind && !pack))
+	if (!width || ((kind & ~NEURON_GEMM_B_PANELS) && !pack))
 		return;
+	if (kind & NEURON_GEMM_B_PANELS) {
+		if (kind != NEURON_GEMM_B_PANELS)	/* f32 only */
+			return;
+		bp = bs_k;
+		bs_k = NEURON_MATMUL_PANEL;
+		kind = 0;
+	}
 	*rows_done = M;
 	/*
 	 * VDPBF16PS from more than 8 rows on; fewer rows stream B in place
@@ -987,17 +1015,32 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	}
 	step = (u32)width * GEMM_VECS;
 	if (N >= step) {
-		if (width == 16)
-			gemm_avx512(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, pack);
-		else
-			gemm_avx2(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, pack);
+		/*
+		 * B in panels, more rows than the gemv tiles take: by chunks
+		 * of whole panels that fit the cache, so that the rows left
+		 * after the register blocks (which run last) read their
+		 * chunk of B hot rather than all of B from memory again.
+		 */
+		u32 n0, chunk = N - N % step;
+
+		if (bp && M > GEMV_ROWS)
+			chunk = gemm_panel_chunk(K, step);
+		for (n0 = 0; n0 + step <= N; n0 += chunk) {
+			u32 w = N - N % step - n0 < chunk ? N - N % step - n0 : chunk;
+			const float *bc = (const float *)b + (bp ? n0 / NEURON_MATMUL_PANEL * bp : n0);
+
+			if (width == 16)
+				gemm_avx512(a, as_m, as_k, bc, bs_k, bp, kind, o + n0, os_m, M, w, K, pack);
+			else
+				gemm_avx2(a, as_m, as_k, bc, bs_k, bp, kind, o + n0, os_m, M, w, K, pack);
+		}
 	}
 	*cols_done = N - N % step;
 	/* AVX-512's panels leave up to 31 columns: 16 at a time. */
 	while (*cols_done < N) {
 		u32 end = N - *cols_done > 16 ? *cols_done + 16 : N;
 
-		gemm_tail_cols(a, as_m, as_k, b, bs_k, kind, o, os_m, M, *cols_done, end, K, pack);
+		gemm_tail_cols(a, as_m, as_k, b, bs_k, bp, kind, o, os_m, M, *cols_done, end, K, pack);
 		*cols_done = end;
 	}
 	if (kind & GEMM_PAIRS)

@@ -214,7 +214,8 @@ static void plan_window(const struct neuron_tensor_desc *d, const struct neuron_
  * multiply-adds (a multiple of the part work: they are the cheapest
  * operations there are), the batch becomes an outer axis, rows a part
  * fewer (a wide one: an outer axis of rows), and where one row is too
- * much, an outer axis of single rows over parts of fewer columns.
+ * much, an outer axis of single rows over parts of fewer columns. B in
+ * panels (ISA 1.11) is never cut: batches and rows only.
  */
 #define SPLIT_ROWS	512
 #define SPLIT_COLS	256
@@ -240,15 +241,18 @@ static void plan_matmul(const struct neuron_engine_program *prog, const struct n
 	const struct neuron_tensor_desc *a = &prog->descs[in->operand[1]];
 	u32 r = o->rank, m = r - 2, n = r - 1, M = o->dims[m], N = o->dims[n];
 	u64 K = a->dims[a->rank - 1] ?: 1, limit = MATMUL_PART_WORK(prog), rows;
+	/* B in panels serves every batch and every row whole. */
+	int panels = !!(in->flags & NEURON_MATMUL_B_PANELS);
 
 	if (r == 3 && o->dims[0] > 1) {
 		if ((u64)M * N * K <= limit) {
-			s->dim[0] = s->dim[1] = s->dim[2] = 0;
+			s->dim[0] = s->dim[1] = 0;
+			s->dim[2] = panels ? -1 : 0;
 			return;
 		}
-		outer_axis(s, 0, 0, 0, o->dims[0], 1);
+		outer_axis(s, 0, 0, panels ? -1 : 0, o->dims[0], 1);
 	}
-	if (N >= 2 * SPLIT_COLS) {
+	if (N >= 2 * SPLIT_COLS && !panels) {
 		/* Columns inside, with the bias; rows outside when too many. */
 		s->dim[0] = n;
 		s->dim[2] = n;
@@ -266,10 +270,10 @@ static void plan_matmul(const struct neuron_engine_program *prog, const struct n
 		return;
 	}
 	rows = limit / ((u64)N * K);
-	if (rows) {
+	if (rows || panels) {
 		s->dim[0] = m;
 		s->dim[1] = m;
-		s->unit = rows < SPLIT_ROWS ? (u32)rows : SPLIT_ROWS;
+		s->unit = !rows ? 1 : rows < SPLIT_ROWS ? (u32)rows : SPLIT_ROWS;
 		return;
 	}
 	/* One row is too much: single rows, each in parts of fewer columns. */

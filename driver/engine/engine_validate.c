@@ -245,38 +245,51 @@ NEURON_CHECK(pool2d)
 	return check_window(in, o, x, p[NEURON_WIN_KERNEL_H], p[NEURON_WIN_KERNEL_W], 1, 1);
 }
 
-/* Shapes for MATMUL: out[B?,M,N] = a[B?,M,K] x b[B?,K,N] (+ bias[N]). */
-NEURON_CHECK(matmul)
+/*
+ * MATMUL's operands apart from the bias: out[B?,M,N] = a[B?,M,K] x
+ * b[B?,K,N]; with B_PANELS (ISA 1.11) b is f32 [ceil(N / 32), K, 32],
+ * one for every batch.
+ */
+static int matmul_operands_ok(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
+			      const struct neuron_tensor_desc *a,
+			      const struct neuron_tensor_desc *b)
 {
-	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
-	const struct neuron_tensor_desc *a = &descs[in->operand[1]];
-	const struct neuron_tensor_desc *b = &descs[in->operand[2]];
 	u32 r = o->rank;
-
 	/* f32 from f32 or bf16; or (ISA 1.5) i32 from i32, wrapping */
 	int ints = o->dtype == NEURON_DT_I32 && a->dtype == NEURON_DT_I32;
 	/* ISA 1.9: in bf16 pairs, each of a and b f32 or bf16 */
 	int pairs = !!(in->flags & NEURON_MATMUL_BF16_PAIRS);
 
+	if ((r != 2 && r != 3) || a->rank != r || (r == 3 && a->dims[0] != o->dims[0]) ||
+	    a->dims[r - 2] != o->dims[r - 2])
+		return 0;
+	if (in->flags & NEURON_MATMUL_B_PANELS)
+		return !pairs && is_f32(o) && is_f32(a) && is_f32(b) && b->rank == 3 &&
+		       b->dims[0] == (o->dims[r - 1] - 1) / NEURON_MATMUL_PANEL + 1 &&
+		       b->dims[1] == a->dims[r - 1] && b->dims[2] == NEURON_MATMUL_PANEL;
 	if (pairs) {
 		if (!is_f32(o) || (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16) ||
 		    (b->dtype != NEURON_DT_F32 && b->dtype != NEURON_DT_BF16))
-			return NEURON_ISA_E_OPERAND;
+			return 0;
 	} else if ((!is_f32(o) && !ints) || a->dtype != b->dtype ||
 		   (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16 && !ints)) {
-		return NEURON_ISA_E_OPERAND;
+		return 0;
 	}
-	if ((r != 2 && r != 3) || a->rank != r || b->rank != r)
-		return NEURON_ISA_E_OPERAND;
-	if (r == 3 && (a->dims[0] != o->dims[0] || b->dims[0] != o->dims[0]))
-		return NEURON_ISA_E_OPERAND;
-	if (a->dims[r - 2] != o->dims[r - 2] || b->dims[r - 1] != o->dims[r - 1] ||
-	    a->dims[r - 1] != b->dims[r - 2])
+	return b->rank == r && (r == 2 || b->dims[0] == o->dims[0]) &&
+	       b->dims[r - 1] == o->dims[r - 1] && a->dims[r - 1] == b->dims[r - 2];
+}
+
+/* MATMUL: its operands, and a bias over N (+ bias[N]). */
+NEURON_CHECK(matmul)
+{
+	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
+
+	if (!matmul_operands_ok(in, o, &descs[in->operand[1]], &descs[in->operand[2]]))
 		return NEURON_ISA_E_OPERAND;
 	if (in->flags & NEURON_MATMUL_BIAS) {
 		const struct neuron_tensor_desc *bias = &descs[in->operand[3]];
 
-		if (bias->dtype != o->dtype || bias->rank != 1 || bias->dims[0] != o->dims[r - 1])
+		if (bias->dtype != o->dtype || bias->rank != 1 || bias->dims[0] != o->dims[o->rank - 1])
 			return NEURON_ISA_E_OPERAND;
 	}
 	return NEURON_ISA_OK;

@@ -65,6 +65,10 @@ SEEDS = {
     "conv_bf16_pairs": program([desc(1, [1, 3, 5, 5]), desc(1, [4, 3, 3, 3], dtype=BF16, offset=150),
                                 desc(0, [1, 4, 3, 3]), desc(2, [4])],
                                [insn(11, flags=0x2B, operands=(2, 0, 1, 3), iparam=(2, 2, 1, 1, 1, 1, 1, 1))]),
+    # ISA 1.11: MATMUL with B in panels (0x4) and a bias: 1 row, K 2, N 33 (two panels)
+    "matmul_panels": program([desc(1, [1, 2]), desc(1, [2, 2, 32], offset=8), desc(0, [1, 33]),
+                              desc(1, [33], offset=140)],
+                             [insn(5, flags=5, operands=(2, 0, 1, 3))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")

@@ -37,7 +37,7 @@ struct AbstractOp {
         case unary(NeuronUnaryOp, alpha: Float)
         case binary(NeuronBinaryOp)
         /// `pairs`: in bfloat16 pairs (--auto-cast; ISA 1.9).
-        case matmul(bias: Bool, pairs: Bool = false)
+        case matmul(bias: Bool, pairs: Bool = false, panels: Bool = false)
         case reduce(NeuronReduceOp)
         /// ARGMAX or ARGMIN into int64, the last of equal extremes when `last`.
         case reduceIndex(NeuronReduceOp, last: Bool)
@@ -311,6 +311,32 @@ final class Lowering {
         let copy = View(buffer: 0, type: view.type, offset: appendWeight(bytes, size: size) / size, dims: view.dims)
         weightViews[key] = copy
         return copy
+    }
+
+    /// A constant matmul B `[K, N]` (float32, any strides) laid out in
+    /// panels of 32 columns (ISA 1.11, `matmul(bPanels:)`):
+    /// `[ceil(N/32), K, 32]`, zeros in the lanes past N, so that the engine
+    /// reads each panel's rows in order. Once per view.
+    func panelWeight(_ view: View) -> View {
+        let key = "#panels \(view.offset) \(view.dims) \(view.strides)"
+        if let cached = weightViews[key] { return cached }
+        let (k, n) = (view.dims[0], view.dims[1]), width = NeuronProgram.matmulPanel
+        let panels = (n + width - 1) / width
+        var bytes = [UInt8](repeating: 0, count: panels * k * width * 4)
+        weightBlob.withUnsafeBytes { source in
+            bytes.withUnsafeMutableBytes { target in
+                for row in 0..<k {
+                    for column in 0..<n {
+                        let from = (view.offset + row * view.strides[0] + column * view.strides[1]) * 4
+                        let to = ((column / width * k + row) * width + column % width) * 4
+                        for byte in 0..<4 { target[to + byte] = source[from + byte] }
+                    }
+                }
+            }
+        }
+        let laid = View(buffer: 0, type: .float32, offset: appendWeight(bytes, size: 4) / 4, dims: [panels, k, width])
+        weightViews[key] = laid
+        return laid
     }
 
     /// `view` with bfloat16 elements (auto-cast): a constant's bf16 copy in

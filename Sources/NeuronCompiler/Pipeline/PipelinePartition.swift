@@ -39,8 +39,8 @@ enum PipelinePartition {
             let taps = count(w[1...3]), positions = (Double(o[2]) * Double(o[3]) / 16).rounded(.up) * 16
             return Double(o[0]) * (Double(o[1]) * positions * taps / 8 + (packed ? 1 : 2.5) * Double(o[1]) * taps) + 64
         case .matmul:
-            let a = insn.views[1].dims, b = insn.views[2].dims
-            let k = Double(a.last ?? 1), n = Double(b.last ?? 1)
+            let a = insn.views[1].dims, o = insn.views[0].dims   // B may be in panels: N is out's
+            let k = Double(a.last ?? 1), n = Double(o.last ?? 1)
             return out * k / 8 + 2.5 * k * n + 64
         case .reduce, .softmax, .layerNorm:
             return count(insn.views[1].dims[...]) * 3 + 64

@@ -271,12 +271,17 @@ void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 
 /*
  * The vector MATMUL kernel (engine_gemm.c); see op_matmul. @kind: which
- * operands are bf16, and whether the product runs in bf16 pairs
- * (NEURON_MATMUL_BF16_PAIRS).
+ * operands are bf16, whether the product runs in bf16 pairs
+ * (NEURON_MATMUL_BF16_PAIRS), and whether B is in panels.
  */
 #define NEURON_GEMM_A_BF16	0x1
 #define NEURON_GEMM_B_BF16	0x2
 #define NEURON_GEMM_PAIRS	0x4
+/*
+ * B in panels (NEURON_MATMUL_B_PANELS), f32 only: column n of row k at
+ * b[(n / 32) * bs_k + k * 32 + n % 32] (@bs_k is then the panels' stride).
+ */
+#define NEURON_GEMM_B_PANELS	0x8
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch);

@@ -222,6 +222,18 @@ enum neuron_pool_op {
  * (docs/isa.md).
  */
 #define NEURON_MATMUL_BF16_PAIRS	0x2
+/*
+ * MATMUL with b in panels (ISA 1.11, driver API 1.13): b is a float32
+ * [ceil(N / 32), K, 32] tensor, element (k, n) of the product's B at
+ * b[n / 32][k][n % 32]: the columns in panels of NEURON_MATMUL_PANEL, one
+ * panel's rows after another, the last panel's lanes past N never read.
+ * One b serves every batch. out, a and b are float32; not with
+ * BF16_PAIRS. The product is MATMUL's (the same chains, the same bits);
+ * a compiler lays constant weights out so, and the engine then reads
+ * each panel's rows in order instead of across rows of B.
+ */
+#define NEURON_MATMUL_B_PANELS	0x4
+#define NEURON_MATMUL_PANEL	32
 #define NEURON_CONV_BIAS	0x1	/* operand[3] is a bias over Co */
 #define NEURON_CONV_RELU	0x2	/* relu after the bias */
 /*
