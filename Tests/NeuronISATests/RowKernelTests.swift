@@ -166,6 +166,48 @@ struct RowKernelTests {
         }
     }
 
+    /// A row whose arguments of exp all lie in [-87, 88] (EXP's own, and
+    /// SIGMOID's and SILU's negated) takes a short form without the
+    /// cut-offs (engine_rows.c's EXP_NORMAL); one element outside sends the
+    /// whole row to the full form. Both must give the reference's bits,
+    /// up to the range's ends (results there are subnormal, or near 2^127).
+    @Test("rows wholly inside exp's normal range give the reference's bits, and rows just outside it")
+    func expNormalRange() throws {
+        func row(_ lo: Float, _ hi: Float, _ count: Int) -> [Float] {
+            var values = [lo, hi, lo.nextUp, hi.nextDown, 0, -0.0]
+            let step = (hi - lo) / Float(count)
+            while values.count < count { values.append(lo + step * Float(values.count)) }
+            return values
+        }
+        for (op, lo, hi): (NeuronUnaryOp, Float, Float) in [(.exp, -87, 88), (.sigmoid, -88, 87), (.silu, -88, 87)] {
+            for length in [16, 33, 1000] {
+                let inside = row(lo, hi, length)
+                // One element outside: just past an end, far past either, NaN.
+                let outsides = [hi.nextUp, lo - 8, hi + 8, Float.nan].map { value in
+                    var values = inside
+                    values[length / 2] = value
+                    return values
+                }
+                var near = inside   // all inside, crowded at the ends
+                for index in stride(from: 0, to: length, by: 2) { near[index] = index % 4 == 0 ? lo : hi }
+                for values in [inside, near] + outsides {
+                    let n = UInt32(values.count)
+                    let slots = Slots([values.count * 4, values.count * 4])
+                    slots.set(0, values)
+                    var program = NeuronProgram()
+                    program.unary(op, .contiguous(slot: 1, dims: [n]), .contiguous(slot: 0, dims: [n]))
+                    let reference = try #require(try at(UInt32(NEURON_SIMD_SCALAR.rawValue)) {
+                        try slots.run(program); return slots.floats(1).map(Self.bits)
+                    })
+                    for width in Self.widths {
+                        guard let got = try at(width.level, { try slots.run(program); return slots.floats(1).map(Self.bits) }) else { continue }
+                        #expect(got == reference, "\(op) over \(length) at \(width.name)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("the vector erf and both gelus stay the reference's over every float of their branches' edges")
     func denseErf() throws {
         // Runs of 256 consecutive floats around erf's branch points (0.5 and

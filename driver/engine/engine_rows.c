@@ -126,7 +126,31 @@ u32 neuron_simd_level(void)
 		(h_ & SPLAT(I, hi)) | (l_ & SPLAT(I, lo)) | (~(h_ | l_) & c_); \
 	})
 
-/* neuron_expf, lane by lane (engine_math.c gives the steps). */
+/*
+ * exp's core, lane by lane (engine_math.c gives the steps): @n_ (an I)
+ * becomes round(x / ln 2), and the value is the polynomial p(r) that
+ * 2^n scales, for an @xin that is a number of exp's range.
+ */
+#define EXP_CORE(V, I, xin, n_)							\
+	({									\
+		V x_c_ = (xin);							\
+		V fn_ = x_c_ * SPLAT(V, 1.44269504088896341f);			\
+		V half_ = SEL(V, I, fn_ >= SPLAT(V, 0.0f), SPLAT(V, 0.5f), SPLAT(V, -0.5f)); \
+		V nf_, r_;							\
+										\
+		(n_) = CONVERT(fn_ + half_, I);					\
+		nf_ = CONVERT((n_), V);						\
+		r_ = x_c_ - nf_ * SPLAT(V, 0.693145751953125f);			\
+		r_ = r_ - nf_ * SPLAT(V, 1.428606765330187045e-6f);		\
+		SPLAT(V, 1.0f) + r_ * (SPLAT(V, 1.0f) + r_ * (SPLAT(V, 0.5f) +	\
+		r_ * (SPLAT(V, 1.66666671633720398e-1f) +			\
+		r_ * (SPLAT(V, 4.16666679084300995e-2f) +			\
+		r_ * (SPLAT(V, 8.33333376795053482e-3f) +			\
+		r_ * (SPLAT(V, 1.38888892251998186e-3f) +			\
+		r_ * SPLAT(V, 1.98412701138295233e-4f)))))));			\
+	})
+
+/* neuron_expf, lane by lane. */
 #define EXP(V, I, xin)								\
 	({									\
 		V x_ = (xin);							\
@@ -134,21 +158,9 @@ u32 neuron_simd_level(void)
 		I big_ = x_ > SPLAT(V, 88.72283935546875f);			\
 		I tiny_ = x_ < SPLAT(V, -103.97208404541015625f);		\
 		V xs_ = (V)((I)x_ & ~(nan_ | big_ | tiny_));	/* others: 0 */	\
-		V fn_ = xs_ * SPLAT(V, 1.44269504088896341f);			\
-		V half_ = SEL(V, I, fn_ >= SPLAT(V, 0.0f), SPLAT(V, 0.5f), SPLAT(V, -0.5f)); \
-		I n_ = CONVERT(fn_ + half_, I);			\
-		V nf_ = CONVERT(n_, V);				\
-		V r_ = xs_ - nf_ * SPLAT(V, 0.693145751953125f);		\
-		V p_;								\
-		I n1_, n2_;							\
+		I n_, n1_, n2_;							\
+		V p_ = EXP_CORE(V, I, xs_, n_);					\
 										\
-		r_ = r_ - nf_ * SPLAT(V, 1.428606765330187045e-6f);		\
-		p_ = SPLAT(V, 1.0f) + r_ * (SPLAT(V, 1.0f) + r_ * (SPLAT(V, 0.5f) + \
-		     r_ * (SPLAT(V, 1.66666671633720398e-1f) +			\
-		     r_ * (SPLAT(V, 4.16666679084300995e-2f) +			\
-		     r_ * (SPLAT(V, 8.33333376795053482e-3f) +			\
-		     r_ * (SPLAT(V, 1.38888892251998186e-3f) +			\
-		     r_ * SPLAT(V, 1.98412701138295233e-4f)))))));		\
 		/* scale(p, n): first 2^127 or 2^-126 where n is beyond the	\
 		 * normal exponents (else 2^0, exact), then 2^n of the rest. */	\
 		n1_ = ((n_ > SPLAT(I, 127)) & SPLAT(I, 127)) |			\
@@ -159,6 +171,21 @@ u32 neuron_simd_level(void)
 		p_ = SEL(V, I, tiny_, SPLAT(V, 0.0f), p_);			\
 		p_ = SEL(V, I, big_, (V)SPLAT(I, 0x7f800000), p_);		\
 		SEL(V, I, nan_, x_, p_);					\
+	})
+
+/*
+ * EXP for arguments in [EXP_NORMAL_LO, EXP_NORMAL_HI] only (no NaN, no
+ * overflow, n within the normal exponents): the same steps, without the
+ * cut-offs and the two-step scaling, which change nothing there.
+ */
+#define EXP_NORMAL_LO	-87.0f	/* n >= -126 */
+#define EXP_NORMAL_HI	88.0f	/* n <= 127 */
+#define EXP_NORMAL(V, I, xin)							\
+	({									\
+		I n_;								\
+		V p_ = EXP_CORE(V, I, (xin), n_);				\
+										\
+		p_ * (V)((n_ + 127) << 23);					\
 	})
 
 /* neuron_tanhf, lane by lane: both of its branches, then a select. */
@@ -263,12 +290,43 @@ u64 rows_binary_##sfx(u32 sub, float *o, const float *a, const float *b,	\
 	return i > end ? n : end;						\
 }										\
 										\
+/* Whether the @n (at least W) elements at @a all lie in [lo, hi]. */		\
+static __attribute__((target(isa)))						\
+int rows_within_##sfx(const float *a, u64 n, float lo, float hi)		\
+{										\
+	vi_##sfx ok = SPLAT(vi_##sfx, -1);					\
+	int lanes[W];								\
+	u64 i;									\
+	u32 l;									\
+										\
+	for (i = 0; i + (W) <= n; i += (W)) {					\
+		vf_##sfx x = *(const vf_##sfx *)(a + i);			\
+										\
+		ok &= (x >= SPLAT(vf_##sfx, lo)) & (x <= SPLAT(vf_##sfx, hi));	\
+	}									\
+	if (i < n) {								\
+		vf_##sfx x = *(const vf_##sfx *)(a + n - (W));			\
+										\
+		ok &= (x >= SPLAT(vf_##sfx, lo)) & (x <= SPLAT(vf_##sfx, hi));	\
+	}									\
+	*(vi_##sfx *)lanes = ok;						\
+	for (l = 0; l < (W); l++)						\
+		if (!lanes[l])							\
+			return 0;						\
+	return 1;								\
+}										\
+										\
 static __attribute__((target(isa)))						\
 u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 {										\
 	u64 i, end = n / (W) * (W), stop = ROWS_STOP(n, W);			\
 	vf_##sfx zero = SPLAT(vf_##sfx, 0.0f), one = SPLAT(vf_##sfx, 1.0f);	\
 	vf_##sfx last = stop > end ? *(const vf_##sfx *)(a + n - (W)) : zero;	\
+	/* EXP's arguments all in its normal range: the short form. */		\
+	int normal = stop && (sub == NEURON_UN_EXP ?				\
+		rows_within_##sfx(a, n, EXP_NORMAL_LO, EXP_NORMAL_HI) :		\
+		(sub == NEURON_UN_SIGMOID || sub == NEURON_UN_SILU) &&		\
+		rows_within_##sfx(a, n, -EXP_NORMAL_HI, -EXP_NORMAL_LO));	\
 										\
 	for (i = 0; i < stop; i += (W)) {					\
 		u64 at = i < end ? i : n - (W);					\
@@ -287,12 +345,17 @@ u64 rows_unary_##sfx(u32 sub, float *o, const float *a, float alpha, u64 n)	\
 				SEL(vf_##sfx, vi_##sfx, x == zero, zero, x));	\
 			break;							\
 		case NEURON_UN_RECIPROCAL: r = one / x; break;			\
-		case NEURON_UN_EXP: r = EXP(vf_##sfx, vi_##sfx, x); break;	\
+		case NEURON_UN_EXP:						\
+			r = normal ? EXP_NORMAL(vf_##sfx, vi_##sfx, x) :	\
+				     EXP(vf_##sfx, vi_##sfx, x);		\
+			break;							\
 		case NEURON_UN_SIGMOID:						\
-			r = one / (one + EXP(vf_##sfx, vi_##sfx, -x));		\
+			r = one / (one + (normal ? EXP_NORMAL(vf_##sfx, vi_##sfx, -x) : \
+					     EXP(vf_##sfx, vi_##sfx, -x)));	\
 			break;							\
 		case NEURON_UN_SILU:						\
-			r = x * (one / (one + EXP(vf_##sfx, vi_##sfx, -x)));	\
+			r = x * (one / (one + (normal ? EXP_NORMAL(vf_##sfx, vi_##sfx, -x) : \
+						  EXP(vf_##sfx, vi_##sfx, -x)))); \
 			break;							\
 		case NEURON_UN_TANH:						\
 			r = TANH(vf_##sfx, vi_##sfx, x);			\
