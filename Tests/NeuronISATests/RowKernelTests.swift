@@ -376,6 +376,55 @@ struct RowKernelTests {
         } } } }
     }
 
+    /// Channels last against a per-channel constant (NHWC's normalisation):
+    /// rows of 1 to 7 elements back to back, b's row the same for all,
+    /// run 16 rows at a time against b repeated. Every width gives the
+    /// scalar loop's bits, ADD the sum's, and a b that the rows overwrite
+    /// (b inside the output) is read as the reference reads it, row by row.
+    @Test("short rows against a per-channel constant give the reference's bits at every width")
+    func channelsLast() throws {
+        let rows = 9 * 37   // H x W: 20 groups of 16 rows and 13 left
+        for channels in 1...7 {
+            let count = rows * channels
+            let x = Self.hostile(count, seed: UInt32(channels)), b = Self.hostile(channels, seed: 40)
+            let dims: [UInt32] = [1, 9, 37, UInt32(channels)]
+            for op in Self.binaryOps {
+                func run(_ level: UInt32, inPlace: Bool) throws -> [UInt32]? {
+                    try at(level) {
+                        let slots = Slots([count * 4, channels * 4, count * 4])
+                        slots.set(0, x); slots.set(1, b)
+                        var program = NeuronProgram()
+                        program.binary(op, .contiguous(slot: inPlace ? 0 : 2, dims: dims), .contiguous(slot: 0, dims: dims),
+                                       NeuronTensorView(slot: 1, dims: dims, strides: [0, 0, 0, 1]))
+                        try slots.run(program)
+                        return slots.floats(inPlace ? 0 : 2).map(Self.bits)
+                    }
+                }
+                for inPlace in [false, true] {
+                    let reference = try #require(try run(UInt32(NEURON_SIMD_SCALAR.rawValue), inPlace: inPlace))
+                    if op == .add {
+                        #expect(reference == (0..<count).map { Self.bits(x[$0] + b[$0 % channels]) })
+                    }
+                    for width in Self.widths {
+                        guard let got = try run(width.level, inPlace: inPlace) else { continue }
+                        #expect(got == reference, "\(op) over rows of \(channels) at \(width.name)")
+                    }
+                }
+            }
+            // b is the output's first row: every later row reads the first row's result.
+            let slots = Slots([count * 4, count * 4])
+            slots.set(0, x)
+            var program = NeuronProgram()
+            program.binary(.add, .contiguous(slot: 0, dims: dims), .contiguous(slot: 1, dims: dims),
+                           NeuronTensorView(slot: 0, dims: dims, strides: [0, 0, 0, 1]))
+            slots.set(1, x)
+            try slots.run(program)
+            var want = x
+            for index in 0..<count { want[index] = x[index] + want[index % channels] }
+            #expect(slots.floats(0).map(Self.bits) == want.map(Self.bits), "b inside the output, rows of \(channels)")
+        }
+    }
+
     @Test("copies of every element size: whole rows, strided, broadcast, and overlapping in one buffer as defined",
           arguments: [NeuronDType.int8, .bfloat16, .float32, .int64])
     func copies(_ type: NeuronDType) throws {

@@ -268,6 +268,9 @@ static void ew_row(const struct neuron_insn *in, float *o, u64 os, const float *
 	}
 }
 
+/* Short rows op_elementwise runs as one against a repeated row of b. */
+#define EW_PERIOD	16
+
 static void op_elementwise(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			   const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
 			   const struct neuron_engine_slot *slots)
@@ -297,7 +300,28 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 		float *ro = po + at(&w, o);
 		const float *ra = pa + at(&w, a), *rb = pb ? pb + at(&w, b) : NULL;
 
-		for (j = 0; j < count; j++, ro += oo, ra += ao, rb = rb ? rb + bo : NULL)
+		j = 0;
+		/*
+		 * Rows of fewer than 8 back to back against the same short row
+		 * of b (a per-channel constant, channels last): EW_PERIOD rows
+		 * at a time as one row against b repeated, so that the vector
+		 * kernels take them. Each element is the same operation (b's
+		 * row is read once: it must not lie in the rows written).
+		 */
+		if (rb && n < 8 && count >= EW_PERIOD && step[0] == 1 && step[1] == 1 &&
+		    step[2] == 1 && oo == n && ao == n && bo == 0 &&
+		    (rb + n <= ro || rb >= ro + count * n)) {
+			float pattern[8 * EW_PERIOD];
+			u64 i;
+
+			for (i = 0; i < n * EW_PERIOD; i++)
+				pattern[i] = rb[i % n];
+			for (; j + EW_PERIOD <= count; j += EW_PERIOD)
+				ew_row(in, ro + j * n, 1, ra + j * n, 1, pattern, 1, n * EW_PERIOD);
+			ro += j * oo;
+			ra += j * ao;
+		}
+		for (; j < count; j++, ro += oo, ra += ao, rb = rb ? rb + bo : NULL)
 			ew_row(in, ro, step[0], ra, step[1], rb, step[2], n);
 	} while (walk_next(&w));
 }
