@@ -280,13 +280,17 @@ public struct NeuronProgram: Sendable {
     /// each f32 or bf16 and every output is the MATMUL in bf16 pairs of
     /// its weights by its window, both flattened (input channel, kernel
     /// row, kernel column), before the bias and relu (docs/isa.md).
+    /// With `clamp` (ISA 1.12, not NaN), each output `v` after the bias
+    /// and relu becomes `clamp` unless `v < clamp` or `v` is NaN: the
+    /// bits of BINARY MIN against it (ReLU6 is `relu` with a clamp of 6).
     public mutating func conv2d(_ out: NeuronTensorView, _ input: NeuronTensorView, weight: NeuronTensorView,
                                 bias: NeuronTensorView? = nil, window: NeuronWindow = NeuronWindow(), relu: Bool = false,
-                                packedWeights: Bool = false, winograd: Bool = false, accumulate: Bool = false,
-                                bf16Pairs: Bool = false) {
+                                clamp: Float? = nil, packedWeights: Bool = false, winograd: Bool = false,
+                                accumulate: Bool = false, bf16Pairs: Bool = false) {
         let o = operand(out), x = operand(input), w = operand(weight)
         var operands = [o, x, w]
         var flags: UInt16 = relu ? UInt16(NEURON_CONV_RELU) : 0
+        if clamp != nil { flags |= UInt16(NEURON_CONV_CLAMP) }
         if bf16Pairs { flags |= UInt16(NEURON_CONV_BF16_PAIRS) }
         if packedWeights { flags |= UInt16(NEURON_CONV_PACKED) }
         if winograd { flags |= UInt16(NEURON_CONV_WINOGRAD) }
@@ -295,7 +299,7 @@ public struct NeuronProgram: Sendable {
             operands.append(operand(bias))
             flags |= UInt16(NEURON_CONV_BIAS)
         }
-        emit(NEURON_OP_CONV2D, flags: flags, operands,
+        emit(NEURON_OP_CONV2D, flags: flags, operands, fparam: (clamp ?? 0, 0),
              iparam: [window.stride.h, window.stride.w, window.padding.top, window.padding.left,
                       window.padding.bottom, window.padding.right, window.dilation.h, window.dilation.w])
     }

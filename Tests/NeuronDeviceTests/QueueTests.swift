@@ -105,6 +105,19 @@ struct QueueCase: Sendable, CustomStringConvertible {
                 $0.conv2d(output([1, 1024, 24, 24]), input([1, 1024, 24, 24]),
                           weight: input([1024, 4, 5, 5], at: 1024 * 576), window: NeuronWindow(padding: (2, 2, 2, 2)))
             },
+            // ISA 1.12: ReLU6 in the convolution (relu and an upper bound),
+            // depthwise of stride 2 on rows in blocks of four, and packed.
+            QueueCase(name: "depthwise conv2d with relu and a bound, stride 2", inputs: 48 * 48 * 48 + 48 * 9 + 48,
+                      outputs: 48 * 24 * 24) {
+                $0.conv2d(output([1, 48, 24, 24]), input([1, 48, 48, 48]), weight: input([48, 1, 3, 3], at: 48 * 48 * 48),
+                          bias: input([48], at: 48 * 48 * 48 + 48 * 9),
+                          window: NeuronWindow(stride: (2, 2), padding: (0, 0, 1, 1)), relu: true, clamp: 0.5)
+            },
+            QueueCase(name: "conv2d with packed weights and a bound", inputs: 20 * 14 * 14 + 2 * 20 * 6,
+                      outputs: 12 * 14 * 14) {
+                $0.conv2d(output([1, 12, 14, 14]), input([1, 20, 14, 14]), weight: input([2, 20, 1, 1, 6], at: 20 * 14 * 14),
+                          relu: true, clamp: 0.25, packedWeights: true)
+            },
             QueueCase(name: "conv2d, sliced by output rows", inputs: 32 * 128 * 128 + 32 * 16 * 9 + 32,
                       outputs: 32 * 64 * 64) {
                 $0.conv2d(output([1, 32, 64, 64]), input([1, 32, 128, 128]),

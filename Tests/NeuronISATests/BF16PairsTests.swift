@@ -250,11 +250,14 @@ struct ConvBF16PairsTests {
         var groups = 1, xHalf = false, wHalf = false, bias = false, relu = false, tiny = false
         /// The output holds a residual that each result adds (NEURON_CONV_ACCUMULATE).
         var accumulate = false
+        /// The upper bound after relu (NEURON_CONV_CLAMP).
+        var clamp: Float?
         var ho: Int { (h + pads.top + pads.bottom - dilation.h * (kh - 1) - 1) / stride.h + 1 }
         var wo: Int { (w + pads.left + pads.right - dilation.w * (kw - 1) - 1) / stride.w + 1 }
         var description: String {
             "\(n)x\(ci)x\(h)x\(w) * \(co)x\(ci / groups)x\(kh)x\(kw) s\(stride.h),\(stride.w) p\(pads) d\(dilation.h),\(dilation.w) g\(groups)"
                 + " x \(xHalf ? "bf16" : "f32") w \(wHalf ? "bf16" : "f32")\(bias ? " bias" : "")\(relu ? " relu" : "")\(tiny ? " near 2^-126" : "")\(accumulate ? " accumulate" : "")"
+                + (clamp.map { " clamp \($0)" } ?? "")
         }
     }
 
@@ -263,15 +266,15 @@ struct ConvBF16PairsTests {
     /// K (pairs across input channels), groups, batch, few output
     /// channels (the FMA path) and many (VDPBF16PS's blocks of 12).
     static let cases: [Case] = [
-        Case(ci: 40, h: 9, w: 11, co: 36, kh: 1, kw: 1, bias: true, relu: true),
+        Case(ci: 40, h: 9, w: 11, co: 36, kh: 1, kw: 1, bias: true, relu: true, clamp: 0.25),
         Case(n: 2, ci: 64, h: 20, w: 20, co: 24, kh: 3, kw: 3, pads: (1, 1, 1, 1), wHalf: true, bias: true),
-        Case(ci: 3, h: 17, w: 15, co: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 0, 2, 1), relu: true),
+        Case(ci: 3, h: 17, w: 15, co: 16, kh: 3, kw: 3, stride: (2, 2), pads: (1, 0, 2, 1), relu: true, clamp: 0.25),
         Case(ci: 8, h: 12, w: 13, co: 20, kh: 5, kw: 3, pads: (4, 2, 4, 2), dilation: (2, 2), xHalf: true, wHalf: true),
         Case(ci: 12, h: 7, w: 9, co: 30, kh: 3, kw: 3, pads: (1, 1, 1, 1), groups: 3, bias: true),
         Case(ci: 33, h: 6, w: 6, co: 5, kh: 1, kw: 1, stride: (2, 2), xHalf: true),
         Case(ci: 16, h: 10, w: 10, co: 14, kh: 3, kw: 3, pads: (1, 1, 1, 1), tiny: true),
         Case(ci: 9, h: 5, w: 40, co: 13, kh: 1, kw: 3, pads: (0, 1, 0, 1), wHalf: true, relu: true, tiny: true),
-        Case(ci: 48, h: 14, w: 14, co: 40, kh: 1, kw: 1, wHalf: true, bias: true, relu: true, accumulate: true),
+        Case(ci: 48, h: 14, w: 14, co: 40, kh: 1, kw: 1, wHalf: true, bias: true, relu: true, accumulate: true, clamp: 0.5),
         Case(ci: 64, h: 20, w: 20, co: 24, kh: 3, kw: 3, pads: (1, 1, 1, 1), groups: 2, relu: true, accumulate: true),
         Case(ci: 32, h: 9, w: 9, co: 3000, kh: 1, kw: 1, wHalf: true, accumulate: true),
     ]
@@ -302,6 +305,7 @@ struct ConvBF16PairsTests {
                         if c.accumulate { acc = acc + out[((b * c.co + o) * c.ho + y) * c.wo + xo] }
                         if let bias { acc = acc + bias[o] }
                         if c.relu, !(acc > 0) { acc = acc.isNaN ? acc : 0 }
+                        if let bound = c.clamp, !(acc < bound), !acc.isNaN { acc = bound }
                         out[((b * c.co + o) * c.ho + y) * c.wo + xo] = acc
                     }
                 }
@@ -320,7 +324,7 @@ struct ConvBF16PairsTests {
                        weight: .contiguous(slot: 1, dims: [c.co, c.ci / c.groups, c.kh, c.kw].map(UInt32.init),
                                            dtype: c.wHalf ? .bfloat16 : .float32),
                        bias: c.bias ? .contiguous(slot: 2, dims: [UInt32(c.co)]) : nil, window: window, relu: c.relu,
-                       accumulate: c.accumulate, bf16Pairs: true)
+                       clamp: c.clamp, accumulate: c.accumulate, bf16Pairs: true)
         return program
     }
 
@@ -353,6 +357,7 @@ struct ConvBF16PairsTests {
             for c in Self.cases {
                 guard let (got, want) = try BF16PairsTests().on(path, { try run(c) }) else { continue }
                 #expect(got == want, "\(c) on \(path.name): \(zip(got, want).filter { $0 != $1 }.count) of \(got.count) outputs differ")
+                if let bound = c.clamp { #expect(want.contains(bound.bitPattern), "\(c): the bound reached") }
                 compared += 1
             }
             if compared > 0 { ran.append(path.name) }

@@ -705,6 +705,13 @@ struct EngineNetworkOpTests {
         // Edge vectors past the first four of a row (whose lanes each channel keeps
         // for all its rows): the right edge worked out row by row.
         .init(ci: 3, co: 3, h: 5, w: 100, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, padRight: 2),
+        // Rows in blocks of four (every kernel row inside) and one by one at the top and
+        // bottom, edge vectors read across the neighbouring rows (8 lanes: inside the
+        // plane, element by element at its first and last), wide enough for the rows
+        // at every width: stride 1, and stride 2 with padding only after, rows left over.
+        .init(ci: 3, co: 3, h: 11, w: 130, k: 3, stride: 1, pad: 1, dilation: 1, groups: 3, weightSpecial: .nan),
+        .init(ci: 4, co: 4, h: 19, w: 140, k: 3, stride: 2, pad: 0, dilation: 1, groups: 4, padBottom: 1, padRight: 1),
+        .init(ci: 2, co: 2, h: 14, w: 70, k: 5, stride: 1, pad: 2, dilation: 1, groups: 2),
         // Channels in lanes with most of a large kernel in the padding (EfficientNet's
         // 5x5 on a 2x2 map; a 7x7 of stride 2 on 3x3): only the taps some output reads
         // are laid out, an infinite weight among the others.
@@ -752,6 +759,10 @@ struct EngineNetworkOpTests {
             acc = acc + bias[o]
             want[(o * ho + y) * wo + z] = acc > 0 || acc.isNaN ? acc : 0
         } } }
+        // And with an upper bound (NEURON_CONV_CLAMP, ISA 1.12) that many outputs reach.
+        let bound: Float = 0.75
+        let bounded = want.map { $0 < bound || $0.isNaN ? $0 : bound }
+        #expect(bounded != want, "the bound is reached")
         let weightDims = [c.co, cig, c.k, c.k]
         // Lanes past the output channels hold NaN: they must never reach an output.
         let given = packed ? try #require(NeuronProgram.packConvWeights(weight, dims: weightDims, pad: .nan)) : weight
@@ -766,6 +777,7 @@ struct EngineNetworkOpTests {
         for width in widths where neuron_simd_set_thread(width) == 0 {
         defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
         for (partsPerStep, gap) in [(0, 0), (1, 0), (2, 0), (0, 1)] {
+        for clamp in [nil, bound] {
             let rowStride = UInt64(wo + gap)
             let out = NeuronTensorView(slot: 3, dtype: .float32, offset: 0, dims: [1, c.co, ho, wo].map(UInt32.init),
                                        strides: [UInt64(c.co * ho) * rowStride, UInt64(ho) * rowStride, rowStride, 1])
@@ -777,7 +789,7 @@ struct EngineNetworkOpTests {
                                                 padding: (UInt32(c.pad), UInt32(c.pad), UInt32(c.padEnd.bottom),
                                                           UInt32(c.padEnd.right)),
                                                 dilation: (UInt32(c.dilation), UInt32(c.dilation))),
-                           relu: true, packedWeights: packed, accumulate: accumulate)
+                           relu: true, clamp: clamp, packedWeights: packed, accumulate: accumulate)
             let slots = Slots([x.count * 4, given.count * 4, bias.count * 4, c.co * ho * (wo + gap) * 4])
             slots.set(0, x); slots.set(1, given); slots.set(2, bias)
             slots.set(3, (0..<(c.co * ho * (wo + gap))).map { at in
@@ -792,8 +804,9 @@ struct EngineNetworkOpTests {
             }
             let all = slots.floats(3)
             let got = (0..<want.count).map { all[($0 / wo) * (wo + gap) + $0 % wo] }
-            let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep), row gap \(gap): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            let wrong = zip(got, clamp == nil ? want : bounded).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
+            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep), row gap \(gap), clamp \(clamp.map { "\($0)" } ?? "none"): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
         }
         }
     }
@@ -814,6 +827,8 @@ struct EngineNetworkOpTests {
     func winograd(_ index: Int, variant: (tile: Int, accumulate: Bool)) throws {
         let (ci, co, h, w, pad) = Self.winogradCases[index]
         let (t, accumulate) = variant
+        // With the residual, an upper bound as well (NEURON_CONV_CLAMP).
+        let bound: Float? = accumulate ? 0.5 : nil
         let a = t + 2
         let ho = h + 2 * pad - 2, wo = w + 2 * pad - 2
         let x = sample(ci * h * w, seed: 91), weight = sample(co * ci * 9, seed: 92)
@@ -867,7 +882,9 @@ struct EngineNetworkOpTests {
                         let at = (o * ho + t * th + i) * wo + t * tw + j
                         var r = accumulate ? prior[at] + y[j] : y[j]
                         r = r + bias[o]
-                        want[at] = r > 0 || r.isNaN ? r : 0
+                        r = r > 0 || r.isNaN ? r : 0
+                        if let bound, !(r < bound), !r.isNaN { r = bound }
+                        want[at] = r
                         // The convolution it computes, in double (some channels: the
                         // transforms are the same for all).
                         guard o % 5 == 0 else { continue }
@@ -877,7 +894,7 @@ struct EngineNetworkOpTests {
                             guard ih >= 0, ih < h, iw >= 0, iw < w else { continue }
                             exact += Double(x[(c * h + ih) * w + iw]) * Double(weight[((o * ci + c) * 3 + ki) * 3 + kj])
                         } } }
-                        worst = max(worst, abs(Double(want[at]) - max(0, exact)))
+                        worst = max(worst, abs(Double(want[at]) - min(max(0, exact), Double(bound ?? .infinity))))
                         largest = max(largest, abs(exact))
                     }
                 }
@@ -891,7 +908,8 @@ struct EngineNetworkOpTests {
                        weight: .contiguous(slot: 1, dims: [a * a, blocks, ci, 6].map(UInt32.init)),
                        bias: .contiguous(slot: 2, dims: [UInt32(co)]),
                        window: NeuronWindow(padding: (UInt32(pad), UInt32(pad), UInt32(pad), UInt32(pad))),
-                       relu: true, winograd: true, accumulate: accumulate)
+                       relu: true, clamp: bound, winograd: true, accumulate: accumulate)
+        if let bound { #expect(want.contains(bound), "the bound is reached") }
         // At every vector width this CPU runs (the multiplication's 16-lane
         // pairs of blocks natively or as two halves), whole and in slices.
         let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
@@ -1108,6 +1126,19 @@ struct EngineNetworkOpTests {
         #expect(refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
                                     weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200),
                                     window: NeuronWindow(dilation: (0, 1))) }?.kind == .parameter)
+        // The upper bound (ISA 1.12): any but NaN, and none without its flag.
+        for (bound, accepted) in [(Float.infinity, true), (-Float.infinity, true), (-0.0, true), (.nan, false),
+                                  (Float(bitPattern: 0xffc0_0001), false)] {
+            let kind = refused { $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x,
+                                           weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200), clamp: bound) }?.kind
+            #expect(kind == (accepted ? nil : .parameter), "bound \(bound.bitPattern)")
+        }
+        #expect(refused {
+            $0.conv2d(.contiguous(slot: 1, dims: [1, 3, 3, 3]), x, weight: .contiguous(slot: 1, dims: [3, 2, 2, 2], offset: 200))
+            var bounded = $0.instructions[0]
+            bounded.fparam.0 = 6   // a bound without NEURON_CONV_CLAMP
+            $0.append(bounded)
+        } == NeuronProgramError(kind: .parameter, index: 1))
         // Packed weights: [ceil(Co/6), Ci, Kh, Kw, 6], contiguous, one group.
         func packed(_ dims: [UInt32], strides: [UInt64]? = nil) -> NeuronProgramError? {
             var weight = NeuronTensorView.contiguous(slot: 1, dims: dims, offset: 200)

@@ -528,6 +528,9 @@ do {										\
 	if (c->relu)								\
 		(acc) = (conv_v8f)((conv_v8i)(acc) &				\
 				   ((conv_v8i)((acc) > 0.0f) | (conv_v8i)((acc) != (acc)))); \
+	if (c->clamp)								\
+		(acc) = NEURON_CONV_BOUND_V(conv_v8f, conv_v8i, (acc),		\
+					    c->hi - (conv_v8f){ 0 });		\
 } while (0)
 
 /* One tap of the register block: every row's two fma chains. */
@@ -765,6 +768,8 @@ void conv_gemv_blocks(const struct conv_gemm *q, const float *w, u64 block, cons
 					y = y + c->bias[(u64)(q->co0 + row) * c->bs];
 				if (c->relu && !(y > 0.0f))
 					y = y != y ? y : 0.0f;
+				if (c->clamp)
+					y = NEURON_CONV_BOUND(y, c->hi);
 			}
 			q->o[(u64)row * c->os[1] + col] = y;
 		}
@@ -834,6 +839,9 @@ do {										\
 	if (c->relu)								\
 		(v) = (conv_w16f)((conv_w16i)(v) &				\
 				  (((v) > (conv_w16f){ 0 }) | ((v) != (v))));	\
+	if (c->clamp)								\
+		(v) = NEURON_CONV_BOUND_V(conv_w16f, conv_w16i, (v),		\
+					  c->hi - (conv_w16f){ 0 });		\
 } while (0)
 
 #define CG_TILE12(name, isa, FMA)						\
@@ -1219,8 +1227,8 @@ static void conv_pairs_gather(const struct neuron_conv_args *c, u32 n, u32 p0, u
 
 /*
  * A block's outputs finished, eight at a time: + the product (@sums,
- * rows of @np, when accumulating), + the bias, relu (NaN kept, -0 to +0).
- * Called after the vector product ran, so AVX2 is there.
+ * rows of @np, when accumulating), + the bias, relu (NaN kept, -0 to +0),
+ * the bound. Called after the vector product ran, so AVX2 is there.
  */
 static __attribute__((target("avx2,fma")))
 void pairs_finish(const struct neuron_conv_args *c, float *o, const float *sums, u32 co0, u32 cos,
@@ -1231,6 +1239,7 @@ void pairs_finish(const struct neuron_conv_args *c, float *o, const float *sums,
 	for (r = 0; r < cos; r++) {
 		float *row = o + r * c->os[1], bias = c->bias ? c->bias[(co0 + r) * c->bs] : 0.0f;
 		const float *s = sums + (u64)r * np;
+		conv_v8f hv = c->hi - (conv_v8f){ 0 };
 
 		for (j = 0; j + 8 <= np; j += 8) {
 			conv_v8f v = *(conv_v8f *)(row + j);
@@ -1241,6 +1250,8 @@ void pairs_finish(const struct neuron_conv_args *c, float *o, const float *sums,
 				v = v + bias;
 			if (c->relu)
 				v = (conv_v8f)((conv_v8i)v & ((v > 0.0f) | (v != v)));
+			if (c->clamp)
+				v = NEURON_CONV_BOUND_V(conv_v8f, conv_v8i, v, hv);
 			*(conv_v8f *)(row + j) = v;
 		}
 		for (; j < np; j++) {
@@ -1249,6 +1260,8 @@ void pairs_finish(const struct neuron_conv_args *c, float *o, const float *sums,
 			v = c->bias ? v + bias : v;
 			if (c->relu && !(v > 0.0f))
 				v = v != v ? v : 0.0f;
+			if (c->clamp)
+				v = NEURON_CONV_BOUND(v, c->hi);
 			row[j] = v;
 		}
 	}
@@ -1309,7 +1322,7 @@ int neuron_conv_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
 				  c->accumulate ? np : c->os[1], cos, np, (u32)K, &rows, &cols, scratch);
 		if (rows != cos || cols != np)
 			return 0;	/* no vector unit (so the first block): nothing written */
-		if (c->bias || c->relu || c->accumulate)
+		if (c->bias || c->relu || c->clamp || c->accumulate)
 			pairs_finish(c, o, sums, co0, cos, np);
 	}
 	return 1;

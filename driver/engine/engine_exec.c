@@ -723,6 +723,8 @@ static void conv2d_packed(const struct neuron_conv_args *c, u32 n, u32 co_count)
 			acc = acc + c->bias[co * c->bs];
 		if (c->relu && !(acc > 0.0f))
 			acc = acc != acc ? acc : 0.0f;
+		if (c->clamp)
+			acc = NEURON_CONV_BOUND(acc, c->hi);
 		*out = acc;
 	}
 }
@@ -782,6 +784,8 @@ static void conv2d_pairs(const struct neuron_conv_args *c, u32 n, u32 co0, u32 c
 			acc = acc + c->bias[co * c->bs];
 		if (c->relu && !(acc > 0.0f))
 			acc = acc != acc ? acc : 0.0f;
+		if (c->clamp)
+			acc = NEURON_CONV_BOUND(acc, c->hi);
 		*out = acc;
 	}
 }
@@ -815,6 +819,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		.ho = Ho, .wo = Wo,
 		.bias = pb ? pb + bias->offset : NULL, .bs = bias ? bias->strides[0] : 0,
 		.relu = !!(in->flags & NEURON_CONV_RELU),
+		.clamp = !!(in->flags & NEURON_CONV_CLAMP), .hi = in->fparam[0],
 		.packed = !!(in->flags & NEURON_CONV_PACKED),
 		.accumulate = !!(in->flags & NEURON_CONV_ACCUMULATE),
 		.co = Co,
@@ -911,6 +916,8 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 				acc = acc + pb[bias->offset + co * bias->strides[0]];
 			if ((in->flags & NEURON_CONV_RELU) && !(acc > 0.0f))
 				acc = acc != acc ? acc : 0.0f;
+			if (args.clamp)
+				acc = NEURON_CONV_BOUND(acc, args.hi);
 			*out = acc;
 		}
 	}

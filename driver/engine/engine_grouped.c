@@ -138,6 +138,8 @@ do {										\
 		v_ = v_ + GRP_SPLAT(V, (q)->bias);				\
 	if ((q)->c->relu)							\
 		v_ = (V)((I)v_ & ((v_ > GRP_SPLAT(V, 0.0f)) | (v_ != v_)));	\
+	if ((q)->c->clamp)							\
+		v_ = NEURON_CONV_BOUND_V(V, I, v_, GRP_SPLAT(V, (q)->c->hi));	\
 	if ((q)->c->os[3] == 1 && (valid) == (W)) {			\
 		*(V *)(out) = v_;						\
 	} else if (MSTORE((out), v_, (valid), (q)->c->os[3] == 1)) {	\
@@ -164,13 +166,16 @@ do {										\
 	((two) ? EV(*(const V *)(p), *(const V *)((p) + (W))) : *(const V *)(p))
 
 /*
- * GRP_WHOLE: @count (1 or 4, a constant) whole vectors of row @ho from
- * column @wo, W * sw elements apart, as independent chains.
+ * GRP_WHOLE: @count (1 or 4, a constant) whole vectors as independent
+ * chains, the first at row @ho from column @wo (input from @first), the
+ * others @step input and @ostep output elements after the one before:
+ * neighbouring vectors of the row, or the same columns of the next rows
+ * (then every kernel row of each is inside the input, as of the first).
  */
-#define GRP_WHOLE(V, I, W, FMA, EV, two, count)				\
+#define GRP_WHOLE(V, I, W, FMA, EV, two, count, step, ostep)			\
 do {										\
 	V a0 = (V){ 0 }, a1 = (V){ 0 }, a2 = (V){ 0 }, a3 = (V){ 0 };		\
-	const s64 step = (s64)(W) * c->sw;					\
+	const s64 st_ = (step);							\
 										\
 	for (ci = 0; ci < c->cig; ci++)						\
 	for (kh = 0; kh < c->kh; kh++) {					\
@@ -186,29 +191,61 @@ do {										\
 			a0 = FMA(GRP_LD(V, W, EV, two, p), w_, a0);		\
 			if ((count) == 1)					\
 				continue;					\
-			a1 = FMA(GRP_LD(V, W, EV, two, p + step), w_, a1);	\
-			a2 = FMA(GRP_LD(V, W, EV, two, p + 2 * step), w_, a2);	\
-			a3 = FMA(GRP_LD(V, W, EV, two, p + 3 * step), w_, a3);	\
+			a1 = FMA(GRP_LD(V, W, EV, two, p + st_), w_, a1);	\
+			a2 = FMA(GRP_LD(V, W, EV, two, p + 2 * st_), w_, a2);	\
+			a3 = FMA(GRP_LD(V, W, EV, two, p + 3 * st_), w_, a3);	\
 		}								\
 	}									\
-	GRP_STORE(V, I, W, a0, q, out, (W), GRP_NO_MSTORE);					\
+	GRP_STORE(V, I, W, a0, q, out, (W), GRP_NO_MSTORE);			\
 	if ((count) == 4) {							\
-		GRP_STORE(V, I, W, a1, q, out + (W) * c->os[3], (W), GRP_NO_MSTORE);		\
-		GRP_STORE(V, I, W, a2, q, out + 2 * (W) * c->os[3], (W), GRP_NO_MSTORE);	\
-		GRP_STORE(V, I, W, a3, q, out + 3 * (W) * c->os[3], (W), GRP_NO_MSTORE);	\
+		GRP_STORE(V, I, W, a1, q, out + (ostep), (W), GRP_NO_MSTORE);	\
+		GRP_STORE(V, I, W, a2, q, out + 2 * (ostep), (W), GRP_NO_MSTORE); \
+		GRP_STORE(V, I, W, a3, q, out + 3 * (ostep), (W), GRP_NO_MSTORE); \
 	}									\
 } while (0)
 
 /* Edge vectors of a row whose lane tables one channel keeps for all its rows. */
 #define GRP_EDGES	4
+/* Output rows run at once (as chains) where every kernel row of each is inside. */
+#define GRP_ROWS	4
+
+/*
+ * GRP_TAP: into @x, lanes [lo, hi) (bits @b0, or @b1 of the 2W read at
+ * stride 2) of the vector of taps from element @iw of the row at @xr,
+ * zeros in the others. @at: that element's offset in its channel's
+ * plane, @plen elements long: a vector read wholly inside the plane
+ * (past the row into its neighbours, in the lanes left out) cannot fault.
+ */
+#define GRP_TAP(V, W, LOAD, EVENS, ANYWHERE, x, xr, iw, at, lo, hi, b0, b1)	\
+do {										\
+	if (vec && sw == 1 && (ANYWHERE || ((at) >= 0 && (at) + (W) <= plen))) { \
+		x = LOAD((xr) + (iw), lo, hi, b0);				\
+	} else if (vec && sw == 2 &&						\
+		   (ANYWHERE || ((at) >= 0 && (at) + 2 * (W) <= plen))) {	\
+		/* Elements [2 lo, 2 hi - 1) of the 2W. */			\
+		x = EVENS(LOAD((xr) + (iw), 2 * (lo), 2 * (hi) - 1, b1),	\
+			  LOAD((xr) + (iw) + (W), 2 * (lo) - (W), 2 * (hi) - 1 - (W), \
+			       (b1) >> (W)));					\
+	} else {								\
+		float t_[W];							\
+										\
+		for (l = 0; l < (W); l++)					\
+			t_[l] = l >= (lo) && l < (hi) ?				\
+				(xr)[((iw) + (s64)l * sw) * c->xs[3]] : 0.0f;	\
+		x = *(const V *)t_;						\
+	}									\
+} while (0)
 
 /*
  * GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS, ANYWHERE, MSTORE, MFMA):
- * grp_plane_<sfx>(q), every output of one channel, row by row, finished. Taps of stride 1
- * are read as vectors, of stride 2 as the even elements of two; others
- * element by element. ANYWHERE: LOAD may reach past the row with the
- * lanes it leaves out (AVX-512's masked load, whose masked-out lanes
- * never fault: the edges of every row then take vectors too).
+ * grp_plane_<sfx>(q), every output of one channel, finished: GRP_ROWS
+ * rows at a time where every kernel row of each is inside the input
+ * (one chain per row), else row by row (neighbouring vectors of a wide
+ * row as chains). Taps of stride 1 are read as vectors, of stride 2 as
+ * the even elements of two; others element by element. ANYWHERE: LOAD
+ * may reach past the row with the lanes it leaves out (AVX-512's masked
+ * load, whose masked-out lanes never fault: the edges of every row then
+ * take vectors too).
  */
 #define GRP_KERNEL(sfx, isa, W, FMA, LOAD, EVENS, ANYWHERE, MSTORE, MFMA)	\
 typedef float grp_vf_##sfx __attribute__((vector_size(4 * (W)), aligned(4)));	\
@@ -219,40 +256,58 @@ void grp_plane_##sfx(const struct grp_channel *q)				\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	const s64 sw = c->sw, w = c->w, span = q->span;				\
+	const s64 rs = (s64)c->sh * c->xs[2];					\
+	const s64 plen = (s64)(c->h - 1) * c->xs[2] + w;			\
 	int vec = (sw == 1 || sw == 2) && c->xs[3] == 1;			\
-	u32 ho, wo, ci, kh, kw, l, ready = 0;					\
+	u32 ho, wo, ci, kh, kw, l, rows, ready = 0;				\
 	/* The lanes of each edge vector's taps: the first GRP_EDGES	\
 	 * vectors' kept for every row, others' worked out in the last. */	\
 	s32 inside_t[GRP_EDGES + 1][GRP_MAX_KW][2];				\
 	u32 bits_t[GRP_EDGES + 1][GRP_MAX_KW][2];				\
 										\
-	for (ho = 0; ho < c->ho; ho++)						\
+	for (ho = 0; ho < c->ho; ho += rows) {					\
+	s64 top = (s64)ho * c->sh - c->pt;					\
+										\
+	rows = ho + GRP_ROWS <= c->ho && top >= 0 &&				\
+	       top + (GRP_ROWS - 1) * (s64)c->sh + (s64)(c->kh - 1) * c->dh < c->h ? \
+	       GRP_ROWS : 1;							\
 	for (wo = 0; wo < c->wo; ) {						\
 		s64 first = (s64)wo * sw - c->pl;				\
 		float *out = q->o + (u64)ho * c->os[2] + (u64)wo * c->os[3];	\
 		u32 valid = c->wo - wo < (W) ? c->wo - wo : (W);		\
-		grp_vf_##sfx acc = (grp_vf_##sfx){ 0 };						\
+		grp_vf_##sfx a0, a1, a2, a3;					\
 		u32 e_ = wo / (W) < GRP_EDGES ? wo / (W) : GRP_EDGES, kws;	\
 		s32 (*inside)[2] = inside_t[e_];				\
 		u32 (*bits)[2] = bits_t[e_];					\
+		int whole = vec && first >= 0 && wo + (W) <= c->wo &&		\
+			    first + (W) * sw + span <= w;			\
 										\
 		/* Whole vectors: every element read (stride 2: the odd	\
-		 * ones too) inside the row. */					\
-		if (vec && first >= 0 && wo + 4 * (W) <= c->wo &&		\
+		 * ones too) inside the row; four rows, or four vectors. */	\
+		if (whole && rows == GRP_ROWS) {				\
+			if (sw == 1)						\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 4, rs, c->os[2]); \
+			else							\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 4, rs, c->os[2]); \
+			wo += (W);						\
+			continue;						\
+		}								\
+		if (whole && wo + 4 * (W) <= c->wo &&				\
 		    first + 4 * (W) * sw + span <= w) {				\
 			if (sw == 1)						\
-				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 4);		\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 4, \
+					  (W) * sw, (W) * c->os[3]);		\
 			else							\
-				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 4);		\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 4, \
+					  (W) * sw, (W) * c->os[3]);		\
 			wo += 4 * (W);						\
 			continue;						\
 		}								\
-		if (vec && first >= 0 && wo + (W) <= c->wo &&			\
-		    first + (W) * sw + span <= w) {				\
+		if (whole) {							\
 			if (sw == 1)						\
-				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 1);		\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 0, 1, 0, 0); \
 			else							\
-				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 1);		\
+				GRP_WHOLE(grp_vf_##sfx, grp_vi_##sfx, W, FMA, EVENS, 1, 1, 0, 0); \
 			wo += (W);						\
 			continue;						\
 		}								\
@@ -277,45 +332,48 @@ void grp_plane_##sfx(const struct grp_channel *q)				\
 					   ~((1ull << (2 * lo)) - 1)) : 0;	\
 		}								\
 		ready |= e_ < GRP_EDGES ? 1u << e_ : 0;			\
+		a0 = a1 = a2 = a3 = (grp_vf_##sfx){ 0 };			\
 		for (ci = 0; ci < c->cig; ci++)					\
 		for (kh = 0; kh < c->kh; kh++) {				\
-			s64 ih = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
+			s64 ih = top + (s64)kh * c->dh, ro;			\
 			const float *xr, *wp = q->wk + ((u64)ci * c->kh + kh) * c->kw; \
 										\
 			if (ih < 0 || ih >= c->h)				\
 				continue;					\
-			xr = q->x + (u64)ci * c->xs[1] + (u64)ih * c->xs[2];	\
+			ro = ih * (s64)c->xs[2];				\
+			xr = q->x + (u64)ci * c->xs[1] + ro;			\
 			for (kw = 0; kw < c->kw; kw++) {			\
 				s64 iw = first + (s64)kw * c->dw;		\
 				s64 lo = inside[kw][0], hi = inside[kw][1];	\
-				grp_vf_##sfx x;						\
+				u32 b0 = bits[kw][0], b1 = bits[kw][1];		\
+				grp_vf_##sfx x, w_ = GRP_SPLAT(grp_vf_##sfx, wp[kw]); \
 										\
 				if (lo >= hi)					\
 					continue;				\
-				if (vec && sw == 1 && (ANYWHERE || (iw >= 0 && iw + (W) <= w))) { \
-					x = LOAD(xr + iw, lo, hi, bits[kw][0]);	\
-				} else if (vec && sw == 2 &&			\
-					   (ANYWHERE || (iw >= 0 && iw + 2 * (W) <= w))) { \
-					/* Elements [2 lo, 2 hi - 1) of the 2W. */ \
-					x = EVENS(LOAD(xr + iw, 2 * lo, 2 * hi - 1, \
-						       bits[kw][1]),		\
-						  LOAD(xr + iw + (W), 2 * lo - (W), \
-						       2 * hi - 1 - (W), bits[kw][1] >> (W))); \
-				} else {					\
-					float t[W];				\
-										\
-					for (l = 0; l < (W); l++)		\
-						t[l] = l >= lo && l < hi ?	\
-						       xr[(iw + (s64)l * sw) * c->xs[3]] : 0.0f; \
-					x = *(const grp_vf_##sfx *)t;			\
-				}						\
-				acc = MFMA(grp_vf_##sfx, grp_vi_##sfx, x,	\
-					   GRP_SPLAT(grp_vf_##sfx, wp[kw]), acc, lo, hi, \
-					   bits[kw][0]);				\
+				GRP_TAP(grp_vf_##sfx, W, LOAD, EVENS, ANYWHERE, x, xr, \
+					iw, ro + iw, lo, hi, b0, b1);		\
+				a0 = MFMA(grp_vf_##sfx, grp_vi_##sfx, x, w_, a0, lo, hi, b0); \
+				if (rows == 1)					\
+					continue;				\
+				GRP_TAP(grp_vf_##sfx, W, LOAD, EVENS, ANYWHERE, x, xr + rs, \
+					iw, ro + rs + iw, lo, hi, b0, b1);		\
+				a1 = MFMA(grp_vf_##sfx, grp_vi_##sfx, x, w_, a1, lo, hi, b0); \
+				GRP_TAP(grp_vf_##sfx, W, LOAD, EVENS, ANYWHERE, x, xr + 2 * rs, \
+					iw, ro + 2 * rs + iw, lo, hi, b0, b1);		\
+				a2 = MFMA(grp_vf_##sfx, grp_vi_##sfx, x, w_, a2, lo, hi, b0); \
+				GRP_TAP(grp_vf_##sfx, W, LOAD, EVENS, ANYWHERE, x, xr + 3 * rs, \
+					iw, ro + 3 * rs + iw, lo, hi, b0, b1);		\
+				a3 = MFMA(grp_vf_##sfx, grp_vi_##sfx, x, w_, a3, lo, hi, b0); \
 			}							\
 		}								\
-		GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, acc, q, out, valid, MSTORE);		\
+		GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, a0, q, out, valid, MSTORE); \
+		if (rows == GRP_ROWS) {						\
+			GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, a1, q, out + c->os[2], valid, MSTORE); \
+			GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, a2, q, out + 2 * c->os[2], valid, MSTORE); \
+			GRP_STORE(grp_vf_##sfx, grp_vi_##sfx, W, a3, q, out + 3 * c->os[2], valid, MSTORE); \
+		}								\
 		wo += (W);							\
+	}									\
 	}									\
 }
 
@@ -493,6 +551,9 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 				v = v + bv;					\
 			if (c->relu)						\
 				v = (grp_vf_##sfx)((grp_vi_##sfx)v & ((v > GRP_SPLAT(grp_vf_##sfx, 0.0f)) | (v != v))); \
+			if (c->clamp)						\
+				v = NEURON_CONV_BOUND_V(grp_vf_##sfx, grp_vi_##sfx, v, \
+							GRP_SPLAT(grp_vf_##sfx, c->hi)); \
 			if (stage && cb + (W) <= co_count) {			\
 				*(grp_vf_##sfx *)(stage + ((u64)ho * c->wo + wo + p) * (W)) = v; \
 				continue;					\
@@ -535,9 +596,11 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 	float *stage = NULL;
 
 	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->cig != 1 ||
-	    /* Channels in lanes pay (for laying the image out again)
-	     * where a row holds less than a vector, or two of stride 1. */
-	    c->wo >= (c->sw == 1 ? 2 : 1) * lanes || !scratch || !scratch->base ||
+	    /* Channels in lanes pay (for laying the image out again) on
+	     * narrow rows: of stride 1 narrower than 32 outputs, of stride
+	     * 2 narrower than a vector of 16, or of 64 with 8 lanes (whose
+	     * stride-2 rows take more shuffles; AMD EPYC, 3x3 kernels). */
+	    c->wo >= (c->sw == 1 ? 32 : lanes == 8 ? 64 : 16) || !scratch || !scratch->base ||
 	    used * 4 > scratch->size)
 		return 0;
 	/* A block's outputs staged after the layout and the weights, to go

@@ -137,8 +137,10 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 	},
 	[NEURON_OP_CONV2D] = {
 		.name = "CONV2D", .kind = NEURON_INSN_COMPUTE, .operands = 3, .iparams = 8,
+		.fparams = 1,
 		.flags = NEURON_CONV_BIAS | NEURON_CONV_RELU | NEURON_CONV_PACKED |
-			 NEURON_CONV_ACCUMULATE | NEURON_CONV_WINOGRAD | NEURON_CONV_BF16_PAIRS,
+			 NEURON_CONV_ACCUMULATE | NEURON_CONV_WINOGRAD | NEURON_CONV_BF16_PAIRS |
+			 NEURON_CONV_CLAMP,
 		.bias_flag = NEURON_CONV_BIAS,
 		.cost = NEURON_COST_CONV, .slice_weight = 1, .split = NEURON_SPLIT_WINDOW,
 		.check = neuron_check_conv2d, .exec = neuron_exec_conv2d,

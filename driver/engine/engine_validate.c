@@ -181,8 +181,11 @@ NEURON_CHECK(conv2d)
 	const struct neuron_tensor_desc *w = &descs[in->operand[2]];
 	int packed = !!(in->flags & NEURON_CONV_PACKED);
 	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
-	u32 groups;
+	u32 groups, bound = f32_bits(in->fparam[0]);
 
+	/* The upper bound only with NEURON_CONV_CLAMP, and never NaN. */
+	if ((in->flags & NEURON_CONV_CLAMP) ? (bound & 0x7fffffffu) > 0x7f800000u : bound)
+		return NEURON_ISA_E_PARAM;
 	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd &&
 	     !(in->flags & NEURON_CONV_BF16_PAIRS)) || (packed && winograd))
 		return NEURON_ISA_E_OPCODE;

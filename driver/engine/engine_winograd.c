@@ -143,6 +143,8 @@ static inline void wg_store(const struct neuron_conv_args *c, u32 n, u32 co, u32
 		y = y + c->bias[co * c->bs];
 	if (c->relu && !(y > 0.0f))
 		y = y != y ? y : 0.0f;
+	if (c->clamp)
+		y = NEURON_CONV_BOUND(y, c->hi);
 	*out = y;
 }
 
@@ -460,6 +462,8 @@ void wg_finish(const struct neuron_conv_args *c, u32 co, float *out, const float
 				e = e + c->bias[co * c->bs];
 			if (c->relu && !(e > 0.0f))
 				e = e != e ? e : 0.0f;
+			if (c->clamp)
+				e = NEURON_CONV_BOUND(e, c->hi);
 			out[l] = e;
 		}
 		return;
@@ -471,6 +475,8 @@ void wg_finish(const struct neuron_conv_args *c, u32 co, float *out, const float
 		v = v + (c->bias[co * c->bs] - (wg_v8f){ 0 });
 	if (c->relu)
 		v = (wg_v8f)((wg_v8i)v & ((wg_v8i)(v > 0.0f) | (wg_v8i)(v != v)));
+	if (c->clamp)
+		v = NEURON_CONV_BOUND_V(wg_v8f, wg_v8i, v, c->hi - (wg_v8f){ 0 });
 	*(wg_v8f *)out = v;
 }
 

@@ -69,6 +69,10 @@ SEEDS = {
     "matmul_panels": program([desc(1, [1, 2]), desc(1, [2, 2, 32], offset=8), desc(0, [1, 33]),
                               desc(1, [33], offset=140)],
                              [insn(5, flags=5, operands=(2, 0, 1, 3))]),
+    # ISA 1.12: a depthwise CONV2D with bias, relu and an upper bound (0x40, fparam[0] = 6): ReLU6
+    "conv_clamp": program([desc(1, [1, 4, 5, 5]), desc(0, [4, 1, 3, 3]), desc(1, [1, 4, 5, 5], offset=100),
+                           desc(2, [4])],
+                          [insn(11, flags=0x43, operands=(2, 0, 1, 3), fparam=(6.0, 0), iparam=(1, 1, 1, 1, 1, 1, 1, 1))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")

@@ -622,6 +622,10 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 		in->iparam[NEURON_WIN_DILATION_H] = dh;
 		in->iparam[NEURON_WIN_DILATION_W] = dw;
 		in->flags = (uint16_t)(rnd(2) ? NEURON_CONV_BIAS | (rnd(2) ? NEURON_CONV_RELU : 0) : 0);
+		if (rnd(4) == 0) {	/* ISA 1.12: an upper bound, now and then a NaN one */
+			in->flags |= NEURON_CONV_CLAMP;
+			in->fparam[0] = chance(95) ? 6.0f : __builtin_nanf("");
+		}
 		in->operand[2] = gen_op(p, nslots, sizes, 4, wt, NEURON_DT_F32);
 		if (in->flags & NEURON_CONV_BIAS)
 			in->operand[3] = gen_op(p, nslots, sizes, 1, bias, NEURON_DT_F32);

@@ -121,6 +121,23 @@ extension Lowering {
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
 
+    /// The upper bound a Clip after this Conv left on it (Fusion), if any.
+    var fusedClamp: Float? {
+        if case .float(let bound) = current.attributes["neuron.clamp"] { return bound }
+        return nil
+    }
+
+    /// `out` after a convolution's fused activation where the CONV2D
+    /// could not apply it, with the bits its flags give: relu as BINARY
+    /// MAX against 0 (NaN kept, -0 made +0; UNARY RELU makes NaN 0), then
+    /// the Clip's bound as BINARY MIN.
+    func activated(_ out: View, relu: Bool, clamp: Float?) throws(NeuronCompilerError) -> View {
+        var result = out
+        if relu { result = try binary(.max, result, try scalar(0, "relu")) }
+        if let clamp { result = try binary(.min, result, try scalar(clamp, "clamp")) }
+        return result
+    }
+
     func lowerConv() throws(NeuronCompilerError) {
         let (x, spatial) = try image(try floatTensor(0))
         let group = try int("group", 1)
@@ -141,6 +158,7 @@ extension Lowering {
         let bias = hasInput(2) ? try floatTensor(2) : nil
         if let bias, bias.dims != [wDims[0]] { throw shapeError("the bias \(bias.dims) is not [\(wDims[0])]") }
         let relu = current.attributes["neuron.relu"] == .int(1)
+        let clamp = fusedClamp
         let w: View
         var layout = ConvWeights.given
         let positions = x.dims[0] * win.out.h * win.out.w
@@ -160,7 +178,8 @@ extension Lowering {
                 kernel: (wDims[2], wDims[3]), stride: win.stride, dilation: win.dilation, inputChannels: wDims[1],
                 outputChannels: wDims[0], output: (win.out.h, win.out.w)) : nil
             if ConvolutionPolicy.asMatMul(positions: positions, winograd: tile != nil) {
-                try lowerConvAsMatMul(x, packable, dims: wDims, window: win, bias: bias, relu: relu, spatial: spatial)
+                try lowerConvAsMatMul(x, packable, dims: wDims, window: win, bias: bias, relu: relu, clamp: clamp,
+                                      spatial: spatial)
                 return
             }
             layout = tile.map { .winograd(tile: $0) } ?? .packed
@@ -179,20 +198,18 @@ extension Lowering {
             let image = spatial == 1 ? try self.image(residual).0 : residual
             if given == nil || layout == .bf16Pairs, image.dims == out.dims {
                 emit(.copy, [out, image])
-                emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: true), operands)
+                emit(.conv(win.engine, bias: bias != nil, relu: relu, clamp: clamp, weights: layout, accumulate: true),
+                     operands)
             } else {
-                emit(.conv(win.engine, bias: bias != nil, relu: false, weights: layout, accumulate: false), operands)
+                emit(.conv(win.engine, bias: bias != nil, relu: false, clamp: nil, weights: layout, accumulate: false),
+                     operands)
                 out = try binary(.add, try fromImage(out, spatial: spatial), residual)
-                if relu {
-                    let activated = try temp(.float32, out.dims)
-                    emit(.unary(.relu, alpha: 0), [activated, out])
-                    out = activated
-                }
-                set(0, .tensor(out))
+                set(0, .tensor(try activated(out, relu: relu, clamp: clamp)))
                 return
             }
         } else {
-            emit(.conv(win.engine, bias: bias != nil, relu: relu, weights: layout, accumulate: false), operands)
+            emit(.conv(win.engine, bias: bias != nil, relu: relu, clamp: clamp, weights: layout, accumulate: false),
+                 operands)
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
     }
@@ -211,7 +228,7 @@ extension Lowering {
     /// and the [positions, Co] product is copied back into the image's
     /// layout.
     func lowerConvAsMatMul(_ x: View, _ weights: ConstantTensor, dims: [Int], window win: Window2D, bias: View?,
-                           relu: Bool, spatial: Int) throws(NeuronCompilerError) {
+                           relu: Bool, clamp: Float?, spatial: Int) throws(NeuronCompilerError) {
         let (n, co, ci, kh, kw) = (x.dims[0], dims[0], dims[1], dims[2], dims[3])
         let (ho, wo) = (win.out.h, win.out.w)
         let k = ci * kh * kw, positions = n * ho * wo
@@ -257,12 +274,7 @@ extension Lowering {
         if current.attributes["neuron.residual"] == .int(1) {
             out = try binary(.add, out, try self.image(try floatTensor(3)).0)
         }
-        if relu {
-            let activated = try temp(.float32, out.dims)
-            emit(.unary(.relu, alpha: 0), [activated, out])
-            out = activated
-        }
-        set(0, .tensor(try fromImage(out, spatial: spatial)))
+        set(0, .tensor(try fromImage(try activated(out, relu: relu, clamp: clamp), spatial: spatial)))
     }
 
     /// ConvTranspose as a CONV2D: the input spread out by the strides
@@ -409,7 +421,7 @@ extension Lowering {
         let result = try temp(.float32, [x.dims[0], outputs, out.0, out.1])
         let window = NeuronWindow(padding: (UInt32(padding[0]), UInt32(padding[1]), UInt32(padding[2]), UInt32(padding[3])),
                                   dilation: (UInt32(dilation.0), UInt32(dilation.1)))
-        emit(.conv(window, bias: bias != nil, relu: false, weights: .given, accumulate: false),
+        emit(.conv(window, bias: bias != nil, relu: false, clamp: nil, weights: .given, accumulate: false),
              [result, source, flipped] + (bias.map { [$0] } ?? []))
         set(0, .tensor(try fromImage(result, spatial: spatial)))
     }
@@ -486,7 +498,7 @@ extension Lowering {
             operands.append(try weightView(.make(.float32, [channels], (0..<channels).map { values[$0 / phases] }),
                                            name: "\(current.name)#phasebias"))
         }
-        emit(.conv(window, bias: bias != nil, relu: false, weights: .packed, accumulate: false), operands)
+        emit(.conv(window, bias: bias != nil, relu: false, clamp: nil, weights: .packed, accumulate: false), operands)
         // Each phase into its strided positions of the output.
         let result = try temp(.float32, [n, co, out.0, out.1])
         let plane = h.count * w.count

@@ -67,9 +67,9 @@ enum Emission {
         case .scatter(let op): program.scatter(op, views[0], indices: views[1], updates: views[2])
         case .layerNorm(let epsilon): program.layerNorm(views[0], views[1], scale: views[2], bias: views[3], epsilon: epsilon,
                                                         laneSums: true)
-        case .conv(let window, let bias, let relu, let weights, let accumulate):
+        case .conv(let window, let bias, let relu, let clamp, let weights, let accumulate):
             program.conv2d(views[0], views[1], weight: views[2], bias: bias ? views[3] : nil, window: window, relu: relu,
-                           packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate,
+                           clamp: clamp, packedWeights: weights == .packed, winograd: weights.winogradTile != nil, accumulate: accumulate,
                            bf16Pairs: weights == .bf16Pairs)
         case .pool(let pool, let kernel, let window, let countPadding):
             program.pool2d(pool, views[0], views[1], kernel: (UInt32(kernel.h), UInt32(kernel.w)), window: window,

@@ -2,7 +2,8 @@
 /// - Conv then BatchNormalization (constant statistics): the scale and
 ///   shift go into the convolution's weights and bias;
 /// - Conv then Relu: the convolution's relu flag; Conv then Clip from 0
-///   (ReLU6): the flag, the Clip left with its upper bound;
+///   (ReLU6): the flag, and a constant upper bound the convolution's
+///   clamp (ISA 1.12), or else the Clip left with it;
 /// - Conv then Add of another computed value (a residual): the sums start
 ///   from it, in its own buffer;
 /// - MatMul of a 2-D B then Add of a constant [N]: the matmul's bias;
@@ -29,6 +30,8 @@ enum Fusion {
                       let nextIndex = graph.nodes.firstIndex(where: { $0.inputs.contains(output) }),
                       nextIndex > index else { continue }
                 let next = graph.nodes[nextIndex]
+                // A clamped convolution is finished: its bound comes last.
+                if node.attributes["neuron.clamp"] != nil { continue }
                 // Conv then Clip from 0 (ReLU6): the relu flag, and the Clip
                 // keeps only its upper bound. Relu keeps NaN and makes -0 +0,
                 // as MAX(x, 0) does: the same bits.
@@ -43,6 +46,16 @@ enum Fusion {
                 }
                 var replacement: Node?
                 switch (node.op, next.op) {
+                case ("Conv", "Clip") where next.inputs.count == 3 && next.inputs[1].isEmpty:
+                    // A Clip left with its upper bound only (above, or as
+                    // written): the convolution's clamp, when the bound is one
+                    // float32 constant (MIN against it, the same bits).
+                    if let high = graph.constants[next.inputs[2]], high.type == .float32, high.count == 1,
+                       let bound = high.doubles().first, !bound.isNaN {
+                        var conv = node
+                        conv.attributes["neuron.clamp"] = .float(Float(bound))
+                        replacement = conv
+                    }
                 case ("Conv", "BatchNormalization"):
                     replacement = foldBatchNorm(into: node, next, &graph)
                 case ("Conv", "Relu") where node.attributes["neuron.relu"] == nil:

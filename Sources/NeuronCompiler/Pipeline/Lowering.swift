@@ -52,7 +52,7 @@ struct AbstractOp {
         /// operands[0][operands[1][i]] op= operands[2][i] in order; it reads operands[0] too.
         case scatter(NeuronScatterOp)
         case layerNorm(epsilon: Float)
-        case conv(NeuronWindow, bias: Bool, relu: Bool, weights: ConvWeights, accumulate: Bool)
+        case conv(NeuronWindow, bias: Bool, relu: Bool, clamp: Float?, weights: ConvWeights, accumulate: Bool)
         case pool(NeuronPoolOp, kernel: (h: Int, w: Int), window: NeuronWindow, countPadding: Bool)
     }
     var kind: Kind

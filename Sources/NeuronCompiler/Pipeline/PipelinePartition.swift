@@ -24,7 +24,7 @@ enum PipelinePartition {
         func count(_ dims: ArraySlice<UInt32>) -> Double { dims.reduce(1.0) { $0 * Double($1) } }
         let out = insn.views.first.map { count($0.dims[...]) } ?? 1
         switch insn.kind {
-        case .conv(_, _, _, .winograd(let t), _):
+        case .conv(_, _, _, _, .winograd(let t), _):
             // (t + 2)² products per t x t tile and input channel, tiles by 16; transforms.
             let o = insn.views[0].dims, w = insn.views[2].dims
             guard o.count == 4, w.count == 4, t > 0 else { return out * 2 + 64 }
@@ -32,7 +32,7 @@ enum PipelinePartition {
             let tiles = (Double((o[2] + size - 1) / size * ((o[3] + size - 1) / size)) / 16).rounded(.up) * 16
             let co = Double(o[1]), ci = Double(w[2])
             return Double(o[0]) * tiles * (xis * co * ci / 8 + 1.5 * xis * ci + xis * co) + 64
-        case .conv(_, _, _, let weights, _):
+        case .conv(_, _, _, _, let weights, _):
             let packed = weights == .packed
             let o = insn.views[0].dims, w = insn.views[2].dims
             guard o.count == 4, w.count == (packed ? 5 : 4) else { return out * 2 + 64 }

@@ -333,6 +333,8 @@ struct neuron_conv_args {
 	const float *bias;	/* first element, or NULL; the gemm path adds it */
 	u64 bs;			/* bias stride */
 	int relu;		/* the gemm path applies it after the bias */
+	int clamp;		/* NEURON_CONV_CLAMP: the bound @hi after relu */
+	float hi;
 	int packed;		/* wt is NEURON_CONV_PACKED's layout (ws unused) */
 	int accumulate;		/* the output is added in (packed, Winograd) */
 	u32 co;			/* output channels (Winograd) */
@@ -452,6 +454,16 @@ enum neuron_simd {
  * AVX-512's. A macro: a function taking 16-lane vectors under the AVX2
  * target would change the ABI.
  */
+/*
+ * NEURON_CONV_CLAMP's bound on @v: @v where v < @hi or v is NaN, else @hi
+ * (BINARY MIN's bits); _V over vectors of floats @V (integers @I, @hv
+ * the bound in every lane). Each evaluates @v more than once.
+ */
+#define NEURON_CONV_BOUND(v, hi)	((v) < (hi) || (v) != (v) ? (v) : (hi))
+#define NEURON_CONV_BOUND_V(V, I, v, hv)					\
+	((V)((((I)((v) < (hv)) | (I)((v) != (v))) & (I)(v)) |			\
+	     (~((I)((v) < (hv)) | (I)((v) != (v))) & (I)(hv))))
+
 #define NEURON_FMA_HALVES(V16, V8, fma8, a, b, c)				\
 	({									\
 		union { V16 v; V8 h[2]; } a_ = { .v = (a) }, b_ = { .v = (b) },	\

@@ -272,6 +272,13 @@ enum neuron_pool_op {
  */
 #define NEURON_CONV_BF16_PAIRS	0x20
 /*
+ * CONV2D with an upper bound (ISA 1.12, driver API 1.14): after the bias
+ * and relu, each output v becomes fparam[0] unless v < fparam[0] or v is
+ * NaN, as BINARY MIN(v, fparam[0]) (ReLU6 with NEURON_CONV_RELU and a
+ * bound of 6). The bound must not be NaN; without the flag fparam[0] is 0.
+ */
+#define NEURON_CONV_CLAMP	0x40
+/*
  * NEURON_OP_SOFTMAX and NEURON_OP_LAYERNORM flag (ISA 1.8, driver API
  * 1.10): every sum over a row runs in NEURON_ROW_SUM_WIDTH lanes instead
  * of first to last. Element j is added to partial j mod 16, each partial
