@@ -17,6 +17,7 @@ struct MatmulPanelsTests {
     static let shapes: [(Int, Int, Int, Int)] = [
         (1, 1, 300, 2100), (1, 2, 70, 300), (1, 3, 45, 100), (1, 4, 9, 48), (1, 9, 1344, 192), (1, 13, 40, 71),
         (1, 33, 17, 129), (1, 40, 600, 96), (1, 7, 50, 33), (1, 5, 3, 1), (2, 6, 30, 40), (1, 128, 300, 64),
+        (1, 14, 70, 64), (1, 27, 33, 100), (1, 11, 50, 40),
     ]
 
     /// The program (bias on every other shape) and the definition's output.

@@ -322,6 +322,13 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 		m += (ROWS);							\
 	} while (0)
 
+/* The @last block of @ROWS rows (A and B in place), as a case of its switch. */
+#define GEMM_LAST(vec, width, fma, ROWS)					\
+	case (ROWS):								\
+		GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0);		\
+		m += (ROWS);							\
+		break;
+
 /*
  * A few rows (a batch of one, say): the product is read-bound on B, so
  * B's rows are streamed in place, in order. Each tile of T vectors of
@@ -480,17 +487,34 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
 	const u32 KC = gemm_chain(K, kind);					\
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;			\
 	int bpack = pack && M >= 2 * GEMM_ROWS && !bp;	/* panels: packed as stored */ \
-	u32 m, n, k, k0, k1, r, g, g1, mt = 0;				\
+	u32 m, n, k, k0, k1, r, g, g1, mt = 0, last = 0;			\
 	const float *as;							\
 										\
 	N -= N % pw;								\
-	/* Rows in register blocks; the last few (or a few rows) by gemv. */	\
-	while (M > GEMV_ROWS && M - mt >= GEMM_ROWS)				\
+	/*									\
+	 * Rows in register blocks; the last few (or a few rows) by gemv. With	\
+	 * 32 registers and A and B in place, the rows a block of GEMM_ROWS	\
+	 * leaves go in one @last block of 5 to 14 rows (two vectors each, so	\
+	 * up to 28 sums; 4 and 8 have their blocks) instead: B is read once	\
+	 * more, not by a gemv.							\
+	 */									\
+	if (GEMM_ROWS > 8 && !bpack && !amode && M > GEMV_ROWS) {		\
+		u32 rest = M % GEMM_ROWS;					\
+										\
+		if (rest && rest <= 2 && M > GEMM_ROWS)				\
+			last = GEMM_ROWS + rest;				\
+		else if (rest == 3 && M > GEMM_ROWS)				\
+			last = 7;	/* after a block of 8 */		\
+		else if (rest >= 5 && rest != 8)				\
+			last = rest;						\
+	}									\
+	while (M > GEMV_ROWS && M - mt - last >= GEMM_ROWS)			\
 		mt += GEMM_ROWS;						\
-	if (M > GEMV_ROWS && GEMM_ROWS > 8 && M - mt >= 8)			\
+	if (M > GEMV_ROWS && GEMM_ROWS > 8 && M - mt - last >= 8)		\
 		mt += 8;							\
-	while (M > GEMV_ROWS && M - mt >= 4)					\
+	while (M > GEMV_ROWS && M - mt - last >= 4)				\
 		mt += 4;							\
+	mt += last;								\
 	for (g = 0; mt && g < N; g += GEMM_NC) {					\
 		g1 = N - g < GEMM_NC ? N : g + GEMM_NC;				\
 		for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_KC) {		\
@@ -508,13 +532,22 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
 						*(const vec *)((const float *)b + k * bs_k + n + width); \
 				}						\
 			m = 0;							\
-			while (mt - m >= GEMM_ROWS)				\
+			while (mt - m - last >= GEMM_ROWS)			\
 				GEMM_BLOCK(vec, width, fma, GEMM_ROWS);		\
 			/* AVX-512: eight of the rows left, one pass over B. */	\
-			if (GEMM_ROWS > 8 && mt - m >= 8)			\
+			if (GEMM_ROWS > 8 && mt - m - last >= 8)		\
 				GEMM_BLOCK(vec, width, fma, 8);			\
-			while (mt - m >= 4)					\
+			while (mt - m - last >= 4)				\
 				GEMM_BLOCK(vec, width, fma, 4);			\
+			as = (const float *)a + m * as_m + k0 * as_k;		\
+			switch (GEMM_ROWS > 8 ? last : 0) {			\
+			GEMM_LAST(vec, width, fma, 5) GEMM_LAST(vec, width, fma, 6) \
+			GEMM_LAST(vec, width, fma, 7) GEMM_LAST(vec, width, fma, 9) \
+			GEMM_LAST(vec, width, fma, 10) GEMM_LAST(vec, width, fma, 11) \
+			GEMM_LAST(vec, width, fma, 13) GEMM_LAST(vec, width, fma, 14) \
+			default:						\
+				break;						\
+			}							\
 			if (!KC)						\
 				break;						\
 		}								\
@@ -547,14 +580,16 @@ GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8, 
 GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16, ROWS_AVX512)
 
 /*
- * Columns [n0, N) past the last full panel, at most 16 a call: B's
- * tail is copied, zero padded, to 16 columns per k (GEMM_TAIL_KC rows of
- * k at a time), so that each row of the output runs as two vectors (one
- * for 8 columns or fewer). The padding lanes are never stored; every
- * stored lane runs the same fma chain over k in order. A's rows are read
- * in place when they are f32 rows, else converted GEMM_TAIL_ROWS at a
- * time into the scratch after B's copy. Without scratch the chains run
- * one by one.
+ * Columns [n0, N) past the last full panel, at most 16 a call: each row
+ * of the output runs as two vectors of B's 16 columns from n0 (one for 8
+ * columns or fewer), read in place where all 16 lie inside B (f32 in
+ * panels, whose last panel has all its lanes, or in rows when 16 are
+ * left), else from a copy, zero padded, of 16 columns per k
+ * (GEMM_TAIL_KC rows of k at a time). The lanes past N are never
+ * stored; every stored lane runs the same fma chain over k in order. A's
+ * rows are read in place when they are f32 rows, else converted
+ * GEMM_TAIL_ROWS at a time into the scratch after B's copy. Without
+ * scratch the chains run one by one.
  */
 #define GEMM_TAIL_KC	512
 #define GEMM_TAIL_ROWS	8
@@ -563,14 +598,14 @@ _Static_assert(GEMM_TAIL_KC * 16 * 4 <= GEMM_B_BYTES && GEMM_TAIL_KC * GEMM_TAIL
 
 /*
  * Rows [m, m + rows) (rows 1, 4 or 8) of the tail's @w columns from @n0,
- * taps [k0, k1) of B's copy in @pack and of A's rows at @ap (@ld floats
- * apart): each row's chains as one or @two vectors, the rows side by
- * side so that their fmas overlap (eight chains in flight: two fmas a
- * cycle at a latency of four).
+ * taps [k0, k1) of B from @bk (tap k0's 16 columns; the next tap's @bs
+ * floats on) and of A's rows at @ap (@ld floats apart): each row's chains
+ * as one or @two vectors, the rows side by side so that their fmas
+ * overlap (eight chains in flight: two fmas a cycle at a latency of four).
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
 void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u32 rows, u32 n0,
-		    u32 w, u32 k0, u32 k1, const float *pack, const int two)
+		    u32 w, u32 k0, u32 k1, const float *bk, u64 bs, const int two)
 {
 	neuron_v8f c0[GEMM_TAIL_ROWS], c1[GEMM_TAIL_ROWS];
 	float out[16];
@@ -588,9 +623,9 @@ void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u3
 			c1[r] = *(neuron_v8f *)(out + 8);
 		}
 	}
-	for (k = k0; k < k1; k++) {
-		neuron_v8f b0 = *(const neuron_v8f *)(pack + (k - k0) * 16);
-		neuron_v8f b1 = two ? *(const neuron_v8f *)(pack + (k - k0) * 16 + 8) : b0;
+	for (k = k0; k < k1; k++, bk += bs) {
+		neuron_v8f b0 = *(const neuron_v8f *)bk;
+		neuron_v8f b1 = two ? *(const neuron_v8f *)(bk + 8) : b0;
 
 		_Pragma("GCC unroll 8")
 		for (r = 0; r < rows; r++) {
@@ -618,8 +653,12 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 {
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind), KC = gemm_chain(K, kind);
 	const int inplace = !amode && as_k == 1, two = N - n0 > 8;
+	/* B's 16 columns in place: f32, and all of them inside B. */
+	const int bplace = !bmode && (bp || N - n0 == 16);
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;
 	u32 m, n, k, k0, k1, rows, w = N - n0;
+	const float *bk;
+	u64 bs;
 
 	if (!pack || w > 16) {
 		for (m = 0; m < M; m++)
@@ -636,7 +675,13 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 	}
 	for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_TAIL_KC) {
 		k1 = KC - k0 < GEMM_TAIL_KC ? KC : k0 + GEMM_TAIL_KC;
-		for (k = k0; k < k1; k++)
+		bk = pack;
+		bs = 16;
+		if (bplace) {
+			bk = (const float *)b + k0 * bs_k + GEMM_BCOL(n0);
+			bs = bs_k;
+		}
+		for (k = k0; !bplace && k < k1; k++)
 			for (n = 0; n < 16; n++)
 				pack[(k - k0) * 16 + n] = n < w ?
 					gemm_elem(b, GEMM_BCOL(n0 + n), bs_k, k, K, bmode) : 0.0f;
@@ -652,15 +697,15 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 				ld = k1 - k0;
 			}
 			if (rows == 8)
-				gemm_tail_rows(ap, ld, o, os_m, m, 8, n0, w, k0, k1, pack, 0);
+				gemm_tail_rows(ap, ld, o, os_m, m, 8, n0, w, k0, k1, bk, bs, 0);
 			else if (rows == 4 && two)
-				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, pack, 1);
+				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 1);
 			else if (rows == 4)
-				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, pack, 0);
+				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 0);
 			else if (two)
-				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, pack, 1);
+				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 1);
 			else
-				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, pack, 0);
+				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 0);
 		}
 		if (!KC)
 			break;
