@@ -679,6 +679,38 @@ struct CompilerTests {
         #expect(got.contains { $0.isNaN } == clip.nan, "a NaN kept")
     }
 
+    @Test("A convolution of a channels-last image (Keras' input through its Transpose) reads it laid out as planes by one COPY, with the same bits")
+    func channelsLastInput() throws {
+        let (c, h, w, m) = (3, 9, 11, 8)
+        let nhwc = sample(h * w * c, seed: 73), weight = sample(m * c * 9, seed: 74)
+        func graph(transposed: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "stem"
+            graph.input = [ONNXBuilder.value("x", .float, transposed ? [1, h, w, c] : [1, c, h, w])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, m, (h + 1) / 2, (w + 1) / 2])]
+            var wt = ONNXBuilder.tensor("w", .float, [Int64(m), Int64(c), 3, 3])
+            wt.floatData = weight
+            graph.initializer = [wt]
+            let conv = ONNXBuilder.node("Conv", [transposed ? "t" : "x", "w"], ["y"], name: "conv",
+                                        [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1]),
+                                         ONNXBuilder.attribute("strides", ints: [2, 2])])
+            graph.node = transposed ? [ONNXBuilder.node("Transpose", ["x"], ["t"], name: "t",
+                                                        [ONNXBuilder.attribute("perm", ints: [0, 3, 1, 2])]), conv]
+                                    : [conv]
+            return graph
+        }
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(transposed: true)))))
+        let (planes, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph(transposed: false)))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+        #expect(shown.first == "COPY" && shown.dropFirst().first?.hasPrefix("CONV2D") == true, "\(shown)")
+        var nchw = [Float](repeating: 0, count: nhwc.count)
+        for y in 0..<h { for x in 0..<w { for ch in 0..<c { nchw[(ch * h + y) * w + x] = nhwc[(y * w + x) * c + ch] } } }
+        let got = try run(model, ["x": nhwc])["y"] ?? [], want = try run(planes, ["x": nchw])["y"] ?? []
+        #expect(!got.isEmpty && got.map(\.bitPattern) == want.map(\.bitPattern))
+    }
+
     @Test("Pow of a constant 2 or 3 runs as products, within two roundings of the power", arguments: [2.0, 3.0, 2.5])
     func smallPowers(_ exponent: Double) throws {
         let x = sample(64, seed: 51).map { $0 * 3 }

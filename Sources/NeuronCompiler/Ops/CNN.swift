@@ -139,7 +139,12 @@ extension Lowering {
     }
 
     func lowerConv() throws(NeuronCompilerError) {
-        let (x, spatial) = try image(try floatTensor(0))
+        var (x, spatial) = try image(try floatTensor(0))
+        // An image channels last (a Keras model's input, seen through its
+        // Transpose) laid out as planes first by one COPY: the engine's
+        // kernels read rows of a plane as vectors, and would gather it
+        // element by element (MobileNetV2's 3-channel stem 1.5x slower).
+        if x.strides[3] != 1, x.dims[3] > 1 { x = copied(x) }
         let group = try int("group", 1)
         // Constant weights of one group go to the blob in the engine's
         // packed layout (read in place, no copy per run); others as given.
