@@ -387,18 +387,19 @@ GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES_M, GRP_EVENS16,
 /*
  * Depthwise convolutions of narrow images (one input and one output
  * channel per group): W neighbouring channels in the lanes instead. The
- * image is first laid out channels-last in @pack ([h][w][cp], cp the
- * channels rounded up to W, zeros past them) and the weights [taps][cp];
+ * image is first laid out channels-last in @pack by blocks of W channels
+ * ([cp / W][h][w][W], cp the channels rounded up to W, zeros past them:
+ * a block's image is contiguous, for the cache) and the weights [taps][cp];
  * then each output position of W channels runs the reference's chain, a
  * tap outside the input skipped for all lanes alike, four positions of a
  * row as independent chains.
  */
-#define DWC_STEP(V, FMA, p, acc)						\
+#define DWC_STEP(V, W, FMA, p, acc)						\
 do {										\
 	s64 iw_ = (s64)(wo + (p)) * c->sw - c->pl + (s64)kw * c->dw;	\
 										\
 	if ((p) < cnt && iw_ >= 0 && iw_ < c->w)				\
-		acc = FMA(*(const V *)(row + (u64)iw_ * cp), wv, acc);		\
+		acc = FMA(*(const V *)(row + (u64)iw_ * (W)), wv, acc);	\
 } while (0)
 
 /*
@@ -485,18 +486,18 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	 * contiguous plane by transposes, the rest one by one. */		\
 	for (cb = 0; plane_in && cb + (W) <= co_count; cb += (W))		\
 		done = dwc_transpose_##sfx(c->x + n * c->xs[0] + (u64)cb * c->xs[1], \
-					   c->xs[1], 1, (u64)c->h * c->w, pack + cb, cp, cp); \
+					   c->xs[1], 1, (u64)c->h * c->w,	\
+					   pack + (u64)cb * c->h * c->w, (W), (W)); \
 	for (ih = 0; ih < c->h; ih++)						\
 		for (iw = 0; iw < c->w; iw++) {					\
 			const float *xr = c->x + n * c->xs[0] + (u64)ih * c->xs[2] + \
 					  (u64)iw * c->xs[3];			\
 			u64 at = (u64)ih * c->w + iw;				\
-			float *pr = pack + at * cp;				\
+			float *pr = pack + at * (W);				\
 										\
-			for (ch = at < done ? cb : 0; ch < co_count; ch++)	\
-				pr[ch] = xr[(u64)ch * c->xs[1]];		\
-			for (; ch < cp; ch++)					\
-				pr[ch] = 0.0f;					\
+			for (ch = at < done ? cb : 0; ch < cp; ch++)		\
+				pr[(u64)(ch / (W)) * c->h * c->w * (W) + ch % (W)] = \
+					ch < co_count ? xr[(u64)ch * c->xs[1]] : 0.0f; \
 		}								\
 	/* The taps some output reads (a small map leaves most of a large	\
 	 * kernel in the padding); the others' lanes are read, not used. */	\
@@ -530,14 +531,14 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 										\
 			if (ihs < 0 || ihs >= c->h)				\
 				continue;					\
-			row = pack + (u64)ihs * c->w * cp + cb;			\
+			row = pack + (u64)cb * c->h * c->w + (u64)ihs * c->w * (W); \
 			for (kw = 0; kw < c->kw; kw++) {			\
 				grp_vf_##sfx wv = *(const grp_vf_##sfx *)(wpk + ((u64)kh * c->kw + kw) * cp + cb); \
 										\
-				DWC_STEP(grp_vf_##sfx, FMA, 0, a0);			\
-				DWC_STEP(grp_vf_##sfx, FMA, 1, a1);			\
-				DWC_STEP(grp_vf_##sfx, FMA, 2, a2);			\
-				DWC_STEP(grp_vf_##sfx, FMA, 3, a3);			\
+				DWC_STEP(grp_vf_##sfx, W, FMA, 0, a0);		\
+				DWC_STEP(grp_vf_##sfx, W, FMA, 1, a1);		\
+				DWC_STEP(grp_vf_##sfx, W, FMA, 2, a2);		\
+				DWC_STEP(grp_vf_##sfx, W, FMA, 3, a3);		\
 			}							\
 		}								\
 		out[0] = a0;							\
