@@ -322,12 +322,42 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 		m += (ROWS);							\
 	} while (0)
 
-/* The @last block of @ROWS rows (A and B in place), as a case of its switch. */
-#define GEMM_LAST(vec, width, fma, ROWS)					\
-	case (ROWS):								\
-		GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0);		\
-		m += (ROWS);							\
+/*
+ * name_last<ROWS>(): the last block of @ROWS rows from row m, A (at @as)
+ * and B in place, panels [g, g1), taps [k0, k1); a function of its own,
+ * so that the kernel's frame holds one block's sums (a debug kernel's
+ * KASAN keeps every block's apart).
+ */
+#define GEMM_LAST_FN(name, isa, vec, uvec, hvec, width, fma, ROWS)		\
+static __attribute__((target(isa), __noinline__))				\
+void name##_last##ROWS(const float *as, u64 as_m, u64 as_k, const void *b, u64 bs_k, \
+		       u64 bp, float *o, u64 os_m, u32 m, u32 g, u32 g1, u32 k0, u32 k1, \
+		       u32 K)							\
+{										\
+	typedef uvec gemm_uvec;							\
+	typedef hvec gemm_hvec;							\
+	const u32 pw = width * GEMM_VECS, bmode = 0;				\
+	const float *pack = NULL;						\
+	u32 n, k, r;								\
+										\
+	GEMM_TILES(vec, width, fma, ROWS, as_m, as_k, 0);			\
+}
+
+/* The 16-lane kernel's last block (gemm_avx512_last<rows>); 8 lanes have none. */
+#define GEMM_LAST_CALL(name, rows)						\
+	case (rows):								\
+		name##_last##rows(as, as_m, as_k, b, bs_k, bp, o, os_m, m, g, g1, k0, k1, K); \
 		break;
+#define GEMM_LAST16(name)							\
+	switch (last) {								\
+	GEMM_LAST_CALL(name, 5) GEMM_LAST_CALL(name, 6) GEMM_LAST_CALL(name, 7)	\
+	GEMM_LAST_CALL(name, 9) GEMM_LAST_CALL(name, 10) GEMM_LAST_CALL(name, 11) \
+	GEMM_LAST_CALL(name, 13) GEMM_LAST_CALL(name, 14)			\
+	default:								\
+		break;								\
+	}									\
+	m += last;
+#define GEMM_NO_LAST(name)
 
 /*
  * A few rows (a batch of one, say): the product is read-bound on B, so
@@ -475,7 +505,7 @@ void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
  * more than one block of rows reads it or it is bf16; a few rows read
  * f32 B in place, which costs less than copying it.
  */
-#define GEMM_KERNEL(name, isa, vec, uvec, hvec, width, fma, GEMM_ROWS)		\
+#define GEMM_KERNEL(name, isa, vec, uvec, hvec, width, fma, GEMM_ROWS, LAST)	\
 static __attribute__((target(isa)))						\
 void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
 	  u32 kind, float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack)	\
@@ -540,14 +570,7 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
 			while (mt - m - last >= 4)				\
 				GEMM_BLOCK(vec, width, fma, 4);			\
 			as = (const float *)a + m * as_m + k0 * as_k;		\
-			switch (GEMM_ROWS > 8 ? last : 0) {			\
-			GEMM_LAST(vec, width, fma, 5) GEMM_LAST(vec, width, fma, 6) \
-			GEMM_LAST(vec, width, fma, 7) GEMM_LAST(vec, width, fma, 9) \
-			GEMM_LAST(vec, width, fma, 10) GEMM_LAST(vec, width, fma, 11) \
-			GEMM_LAST(vec, width, fma, 13) GEMM_LAST(vec, width, fma, 14) \
-			default:						\
-				break;						\
-			}							\
+			LAST(name)						\
 			if (!KC)						\
 				break;						\
 		}								\
@@ -576,8 +599,19 @@ void name(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,	\
 
 GEMV_FNS(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8)
 GEMV_FNS(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16)
-GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8, ROWS_AVX2)
-GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16, ROWS_AVX512)
+#define GEMM_LAST_FNS16(rows)	\
+	GEMM_LAST_FN(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16, rows)
+GEMM_LAST_FNS16(5)
+GEMM_LAST_FNS16(6)
+GEMM_LAST_FNS16(7)
+GEMM_LAST_FNS16(9)
+GEMM_LAST_FNS16(10)
+GEMM_LAST_FNS16(11)
+GEMM_LAST_FNS16(13)
+GEMM_LAST_FNS16(14)
+GEMM_KERNEL(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8h, 8, FMA8, ROWS_AVX2, GEMM_NO_LAST)
+GEMM_KERNEL(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16h, 16, FMA16, ROWS_AVX512,
+	    GEMM_LAST16)
 
 /*
  * Columns [n0, N) past the last full panel, at most 16 a call: each row
