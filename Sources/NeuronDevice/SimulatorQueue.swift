@@ -95,28 +95,96 @@ func monotonicNanoseconds() -> Int64 {
     return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
 }
 
-/// A job on a simulated queue: its own copy of the program, validated
-/// against the buffers it holds in use until it ends.
+/// A program image validated against the sizes and alignments of the
+/// buffers bound to it: the simulator's own copy, which jobs share. The
+/// driver copies and validates every submission; the simulator does so
+/// for the first submission of an image and reuses the result while the
+/// same image (the caller's array, by identity: this entry holds its
+/// storage, so an equal address is the same unchanged array) comes with
+/// buffers of the same sizes, as a loaded model's requests do. Validation
+/// is a function of the image's bytes and those sizes alone.
+final class SimProgramImage: @unchecked Sendable {
+    /// The array it was copied from, held so that its storage stays.
+    let source: [UInt64]
+    let file: Int
+    /// Per slot: its size and its base address's misalignment (mod 8).
+    let slotKey: [UInt64]
+    let bytes: UnsafeMutableRawBufferPointer
+    /// Points into `bytes`; immutable once made.
+    let program: neuron_engine_program
+
+    private init(source: [UInt64], file: Int, slotKey: [UInt64], bytes: UnsafeMutableRawBufferPointer,
+                 program: neuron_engine_program) {
+        self.source = source
+        self.file = file
+        self.slotKey = slotKey
+        self.bytes = bytes
+        self.program = program
+    }
+
+    deinit { bytes.deallocate() }
+
+    static func key(_ slots: [neuron_engine_slot]) -> [UInt64] {
+        var key: [UInt64] = []
+        key.reserveCapacity(slots.count * 2)
+        for slot in slots {
+            key.append(slot.size)
+            key.append(UInt64(UInt(bitPattern: slot.base)) & 7)
+        }
+        return key
+    }
+
+    /// Whether `image` is this entry's array and `slotKey` its slots'.
+    func matches(_ image: [UInt64], file: Int, slotKey: [UInt64]) -> Bool {
+        guard self.file == file, image.count == source.count else { return false }
+        let same = image.withUnsafeBufferPointer { given in
+            source.withUnsafeBufferPointer { held in given.baseAddress == held.baseAddress }
+        }
+        return same && self.slotKey == slotKey
+    }
+
+    /// Copy and validate `source` against `slots`.
+    static func validate(_ source: [UInt64], file: Int, slots: [neuron_engine_slot])
+        throws(NeuronError) -> SimProgramImage {
+        let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: max(8, source.count * 8), alignment: 64)
+        source.withUnsafeBytes { bytes.copyMemory(from: $0) }
+        var program = neuron_engine_program()
+        var status = neuron_engine_status()
+        let valid = slots.withUnsafeBufferPointer { slotPointer in
+            neuron_engine_validate(bytes.baseAddress, UInt64(source.count * 8), slotPointer.baseAddress,
+                                   UInt32(slotPointer.count), &program, &status) == 0
+        }
+        guard valid else {
+            bytes.deallocate()
+            throw .invalidProgram(NeuronProgramError(kind: .init(rawValue: status.error) ?? .header,
+                                                     index: Int(status.index)))
+        }
+        return SimProgramImage(source: source, file: file, slotKey: key(slots), bytes: bytes, program: program)
+    }
+}
+
+/// A job on a simulated queue: a validated program image (shared with the
+/// jobs that submit the same one), and the buffers it holds in use until
+/// it ends.
 final class SimJob: @unchecked Sendable {
     let file: Int
     var sequence: UInt64 = 0
     let dependency: NeuronJob?
-    let image: UnsafeMutableRawBufferPointer
-    var program = neuron_engine_program()
+    let image: SimProgramImage
+    var program: neuron_engine_program
     var slots: [neuron_engine_slot]
     let buffers: [NeuronBuffer]
     /// The trace the engine's runner writes (its buffer is among `buffers`), or nil.
     let trace: UnsafeMutablePointer<neuron_engine_trace>?
 
-    init(file: Int, image source: [UInt64], slots: [neuron_engine_slot], buffers: [NeuronBuffer],
+    init(file: Int, image: SimProgramImage, slots: [neuron_engine_slot], buffers: [NeuronBuffer],
          dependency: NeuronJob?, trace: neuron_engine_slot?) {
         self.file = file
         self.dependency = dependency
         self.slots = slots
         self.buffers = buffers
-        let image = UnsafeMutableRawBufferPointer.allocate(byteCount: max(8, source.count * 8), alignment: 64)
-        source.withUnsafeBytes { image.copyMemory(from: $0) }
         self.image = image
+        self.program = image.program
         if let trace {
             let state = UnsafeMutablePointer<neuron_engine_trace>.allocate(capacity: 1)
             state.initialize(to: neuron_engine_trace())
@@ -128,7 +196,6 @@ final class SimJob: @unchecked Sendable {
     }
 
     deinit {
-        image.deallocate()
         trace?.deallocate()
         for buffer in buffers { buffer.endUse() }
     }
@@ -172,6 +239,9 @@ final class SimDeviceQueues: @unchecked Sendable {
     // Under `lock`:
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
+    /// Program images validated lately, most recent first (`SimProgramImage`).
+    private let images = Mutex<[SimProgramImage]>([])
+    private static let imageCacheEntries = 16
 
     /// How long a NeuronCore's thread, having run a job, and a caller
     /// waiting for one keep polling (yielding the CPU between looks) before
@@ -239,7 +309,10 @@ final class SimDeviceQueues: @unchecked Sendable {
                 cores[core].owner = nil
                 cores[core].abort = false
             }
-            if !cores.contains(where: { $0.owner == file }) { sync[file] = nil }
+            if !cores.contains(where: { $0.owner == file }) {
+                sync[file] = nil
+                images.withLock { $0.removeAll { $0.file == file } }
+            }
             lock.broadcastAll()
         }
     }
@@ -302,17 +375,15 @@ final class SimDeviceQueues: @unchecked Sendable {
             for buffer in held { buffer.endUse() }
             throw failure
         }
-        let job = SimJob(file: file, image: request.image, slots: slots, buffers: held, dependency: request.after,
+        let image: SimProgramImage
+        do {
+            image = try validated(request.image, file: file, slots: slots)
+        } catch {
+            for buffer in held { buffer.endUse() }
+            throw error
+        }
+        let job = SimJob(file: file, image: image, slots: slots, buffers: held, dependency: request.after,
                          trace: traceSlot)
-        var status = neuron_engine_status()
-        let valid = job.slots.withUnsafeBufferPointer { slotPointer in
-            neuron_engine_validate(job.image.baseAddress, UInt64(request.image.count * 8), slotPointer.baseAddress,
-                                   UInt32(slotPointer.count), &job.program, &status) == 0
-        }
-        guard valid else {
-            throw .invalidProgram(NeuronProgramError(kind: .init(rawValue: status.error) ?? .header,
-                                                     index: Int(status.index)))
-        }
         // As the driver: the runner gets only what the program can fill.
         if let trace = job.trace {
             trace.pointee.buf.size = min(trace.pointee.buf.size, neuron_engine_trace_extent(&job.program))
@@ -338,6 +409,29 @@ final class SimDeviceQueues: @unchecked Sendable {
             lock.broadcast(request.core)
             return NeuronJob(core: request.core, sequence: job.sequence)
         }
+    }
+
+    /// `image` validated against `slots`: a cached copy when this file
+    /// submitted the same array with buffers of the same sizes before.
+    private func validated(_ image: [UInt64], file: Int, slots: [neuron_engine_slot])
+        throws(NeuronError) -> SimProgramImage {
+        let key = SimProgramImage.key(slots)
+        let cached: SimProgramImage? = images.withLock { list in
+            guard let at = list.firstIndex(where: { $0.matches(image, file: file, slotKey: key) }) else { return nil }
+            let entry = list[at]
+            if at != 0 {
+                list.remove(at: at)
+                list.insert(entry, at: 0)
+            }
+            return entry
+        }
+        if let cached { return cached }
+        let fresh = try SimProgramImage.validate(image, file: file, slots: slots)
+        images.withLock { list in
+            list.insert(fresh, at: 0)
+            if list.count > Self.imageCacheEntries { list.removeLast() }
+        }
+        return fresh
     }
 
     /// With the lock held: the job's result if it ended, or why it cannot be known.

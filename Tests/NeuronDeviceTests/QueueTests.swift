@@ -1,3 +1,4 @@
+import CNeuronEngine
 import Foundation
 import NeuronDevice
 import Testing
@@ -414,6 +415,33 @@ struct QueueBehaviourTests {
         good.fill(.contiguous(slot: 0, dims: [4]), value: 2)
         #expect(try finish(queue, try queue.submit(good, buffers: [buffer])).status == .ok)
         #expect(try buffer.read(Float.self, count: 4) == [2, 2, 2, 2])
+    }
+
+    @Test("one program image submitted again is checked again: against smaller buffers, and once changed")
+    func resubmitted() throws {
+        let device = try backendUnderTest().open(device: 0)
+        defer { device.close() }
+        let queue = try device.queue(core: 0)
+        let large = try device.allocate(size: 65536), small = try device.allocate(size: 4096)
+        var program = NeuronProgram()
+        program.fill(.contiguous(slot: 0, dims: [16384]), value: 3)   // 65536 bytes
+        let image = program.image()
+        for _ in 0..<3 {
+            #expect(try finish(queue, try queue.submit(image: image, buffers: [large])).status == .ok)
+        }
+        // The same array (the simulator keeps what it validated) with a buffer too small.
+        #expect(throws: NeuronError.invalidProgram(NeuronProgramError(kind: .range, index: 0))) {
+            try queue.submit(image: image, buffers: [small])
+        }
+        // A copy of it changed in place: a slot no buffer is bound to.
+        var changed = image
+        let descriptor = MemoryLayout<neuron_program_header>.size / 8   // its first word: slot, dtype, rank
+        changed[descriptor] = changed[descriptor] & ~0xffff | 5
+        #expect(throws: NeuronError.invalidProgram(NeuronProgramError(kind: .slot, index: 0))) {
+            try queue.submit(image: changed, buffers: [large])
+        }
+        #expect(try finish(queue, try queue.submit(image: image, buffers: [large])).status == .ok)
+        #expect(try large.read(Float.self, count: 16384) == [Float](repeating: 3, count: 16384))
     }
 
     @Test("a NeuronCore held by another open device is busy, naming this process")

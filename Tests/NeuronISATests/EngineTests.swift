@@ -1065,6 +1065,44 @@ struct EngineNetworkOpTests {
         }
     }
 
+    @Test("gather of strided rows, into strided rows, and over its own table in the defined order")
+    func gatherLayouts() throws {
+        let data = sample(5 * 3, seed: 82)
+        let indices: [Int32] = [3, -5, 1, 4]
+        func run(table: NeuronTensorView, out: NeuronTensorView) throws -> Slots {
+            let slots = Slots([60, 16, 64])
+            slots.set(0, data)
+            indices.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+            var program = NeuronProgram()
+            program.gather(out, table: table, indices: .contiguous(slot: 1, dims: [4], dtype: .int32))
+            try slots.run(program)
+            return slots
+        }
+        let rows = [3, 0, 1, 4]
+        // The table read down its columns (a transposed view of [3, 5]).
+        let columns = try run(table: NeuronTensorView(slot: 0, dims: [5, 3], strides: [1, 5]),
+                              out: .contiguous(slot: 2, dims: [4, 3]))
+        #expect(columns.floats(2, count: 12) == rows.flatMap { r in (0..<3).map { data[r + $0 * 5] } })
+        // Rows written down the output's columns.
+        let across = try run(table: .contiguous(slot: 0, dims: [5, 3]),
+                             out: NeuronTensorView(slot: 2, dims: [4, 3], strides: [1, 4]))
+        let written = across.floats(2, count: 12)
+        for (i, r) in rows.enumerated() {
+            #expect((0..<3).map { written[i + $0 * 4] } == (0..<3).map { data[r * 3 + $0] })
+        }
+        // Into its own table, one element after the row it reads: element
+        // by element in order, each copy reads the one before it.
+        let slots = Slots([60, 16, 64])
+        slots.set(0, data)
+        let zero: [Int32] = [0]
+        zero.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+        var program = NeuronProgram()
+        program.gather(.contiguous(slot: 0, dims: [1, 3], offset: 1), table: .contiguous(slot: 0, dims: [5, 3]),
+                       indices: .contiguous(slot: 1, dims: [1], dtype: .int32))
+        try slots.run(program)
+        #expect(Array(slots.floats(0, count: 5)) == [data[0], data[0], data[0], data[0], data[4]])
+    }
+
     @Test("casts: bf16 rounding, integer saturation and NaN")
     func cast() throws {
         let values: [Float] = [1.0039062, -3.5, .nan, 3e9, -3e9, 65504, 0.1]

@@ -609,18 +609,19 @@ static u32 op_gather(const struct neuron_tensor_desc *o, const struct neuron_ten
 			obase += (u64)w.idx[i] * o->strides[i];
 		if (idx < 0)
 			idx += rows;
+		if (idx >= 0 && idx < rows) {
+			copy_row(out + obase * size, o->strides[r],
+				 table + (t->offset + (u64)idx * t->strides[0]) * size, t->strides[1],
+				 width, size);
+			continue;
+		}
+		/* Out of range: zeros, and a fault. */
+		fault = NEURON_ISA_FAULT_INDEX;
 		for (d = 0; d < width; d++) {
 			u8 *dst = out + (obase + d * o->strides[r]) * size;
 
-			if (idx < 0 || idx >= rows) {
-				fault = NEURON_ISA_FAULT_INDEX;
-				for (byte = 0; byte < size; byte++)
-					dst[byte] = 0;
-				continue;
-			}
 			for (byte = 0; byte < size; byte++)
-				dst[byte] = table[(t->offset + (u64)idx * t->strides[0] +
-						   d * t->strides[1]) * size + byte];
+				dst[byte] = 0;
 		}
 	} while (walk_next(&w));
 	return fault;

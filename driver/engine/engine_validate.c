@@ -582,6 +582,24 @@ static u64 slice_work(const struct neuron_engine_program *prog, u32 index)
 	return sat_mul(neuron_engine_part_cost(prog, index), info->slice_weight);
 }
 
+/*
+ * True when instruction @index is small enough that its parts need no
+ * pricing: a part never costs more than the whole, and an instruction
+ * has at most as many parts as output elements, so with both under the
+ * limit no part is too large and the split cannot have too many parts.
+ * Most instructions of a program pass here, without planning a split.
+ */
+static int fits_whole(const struct neuron_engine_program *prog, u32 index)
+{
+	const struct neuron_insn *in = &prog->insns[index];
+	const struct neuron_insn_info *info = neuron_engine_insn_info(in->opcode);
+
+	if (sat_mul(neuron_engine_insn_cost(prog, index), info->slice_weight) > NEURON_MAX_SLICE_WORK)
+		return 0;
+	return info->split == NEURON_SPLIT_NONE ||
+	       neuron_engine_desc_elements(&prog->descs[in->operand[0]]) <= NEURON_MAX_SLICE_WORK;
+}
+
 int neuron_engine_validate(const void *image, u64 size,
 			   const struct neuron_engine_slot *slots, u32 slot_count,
 			   struct neuron_engine_program *prog,
@@ -626,7 +644,7 @@ int neuron_engine_validate(const void *image, u64 size,
 	prog->part_work = 0;
 	/* No slice may be too large to stop in bounded time. */
 	for (i = 0; i < h->insn_count; i++)
-		if (slice_work(prog, i) > NEURON_MAX_SLICE_WORK)
+		if (!fits_whole(prog, i) && slice_work(prog, i) > NEURON_MAX_SLICE_WORK)
 			return fail(status, NEURON_ISA_E_OPERAND, i);
 	return 0;
 }
