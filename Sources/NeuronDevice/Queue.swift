@@ -95,14 +95,21 @@ public struct NeuronJobRequest: Sendable {
     /// bytes, `NeuronJobTrace.bufferSize(records:)` for a given number of
     /// records. Nil: the job is not traced, at no cost.
     public var trace: NeuronBuffer?
+    /// The submitter waits for this job at once (`wait` or `result(of:)`
+    /// next): the simulator then runs a small program of an idle
+    /// NeuronCore on the waiting thread, without handing it to the core's
+    /// thread and back (a few microseconds a request). Its results,
+    /// statuses and order are the same; the driver ignores it.
+    public var awaited: Bool
 
     public init(core: Int, image: [UInt64], buffers: [NeuronBuffer?], after: NeuronJob? = nil,
-                trace: NeuronBuffer? = nil) {
+                trace: NeuronBuffer? = nil, awaited: Bool = false) {
         self.core = core
         self.image = image
         self.buffers = buffers
         self.after = after
         self.trace = trace
+        self.awaited = awaited
     }
 }
 
@@ -160,10 +167,12 @@ public final class NeuronQueue: Sendable {
 
     /// Queue a program image; with `trace`, the job writes a trace of its
     /// run there (read it with `NeuronJobTrace(buffer:)` once it ended).
+    /// `awaited`: the caller waits for the job next (`NeuronJobRequest.awaited`).
     public func submit(image: [UInt64], buffers: [NeuronBuffer?],
-                       after: NeuronJob? = nil, trace: NeuronBuffer? = nil) throws(NeuronError) -> NeuronJob {
+                       after: NeuronJob? = nil, trace: NeuronBuffer? = nil,
+                       awaited: Bool = false) throws(NeuronError) -> NeuronJob {
         try device.submit(NeuronJobRequest(core: core, image: image, buffers: buffers, after: after,
-                                           trace: trace))
+                                           trace: trace, awaited: awaited))
     }
 
     /// Block until `job` ends, up to `timeout`; nil when it has not.
@@ -182,7 +191,7 @@ public final class NeuronQueue: Sendable {
         let image = program.image()
         while true {
             do {
-                let job = try submit(image: image, buffers: buffers, after: after)
+                let job = try submit(image: image, buffers: buffers, after: after, awaited: true)
                 return try await result(of: job)
             } catch .queueFull {
                 // Wait for the oldest job still queued, then try again.

@@ -309,12 +309,15 @@ public final class SimulatedDevice: NeuronDeviceHandle {
     }
 
     public func wait(for job: NeuronJob, timeout: Duration) throws(NeuronError) -> NeuronJobResult? {
-        try queues.wait(file: try openFile(), for: job, timeout: timeout)
+        let id = try openFile()
+        if timeout > .zero, let result = queues.runDeferred(file: id, job) { return result }
+        return try queues.wait(file: id, for: job, timeout: timeout)
     }
 
     public func result(of job: NeuronJob) async throws(NeuronError) -> NeuronJobResult {
         let id = try openFile()
         let queues = self.queues
+        if let result = queues.runDeferred(file: id, job) { return result }
         queues.pollIfAlone(file: id, job)
         let outcome = await withCheckedContinuation { (continuation: JobContinuation) in
             queues.await(file: id, job, continuation)

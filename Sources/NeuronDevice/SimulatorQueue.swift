@@ -10,8 +10,9 @@ import Musl
 
 /// A mutex with condition variables (monotonic clock) for the simulator's
 /// queues, where threads sleep until a job, a completion or a signal
-/// comes: one per NeuronCore and one for semaphores and barriers, so that
-/// an event wakes only the threads it concerns. Each condition also counts
+/// comes: two per NeuronCore (a job to run, a job ended) and one for
+/// semaphores and barriers, so that an event wakes only the threads it
+/// concerns. Each condition also counts
 /// its broadcasts, so that a thread can poll for the next one without the
 /// mutex (`poll`).
 final class SimCondition: @unchecked Sendable {
@@ -112,6 +113,15 @@ final class SimProgramImage: @unchecked Sendable {
     let bytes: UnsafeMutableRawBufferPointer
     /// Points into `bytes`; immutable once made.
     let program: neuron_engine_program
+    /// Small enough, and without semaphores or barriers, to run on the
+    /// thread that waits for it (`NeuronJobRequest.awaited`).
+    let runsInCaller: Bool
+
+    /// The work (the engine's estimate, as NEURON_SECTION_WORK counts it)
+    /// of the largest program a waiting thread runs itself: a few tens of
+    /// microseconds, where handing a job to the core's thread and back is
+    /// a large share of the request.
+    static let callerWork: UInt64 = 1 << 21
 
     private init(source: [UInt64], file: Int, slotKey: [UInt64], bytes: UnsafeMutableRawBufferPointer,
                  program: neuron_engine_program) {
@@ -120,6 +130,15 @@ final class SimProgramImage: @unchecked Sendable {
         self.slotKey = slotKey
         self.bytes = bytes
         self.program = program
+        var work: UInt64 = 0
+        var sync = false
+        withUnsafePointer(to: program) { prog in
+            for index in 0..<program.insn_count {
+                if neuron_engine_insn_is_sync(prog.pointee.insns + Int(index)) != 0 { sync = true }
+                work &+= min(neuron_engine_insn_cost(prog, index), Self.callerWork)
+            }
+        }
+        runsInCaller = !sync && work <= Self.callerWork
     }
 
     deinit { bytes.deallocate() }
@@ -176,6 +195,10 @@ final class SimJob: @unchecked Sendable {
     let buffers: [NeuronBuffer]
     /// The trace the engine's runner writes (its buffer is among `buffers`), or nil.
     let trace: UnsafeMutablePointer<neuron_engine_trace>?
+    /// Left for the thread that waits for it (the core's thread was not
+    /// woken; it takes the job only if another comes after it, or when
+    /// nobody came for it within its idle wait).
+    var deferred = false
 
     init(file: Int, image: SimProgramImage, slots: [neuron_engine_slot], buffers: [NeuronBuffer],
          dependency: NeuronJob?, trace: neuron_engine_slot?) {
@@ -234,11 +257,19 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// Fixed at creation, so read without the lock (`cores` is not).
     let coreCount: Int
     private let lock: SimCondition
+    /// The condition a core's thread sleeps on for a job to run.
+    private func work(_ core: Int) -> Int { core }
+    /// The condition of a core's jobs ending, which waiters sleep on.
+    private func done(_ core: Int) -> Int { coreCount + core }
     /// The condition of semaphores and barriers (after the cores').
-    private var syncCondition: Int { coreCount }
+    private var syncCondition: Int { 2 * coreCount }
     // Under `lock`:
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
+    /// Jobs run on the thread that waited for them (`runDeferred`), for tests.
+    private(set) var callerRuns = 0
+    /// Each core's scratch memory, made when it first runs a job.
+    private var scratchMemory: [Int: UnsafeMutableRawBufferPointer] = [:]
     /// Program images validated lately, most recent first (`SimProgramImage`).
     private let images = Mutex<[SimProgramImage]>([])
     private static let imageCacheEntries = 16
@@ -256,12 +287,16 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// why it differs from the driver's).
     private static let sectionWork: UInt64 = NEURON_SECTION_WORK_THREAD
 
+    deinit {
+        for memory in scratchMemory.values { memory.deallocate() }
+    }
+
     init(device: Int, coreCount: Int, timeoutMilliseconds: Int) {
         self.device = device
         self.timeoutMilliseconds = timeoutMilliseconds
         self.coreCount = coreCount
         self.cores = [Core](repeating: Core(), count: coreCount)
-        self.lock = SimCondition(conditions: coreCount + 1)
+        self.lock = SimCondition(conditions: 2 * coreCount + 1)
     }
 
     /// The NeuronCores any file holds.
@@ -303,11 +338,13 @@ final class SimDeviceQueues: @unchecked Sendable {
             for core in list { cores[core].abort = true }
             lock.broadcastAll()
             while let busy = list.first(where: { cores[$0].queued > 0 || cores[$0].running }) {
-                lock.wait(on: busy, nanoseconds: 100_000_000)
+                lock.wait(on: done(busy), nanoseconds: 100_000_000)
             }
             for core in list {
                 cores[core].owner = nil
                 cores[core].abort = false
+                // Idle now (no job queued or running): the next holder starts afresh.
+                scratchMemory.removeValue(forKey: core)?.deallocate()
             }
             if !cores.contains(where: { $0.owner == file }) {
                 sync[file] = nil
@@ -404,9 +441,11 @@ final class SimDeviceQueues: @unchecked Sendable {
             cores[request.core].submitted += 1
             job.sequence = cores[request.core].submitted
             job.trace?.pointee.submitted_ns = UInt64(monotonicNanoseconds())
+            job.deferred = request.awaited && image.runsInCaller && request.after == nil && job.trace == nil &&
+                cores[request.core].queue.isEmpty && !cores[request.core].running
             cores[request.core].queued += 1
             cores[request.core].queue.append(job)
-            lock.broadcast(request.core)
+            if !job.deferred { lock.broadcast(work(request.core)) }
             return NeuronJob(core: request.core, sequence: job.sequence)
         }
     }
@@ -462,12 +501,41 @@ final class SimDeviceQueues: @unchecked Sendable {
                 let left = deadline - now
                 if left <= 0 { return nil }
                 if now < spinUntil {
-                    lock.poll(job.core, until: min(spinUntil, deadline))
+                    lock.poll(done(job.core), until: min(spinUntil, deadline))
                 } else {
-                    lock.wait(on: job.core, nanoseconds: left)
+                    lock.wait(on: done(job.core), nanoseconds: left)
                 }
             }
         }
+    }
+
+    /// Run `job` on this thread when it was left for its waiter
+    /// (`SimJob.deferred`) and is still next on its idle core; nil when
+    /// the core's thread runs it (or ran it) instead.
+    func runDeferred(file: Int, _ job: NeuronJob) -> NeuronJobResult? {
+        let claimed: (SimJob, UnsafeMutableRawBufferPointer)? = lock.withLock {
+            guard (0..<coreCount).contains(job.core), cores[job.core].owner == file, !cores[job.core].running,
+                  !cores[job.core].abort, let first = cores[job.core].queue.first, first.deferred,
+                  first.sequence == job.sequence else { return nil }
+            cores[job.core].running = true
+            cores[job.core].queue.removeFirst()
+            callerRuns += 1
+            return (first, scratch(core: job.core))
+        }
+        guard let (simJob, scratch) = claimed else { return nil }
+        let result = run(simJob, core: job.core, scratch: scratch)
+        finish(simJob, core: job.core, result: result)
+        return result
+    }
+
+    /// With the lock held: core `core`'s scratch memory, for whichever
+    /// thread runs its job (one at a time: `Core.running`).
+    private func scratch(core: Int) -> UnsafeMutableRawBufferPointer {
+        if let existing = scratchMemory[core] { return existing }
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
+        made.initializeMemory(as: UInt8.self, repeating: 0)
+        scratchMemory[core] = made
+        return made
     }
 
     /// Before a caller suspends for `job`: when it is the only job queued
@@ -483,7 +551,7 @@ final class SimDeviceQueues: @unchecked Sendable {
             while (0..<coreCount).contains(job.core), cores[job.core].owner == file,
                   cores[job.core].completed < job.sequence, job.sequence <= cores[job.core].submitted,
                   cores.reduce(0, { $0 + $1.queued }) == 1, monotonicNanoseconds() < deadline {
-                lock.poll(job.core, until: deadline)
+                lock.poll(done(job.core), until: deadline)
             }
         }
     }
@@ -520,26 +588,25 @@ final class SimDeviceQueues: @unchecked Sendable {
     }
 
     private func coreLoop(core: Int) {
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(NEURON_GEMM_SCRATCH), alignment: 64)
-        defer { scratch.deallocate() }
         var spinUntil: Int64 = 0   // after a job: the next one often follows at once
         while true {
-            let job: SimJob? = lock.withLock {
-                while cores[core].queue.isEmpty {
+            let next: (SimJob, UnsafeMutableRawBufferPointer)? = lock.withLock {
+                // A waiting thread may be running a job of this core (`runDeferred`).
+                while cores[core].queue.isEmpty || cores[core].running {
                     if cores[core].owner == nil {
                         cores[core].thread = false
                         return nil
                     }
                     if monotonicNanoseconds() < spinUntil {
-                        lock.poll(core, until: spinUntil)
+                        lock.poll(work(core), until: spinUntil)
                     } else {
-                        lock.wait(on: core, nanoseconds: 1_000_000_000)
+                        lock.wait(on: work(core), nanoseconds: 1_000_000_000)
                     }
                 }
                 cores[core].running = true
-                return cores[core].queue.removeFirst()
+                return (cores[core].queue.removeFirst(), scratch(core: core))
             }
-            guard let job else { return }
+            guard let (job, scratch) = next else { return }
             job.trace?.pointee.dequeued_ns = UInt64(monotonicNanoseconds())
             let result = run(job, core: core, scratch: scratch)
             if let trace = job.trace {
@@ -559,7 +626,7 @@ final class SimDeviceQueues: @unchecked Sendable {
         if let dep = job.dependency {
             let ok: Bool = lock.withLock {
                 while cores[dep.core].completed < dep.sequence && !cores[core].abort {
-                    lock.wait(on: dep.core, nanoseconds: 1_000_000_000)
+                    lock.wait(on: done(dep.core), nanoseconds: 1_000_000_000)
                 }
                 if cores[core].abort { return false }
                 guard let entry = cores[dep.core].history[Int(dep.sequence % UInt64(NeuronQueueLimits.history))],
@@ -630,7 +697,9 @@ final class SimDeviceQueues: @unchecked Sendable {
             cores[core].completed = job.sequence
             cores[core].queued -= 1
             cores[core].running = false
-            lock.broadcast(core)
+            lock.broadcast(done(core))
+            // A job queued behind one a waiting thread ran: the core's thread takes it.
+            if !cores[core].queue.isEmpty { lock.broadcast(work(core)) }
             return cores[core].waiters.removeValue(forKey: job.sequence) ?? []
         }
         for waiter in waiters { waiter.resume(returning: .success(result)) }

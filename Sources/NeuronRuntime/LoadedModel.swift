@@ -231,9 +231,11 @@ public final class NeuronLoadedModel: Sendable {
     }
 
     /// Submit one request holding request slot `slot`: every program, in
-    /// order, with its dependencies.
-    private func submit(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor], slot: Int)
-        throws(NeuronRuntimeError) -> [NeuronJob] {
+    /// order, with its dependencies. `awaited`: the caller waits for it
+    /// next, so a one-program model's job may run on the caller's thread
+    /// (`NeuronJobRequest.awaited`; a pipeline's stages keep their cores).
+    private func submit(inputs: [String: NeuronTensor], outputs: [String: NeuronTensor], slot: Int,
+                        awaited: Bool = false) throws(NeuronRuntimeError) -> [NeuronJob] {
         guard isLoaded else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         let bound = try bind(inputs: inputs, outputs: outputs, slot: slot)
         let traces = profiler == nil ? nil : try self.traces(for: slot)
@@ -244,7 +246,8 @@ public final class NeuronLoadedModel: Sendable {
                 while true {
                     do throws(NeuronError) {
                         jobs.append(try queues[program.core].submit(image: program.image, buffers: bound[index],
-                                                                    after: after, trace: traces?[index]))
+                                                                    after: after, trace: traces?[index],
+                                                                    awaited: awaited && model.programs.count == 1))
                         break
                     } catch .queueFull {
                         do throws(NeuronError) {
@@ -283,7 +286,7 @@ public final class NeuronLoadedModel: Sendable {
         let requested = profiler == nil ? 0 : NeuronJobTrace.now()
         guard let slot = requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
-        let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot)
+        let jobs = try submit(inputs: inputs, outputs: outputs, slot: slot, awaited: true)
         var results: [NeuronJobResult] = []
         for (index, job) in jobs.enumerated() {
             let result: NeuronJobResult?
@@ -306,7 +309,8 @@ public final class NeuronLoadedModel: Sendable {
         let requested = profiler == nil ? 0 : NeuronJobTrace.now()
         guard let slot = await requestSlots.acquire() else { throw NeuronRuntimeError(.closed, "\(model.name) was unloaded") }
         defer { requestSlots.release(slot) }
-        try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot), slot: slot, requested: requested)
+        try await collect(try submit(inputs: inputs, outputs: outputs, slot: slot, awaited: true), slot: slot,
+                          requested: requested)
     }
 
     /// Queue one inference and return at once (after waiting for a request
