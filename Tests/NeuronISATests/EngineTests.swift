@@ -1065,6 +1065,45 @@ struct EngineNetworkOpTests {
         }
     }
 
+    @Test("short rows each against one element (a per-channel scale over a small map): every element's own operation")
+    func scalarPerRow() throws {
+        let channels = 300
+        let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
+        for width in widths where neuron_simd_set_thread(width) == 0 {
+            defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
+            for n in [1, 2, 3, 4, 7, 8, 15, 16, 17, 33, 63, 64] {
+                let full = sample(channels * n, seed: UInt32(90 + n)), scale = sample(channels, seed: 7).map { $0 + 2 }
+                let dims: [UInt32] = [UInt32(channels), UInt32(n)]
+                let one = NeuronTensorView(slot: 1, dims: dims, strides: [1, 0])
+                for op in [NeuronBinaryOp.add, .sub, .mul, .div] {
+                    func apply(_ x: Float, _ y: Float) -> Float {
+                        switch op {
+                        case .add: x + y
+                        case .sub: x - y
+                        case .mul: x * y
+                        default: x / y
+                        }
+                    }
+                    for (scaleFirst, inPlace) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let slots = Slots([channels * n * 4, channels * 4, channels * n * 4])
+                        slots.set(0, full)
+                        slots.set(1, scale)
+                        let out = NeuronTensorView.contiguous(slot: inPlace ? 0 : 2, dims: dims)
+                        let rows = NeuronTensorView.contiguous(slot: 0, dims: dims)
+                        var program = NeuronProgram()
+                        program.binary(op, out, scaleFirst ? one : rows, scaleFirst ? rows : one)
+                        try slots.run(program)
+                        let want = (0..<(channels * n)).map { i in
+                            scaleFirst ? apply(scale[i / n], full[i]) : apply(full[i], scale[i / n])
+                        }
+                        #expect(slots.floats(inPlace ? 0 : 2, count: channels * n).map(\.bitPattern) == want.map(\.bitPattern),
+                                "\(op) rows of \(n), scale \(scaleFirst ? "first" : "second"), in place \(inPlace), simd \(width)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test("gather of strided rows, into strided rows, and over its own table in the defined order")
     func gatherLayouts() throws {
         let data = sample(5 * 3, seed: 82)

@@ -268,6 +268,48 @@ static void ew_row(const struct neuron_insn *in, float *o, u64 os, const float *
 	}
 }
 
+/* Elements of short rows against one element each, run as one row. */
+#define EW_CHUNK	256
+
+/*
+ * @count short rows of @n back to back (@oo == @n), each against one
+ * element of the other operand (a per-channel scale over a small map):
+ * EW_CHUNK elements at a time, that element repeated along its row, as
+ * one row, so that the vector kernels take them. Each element is the
+ * same operation. The repeated elements are read before the chunk is
+ * written, and the rows read at once: neither may lie among the rows
+ * written, but for the full operand in place. Returns whether it ran.
+ */
+static __attribute__((__noinline__))
+int ew_scalar_rows(const struct neuron_insn *in, float *ro, const float *ra, const float *rb,
+		   const u64 *step, u64 n, u64 count, u64 oo, u64 ao, u64 bo)
+{
+	int b_one = step[1] == 1 && ao == n && step[2] == 0;
+	int a_one = step[2] == 1 && bo == n && step[1] == 0;
+	const float *one = b_one ? rb : ra, *full = b_one ? ra : rb;
+	u64 adv = b_one ? bo : ao, rows = EW_CHUNK / (n ? n : 1), j, r, i, take;
+	const float *end = ro + count * n;
+	float pattern[EW_CHUNK];
+
+	if (n >= 64 || step[0] != 1 || oo != n || !(b_one || a_one))
+		return 0;
+	if (!(one + (count - 1) * adv + 1 <= ro || one >= end))
+		return 0;
+	if (full != ro && !(full + count * n <= ro || full >= end))
+		return 0;
+	for (j = 0; j < count; j += take) {
+		take = count - j < rows ? count - j : rows;
+		for (r = 0; r < take; r++)
+			for (i = 0; i < n; i++)
+				pattern[r * n + i] = one[(j + r) * adv];
+		if (b_one)
+			ew_row(in, ro + j * n, 1, full + j * n, 1, pattern, 1, take * n);
+		else
+			ew_row(in, ro + j * n, 1, pattern, 1, full + j * n, 1, take * n);
+	}
+	return 1;
+}
+
 /* Short rows op_elementwise runs as one against a repeated row of b. */
 #define EW_PERIOD	16
 
@@ -321,6 +363,8 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 			ro += j * oo;
 			ra += j * ao;
 		}
+		if (!j && rb && count > 1 && ew_scalar_rows(in, ro, ra, rb, step, n, count, oo, ao, bo))
+			continue;
 		for (; j < count; j++, ro += oo, ra += ao, rb = rb ? rb + bo : NULL)
 			ew_row(in, ro, step[0], ra, step[1], rb, step[2], n);
 	} while (walk_next(&w));
