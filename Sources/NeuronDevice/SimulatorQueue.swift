@@ -266,8 +266,8 @@ final class SimDeviceQueues: @unchecked Sendable {
     // Under `lock`:
     private var cores: [Core]
     private var sync: [Int: Sync] = [:]
-    /// Jobs run on the thread that waited for them (`runDeferred`), for tests.
-    private(set) var callerRuns = 0
+    /// Jobs run on the thread that waited for them (`runDeferred`).
+    private var callerRunCount = 0
     /// Each core's scratch memory, made when it first runs a job.
     private var scratchMemory: [Int: UnsafeMutableRawBufferPointer] = [:]
     /// Program images validated lately, most recent first (`SimProgramImage`).
@@ -434,6 +434,13 @@ final class SimDeviceQueues: @unchecked Sendable {
                       dep.sequence >= cores[dep.core].firstSequence, dep.sequence <= cores[dep.core].submitted else {
                     throw .invalidArgument("The job cannot depend on \(dep): it was not submitted through this device object.")
                 }
+                // A job left for its waiter that another job now waits on
+                // goes to its core's thread: its submitter may wait only
+                // for the dependent job.
+                if let first = cores[dep.core].queue.first, first.deferred, first.sequence <= dep.sequence {
+                    first.deferred = false
+                    lock.broadcast(work(dep.core))
+                }
             }
             guard cores[request.core].queued < NeuronQueueLimits.depth else {
                 throw .queueFull(device: device, core: request.core, depth: NeuronQueueLimits.depth)
@@ -509,6 +516,9 @@ final class SimDeviceQueues: @unchecked Sendable {
         }
     }
 
+    /// How many jobs ran on the thread that waited for them (for tests).
+    var callerRuns: Int { lock.withLock { callerRunCount } }
+
     /// Run `job` on this thread when it was left for its waiter
     /// (`SimJob.deferred`) and is still next on its idle core; nil when
     /// the core's thread runs it (or ran it) instead.
@@ -519,7 +529,7 @@ final class SimDeviceQueues: @unchecked Sendable {
                   first.sequence == job.sequence else { return nil }
             cores[job.core].running = true
             cores[job.core].queue.removeFirst()
-            callerRuns += 1
+            callerRunCount += 1
             return (first, scratch(core: job.core))
         }
         guard let (simJob, scratch) = claimed else { return nil }

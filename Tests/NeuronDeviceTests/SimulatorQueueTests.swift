@@ -23,6 +23,9 @@ struct SimulatorQueueTests {
         let queue = try device.queue(core: 0)
         let buffer = try device.allocate(size: 4096)
         func values() throws -> [Float] { try buffer.read(Float.self, count: 1024) }
+        // The core's thread, started with the queue, asleep: one still
+        // starting finds the job queued and takes it.
+        usleep(20_000)
 
         // Waited for at once, synchronously and asynchronously: run here.
         let first = try queue.submit(image: fill(1), buffers: [buffer], awaited: true)
@@ -61,6 +64,34 @@ struct SimulatorQueueTests {
         #expect(try finish(queue, dependent).status == .ok)
         #expect(device.queues.callerRuns == 2)
         #expect(try values().allSatisfy { $0 == 7 })
+    }
+
+    @Test("an awaited job another NeuronCore's job depends on runs at once when only the dependent one is waited for")
+    func awaitedDependency() throws {
+        let backend = SimulatorBackend(configuration: try .init(devices: 1))
+        let device = try backend.open(device: 0)
+        defer { device.close() }
+        let first = try device.queue(core: 0)
+        let second = try device.queue(core: 1)
+        let buffer = try device.allocate(size: 4096)
+        let other = try device.allocate(size: 4096)
+        // Both cores' threads started, and asleep before each round (past
+        // their polling after a job), as on a server between requests.
+        #expect(try finish(first, try first.submit(image: fill(0), buffers: [buffer])).status == .ok)
+        #expect(try finish(second, try second.submit(image: fill(0), buffers: [other])).status == .ok)
+        for round in 0..<5 {
+            usleep(20_000)
+            let value = Float(round + 1)
+            let awaited = try first.submit(image: fill(value), buffers: [buffer], awaited: true)
+            let dependent = try second.submit(image: fill(-value), buffers: [other], after: awaited)
+            // Before the fix the core's thread took the first job only
+            // after its idle wait of a second.
+            #expect(try second.wait(dependent, timeout: .milliseconds(500))?.status == .ok,
+                    "round \(round): the job depended on was left for a waiter that never came")
+            #expect(try first.wait(awaited, timeout: .zero)?.status == .ok)
+            #expect(try buffer.read(Float.self, count: 1024).allSatisfy { $0 == value })
+            #expect(try other.read(Float.self, count: 1024).allSatisfy { $0 == -value })
+        }
     }
 
     @Test("closing a queue with an awaited job nobody waited for ends it, without hanging")
