@@ -20,6 +20,25 @@ public enum NeuronEngine {
         /// multiply-add of MATMUL and CONV2D (the direct convolution's,
         /// whatever form its weights take), else one per element.
         public var flops: UInt64
+        /// Its operands, the output first: where each reads or writes.
+        public var operands: [Operand] = []
+
+        /// One operand's tensor view: slot, element type, offset, and the
+        /// dims and strides (in elements) of each axis.
+        public struct Operand: Sendable, Equatable, CustomStringConvertible {
+            public var slot: Int
+            public var dtype: NeuronDType?
+            public var offset: UInt64
+            public var dims: [UInt32]
+            public var strides: [UInt64]
+
+            /// `slot 3 +128 float32 [128,3,3]/[36,6,1]`.
+            public var description: String {
+                let type = dtype.map { "\($0)" } ?? "?"
+                return "slot \(slot) +\(offset) \(type) [" + dims.map(String.init).joined(separator: ",") + "]/["
+                    + strides.map(String.init).joined(separator: ",") + "]"
+            }
+        }
     }
 
     /// The instructions of `image`, validated against `slotSizes` first.
@@ -52,8 +71,22 @@ public enum NeuronEngine {
                           UInt32(insn.flags) & UInt32(NEURON_MATMUL_B_PANELS) != 0 {
                     shown += ".panels"
                 }
+                // The operands always used, and a bias when its flag is set.
+                let info = neuron_engine_insn_info(UInt32(insn.opcode))?.pointee
+                let biased = info.map { $0.bias_flag != 0 && insn.flags & $0.bias_flag != 0 } ?? false
+                let count = Int(info?.operands ?? 0) + (biased ? 1 : 0)
+                let operands = withUnsafeBytes(of: insn.operand) { raw in
+                    raw.bindMemory(to: UInt32.self).prefix(count).map { at -> InstructionSummary.Operand in
+                        let desc = program.descs[Int(at)]
+                        let rank = Int(desc.rank)
+                        let dims = withUnsafeBytes(of: desc.dims) { Array($0.bindMemory(to: UInt32.self).prefix(rank)) }
+                        let strides = withUnsafeBytes(of: desc.strides) { Array($0.bindMemory(to: UInt64.self).prefix(rank)) }
+                        return .init(slot: Int(desc.slot), dtype: NeuronDType(rawValue: desc.dtype), offset: desc.offset,
+                                     dims: dims, strides: strides)
+                    }
+                }
                 return InstructionSummary(name: shown, cost: neuron_engine_insn_cost(&program, index),
-                                          flops: neuron_engine_insn_flops(&program, index))
+                                          flops: neuron_engine_insn_flops(&program, index), operands: operands)
             }
         }
         guard let list else {

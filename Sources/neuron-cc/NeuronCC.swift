@@ -208,14 +208,14 @@ struct Inspect: ParsableCommand {
         abstract: "Print what a NEFF (or an ONNX model) holds.",
         discussion: """
             A NEFF: its name, UUID, NeuronCores, tensors (kind, dtype, shape, bytes) and, per \
-            program, its NeuronCore, dependency, slots and instructions with their work. An ONNX \
+            program, its NeuronCore, dependency, slots and instructions with their work (and, with --instructions, each operand's slot, offset, dims and strides). An ONNX \
             model: its opset, inputs, outputs, constants and the ops it uses.
             """)
 
     @Argument(help: "A .neff or .onnx file.")
     var file: String
 
-    @Flag(help: "List every instruction of every program.")
+    @Flag(help: "List every instruction of every program, with its operands.")
     var instructions = false
 
     func run() throws {
@@ -249,6 +249,7 @@ struct Inspect: ParsableCommand {
                 for (at, insn) in list.enumerated() {
                     let layer = model.debug?.layer(program: index, instruction: at)
                     print("      \(at): \(insn.name) (\(insn.cost))" + (layer.map { "  \($0.opGroup) \(displayName($0.name))" } ?? ""))
+                    print("          " + insn.operands.map(\.description).joined(separator: " <- "))
                 }
             }
         }

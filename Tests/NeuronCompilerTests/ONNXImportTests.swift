@@ -286,7 +286,9 @@ struct ONNXImportTests {
         #expect(neff.status == 0, "\(neff.stderr)")
         for line in ["model tiny", "weight  w: float32 8x4, 128 bytes", "output  y: float32 2x4",
                      "program 0: NeuronCore 0", "2 instructions, 72 element operations",
-                     "ops: MATMUL 1, UNARY.relu 1", "0: MATMUL (64)"] {
+                     "ops: MATMUL 1, UNARY.relu 1", "0: MATMUL (64)",
+                     // Each instruction's operands, the output first: y = x · w + b.
+                     "slot 3 +0 float32 [2,4]/[4,1] <- slot 0 +0 float32 [2,8]/[8,1] <- slot 1 +0 float32 [8,4]/[4,1] <- slot 2 +0 float32 [4]/[1]"] {
             #expect(neff.stdout.contains(line), "\(line) not in \(neff.stdout)")
         }
         try ONNXBuilder.bytes(ONNXBuilder.tiny()).write(to: URL(fileURLWithPath: "\(dir)/tiny.onnx"))

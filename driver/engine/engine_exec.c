@@ -107,9 +107,68 @@ static int views_apart(const struct neuron_tensor_desc *o, const struct neuron_t
 }
 
 /*
+ * Views apart: @m2 blocks (@ostep2 apart) of @m rows (@ostep apart) of @n
+ * elements of @size bytes (@step apart), in any order. Short rows (an
+ * im2col's windows of 3 to 7 elements) cost a loop each, not a call, and
+ * contiguous ones of up to 8 words move as one fixed-size copy.
+ */
+static __attribute__((__noinline__)) void
+copy_apart(u8 *d, const u8 *s, u32 size, u64 n, const u64 *step, u64 m, const u64 *ostep, u64 m2,
+	   const u64 *ostep2)
+{
+	u64 bytes = n * size, od = ostep[0] * size, os = ostep[1] * size;
+	u64 od2 = ostep2[0] * size, os2 = ostep2[1] * size, r2, r, j;
+
+#define COPY_BLOCKS(row)							\
+	do {									\
+		for (r2 = 0; r2 < m2; r2++, d += od2, s += os2) {		\
+			u8 *dd = d;						\
+			const u8 *ss = s;					\
+									\
+			for (r = 0; r < m; r++, dd += od, ss += os)		\
+				row;						\
+		}								\
+	} while (0)
+
+	if (step[0] == 1 && step[1] == 1) {
+		switch (bytes) {
+		case 4: COPY_BLOCKS(__builtin_memcpy(dd, ss, 4)); return;
+		case 8: COPY_BLOCKS(__builtin_memcpy(dd, ss, 8)); return;
+		case 12: COPY_BLOCKS(__builtin_memcpy(dd, ss, 12)); return;
+		case 16: COPY_BLOCKS(__builtin_memcpy(dd, ss, 16)); return;
+		case 20: COPY_BLOCKS(__builtin_memcpy(dd, ss, 20)); return;
+		case 24: COPY_BLOCKS(__builtin_memcpy(dd, ss, 24)); return;
+		case 28: COPY_BLOCKS(__builtin_memcpy(dd, ss, 28)); return;
+		case 32: COPY_BLOCKS(__builtin_memcpy(dd, ss, 32)); return;
+		default: COPY_BLOCKS(__builtin_memcpy(dd, ss, bytes)); return;
+		}
+	}
+	switch (size) {
+	case 4: {
+		u64 sd = step[0] * 4, st = step[1] * 4;
+
+		COPY_BLOCKS(for (j = 0; j < n; j++) __builtin_memcpy(dd + j * sd, ss + j * st, 4));
+		return;
+	}
+	case 8: {
+		u64 sd = step[0] * 8, st = step[1] * 8;
+
+		COPY_BLOCKS(for (j = 0; j < n; j++) __builtin_memcpy(dd + j * sd, ss + j * st, 8));
+		return;
+	}
+	default:
+		COPY_BLOCKS(copy_row(dd, step[0], ss, step[1], n, size));
+		return;
+	}
+#undef COPY_BLOCKS
+}
+
+/*
  * A view's rows of @n elements in the order of @w's walk, @m at a time
- * (walk_outer), with both views' offsets carried along from index to
- * index rather than recomputed.
+ * and those @m2 at a time (walk_outer twice), with both views' offsets
+ * carried along from index to index rather than recomputed. Views that
+ * overlap keep the walk's order element by element (copy_row); apart,
+ * the order is free (copy_apart).
  */
 static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tensor_desc *a,
 		    const struct neuron_engine_slot *slots)
@@ -118,32 +177,31 @@ static void op_copy(const struct neuron_tensor_desc *o, const struct neuron_tens
 	u8 *dst = slots[o->slot].base;
 	const u8 *src = slots[a->slot].base;
 	u32 size = neuron_dtype_size(o->dtype);
-	u64 n, step[2], m, ostep[2], r, od, oa;
+	u64 n, step[2], m, ostep[2], m2, ostep2[2], r, r2, od, oa;
 	struct walk w;
-	int words;
+	int apart;
 	int i;
 
 	walk_rows(&w, views, 2, &n, step);
 	walk_outer(&w, views, 2, &m, ostep);
-	words = size == 4 && step[0] == 1 && step[1] == 1 && n <= 4 && views_apart(o, a, slots);
+	walk_outer(&w, views, 2, &m2, ostep2);
+	apart = views_apart(o, a, slots);
 	od = o->offset;
 	oa = a->offset;
 	for (;;) {
 		u8 *d = dst + od * size;
 		const u8 *s = src + oa * size;
 
-		if (words) {
-			/* Short rows of whole words, no overlap: word by word. */
-			u32 *dw = (u32 *)d;
-			const u32 *sw = (const u32 *)s;
-			u64 j;
-
-			for (r = 0; r < m; r++, dw += ostep[0], sw += ostep[1])
-				for (j = 0; j < n; j++)
-					__builtin_memcpy(dw + j, sw + j, 4);
+		if (apart) {
+			copy_apart(d, s, size, n, step, m, ostep, m2, ostep2);
 		} else {
-			for (r = 0; r < m; r++, d += ostep[0] * size, s += ostep[1] * size)
-				copy_row(d, step[0], s, step[1], n, size);
+			for (r2 = 0; r2 < m2; r2++) {
+				u8 *dd = d + r2 * ostep2[0] * size;
+				const u8 *ss = s + r2 * ostep2[1] * size;
+
+				for (r = 0; r < m; r++, dd += ostep[0] * size, ss += ostep[1] * size)
+					copy_row(dd, step[0], ss, step[1], n, size);
+			}
 		}
 		for (i = (int)w.rank - 1; i >= 0; i--) {
 			if (++w.idx[i] < w.dims[i]) {
