@@ -581,6 +581,57 @@ struct CompilerTests {
     @Test("a convolution over few positions runs as a window COPY and a MATMUL with the packed CONV2D's chain, bit for bit",
           arguments: fewPositions)
     func convOverFewPositions(_ t: FewPositionsCase) throws {
+        let (shown, _, mismatches) = try convChain(t)
+        #expect(shown.contains { $0.hasPrefix("MATMUL") } && !shown.contains { $0.hasPrefix("CONV2D") }, "\(shown)")
+        // Weights of 32 output channels or more (the last panel's padding
+        // a quarter at most) are laid out in panels (ISA 1.11).
+        let panels = t.m >= 32 && (t.m + 31) / 32 * 32 * 4 <= t.m * 5
+        #expect(shown.contains("MATMUL.panels") == panels, "\(shown)")
+        #expect(mismatches == 0, "\(mismatches) outputs differ from the chain")
+    }
+
+    /// A convolution whose kernel reaches past the input into the padding
+    /// alone on some taps, and the taps (rows, columns) every window leaves
+    /// in the padding.
+    static let paddingTaps: [(FewPositionsCase, kept: (Int, Int))] = [
+        // InceptionV3's last 3x3 over a 1x1 map: the centre tap alone.
+        (FewPositionsCase(c: 20, h: 1, w: 1, kernel: (3, 3), pads: (1, 1, 1, 1), m: 40), (1, 1)),
+        // Its 1x7 over a 3x3 map: five columns of seven.
+        (FewPositionsCase(c: 24, h: 3, w: 3, kernel: (1, 7), pads: (0, 3, 0, 3), m: 64), (1, 5)),
+        // A CONV2D (40 positions): rows 1 to 3 of five over a 2-row map.
+        (FewPositionsCase(c: 7, h: 2, w: 20, kernel: (5, 3), pads: (2, 1, 2, 1), m: 13), (3, 3)),
+        // Stride 2 over one row; dilation 2 over a 1x1 map (no padding left).
+        (FewPositionsCase(c: 6, h: 1, w: 9, kernel: (3, 3), strides: (2, 2), pads: (1, 1, 1, 1), m: 11), (1, 3)),
+        (FewPositionsCase(c: 5, h: 1, w: 1, kernel: (3, 3), dilations: (2, 2), pads: (2, 2, 2, 2), m: 9, relu: false), (1, 1)),
+        // The last tap alone, and the rows below it never read (the input cropped).
+        (FewPositionsCase(c: 4, h: 4, w: 3, kernel: (5, 1), strides: (4, 1), pads: (4, 0, 0, 0), m: 8), (1, 1)),
+        // Every tap reads the input somewhere: nothing dropped.
+        (FewPositionsCase(c: 20, h: 2, w: 2, kernel: (3, 3), pads: (1, 1, 1, 1), m: 40), (3, 3)),
+    ]
+
+    @Test("kernel taps that only ever read padding are dropped from the weights, with the packed CONV2D's chain's bits",
+          arguments: paddingTaps)
+    func convPaddingTaps(_ t: FewPositionsCase, kept: (Int, Int)) throws {
+        let (shown, list, mismatches) = try convChain(t)
+        #expect(mismatches == 0, "\(mismatches) outputs differ from the chain")
+        // The weights the product reads hold the kept taps: a CONV2D's
+        // packed [Co/6, Ci, Kh, Kw, 6], or a MATMUL's Ci·Kh·Kw rows.
+        if let conv = list.first(where: { $0.name.hasPrefix("CONV2D") }) {
+            let weights = try #require(conv.operands.dropFirst(2).first)
+            #expect(weights.dims.count == 5 && (weights.dims[2], weights.dims[3]) == (UInt32(kept.0), UInt32(kept.1)),
+                    "\(conv.name) reads \(weights)")
+        } else {
+            let product = try #require(list.first { $0.name.hasPrefix("MATMUL") }, "\(shown)")
+            let weights = try #require(product.operands.dropFirst(2).first)
+            let rows = UInt32(t.c * kept.0 * kept.1)
+            #expect(weights.dims.dropLast().last == rows, "\(product.name) reads \(weights), not \(rows) rows")
+        }
+    }
+
+    /// Compile `t` as one Conv (and Relu), run it, and count the outputs
+    /// whose bits differ from the packed CONV2D's chain.
+    private func convChain(_ t: FewPositionsCase) throws
+        -> (shown: [String], instructions: [NeuronEngine.InstructionSummary], mismatches: Int) {
         let (ho, wo) = t.out
         let x = sample(t.n * t.c * t.h * t.w, seed: 91).map { $0 * 3 }
         let weight = sample(t.m * t.c * t.kernel.0 * t.kernel.1, seed: 92), bias = sample(t.m, seed: 93)
@@ -602,12 +653,8 @@ struct CompilerTests {
         let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
         let program = try #require(model.programs.first)
         let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
-        let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
-        #expect(shown.contains { $0.hasPrefix("MATMUL") } && !shown.contains { $0.hasPrefix("CONV2D") }, "\(shown)")
-        // Weights of 32 output channels or more (the last panel's padding
-        // a quarter at most) are laid out in panels (ISA 1.11).
-        let panels = t.m >= 32 && (t.m + 31) / 32 * 32 * 4 <= t.m * 5
-        #expect(shown.contains("MATMUL.panels") == panels, "\(shown)")
+        let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+        let shown = list.map(\.name)
         let got = try run(model, ["x": x])["y"] ?? []
         #expect(got.count == t.n * t.m * ho * wo)
         // The packed CONV2D's chain: input channels, kernel rows, kernel
@@ -626,7 +673,7 @@ struct CompilerTests {
             let index = ((b * t.m + o) * ho + i) * wo + j
             if index < got.count, got[index].bitPattern != acc.bitPattern { mismatches += 1 }
         } } } }
-        #expect(mismatches == 0, "\(mismatches) outputs differ from the chain")
+        return (shown, list, mismatches)
     }
 
     /// A Clip after a Conv: its bounds, the image's size (3x3: a few

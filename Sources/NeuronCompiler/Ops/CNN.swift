@@ -30,6 +30,39 @@ extension Lowering {
         var pads: (top: Int, left: Int, bottom: Int, right: Int)
         var out: (h: Int, w: Int)
 
+        /// The window without the kernel taps that only ever read padding
+        /// (a 3x3 convolution over a 1x1 map reads one tap; a 1x7 over a
+        /// 3-wide map, five), over an input of `extent` rows and columns:
+        /// the taps kept (first and last, per axis), the window over them,
+        /// and the input extent it reads (shorter where the dropped taps
+        /// were the last ones to reach the end). Nil when every tap reads
+        /// the input somewhere, when none does, or when the padding left
+        /// would be negative (a dilated window). The products dropped
+        /// multiply zeros, so the sums keep their bits (but a zero's sign).
+        func trimmed(extent: (h: Int, w: Int)) -> (taps: (h: ClosedRange<Int>, w: ClosedRange<Int>), window: Window2D,
+                                                    extent: (h: Int, w: Int))? {
+            func axis(_ input: Int, _ out: Int, _ k: Int, _ s: Int, _ d: Int, _ before: Int)
+                -> (taps: ClosedRange<Int>, before: Int, after: Int, input: Int)? {
+                // Tap t reads rows o·s - before + t·d: the first o with a row >= 0 must read < input.
+                let reached = (0..<k).filter { t in
+                    let start = t * d - before
+                    let o = start >= 0 ? 0 : (-start + s - 1) / s
+                    return o < out && o * s + start < input
+                }
+                guard let first = reached.first, let last = reached.last else { return nil }
+                let pad = before - first * d, span = (last - first) * d + 1
+                guard pad >= 0 else { return nil }
+                let reach = (out - 1) * s - pad + span   // rows [-pad, reach) are read
+                return (first...last, pad, max(0, reach - input), min(input, reach))
+            }
+            guard let h = axis(extent.h, out.h, kernel.h, stride.h, dilation.h, pads.top),
+                  let w = axis(extent.w, out.w, kernel.w, stride.w, dilation.w, pads.left),
+                  h.taps.count < kernel.h || w.taps.count < kernel.w else { return nil }
+            let window = Window2D(kernel: (h.taps.count, w.taps.count), stride: stride, dilation: dilation,
+                                  pads: (h.before, w.before, h.after, w.after), out: out)
+            return ((h.taps, w.taps), window, (h.input, w.input))
+        }
+
         var engine: NeuronWindow {
             NeuronWindow(stride: (UInt32(stride.h), UInt32(stride.w)),
                          padding: (UInt32(pads.top), UInt32(pads.left), UInt32(pads.bottom), UInt32(pads.right)),
@@ -148,18 +181,40 @@ extension Lowering {
         let group = try int("group", 1)
         // Constant weights of one group go to the blob in the engine's
         // packed layout (read in place, no copy per run); others as given.
-        let packable = constant(1).flatMap { $0.type == .float32 || $0.type == .float64 || $0.type == .float16 ? $0 : nil }
-        let given: View? = group == 1 && packable != nil ? nil : try floatTensor(1)
-        let w0Dims = packable.map(\.shape) ?? given?.dims ?? []
+        let packableWeights = constant(1).flatMap { $0.type == .float32 || $0.type == .float64 || $0.type == .float16 ? $0 : nil }
+        let given: View? = group == 1 && packableWeights != nil ? nil : try floatTensor(1)
+        let w0Dims = packableWeights.map(\.shape) ?? given?.dims ?? []
         guard w0Dims.count == spatial + 2 else { throw shapeError("the weight \(w0Dims) does not fit a \(spatial)-D convolution") }
-        let wDims = spatial == 1 ? [w0Dims[0], w0Dims[1], 1, w0Dims[2]] : w0Dims
-        guard group >= 1, x.dims[1] % group == 0, wDims[0] % group == 0, x.dims[1] / group == wDims[1] else {
+        let wDims0 = spatial == 1 ? [w0Dims[0], w0Dims[1], 1, w0Dims[2]] : w0Dims
+        guard group >= 1, x.dims[1] % group == 0, wDims0[0] % group == 0, x.dims[1] / group == wDims0[1] else {
             throw shapeError("input channels \(x.dims[1]), weight \(w0Dims) and group \(group) do not agree")
         }
         if let kernel = try ints("kernel_shape"), kernel != Array(w0Dims.dropFirst(2)) {
             throw shapeError("kernel_shape \(kernel) differs from the weight's \(Array(w0Dims.dropFirst(2)))")
         }
-        let win = try window(kernel: Array(w0Dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
+        var win = try window(kernel: Array(w0Dims.dropFirst(2)), extent: (x.dims[2], x.dims[3]), spatial: spatial)
+        var wDims = wDims0
+        // Constant weights of one group lose the taps that only read padding (InceptionV3's
+        // last 3x3, 1x3 and 3x1 convolutions over a 1x1 map: 1/9 to 1/3 of
+        // the weights streamed), and the input the rows and columns no
+        // window reaches.
+        var packable = packableWeights
+        var weightName = current.inputs[1]
+        if given == nil, let constant = packable, let trim = win.trimmed(extent: (x.dims[2], x.dims[3])) {
+            let values = constant.doubles()
+            let (kh, kw) = (wDims[2], wDims[3])
+            var kept: [Double] = []
+            kept.reserveCapacity(wDims[0] * wDims[1] * trim.taps.h.count * trim.taps.w.count)
+            for plane in 0..<(wDims[0] * wDims[1]) {
+                for i in trim.taps.h { for j in trim.taps.w { kept.append(values[(plane * kh + i) * kw + j]) } }
+            }
+            wDims = [wDims[0], wDims[1], trim.taps.h.count, trim.taps.w.count]
+            packable = .make(.float32, wDims, kept)
+            weightName += "#taps\(trim.taps.h.lowerBound)-\(trim.taps.h.upperBound),\(trim.taps.w.lowerBound)-\(trim.taps.w.upperBound)"
+            win = trim.window
+            x.dims[2] = trim.extent.h
+            x.dims[3] = trim.extent.w
+        }
         let bias = hasInput(2) ? try floatTensor(2) : nil
         if let bias, bias.dims != [wDims[0]] { throw shapeError("the bias \(bias.dims) is not [\(wDims[0])]") }
         let relu = current.attributes["neuron.relu"] == .int(1)
@@ -167,12 +222,12 @@ extension Lowering {
         let w: View
         var layout = ConvWeights.given
         let positions = x.dims[0] * win.out.h * win.out.w
-        if autoCast == .all, let castable = constant(1), castable.type.isFloatingPoint,
+        if autoCast == .all, let castable = packable ?? constant(1), castable.type.isFloatingPoint,
            ConvolutionPolicy.bf16Pairs(kernel: (wDims[2], wDims[3]), inputChannels: wDims[1],
                                        outputChannels: wDims[0] / group, positions: positions) {
             // Weights as given, stored bf16; the input stays f32, rounded as read.
             layout = .bf16Pairs
-            w = try weightView(.make(.float32, wDims, castable.doubles()), name: current.inputs[1], as: .bfloat16)
+            w = try weightView(.make(.float32, wDims, castable.doubles()), name: weightName, as: .bfloat16)
             autoCastOps += 1
             autoCastConvolutions += 1
         } else if let given {
@@ -183,12 +238,12 @@ extension Lowering {
                 kernel: (wDims[2], wDims[3]), stride: win.stride, dilation: win.dilation, inputChannels: wDims[1],
                 outputChannels: wDims[0], output: (win.out.h, win.out.w)) : nil
             if ConvolutionPolicy.asMatMul(positions: positions, winograd: tile != nil) {
-                try lowerConvAsMatMul(x, packable, dims: wDims, window: win, bias: bias, relu: relu, clamp: clamp,
-                                      spatial: spatial)
+                try lowerConvAsMatMul(x, packable, weightName: weightName, dims: wDims, window: win, bias: bias,
+                                      relu: relu, clamp: clamp, spatial: spatial)
                 return
             }
             layout = tile.map { .winograd(tile: $0) } ?? .packed
-            w = try convWeights(packable, dims: wDims, layout: layout, name: current.inputs[1])
+            w = try convWeights(packable, dims: wDims, layout: layout, name: weightName)
         } else {
             throw invalid("input 1 has no value")
         }
@@ -232,8 +287,8 @@ extension Lowering {
     /// packed layout's; a residual is added and relu applied after it,
     /// and the [positions, Co] product is copied back into the image's
     /// layout.
-    func lowerConvAsMatMul(_ x: View, _ weights: ConstantTensor, dims: [Int], window win: Window2D, bias: View?,
-                           relu: Bool, clamp: Float?, spatial: Int) throws(NeuronCompilerError) {
+    func lowerConvAsMatMul(_ x: View, _ weights: ConstantTensor, weightName: String, dims: [Int], window win: Window2D,
+                           bias: View?, relu: Bool, clamp: Float?, spatial: Int) throws(NeuronCompilerError) {
         let (n, co, ci, kh, kw) = (x.dims[0], dims[0], dims[1], dims[2], dims[3])
         let (ho, wo) = (win.out.h, win.out.w)
         let k = ci * kh * kw, positions = n * ho * wo
@@ -273,7 +328,7 @@ extension Lowering {
             emit(.copy, [target, windows])
             rows = gathered.permuted([1, 0])
         }
-        let laid = try weightView(.make(.float32, [co, k], weights.doubles()), name: current.inputs[1])
+        let laid = try weightView(.make(.float32, [co, k], weights.doubles()), name: weightName)
         var out = try matmul(rows, laid.permuted([1, 0]), bias: bias, cast: false)
         out = contiguous(try reshapeView(out, to: [n, ho, wo, co]).permuted([0, 3, 1, 2]))
         if current.attributes["neuron.residual"] == .int(1) {
