@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "CNeuronEngine",
             path: "driver/engine",
-            sources: ["engine_validate.c", "engine_exec.c", "engine_typed.c", "engine_math.c", "engine_gemm.c", "engine_conv.c", "engine_pool.c", "engine_winograd.c", "engine_split.c", "engine_insn.c", "engine_run.c", "engine_rows.c", "engine_grouped.c"],
+            sources: ["engine_validate.c", "engine_exec.c", "engine_typed.c", "engine_math.c", "engine_gemm.c", "engine_conv.c", "engine_pool.c", "engine_winograd.c", "engine_split.c", "engine_insn.c", "engine_run.c", "engine_rows.c", "engine_grouped.c", "engine_narrow.c"],
             publicHeadersPath: "include",
             cSettings: [.unsafeFlags(["-O2", "-ffp-contract=off", "-fno-math-errno", "-std=gnu11"])]
         ),

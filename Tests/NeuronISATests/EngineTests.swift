@@ -724,6 +724,20 @@ struct EngineNetworkOpTests {
         // over: 36 channels of 9x9, and 20 of 13x13 at stride 2.
         .init(ci: 36, co: 36, h: 9, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 36),
         .init(ci: 20, co: 20, h: 13, w: 13, k: 3, stride: 2, pad: 0, dilation: 1, groups: 20, padBottom: 1, padRight: 1),
+        // Few input channels (engine_narrow.c, output channels in lanes, rows
+        // back through transposes): ResNet's 7x7 stem of stride 2 (four vectors of
+        // channels by six columns); MobileNet's 3x3 of stride 2 padded after
+        // (one vector); two vectors by twelve columns; 70 channels (a block of
+        // four vectors, one more, a partial one written lane by lane) with
+        // dilation; stride 3 with an infinite weight (packed: declined, as the
+        // padding's zero times it is NaN); two groups of three input channels; 1x1.
+        .init(ci: 3, co: 64, h: 20, w: 37, k: 7, stride: 2, pad: 3, dilation: 1, groups: 1),
+        .init(ci: 3, co: 16, h: 17, w: 33, k: 3, stride: 2, pad: 0, dilation: 1, groups: 1, padBottom: 1, padRight: 1),
+        .init(ci: 3, co: 32, h: 9, w: 40, k: 3, stride: 1, pad: 1, dilation: 1, groups: 1),
+        .init(ci: 1, co: 70, h: 6, w: 30, k: 5, stride: 1, pad: 2, dilation: 2, groups: 1),
+        .init(ci: 4, co: 20, h: 8, w: 40, k: 3, stride: 3, pad: 1, dilation: 1, groups: 1, weightSpecial: .infinity),
+        .init(ci: 6, co: 16, h: 7, w: 21, k: 3, stride: 1, pad: 1, dilation: 1, groups: 2, weightSpecial: .nan),
+        .init(ci: 2, co: 24, h: 5, w: 19, k: 1, stride: 1, pad: 0, dilation: 1, groups: 1),
     ]
 
     /// How a conv2d's weights are given: as they are, packed, or packed

@@ -962,7 +962,8 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 	}
 	if (args.packed) {
 		for (n = 0; n < N; n++)
-			if (!neuron_conv_gemm(&args, n, 0, Co, scratch))
+			if (!neuron_conv_narrow(&args, n, 0, Co, scratch) &&
+			    !neuron_conv_gemm(&args, n, 0, Co, scratch))
 				conv2d_packed(&args, n, Co);
 		return;
 	}
@@ -986,7 +987,8 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 		if (per_group < NEURON_CONV_PACK_ROWS &&
 		    neuron_conv_grouped(&args, n, cb, cos, scratch))
 			continue;
-		if (cos == per_group && neuron_conv_gemm(&args, n, cb, cos, scratch))
+		if (cos == per_group && (neuron_conv_narrow(&args, n, cb, cos, scratch) ||
+					 neuron_conv_gemm(&args, n, cb, cos, scratch)))
 			continue;
 		cos = lanes && cos > lanes ? lanes : cos;
 		done = lanes && neuron_conv_block(&args, n, cb, cos, scratch);

@@ -20,6 +20,7 @@
  * vector as two halves), chosen by neuron_simd_level().
  */
 #include "engine_insn.h"
+#include "engine_transpose.h"
 
 typedef float grp_w8f __attribute__((vector_size(32), aligned(4)));
 typedef int grp_w8i __attribute__((vector_size(32), aligned(4)));
@@ -38,18 +39,7 @@ grp_w16f __builtin_ia32_vfmaddps512_mask3(grp_w16f a, grp_w16f b, grp_w16f c,
 					  unsigned short m, int r);
 #define GRP_EVENS8(a, b)	(a)
 #define GRP_EVENS16(a, b)	(a)
-#define GRP_ZIPLO8(a, b)	(a)
-#define GRP_ZIPHI8(a, b)	(b)
-#define GRP_ZIPLO16(a, b)	(a)
-#define GRP_ZIPHI16(a, b)	(b)
 #else
-/* The first (LO) or second (HI) halves of @a and @b interleaved: a0 b0 a1 b1 ... */
-#define GRP_ZIPLO8(a, b)	__builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
-#define GRP_ZIPHI8(a, b)	__builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
-#define GRP_ZIPLO16(a, b)	\
-	__builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
-#define GRP_ZIPHI16(a, b)	\
-	__builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
 #define GRP_EVENS8(a, b)	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
 #define GRP_EVENS16(a, b)	\
 	__builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
@@ -419,56 +409,6 @@ static inline int dwc_tap_used(u32 k, u32 s, u32 pad, u32 d, u32 in, u32 out)
 	return first <= last;
 }
 
-/*
- * Transpose the W x W block of vectors @r in place (row i, lane j to row
- * j, lane i): log2(W) rounds in which rows i and i + W/2 interleave into
- * rows 2i and 2i + 1 (the perfect shuffle). Values move, none is computed.
- */
-#define DWC_TRANSPOSE(V, W, ZLO, ZHI, r)					\
-do {										\
-	V t_[W];								\
-	u32 s_, i_;								\
-										\
-	_Pragma("GCC unroll 4")							\
-	for (s_ = 1; s_ < (W); s_ *= 2) {					\
-		_Pragma("GCC unroll 8")						\
-		for (i_ = 0; i_ < (W) / 2; i_++) {				\
-			t_[2 * i_] = ZLO((r)[i_], (r)[i_ + (W) / 2]);		\
-			t_[2 * i_ + 1] = ZHI((r)[i_], (r)[i_ + (W) / 2]);	\
-		}							\
-		_Pragma("GCC unroll 16")					\
-		for (i_ = 0; i_ < (W); i_++)					\
-			(r)[i_] = t_[i_];					\
-	}									\
-} while (0)
-
-/*
- * The channels-in-lanes layout and back, by W x W transposes where the
- * planes are contiguous: for each block of W of the @n positions from p,
- * the vectors at @src + l * @sl + p * @sp (l < W) transposed into
- * @dst + l * @dl + p * @dp. Returns the positions done (whole blocks),
- * the caller doing the rest.
- */
-#define DWC_LAYOUT(sfx, isa, W, ZLO, ZHI)					\
-static __attribute__((target(isa)))						\
-u64 dwc_transpose_##sfx(const float *src, u64 sl, u64 sp, u64 n, float *dst, u64 dl, u64 dp) \
-{										\
-	grp_vf_##sfx r[W];							\
-	u64 p;									\
-	u32 l;									\
-										\
-	for (p = 0; p + (W) <= n; p += (W)) {					\
-		_Pragma("GCC unroll 16")					\
-		for (l = 0; l < (W); l++)					\
-			r[l] = *(const grp_vf_##sfx *)(src + l * sl + p * sp);	\
-		DWC_TRANSPOSE(grp_vf_##sfx, W, ZLO, ZHI, r);			\
-		_Pragma("GCC unroll 16")					\
-		for (l = 0; l < (W); l++)					\
-			*(grp_vf_##sfx *)(dst + l * dl + p * dp) = r[l];	\
-	}									\
-	return p;								\
-}
-
 #define DWC_KERNEL(sfx, isa, W, FMA)						\
 static __attribute__((target(isa)))						\
 void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack, \
@@ -578,12 +518,12 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	}									\
 }
 
-DWC_LAYOUT(avx2, "avx2,fma", 8, GRP_ZIPLO8, GRP_ZIPHI8)
-DWC_LAYOUT(avx512, "avx512f", 16, GRP_ZIPLO16, GRP_ZIPHI16)
+NEURON_TRANSPOSE_FN(dwc_transpose_avx2, "avx2,fma", grp_vf_avx2, 8, NEURON_ZIPLO8, NEURON_ZIPHI8)
+NEURON_TRANSPOSE_FN(dwc_transpose_avx512, "avx512f", grp_vf_avx512, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
 DWC_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8)
 DWC_KERNEL(avx512, "avx512f", 16, GRP_FMA16)
 #ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
-DWC_LAYOUT(wide, "avx2,fma", 16, GRP_ZIPLO16, GRP_ZIPHI16)
+NEURON_TRANSPOSE_FN(dwc_transpose_wide, "avx2,fma", grp_vf_wide, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
 DWC_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES)
 #endif
 

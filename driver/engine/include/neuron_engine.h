@@ -384,6 +384,18 @@ int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 co
 			const struct neuron_engine_slot *scratch);
 
 /*
+ * Every output of channels co0..co0+cos-1 (one group) for batch @n,
+ * finished, as a direct convolution with output channels in vector lanes
+ * (engine_narrow.c): for images of few input channels (NW_MAX_CIG), whose
+ * windows the matrix product would gather for few products each. Returns
+ * 0, having written nothing, when it does not apply (accumulating, output
+ * rows not contiguous, fewer than 8 columns, more input channels), without
+ * a vector unit or enough @scratch, or when packed weights are not finite.
+ */
+int neuron_conv_narrow(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
+		       const struct neuron_engine_slot *scratch);
+
+/*
  * Every output of a depthwise convolution (one input and one output
  * channel per group, @co_count channels) for batch @n, finished, with
  * channels in vector lanes (engine_grouped.c): for rows too narrow for
