@@ -385,6 +385,74 @@ static int conv_plane(const struct neuron_conv_args *c)
 	       (c->ho == 1 || (c->xs[2] == c->w && c->wo == c->w));
 }
 
+/* Runs of a panel that conv_pack_even() takes (a row at least CG_PW / 4 wide). */
+#define CG_EVEN_RUNS	4
+
+/*
+ * A panel's taps [k0, k1) of stride 2 (contiguous input rows), into @dst
+ * (CG_PW floats a tap) as neuron_gather_even() reads them, but kernel tap
+ * by kernel tap across the input channels: each run's row, first column
+ * and lanes are worked out once per kernel row and column, not once per
+ * input channel too. Returns 0, having written nothing, when a load would
+ * leave the input (then the caller reads tap by tap).
+ */
+static __attribute__((target("avx2,fma"), __noinline__))
+int conv_pack_even(const struct conv_gemm *q, const struct neuron_run *run, u32 runs,
+		   u32 k0, u32 k1, float *dst)
+{
+	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
+	const struct neuron_conv_args *c = q->c;
+	gather_v8i lane = *(const gather_v8i *)lanes, m0[CG_EVEN_RUNS], m1[CG_EVEN_RUNS];
+	s64 at[CG_EVEN_RUNS], span = q->xend - q->x;
+	u32 ci0 = k0 / q->taps, ci1 = (k1 - 1) / q->taps, t, ci, r, n;
+	int use0[CG_EVEN_RUNS], use1[CG_EVEN_RUNS];
+
+	for (t = 0; t < q->taps; t++) {
+		s64 dh = (s64)(t / c->kw) * c->dh - c->pt, dw = (s64)(t % c->kw) * c->dw - c->pl;
+
+		for (n = 0, r = 0; r < runs; r++) {
+			s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
+			s64 lo, hi, first;
+
+			if (ih < 0 || ih >= c->h)
+				continue;
+			neuron_even_span(&run[r], iw, c->w, &lo, &hi);
+			if (lo >= hi)
+				continue;
+			/* Element of lane 0 from the channel's start; 31 read from it. */
+			first = ih * (s64)c->xs[2] + iw - 2 * (s64)run[r].at;
+			if (first + (s64)(ci0 * c->xs[1]) < 0 ||
+			    first + (s64)(ci1 * c->xs[1]) + 2 * NEURON_RUN_LANES - 1 > span)
+				return 0;
+			at[n] = first;
+			use0[n] = lo < 8;
+			use1[n] = hi > 8;
+			m0[n] = (lane >= (int)lo) & (lane < (int)hi);
+			m1[n] = (lane + 8 >= (int)lo) & (lane + 8 < (int)hi);
+			n++;
+		}
+		for (ci = ci0; ci <= ci1; ci++) {
+			u32 k = ci * q->taps + t;
+			const float *x = q->x + ci * c->xs[1];
+			gather_v8i v0 = { 0 }, v1 = { 0 };
+			float *d;
+
+			if (k < k0 || k >= k1)
+				continue;
+			for (r = 0; r < n; r++) {
+				if (use0[r])
+					v0 |= (gather_v8i)gather_evens8(x + at[r]) & m0[r];
+				if (use1[r])
+					v1 |= (gather_v8i)gather_evens8(x + at[r] + 16) & m1[r];
+			}
+			d = dst + (u64)(k - k0) * CG_PW;
+			*(gather_v8f *)d = (gather_v8f)v0;
+			*(gather_v8f *)(d + 8) = (gather_v8f)v1;
+		}
+	}
+	return 1;
+}
+
 /*
  * Gather col[k0:k1][g:g1] panel by panel (each CG_PW positions by the
  * block's taps, written in order), zeros for taps in the padding and for
@@ -424,6 +492,9 @@ void conv_pack_cols(const struct conv_gemm *q, const struct conv_tap *tap,
 
 		runs = neuron_runs(pb, q->P, c->wo, c->sh, c->sw, run);
 		at = runs ? run[runs - 1].at + run[runs - 1].len : 0;
+		/* Stride 2: kernel tap by kernel tap across the input channels. */
+		if (strided && runs <= CG_EVEN_RUNS && conv_pack_even(q, run, runs, k0, k1, dst))
+			continue;
 		if (gather)
 			conv_lanes(q, pb, &lanes);
 		for (k = k0; k < k1; k++, dst += CG_PW) {

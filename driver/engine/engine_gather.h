@@ -74,6 +74,20 @@ static inline u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, stru
 }
 
 /*
+ * Lanes [*@lo, *@hi) of run @r, whose lane l reads column
+ * @iw + 2 (l - at) of a row @w wide: those inside it (empty when lo >= hi).
+ */
+static inline void neuron_even_span(const struct neuron_run *r, s64 iw, s64 w, s64 *lo, s64 *hi)
+{
+	*lo = r->at;
+	*hi = r->at + r->len;
+	if (iw < 0)
+		*lo += (-iw + 1) / 2;
+	if (iw + 2 * (s64)r->len > w)
+		*hi = w > iw ? r->at + (w - iw + 1) / 2 : *lo;
+}
+
+/*
  * The sixteen lanes of a tap of stride 2: lane l of run r reads column
  * iw + dw + 2 (l - at) of row ih + dh of the plane at @offset from x, zero
  * outside the plane and for lanes in no run, into @dst; each run by plain
@@ -91,15 +105,12 @@ int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw
 	for (r = 0; r < runs; r++) {
 		s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
 		/* Lanes [lo, hi) read columns iw + 2 (lane - at), inside [0, w). */
-		s64 lo = run[r].at, hi = run[r].at + run[r].len, first;
+		s64 lo, hi, first;
 		const float *row;
 
 		if (ih < 0 || ih >= pl->h)
 			continue;
-		if (iw < 0)
-			lo += (-iw + 1) / 2;
-		if (iw + 2 * (s64)run[r].len > pl->w)
-			hi = pl->w > iw ? run[r].at + (pl->w - iw + 1) / 2 : lo;
+		neuron_even_span(&run[r], iw, pl->w, &lo, &hi);
 		if (lo >= hi)
 			continue;
 		/* Column of lane 0 (read only when inside the row). */
