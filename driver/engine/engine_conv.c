@@ -393,8 +393,8 @@ static int conv_plane(const struct neuron_conv_args *c)
  * (CG_PW floats a tap) as neuron_gather_even() reads them, but kernel tap
  * by kernel tap across the input channels: each run's row, first column
  * and lanes are worked out once per kernel row and column, not once per
- * input channel too. Returns 0, having written nothing, when a load would
- * leave the input (then the caller reads tap by tap).
+ * input channel too. Returns 0 when a load would leave the input; the
+ * caller then reads the panel's every tap again, tap by tap.
  */
 static __attribute__((target("avx2,fma"), __noinline__))
 int conv_pack_even(const struct conv_gemm *q, const struct neuron_run *run, u32 runs,

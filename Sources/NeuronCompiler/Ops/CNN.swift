@@ -38,7 +38,10 @@ extension Lowering {
         /// were the last ones to reach the end). Nil when every tap reads
         /// the input somewhere, when none does, or when the padding left
         /// would be negative (a dilated window). The products dropped
-        /// multiply zeros, so the sums keep their bits (but a zero's sign).
+        /// multiply zeros, so the sums keep their bits (but a zero's sign)
+        /// when the weights dropped are finite and the convolution keeps
+        /// its form (a 5x5 trimmed to 3x3 may take Winograd, which rounds
+        /// differently).
         func trimmed(extent: (h: Int, w: Int)) -> (taps: (h: ClosedRange<Int>, w: ClosedRange<Int>), window: Window2D,
                                                     extent: (h: Int, w: Int))? {
             func axis(_ input: Int, _ out: Int, _ k: Int, _ s: Int, _ d: Int, _ before: Int)
@@ -200,7 +203,8 @@ extension Lowering {
         // window reaches.
         var packable = packableWeights
         var weightName = current.inputs[1]
-        if given == nil, let constant = packable, let trim = win.trimmed(extent: (x.dims[2], x.dims[3])) {
+        if given == nil, let constant = packable, let trim = win.trimmed(extent: (x.dims[2], x.dims[3])),
+           Self.tapsDroppedAreFinite(constant.doubles(), dims: wDims, kept: trim.taps) {
             let values = constant.doubles()
             let (kh, kw) = (wDims[2], wDims[3])
             var kept: [Double] = []
@@ -272,6 +276,20 @@ extension Lowering {
                  operands)
         }
         set(0, .tensor(try fromImage(out, spatial: spatial)))
+    }
+
+    /// Whether every weight outside the taps `kept` (of weights `dims`,
+    /// `[Co, Ci, Kh, Kw]`) is finite: an infinite or NaN one times the
+    /// padding's zero is NaN in every form that multiplies the padding,
+    /// so such taps stay.
+    static func tapsDroppedAreFinite(_ values: [Double], dims: [Int], kept: (h: ClosedRange<Int>, w: ClosedRange<Int>))
+        -> Bool {
+        let (kh, kw) = (dims[2], dims[3])
+        for (at, value) in values.enumerated() where !value.isFinite {
+            let (i, j) = (at / kw % kh, at % kw)
+            if !kept.h.contains(i) || !kept.w.contains(j) { return false }
+        }
+        return true
     }
 
     /// A convolution over a few output positions (the last stages of a
