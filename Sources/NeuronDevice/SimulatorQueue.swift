@@ -271,7 +271,7 @@ final class SimDeviceQueues: @unchecked Sendable {
     /// Each core's scratch memory, made when it first runs a job.
     private var scratchMemory: [Int: UnsafeMutableRawBufferPointer] = [:]
     /// Program images validated lately, most recent first (`SimProgramImage`).
-    private let images = Mutex<[SimProgramImage]>([])
+    private let images = Locked<[SimProgramImage]>([])
     private static let imageCacheEntries = 16
 
     /// How long a NeuronCore's thread, having run a job, and a caller

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 @testable import NeuronCompiler
 import NeuronDevice
 import NeuronNEFF
@@ -1097,7 +1096,7 @@ struct CompilerTests {
 
     @Test("compile progress: every stage in order, counts within their totals; neuron-cc --progress prints them")
     func progress() throws {
-        let seen = Mutex<[CompileProgress]>([])
+        let seen = Locked<[CompileProgress]>([])
         let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.deepMLP(layers: 40)))
         _ = try NeuronCompiler.compile(graph, options: CompileOptions(progress: { step in seen.withLock { $0.append(step) } }))
         let steps = seen.withLock { $0 }
