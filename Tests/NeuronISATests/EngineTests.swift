@@ -724,6 +724,10 @@ struct EngineNetworkOpTests {
         // over: 36 channels of 9x9, and 20 of 13x13 at stride 2.
         .init(ci: 36, co: 36, h: 9, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 36),
         .init(ci: 20, co: 20, h: 13, w: 13, k: 3, stride: 2, pad: 0, dilation: 1, groups: 20, padBottom: 1, padRight: 1),
+        // Channels in lanes for padded rows of stride 1 up to 64 wide (16 lanes, whole
+        // blocks of channels): runs of eight and four positions with no tap outside,
+        // the edges tap by tap.
+        .init(ci: 32, co: 32, h: 7, w: 40, k: 3, stride: 1, pad: 1, dilation: 1, groups: 32),
         // Few input channels (engine_narrow.c, output channels in lanes, rows
         // back through transposes): ResNet's 7x7 stem of stride 2 (four vectors of
         // channels by six columns); MobileNet's 3x3 of stride 2 padded after

@@ -381,8 +381,10 @@ GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES_M, GRP_EVENS16,
  * ([cp / W][h][w][W], cp the channels rounded up to W, zeros past them:
  * a block's image is contiguous, for the cache) and the weights [taps][cp];
  * then each output position of W channels runs the reference's chain, a
- * tap outside the input skipped for all lanes alike, four positions of a
- * row as independent chains.
+ * tap outside the input skipped for all lanes alike. Positions of a row
+ * none of whose taps is outside it run eight or four at once as
+ * independent chains with no test per tap (DWC_WHOLE); the others four
+ * at once, each tap tested.
  */
 #define DWC_STEP(V, W, FMA, p, acc)						\
 do {										\
@@ -409,6 +411,68 @@ static inline int dwc_tap_used(u32 k, u32 s, u32 pad, u32 d, u32 in, u32 out)
 	return first <= last;
 }
 
+/*
+ * DWC_PUT: position @p of the block at (ho, wo), if it is one of the @cnt
+ * there: + bias, relu keeping NaN, the bound; then staged (a whole block
+ * of channels) or stored channel by channel.
+ */
+#define DWC_PUT(V, I, W, acc, p)						\
+do {										\
+	V v_ = (acc);								\
+										\
+	if ((p) < cnt) {							\
+		if (c->bias)							\
+			v_ = v_ + bv;						\
+		if (c->relu)							\
+			v_ = (V)((I)v_ & ((v_ > GRP_SPLAT(V, 0.0f)) | (v_ != v_))); \
+		if (c->clamp)							\
+			v_ = NEURON_CONV_BOUND_V(V, I, v_, GRP_SPLAT(V, c->hi)); \
+		if (stage && cb + (W) <= co_count) {				\
+			*(V *)(stage + ((u64)ho * c->wo + wo + (p)) * (W)) = v_; \
+		} else {							\
+			*(V *)t1 = v_;						\
+			ob = c->o + n * c->os[0] + (u64)cb * c->os[1] +		\
+			     (u64)ho * c->os[2] + (u64)(wo + (p)) * c->os[3];	\
+			for (l = 0; l < (W) && cb + l < co_count; l++)		\
+				ob[(u64)l * c->os[1]] = t1[l];			\
+		}								\
+	}									\
+} while (0)
+
+/*
+ * DWC_WHOLE: @count (8 or 4, a constant) positions from (ho, wo) as
+ * independent chains a0.., every tap of each in a row inside it.
+ */
+#define DWC_WHOLE(V, W, FMA, count)						\
+do {										\
+	const s64 ps_ = (s64)c->sw * (W);					\
+										\
+	for (kh = 0; kh < c->kh; kh++) {					\
+		s64 ih_ = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;		\
+		const float *r_, *wk_;						\
+										\
+		if (ih_ < 0 || ih_ >= c->h)					\
+			continue;						\
+		r_ = pack + (u64)cb * c->h * c->w +				\
+		     ((u64)ih_ * c->w + (u64)wo * c->sw - c->pl) * (W);		\
+		wk_ = wpk + (u64)kh * c->kw * cp + cb;				\
+		for (kw = 0; kw < c->kw; kw++, r_ += (u64)c->dw * (W)) {	\
+			V wv_ = *(const V *)(wk_ + (u64)kw * cp);		\
+										\
+			a0 = FMA(*(const V *)r_, wv_, a0);			\
+			a1 = FMA(*(const V *)(r_ + ps_), wv_, a1);		\
+			a2 = FMA(*(const V *)(r_ + 2 * ps_), wv_, a2);		\
+			a3 = FMA(*(const V *)(r_ + 3 * ps_), wv_, a3);		\
+			if ((count) == 4)					\
+				continue;					\
+			a4 = FMA(*(const V *)(r_ + 4 * ps_), wv_, a4);		\
+			a5 = FMA(*(const V *)(r_ + 5 * ps_), wv_, a5);		\
+			a6 = FMA(*(const V *)(r_ + 6 * ps_), wv_, a6);		\
+			a7 = FMA(*(const V *)(r_ + 7 * ps_), wv_, a7);		\
+		}								\
+	}									\
+} while (0)
+
 #define DWC_KERNEL(sfx, isa, W, FMA)						\
 static __attribute__((target(isa)))						\
 void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack, \
@@ -418,8 +482,13 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	const u64 outs = (u64)c->ho * c->wo;					\
 	float *wpk = pack + (u64)c->h * c->w * cp;				\
 	int plane_in = c->xs[3] == 1 && c->xs[2] == c->w;			\
-	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, p, cnt;			\
-	float t4[4][W], *ob;							\
+	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, cnt;				\
+	/* Positions [in_lo, in_hi): every tap of theirs in a row inside it. */ \
+	const u32 in_lo = GRP_CEILDIV(c->pl, c->sw);				\
+	const s64 in_last = (s64)c->w - 1 + c->pl - (s64)(c->kw - 1) * c->dw;	\
+	const u32 in_hi = in_last < 0 ? 0 :					\
+		(u32)(in_last / c->sw + 1 < (s64)c->wo ? in_last / c->sw + 1 : c->wo); \
+	float t1[W], *ob;							\
 	u64 done = 0;								\
 										\
 	/* Each position's channels in turn: whole blocks of channels of a	\
@@ -456,55 +525,56 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	/* The block's biases, once. */						\
 	if (c->bias) {								\
 		for (l = 0; l < (W); l++)					\
-			t4[0][l] = cb + l < co_count ? c->bias[(u64)(cb + l) * c->bs] : 0.0f; \
-		bv = *(const grp_vf_##sfx *)t4[0];				\
+			t1[l] = cb + l < co_count ? c->bias[(u64)(cb + l) * c->bs] : 0.0f; \
+		bv = *(const grp_vf_##sfx *)t1;				\
 	}									\
 	for (ho = 0; ho < c->ho; ho++)						\
-	for (wo = 0; wo < c->wo; wo += 4) {					\
-		grp_vf_##sfx a0 = (grp_vf_##sfx){ 0 }, a1 = (grp_vf_##sfx){ 0 }, a2 = (grp_vf_##sfx){ 0 }, a3 = (grp_vf_##sfx){ 0 };	\
-		grp_vf_##sfx out[4];							\
+	for (wo = 0; wo < c->wo; wo += cnt) {					\
+		grp_vf_##sfx a0 = (grp_vf_##sfx){ 0 }, a1 = a0, a2 = a0, a3 = a0; \
 										\
-		cnt = c->wo - wo < 4 ? c->wo - wo : 4;				\
-		for (kh = 0; kh < c->kh; kh++) {				\
-			s64 ihs = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;	\
-			const float *row;					\
+		/* Runs of 8 or 4 positions none of whose taps in a row of	\
+		 * the input is outside it: no tap skipped but whole rows. */	\
+		if (wo >= in_lo && wo + 8 <= in_hi) {				\
+			grp_vf_##sfx a4 = a0, a5 = a0, a6 = a0, a7 = a0;	\
 										\
-			if (ihs < 0 || ihs >= c->h)				\
-				continue;					\
-			row = pack + (u64)cb * c->h * c->w + (u64)ihs * c->w * (W); \
-			for (kw = 0; kw < c->kw; kw++) {			\
-				grp_vf_##sfx wv = *(const grp_vf_##sfx *)(wpk + ((u64)kh * c->kw + kw) * cp + cb); \
+			cnt = 8;						\
+			DWC_WHOLE(grp_vf_##sfx, W, FMA, 8);			\
+			DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a4, 4);		\
+			DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a5, 5);		\
+			DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a6, 6);		\
+			DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a7, 7);		\
+		} else if (wo >= in_lo && wo + 4 <= in_hi) {			\
+			grp_vf_##sfx a4 = a0, a5 = a0, a6 = a0, a7 = a0;	\
 										\
-				DWC_STEP(grp_vf_##sfx, W, FMA, 0, a0);		\
-				DWC_STEP(grp_vf_##sfx, W, FMA, 1, a1);		\
-				DWC_STEP(grp_vf_##sfx, W, FMA, 2, a2);		\
-				DWC_STEP(grp_vf_##sfx, W, FMA, 3, a3);		\
+			cnt = 4;						\
+			DWC_WHOLE(grp_vf_##sfx, W, FMA, 4);			\
+		} else {							\
+			cnt = c->wo - wo < 4 ? c->wo - wo : 4;			\
+			/* (Up to a run of 8 after it; a block of fewer	\
+			 * chains waits on their latency.) */			\
+			if (wo < in_lo && in_lo - wo < cnt && in_lo + 8 <= in_hi) \
+				cnt = in_lo - wo;				\
+			for (kh = 0; kh < c->kh; kh++) {			\
+				s64 ihs = (s64)ho * c->sh - c->pt + (s64)kh * c->dh; \
+				const float *row;				\
+										\
+				if (ihs < 0 || ihs >= c->h)			\
+					continue;				\
+				row = pack + (u64)cb * c->h * c->w + (u64)ihs * c->w * (W); \
+				for (kw = 0; kw < c->kw; kw++) {		\
+					grp_vf_##sfx wv = *(const grp_vf_##sfx *)(wpk + ((u64)kh * c->kw + kw) * cp + cb); \
+										\
+					DWC_STEP(grp_vf_##sfx, W, FMA, 0, a0);	\
+					DWC_STEP(grp_vf_##sfx, W, FMA, 1, a1);	\
+					DWC_STEP(grp_vf_##sfx, W, FMA, 2, a2);	\
+					DWC_STEP(grp_vf_##sfx, W, FMA, 3, a3);	\
+				}						\
 			}							\
 		}								\
-		out[0] = a0;							\
-		out[1] = a1;							\
-		out[2] = a2;							\
-		out[3] = a3;							\
-		for (p = 0; p < cnt; p++) {					\
-			grp_vf_##sfx v = out[p];						\
-										\
-			if (c->bias)						\
-				v = v + bv;					\
-			if (c->relu)						\
-				v = (grp_vf_##sfx)((grp_vi_##sfx)v & ((v > GRP_SPLAT(grp_vf_##sfx, 0.0f)) | (v != v))); \
-			if (c->clamp)						\
-				v = NEURON_CONV_BOUND_V(grp_vf_##sfx, grp_vi_##sfx, v, \
-							GRP_SPLAT(grp_vf_##sfx, c->hi)); \
-			if (stage && cb + (W) <= co_count) {			\
-				*(grp_vf_##sfx *)(stage + ((u64)ho * c->wo + wo + p) * (W)) = v; \
-				continue;					\
-			}							\
-			*(grp_vf_##sfx *)t4[p] = v;					\
-			ob = c->o + n * c->os[0] + (u64)cb * c->os[1] +		\
-			     (u64)ho * c->os[2] + (u64)(wo + p) * c->os[3];	\
-			for (l = 0; l < (W) && cb + l < co_count; l++)		\
-				ob[(u64)l * c->os[1]] = t4[p][l];		\
-		}								\
+		DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a0, 0);			\
+		DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a1, 1);			\
+		DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a2, 2);			\
+		DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a3, 3);			\
 	}									\
 	/* A whole block staged: into the output's planes by transposes,	\
 	 * the last positions one by one. */					\
@@ -536,13 +606,21 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 	u64 used = ((u64)c->h * c->w + (u64)c->kh * c->kw) * cp;
 	float *stage = NULL;
 
+	/*
+	 * Channels in lanes pay (for laying the image out again) on rows
+	 * narrower than 32 outputs, or 64 of stride 2 or more with 8 lanes
+	 * (whose stride-2 rows take more shuffles; AMD EPYC, 3x3 kernels:
+	 * 48x48x48 of stride 2 27.5 -> 22 us with 16); and with 16 lanes on
+	 * rows of stride 1 narrower than 64 padded on the left, of whole
+	 * blocks of channels, where a row's vectors are mostly edges (3x3,
+	 * 48x48: 16 channels 17.9 -> 13.6 us, 144 161 -> 123; unpadded, or
+	 * 24 channels, the rows are faster).
+	 */
+	u32 narrow = c->sw != 1 && lanes == 8 ? 64 :
+		     c->sw == 1 && lanes == 16 && c->pl && co_count % 16 == 0 ? 64 : 32;
+
 	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->cig != 1 ||
-	    /* Channels in lanes pay (for laying the image out again) on
-	     * rows narrower than 32 outputs, or 64 of stride 2 or more with
-	     * 8 lanes (whose stride-2 rows take more shuffles; AMD EPYC,
-	     * 3x3 kernels: 48x48x48 of stride 2 27.5 -> 22 us with 16). */
-	    c->wo >= (c->sw != 1 && lanes == 8 ? 64 : 32) || !scratch || !scratch->base ||
-	    used * 4 > scratch->size)
+	    c->wo >= narrow || !scratch || !scratch->base || used * 4 > scratch->size)
 		return 0;
 	/* A block's outputs staged after the layout and the weights, to go
 	 * into contiguous output planes by transposes, where they fit. */
