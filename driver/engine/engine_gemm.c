@@ -681,18 +681,51 @@ void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u3
 	}
 }
 
+/*
+ * Rows [0, M) of the tail's @w columns from @n0 over taps [k0, k1) of B
+ * from @bk (tap k0's 16 columns; the next tap's @bs floats on): A's rows
+ * in place when they are f32 rows (@inplace), else converted a few at a
+ * time into @apack.
+ */
+static __attribute__((target("avx2,fma")))
+void gemm_tail_run(const void *a, u64 as_m, u64 as_k, u32 amode, int inplace, float *apack,
+		   float *o, u64 os_m, u32 M, u32 n0, u32 w, u32 k0, u32 k1, u32 K,
+		   const float *bk, u64 bs, const int two)
+{
+	u32 m, rows;
+
+	/* Eight chains in flight: 4 rows by two vectors or 8 by one; then one row. */
+	for (m = 0; m < M; m += rows) {
+		const float *ap = (const float *)a + m * as_m + k0;
+		u64 ld = as_m;
+
+		rows = !two && M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
+		if (!inplace) {
+			gemm_pack_a(apack, k1 - k0, a, as_m, as_k, m, rows, k0, k1, K, amode);
+			ap = apack;
+			ld = k1 - k0;
+		}
+		if (rows == 8)
+			gemm_tail_rows(ap, ld, o, os_m, m, 8, n0, w, k0, k1, bk, bs, 0);
+		else if (rows == 4 && two)
+			gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 1);
+		else if (rows == 4)
+			gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 0);
+		else if (two)
+			gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 1);
+		else
+			gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 0);
+	}
+}
+
 static __attribute__((target("avx2,fma")))
 void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u64 bp,
 		    u32 kind, float *o, u64 os_m, u32 M, u32 n0, u32 N, u32 K, float *pack)
 {
 	const u32 amode = GEMM_A_MODE(kind), bmode = GEMM_B_MODE(kind), KC = gemm_chain(K, kind);
 	const int inplace = !amode && as_k == 1, two = N - n0 > 8;
-	/* B's 16 columns in place: f32, and all of them inside B. */
-	const int bplace = !bmode && (bp || N - n0 == 16);
 	float *apack = pack ? pack + GEMM_B_BYTES / 4 : NULL;
-	u32 m, n, k, k0, k1, rows, w = N - n0;
-	const float *bk;
-	u64 bs;
+	u32 m, n, k, k0, k1, ks, kin = 0, w = N - n0;
 
 	if (!pack || w > 16) {
 		for (m = 0; m < M; m++)
@@ -707,42 +740,32 @@ void gemm_tail_cols(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, 
 			}
 		return;
 	}
+	/*
+	 * Taps [0, kin) read B's 16 columns in place: f32 in panels (whose
+	 * last panel has all its lanes) or with 16 columns left; or f32 in
+	 * rows (this is the last tail: column N is B's last), each tap whose
+	 * 16 columns, reaching into the next rows, end inside B (the lanes
+	 * past N are never stored). The others from a copy, zero padded.
+	 */
+	if (!bmode && (bp || w == 16))
+		kin = KC;
+	else if (!bmode && bs_k && K)
+		kin = (16 - w + bs_k - 1) / bs_k < K ? K - (u32)((16 - w + bs_k - 1) / bs_k) : 0;
 	for (k0 = 0; k0 < KC || k0 == 0; k0 += GEMM_TAIL_KC) {
 		k1 = KC - k0 < GEMM_TAIL_KC ? KC : k0 + GEMM_TAIL_KC;
-		bk = pack;
-		bs = 16;
-		if (bplace) {
-			bk = (const float *)b + k0 * bs_k + GEMM_BCOL(n0);
-			bs = bs_k;
-		}
-		for (k = k0; !bplace && k < k1; k++)
+		ks = kin < k0 ? k0 : kin > k1 ? k1 : kin;
+		/* (No tap at all: the chains' +0 stored.) */
+		if (ks > k0 || k1 == k0)
+			gemm_tail_run(a, as_m, as_k, amode, inplace, apack, o, os_m, M, n0, w, k0, ks,
+				      K, (const float *)b + k0 * bs_k + GEMM_BCOL(n0), bs_k, two);
+		if (ks == k1)
+			continue;
+		for (k = ks; k < k1; k++)
 			for (n = 0; n < 16; n++)
-				pack[(k - k0) * 16 + n] = n < w ?
+				pack[(k - ks) * 16 + n] = n < w ?
 					gemm_elem(b, GEMM_BCOL(n0 + n), bs_k, k, K, bmode) : 0.0f;
-		/* Eight chains in flight: 4 rows by two vectors or 8 by one; then one row. */
-		for (m = 0; m < M; m += rows) {
-			const float *ap = (const float *)a + m * as_m + k0;
-			u64 ld = as_m;
-
-			rows = !two && M - m >= 8 ? 8 : M - m >= 4 ? 4 : 1;
-			if (!inplace) {
-				gemm_pack_a(apack, k1 - k0, a, as_m, as_k, m, rows, k0, k1, K, amode);
-				ap = apack;
-				ld = k1 - k0;
-			}
-			if (rows == 8)
-				gemm_tail_rows(ap, ld, o, os_m, m, 8, n0, w, k0, k1, bk, bs, 0);
-			else if (rows == 4 && two)
-				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 1);
-			else if (rows == 4)
-				gemm_tail_rows(ap, ld, o, os_m, m, 4, n0, w, k0, k1, bk, bs, 0);
-			else if (two)
-				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 1);
-			else
-				gemm_tail_rows(ap, ld, o, os_m, m, 1, n0, w, k0, k1, bk, bs, 0);
-		}
-		if (!KC)
-			break;
+		gemm_tail_run(a, as_m, as_k, amode, inplace, apack, o, os_m, M, n0, w, ks, k1, K,
+			      pack, 16, two);
 	}
 }
 
