@@ -315,11 +315,12 @@ struct CompilerTests {
     }
 
     /// Shapes that the compiler runs as the packed direct convolution
-    /// (too few channels), Winograd's F(2x2, 3x3) (an output under 12x12)
-    /// and F(4x4, 3x3); the weight bytes tell the layout: 9, 16 or 36
-    /// floats per kernel, in blocks of six output channels.
+    /// (too few channels), Winograd's F(2x2, 3x3) (an output under 12x12,
+    /// or under 64 output channels from more than 32 input channels) and
+    /// F(4x4, 3x3); the weight bytes tell the layout: 9, 16 or 36 floats
+    /// per kernel, in blocks of six output channels.
     static let convShapes: [(c: Int, h: Int, w: Int, m: Int, floatsPerKernel: Int)] = [
-        (2, 5, 5, 3, 9), (16, 6, 7, 17, 16), (16, 13, 12, 17, 36),
+        (2, 5, 5, 3, 9), (16, 6, 7, 17, 16), (16, 13, 12, 17, 36), (40, 13, 12, 20, 16),
     ]
 
     @Test("conv + batchnorm + relu fuse into one instruction and compute the three, direct and by Winograd",
@@ -368,8 +369,10 @@ struct CompilerTests {
             let want = max(0, normalized)
             worst = max(worst, abs(Double(got[(o * h + i) * w + j]) - want) / max(1, abs(want)))
         } } }
-        // F(4x4, 3x3) rounds more: its transforms scale by up to 8 around the products.
-        #expect(got.count == m * h * w && worst < (floatsPerKernel == 36 ? 1e-4 : 1e-5), "relative error \(worst)")
+        // F(4x4, 3x3) rounds more: its transforms scale by up to 8 around the
+        // products; sums of more than 16 input channels' taps round more too.
+        let tolerance = (floatsPerKernel == 36 ? 1e-4 : 1e-5) * max(1, Double(c) / 16)
+        #expect(got.count == m * h * w && worst < tolerance, "relative error \(worst)")
     }
 
     /// Where a residual comes from: computed and read only by the Add,

@@ -804,11 +804,17 @@ public enum ConvolutionPolicy {
     /// 1024 input channels (the engine's scratch holds every channel's
     /// tiles); F(4x4, 3x3) takes at most 256 and outputs of at least 12x12
     /// (on smaller ones, tiles of 4 waste more than they save, and too few
-    /// fill the engine's sixteen lanes).
+    /// fill the engine's sixteen lanes), and at least 64 output channels
+    /// unless there are at most 32 input channels: with fewer outputs its
+    /// larger input transform costs more than its products save (AMD
+    /// EPYC, 3x3 at 12x12 to 56x56: 128 input and 32 or 48 output
+    /// channels, as in DenseNet, run 7-27% faster as F(2x2); 64 or more
+    /// output channels 3-17% slower).
     public static func winogradTile(kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int),
                                     inputChannels: Int, outputChannels: Int, output: (Int, Int)) -> Int? {
         guard kernel == (3, 3), stride == (1, 1), dilation == (1, 1), (16...1024).contains(inputChannels),
               outputChannels >= 16, output.0 >= 2, output.1 >= 2 else { return nil }
-        return inputChannels <= 256 && output.0 >= 12 && output.1 >= 12 ? 4 : 2
+        return inputChannels <= 256 && output.0 >= 12 && output.1 >= 12
+            && (outputChannels >= 64 || inputChannels <= 32) ? 4 : 2
     }
 }
