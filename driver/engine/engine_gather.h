@@ -2,8 +2,8 @@
 /*
  * Engine: reading a tap of sixteen output positions at once, shared by the
  * convolution's columns (engine_conv.c) and Winograd's input tiles
- * (engine_winograd.c); pooling (engine_pool.c) takes its even-column
- * shuffle. Inline, for AVX2 callers only.
+ * (engine_winograd.c: tiles 2 or 4 columns apart); pooling (engine_pool.c)
+ * takes its even-column shuffle. Inline, for AVX2 callers only.
  *
  * The sixteen lanes are positions in runs along rows of an output grid:
  * lanes [at, at + len) are positions of one row, the first reading input
@@ -74,29 +74,55 @@ static inline u32 neuron_runs(u32 first, u32 count, u32 wo, u32 sh, u32 sw, stru
 }
 
 /*
- * Lanes [*@lo, *@hi) of run @r, whose lane l reads column
- * @iw + 2 (l - at) of a row @w wide: those inside it (empty when lo >= hi).
+ * Columns 0, 4, ..., 28 from @p: four loads, the last ending at column
+ * 28, so that nothing past it is read.
  */
-static inline void neuron_even_span(const struct neuron_run *r, s64 iw, s64 w, s64 *lo, s64 *hi)
+#ifdef __CHECKER__
+#define GATHER_FOURS(a0, a1, a2, a3)	(a0)
+#else
+#define GATHER_FOURS(a0, a1, a2, a3)						\
+	__builtin_shufflevector(__builtin_shufflevector(a0, a1, 0, 4, 8, 12, 0, 4, 8, 12), \
+				__builtin_shufflevector(a2, a3, 0, 4, 11, 15, 0, 4, 11, 15), \
+				0, 1, 2, 3, 8, 9, 10, 11)
+#endif
+static inline __attribute__((target("avx2,fma")))
+gather_v8f gather_fours8(const float *p)
+{
+	return GATHER_FOURS(*(const gather_v8f *)p, *(const gather_v8f *)(p + 8),
+			    *(const gather_v8f *)(p + 16), *(const gather_v8f *)(p + 21));
+}
+
+/*
+ * Lanes [*@lo, *@hi) of run @r, whose lane l reads column
+ * @iw + @s (l - at) of a row @w wide: those inside it (empty when lo >= hi).
+ */
+static inline void neuron_stride_span(const struct neuron_run *r, s64 iw, s64 w, s64 s,
+				      s64 *lo, s64 *hi)
 {
 	*lo = r->at;
 	*hi = r->at + r->len;
 	if (iw < 0)
-		*lo += (-iw + 1) / 2;
-	if (iw + 2 * (s64)r->len > w)
-		*hi = w > iw ? r->at + (w - iw + 1) / 2 : *lo;
+		*lo += (-iw + s - 1) / s;
+	if (iw + s * (s64)r->len > w)
+		*hi = w > iw ? r->at + (w - iw + s - 1) / s : *lo;
+}
+
+static inline void neuron_even_span(const struct neuron_run *r, s64 iw, s64 w, s64 *lo, s64 *hi)
+{
+	neuron_stride_span(r, iw, w, 2, lo, hi);
 }
 
 /*
- * The sixteen lanes of a tap of stride 2: lane l of run r reads column
- * iw + dw + 2 (l - at) of row ih + dh of the plane at @offset from x, zero
- * outside the plane and for lanes in no run, into @dst; each run by plain
- * loads of 31 columns and a shuffle of the even ones. Returns 0, having
- * written nothing, when a load would leave [x, end).
+ * The sixteen lanes of a tap of stride @s (2 or 4, a constant): lane l of
+ * run r reads column iw + dw + s (l - at) of row ih + dh of the plane at
+ * @offset from x, zero outside the plane and for lanes in no run, into
+ * @dst; each run by plain loads of 15 s + 1 columns and shuffles of every
+ * s-th. Returns 0, having written nothing, when a load would leave
+ * [x, end).
  */
-static inline __attribute__((target("avx2,fma")))
-int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
-		       const struct neuron_run *run, u32 runs, float *dst)
+static inline __attribute__((target("avx2,fma"), always_inline))
+int neuron_gather_stride(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
+			 const struct neuron_run *run, u32 runs, float *dst, const s64 s)
 {
 	static const int lanes[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
 	gather_v8i lane = *(const gather_v8i *)lanes, v0 = { 0 }, v1 = { 0 };
@@ -104,30 +130,39 @@ int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw
 
 	for (r = 0; r < runs; r++) {
 		s64 ih = run[r].ih + dh, iw = run[r].iw + dw;
-		/* Lanes [lo, hi) read columns iw + 2 (lane - at), inside [0, w). */
+		/* Lanes [lo, hi) read columns iw + s (lane - at), inside [0, w). */
 		s64 lo, hi, first;
 		const float *row;
 
 		if (ih < 0 || ih >= pl->h)
 			continue;
-		neuron_even_span(&run[r], iw, pl->w, &lo, &hi);
+		neuron_stride_span(&run[r], iw, pl->w, s, &lo, &hi);
 		if (lo >= hi)
 			continue;
 		/* Column of lane 0 (read only when inside the row). */
 		row = pl->x + offset + (u64)ih * pl->row;
-		first = iw - 2 * (s64)run[r].at;
-		if (first < -(s64)(row - pl->x) || first + 2 * NEURON_RUN_LANES - 1 > (s64)(pl->end - row))
+		first = iw - s * (s64)run[r].at;
+		if (first < -(s64)(row - pl->x) ||
+		    first + s * (NEURON_RUN_LANES - 1) + 1 > (s64)(pl->end - row))
 			return 0;
 		row += first;
 		if (lo < 8)
-			v0 |= (gather_v8i)gather_evens8(row) & ((lane >= (int)lo) & (lane < (int)hi));
+			v0 |= (gather_v8i)(s == 2 ? gather_evens8(row) : gather_fours8(row)) &
+			      ((lane >= (int)lo) & (lane < (int)hi));
 		if (hi > 8)
-			v1 |= (gather_v8i)gather_evens8(row + 16) &
+			v1 |= (gather_v8i)(s == 2 ? gather_evens8(row + 16) : gather_fours8(row + 32)) &
 			      ((lane + 8 >= (int)lo) & (lane + 8 < (int)hi));
 	}
 	*(gather_v8f *)dst = (gather_v8f)v0;
 	*(gather_v8f *)(dst + 8) = (gather_v8f)v1;
 	return 1;
+}
+
+static inline __attribute__((target("avx2,fma")))
+int neuron_gather_even(const struct neuron_plane *pl, u64 offset, s64 dh, s64 dw,
+		       const struct neuron_run *run, u32 runs, float *dst)
+{
+	return neuron_gather_stride(pl, offset, dh, dw, run, runs, dst, 2);
 }
 
 #endif

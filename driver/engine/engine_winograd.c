@@ -230,10 +230,11 @@ void wg_transform_in(const struct neuron_conv_args *c, u32 t, u32 ci, const floa
  * V of sixteen tiles (the runs @run) for every input channel, into @v as
  * [xi][ci][16]. Each tile's a x a input goes into @patch (scratch) as
  * [i][j][16], zeros outside the input, then is transformed by vector.
- * For F(2x2, 3x3), element (i, j) of sixteen neighbouring tiles lies on
- * every other column: it is gathered by vector where the loads stay
- * inside the image. Else it is copied lane by lane (no AVX2 gathers:
- * QEMU's emulation of them gave wrong values here).
+ * Element (i, j) of sixteen neighbouring tiles lies on every other column
+ * (F(2x2, 3x3)) or every fourth (F(4x4, 3x3)): it is gathered by vector
+ * shuffles where the loads stay inside the image. Else it is copied lane
+ * by lane (no AVX2 gathers: QEMU's emulation of them gave wrong values
+ * here).
  */
 static inline __attribute__((target("avx2,fma"), always_inline))
 void wg_input_tiles(const struct neuron_conv_args *c, const u32 t, u32 n, const struct neuron_run *run,
@@ -247,7 +248,8 @@ void wg_input_tiles(const struct neuron_conv_args *c, const u32 t, u32 n, const 
 				       (u64)(c->h - 1) * c->xs[2] + (u64)(c->w - 1) * c->xs[3] + 1,
 	};
 	const u32 a = t + 2, xis = a * a;
-	int even = t == 2 && c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);
+	/* Tiles t columns apart over contiguous rows: every element by vectors. */
+	int vectors = c->xs[3] == 1 && c->w < (1u << 30) && c->h < (1u << 30);
 	u32 l, ci, i, j, r, xi;
 	s64 row[WG_LANES], col[WG_LANES];
 
@@ -265,11 +267,11 @@ void wg_input_tiles(const struct neuron_conv_args *c, const u32 t, u32 n, const 
 		const float *x = image + ci * c->xs[1];
 
 		xi = 0;
-		while (even && xi < xis &&
-		       neuron_gather_even(&plane, ci * c->xs[1], (s64)(xi / a) - c->pt,
-					  (s64)(xi % a) - c->pl, run, runs, patch + xi * WG_LANES))
+		while (vectors && xi < xis &&
+		       neuron_gather_stride(&plane, ci * c->xs[1], (s64)(xi / a) - c->pt,
+					    (s64)(xi % a) - c->pl, run, runs, patch + xi * WG_LANES, t))
 			xi++;
-		for (l = 0; l < WG_LANES && !(even && xi == xis); l++) {
+		for (l = 0; l < WG_LANES && !(vectors && xi == xis); l++) {
 			/* Whole rows of a inside the input's columns, or checked. */
 			int cols = col[l] >= 0 && col[l] + a - 1 < c->w && c->xs[3] == 1;
 

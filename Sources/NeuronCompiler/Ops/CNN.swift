@@ -808,8 +808,8 @@ public enum ConvolutionPolicy {
     /// unless there are at most 32 input channels: with fewer outputs its
     /// larger input transform costs more than its products save (AMD
     /// EPYC, 3x3 at 12x12 to 56x56: 128 input and 32 or 48 output
-    /// channels, as in DenseNet, run 7-27% faster as F(2x2); 64 or more
-    /// output channels 3-17% slower).
+    /// channels, as in DenseNet, run up to 20% faster as F(2x2), as fast
+    /// at 56x56; 64 or more output channels 3-17% slower).
     public static func winogradTile(kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int),
                                     inputChannels: Int, outputChannels: Int, output: (Int, Int)) -> Int? {
         guard kernel == (3, 3), stride == (1, 1), dilation == (1, 1), (16...1024).contains(inputChannels),
