@@ -698,8 +698,7 @@ void conv_tile(const struct conv_gemm *q, const float *ap, const float *bp, u64 
 			c1[r] = *(const conv_v8f *)(out + 8);
 			continue;
 		}
-		for (j = 0; j < CG_PW; j++)
-			t[j] = j < cols ? out[j] : 0.0f;
+		NEURON_LOAD_PART(t, out, cols, CG_PW);
 		c0[r] = *(conv_v8f *)t;
 		c1[r] = *(conv_v8f *)(t + 8);
 	}
@@ -755,8 +754,7 @@ void conv_tile_narrow(const struct conv_gemm *q, const float *ap0, const float *
 		acc[r] = (conv_v8f){ 0 };
 		if (!k0 && !c->accumulate)
 			continue;
-		for (j = 0; j < 8; j++)
-			t[j] = j < cols ? out[j] : 0.0f;
+		NEURON_LOAD_PART(t, out, cols, 8);
 		acc[r] = *(conv_v8f *)t;
 	}
 	for (k = k1 - k0; k; k--, bp += CG_PW, ap0 += CG_ROWS, ap1 += CG_ROWS) {
@@ -824,8 +822,7 @@ void conv_gemv_blocks(const struct conv_gemm *q, const float *w, u64 block, cons
 	for (b = 0; b < blocks; b++) {
 		conv_v8f x = bp[(u64)k * CG_PW] - (conv_v8f){ 0 };
 
-		for (r = 0; r < 8; r++)
-			t[r] = r < CG_ROWS ? w[b * block + (u64)k * CG_ROWS + r] : 0.0f;
+		NEURON_LOAD_PART(t, w + b * block + (u64)k * CG_ROWS, CG_ROWS, 8);
 		acc[b] = FMA8(*(conv_v8f *)t, x, acc[b]);
 		*(conv_v8f *)t = acc[b];
 		for (r = 0; r < CG_ROWS; r++) {
@@ -931,8 +928,7 @@ void name(const struct conv_gemm *q, const float *ap0, const float *ap1, const f
 		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
 										\
 		if (start && cols < CG_PW) {					\
-			for (j = 0; j < CG_PW; j++)				\
-				t[j] = j < cols ? out[j] : 0.0f;		\
+			NEURON_LOAD_PART(t, out, cols, CG_PW);			\
 			acc[r] = *(const conv_w16f *)t;				\
 			continue;						\
 		}								\

@@ -651,8 +651,7 @@ void gemm_tail_rows(const float *ap, u64 ld, float *o, u64 os_m, u32 m, const u3
 
 		c0[r] = c1[r] = (neuron_v8f){ 0 };
 		if (k0) {
-			for (n = 0; n < 16; n++)
-				out[n] = n < w ? row[n] : 0.0f;
+			NEURON_LOAD_PART(out, row, w, 16);
 			c0[r] = *(neuron_v8f *)out;
 			c1[r] = *(neuron_v8f *)(out + 8);
 		}
@@ -829,8 +828,7 @@ void bf_tiles_##ROWS(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 o
 				c0[r] = *(neuron_v16f *)row;			\
 				c1[r] = *(neuron_v16f *)(row + 16);		\
 			} else {						\
-				for (j = 0; j < 32; j++)			\
-					tmp[j] = j < w ? row[j] : 0.0f;		\
+				NEURON_LOAD_PART(tmp, row, w, 32);		\
 				c0[r] = *(neuron_v16f *)tmp;			\
 				c1[r] = *(neuron_v16f *)(tmp + 16);		\
 			}							\

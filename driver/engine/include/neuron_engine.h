@@ -471,6 +471,22 @@ enum neuron_simd {
  * (BINARY MIN's bits); _V over vectors of floats @V (integers @I, @hv
  * the bound in every lane). Each evaluates @v more than once.
  */
+/*
+ * The first @n (at most @W) floats at @src into @dst, zeros after them,
+ * by plain loads: GCC turns a conditional load (j < n ? src[j] : 0) into
+ * a masked one (VMASKMOVPS), whose masked-out lanes QEMU's emulation
+ * faults on past the end of a mapping, where the architecture does not.
+ */
+#define NEURON_LOAD_PART(dst, src, n, W)					\
+do {										\
+	u32 j_;									\
+										\
+	for (j_ = 0; j_ < (W); j_++)						\
+		(dst)[j_] = 0.0f;						\
+	for (j_ = 0; j_ < (n); j_++)						\
+		(dst)[j_] = (src)[j_];						\
+} while (0)
+
 #define NEURON_CONV_BOUND(v, hi)	((v) < (hi) || (v) != (v) ? (v) : (hi))
 #define NEURON_CONV_BOUND_V(V, I, v, hv)					\
 	((V)((((I)((v) < (hv)) | (I)((v) != (v))) & (I)(v)) |			\
