@@ -204,8 +204,7 @@ extension Lowering {
         var packable = packableWeights
         var weightName = current.inputs[1]
         if given == nil, let constant = packable, let trim = win.trimmed(extent: (x.dims[2], x.dims[3])),
-           Self.tapsDroppedAreFinite(constant.doubles(), dims: wDims, kept: trim.taps) {
-            let values = constant.doubles()
+           case let values = constant.doubles(), Self.tapsDroppedAreFinite(values, dims: wDims, kept: trim.taps) {
             let (kh, kw) = (wDims[2], wDims[3])
             var kept: [Double] = []
             kept.reserveCapacity(wDims[0] * wDims[1] * trim.taps.h.count * trim.taps.w.count)
