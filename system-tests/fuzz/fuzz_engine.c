@@ -36,13 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		scratch.base = malloc(NEURON_GEMM_SCRATCH);
 	}
 	if (neuron_engine_validate(image, size, slots, 3, &prog, &status) == 0) {
-		/* Valid programs may be arbitrarily long (2^40-element broadcasts):
-		 * run those within a work budget, as a job timeout would. */
-		u64 work = 0;
-
-		for (i = 0; i < prog.insn_count; i++)
-			work += neuron_engine_insn_cost(&prog, i) > (1u << 22) ? (1u << 22) :
-				neuron_engine_insn_cost(&prog, i);
+		/*
+		 * Valid programs may be arbitrarily long (2^40-element broadcasts):
+		 * run them as far as a work budget pays, as a job timeout would
+		 * stop them. No instruction or slice starts that the budget does
+		 * not cover (a single instruction once ran whole whatever its cost,
+		 * and a 2^30-element LAYERNORM took libFuzzer past its timeout).
+		 */
+		u64 budget = 1u << 22;
 		u64 extent[NEURON_MAX_SLOTS];
 
 		neuron_engine_slot_extents(&prog, extent);
@@ -50,18 +51,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (extent[i] > slot_sizes[i])
 				abort();	/* an extent past a buffer it was checked against */
 		/* Every third instruction runs in slices, as a kernel queue does. */
-		for (i = 0; i < prog.insn_count && work <= (1u << 22); i++) {
+		for (i = 0; i < prog.insn_count; i++) {
 			const struct neuron_engine_slot *scr = (i & 1) ? &scratch : NULL;
 			u32 parts = neuron_engine_insn_parts(&prog, i), p, step = 1 + size % 3;
+			u64 cost = neuron_engine_insn_cost(&prog, i), slice;
 
 			if (!parts)
 				abort();
 			if (i % 3 != 2) {
+				if (cost > budget)
+					break;
 				neuron_engine_step(&prog, i, slots, scr);
+				budget -= cost;
 				continue;
 			}
-			for (p = 0; p < parts; p += step)
+			if (cost / parts >= budget)
+				break;
+			slice = (cost / parts + 1) * step;	/* no overflow: under 3 * 2^22 */
+			for (p = 0; p < parts && slice <= budget; p += step) {
 				neuron_engine_step_part(&prog, i, slots, scr, p, step);
+				budget -= slice;
+			}
+			if (p < parts)
+				break;
 		}
 	} else if (status.error == NEURON_ISA_OK) {
 		abort();	/* refused without a reason */

@@ -73,6 +73,11 @@ SEEDS = {
     "conv_clamp": program([desc(1, [1, 4, 5, 5]), desc(0, [4, 1, 3, 3]), desc(1, [1, 4, 5, 5], offset=100),
                            desc(2, [4])],
                           [insn(11, flags=0x43, operands=(2, 0, 1, 3), fparam=(6.0, 0), iparam=(1, 1, 1, 1, 1, 1, 1, 1))]),
+    # far over the fuzzer's work budget: 2^27 rows, all the same 8 elements
+    # (once ran whole and took libFuzzer past its timeout)
+    "layernorm_broadcast": program([desc(0, [1 << 27, 8], strides=[0, 1]), desc(1, [1 << 27, 8], strides=[0, 1]),
+                                    desc(2, [8]), desc(2, [8], offset=8)],
+                                   [insn(10, operands=(1, 0, 2, 3), fparam=(1e-5, 0))]),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "engine")
