@@ -715,13 +715,15 @@ struct EngineNetworkOpTests {
         .init(ci: 4, co: 4, h: 19, w: 140, k: 3, stride: 2, pad: 0, dilation: 1, groups: 4, padBottom: 1, padRight: 1),
         .init(ci: 2, co: 2, h: 14, w: 70, k: 5, stride: 1, pad: 2, dilation: 1, groups: 2),
         // Channels in lanes with most of a large kernel in the padding (EfficientNet's
-        // 5x5 on a 2x2 map; a 7x7 of stride 2 on 3x3): only the taps some output reads
-        // are laid out, an infinite weight among the others.
+        // 5x5 on a 2x2 map; a 7x7 of stride 2 on 3x3), an infinite weight on a tap no
+        // output reads: whole blocks of channels have all their taps laid out (by a
+        // transpose and part of one: 25 taps) and the map too (4 positions, part of
+        // one); the channels left over only the taps some output reads.
         .init(ci: 40, co: 40, h: 2, w: 2, k: 5, stride: 1, pad: 2, dilation: 1, groups: 40, weightSpecial: .infinity),
         .init(ci: 19, co: 19, h: 3, w: 3, k: 7, stride: 2, pad: 3, dilation: 1, groups: 19, weightSpecial: .nan),
         // Channels in lanes over whole blocks of channels and of positions (laid
-        // out and written back by transposes) with channels and positions left
-        // over: 36 channels of 9x9, and 20 of 13x13 at stride 2.
+        // out and written back by transposes, the positions left over by part of
+        // one) with channels left over: 36 channels of 9x9, and 20 of 13x13 at stride 2.
         .init(ci: 36, co: 36, h: 9, w: 9, k: 3, stride: 1, pad: 1, dilation: 1, groups: 36),
         .init(ci: 20, co: 20, h: 13, w: 13, k: 3, stride: 2, pad: 0, dilation: 1, groups: 20, padBottom: 1, padRight: 1),
         // Channels in lanes for padded rows of stride 1 up to 64 wide (16 lanes, whole

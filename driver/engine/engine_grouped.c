@@ -479,10 +479,10 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	       float *stage)							\
 {										\
 	const u32 cp = (co_count + (W) - 1) / (W) * (W), taps = c->kh * c->kw;	\
-	const u64 outs = (u64)c->ho * c->wo;					\
+	const u64 outs = (u64)c->ho * c->wo, hw = (u64)c->h * c->w;		\
 	float *wpk = pack + (u64)c->h * c->w * cp;				\
 	int plane_in = c->xs[3] == 1 && c->xs[2] == c->w;			\
-	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, cnt;				\
+	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, cnt, wch;			\
 	/* Positions [in_lo, in_hi): every tap of theirs in a row inside it. */ \
 	const u32 in_lo = GRP_CEILDIV(c->pl, c->sw);				\
 	const s64 in_last = (s64)c->w - 1 + c->pl - (s64)(c->kw - 1) * c->dw;	\
@@ -492,11 +492,18 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	u64 done = 0;								\
 										\
 	/* Each position's channels in turn: whole blocks of channels of a	\
-	 * contiguous plane by transposes, the rest one by one. */		\
-	for (cb = 0; plane_in && cb + (W) <= co_count; cb += (W))		\
-		done = dwc_transpose_##sfx(c->x + n * c->xs[0] + (u64)cb * c->xs[1], \
-					   c->xs[1], 1, (u64)c->h * c->w,	\
-					   pack + (u64)cb * c->h * c->w, (W), (W)); \
+	 * contiguous plane by transposes (the last positions by a part of	\
+	 * one), the rest one by one. */					\
+	for (cb = 0; plane_in && cb + (W) <= co_count; cb += (W)) {		\
+		const float *xb = c->x + n * c->xs[0] + (u64)cb * c->xs[1];	\
+		float *pb = pack + (u64)cb * hw;				\
+										\
+		done = dwc_transpose_##sfx(xb, c->xs[1], 1, hw, pb, (W), (W));	\
+		if (done < hw)							\
+			dwc_transpose_##sfx##_in(xb + done, c->xs[1], hw - done, \
+						 pb + done * (W), (W));		\
+		done = hw;							\
+	}									\
 	for (ih = 0; ih < c->h; ih++)						\
 		for (iw = 0; iw < c->w; iw++) {					\
 			const float *xr = c->x + n * c->xs[0] + (u64)ih * c->xs[2] + \
@@ -508,15 +515,26 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 				pr[(u64)(ch / (W)) * c->h * c->w * (W) + ch % (W)] = \
 					ch < co_count ? xr[(u64)ch * c->xs[1]] : 0.0f; \
 		}								\
-	/* The taps some output reads (a small map leaves most of a large	\
-	 * kernel in the padding); the others' lanes are read, not used. */	\
-	for (t = 0; t < taps; t++) {						\
+	/* The weights [taps][cp]: whole blocks of channels whose taps are	\
+	 * contiguous by transposes; the rest one by one, only the taps some	\
+	 * output reads (a small map leaves most of a large kernel in the	\
+	 * padding; the others' lanes are read, not used). */			\
+	for (wch = 0; c->ws[3] == 1 && c->ws[2] == c->kw && wch + (W) <= co_count; \
+	     wch += (W)) {							\
+		const float *wb = c->wt + (u64)wch * c->ws[0];			\
+										\
+		t = dwc_transpose_##sfx(wb, c->ws[0], 1, taps, wpk + wch, cp, cp); \
+		if (t < taps)							\
+			dwc_transpose_##sfx##_in(wb + t, c->ws[0], taps - t,	\
+						 wpk + (u64)t * cp + wch, cp);	\
+	}									\
+	for (t = 0; wch < cp && t < taps; t++) {				\
 		const float *wt = c->wt + (t / c->kw) * c->ws[2] + (t % c->kw) * c->ws[3]; \
 										\
 		if (!dwc_tap_used(t / c->kw, c->sh, c->pt, c->dh, c->h, c->ho) ||	\
 		    !dwc_tap_used(t % c->kw, c->sw, c->pl, c->dw, c->w, c->wo))	\
 			continue;						\
-		for (ch = 0; ch < cp; ch++)					\
+		for (ch = wch; ch < cp; ch++)					\
 			wpk[(u64)t * cp + ch] = ch < co_count ? wt[ch * c->ws[0]] : 0.0f; \
 	}									\
 	for (cb = 0; cb < cp; cb += (W)) {					\
@@ -580,20 +598,23 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 	 * the last positions one by one. */					\
 	if (stage && cb + (W) <= co_count) {					\
 		ob = c->o + n * c->os[0] + (u64)cb * c->os[1];			\
-		for (done = dwc_transpose_##sfx(stage, (W), (W), outs, ob, c->os[1], 1); \
-		     done < outs; done++)					\
-			for (l = 0; l < (W); l++)				\
-				ob[(u64)l * c->os[1] + done] = stage[done * (W) + l]; \
+		done = dwc_transpose_##sfx(stage, (W), (W), outs, ob, c->os[1], 1); \
+		if (done < outs)						\
+			dwc_transpose_##sfx##_out(stage + done * (W), (W),	\
+						  outs - done, ob + done, c->os[1]); \
 	}									\
 	}									\
 }
 
 NEURON_TRANSPOSE_FN(dwc_transpose_avx2, "avx2,fma", grp_vf_avx2, 8, NEURON_ZIPLO8, NEURON_ZIPHI8)
+NEURON_TRANSPOSE_PART_FN(dwc_transpose_avx2, "avx2,fma", grp_vf_avx2, 8, NEURON_ZIPLO8, NEURON_ZIPHI8)
 NEURON_TRANSPOSE_FN(dwc_transpose_avx512, "avx512f", grp_vf_avx512, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
+NEURON_TRANSPOSE_PART_FN(dwc_transpose_avx512, "avx512f", grp_vf_avx512, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
 DWC_KERNEL(avx2, "avx2,fma", 8, GRP_FMA8)
 DWC_KERNEL(avx512, "avx512f", 16, GRP_FMA16)
 #ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
 NEURON_TRANSPOSE_FN(dwc_transpose_wide, "avx2,fma", grp_vf_wide, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
+NEURON_TRANSPOSE_PART_FN(dwc_transpose_wide, "avx2,fma", grp_vf_wide, 16, NEURON_ZIPLO16, NEURON_ZIPHI16)
 DWC_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES)
 #endif
 

@@ -75,4 +75,58 @@ u64 name(const float *src, u64 sl, u64 sp, u64 n, float *dst, u64 dl, u64 dp)	\
 	return p;								\
 }
 
+/*
+ * The last block of a transpose, of @m < W positions, which
+ * NEURON_TRANSPOSE_FN leaves to its caller, in the two directions the
+ * depthwise layout takes. name_in: the W rows at @src + l * @sl, @m
+ * elements each, into the @m vectors at @dst + j * @dp. name_out: the @m
+ * vectors at @src + j * @sp into the W rows at @dst + l * @dl, @m
+ * elements each. A row is read as one vector where its W elements end
+ * inside the block (at or before the last row's @m-th: what lies between
+ * the rows is inside the operand), element by element otherwise (the
+ * last rows, whose vectors would run past it); rows are written element
+ * by element, nothing past them.
+ */
+#define NEURON_TRANSPOSE_PART_FN(name, isa, V, W, ZLO, ZHI)			\
+static __attribute__((target(isa)))						\
+void name##_in(const float *src, u64 sl, u32 m, float *dst, u64 dp)		\
+{										\
+	V r[W];									\
+	float part[W];								\
+	u32 l;									\
+										\
+	for (l = 0; l < (W); l++) {						\
+		if ((u64)((W) - 1 - l) * sl >= (W) - m) {			\
+			r[l] = *(const V *)(src + l * sl);			\
+		} else {							\
+			NEURON_LOAD_PART(part, src + l * sl, m, W);		\
+			r[l] = *(const V *)part;				\
+		}								\
+	}									\
+	NEURON_TRANSPOSE(V, W, ZLO, ZHI, r);					\
+	for (l = 0; l < m; l++)							\
+		*(V *)(dst + l * dp) = r[l];					\
+}										\
+										\
+static __attribute__((target(isa)))						\
+void name##_out(const float *src, u64 sp, u32 m, float *dst, u64 dl)		\
+{										\
+	V r[W];									\
+	float row[W];								\
+	u32 l, j;								\
+										\
+	for (l = 0; l < (W); l++) {						\
+		if (l < m)							\
+			r[l] = *(const V *)(src + l * sp);			\
+		else								\
+			r[l] = (V){ 0 };					\
+	}									\
+	NEURON_TRANSPOSE(V, W, ZLO, ZHI, r);					\
+	for (l = 0; l < (W); l++) {						\
+		*(V *)row = r[l];						\
+		for (j = 0; j < m; j++)						\
+			dst[l * dl + j] = row[j];				\
+	}									\
+}
+
 #endif /* NEURON_ENGINE_TRANSPOSE_H */
