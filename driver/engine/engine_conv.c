@@ -972,52 +972,56 @@ CG_TILE12(conv_tile12_wide, "avx2,fma", CG_FMA_HALVES)
 
 /*
  * One block of rows (rows [m, m + valid), valid at most CG_ROWS, weights
- * @ap) by two whole panels side by side (@bp0 and @bp1, each read at
- * stride @bs): twelve accumulators again, so that the rows left after
- * the blocks of twelve run at the width of the 16-lane tile rather than
- * as two 8-lane halves. Rows past @valid (zeros or the compiler's padding)
- * are computed but neither read nor written. Each stored output runs the
- * same chain as in conv_tile12.
+ * @ap) by @N whole panels side by side (the first at @bp, each @pstep
+ * after the one before, each read at stride @bs): 6N accumulators, every
+ * tap one broadcast of each row's weight for N panel vectors. Broadcasts,
+ * not multiplications, bound the twelve rows by one panel of conv_tile12
+ * (AMD EPYC: a 1x1 convolution of 1024 to 256 channels on 14x14 takes 12%
+ * less time by two panels, 6 rows, and less again by four), so whole
+ * panels go by four or two. Rows past @valid (zeros or the compiler's
+ * padding) are computed but neither read nor written. Each stored output
+ * runs the same chain as in conv_tile12.
  */
-#define CG_TILE6X2(name, isa, FMA)						\
+#define CG_TILE6XN(name, isa, FMA, N)						\
 static __attribute__((target(isa)))						\
-void name(const struct conv_gemm *q, const float *ap, const float *bp0, const float *bp1, \
+void name(const struct conv_gemm *q, const float *ap, const float *bp, u64 pstep, \
 	  u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1, int cold)		\
 {										\
 	const struct neuron_conv_args *c = q->c;				\
 	int start = k0 || c->accumulate;					\
-	conv_w16f acc[2 * CG_ROWS];						\
-	u32 r, k;								\
+	conv_w16f acc[(N) * CG_ROWS];						\
+	u32 r, k, h;								\
 										\
 	_Pragma("GCC unroll 6")							\
 	for (r = 0; r < CG_ROWS; r++) {						\
 		const float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
 										\
-		acc[r] = acc[CG_ROWS + r] = (conv_w16f){ 0 };			\
-		if (start && r < valid) {					\
-			acc[r] = *(const conv_w16f *)out;			\
-			acc[CG_ROWS + r] = *(const conv_w16f *)(out + CG_PW);	\
-		}								\
+		_Pragma("GCC unroll 4")						\
+		for (h = 0; h < (N); h++)					\
+			acc[h * CG_ROWS + r] = start && r < valid ?		\
+				*(const conv_w16f *)(out + h * CG_PW) : (conv_w16f){ 0 }; \
 	}									\
-	for (k = k0; k < k1; k++, bp0 += bs, bp1 += bs, ap += CG_ROWS) {	\
-		conv_w16f b0 = *(const conv_w16f *)bp0;				\
-		conv_w16f b1 = *(const conv_w16f *)bp1;				\
+	for (k = k0; k < k1; k++, bp += bs, ap += CG_ROWS) {			\
+		conv_w16f b[N];							\
 										\
+		_Pragma("GCC unroll 4")						\
+		for (h = 0; h < (N); h++)					\
+			b[h] = *(const conv_w16f *)(bp + h * pstep);		\
 		if (cold)							\
 			__builtin_prefetch(ap + CG_AHEAD);			\
 		_Pragma("GCC unroll 6")						\
 		for (r = 0; r < CG_ROWS; r++) {					\
 			conv_w16f a = ap[r] - (conv_w16f){ 0 };			\
 										\
-			acc[r] = FMA(a, b0, acc[r]);				\
-			acc[CG_ROWS + r] = FMA(a, b1, acc[CG_ROWS + r]);	\
+			_Pragma("GCC unroll 4")					\
+			for (h = 0; h < (N); h++)				\
+				acc[h * CG_ROWS + r] = FMA(a, b[h], acc[h * CG_ROWS + r]); \
 		}								\
 	}									\
 	for (r = 0; r < valid; r++) {						\
 		float *out = q->o + (u64)(m + r) * c->os[1] + nb;		\
-		u32 h;								\
 										\
-		for (h = 0; h < 2; h++) {					\
+		for (h = 0; h < (N); h++) {					\
 			conv_w16f v = acc[h * CG_ROWS + r];			\
 										\
 			if (k1 == q->K)						\
@@ -1027,36 +1031,53 @@ void name(const struct conv_gemm *q, const float *ap, const float *bp0, const fl
 	}									\
 }
 
-CG_TILE6X2(conv_tile6x2_avx512, "avx512f", FMA16)
+CG_TILE6XN(conv_tile6x2_avx512, "avx512f", FMA16, 2)
+CG_TILE6XN(conv_tile6x4_avx512, "avx512f", FMA16, 4)
 #ifndef __KERNEL__	/* tests only: neuron_simd_set_thread() */
-CG_TILE6X2(conv_tile6x2_wide, "avx2,fma", CG_FMA_HALVES)
+CG_TILE6XN(conv_tile6x2_wide, "avx2,fma", CG_FMA_HALVES, 2)
+CG_TILE6XN(conv_tile6x4_wide, "avx2,fma", CG_FMA_HALVES, 4)
 #endif
 
 /* The 16-lane tiles for this thread's vector width (NULL: none). */
 struct conv_tiles16 {
 	void (*tile12)(const struct conv_gemm *q, const float *ap0, const float *ap1,
 		       const float *bp, u64 bs, u32 m, u32 nb, u32 cols, u32 k0, u32 k1, int cold);
-	void (*tile6x2)(const struct conv_gemm *q, const float *ap, const float *bp0,
-			const float *bp1, u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1, int cold);
+	/* by two and four panels: conv_tile6x2_<isa>, conv_tile6x4_<isa> */
+	void (*tile6xn[2])(const struct conv_gemm *q, const float *ap, const float *bp, u64 pstep,
+			   u64 bs, u32 m, u32 valid, u32 nb, u32 k0, u32 k1, int cold);
 };
 
 static struct conv_tiles16 conv_tiles16(void)
 {
-	struct conv_tiles16 t = { NULL, NULL };
+	struct conv_tiles16 t = { NULL, { NULL, NULL } };
 
 	switch (neuron_simd_level()) {
 	case NEURON_SIMD_AVX512:
 		t.tile12 = conv_tile12_avx512;
-		t.tile6x2 = conv_tile6x2_avx512;
+		t.tile6xn[0] = conv_tile6x2_avx512;
+		t.tile6xn[1] = conv_tile6x4_avx512;
 		break;
 #ifndef __KERNEL__
 	case NEURON_SIMD_WIDE_ON_AVX2:
 		t.tile12 = conv_tile12_wide;
-		t.tile6x2 = conv_tile6x2_wide;
+		t.tile6xn[0] = conv_tile6x2_wide;
+		t.tile6xn[1] = conv_tile6x4_wide;
 		break;
 #endif
 	}
 	return t;
+}
+
+/*
+ * Whether the @count panels from position @nb are whole (they end by @g1,
+ * the block's end) and read the same way: all in place (before @tail) or
+ * all from the copied columns.
+ */
+static inline int conv_panels_alike(u32 nb, u32 count, u32 g1, u32 tail)
+{
+	u32 end = nb + count * CG_PW;
+
+	return end <= g1 && (end <= tail || nb >= tail);
 }
 
 /*
@@ -1076,7 +1097,7 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 	u64 block = q->packed ? (u64)q->K * CG_ROWS : (u64)CG_ROWS * CG_KC;
 	int direct = q->M <= CG_DIRECT_ROWS && conv_plane(q->c);
 	struct conv_tiles16 wide = conv_tiles16();
-	u32 g, g1, k0, k1, mc, rows, m, nb, tail;
+	u32 g, g1, k0, k1, mc, rows, m, nb, tail, span;
 
 	for (g = 0; g < q->P; g = g1) {
 		g1 = q->P - g < nc ? q->P : g + nc;
@@ -1091,8 +1112,8 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 				rows = q->M - mc < CG_MC ? q->M - mc : CG_MC;
 				if (!q->packed)
 					conv_pack_rows(q, mc, rows, k0, k1, apack);
-				for (nb = g; nb < g1; nb += CG_PW) {
-					u32 cols = (u32)conv_min(CG_PW, q->P - nb), j;
+				for (nb = g; nb < g1; nb += span) {
+					u32 cols = (u32)conv_min(CG_PW, q->P - nb), j, n = 0;
 					const float *bp = pack + (u64)(nb - tail) * CG_KC;
 					const float *bnext = NULL;
 					u64 bs = CG_PW;
@@ -1103,6 +1124,12 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						/* The first block of rows fetches the next panel's. */
 						bnext = nb + CG_PW < tail ? bp + CG_PW : NULL;
 					}
+					/* Whole panels four or two at once, where as many from
+					 * this one are whole and read the same way. */
+					if (wide.tile12 && cols == CG_PW)
+						n = conv_panels_alike(nb, 4, g1, tail) ? 2 :
+						    conv_panels_alike(nb, 2, g1, tail) ? 1 : 0;
+					span = CG_PW << n;
 
 					if (cols < CG_GEMV_COLS) {
 						const float *w = conv_block_weights(q, apack, mc, mc, k0);
@@ -1119,6 +1146,12 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 						const float *next = q->packed && nb == g && m + CG_ROWS < rows ?
 							w + block : NULL;
 
+						if (n) {
+							wide.tile6xn[n - 1](q, w, bp, nb < tail ? CG_PW : CG_PW * CG_KC,
+									    bs, mc + m, (u32)conv_min(CG_ROWS, rows - m),
+									    nb, k0, k1, q->packed && nb == g);
+							continue;
+						}
 						if (wide.tile12 && cols > 8 && rows - m >= 2 * CG_ROWS) {
 							wide.tile12(q, w, w + block, bp, bs, mc + m, nb, cols, k0, k1,
 								    q->packed && nb == g);
@@ -1129,23 +1162,6 @@ void conv_gemm_avx2(const struct conv_gemm *q, float *pack)
 							conv_tile_narrow(q, w, w + block, bp, mc + m, nb, cols, k0, k1);
 							m += CG_ROWS;
 							continue;
-						}
-						/* Rows after the blocks of twelve: two whole panels at
-						 * once, when the next one is whole and read the same
-						 * way (panels pair up from the block's first). */
-						if (wide.tile6x2 && rows - m < 2 * CG_ROWS && cols == CG_PW) {
-							u32 i = (nb - g) / CG_PW, pn = i % 2 ? nb - CG_PW : nb;
-							int pairs = pn + 2 * CG_PW <= g1 &&
-								    (pn + 2 * CG_PW <= tail || pn >= tail);
-
-							if (pairs && i % 2)
-								continue;	/* done with the panel before */
-							if (pairs) {
-								wide.tile6x2(q, w, bp, bp + (nb < tail ? CG_PW : CG_PW * CG_KC),
-									bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb, k0, k1,
-									q->packed && nb == g);
-								continue;
-							}
 						}
 						conv_tile(q, w, bp, bs, mc + m, (u32)conv_min(CG_ROWS, rows - m), nb,
 							  cols, k0, k1, next, m ? NULL : bnext);
