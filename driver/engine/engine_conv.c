@@ -184,7 +184,9 @@ int neuron_conv_block(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
  * weights are packed in blocks of CG_ROWS rows, k-major (L2), unless the
  * compiler packed them; for each panel, which stays in L1, every block
  * of rows runs a register block of CG_ROWS channels by CG_PW positions
- * (AVX2: 12 accumulators, 2 panel vectors and a broadcast).
+ * (AVX2: 12 accumulators, 2 panel vectors and a broadcast; with 16 lanes,
+ * whole panels four or two at once, CG_TILE6XN, the others twelve rows
+ * by one panel, CG_TILE12).
  * Rows and positions past the ends are zeros, computed but never stored.
  *
  * Bits: each output runs acc = fma(x, w, acc) over k in order, its partial
