@@ -1024,6 +1024,11 @@ struct EngineNetworkOpTests {
                        window: NeuronWindow(stride: (UInt32(stride), UInt32(stride)),
                                             padding: (UInt32(pad), UInt32(pad), UInt32(pad), UInt32(pad))),
                        countPadding: countPad)
+        // At every vector width this CPU runs (RowKernelTests.widths): rows of
+        // eight columns at a time (engine_pool.c), and the scalar reference.
+        let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
+        for width in widths where neuron_simd_set_thread(width) == 0 {
+        defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
         for partsPerStep in [0, 1] {
             let slots = Slots([x.count * 4, want.count * 4])
             slots.set(0, x)
@@ -1034,7 +1039,8 @@ struct EngineNetworkOpTests {
             }
             let got = slots.floats(1)
             let wrong = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "parts per step \(partsPerStep): \(wrong.count) of \(want.count) differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep): \(wrong.count) of \(want.count) differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+        }
         }
     }
 
