@@ -595,7 +595,7 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 		DWC_PUT(grp_vf_##sfx, grp_vi_##sfx, W, a3, 3);			\
 	}									\
 	/* A whole block staged: into the output's planes by transposes,	\
-	 * the last positions one by one. */					\
+	 * the last positions by part of one. */				\
 	if (stage && cb + (W) <= co_count) {					\
 		ob = c->o + n * c->os[0] + (u64)cb * c->os[1];			\
 		done = dwc_transpose_##sfx(stage, (W), (W), outs, ob, c->os[1], 1); \

@@ -20,13 +20,6 @@
 typedef gather_v8f pool_v8f;
 typedef gather_v8i pool_v8i;
 
-/* Columns 0, 2, ..., 14 from @p: the taps of eight lanes at stride 2. */
-#ifdef __CHECKER__
-#define POOL_EVENS8(p)	(*(const pool_v8f *)(p))
-#else
-#define POOL_EVENS8(p)	gather_evens8(p)
-#endif
-
 /* Vectors of a row pooled at once: their chains of selects are independent
  * (ResNet-50's 3x3 max pool of stride 2 12% faster than one at a time). */
 #define POOL_CHAINS	4
@@ -69,7 +62,7 @@ void pool_vec(const struct neuron_pool_args *p, const float *x, float *out, u32 
 				const float *t = row + kw + (u64)j * 8 * p->sw;
 
 				acc[j] = pool_step(p, acc[j], p->sw == 1 ? *(const pool_v8f *)t :
-						   POOL_EVENS8(t), count);
+						   gather_evens8(t), count);
 			}
 	}
 	for (j = 0; j < n; j++) {
