@@ -165,15 +165,21 @@ public struct NeuronProgram: Sendable {
     /// or bfloat16. With `bPanels` (ISA 1.11, driver API 1.13) `b` is
     /// float32 `[ceil(N/32), K, 32]` in panels of 32 columns
     /// (`panelMatmulWeights`), one for every batch; `out` and `a` float32.
+    /// With `relu` and `clamp` (ISA 1.13, driver API 1.15; float32 out,
+    /// the bound not NaN) each output after the bias goes through CONV2D's
+    /// relu and upper bound, with their bits.
     public mutating func matmul(_ out: NeuronTensorView, _ a: NeuronTensorView, _ b: NeuronTensorView,
-                                bias: NeuronTensorView? = nil, bf16Pairs: Bool = false, bPanels: Bool = false) {
+                                bias: NeuronTensorView? = nil, bf16Pairs: Bool = false, bPanels: Bool = false,
+                                relu: Bool = false, clamp: Float? = nil) {
         let o = operand(out), x = operand(a), y = operand(b)
-        let flags = (bf16Pairs ? UInt16(NEURON_MATMUL_BF16_PAIRS) : 0) | (bPanels ? UInt16(NEURON_MATMUL_B_PANELS) : 0)
+        var flags = (bf16Pairs ? UInt16(NEURON_MATMUL_BF16_PAIRS) : 0) | (bPanels ? UInt16(NEURON_MATMUL_B_PANELS) : 0)
+        if relu { flags |= UInt16(NEURON_MATMUL_RELU) }
+        if clamp != nil { flags |= UInt16(NEURON_MATMUL_CLAMP) }
         if let bias {
             let z = operand(bias)
-            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS) | flags, [o, x, y, z])
+            emit(NEURON_OP_MATMUL, flags: UInt16(NEURON_MATMUL_BIAS) | flags, [o, x, y, z], fparam: (clamp ?? 0, 0))
         } else {
-            emit(NEURON_OP_MATMUL, flags: flags, [o, x, y])
+            emit(NEURON_OP_MATMUL, flags: flags, [o, x, y], fparam: (clamp ?? 0, 0))
         }
     }
 

@@ -798,13 +798,26 @@ struct EngineNetworkOpTests {
         let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
         for width in widths where neuron_simd_set_thread(width) == 0 {
         defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
-        for (partsPerStep, gap) in [(0, 0), (1, 0), (2, 0), (0, 1)] {
+        // And channels last (strides [H·W·C, 1, W·C, C]) in, out or both:
+        // depthwise layers read and write them in place (ISA 1.13's layouts).
+        for (partsPerStep, gap, xLast, oLast) in [(0, 0, false, false), (1, 0, false, false), (2, 0, false, false),
+                                                  (0, 1, false, false), (0, 0, true, true), (1, 0, true, true),
+                                                  (0, 0, true, false), (0, 0, false, true)] {
         for clamp in [nil, bound] {
             let rowStride = UInt64(wo + gap)
             let out = NeuronTensorView(slot: 3, dtype: .float32, offset: 0, dims: [1, c.co, ho, wo].map(UInt32.init),
-                                       strides: [UInt64(c.co * ho) * rowStride, UInt64(ho) * rowStride, rowStride, 1])
+                                       strides: oLast ? [UInt64(c.co * ho * wo), 1, UInt64(wo * c.co), UInt64(c.co)]
+                                                      : [UInt64(c.co * ho) * rowStride, UInt64(ho) * rowStride, rowStride, 1])
+            let input = NeuronTensorView(slot: 0, dtype: .float32, offset: 0, dims: [1, c.ci, c.h, c.w].map(UInt32.init),
+                                         strides: xLast ? [UInt64(c.ci * c.h * c.w), 1, UInt64(c.w * c.ci), UInt64(c.ci)]
+                                                        : [UInt64(c.ci * c.h * c.w), UInt64(c.h * c.w), UInt64(c.w), 1])
+            // Element (channel, position) of a plane-first array at its place channels last.
+            func last(_ planes: [Float], _ channels: Int) -> [Float] {
+                let positions = planes.count / channels
+                return (0..<planes.count).map { planes[($0 % channels) * positions + $0 / channels] }
+            }
             var program = NeuronProgram()
-            program.conv2d(out, .contiguous(slot: 0, dims: [1, c.ci, c.h, c.w].map(UInt32.init)),
+            program.conv2d(out, input,
                            weight: weightView,
                            bias: .contiguous(slot: 2, dims: [UInt32(c.co)]),
                            window: NeuronWindow(stride: (UInt32(c.stride), UInt32(c.stride)),
@@ -813,8 +826,8 @@ struct EngineNetworkOpTests {
                                                 dilation: (UInt32(c.dilation), UInt32(c.dilation))),
                            relu: true, clamp: clamp, packedWeights: packed, accumulate: accumulate)
             let slots = Slots([x.count * 4, given.count * 4, bias.count * 4, c.co * ho * (wo + gap) * 4])
-            slots.set(0, x); slots.set(1, given); slots.set(2, bias)
-            slots.set(3, (0..<(c.co * ho * (wo + gap))).map { at in
+            slots.set(0, xLast ? last(x, c.ci) : x); slots.set(1, given); slots.set(2, bias)
+            slots.set(3, oLast ? last(prior, c.co) : (0..<(c.co * ho * (wo + gap))).map { at in
                 at % (wo + gap) < wo ? prior[(at / (wo + gap)) * wo + at % (wo + gap)] : 0
             })
             if partsPerStep == 0 {
@@ -824,10 +837,11 @@ struct EngineNetworkOpTests {
                 if ho == 1 && c.groups == 1 { #expect(parts == (c.co + 5) / 6, "blocks of 6 channels") }
                 if ho > 1 && c.groups == 1 { #expect(parts == ho, "output rows") }
             }
-            let all = slots.floats(3)
-            let got = (0..<want.count).map { all[($0 / wo) * (wo + gap) + $0 % wo] }
+            let all = slots.floats(3), positions = ho * wo
+            let got = (0..<want.count).map { oLast ? all[($0 % positions) * c.co + $0 / positions]
+                                                   : all[($0 / wo) * (wo + gap) + $0 % wo] }
             let wrong = zip(got, clamp == nil ? want : bounded).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern }
-            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep), row gap \(gap), clamp \(clamp.map { "\($0)" } ?? "none"): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
+            #expect(wrong.isEmpty, "width \(width), parts per step \(partsPerStep), row gap \(gap), channels last in \(xLast) out \(oLast), clamp \(clamp.map { "\($0)" } ?? "none"): \(wrong.count) of \(want.count) outputs differ, the first at \(wrong.first.map { "\($0.offset): \($0.element.0) for \($0.element.1)" } ?? "")")
         }
         }
         }

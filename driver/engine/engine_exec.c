@@ -499,7 +499,8 @@ static float pair_elem(const void *p, u64 i, int half)
 
 /*
  * out[b,m,n]: acc = 0, then acc = fma(a[b,m,k], b[b,k,n], acc) for k in
- * order (one rounding per step); then acc + bias[n]. In bf16 pairs: k
+ * order (one rounding per step); then acc + bias[n], relu and the bound
+ * (NEURON_MATMUL_RELU, NEURON_MATMUL_CLAMP) as CONV2D's. In bf16 pairs: k
  * in pairs, odd first, through pair_fma() (docs/isa.md). B in panels
  * (NEURON_MATMUL_B_PANELS): b[b,k,n] is b[n / 32][k][n % 32], one b for
  * every batch.
@@ -581,13 +582,10 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 				po[ob + m * o->strides[r - 2] + n * o->strides[r - 1]] = acc;
 			}
 		}
-		if (pbias)
-			for (m = 0; m < M; m++)
-				for (n = 0; n < N; n++) {
-					float *out = &po[ob + m * o->strides[r - 2] + n * o->strides[r - 1]];
-
-					*out = *out + pbias[bias->offset + n * bias->strides[0]];
-				}
+		neuron_gemm_epilogue(po + ob, o->strides[r - 2], o->strides[r - 1], M, N,
+				     pbias ? pbias + bias->offset : NULL, bias ? bias->strides[0] : 0,
+				     !!(in->flags & NEURON_MATMUL_RELU),
+				     !!(in->flags & NEURON_MATMUL_CLAMP), in->fparam[0]);
 	}
 }
 

@@ -1072,6 +1072,67 @@ static u32 gemm_panel_chunk(u32 K, u32 step)
 					  : (u32)(cols < 0x40000000u ? cols : 0x40000000u);
 }
 
+static __attribute__((target("avx2,fma"), __noinline__))
+void gemm_epilogue_rows(float *o, u64 os_m, u32 M, u32 N, const float *bias, int relu, int clamp,
+			float hi)
+{
+	const neuron_v8f zero = { 0 }, hv = hi - zero;
+	u32 m, n;
+
+	for (m = 0; m < M; m++) {
+		float *row = o + m * os_m;
+
+		for (n = 0; n + 8 <= N; n += 8) {
+			neuron_v8f v = *(const neuron_v8f *)(row + n);
+
+			if (bias)
+				v = v + *(const neuron_v8f *)(bias + n);
+			if (relu)
+				v = (neuron_v8f)((neuron_v8u)v & (neuron_v8u)((v > zero) | (v != v)));
+			if (clamp)
+				v = NEURON_CONV_BOUND_V(neuron_v8f, neuron_v8u, v, hv);
+			*(neuron_v8f *)(row + n) = v;
+		}
+		for (; n < N; n++) {
+			float v = row[n];
+
+			if (bias)
+				v = v + bias[n];
+			if (relu && !(v > 0.0f))
+				v = v != v ? v : 0.0f;
+			if (clamp)
+				v = NEURON_CONV_BOUND(v, hi);
+			row[n] = v;
+		}
+	}
+}
+
+void neuron_gemm_epilogue(float *o, u64 os_m, u64 os_n, u32 M, u32 N, const float *bias, u64 bs,
+			  int relu, int clamp, float hi)
+{
+	u32 m, n;
+
+	if (!bias && !relu && !clamp)
+		return;
+	if (os_n == 1 && (!bias || bs == 1) && neuron_simd_level() != NEURON_SIMD_SCALAR) {
+		gemm_epilogue_rows(o, os_m, M, N, bias, relu, clamp, hi);
+		return;
+	}
+	for (m = 0; m < M; m++)
+		for (n = 0; n < N; n++) {
+			float *out = &o[m * os_m + n * os_n];
+			float v = *out;
+
+			if (bias)
+				v = v + bias[n * bs];
+			if (relu && !(v > 0.0f))
+				v = v != v ? v : 0.0f;
+			if (clamp)
+				v = NEURON_CONV_BOUND(v, hi);
+			*out = v;
+		}
+}
+
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch)

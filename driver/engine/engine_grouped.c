@@ -391,7 +391,7 @@ do {										\
 	s64 iw_ = (s64)(wo + (p)) * c->sw - c->pl + (s64)kw * c->dw;	\
 										\
 	if ((p) < cnt && iw_ >= 0 && iw_ < c->w)				\
-		acc = FMA(*(const V *)(row + (u64)iw_ * (W)), wv, acc);	\
+		acc = FMA(*(const V *)(row + (u64)iw_ * xp), wv, acc);	\
 } while (0)
 
 /*
@@ -429,6 +429,9 @@ do {										\
 			v_ = NEURON_CONV_BOUND_V(V, I, v_, GRP_SPLAT(V, c->hi)); \
 		if (stage && cb + (W) <= co_count) {				\
 			*(V *)(stage + ((u64)ho * c->wo + wo + (p)) * (W)) = v_; \
+		} else if (c->os[1] == 1 && cb + (W) <= co_count) {		\
+			*(V *)(c->o + n * c->os[0] + cb + (u64)ho * c->os[2] +	\
+			       (u64)(wo + (p)) * c->os[3]) = v_;		\
 		} else {							\
 			*(V *)t1 = v_;						\
 			ob = c->o + n * c->os[0] + (u64)cb * c->os[1] +		\
@@ -445,7 +448,7 @@ do {										\
  */
 #define DWC_WHOLE(V, W, FMA, count)						\
 do {										\
-	const s64 ps_ = (s64)c->sw * (W);					\
+	const s64 ps_ = (s64)c->sw * xp;					\
 										\
 	for (kh = 0; kh < c->kh; kh++) {					\
 		s64 ih_ = (s64)ho * c->sh - c->pt + (s64)kh * c->dh;		\
@@ -453,10 +456,10 @@ do {										\
 										\
 		if (ih_ < 0 || ih_ >= c->h)					\
 			continue;						\
-		r_ = pack + (u64)cb * c->h * c->w +				\
-		     ((u64)ih_ * c->w + (u64)wo * c->sw - c->pl) * (W);		\
+		r_ = src + (u64)cb * bs +					\
+		     ((u64)ih_ * c->w + (u64)wo * c->sw - c->pl) * xp;		\
 		wk_ = wpk + (u64)kh * c->kw * cp + cb;				\
-		for (kw = 0; kw < c->kw; kw++, r_ += (u64)c->dw * (W)) {	\
+		for (kw = 0; kw < c->kw; kw++, r_ += (u64)c->dw * xp) {		\
 			V wv_ = *(const V *)(wk_ + (u64)kw * cp);		\
 										\
 			a0 = FMA(*(const V *)r_, wv_, a0);			\
@@ -476,12 +479,15 @@ do {										\
 #define DWC_KERNEL(sfx, isa, W, FMA)						\
 static __attribute__((target(isa)))						\
 void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pack, \
-	       float *stage)							\
+	       float *wpk, float *stage)					\
 {										\
 	const u32 cp = (co_count + (W) - 1) / (W) * (W), taps = c->kh * c->kw;	\
 	const u64 outs = (u64)c->ho * c->wo, hw = (u64)c->h * c->w;		\
-	float *wpk = pack + (u64)c->h * c->w * cp;				\
-	int plane_in = c->xs[3] == 1 && c->xs[2] == c->w;			\
+	int plane_in = pack && c->xs[3] == 1 && c->xs[2] == c->w;		\
+	/* The image: in @pack ([cp / W][h][w][W]), or without one read in	\
+	 * place channels last (a block @bs floats on, positions @xp apart). */ \
+	const float *src = pack ? pack : c->x + n * c->xs[0];			\
+	const u64 bs = pack ? hw : 1, xp = pack ? (W) : c->xs[3];		\
 	u32 cb, ch, ih, iw, t, ho, wo, kh, kw, l, cnt, wch;			\
 	/* Positions [in_lo, in_hi): every tap of theirs in a row inside it. */ \
 	const u32 in_lo = GRP_CEILDIV(c->pl, c->sw);				\
@@ -504,7 +510,18 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 						 pb + done * (W), (W));		\
 		done = hw;							\
 	}									\
-	for (ih = 0; ih < c->h; ih++)						\
+	/* Channels last: each position's whole blocks by vectors. */		\
+	for (cb = plane_in ? cb : 0;						\
+	     pack && !plane_in && c->xs[1] == 1 && cb + (W) <= co_count; cb += (W)) { \
+		for (ih = 0; ih < c->h; ih++)					\
+			for (iw = 0; iw < c->w; iw++)				\
+				*(grp_vf_##sfx *)(pack + (u64)cb * hw +		\
+						  ((u64)ih * c->w + iw) * (W)) =	\
+					*(const grp_vf_##sfx *)(c->x + n * c->xs[0] + \
+						(u64)ih * c->xs[2] + (u64)iw * c->xs[3] + cb); \
+		done = hw;							\
+	}									\
+	for (ih = 0; pack && ih < c->h; ih++)					\
 		for (iw = 0; iw < c->w; iw++) {					\
 			const float *xr = c->x + n * c->xs[0] + (u64)ih * c->xs[2] + \
 					  (u64)iw * c->xs[3];			\
@@ -578,7 +595,7 @@ void dwc_##sfx(const struct neuron_conv_args *c, u32 n, u32 co_count, float *pac
 										\
 				if (ihs < 0 || ihs >= c->h)			\
 					continue;				\
-				row = pack + (u64)cb * c->h * c->w + (u64)ihs * c->w * (W); \
+				row = src + (u64)cb * bs + (u64)ihs * c->w * xp; \
 				for (kw = 0; kw < c->kw; kw++) {		\
 					grp_vf_##sfx wv = *(const grp_vf_##sfx *)(wpk + ((u64)kh * c->kw + kw) * cp + cb); \
 										\
@@ -624,8 +641,11 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 {
 	u32 level = neuron_simd_level(), lanes = level == NEURON_SIMD_AVX2 ? 8 : 16;
 	u64 cp = ((u64)co_count + lanes - 1) / lanes * lanes;
-	u64 used = ((u64)c->h * c->w + (u64)c->kh * c->kw) * cp;
-	float *stage = NULL;
+	/* Channels last, whole blocks of them, rows of positions one axis:
+	 * the image is read in place (no layout). */
+	int inplace = c->xs[1] == 1 && co_count % lanes == 0 && c->xs[2] == (u64)c->w * c->xs[3];
+	u64 used = ((inplace ? 0 : (u64)c->h * c->w) + (u64)c->kh * c->kw) * cp;
+	float *stage = NULL, *pack, *wpk;
 
 	/*
 	 * Channels in lanes pay (for laying the image out again) on rows
@@ -640,22 +660,27 @@ int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 	u32 narrow = c->sw != 1 && lanes == 8 ? 64 :
 		     c->sw == 1 && lanes == 16 && c->pl && co_count % 16 == 0 ? 64 : 32;
 
+	/* Always when either side is channels last (planes of rows would
+	 * be read or written element by element). */
 	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->packed || c->cig != 1 ||
-	    c->wo >= narrow || !scratch || !scratch->base || used * 4 > scratch->size)
+	    (c->wo >= narrow && c->xs[1] != 1 && c->os[1] != 1) || !scratch || !scratch->base ||
+	    used * 4 > scratch->size)
 		return 0;
+	pack = inplace ? NULL : scratch->base;
 	/* A block's outputs staged after the layout and the weights, to go
 	 * into contiguous output planes by transposes, where they fit. */
 	if (c->os[3] == 1 && c->os[2] == c->wo &&
 	    (used + (u64)c->ho * c->wo * lanes) * 4 <= scratch->size)
 		stage = (float *)scratch->base + used;
+	wpk = (float *)scratch->base + (inplace ? 0 : (u64)c->h * c->w * cp);
 	if (level == NEURON_SIMD_AVX512)
-		dwc_avx512(c, n, co_count, scratch->base, stage);
+		dwc_avx512(c, n, co_count, pack, wpk, stage);
 #ifndef __KERNEL__
 	else if (level == NEURON_SIMD_WIDE_ON_AVX2)
-		dwc_wide(c, n, co_count, scratch->base, stage);
+		dwc_wide(c, n, co_count, pack, wpk, stage);
 #endif
 	else
-		dwc_avx2(c, n, co_count, scratch->base, stage);
+		dwc_avx2(c, n, co_count, pack, wpk, stage);
 	return 1;
 }
 

@@ -92,8 +92,9 @@ static const struct neuron_insn_info insn_table[NEURON_OP_COUNT] = {
 		.check = neuron_check_elementwise, .exec = neuron_exec_elementwise,
 	},
 	[NEURON_OP_MATMUL] = {
-		.name = "MATMUL", .kind = NEURON_INSN_COMPUTE, .operands = 3,
-		.flags = NEURON_MATMUL_BIAS | NEURON_MATMUL_BF16_PAIRS | NEURON_MATMUL_B_PANELS,
+		.name = "MATMUL", .kind = NEURON_INSN_COMPUTE, .operands = 3, .fparams = 1,
+		.flags = NEURON_MATMUL_BIAS | NEURON_MATMUL_BF16_PAIRS | NEURON_MATMUL_B_PANELS |
+			 NEURON_MATMUL_RELU | NEURON_MATMUL_CLAMP,
 		.bias_flag = NEURON_MATMUL_BIAS,
 		.cost = NEURON_COST_MATMUL, .slice_weight = 1, .split = NEURON_SPLIT_MATMUL,
 		.check = neuron_check_matmul, .exec = neuron_exec_matmul,

@@ -174,6 +174,14 @@ static int conv_input_ok(const struct neuron_insn *in, const struct neuron_tenso
 	return is_f32(d) || ((in->flags & NEURON_CONV_BF16_PAIRS) && d->dtype == NEURON_DT_BF16);
 }
 
+/* An upper bound (fparam[0]) only with @flag set in @in, and never NaN. */
+static int bound_ok(const struct neuron_insn *in, u16 flag)
+{
+	u32 bound = f32_bits(in->fparam[0]);
+
+	return (in->flags & flag) ? (bound & 0x7fffffffu) <= 0x7f800000u : !bound;
+}
+
 NEURON_CHECK(conv2d)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
@@ -181,10 +189,9 @@ NEURON_CHECK(conv2d)
 	const struct neuron_tensor_desc *w = &descs[in->operand[2]];
 	int packed = !!(in->flags & NEURON_CONV_PACKED);
 	int winograd = !!(in->flags & NEURON_CONV_WINOGRAD);
-	u32 groups, bound = f32_bits(in->fparam[0]);
+	u32 groups;
 
-	/* The upper bound only with NEURON_CONV_CLAMP, and never NaN. */
-	if ((in->flags & NEURON_CONV_CLAMP) ? (bound & 0x7fffffffu) > 0x7f800000u : bound)
+	if (!bound_ok(in, NEURON_CONV_CLAMP))
 		return NEURON_ISA_E_PARAM;
 	if (((in->flags & NEURON_CONV_ACCUMULATE) && !packed && !winograd &&
 	     !(in->flags & NEURON_CONV_BF16_PAIRS)) || (packed && winograd))
@@ -287,8 +294,13 @@ NEURON_CHECK(matmul)
 {
 	const struct neuron_tensor_desc *o = &descs[in->operand[0]];
 
+	if (!bound_ok(in, NEURON_MATMUL_CLAMP))
+		return NEURON_ISA_E_PARAM;
 	if (!matmul_operands_ok(in, o, &descs[in->operand[1]], &descs[in->operand[2]]))
 		return NEURON_ISA_E_OPERAND;
+	/* relu and the bound over float32 outputs only */
+	if ((in->flags & (NEURON_MATMUL_RELU | NEURON_MATMUL_CLAMP)) && !is_f32(o))
+		return NEURON_ISA_E_OPCODE;
 	if (in->flags & NEURON_MATMUL_BIAS) {
 		const struct neuron_tensor_desc *bias = &descs[in->operand[3]];
 

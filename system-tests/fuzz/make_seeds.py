@@ -69,6 +69,9 @@ SEEDS = {
     "matmul_panels": program([desc(1, [1, 2]), desc(1, [2, 2, 32], offset=8), desc(0, [1, 33]),
                               desc(1, [33], offset=140)],
                              [insn(5, flags=5, operands=(2, 0, 1, 3))]),
+    # ISA 1.13: MATMUL with a bias, relu and an upper bound (0x19, fparam[0] = 6)
+    "matmul_relu6": program([desc(1, [3, 4]), desc(1, [4, 5], offset=12), desc(0, [3, 5]), desc(1, [5], offset=40)],
+                            [insn(5, flags=0x19, operands=(2, 0, 1, 3), fparam=(6.0, 0))]),
     # ISA 1.12: a depthwise CONV2D with bias, relu and an upper bound (0x40, fparam[0] = 6): ReLU6
     "conv_clamp": program([desc(1, [1, 4, 5, 5]), desc(0, [4, 1, 3, 3]), desc(1, [1, 4, 5, 5], offset=100),
                            desc(2, [4])],

@@ -224,7 +224,7 @@ extension Lowering {
 
     /// One UNARY of `x`, into a new tensor of its type.
     func apply(_ op: NeuronUnaryOp, _ x: View, alpha: Float = 0) throws(NeuronCompilerError) -> View {
-        let out = try temp(x.type, x.dims)
+        let out = try temp(x.type, x.dims, layoutOf: [x])
         emit(.unary(op, alpha: alpha), [out, x])
         return out
     }
@@ -261,7 +261,7 @@ extension Lowering {
         guard x.type == y.type else {
             throw invalid("operands of \(x.type.name) and \(y.type.name); \(current.op) takes one type")
         }
-        let out = try temp(x.type, shape)
+        let out = try temp(x.type, shape, layoutOf: [x, y])
         emit(.binary(op), [out, x, y])
         return out
     }

@@ -16,7 +16,8 @@ extension ONNXOps {
 
 extension Lowering {
     /// out = a x b with numpy's matmul rules (1-D operands, broadcast batches).
-    func matmul(_ a: View, _ b: View, bias: View? = nil, cast: Bool = true) throws(NeuronCompilerError) -> View {
+    func matmul(_ a: View, _ b: View, bias: View? = nil, cast: Bool = true, relu: Bool = false, clamp: Float? = nil)
+        throws(NeuronCompilerError) -> View {
         guard a.rank >= 1, b.rank >= 1 else {
             throw shapeError("matmul of \(a.dims) and \(b.dims): both operands need at least one dimension")
         }
@@ -50,11 +51,11 @@ extension Lowering {
             let y2 = View(buffer: y.buffer, type: y.type, offset: y.offset, dims: [k, n],
                           strides: Array(y.strides.suffix(2)))
             out = try temp(resultType, [m, n])
-            emitMatmul(out, x2, y2, bias: bias, cast: cast)
+            emitMatmul(out, x2, y2, bias: bias, cast: cast, relu: relu, clamp: clamp)
         } else if y.rank == 2, let flat = x.reshaped([batchCount * m, k]), x.dims.dropLast(2).elementsEqual(batch) {
             // A's batch folds into its rows.
             out = try temp(resultType, [batchCount * m, n])
-            emitMatmul(out, flat, y, bias: bias, cast: cast)
+            emitMatmul(out, flat, y, bias: bias, cast: cast, relu: relu, clamp: clamp)
         } else {
             guard let xb = x.broadcast(to: batch + [m, k]), let yb = y.broadcast(to: batch + [k, n]) else {
                 throw shapeError("matmul of \(a.dims) and \(b.dims): batch dimensions do not broadcast")
@@ -62,7 +63,7 @@ extension Lowering {
             let x3 = contiguous(xb).reshaped([batchCount, m, k]) ?? xb
             let y3 = contiguous(yb).reshaped([batchCount, k, n]) ?? yb
             out = try temp(resultType, [batchCount, m, n])
-            emit(.matmul(bias: bias != nil, pairs: pairs(x3, y3, cast)), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
+            emit(.matmul(bias: bias != nil, pairs: pairs(x3, y3, cast), relu: relu, clamp: clamp), [out] + castOperands(x3, y3, cast) + (bias.map { [$0] } ?? []))
         }
         if squeezeN { outDims.remove(at: outDims.count - 1) }
         if squeezeM { outDims.remove(at: outDims.count - (squeezeN ? 1 : 2)) }
@@ -78,12 +79,12 @@ extension Lowering {
     /// panels (ISA 1.11): the same bits, and weights that come from memory
     /// stream in order (a convolution over 3x3 positions, 1x1344x192 by
     /// 9 rows: about twice as fast).
-    func emitMatmul(_ out: View, _ a: View, _ b: View, bias: View?, cast: Bool) {
+    func emitMatmul(_ out: View, _ a: View, _ b: View, bias: View?, cast: Bool, relu: Bool = false, clamp: Float? = nil) {
         let inPairs = pairs(a, b, cast), n = b.dims[1], width = NeuronProgram.matmulPanel
         let panels = !inPairs && b.buffer == 0 && a.type == .float32 && b.type == .float32 && out.type == .float32
             && n >= width && (n + width - 1) / width * width * 4 <= n * 5
         let operands = panels ? [a, panelWeight(b)] : castOperands(a, b, cast)
-        emit(.matmul(bias: bias != nil, pairs: inPairs, panels: panels), [out] + operands + (bias.map { [$0] } ?? []))
+        emit(.matmul(bias: bias != nil, pairs: inPairs, panels: panels, relu: relu, clamp: clamp), [out] + operands + (bias.map { [$0] } ?? []))
     }
 
     /// Whether the product of `a` and `b` runs in bfloat16 pairs: under

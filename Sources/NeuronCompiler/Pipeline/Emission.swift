@@ -54,8 +54,9 @@ enum Emission {
         case .fill(let value): program.fill(views[0], value: value)
         case .unary(let unary, let alpha): program.unary(unary, views[0], views[1], alpha: alpha)
         case .binary(let binary): program.binary(binary, views[0], views[1], views[2])
-        case .matmul(let bias, let pairs, let panels):
-            program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil, bf16Pairs: pairs, bPanels: panels)
+        case .matmul(let bias, let pairs, let panels, let relu, let clamp):
+            program.matmul(views[0], views[1], views[2], bias: bias ? views[3] : nil, bf16Pairs: pairs, bPanels: panels,
+                           relu: relu, clamp: clamp)
         case .reduce(let reduce): program.reduce(reduce, views[0], views[1])
         case .reduceIndex(let reduce, let last): program.reduce(reduce, views[0], views[1], lastIndex: last)
         case .topK(let op): program.topK(op, views[0], views[1])

@@ -36,8 +36,9 @@ struct AbstractOp {
         case fill(Float)
         case unary(NeuronUnaryOp, alpha: Float)
         case binary(NeuronBinaryOp)
-        /// `pairs`: in bfloat16 pairs (--auto-cast; ISA 1.9).
-        case matmul(bias: Bool, pairs: Bool = false, panels: Bool = false)
+        /// `pairs`: in bfloat16 pairs (--auto-cast; ISA 1.9); `relu` and
+        /// `clamp` after the bias, as CONV2D's (ISA 1.13).
+        case matmul(bias: Bool, pairs: Bool = false, panels: Bool = false, relu: Bool = false, clamp: Float? = nil)
         case reduce(NeuronReduceOp)
         /// ARGMAX or ARGMIN into int64, the last of equal extremes when `last`.
         case reduceIndex(NeuronReduceOp, last: Bool)
@@ -171,6 +172,18 @@ final class Lowering {
 
     func temp(_ type: NeuronDType, _ dims: [Int]) throws(NeuronCompilerError) -> View {
         try newBuffer(.temp, type: type, dims: dims)
+    }
+
+    /// A new tensor of `dims` for an elementwise result: channels last
+    /// ([N, C, H, W] with strides [H·W·C, 1, W·C, C]) when an operand of
+    /// those dims is, so that the op runs over contiguous memory and its
+    /// readers get the layout its producers chose; else row-major.
+    func temp(_ type: NeuronDType, _ dims: [Int], layoutOf operands: [View]) throws(NeuronCompilerError) -> View {
+        var out = try temp(type, dims)
+        guard dims.count == 4, dims[1] > 1, dims[2] * dims[3] > 1 else { return out }
+        let last = [dims[1] * dims[2] * dims[3], 1, dims[3] * dims[1], dims[1]]
+        if operands.contains(where: { $0.dims == dims && $0.strides == last }) { out.strides = last }
+        return out
     }
 
     /// A new tensor of `view`'s shape (one that exists, so within bounds).

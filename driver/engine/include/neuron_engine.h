@@ -285,6 +285,14 @@ void neuron_engine_slot_extents(const struct neuron_engine_program *prog,
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch);
+/*
+ * MATMUL's epilogue over the M x N outputs at @o (rows @os_m apart,
+ * columns @os_n): + @bias[n * @bs] when @bias, then relu when @relu (a
+ * value not > 0 becomes +0 unless NaN), then the bound @hi when @clamp
+ * (NEURON_CONV_BOUND); by vectors where rows and the bias are contiguous.
+ */
+void neuron_gemm_epilogue(float *o, u64 os_m, u64 os_n, u32 M, u32 N, const float *bias, u64 bs,
+			  int relu, int clamp, float hi);
 #ifndef __KERNEL__
 /*
  * Tests only: whether this thread's bf16 pairs may use AVX512_BF16's

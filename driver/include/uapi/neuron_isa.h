@@ -234,6 +234,16 @@ enum neuron_pool_op {
  */
 #define NEURON_MATMUL_B_PANELS	0x4
 #define NEURON_MATMUL_PANEL	32
+/*
+ * MATMUL with relu and an upper bound (ISA 1.13, driver API 1.15), as
+ * CONV2D's NEURON_CONV_RELU and NEURON_CONV_CLAMP: after the bias, RELU
+ * makes each output v that is not > 0 a +0 unless it is NaN; then CLAMP
+ * makes it fparam[0] unless v < fparam[0] or v is NaN (BINARY MIN's
+ * bits). The bound must not be NaN; without CLAMP fparam[0] must be 0.
+ * float32 outputs only.
+ */
+#define NEURON_MATMUL_RELU	0x8
+#define NEURON_MATMUL_CLAMP	0x10
 #define NEURON_CONV_BIAS	0x1	/* operand[3] is a bias over Co */
 #define NEURON_CONV_RELU	0x2	/* relu after the bias */
 /*

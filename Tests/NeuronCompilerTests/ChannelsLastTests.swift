@@ -1,0 +1,85 @@
+import Foundation
+@testable import NeuronCompiler
+import NeuronISA
+import NeuronNEFF
+import Testing
+import TestSupport
+
+/// Channels last between depthwise and pointwise layers (docs/compiler.md):
+/// an inverted residual block (1x1 with ReLU6, depthwise 3x3 with ReLU6,
+/// 1x1, the block's input added) runs as MATMUL (relu and bound in it),
+/// CONV2D reading and writing channels last in place, MATMUL, one add; and
+/// gives the chains of the planes-first layers bit for bit (the residual
+/// added after the last product).
+@Suite("Compiler: channels last")
+struct ChannelsLastTests {
+    @Test("an inverted residual block runs channels last with no copy, with the planes' bits",
+          arguments: [(16, 9, 9), (24, 6, 11), (16, 1, 20)])
+    func invertedResidual(_ shape: (Int, Int, Int)) throws {
+        let (c, h, w) = shape
+        let e = 3 * c
+        let x = sample(c * h * w, seed: 5).map { $0 * 3 }
+        let expand = sample(e * c, seed: 6), expandBias = sample(e, seed: 7)
+        let depthwise = sample(e * 9, seed: 8), depthwiseBias = sample(e, seed: 9)
+        let project = sample(c * e, seed: 10), projectBias = sample(c, seed: 11)
+        var graph = Onnx_GraphProto()
+        graph.name = "block"
+        graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w])]
+        graph.output = [ONNXBuilder.value("y", .float, [1, c, h, w])]
+        func tensor(_ name: String, _ dims: [Int], _ values: [Float]) -> Onnx_TensorProto {
+            var t = ONNXBuilder.tensor(name, .float, dims.map(Int64.init))
+            t.floatData = values
+            return t
+        }
+        graph.initializer = [tensor("we", [e, c, 1, 1], expand), tensor("be", [e], expandBias),
+                             tensor("wd", [e, 1, 3, 3], depthwise), tensor("bd", [e], depthwiseBias),
+                             tensor("wp", [c, e, 1, 1], project), tensor("bp", [c], projectBias),
+                             tensor("lo", [], [0]), tensor("hi", [], [6])]
+        graph.node = [ONNXBuilder.node("Conv", ["x", "we", "be"], ["e"], name: "expand"),
+                      ONNXBuilder.node("Clip", ["e", "lo", "hi"], ["e6"], name: "expand_relu6"),
+                      ONNXBuilder.node("Conv", ["e6", "wd", "bd"], ["d"], name: "depthwise",
+                                       [ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1]), ONNXBuilder.attribute("group", int: Int64(e))]),
+                      ONNXBuilder.node("Clip", ["d", "lo", "hi"], ["d6"], name: "depthwise_relu6"),
+                      ONNXBuilder.node("Conv", ["d6", "wp", "bp"], ["p"], name: "project"),
+                      ONNXBuilder.node("Add", ["p", "x"], ["y"], name: "add")]
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+        #expect(list.map(\.name) == ["MATMUL", "CONV2D", "MATMUL", "BINARY.add"], "\(list.map(\.name))")
+        if let conv = list.first(where: { $0.name == "CONV2D" }), conv.operands.count >= 2 {
+            for operand in conv.operands.prefix(2) where h * w > 1 {
+                #expect(operand.strides[1] == 1 && operand.strides[3] == UInt64(e), "channels last: \(operand)")
+            }
+        }
+        // The planes' chains: products over input channels in order, the
+        // depthwise taps in order skipping the padding, bias, relu, bound.
+        func relu6(_ v: Float) -> Float {
+            let r = v > 0 || v.isNaN ? v : 0
+            return r < 6 || r.isNaN ? r : 6
+        }
+        var a = [Float](repeating: 0, count: e * h * w), d = a
+        for o in 0..<e { for p in 0..<(h * w) {
+            var acc: Float = 0
+            for i in 0..<c { acc = acc.addingProduct(x[i * h * w + p], expand[o * c + i]) }
+            a[o * h * w + p] = relu6(acc + expandBias[o])
+        } }
+        for o in 0..<e { for y in 0..<h { for z in 0..<w {
+            var acc: Float = 0
+            for i in 0..<3 { for j in 0..<3 where (0..<h).contains(y + i - 1) && (0..<w).contains(z + j - 1) {
+                acc = acc.addingProduct(a[(o * h + y + i - 1) * w + z + j - 1], depthwise[o * 9 + i * 3 + j])
+            } }
+            d[(o * h + y) * w + z] = relu6(acc + depthwiseBias[o])
+        } } }
+        var want = [Float](repeating: 0, count: c * h * w)
+        for o in 0..<c { for p in 0..<(h * w) {
+            var acc: Float = 0
+            for i in 0..<e { acc = acc.addingProduct(d[i * h * w + p], project[o * e + i]) }
+            want[o * h * w + p] = (acc + projectBias[o]) + x[o * h * w + p]
+        } }
+        let got = try run(model, ["x": x])["y"] ?? []
+        #expect(got.count == want.count)
+        let wrong = zip(got, want).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+        #expect(wrong == 0, "\(wrong) of \(want.count) outputs differ")
+    }
+}
