@@ -472,13 +472,13 @@ void name##_gemv(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,	\
 {										\
 	u32 n = 0;								\
 										\
-	for (; (width) == 16 && M <= 2 && n + 8 * (width) <= N; n += 8 * (width)) { \
+	for (; ((width) == 16 ? M <= 2 : M == 1) && n + 8 * (width) <= N; n += 8 * (width)) { \
 		if (M == 1)							\
 			name##_gemv_1_8(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); \
 		else								\
 			name##_gemv_2_8(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); \
 	}									\
-	for (; (width) == 16 && n + 4 * (width) <= N; n += 4 * (width)) {	\
+	for (; ((width) == 16 || M <= 2) && n + 4 * (width) <= N; n += 4 * (width)) { \
 		switch (M) {							\
 		case 1: name##_gemv_1_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
 		case 2: name##_gemv_2_4(a, as_m, as_k, b, bs_k, bp, amode, bmode, o, os_m, n, K); break; \
