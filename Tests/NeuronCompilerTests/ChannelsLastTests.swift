@@ -82,4 +82,61 @@ struct ChannelsLastTests {
         let wrong = zip(got, want).filter { $0.0.bitPattern != $0.1.bitPattern }.count
         #expect(wrong == 0, "\(wrong) of \(want.count) outputs differ")
     }
+
+    @Test("a stem of three channels writes channels last for the depthwise layer after it, with the planes' bits")
+    func stem() throws {
+        let (h, w, c) = (14, 13, 16)
+        let (ho, wo) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1)
+        let x = sample(3 * h * w, seed: 21), stem = sample(c * 27, seed: 22), dw = sample(c * 9, seed: 23)
+        let project = sample(c * c, seed: 24)
+        var graph = Onnx_GraphProto()
+        graph.name = "stem"
+        graph.input = [ONNXBuilder.value("x", .float, [1, 3, h, w])]
+        graph.output = [ONNXBuilder.value("y", .float, [1, c, ho, wo])]
+        func tensor(_ name: String, _ dims: [Int], _ values: [Float]) -> Onnx_TensorProto {
+            var t = ONNXBuilder.tensor(name, .float, dims.map(Int64.init))
+            t.floatData = values
+            return t
+        }
+        graph.initializer = [tensor("ws", [c, 3, 3, 3], stem), tensor("wd", [c, 1, 3, 3], dw), tensor("wp", [c, c, 1, 1], project)]
+        let pads = ONNXBuilder.attribute("pads", ints: [1, 1, 1, 1])
+        graph.node = [ONNXBuilder.node("Conv", ["x", "ws"], ["s"], name: "stem", [pads, ONNXBuilder.attribute("strides", ints: [2, 2])]),
+                      ONNXBuilder.node("Relu", ["s"], ["r"], name: "relu"),
+                      ONNXBuilder.node("Conv", ["r", "wd"], ["d"], name: "depthwise", [pads, ONNXBuilder.attribute("group", int: Int64(c))]),
+                      ONNXBuilder.node("Conv", ["d", "wp"], ["y"], name: "project")]
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+        #expect(list.map(\.name) == ["CONV2D.packed", "CONV2D", "MATMUL", "COPY"], "\(list.map(\.name))")
+        let out = try #require(list.first?.operands.first)
+        #expect(out.strides[1] == 1 && out.strides[3] == UInt64(c), "the stem's output channels last: \(out)")
+        // The chains: the stem's over its window (the padding times zero), relu;
+        // the depthwise taps inside; the product over channels.
+        var s = [Float](repeating: 0, count: c * ho * wo), d = s, want = s
+        for o in 0..<c { for y in 0..<ho { for z in 0..<wo {
+            var acc: Float = 0
+            for i in 0..<3 { for a in 0..<3 { for b in 0..<3 {
+                let (iy, ix) = (y * 2 - 1 + a, z * 2 - 1 + b)
+                let v = (0..<h).contains(iy) && (0..<w).contains(ix) ? x[(i * h + iy) * w + ix] : 0
+                acc = acc.addingProduct(v, stem[((o * 3 + i) * 3 + a) * 3 + b])
+            } } }
+            s[(o * ho + y) * wo + z] = acc > 0 || acc.isNaN ? acc : 0
+        } } }
+        for o in 0..<c { for y in 0..<ho { for z in 0..<wo {
+            var acc: Float = 0
+            for a in 0..<3 { for b in 0..<3 where (0..<ho).contains(y + a - 1) && (0..<wo).contains(z + b - 1) {
+                acc = acc.addingProduct(s[(o * ho + y + a - 1) * wo + z + b - 1], dw[o * 9 + a * 3 + b])
+            } }
+            d[(o * ho + y) * wo + z] = acc
+        } } }
+        for o in 0..<c { for p in 0..<(ho * wo) {
+            var acc: Float = 0
+            for i in 0..<c { acc = acc.addingProduct(d[i * ho * wo + p], project[o * c + i]) }
+            want[o * ho * wo + p] = acc
+        } }
+        let got = try run(model, ["x": x])["y"] ?? []
+        let wrong = zip(got, want).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+        #expect(got.count == want.count && wrong == 0, "\(wrong) of \(want.count) outputs differ")
+    }
 }

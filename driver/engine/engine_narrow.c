@@ -12,7 +12,8 @@
  * of weights per block of output channels; a register block holds up to
  * four vectors of channels by up to twelve neighbouring output columns.
  * An output row's results wait channels-last in scratch memory and go
- * into the output's planes by W x W transposes.
+ * into the output's planes by W x W transposes, or as they are into an
+ * output laid out channels last.
  *
  * Bits: each lane runs the reference's chain, acc = fma(x, w, acc) from +0
  * over input channels, kernel rows and kernel columns in that order; a tap
@@ -201,9 +202,19 @@ void nw_rows_##sfx(const struct nw_conv *q)					\
 			else							\
 				NW_ROWS(sfx, P1, P2, P3, P4, sx);		\
 		}								\
+		/* Channels last: each column's channels as they are. */	\
+		for (wo = 0; c->os[1] == 1 && wo < c->wo; wo++) {		\
+			float *ob = q->o + (u64)ho * c->os[2] + (u64)wo * c->os[3]; \
+			const float *sg = q->stage + (u64)wo * q->cp;		\
+										\
+			for (l = 0; l + (W) <= q->cos; l += (W))		\
+				*(V *)(ob + l) = *(const V *)(sg + l);		\
+			for (; l < q->cos; l++)					\
+				ob[l] = sg[l];					\
+		}								\
 		/* Into the planes: whole vectors of channels by transposes	\
 		 * (the last columns one by one), the rest lane by lane. */	\
-		for (g = 0; g < vectors; g++) {					\
+		for (g = 0; c->os[1] != 1 && g < vectors; g++) {		\
 			float *ob = q->o + (u64)g * (W) * c->os[1] + (u64)ho * c->os[2]; \
 			const float *sg = q->stage + (u64)g * (W);		\
 										\
@@ -249,7 +260,7 @@ int neuron_conv_narrow(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos
 	float *wp = scratch ? scratch->base : NULL, *bias;
 
 	if (level == NEURON_SIMD_SCALAR || c->accumulate || c->cig > NW_MAX_CIG || !cos ||
-	    c->os[3] != 1 || c->wo < 8 || !wp ||
+	    (c->os[3] != 1 && c->os[1] != 1) || c->wo < 8 || !wp ||
 	    ((u64)taps * cp + cp + (u64)c->wo * cp) * 4 > scratch->size)
 		return 0;
 	bias = wp + (u64)taps * cp;

@@ -262,9 +262,12 @@ extension Lowering {
         }
         let outDims = [x.dims[0], wDims[0], win.out.h, win.out.w]
         // Depthwise layers read and write channels last in place (the
-        // engine's channels-in-lanes layout) where their readers take it.
-        var out = try layout == .given && group == x.dims[1] && wDims[1] == 1 && wDims[0] == group && channelsLast
-            ? channelsLastTemp(outDims) : temp(.float32, outDims)
+        // engine's channels-in-lanes layout) where their readers take it;
+        // so do stems of up to 4 input channels (engine_narrow.c's output
+        // channels in lanes, else written back into planes by transposes).
+        let depthwise = layout == .given && group == x.dims[1] && wDims[1] == 1 && wDims[0] == group
+        let stem = layout == .packed && wDims[1] <= 4
+        var out = try (depthwise || stem) && channelsLast ? channelsLastTemp(outDims) : temp(.float32, outDims)
         let operands = [out, x, w] + (bias.map { [$0] } ?? [])
         // A residual (Fusion: Conv then Add) starts the sums (packed,
         // Winograd) or is added to them (bf16 pairs): copied into the
