@@ -13,6 +13,14 @@ import TestSupport
 /// added after the last product).
 @Suite("Compiler: channels last")
 struct ChannelsLastTests {
+    /// The graph compiled, and its program's instructions.
+    func compiled(_ graph: Onnx_GraphProto) throws -> (NEFFModel, [NeuronEngine.InstructionSummary]) {
+        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
+        let program = try #require(model.programs.first)
+        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
+        return (model, try NeuronEngine.instructions(program.image, slotSizes: sizes))
+    }
+
     @Test("an inverted residual block runs channels last with no copy, with the planes' bits",
           arguments: [(16, 9, 9), (24, 6, 11), (16, 1, 20)])
     func invertedResidual(_ shape: (Int, Int, Int)) throws {
@@ -42,10 +50,7 @@ struct ChannelsLastTests {
                       ONNXBuilder.node("Clip", ["d", "lo", "hi"], ["d6"], name: "depthwise_relu6"),
                       ONNXBuilder.node("Conv", ["d6", "wp", "bp"], ["p"], name: "project"),
                       ONNXBuilder.node("Add", ["p", "x"], ["y"], name: "add")]
-        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
-        let program = try #require(model.programs.first)
-        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
-        let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+        let (model, list) = try compiled(graph)
         #expect(list.map(\.name) == ["MATMUL", "CONV2D", "MATMUL", "BINARY.add"], "\(list.map(\.name))")
         if let conv = list.first(where: { $0.name == "CONV2D" }), conv.operands.count >= 2 {
             for operand in conv.operands.prefix(2) where h * w > 1 {
@@ -104,10 +109,7 @@ struct ChannelsLastTests {
                       ONNXBuilder.node("Relu", ["s"], ["r"], name: "relu"),
                       ONNXBuilder.node("Conv", ["r", "wd"], ["d"], name: "depthwise", [pads, ONNXBuilder.attribute("group", int: Int64(c))]),
                       ONNXBuilder.node("Conv", ["d", "wp"], ["y"], name: "project")]
-        let (model, _) = try NeuronCompiler.compile(try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.model(graph))))
-        let program = try #require(model.programs.first)
-        let sizes = program.slots.map { name in UInt64(name.flatMap { model.tensor(named: $0)?.byteCount } ?? 0) }
-        let list = try NeuronEngine.instructions(program.image, slotSizes: sizes)
+        let (model, list) = try compiled(graph)
         #expect(list.map(\.name) == ["CONV2D.packed", "CONV2D", "MATMUL", "COPY"], "\(list.map(\.name))")
         let out = try #require(list.first?.operands.first)
         #expect(out.strides[1] == 1 && out.strides[3] == UInt64(c), "the stem's output channels last: \(out)")
