@@ -847,6 +847,56 @@ struct EngineNetworkOpTests {
         }
     }
 
+    /// A depthwise layer over channels-last views that are not a whole
+    /// tensor: a channel slice of a wider image (positions more than C
+    /// apart), an offset, a gap after each row, rows or columns of one;
+    /// against the same layer over contiguous planes at the scalar level.
+    @Test("depthwise conv2d over channel slices, offsets, row gaps and one-wide images channels last gives the planes' bits at every width",
+          arguments: [(c: 24, h: 1, w: 9, stride: 1), (c: 32, h: 7, w: 1, stride: 1), (c: 40, h: 6, w: 6, stride: 1),
+                      (c: 16, h: 11, w: 10, stride: 2), (c: 20, h: 5, w: 70, stride: 1)])
+    func depthwiseChannelsLastViews(_ t: (c: Int, h: Int, w: Int, stride: Int)) throws {
+        let (c, h, w) = (t.c, t.h, t.w)
+        let ho = (h + 2 - 3) / t.stride + 1, wo = (w + 2 - 3) / t.stride + 1
+        let x = sample(c * h * w, seed: 91), weight = sample(c * 9, seed: 92), bias = sample(c, seed: 93)
+        let window = NeuronWindow(stride: (UInt32(t.stride), UInt32(t.stride)), padding: (1, 1, 1, 1))
+        func conv(x xView: NeuronTensorView, out: NeuronTensorView, xData: [Float], outSize: Int) throws -> [Float] {
+            var program = NeuronProgram()
+            program.conv2d(out, xView, weight: .contiguous(slot: 1, dims: [UInt32(c), 1, 3, 3]),
+                           bias: .contiguous(slot: 2, dims: [UInt32(c)]), window: window, relu: true)
+            let slots = Slots([xData.count * 4, weight.count * 4, bias.count * 4, outSize * 4])
+            slots.set(0, xData); slots.set(1, weight); slots.set(2, bias)
+            slots.set(3, [Float](repeating: .nan, count: outSize))
+            try slots.run(program)
+            return slots.floats(3)
+        }
+        // The reference: planes, contiguous, at the scalar level.
+        guard neuron_simd_set_thread(UInt32(NEURON_SIMD_SCALAR.rawValue)) == 0 else { return }
+        let want = try conv(x: .contiguous(slot: 0, dims: [1, c, h, w].map(UInt32.init)),
+                            out: .contiguous(slot: 3, dims: [1, c, ho, wo].map(UInt32.init)), xData: x, outSize: c * ho * wo)
+        _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue))
+        // Channels last inside wider images: 5 more channels a position (the
+        // slice starting at channel 2), a gap of 3 after each row, 7 floats before.
+        let (xp, op) = (c + 5, c + 5)
+        let xRow = w * xp + 3, oRow = wo * op + 3
+        var stored = [Float](repeating: .nan, count: 7 + h * xRow)
+        for ch in 0..<c { for y in 0..<h { for z in 0..<w { stored[7 + y * xRow + z * xp + 2 + ch] = x[(ch * h + y) * w + z] } } }
+        let xView = NeuronTensorView(slot: 0, dtype: .float32, offset: 9, dims: [1, c, h, w].map(UInt32.init),
+                                     strides: [UInt64(h * xRow), 1, UInt64(xRow), UInt64(xp)])
+        let outView = NeuronTensorView(slot: 3, dtype: .float32, offset: 9, dims: [1, c, ho, wo].map(UInt32.init),
+                                       strides: [UInt64(ho * oRow), 1, UInt64(oRow), UInt64(op)])
+        let widths = [UInt32(NEURON_SIMD_SCALAR.rawValue)] + RowKernelTests.widths.map(\.level)
+        for width in widths where neuron_simd_set_thread(width) == 0 {
+            defer { _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue)) }
+            let all = try conv(x: xView, out: outView, xData: stored, outSize: 7 + ho * oRow)
+            let got = (0..<(c * ho * wo)).map { i in all[9 + (i / wo % ho) * oRow + (i % wo) * op + i / (ho * wo)] }
+            let wrong = zip(got, want).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+            #expect(wrong == 0, "width \(width): \(wrong) of \(want.count) differ")
+            // Nothing outside the view written: the gaps and the other channels keep their NaN.
+            let inside = Set((0..<(c * ho * wo)).map { i in 9 + (i / wo % ho) * oRow + (i % wo) * op + i / (ho * wo) })
+            #expect(all.indices.allSatisfy { inside.contains($0) || all[$0].isNaN }, "width \(width): written outside the view")
+        }
+    }
+
     /// Winograd convolutions: odd output sizes (partial tiles), no padding,
     /// wider padding, many channels, too many input channels for the
     /// scratch (the reference path), rows wide enough for sixteen tiles

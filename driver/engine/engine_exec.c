@@ -965,7 +965,7 @@ static void op_conv2d(const struct neuron_insn *in, const struct neuron_tensor_d
 				conv2d_packed(&args, n, Co);
 		return;
 	}
-	/* Depthwise over narrow rows: channels in the vector lanes. */
+	/* Depthwise over narrow rows or channels last: channels in the vector lanes. */
 	if (Cig == 1 && per_group == 1) {
 		for (n = 0; n < N && neuron_conv_depthwise(&args, n, Co, scratch); n++)
 			;

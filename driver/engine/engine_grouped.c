@@ -375,16 +375,20 @@ GRP_KERNEL(wide, "avx2,fma", 16, GRP_FMA_HALVES, GRP_LOAD_HALVES_M, GRP_EVENS16,
 #endif
 
 /*
- * Depthwise convolutions of narrow images (one input and one output
- * channel per group): W neighbouring channels in the lanes instead. The
- * image is first laid out channels-last in @pack by blocks of W channels
- * ([cp / W][h][w][W], cp the channels rounded up to W, zeros past them:
- * a block's image is contiguous, for the cache) and the weights [taps][cp];
- * then each output position of W channels runs the reference's chain, a
- * tap outside the input skipped for all lanes alike. Positions of a row
- * none of whose taps is outside it run eight or four at once as
- * independent chains with no test per tap (DWC_WHOLE); the others four
- * at once, each tap tested.
+ * Depthwise convolutions of narrow images, or of images channels last
+ * (one input and one output channel per group): W neighbouring channels
+ * in the lanes instead. The image is read in place when it is channels
+ * last in whole vectors of channels (a block @bs = 1 float on, positions
+ * @xp = xs[3] apart), else first laid out channels-last in @pack by
+ * blocks of W channels ([cp / W][h][w][W], cp the channels rounded up to
+ * W, zeros past them: a block's image is contiguous, for the cache); the
+ * weights [taps][cp] in @wpk. Then each output position of W channels
+ * runs the reference's chain, a tap outside the input skipped for all
+ * lanes alike. Positions of a row none of whose taps is outside it run
+ * eight or four at once as independent chains with no test per tap
+ * (DWC_WHOLE); the others four at once, each tap tested. Outputs go into
+ * planes by transposes of a staged block, into a channels-last output as
+ * they are, else lane by lane.
  */
 #define DWC_STEP(V, W, FMA, p, acc)						\
 do {										\

@@ -569,10 +569,11 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 		uint8_t odt = dt == NEURON_DT_I32 ? NEURON_DT_I32 : NEURON_DT_F32;
 
 		in->flags = chance(30) ? NEURON_MATMUL_BIAS : 0;
-		if (rnd(4) == 0) {	/* ISA 1.13: relu, an upper bound, now and then a NaN one */
+		if (rnd(4) == 0) {	/* ISA 1.13: relu, an upper bound (NaN, or without its flag, now and then) */
 			in->flags |= rnd(2) ? NEURON_MATMUL_RELU : 0;
-			in->flags |= NEURON_MATMUL_CLAMP;
-			in->fparam[0] = chance(95) ? 6.0f : __builtin_nanf("");
+			in->flags |= rnd(2) ? NEURON_MATMUL_CLAMP : 0;
+			if ((in->flags & NEURON_MATMUL_CLAMP) || chance(5))
+				in->fparam[0] = chance(95) ? 6.0f : __builtin_nanf("");
 		}
 		in->operand[1] = gen_op(p, nslots, sizes, 2, a, dt);
 		in->operand[2] = gen_op(p, nslots, sizes, 2, b, dt);

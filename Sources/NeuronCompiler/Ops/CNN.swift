@@ -226,7 +226,8 @@ extension Lowering {
         let w: View
         var layout = ConvWeights.given
         let positions = x.dims[0] * win.out.h * win.out.w
-        let channelsLast = spatial == 2 && autoCast != .all && channelsLastWanted(current.outputs[0])
+        // (One image: the product that reads channels last takes a batch of one.)
+        let channelsLast = spatial == 2 && x.dims[0] == 1 && autoCast != .all && channelsLastWanted(current.outputs[0])
         // A pointwise convolution reading channels last is a product with
         // positions in rows, which writes channels last too; so is one of
         // up to 32 input channels over planes whose readers want channels
@@ -267,10 +268,12 @@ extension Lowering {
         let outDims = [x.dims[0], wDims[0], win.out.h, win.out.w]
         // Depthwise layers read and write channels last in place (the
         // engine's channels-in-lanes layout) where their readers take it;
-        // so do stems of up to 4 input channels (engine_narrow.c's output
-        // channels in lanes, else written back into planes by transposes).
+        // so do stems of up to 4 input channels and 8 output columns or
+        // more, with no residual (engine_narrow.c's output channels in
+        // lanes, else written back into planes by transposes; it declines
+        // the others, and the packed product takes only planes).
         let depthwise = layout == .given && group == x.dims[1] && wDims[1] == 1 && wDims[0] == group
-        let stem = layout == .packed && wDims[1] <= 4
+        let stem = layout == .packed && wDims[1] <= 4 && win.out.w >= 8 && current.attributes["neuron.residual"] != .int(1)
         var out = try (depthwise || stem) && channelsLast ? channelsLastTemp(outDims) : temp(.float32, outDims)
         let operands = [out, x, w] + (bias.map { [$0] } ?? [])
         // A residual (Fusion: Conv then Add) starts the sums (packed,

@@ -176,13 +176,18 @@ final class Lowering {
 
     /// A new tensor of `dims` for an elementwise result: channels last
     /// ([N, C, H, W] with strides [H·W·C, 1, W·C, C]) when an operand of
-    /// those dims is, so that the op runs over contiguous memory and its
-    /// readers get the layout its producers chose; else row-major.
+    /// those dims is (its axes of one element, which broadcasting gives
+    /// stride 0, aside), so that the op runs over contiguous memory and
+    /// its readers get the layout its producers chose; else row-major.
     func temp(_ type: NeuronDType, _ dims: [Int], layoutOf operands: [View]) throws(NeuronCompilerError) -> View {
         var out = try temp(type, dims)
         guard dims.count == 4, dims[1] > 1, dims[2] * dims[3] > 1 else { return out }
         let last = [dims[1] * dims[2] * dims[3], 1, dims[3] * dims[1], dims[1]]
-        if operands.contains(where: { $0.dims == dims && $0.strides == last }) { out.strides = last }
+        if operands.contains(where: { view in
+            view.dims == dims && dims.indices.allSatisfy { dims[$0] == 1 || view.strides[$0] == last[$0] }
+        }) {
+            out.strides = last
+        }
         return out
     }
 

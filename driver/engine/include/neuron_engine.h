@@ -397,7 +397,8 @@ int neuron_conv_grouped(const struct neuron_conv_args *c, u32 n, u32 co0, u32 co
  * (engine_narrow.c): for images of few input channels (NW_MAX_CIG), whose
  * windows the matrix product would gather for few products each. Returns
  * 0, having written nothing, when it does not apply (accumulating, output
- * rows not contiguous, fewer than 8 columns, more input channels), without
+ * rows neither contiguous nor channels last, fewer than 8 columns, more
+ * input channels), without
  * a vector unit or enough @scratch, or when packed weights are not finite.
  */
 int neuron_conv_narrow(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos,
@@ -407,8 +408,11 @@ int neuron_conv_narrow(const struct neuron_conv_args *c, u32 n, u32 co0, u32 cos
  * Every output of a depthwise convolution (one input and one output
  * channel per group, @co_count channels) for batch @n, finished, with
  * channels in vector lanes (engine_grouped.c): for rows too narrow for
- * neuron_conv_grouped()'s lanes. Returns 0 when it does not apply, without
- * a vector unit, or when the image does not fit @scratch.
+ * neuron_conv_grouped()'s lanes, and for any row when the input or the
+ * output is channels last (the input then read in place when its channels
+ * are whole vectors). Returns 0 when it does not apply, without a vector
+ * unit, or when the weights (and the image, unless read in place) do not
+ * fit @scratch.
  */
 int neuron_conv_depthwise(const struct neuron_conv_args *c, u32 n, u32 co_count,
 			  const struct neuron_engine_slot *scratch);
