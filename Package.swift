@@ -21,7 +21,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
@@ -45,6 +44,15 @@ let package = Package(
             pkgConfig: "libudev",
             providers: [.apt(["libudev-dev"])]
         ),
+        // OpenSSL's libcrypto (libssl-dev), for the NEFF header's SHA-256:
+        // the system's library rather than swift-crypto's BoringSSL, which
+        // every build (debug, both sanitizers, the fuzzers) compiled anew,
+        // a quarter of each.
+        .systemLibrary(
+            name: "CLibcrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // The ISA in Swift: dtypes, bfloat16, the program builder, the
         // engine run in this process, weight layouts. No device needed.
         .target(name: "NeuronISA", dependencies: ["CNeuronEngine"]),
@@ -61,10 +69,7 @@ let package = Package(
         // NEFF: the compiled-model file format (docs/neff.md), reader and writer.
         .target(
             name: "NeuronNEFF",
-            dependencies: [
-                "NeuronISA",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["NeuronISA", "CLibcrypto"]
         ),
         // The runtime: visible NeuronCores, loading NEFFs on core groups,
         // shared weights, tensors, execution.
@@ -149,10 +154,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuronNEFFTests",
-            dependencies: [
-                "NeuronNEFF", "NeuronDevice", "TestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            dependencies: ["NeuronNEFF", "NeuronDevice", "TestSupport"]
         ),
         .testTarget(name: "NeuronRuntimeTests", dependencies: ["NeuronRuntime", "NeuronNEFF", "NeuronDevice", "TestSupport"]),
         .testTarget(

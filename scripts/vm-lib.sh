@@ -68,7 +68,7 @@ vm_initramfs() {
 	vm_copy_with_libs "$(command -v udevadm)" "$root"
 	ln -s "$(command -v udevadm)" "$root/lib/systemd/systemd-udevd"
 	# Libraries that static-stdlib Swift and C programs of the project need.
-	for lib in libstdc++.so.6 libgcc_s.so.1 libm.so.6 libudev.so.1 libz.so.1; do
+	for lib in libstdc++.so.6 libgcc_s.so.1 libm.so.6 libudev.so.1 libz.so.1 libcrypto.so.3; do
 		lib=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
 		[ -n "$lib" ] && vm_copy_with_libs "$lib" "$root"
 	done

@@ -1,4 +1,4 @@
-import Crypto
+import CLibcrypto
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -223,7 +223,7 @@ public struct NEFFModel: Sendable, Equatable {
         store(UInt32(Self.headerSize), at: 8)
         store(UInt32(coreCount), at: 12)
         store(UInt64(payload.count), at: 16)
-        header.replaceSubrange(24..<56, with: Array(SHA256.hash(data: payload)))
+        header.replaceSubrange(24..<56, with: Self.sha256(payload))
         header.replaceSubrange(56..<72, with: uuid)
         let nameBytes = Array(name.utf8.prefix(Self.nameLength - 1))
         header.replaceSubrange(72..<(72 + nameBytes.count), with: nameBytes)
@@ -311,7 +311,7 @@ public struct NEFFModel: Sendable, Equatable {
             throw NEFFError(.header, "the header announces a payload of \(payloadSize) bytes; the file has \(bytes.count - Self.headerSize) after the header (truncated or padded)")
         }
         let payload = bytes[Self.headerSize...]
-        let digest = Array(SHA256.hash(data: payload))
+        let digest = Self.sha256(payload)
         guard digest == Array(bytes[24..<56]) else {
             throw NEFFError(.hash, "the payload's SHA-256 does not match the header's: the file is corrupt")
         }
@@ -478,5 +478,30 @@ public struct NEFFModel: Sendable, Equatable {
             }
         }
         try debug?.validate(instructionCounts: programs.map(\.instructionCount))
+    }
+}
+
+extension NEFFModel {
+    /// The SHA-256 of `bytes`, as the header's bytes 24-55 hold the
+    /// payload's (docs/neff.md). OpenSSL's libcrypto computes it.
+    public static func sha256<Bytes: Collection>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
+        var digest = [UInt8](repeating: 0, count: 32)
+        let done = bytes.withContiguousStorageIfAvailable { digestOf($0, into: &digest) }
+            ?? Array(bytes).withUnsafeBufferPointer { digestOf($0, into: &digest) }
+        // EVP_Digest fails only when OpenSSL cannot allocate its context.
+        precondition(done, "OpenSSL's EVP_Digest(SHA-256) failed: out of memory?")
+        return digest
+    }
+
+    private static func digestOf(_ data: UnsafeBufferPointer<UInt8>, into digest: inout [UInt8]) -> Bool {
+        var length: UInt32 = 0
+        let ok = digest.withUnsafeMutableBufferPointer { out in
+            // A zero-length buffer may have no address; OpenSSL reads none.
+            withUnsafeBytes(of: 0) { empty in
+                EVP_Digest(data.baseAddress.map(UnsafeRawPointer.init) ?? empty.baseAddress, data.count,
+                           out.baseAddress, &length, EVP_sha256(), nil)
+            }
+        }
+        return ok == 1 && length == 32
     }
 }

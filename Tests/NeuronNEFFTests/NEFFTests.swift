@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import NeuronDevice
 @testable import NeuronNEFF
@@ -8,7 +7,7 @@ import TestSupport
 /// `bytes` with the payload's hash recomputed, as a forger would.
 func rehashed(_ bytes: [UInt8]) -> [UInt8] {
     var out = bytes
-    out.replaceSubrange(24..<56, with: Array(SHA256.hash(data: bytes[256...])))
+    out.replaceSubrange(24..<56, with: NEFFModel.sha256(bytes[256...]))
     return out
 }
 
@@ -84,6 +83,23 @@ struct NEFFTests {
         expectRefused(Array(good.prefix(100)), .header, mentioning: "header")
         expectRefused(Array(good.dropLast(700)), .header, mentioning: "truncated")
         expectRefused(good + [0], .header, mentioning: "payload")
+    }
+
+    @Test("the header's digest is SHA-256: the standard's test vectors, from slices and any collection")
+    func sha256Vectors() {
+        func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+        // FIPS 180-2, appendix B: "abc", the empty message, 448 bits, a million "a".
+        #expect(hex(NEFFModel.sha256(Array("abc".utf8)))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hex(NEFFModel.sha256([UInt8]()))
+                == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        let message = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        let expected = "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        #expect(hex(NEFFModel.sha256(message)) == expected)
+        #expect(hex(NEFFModel.sha256(([0, 1] + message + [2])[2..<(message.count + 2)])) == expected)
+        #expect(hex(NEFFModel.sha256(message.lazy.map { $0 })) == expected)
+        #expect(hex(NEFFModel.sha256([UInt8](repeating: 0x61, count: 1_000_000)))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
     @Test("a changed payload byte fails the hash; a forged hash meets the archive's checks")

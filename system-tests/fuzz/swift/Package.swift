@@ -11,7 +11,6 @@ let package = Package(
     platforms: [.macOS(.v13)],
     dependencies: [
         .package(name: "neuron", path: "../../.."),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "CFuzzerDriver"),
@@ -20,7 +19,6 @@ let package = Package(
             dependencies: [
                 "CFuzzerDriver",
                 .product(name: "NeuronNEFF", package: "neuron"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

@@ -2,7 +2,6 @@
 // trap or a hang, and whatever it accepts writes back to a file that reads
 // the same.
 import CFuzzerDriver
-import Crypto
 import Foundation
 import NeuronNEFF
 
@@ -15,7 +14,7 @@ func fuzzNEFF(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
     let headerSize = NEFFModel.headerSize
     if bytes.count >= headerSize, bytes.starts(with: Array("NEFF".utf8)) {
         let payload = bytes[headerSize...]
-        bytes.replaceSubrange(24..<56, with: Array(SHA256.hash(data: Array(payload))))
+        bytes.replaceSubrange(24..<56, with: NEFFModel.sha256(payload))
     }
     guard let model = try? NEFFModel(bytes: bytes) else { return 0 }
     // Accepted: it must write, and read back the same.

@@ -1,0 +1,2 @@
+/* OpenSSL's libcrypto (libssl-dev): the NEFF header's SHA-256. */
+#include <openssl/evp.h>
