@@ -88,7 +88,7 @@ struct NEFFTests {
     @Test("the header's digest is SHA-256: the standard's test vectors, from slices and any collection")
     func sha256Vectors() {
         func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
-        // FIPS 180-2, appendix B: "abc", the empty message, 448 bits, a million "a".
+        // FIPS 180-2, appendix B: "abc", 448 bits, a million "a"; and the empty message.
         #expect(hex(NEFFModel.sha256(Array("abc".utf8)))
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(hex(NEFFModel.sha256([UInt8]()))

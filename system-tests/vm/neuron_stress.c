@@ -704,6 +704,13 @@ static int mode_cycles(const char *module, unsigned int cycles)
 	signal(SIGTERM, on_term);
 	for (i = 0; i < nopeners + nreaders; i++) {
 		kids[i] = fork();
+		if (kids[i] < 0) {
+			/* Never kill(-1): only the children that exist. */
+			check(0, "stress.cycles.start", "fork: %s", strerror(errno));
+			while (i--)
+				kill(kids[i], SIGKILL);
+			return 1;
+		}
 		if (kids[i] == 0) {
 			close(fds[0]);
 			if (i < nopeners)
@@ -774,7 +781,8 @@ static int mode_cycles(const char *module, unsigned int cycles)
 		stuck = syscall(SYS_delete_module, "neuron", O_NONBLOCK) != 0;
 	}
 	printf("# cycles: %u loads and unloads in %.1f s, %ld unloads refused while in use "
-	       "(openers held off for %ld of them); %ld opens (%ld ops), %ld absent; %ld sysfs reads\n",
+	       "(the openers held off in %ld of the cycles); %ld opens (%ld ops), %ld absent; "
+	       "%ld sysfs reads\n",
 	       done, (now_ms() - t0) / 1000, refused, held, total.opens, total.ops, total.absent,
 	       readers.ops);
 	check(done == cycles, "stress.cycles.completed", "%u of %u (%d errors)", done, cycles, load_errors);
