@@ -266,6 +266,13 @@ struct RowKernelTests {
         values += row { (i: Int) -> Float in i == length / 2 && length > 1 ? .nan : Float(i % 5) }
         values += row { (i: Int) -> Float in i == 0 ? .nan : Float(i % 5) }
         values += row { (i: Int) -> Float in i == length - 1 ? 3 : (i % 2 == 0 ? -.infinity : -1) }
+        // exp's short form takes rows whose every x - max is at least
+        // -86 from max (all numbers): at that edge and just past it, a
+        // max so large that max - 86 rounds away from it, a huge one.
+        values += row { (i: Int) -> Float in i == length / 3 ? 10 : (i % 2 == 0 ? -76 : -75.5) }
+        values += row { (i: Int) -> Float in i == length / 3 ? 10 : (i % 2 == 0 ? Float(-76).nextDown : -75.5) }
+        values += row { (i: Int) -> Float in i % 4 == 0 ? 1e9 : 1e9 - 100 }
+        values += row { (i: Int) -> Float in i == 0 ? .greatestFiniteMagnitude : Float(i) }
         let rows = UInt32(values.count / length), n = UInt32(length)
         // The sum in order, and in lanes (ISA 1.8).
         for lanes in [false, true] {
