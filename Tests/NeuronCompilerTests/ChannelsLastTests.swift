@@ -100,6 +100,53 @@ struct ChannelsLastTests {
         #expect(wrong == 0, "\(wrong) of \(want.count) outputs differ")
     }
 
+    /// EfficientNet's blocks: a pointwise layer, swish (Sigmoid and Mul,
+    /// fused into one SILU) and a depthwise layer of stride 2 after a Pad.
+    /// The swish runs over the image channels last, with no copy into
+    /// planes before it, and gives the bits of the same graph with the
+    /// swish's result an output too (which keeps it in planes).
+    @Test("swish between a pointwise and a depthwise layer runs channels last, with the planes' bits")
+    func swishChannelsLast() throws {
+        let (c, e, h, w) = (8, 24, 10, 10)
+        let x = sample(c * h * w, seed: 15).map { $0 * 3 }
+        func tensor(_ name: String, _ dims: [Int], _ values: [Float]) -> Onnx_TensorProto {
+            var t = ONNXBuilder.tensor(name, .float, dims.map(Int64.init))
+            t.floatData = values
+            return t
+        }
+        func graph(swishOut: Bool) -> Onnx_GraphProto {
+            var graph = Onnx_GraphProto()
+            graph.name = "swish"
+            graph.input = [ONNXBuilder.value("x", .float, [1, c, h, w])]
+            graph.output = [ONNXBuilder.value("y", .float, [1, e, 5, 5])]
+                + (swishOut ? [ONNXBuilder.value("s", .float, [1, e, h, w])] : [])
+            var pads = ONNXBuilder.tensor("pads", .int64, [8])
+            pads.int64Data = [0, 0, 0, 0, 0, 0, 1, 1]
+            graph.initializer = [tensor("we", [e, c, 1, 1], sample(e * c, seed: 16)), tensor("be", [e], sample(e, seed: 17)),
+                                 tensor("wd", [e, 1, 3, 3], sample(e * 9, seed: 18)), tensor("bd", [e], sample(e, seed: 19)),
+                                 pads]
+            graph.node = [ONNXBuilder.node("Conv", ["x", "we", "be"], ["p"], name: "expand"),
+                          ONNXBuilder.node("Sigmoid", ["p"], ["g"], name: "gate"),
+                          ONNXBuilder.node("Mul", ["p", "g"], ["s"], name: "swish"),
+                          ONNXBuilder.node("Pad", ["s", "pads"], ["sp"], name: "pad"),
+                          ONNXBuilder.node("Conv", ["sp", "wd", "bd"], ["y"], name: "depthwise",
+                                           [ONNXBuilder.attribute("strides", ints: [2, 2]),
+                                            ONNXBuilder.attribute("group", int: Int64(e))])]
+            return graph
+        }
+        let (model, list) = try compiled(graph(swishOut: false))
+        #expect(list.map(\.name) == ["MATMUL", "UNARY.silu", "CONV2D"], "\(list.map(\.name))")
+        for operand in list.filter({ $0.name == "UNARY.silu" }).flatMap(\.operands) {
+            #expect(operand.strides[1] == 1 && operand.strides[3] == UInt64(e), "channels last: \(operand)")
+        }
+        let (planes, planesList) = try compiled(graph(swishOut: true))
+        for operand in planesList.filter({ $0.name == "UNARY.silu" }).flatMap(\.operands) {
+            #expect(operand.strides[3] == 1, "planes: \(operand)")
+        }
+        let got = try run(model, ["x": x])["y"] ?? [], want = try run(planes, ["x": x])["y"] ?? []
+        #expect(got.count == e * 25 && got.map(\.bitPattern) == want.map(\.bitPattern))
+    }
+
     @Test("a stem of three channels writes channels last for the depthwise layer after it, with the planes' bits")
     func stem() throws {
         let (h, w, c) = (14, 17, 16)   // 9 output columns: engine_narrow.c takes 8 or more

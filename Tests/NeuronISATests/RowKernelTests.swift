@@ -383,6 +383,60 @@ struct RowKernelTests {
         } } } }
     }
 
+    /// An image channels last ([N, C, H, W], C's stride 1) walks in memory
+    /// order (the views' axes sorted by the output's strides) where the
+    /// order cannot show: the output apart from the inputs or exactly one
+    /// of them. An output that overlaps an input otherwise keeps the
+    /// walk's order, element by element in [N, C, H, W] order.
+    @Test("elementwise ops over images channels last give the walk's bits, apart, in place and overlapping")
+    func channelsLastImages() throws {
+        let (c, h, w) = (24, 5, 7), count = c * h * w
+        let dims: [UInt32] = [1, UInt32(c), UInt32(h), UInt32(w)]
+        let last: [UInt64] = [UInt64(count), 1, UInt64(w * c), UInt64(c)]
+        let x = Self.hostile(count, seed: 21), scale = Self.hostile(c, seed: 22)
+        func view(_ slot: Int, offset: UInt64 = 0) -> NeuronTensorView {
+            NeuronTensorView(slot: slot, offset: offset, dims: dims, strides: last)
+        }
+        for inPlace in [false, true] {
+            func run(_ level: UInt32) throws -> [[UInt32]]? {
+                try at(level) {
+                    let slots = Slots([count * 4, c * 4, count * 4, count * 4])
+                    slots.set(0, x); slots.set(1, scale)
+                    var program = NeuronProgram()
+                    let silu = inPlace ? view(0) : view(2)
+                    program.unary(.silu, silu, view(0))
+                    program.binary(.mul, inPlace ? silu : view(3), silu,
+                                   NeuronTensorView(slot: 1, dims: dims, strides: [0, 1, 0, 0]))
+                    try slots.run(program)
+                    return [slots.floats(inPlace ? 0 : 2).map(Self.bits), slots.floats(inPlace ? 0 : 3).map(Self.bits)]
+                }
+            }
+            let reference = try #require(try run(UInt32(NEURON_SIMD_SCALAR.rawValue)))
+            // The product against the channel's scale, element by element.
+            let silu = inPlace ? reference[1] : reference[0]
+            if !inPlace {
+                #expect(reference[1] == (0..<count).map { Self.bits(Float(bitPattern: silu[$0]) * scale[$0 % c]) })
+            }
+            for width in Self.widths {
+                guard let got = try run(width.level) else { continue }
+                #expect(got == reference, "channels last, in place \(inPlace), at \(width.name)")
+            }
+        }
+        // The output one element past the input in the same buffer: each
+        // element reads what an element before it in the walk wrote.
+        let slots = Slots([(count + 1) * 4])
+        slots.set(0, x + [0])
+        var program = NeuronProgram()
+        program.unary(.neg, view(0, offset: 1), view(0))
+        try slots.run(program)
+        var want = x + [0]
+        for ch in 0..<c { for row in 0..<h { for col in 0..<w {
+            let at = row * w * c + col * c + ch
+            want[at + 1] = -want[at]
+        } } }
+        #expect(slots.floats(0).map(Self.bits) == want.map(Self.bits))
+    }
+
     /// Channels last against a per-channel constant (NHWC's normalisation):
     /// rows of 1 to 7 elements back to back, b's row the same for all,
     /// run 16 rows at a time against b repeated. Every width gives the

@@ -368,6 +368,81 @@ int ew_scalar_rows(const struct neuron_insn *in, float *ro, const float *ra, con
 	return 1;
 }
 
+/* The element offsets @d spans: [d->offset, *@end]. */
+static void ew_span(const struct neuron_tensor_desc *d, u64 *end)
+{
+	u32 i;
+
+	*end = d->offset;
+	for (i = 0; i < d->rank; i++)
+		*end += (u64)(d->dims[i] - 1) * d->strides[i];
+}
+
+/*
+ * Elementwise views whose output is laid out in another order than its
+ * axes (an image channels last: [N, C, H, W] with C's stride 1) walk in
+ * memory order instead: the axes of all views sorted by the output's
+ * strides, largest first, into @sorted, so that rows are contiguous and
+ * the vector kernels take them. Only where the order of elements cannot
+ * change a bit: every output element its own (each axis's stride at
+ * least the span of those inside it), and each input either apart from
+ * the output or exactly it (in place: an element reads only what it
+ * writes). 1 if sorted.
+ */
+static int ew_sorted(const struct neuron_tensor_desc *const *v, u32 count,
+		     const struct neuron_engine_slot *slots, struct neuron_tensor_desc *sorted)
+{
+	const struct neuron_tensor_desc *o = v[0];
+	u32 order[NEURON_MAX_RANK], rank = o->rank, i, j, t;
+	u64 span = 1, oend, end;
+	const float *ob = f32(slots, o);
+	int moved = 0;
+
+	for (i = 0; i < rank; i++)
+		order[i] = i;
+	/* Insertion sort of the axes by the output's strides, largest first. */
+	for (i = 1; i < rank; i++)
+		for (j = i; j > 0 && o->strides[order[j]] > o->strides[order[j - 1]]; j--) {
+			t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+			moved = 1;
+		}
+	if (!moved)
+		return 0;
+	for (i = rank; i-- > 0;) {
+		u32 ax = order[i];
+
+		if (o->dims[ax] == 1)
+			continue;
+		if (o->strides[ax] < span)
+			return 0;
+		span = o->strides[ax] * o->dims[ax];
+	}
+	ew_span(o, &oend);
+	for (j = 1; j < count; j++) {
+		const struct neuron_tensor_desc *d = v[j];
+		const float *db = f32(slots, d);
+		int same = db == ob && d->offset == o->offset && d->rank == rank;
+
+		for (i = 0; same && i < rank; i++)
+			same = d->dims[i] == o->dims[i] && (o->dims[i] == 1 || d->strides[i] == o->strides[i]);
+		ew_span(d, &end);
+		if (!same && !(db + end < ob + o->offset || ob + oend < db + d->offset))
+			return 0;
+		if (d->rank != rank)
+			return 0;
+	}
+	for (j = 0; j < count; j++) {
+		sorted[j] = *v[j];
+		for (i = 0; i < rank; i++) {
+			sorted[j].dims[i] = v[j]->dims[order[i]];
+			sorted[j].strides[i] = v[j]->strides[order[i]];
+		}
+	}
+	return 1;
+}
+
 /* Short rows op_elementwise runs as one against a repeated row of b. */
 #define EW_PERIOD	16
 
@@ -378,9 +453,16 @@ static void op_elementwise(const struct neuron_insn *in, const struct neuron_ten
 	const struct neuron_tensor_desc *views[3] = { o, a, b };
 	float *po = f32(slots, o), *pa = f32(slots, a), *pb = b ? f32(slots, b) : NULL;
 	u64 n, step[3] = { 0 }, count = 1, j, ao = 0, bo = 0, oo = 0;
+	struct neuron_tensor_desc sorted[3];
 	struct walk w;
 	int ax;
 
+	if (ew_sorted(views, b ? 3 : 2, slots, sorted)) {
+		o = views[0] = &sorted[0];
+		a = views[1] = &sorted[1];
+		if (b)
+			b = views[2] = &sorted[2];
+	}
 	/* Walk the rows: the trailing axes that merge into one, then the rest. */
 	walk_rows(&w, views, b ? 3 : 2, &n, step);
 	/*

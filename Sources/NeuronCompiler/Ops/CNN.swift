@@ -443,7 +443,7 @@ extension Lowering {
     /// elementwise op whose result is, in turn (up to four deep). Not a
     /// graph output.
     func channelsLastWanted(_ name: String, depth: Int = 0) -> Bool {
-        let elementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "HardSigmoid",
+        let elementwise: Set<String> = ["Add", "Sub", "Mul", "Div", "Relu", "Clip", "Sigmoid", "Swish", "HardSigmoid",
                                         "HardSwish", "LeakyRelu", "Tanh", "Max", "Min"]
         guard depth < 4, !graph.outputs.contains(where: { $0.name == name }) else { return false }
         let readers = graph.nodes.filter { $0.reads.contains(name) }
