@@ -366,6 +366,17 @@ void name##_last##ROWS(const float *as, u64 as_m, u64 as_k, const void *b, u64 b
  * lane one fma chain over k in order), then stores them once.
  */
 #define GEMV_ROWS	4
+/*
+ * Rows of B a tile prefetches ahead of its chain, and the 64-byte lines
+ * of each: its own and the next tile's (a tile of two vectors reads half
+ * of a panel's row, and the tile after it the other half in a second
+ * pass over k), which the CPU's own prefetch did not foresee. Weights
+ * read once from memory, AMD EPYC Zen 1: eight products of 4 rows, 320
+ * by 1280 and back (13 MB of weights), 2.26 -> 1.74 ms (onnxruntime's
+ * 1.66); EfficientNetB0's products 8% faster.
+ */
+#define GEMV_AHEAD	32
+#define GEMV_LINES(T, width)	((T) * (width) >= 32 ? (T) * (width) / 16 : 2)
 
 /* The rows' fmas of chain position @k against b_[] (A at any strides). */
 #define GEMV_STEP(vec, fma, MR, T, k)						\
@@ -419,6 +430,12 @@ void name##_last##ROWS(const float *as, u64 as_m, u64 as_k, const void *b, u64 b
 			for (k = 0; k < gemm_chain(K, bmode); k++) {		\
 				const float *brow = (const float *)b + k * bs_k; \
 										\
+				/* A cold B (weights streamed once): the lines	\
+				 * GEMV_AHEAD rows on, the next tile's too. */	\
+				if (!bmode && k + GEMV_AHEAD < K)		\
+					for (t_ = 0; t_ < GEMV_LINES(T, width); t_++) \
+						__builtin_prefetch(brow + GEMV_AHEAD * bs_k + \
+								   GEMM_BCOL(n) + 16 * t_); \
 				_Pragma("GCC unroll 8")				\
 				for (t_ = 0; t_ < (T); t_++)			\
 					b_[t_] = bmode ? GEMM_B_VEC(vec, k, n + t_ * (width)) : \
