@@ -435,7 +435,7 @@ void name##_last##ROWS(const float *as, u64 as_m, u64 as_k, const void *b, u64 b
 				if (!bmode && k + GEMV_AHEAD < K)		\
 					for (t_ = 0; t_ < GEMV_LINES(T, width); t_++) \
 						__builtin_prefetch(brow + GEMV_AHEAD * bs_k + \
-								   GEMM_BCOL(n) + 16 * t_); \
+								   GEMM_BCOL(n + 16 * t_)); \
 				_Pragma("GCC unroll 8")				\
 				for (t_ = 0; t_ < (T); t_++)			\
 					b_[t_] = bmode ? GEMM_B_VEC(vec, k, n + t_ * (width)) : \
