@@ -271,6 +271,8 @@ struct RowKernelTests {
         // max so large that max - 86 rounds away from it, a huge one.
         values += row { (i: Int) -> Float in i == length / 3 ? 10 : (i % 2 == 0 ? -76 : -75.5) }
         values += row { (i: Int) -> Float in i == length / 3 ? 10 : (i % 2 == 0 ? Float(-76).nextDown : -75.5) }
+        values += row { (i: Int) -> Float in i == length / 3 ? 10 : -80 }   // x - max -90, -105: past the
+        values += row { (i: Int) -> Float in i == length / 3 ? 10 : -95 }   // short form's range
         values += row { (i: Int) -> Float in i % 4 == 0 ? 1e9 : 1e9 - 100 }
         values += row { (i: Int) -> Float in i == 0 ? .greatestFiniteMagnitude : Float(i) }
         let rows = UInt32(values.count / length), n = UInt32(length)
@@ -435,6 +437,18 @@ struct RowKernelTests {
             want[at + 1] = -want[at]
         } } }
         #expect(slots.floats(0).map(Self.bits) == want.map(Self.bits))
+        // The same bytes read in planes and written channels last: not the
+        // same view, so the walk's order again.
+        let shared = Slots([count * 4])
+        shared.set(0, x)
+        var transpose = NeuronProgram()
+        transpose.unary(.neg, view(0), .contiguous(slot: 0, dims: dims))
+        try shared.run(transpose)
+        var walked = x
+        for ch in 0..<c { for row in 0..<h { for col in 0..<w {
+            walked[row * w * c + col * c + ch] = -walked[(ch * h + row) * w + col]
+        } } }
+        #expect(shared.floats(0).map(Self.bits) == walked.map(Self.bits))
     }
 
     /// Channels last against a per-channel constant (NHWC's normalisation):

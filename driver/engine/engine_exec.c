@@ -395,7 +395,7 @@ static int ew_sorted(const struct neuron_tensor_desc *const *v, u32 count,
 	const struct neuron_tensor_desc *o = v[0];
 	u32 order[NEURON_MAX_RANK], rank = o->rank, i, j, t;
 	u64 span = 1, oend, end;
-	const float *ob = f32(slots, o);
+	uintptr_t ob = (uintptr_t)f32(slots, o);
 	int moved = 0;
 
 	for (i = 0; i < rank; i++)
@@ -422,15 +422,16 @@ static int ew_sorted(const struct neuron_tensor_desc *const *v, u32 count,
 	ew_span(o, &oend);
 	for (j = 1; j < count; j++) {
 		const struct neuron_tensor_desc *d = v[j];
-		const float *db = f32(slots, d);
-		int same = db == ob && d->offset == o->offset && d->rank == rank;
+		uintptr_t db = (uintptr_t)f32(slots, d);
+		int same = db == ob && d->offset == o->offset;
 
+		if (d->rank != rank)
+			return 0;
 		for (i = 0; same && i < rank; i++)
 			same = d->dims[i] == o->dims[i] && (o->dims[i] == 1 || d->strides[i] == o->strides[i]);
 		ew_span(d, &end);
-		if (!same && !(db + end < ob + o->offset || ob + oend < db + d->offset))
-			return 0;
-		if (d->rank != rank)
+		/* Apart: the spans' bytes do not meet. */
+		if (!same && !(db + end * 4 < ob + o->offset * 4 || ob + oend * 4 < db + d->offset * 4))
 			return 0;
 	}
 	for (j = 0; j < count; j++) {

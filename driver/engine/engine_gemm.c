@@ -368,9 +368,10 @@ void name##_last##ROWS(const float *as, u64 as_m, u64 as_k, const void *b, u64 b
 #define GEMV_ROWS	4
 /*
  * Rows of B a tile prefetches ahead of its chain, and the 64-byte lines
- * of each: its own and the next tile's (a tile of two vectors reads half
- * of a panel's row, and the tile after it the other half in a second
- * pass over k), which the CPU's own prefetch did not foresee. Weights
+ * of each: its own, and for a tile of 16 floats (AVX2's two vectors, half
+ * of a panel's row) the next tile's too (the other half, which the tile
+ * after it reads in a second pass over k): the CPU's own prefetch did
+ * not foresee them. Past B's last tile a prefetch is only a hint. Weights
  * read once from memory, AMD EPYC Zen 1: eight products of 4 rows, 320
  * by 1280 and back (13 MB of weights), 2.26 -> 1.74 ms (onnxruntime's
  * 1.66); EfficientNetB0's products 8% faster.

@@ -12,8 +12,9 @@
  * or lanes past the last column) leaves those lanes' sums as they were (a
  * select, not a multiplication by zero). Runs of columns whose every tap
  * is inside read their taps as whole vectors, several vectors at once for
- * independent chains; the others by masked loads where the whole vector
- * lies inside the row, else lane by lane.
+ * independent chains; the others as whole vectors where the vector lies
+ * inside the channel's plane (AVX2: a plain load, the select keeping the
+ * lanes inside the row; AVX-512: a masked load), else lane by lane.
  *
  * Written once over a vector of W floats and built for AVX2 (8 lanes),
  * AVX-512F (16) and, for tests, 16 lanes under the AVX2 target (each
@@ -23,7 +24,6 @@
 #include "engine_transpose.h"
 
 typedef float grp_w8f __attribute__((vector_size(32), aligned(4)));
-typedef int grp_w8i __attribute__((vector_size(32), aligned(4)));
 typedef float grp_w16f __attribute__((vector_size(64), aligned(4)));
 
 #ifdef __CHECKER__
