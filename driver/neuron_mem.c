@@ -71,8 +71,8 @@ static void neuron_buffer_release(struct kref *ref)
 {
 	struct neuron_buffer *buf = container_of(ref, struct neuron_buffer, ref);
 	struct neuron_device *nd = buf->owner->nd;
+	unsigned long index, freed = 0;
 	struct page *page;
-	unsigned long index;
 
 	if (buf->kaddr)
 		vunmap(buf->kaddr);
@@ -84,8 +84,16 @@ static void neuron_buffer_release(struct kref *ref)
 		kfree(m);
 	}
 	mutex_destroy(&buf->map_lock);
-	xa_for_each(&buf->pages, index, page)
+	/*
+	 * A buffer may hold most of the host's memory: returning a million
+	 * pages (slower still under KASAN) must not keep the CPU from others.
+	 * Every path to the last reference may sleep (it takes nd->lock).
+	 */
+	xa_for_each(&buf->pages, index, page) {
 		put_page(page);
+		if (!(++freed % NEURON_COPY_BATCH))
+			cond_resched();
+	}
 	xa_destroy(&buf->pages);
 
 	mutex_lock(&nd->lock);

@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uapi/neuron.h"
@@ -1054,7 +1055,17 @@ static int run_overcommit(const char *path)
 	waitpid(pid, &st, 0);
 	check(WIFSIGNALED(st) && WTERMSIG(st) == SIGBUS, "overcommit.mapping_sigbus",
 	      "the child ended with status 0x%x", st);
-	check(mem_free(fd, h) == 0, "overcommit.free", "free failed");
+	{
+		struct timespec t0, t1;
+		int freed;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		freed = mem_free(fd, h);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		check(freed == 0, "overcommit.free", "free failed");
+		printf("# returning the committed pages took %.1f s\n",
+		       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	}
 	close(fd);
 	check(mem_available_kb() > before - 65536, "overcommit.memory_back",
 	      "MemAvailable %lld kB, was %lld", mem_available_kb(), before);
