@@ -302,6 +302,18 @@ do {										\
 	}									\
 } while (0)
 
+/* SOFTMAX's o = OP(a - max) over a row's whole vectors, from @i to @end:
+ * by blocks, then by vectors (@v and @vb hold max). */
+#define SM_EXP_ROWS(sfx, W, OP)							\
+do {										\
+	for (; i + ROWS_BLOCK(W) <= end; i += ROWS_BLOCK(W))			\
+		*(vb_##sfx *)(o + i) = OP(vb_##sfx, vbi_##sfx,			\
+					  *(const vb_##sfx *)(a + i) - vb);	\
+	for (; i < end; i += (W))						\
+		*(vf_##sfx *)(o + i) = OP(vf_##sfx, vi_##sfx,			\
+					  *(const vf_##sfx *)(a + i) - v);	\
+} while (0)
+
 /*
  * Where the vector loop of a row of @n ends: past whole vectors, one more
  * step when the row has a partial last vector and at least one whole:
@@ -536,18 +548,11 @@ void rows_softmax_##sfx(const float *a, float *o, u64 n, int lanes)		\
 		 lo - max >= EXP_NORMAL_LO && rows_within_##sfx(a, n, lo, max); \
 	v = SPLAT(vf_##sfx, max);						\
 	vb = SPLAT(vb_##sfx, max);						\
-	for (i = 0; normal && i + ROWS_BLOCK(W) <= end; i += ROWS_BLOCK(W))		\
-		*(vb_##sfx *)(o + i) = EXP_NORMAL(vb_##sfx, vbi_##sfx,		\
-						  *(const vb_##sfx *)(a + i) - vb); \
-	for (; normal && i < end; i += (W))					\
-		*(vf_##sfx *)(o + i) = EXP_NORMAL(vf_##sfx, vi_##sfx,		\
-						  *(const vf_##sfx *)(a + i) - v); \
-	for (; i + ROWS_BLOCK(W) <= end; i += ROWS_BLOCK(W))				\
-		*(vb_##sfx *)(o + i) = EXP(vb_##sfx, vbi_##sfx,			\
-					   *(const vb_##sfx *)(a + i) - vb);	\
-	for (; i < end; i += (W))						\
-		*(vf_##sfx *)(o + i) = EXP(vf_##sfx, vi_##sfx,			\
-					   *(const vf_##sfx *)(a + i) - v);	\
+	i = 0;									\
+	if (normal)								\
+		SM_EXP_ROWS(sfx, W, EXP_NORMAL);				\
+	else									\
+		SM_EXP_ROWS(sfx, W, EXP);					\
 	if (lanes) {								\
 		for (h = 0; h < NEURON_ROW_SUM_WIDTH / (W); h++)		\
 			acc[h] = SPLAT(vf_##sfx, 0.0f);				\
