@@ -698,6 +698,8 @@ void neuron_mem_file_release(struct neuron_file *nf)
 	xa_for_each(&nf->buffers, handle, buf) {
 		xa_erase(&nf->buffers, handle);
 		WARN_ON_ONCE(!kref_put(&buf->ref, neuron_buffer_release));
+		/* A file may hold a great many small buffers. */
+		cond_resched();
 	}
 	xa_destroy(&nf->buffers);
 }

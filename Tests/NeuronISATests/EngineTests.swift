@@ -730,6 +730,13 @@ struct EngineNetworkOpTests {
         // blocks of channels): runs of eight and four positions with no tap outside,
         // the edges tap by tap.
         .init(ci: 32, co: 32, h: 7, w: 40, k: 3, stride: 1, pad: 1, dilation: 1, groups: 32),
+        // Channels in lanes with dilation: a padding wider than a dilated tap's
+        // step, a kernel whose taps pass both edges of a row at once, an infinite
+        // and a NaN weight in the padding.
+        .init(ci: 10, co: 10, h: 9, w: 13, k: 3, stride: 2, pad: 2, dilation: 2, groups: 10),
+        .init(ci: 16, co: 16, h: 11, w: 20, k: 5, stride: 1, pad: 3, dilation: 3, groups: 16,
+              weightSpecial: .infinity),
+        .init(ci: 8, co: 8, h: 6, w: 5, k: 7, stride: 1, pad: 4, dilation: 1, groups: 8, weightSpecial: .nan),
         // Few input channels (engine_narrow.c, output channels in lanes, rows
         // back through transposes): ResNet's 7x7 stem of stride 2 (four vectors of
         // channels by six columns); MobileNet's 3x3 of stride 2 padded after
