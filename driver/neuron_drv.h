@@ -173,6 +173,9 @@ struct neuron_file {
 	 */
 	struct pid *tgid;
 	char comm[NEURON_COMM_LEN];
+	/* When a search of every process for a holder last found none
+	 * (jiffies; 0: never), under nd->lock: searched again a second on. */
+	unsigned long holder_searched;
 	u64 open_seq;			/* orders files by open time */
 	u32 cores_held;			/* NeuronCores reserved by this file */
 	/* Memory of this file's live buffers, under nd->lock. */

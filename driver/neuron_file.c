@@ -76,9 +76,10 @@ static struct pid *neuron_find_holder(struct file *filp, char (*comm)[TASK_COMM_
  * The process that holds @nf now, for the process list and for naming
  * the holder of a NeuronCore: the recorded one while it lives; once it
  * has exited, a live process that still has the file open (a child that
- * inherited the descriptor), recorded in its place. Never a pid number
- * that a dead process left behind, as that may name another process
- * now. Under nd->lock.
+ * inherited the descriptor), recorded in its place; NULL when none has
+ * (the descriptor in flight over a socket, or only mappings left).
+ * Never a pid number that a dead process left behind, as that may name
+ * another process now. Under nd->lock.
  */
 struct pid *neuron_file_holder(struct neuron_file *nf)
 {
@@ -89,13 +90,23 @@ struct pid *neuron_file_holder(struct neuron_file *nf)
 	lockdep_assert_held(&nf->nd->lock);
 	if (neuron_pid_alive(nf->tgid))
 		return nf->tgid;
+	/*
+	 * The search walks every process's file table under RCU: with no
+	 * holder (a file kept by a mapping, or in flight over a socket),
+	 * a process list a second must not repeat it for each such file.
+	 */
+	if (nf->holder_searched && time_before(jiffies, nf->holder_searched + HZ))
+		return NULL;
 	found = neuron_find_holder(nf->filp, &comm);
-	if (found) {
-		put_pid(nf->tgid);
-		nf->tgid = found;
-		memcpy(nf->comm, comm, sizeof(nf->comm));
+	if (!found) {
+		nf->holder_searched = jiffies ?: 1;
+		return NULL;
 	}
-	return nf->tgid;
+	nf->holder_searched = 0;
+	put_pid(nf->tgid);
+	nf->tgid = found;
+	memcpy(nf->comm, comm, sizeof(nf->comm));
+	return found;
 }
 
 /*

@@ -57,6 +57,9 @@ public struct NeuronDeviceInfo: Sendable, Equatable {
 
 /// One process attached to a device.
 public struct NeuronProcessInfo: Sendable, Equatable {
+    /// The process id, or 0 for files of no visible live process (not in
+    /// the caller's PID namespace, a descriptor in flight over a socket,
+    /// or only mappings left).
     public var pid: Int32
     public var command: String
     public var openFiles: Int

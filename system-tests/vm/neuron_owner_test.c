@@ -9,7 +9,12 @@
  *     one job timeout at a time, in an unkillable release);
  *   - the opener exits while a forked child keeps the descriptor: the
  *     child is named as the holder (the dead opener's pid was, which the
- *     system may give to another process).
+ *     system may give to another process);
+ *   - a descriptor passed over a socket (SCM_RIGHTS) by an opener that
+ *     exits: while in flight no live process holds the file, and pid 0
+ *     is named (the dead opener's pid was; the search of every process
+ *     is then repeated at most once a second); once received, the
+ *     receiver is named.
  *
  * Runs inside scripts/vm-test as root, with neuron.ko loaded with
  * fake_devices=2 and 4 cores each; prints one "PASS name" or
@@ -21,6 +26,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "vm_queue.h"
@@ -190,10 +196,117 @@ static void test_child_keeps_file(void)
 	prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
+/* @fd over the socket @sock (SCM_RIGHTS). */
+static int send_fd(int sock, int fd)
+{
+	char byte = 'f', ctl[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec io = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &m, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char byte, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec io = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *c;
+	int fd = -1;
+
+	if (recvmsg(sock, &m, 0) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&m);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+static pid_t core_owner(int fd, uint32_t core)
+{
+	struct neuron_queue_info qi = { .core = core };
+
+	return xioctl(fd, NEURON_IOCTL_QUEUE_INFO, &qi) ? -1 : (pid_t)qi.owner_pid;
+}
+
+/*
+ * A process opens the device, reserves core 3, passes the descriptor to
+ * a receiver over a socket and exits before it is received. In flight,
+ * no process is named (pid 0); once the receiver took the descriptor, it
+ * is (within the second a fruitless search waits), and holds the core
+ * until killed.
+ */
+static void test_passed_file(void)
+{
+	int sv[2], go[2], fd, st, named = 0;
+	pid_t receiver, opener;
+	double t0;
+	char b = 0;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) || pipe(go)) {
+		check(0, "owner.passed.setup", "socketpair or pipe: %s", strerror(errno));
+		return;
+	}
+	receiver = fork();
+	if (receiver == 0) {
+		close(go[1]);
+		if (read(go[0], &b, 1) != 1 || recv_fd(sv[1]) < 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	opener = fork();
+	if (opener == 0) {
+		int cfd = open_dev(0);
+
+		if (reserve(cfd, 0x8, NULL) || send_fd(sv[0], cfd))
+			_exit(1);
+		_exit(0);
+	}
+	close(go[0]);
+	waitpid(opener, &st, 0);
+	fd = open_dev(0);
+	check(WIFEXITED(st) && WEXITSTATUS(st) == 0, "owner.passed.sent", "opener status 0x%x", st);
+	/* Asked twice in flight: the second within the second of the first. */
+	check(core_owner(fd, 3) == 0 && core_owner(fd, 3) == 0, "owner.passed.in_flight_no_holder",
+	      "owner %d (opener %d, receiver %d): a live process named, or the dead opener",
+	      core_owner(fd, 3), opener, receiver);
+	check(list_has(fd, 0) == 1 && list_has(fd, opener) == 0, "owner.passed.in_flight_listed_as_0",
+	      "pid 0 listed %d, opener listed %d", list_has(fd, 0), list_has(fd, opener));
+	if (write(go[1], &b, 1) != 1)
+		check(0, "owner.passed.go", "%s", strerror(errno));
+	t0 = now_ms();
+	while (!named && now_ms() - t0 < 5000) {
+		named = core_owner(fd, 3) == receiver;
+		if (!named)
+			usleep(20000);
+	}
+	check(named, "owner.passed.receiver_named", "owner %d, receiver %d, opener %d after %.0f ms",
+	      core_owner(fd, 3), receiver, opener, now_ms() - t0);
+	printf("# the receiver named %.0f ms after it was let receive\n", now_ms() - t0);
+	check(list_has(fd, receiver) == 1 && list_has(fd, opener) == 0, "owner.passed.process_list",
+	      "receiver listed %d, opener listed %d", list_has(fd, receiver), list_has(fd, opener));
+	kill(receiver, SIGKILL);
+	waitpid(receiver, &st, 0);
+	check(reserve(fd, 0x8, NULL) == 0, "owner.passed.cores_free_after_kill", "still held");
+	close(fd);
+	close(go[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	test_release_twice();
 	test_release_race();
 	test_child_keeps_file();
+	test_passed_file();
 	return failures ? 1 : 0;
 }

@@ -110,7 +110,10 @@ struct neuron_device_info {
 /**
  * struct neuron_process_info - one process attached to a device
  * @pid:                process id (thread group id) in the caller's PID
- *                      namespace, or 0 when it is not visible there
+ *                      namespace, or 0 when it is not visible there or
+ *                      when no live process has the files open (one in
+ *                      flight over a socket, or only mapped); such files
+ *                      share one entry
  * @open_files:         number of open files the process holds on the device
  * @cores_held:         bit mask of the NeuronCores the process has reserved
  * @pad:                always 0
@@ -309,7 +312,8 @@ struct neuron_mem_set {
  * @held_mask: [out] the NeuronCores the file holds after the call
  * @busy_mask: [out] on -EBUSY: the requested NeuronCores held elsewhere
  * @busy_pid:  [out] on -EBUSY: a process holding one of them (0 when not
- *                   visible in the caller's PID namespace)
+ *                   visible in the caller's PID namespace, or when no live
+ *                   process has the holding file open)
  * @pad:       [in]  must be 0
  * @reserved:  [in]  must be 0
  */
@@ -536,7 +540,8 @@ struct neuron_job_wait {
  * @submitted:    [out] the last sequence number handed out, 0 for none
  * @completed:    [out] every job up to this one has ended
  * @queued:       [out] jobs in the queue, the running one included
- * @owner_pid:    [out] process holding the core, 0 when free or not visible
+ * @owner_pid:    [out] process holding the core, 0 when free, not visible,
+ *                or held by a file no live process has open
  * @reserved:     [in]  must be 0
  */
 struct neuron_queue_info {
