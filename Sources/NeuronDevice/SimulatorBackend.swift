@@ -37,6 +37,27 @@ public struct SimulatorBackend: NeuronBackend {
         var bf16: Int32 { self == .avx512BF16 ? 1 : 0 }
     }
 
+    /// How the simulator runs MATMUL's and CONV2D's bf16 pairs products
+    /// (`NEURON_SIM_BF16`). It applies to the whole process.
+    public enum BF16Products: String, Sendable, CaseIterable {
+        /// The ISA's definition, bit for bit (VDPBF16PS where the CPU has
+        /// it, an exact emulation elsewhere): the driver's results.
+        case exact
+        /// AMX-BF16's tiles (TDPBF16PS), an explicit inexact mode: the
+        /// tiles sum each 16 pairs in an order of their own, so outputs
+        /// differ from the definition's in their last bits
+        /// (docs/benchmarks.md measures how much). Products of more than
+        /// 8 rows only; the rest stay exact.
+        case amx
+
+        var mode: UInt32 {
+            switch self {
+            case .exact: UInt32(NEURON_AMX_OFF.rawValue)
+            case .amx: UInt32(NEURON_AMX_NATIVE.rawValue)
+            }
+        }
+    }
+
     public struct Configuration: Sendable, Equatable {
         public var devices: Int
         public var coresPerDevice: Int
@@ -45,6 +66,8 @@ public struct SimulatorBackend: NeuronBackend {
         public var jobTimeoutMilliseconds: Int
         /// The engine's vector paths; nil: the widest this CPU has.
         public var vectorPaths: VectorPaths?
+        /// bf16 pairs products: exact (the default) or on AMX's tiles.
+        public var bf16Products: BF16Products
 
         /// The driver's limits, so the simulator refuses what the module would.
         public static let deviceRange = 0...16
@@ -53,7 +76,8 @@ public struct SimulatorBackend: NeuronBackend {
         public static let jobTimeoutRange = 10...3_600_000
 
         public init(devices: Int = 1, coresPerDevice: Int = 4, memoryMiBPerDevice: Int = 8192,
-                    jobTimeoutMilliseconds: Int = 10_000, vectorPaths: VectorPaths? = nil) throws(NeuronError) {
+                    jobTimeoutMilliseconds: Int = 10_000, vectorPaths: VectorPaths? = nil,
+                    bf16Products: BF16Products = .exact) throws(NeuronError) {
             guard Self.deviceRange.contains(devices) else {
                 throw .invalidConfiguration("NEURON_SIM_DEVICES=\(devices) is out of range; expected \(Self.deviceRange.lowerBound)...\(Self.deviceRange.upperBound).")
             }
@@ -69,7 +93,11 @@ public struct SimulatorBackend: NeuronBackend {
             if let vectorPaths, neuron_simd_can_run(vectorPaths.level, vectorPaths.bf16) == 0 {
                 throw .invalidConfiguration("NEURON_SIM_SIMD=\(vectorPaths.rawValue) needs CPU extensions this machine lacks; choose one of \(VectorPaths.allCases.filter { neuron_simd_can_run($0.level, $0.bf16) != 0 }.map(\.rawValue).joined(separator: ", ")), or unset it for the widest.")
             }
+            if neuron_amx_can_run(bf16Products.mode) == 0 {
+                throw .invalidConfiguration("NEURON_SIM_BF16=\(bf16Products.rawValue) needs AMX-BF16 (an Intel Xeon of the Sapphire Rapids generation or later) and a kernel that grants a process AMX's state (Linux 5.16 or later); this machine cannot: unset it for the exact products.")
+            }
             self.vectorPaths = vectorPaths
+            self.bf16Products = bf16Products
             self.devices = devices
             self.coresPerDevice = coresPerDevice
             self.memoryMiBPerDevice = memoryMiBPerDevice
@@ -77,7 +105,7 @@ public struct SimulatorBackend: NeuronBackend {
         }
 
         /// From NEURON_SIM_DEVICES, NEURON_SIM_CORES, NEURON_SIM_MEMORY_MB,
-        /// NEURON_SIM_JOB_TIMEOUT_MS and NEURON_SIM_SIMD.
+        /// NEURON_SIM_JOB_TIMEOUT_MS, NEURON_SIM_SIMD and NEURON_SIM_BF16.
         public static func fromEnvironment(_ environment: [String: String]) throws(NeuronError) -> Configuration {
             func value(_ key: String, _ fallback: Int) throws(NeuronError) -> Int {
                 guard let text = environment[key], !text.isEmpty else { return fallback }
@@ -93,11 +121,18 @@ public struct SimulatorBackend: NeuronBackend {
                 }
                 paths = chosen
             }
+            var products = BF16Products.exact
+            if let text = environment["NEURON_SIM_BF16"], !text.isEmpty {
+                guard let chosen = BF16Products(rawValue: text) else {
+                    throw .invalidConfiguration("NEURON_SIM_BF16=\(text) is not a way to run bf16 products; use exact (the ISA's bits, the default) or amx (AMX's tiles, faster, inexact).")
+                }
+                products = chosen
+            }
             return try Configuration(devices: value("NEURON_SIM_DEVICES", 1),
                                      coresPerDevice: value("NEURON_SIM_CORES", 4),
                                      memoryMiBPerDevice: value("NEURON_SIM_MEMORY_MB", 8192),
                                      jobTimeoutMilliseconds: value("NEURON_SIM_JOB_TIMEOUT_MS", 10_000),
-                                     vectorPaths: paths)
+                                     vectorPaths: paths, bf16Products: products)
         }
     }
 
@@ -110,6 +145,9 @@ public struct SimulatorBackend: NeuronBackend {
         self.world = SimulatorWorld()
         if let paths = configuration.vectorPaths {
             _ = neuron_simd_set_process(paths.level, paths.bf16)   // checked by Configuration
+        }
+        if configuration.bf16Products != .exact {
+            _ = neuron_amx_set_process(configuration.bf16Products.mode)   // checked by Configuration
         }
     }
 

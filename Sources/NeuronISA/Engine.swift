@@ -2,11 +2,18 @@ import CNeuronEngine
 
 /// The engine, in this process: what the simulator's NeuronCores run.
 public enum NeuronEngine {
-    /// Whether this CPU runs bf16 pairs natively (AVX512_BF16's
-    /// VDPBF16PS); elsewhere the engine emulates them exactly, at about
-    /// fp32's speed for matrix products and somewhat below it for
+    /// Whether this CPU runs bf16 pairs natively by default: it has
+    /// AVX512_BF16 and its VDPBF16PS is faster than the exact FMA
+    /// emulation (measured once; some Intel Xeons run it several times
+    /// slower than an fma). Elsewhere the engine emulates them exactly, at
+    /// about fp32's speed for matrix products and somewhat below it for
     /// convolutions (docs/benchmarks.md).
     public static var runsBF16PairsNatively: Bool {
+        neuron_gemm_bf16_native() != 0
+    }
+
+    /// Whether this CPU has AVX512_BF16's VDPBF16PS at all.
+    public static var hasBF16PairsInstruction: Bool {
         neuron_simd_can_run(UInt32(NEURON_SIMD_AVX512.rawValue), 1) != 0
     }
 

@@ -125,7 +125,9 @@ struct Compile: ParsableCommand {
         print("  weights \(report.weightBytes) bytes, scratch \(report.scratchBytes) bytes (\(report.unplannedScratchBytes) without reuse)")
         if let note = report.accuracyNote { print("  auto-cast \(cast.rawValue): \(note)") }
         if report.autoCastConvolutions > 0 && !NeuronEngine.runsBF16PairsNatively {
-            print("  note: this CPU has no AVX512_BF16: here the \(report.autoCastConvolutions) cast convolution(s) run an exact emulation, about 0.9x of fp32's speed (ResNet-50 0.91x); on CPUs with it 1.5-2x faster. Without AVX512_BF16, prefer --auto-cast matmult")
+            let why = NeuronEngine.hasBF16PairsInstruction
+                ? "this CPU's AVX512_BF16 (VDPBF16PS) is slower than its exact emulation" : "this CPU has no AVX512_BF16"
+            print("  note: \(why): here the \(report.autoCastConvolutions) cast convolution(s) run an exact emulation, about 0.9x of fp32's speed (ResNet-50 0.91x); on CPUs where VDPBF16PS is fast (AMD Zen 4 and 5) 1.5-2x faster. Here, prefer --auto-cast matmult")
         }
     }
 }

@@ -263,7 +263,10 @@ struct NeuronRun: AsyncParsableCommand {
             try printJSON(report)
             return
         }
-        print("neuron-run: \(model.name) on \(replicas.count) replica(s) of \(model.coreCount) NeuronCore(s), backend \(report.backend), \(concurrency) in flight")
+        // NEURON_SIM_BF16=amx changes results: say so next to them.
+        let inexact = (runtime.backend as? SimulatorBackend)?.configuration.bf16Products == .amx
+            ? " (bf16 products on AMX's tiles: inexact)" : ""
+        print("neuron-run: \(model.name) on \(replicas.count) replica(s) of \(model.coreCount) NeuronCore(s), backend \(report.backend)\(inexact), \(concurrency) in flight")
         for (name, values) in outputs.sorted(by: { $0.key < $1.key }) {
             print("  output \(displayName(name)): " + values.map { String(format: "%.5g", $0) }.joined(separator: " ")
                   + (values.count == 8 ? " ..." : ""))

@@ -1,3 +1,4 @@
+import CNeuronEngine
 import NeuronDevice
 import Testing
 import TestSupport
@@ -49,6 +50,27 @@ struct ConfigurationTests {
         #expect(try SimulatorBackend.Configuration.fromEnvironment([:]).vectorPaths == nil)
         #expect(try SimulatorBackend.Configuration.fromEnvironment(["NEURON_SIM_SIMD": "scalar"]).vectorPaths == .scalar)
         #expect(SimulatorBackend.VectorPaths(rawValue: "avx512-bf16") == .avx512BF16)
+    }
+
+    /// Only parsed here, as NEURON_SIM_SIMD.
+    @Test("NEURON_SIM_BF16 chooses exact or AMX products; amx only where the CPU and kernel allow it")
+    func bf16Products() throws {
+        #expect(try SimulatorBackend.Configuration.fromEnvironment([:]).bf16Products == .exact)
+        #expect(try SimulatorBackend.Configuration.fromEnvironment(["NEURON_SIM_BF16": "exact"]).bf16Products == .exact)
+        do {
+            _ = try SimulatorBackend.Configuration.fromEnvironment(["NEURON_SIM_BF16": "fast"])
+            Issue.record("NEURON_SIM_BF16=fast was taken")
+        } catch {
+            #expect(error.description.contains("use exact") && error.description.contains("amx"))
+        }
+        let amx = neuron_amx_can_run(UInt32(NEURON_AMX_NATIVE.rawValue)) != 0
+        do {
+            let configuration = try SimulatorBackend.Configuration.fromEnvironment(["NEURON_SIM_BF16": "amx"])
+            #expect(amx && configuration.bf16Products == .amx)
+        } catch {
+            #expect(!amx && error.description.contains("AMX-BF16") && error.description.contains("unset it"))
+        }
+        print("NEURON_SIM_BF16=amx: \(amx ? "taken (AMX-BF16 here)" : "refused (no AMX-BF16 here)")")
     }
 
     @Test("a simulator without devices says so")

@@ -1,6 +1,7 @@
 import CNeuronEngine
 import Foundation
 import NeuronDevice
+import NeuronISA
 import Testing
 import TestSupport
 
@@ -58,23 +59,38 @@ struct BF16PairsTests {
         }
     }
 
-    /// The paths, by name, with the settings that choose them.
-    static let paths: [(name: String, level: UInt32, native: Bool)] = [
-        ("scalar", UInt32(NEURON_SIMD_SCALAR.rawValue), false),
-        ("avx2 fma emulation", UInt32(NEURON_SIMD_AVX2.rawValue), false),
-        ("avx512 fma emulation", UInt32(NEURON_SIMD_AVX512.rawValue), false),
-        ("avx512_bf16 vdpbf16ps (native)", UInt32(NEURON_SIMD_AVX512.rawValue), true),
+    /// A path: its name, the vector width, whether VDPBF16PS may run, and
+    /// the thread's AMX mode.
+    typealias Path = (name: String, level: UInt32, native: Bool, amx: UInt32)
+
+    static let amxOff = UInt32(NEURON_AMX_OFF.rawValue)
+
+    /// The paths, by name, with the settings that choose them. The AMX
+    /// kernel on emulated tiles keeps the definition's chain in each
+    /// element, so it must give its bits too (its blocking checked on any
+    /// machine); AMX's own tiles are inexact (`amxNative`).
+    static let paths: [Path] = [
+        ("scalar", UInt32(NEURON_SIMD_SCALAR.rawValue), false, amxOff),
+        ("avx2 fma emulation", UInt32(NEURON_SIMD_AVX2.rawValue), false, amxOff),
+        ("avx512 fma emulation", UInt32(NEURON_SIMD_AVX512.rawValue), false, amxOff),
+        ("avx512_bf16 vdpbf16ps (native)", UInt32(NEURON_SIMD_AVX512.rawValue), true, amxOff),
+        ("amx kernel on emulated tiles", UInt32(NEURON_SIMD_AVX2.rawValue), false, UInt32(NEURON_AMX_EMULATED.rawValue)),
     ]
 
+    static let amxNativePath: Path = ("amx-bf16 tdpbf16ps (native, inexact)", UInt32(NEURON_SIMD_AVX512.rawValue), true,
+                                      UInt32(NEURON_AMX_NATIVE.rawValue))
+
     /// Run `body` on `path`; nil if this CPU cannot.
-    func on<T>(_ path: (name: String, level: UInt32, native: Bool), _ body: () throws -> T) rethrows -> T? {
+    func on<T>(_ path: Path, _ body: () throws -> T) rethrows -> T? {
         guard neuron_simd_set_thread(path.level) == 0 else { return nil }
         let native = neuron_gemm_set_bf16_thread(path.native ? 1 : 0) != 0
+        let amx = neuron_amx_set_thread(path.amx) == 0
         defer {
             _ = neuron_simd_set_thread(UInt32(NEURON_SIMD_CPU.rawValue))
-            _ = neuron_gemm_set_bf16_thread(1)
+            _ = neuron_gemm_set_bf16_thread(-1)
+            _ = neuron_amx_set_thread(UInt32(NEURON_AMX_PROCESS.rawValue))
         }
-        if path.native && !native { return nil }
+        if (path.native && path.amx == Self.amxOff && !native) || !amx { return nil }
         return try body()
     }
 
@@ -130,6 +146,9 @@ struct BF16PairsTests {
         Case(m: 13, k: 20, n: 33, aHalf: true, bHalf: true, aTransposed: true),
         Case(m: 2, k: 45, n: 300, aHalf: false, bHalf: true),
         Case(m: 1, k: 40, n: 130, aHalf: true, bHalf: false, bias: true),
+        // AMX's blocks: 32 rows (two A tiles) and a third block of 8, whole C tiles in place.
+        Case(m: 40, k: 290, n: 64, aHalf: false, bHalf: true, bias: true),
+        Case(m: 48, k: 64, n: 32, aHalf: true, bHalf: true),
     ]
 
     /// `values` into `slot`: as f32, or rounded to bf16 (`half`).
@@ -141,10 +160,15 @@ struct BF16PairsTests {
         }
     }
 
+    /// `c`'s operands, row-major [M, K] and [K, N], as f32.
+    static func operands(_ c: Case) -> (a: [Float], b: [Float]) {
+        (values(c.m * c.k, seed: UInt32(c.m * 131 + c.k), tiny: c.tiny),
+         values(c.k * c.n, seed: UInt32(c.n * 17 + c.k), tiny: c.tiny))
+    }
+
     /// The engine's output for `c` and what the definition says.
     func run(_ c: Case) throws -> (got: [UInt32], want: [UInt32]) {
-        let a = Self.values(c.m * c.k, seed: UInt32(c.m * 131 + c.k), tiny: c.tiny)
-        let b = Self.values(c.k * c.n, seed: UInt32(c.n * 17 + c.k), tiny: c.tiny)
+        let (a, b) = Self.operands(c)
         let bias = sample(c.n, seed: 5)
         let slots = Slots([c.m * c.k * (c.aHalf ? 2 : 4), c.k * c.n * (c.bHalf ? 2 : 4), c.n * 4, c.m * c.n * 4])
         let stored = c.aTransposed ? (0..<(c.m * c.k)).map { a[($0 % c.m) * c.k + $0 / c.m] } : a
@@ -183,8 +207,58 @@ struct BF16PairsTests {
             if compared > 0 { ran.append(path.name) }
         }
         print("bf16 pairs: compared with the definition on: \(ran.joined(separator: "; "))"
-              + (neuron_gemm_set_bf16_thread(1) != 0 ? "" : " (no AVX512_BF16 here: VDPBF16PS did not run)"))
+              + (neuron_simd_can_run(UInt32(NEURON_SIMD_AVX512.rawValue), 1) != 0 ? "" : " (no AVX512_BF16 here: VDPBF16PS did not run)"))
         #expect(ran.count >= (neuron_simd_level() == UInt32(NEURON_SIMD_SCALAR.rawValue) ? 1 : 2))
+    }
+
+    /// The default path is chosen by speed alone (both give the same
+    /// bits): VDPBF16PS only where the CPU has it, and the choice stays.
+    @Test("VDPBF16PS runs by default only where the CPU has it and it is the faster")
+    func defaultChoice() {
+        let has = NeuronEngine.hasBF16PairsInstruction, native = NeuronEngine.runsBF16PairsNatively
+        #expect(has || !native)
+        #expect(NeuronEngine.runsBF16PairsNatively == native, "measured once")
+        print("bf16 pairs by default: " + (native ? "VDPBF16PS (faster than the FMA emulation here)"
+                                           : has ? "the FMA emulation (VDPBF16PS is slower here)" : "the FMA emulation (no AVX512_BF16 here)"))
+    }
+
+    /// AMX's tiles sum their pairs in an order of their own. Any order of
+    /// fp32 sums of K exact products is within (K - 1)·2^-24 of the sum of
+    /// |a·b| from the true value, so two orders are within twice that of
+    /// each other (plus 2^-120 for flushed tiny results): each output must
+    /// be, and the largest error is printed. Products of 8 rows or fewer stay on
+    /// the exact paths and must give the definition's bits.
+    @Test("AMX's tiles stay within a few roundings of the definition (where the CPU has AMX-BF16)")
+    func amxNative() throws {
+        guard neuron_amx_can_run(UInt32(NEURON_AMX_NATIVE.rawValue)) != 0 else {
+            print("AMX tiles: not compared (no AMX-BF16 here, or the kernel does not grant it)")
+            return
+        }
+        var worst = 0.0, inexact = 0, outputs = 0
+        for c in Self.cases where !c.tiny {
+            guard let (got, want) = try on(Self.amxNativePath, { try run(c) }) else { continue }
+            let (a, b) = Self.operands(c)
+            let ra = Definition.roundedAll(a).map(Definition.value), rb = Definition.roundedAll(b).map(Definition.value)
+            for i in 0..<c.m {
+                for j in 0..<c.n {
+                    let index = i * c.n + j
+                    let g = Float(bitPattern: got[index]), w = Float(bitPattern: want[index])
+                    if c.m <= 8 {
+                        #expect(got[index] == want[index], "\(c): \(c.m) rows took the exact path")
+                        continue
+                    }
+                    var magnitude = 0.0
+                    for k in 0..<c.k { magnitude += abs(Double(ra[i * c.k + k]) * Double(rb[k * c.n + j])) }
+                    let error = abs(Double(g) - Double(w))
+                    outputs += 1
+                    if error > 0 { inexact += 1 }
+                    if magnitude > 0 { worst = max(worst, error / magnitude) }
+                    #expect(error <= 2 * Double(c.k) * 0x1p-24 * magnitude + 0x1p-120, "\(c) at [\(i),\(j)]: \(g) against \(w)")
+                }
+            }
+        }
+        print("AMX tiles (native): \(inexact) of \(outputs) outputs differ from the definition; the largest error is \(worst) of the sum of |a·b|")
+        #expect(outputs > 0)
     }
 
     /// The flush's edge: acc = 2^-126 plus products of -2^-150 (tiny after

@@ -25,6 +25,7 @@ neuron_v8f __builtin_ia32_vfmaddps256(neuron_v8f a, neuron_v8f b, neuron_v8f c);
 neuron_v16f __builtin_ia32_vfmaddps512_mask(neuron_v16f a, neuron_v16f b, neuron_v16f c,
 					    unsigned short mask, int rounding);
 unsigned int __builtin_ia32_stmxcsr(void);
+unsigned long long __builtin_ia32_rdtsc(void);
 void __builtin_ia32_ldmxcsr(unsigned int mxcsr);
 #endif
 
@@ -905,8 +906,9 @@ typedef u32 neuron_v16u_u __attribute__((vector_size(64), aligned(2)));
  * 32 dwords a panel): whole pairs of 32 columns by vector, the rest (the
  * last panel's columns past N, an odd K's last pair) one by one.
  */
-static __attribute__((target("avx512f"), __noinline__))
-void bf_pack_b(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0, u32 np, u32 K)
+static inline __attribute__((always_inline))
+void bf_pack_b_body(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0, u32 np,
+		    u32 K)
 {
 	u32 p, j, h;
 
@@ -960,9 +962,9 @@ void bf_pack_b(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0
  * contiguous (an f32 row rounded in lanes and narrowed to halves in
  * order, which pairs them), the rest one by one.
  */
-static __attribute__((target("avx512f"), __noinline__))
-void bf_pack_a(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, u32 rows,
-	       u32 p0, u32 np, u32 K)
+static inline __attribute__((always_inline))
+void bf_pack_a_body(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, u32 rows,
+		    u32 p0, u32 np, u32 K)
 {
 	u32 p, r, whole = 0;
 
@@ -1009,6 +1011,27 @@ void bf_pack_a(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, u
 	}
 }
 
+/*
+ * The packers by target: AVX-512F for VDPBF16PS (and AMX), AVX2 for the
+ * AMX kernel's emulated tiles on any machine (16-lane vectors in halves).
+ */
+#define BF_PACK_FNS(suffix, isa)						\
+static __attribute__((target(isa), __noinline__))				\
+void bf_pack_b##suffix(u32 *dst, const void *b, u64 bs_k, int half, u32 n, u32 N, u32 p0, \
+		       u32 np, u32 K)						\
+{										\
+	bf_pack_b_body(dst, b, bs_k, half, n, N, p0, np, K);			\
+}										\
+										\
+static __attribute__((target(isa), __noinline__))				\
+void bf_pack_a##suffix(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, u32 m, \
+		       u32 rows, u32 p0, u32 np, u32 K)				\
+{										\
+	bf_pack_a_body(apack, a, as_m, as_k, half, m, rows, p0, np, K);		\
+}
+
+BF_PACK_FNS(, "avx512f")
+
 static void gemm_bf16_native(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 			     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack)
 {
@@ -1041,24 +1064,102 @@ static void gemm_bf16_native(const void *a, u64 as_m, u64 as_k, const void *b, u
 }
 
 #ifndef __KERNEL__
-static _Thread_local int bf16_thread = 1;
+/* This thread's choice (tests): -1 the process's, 0 never, 1 always. */
+static _Thread_local int bf16_thread = -1;
 
 int neuron_gemm_set_bf16_thread(int native)
 {
 	bf16_thread = native;
-	return native && neuron_cpu_has_avx512bf16();
+	return native == 1 && neuron_cpu_has_avx512bf16();
 }
 #endif
 
-/* May bf16 pairs run on VDPBF16PS (AVX-512 width chosen)? */
+/*
+ * Is VDPBF16PS faster than the FMA emulation on this CPU? Both give the
+ * same bits, so only speed decides, and the CPUs that have the
+ * instruction differ: AMD's Zen 4 and 5 run one as fast as an fma (twice
+ * the products), some Intel Xeons several times slower (the emulation
+ * then runs about twice as fast). Measured once: the time of twelve
+ * independent chains of each (the kernels' register blocks), the best
+ * of a few tries; VDPBF16PS is taken when its products come at least a
+ * quarter faster. In the kernel this runs inside the caller's
+ * kernel_fpu_begin/end, a few microseconds once.
+ */
+#define BF_CAL_STEPS	128
+#define BF_CAL_TRIES	5
+
+#define BF_CAL_FN(name, isa, OP)						\
+static __attribute__((target(isa), __noinline__))				\
+u64 name(void)									\
+{										\
+	const neuron_v16f zero = { 0 };						\
+	neuron_v16f c[12], x = zero + 1.0f, y = zero + 0.5f, sum = zero;	\
+	u64 t, best = ~0ull;							\
+	u32 i, r, tr;								\
+										\
+	for (tr = 0; tr < BF_CAL_TRIES; tr++) {					\
+		for (r = 0; r < 12; r++)					\
+			c[r] = zero;						\
+		t = __builtin_ia32_rdtsc();					\
+		for (i = 0; i < BF_CAL_STEPS; i++) {				\
+			_Pragma("GCC unroll 12")				\
+			for (r = 0; r < 12; r++)				\
+				OP(c[r], x, y);					\
+		}								\
+		t = __builtin_ia32_rdtsc() - t;					\
+		best = t < best ? t : best;					\
+		for (r = 0; r < 12; r++)					\
+			sum += c[r];						\
+	}									\
+	/* The sums are used, so the chains are not dropped. */		\
+	__asm__ volatile("" :: "v"(sum));					\
+	return best;								\
+}
+
+#define BF_CAL_DP(c, x, y)	DPBF16(c, (neuron_v16u)(x), (neuron_v16u)(y))
+#define BF_CAL_FMA(c, x, y)	((c) = FMA16((x), (y), (c)))
+
+BF_CAL_FN(bf_cal_dp, "avx512f", BF_CAL_DP)
+BF_CAL_FN(bf_cal_fma, "avx512f", BF_CAL_FMA)
+
+static int bf16_faster(void)
+{
+	static int fast;	/* 0 unmeasured, 1 faster, -1 not */
+	int state = __atomic_load_n(&fast, __ATOMIC_RELAXED);
+	u64 dp, fma;
+
+	if (!state) {
+		dp = bf_cal_dp();
+		fma = bf_cal_fma();
+		/* Products per cycle: 32 a VDPBF16PS, 16 an fma. */
+		state = dp * 8 < fma * 2 * 5 ? 1 : -1;
+		__atomic_store_n(&fast, state, __ATOMIC_RELAXED);
+	}
+	return state > 0;
+}
+
+/*
+ * May bf16 pairs run on VDPBF16PS (AVX-512 width chosen)? As the thread
+ * or process chose, else where it is faster.
+ */
 static int gemm_bf16_native_ok(int width)
 {
-#ifndef __KERNEL__
-	if (!bf16_thread || !neuron_simd_process_bf16())
+	int choice = -1;
+
+	if (width != 16 || !neuron_cpu_has_avx512bf16())
 		return 0;
+#ifndef __KERNEL__
+	choice = bf16_thread >= 0 ? bf16_thread : neuron_simd_process_bf16();
 #endif
-	return width == 16 && neuron_cpu_has_avx512bf16();
+	return choice >= 0 ? choice : bf16_faster();
 }
+
+#ifndef __KERNEL__
+int neuron_gemm_bf16_native(void)
+{
+	return neuron_cpu_has_avx512bf16() && bf16_faster();
+}
+#endif
 
 /* MXCSR's flush-to-zero and denormals-are-zero: the emulation's rounding. */
 #define MXCSR_FTZ_DAZ	0x8040u
@@ -1153,6 +1254,318 @@ void neuron_gemm_epilogue(float *o, u64 os_m, u64 os_n, u32 M, u32 N, const floa
 		}
 }
 
+#ifndef __KERNEL__
+/*
+ * bf16 pairs on AMX (userspace only: the kernel cannot use AMX's state).
+ * An explicit, inexact mode (the simulator's NEURON_SIM_AMX): TDPBF16PS
+ * sums each tile's pairs in an order of its own, which matches no simple
+ * fp32 order, so its results stay near the definition's without being
+ * its bits (docs/isa.md, docs/benchmarks.md measure how near).
+ *
+ * The packs are VDPBF16PS's: B's panels of 32 columns are, 16 pairs at a
+ * time, two B tiles (16 rows of pairs by 16 columns, 128 bytes apart);
+ * 32 rows of A's pairs (BF_KP dwords a row) are two A tiles. Four C
+ * tiles hold 32 rows by 32 columns of sums across the block's pairs.
+ * Pairs past the block's last, up to a whole tile, are zeros in B and
+ * negative zeros in A (AMX_PAD_PAIR): fma(-0, +0, acc) is acc whatever
+ * acc is, where +0 · +0 would turn a sum of -0 into +0.
+ *
+ * The same kernel runs on emulated tiles (NEURON_AMX_EMULATED): C arrays
+ * with the definition's pair chain in each element, so that its blocking
+ * is checked bit for bit against the definition on any machine.
+ */
+#define AMX_ROWS	32
+#define AMX_KT		16	/* pairs a tile */
+#define AMX_PAD_PAIR	0x80008000u
+
+/* The tile configuration LDTILECFG reads (palette 1). */
+struct amx_config {
+	u8 palette;
+	u8 start_row;
+	u8 reserved[14];
+	u16 colsb[16];
+	u8 rows[16];
+} __attribute__((packed, aligned(64)));
+
+static _Thread_local u32 amx_thread = NEURON_AMX_PROCESS;
+static u32 amx_process = NEURON_AMX_OFF;
+/* The kernel's answer to arch_prctl(ARCH_REQ_XCOMP_PERM): 0 unasked, 1 granted, -1 refused. */
+static int amx_permission;
+
+/*
+ * Whether this process may use AMX-BF16 (the kernel asked once, the
+ * answer kept).
+ */
+static int amx_native_ok(void)
+{
+	int state = __atomic_load_n(&amx_permission, __ATOMIC_ACQUIRE);
+
+	if (!state) {
+		state = neuron_amx_request() ? 1 : -1;
+		__atomic_store_n(&amx_permission, state, __ATOMIC_RELEASE);
+	}
+	return state > 0;
+}
+
+int neuron_amx_can_run(u32 mode)
+{
+	switch (mode) {
+	case NEURON_AMX_OFF:
+	case NEURON_AMX_EMULATED:
+		return 1;
+	case NEURON_AMX_NATIVE:
+		return amx_native_ok();
+	default:
+		return 0;
+	}
+}
+
+int neuron_amx_set_process(u32 mode)
+{
+	if (!neuron_amx_can_run(mode))
+		return -1;
+	__atomic_store_n(&amx_process, mode, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int neuron_amx_set_thread(u32 mode)
+{
+	if (mode != NEURON_AMX_PROCESS && !neuron_amx_can_run(mode))
+		return -1;
+	amx_thread = mode;
+	return 0;
+}
+
+u32 neuron_amx_mode(void)
+{
+	return amx_thread != NEURON_AMX_PROCESS ? amx_thread :
+						  __atomic_load_n(&amx_process, __ATOMIC_RELAXED);
+}
+
+/* Tiles 0-3 hold C (rows 0-15 by columns 0-15, 0-15 by 16-31, 16-31 by 0-15, 16-31 by 16-31), 4-5 A, 6-7 B. */
+#define AMX_ZERO_N(t)		__asm__ volatile("tilezero %%tmm" #t ::)
+#define AMX_LOAD_N(t, p, s)	__asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t	\
+						 :: "r"(p), "r"((u64)(s)) : "memory")
+#define AMX_STORE_N(t, p, s)	__asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)"	\
+						 :: "r"(p), "r"((u64)(s)) : "memory")
+#define AMX_DP_N(c, a, b)	__asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+
+/* The emulated tiles: 16 rows of 16 dwords each, in @E. */
+struct amx_tiles {
+	u32 tile[8][16][16];
+};
+
+#define AMX_ZERO_E(t)		__builtin_memset(E->tile[t], 0, sizeof(E->tile[t]))
+#define AMX_LOAD_E(t, p, s)	amx_emu_move(E->tile[t], (const u8 *)(p), (s), 0)
+#define AMX_STORE_E(t, p, s)	amx_emu_move(E->tile[t], (u8 *)(p), (s), 1)
+#define AMX_DP_E(c, a, b)	amx_emu_dp(E->tile[c], E->tile[a], E->tile[b])
+
+static inline void amx_emu_move(u32 (*tile)[16], const u8 *p, u64 stride, int store)
+{
+	u32 r;
+
+	for (r = 0; r < 16; r++) {
+		if (store)
+			__builtin_memcpy((u8 *)p + r * stride, tile[r], 64);
+		else
+			__builtin_memcpy(tile[r], p + r * stride, 64);
+	}
+}
+
+/* The definition's chain per element: pair p's odd element, then its even one (MXCSR flushing). */
+static __attribute__((target("avx2,fma"), __noinline__))
+void amx_emu_dp(u32 (*c)[16], u32 (*a)[16], u32 (*b)[16])
+{
+	union { u32 u; float f; } acc, x, y;
+	u32 m, n, p;
+
+	for (m = 0; m < 16; m++)
+		for (n = 0; n < 16; n++) {
+			acc.u = c[m][n];
+			for (p = 0; p < AMX_KT; p++) {
+				x.u = a[m][p] & 0xffff0000u;
+				y.u = b[p][n] & 0xffff0000u;
+				acc.f = __builtin_fmaf(x.f, y.f, acc.f);
+				x.u = a[m][p] << 16;
+				y.u = b[p][n] << 16;
+				acc.f = __builtin_fmaf(x.f, y.f, acc.f);
+			}
+			c[m][n] = acc.u;
+		}
+}
+
+/*
+ * C tile @t (rows @r0, columns @c0 of the block) in from the output (or
+ * zero when @first), out to it: in place where the tile is whole inside
+ * the block's @rows and @w columns, else through @tmp.
+ */
+#define AMX_C_IN(t, r0, c0, ZERO, LOAD)						\
+do {										\
+	if (first) {								\
+		ZERO(t);							\
+	} else if ((r0) + 16 <= rows && (c0) + 16 <= w) {			\
+		LOAD(t, o + (m + (r0)) * os_m + n + (c0), os_m * 4);		\
+	} else {								\
+		amx_part_in(tmp, o + (m + (r0)) * os_m + n + (c0), os_m,	\
+			    rows > (r0) ? rows - (r0) : 0, w > (c0) ? w - (c0) : 0); \
+		LOAD(t, tmp, 64);						\
+	}									\
+} while (0)
+
+#define AMX_C_OUT(t, r0, c0, STORE)						\
+do {										\
+	if ((r0) + 16 <= rows && (c0) + 16 <= w) {				\
+		STORE(t, o + (m + (r0)) * os_m + n + (c0), os_m * 4);		\
+	} else {								\
+		STORE(t, tmp, 64);						\
+		amx_part_out(tmp, o + (m + (r0)) * os_m + n + (c0), os_m,	\
+			     rows > (r0) ? rows - (r0) : 0, w > (c0) ? w - (c0) : 0); \
+	}									\
+} while (0)
+
+/* The first @rows rows' first @cols of a 16 x 16 part of the output, zeros around them. */
+static void amx_part_in(float *tmp, const float *o, u64 os_m, u32 rows, u32 cols)
+{
+	u32 r, j;
+
+	for (r = 0; r < 16; r++)
+		for (j = 0; j < 16; j++)
+			tmp[r * 16 + j] = r < rows && j < cols ? o[r * os_m + j] : 0.0f;
+}
+
+static void amx_part_out(const float *tmp, float *o, u64 os_m, u32 rows, u32 cols)
+{
+	u32 r, j;
+
+	for (r = 0; r < rows && r < 16; r++)
+		for (j = 0; j < cols && j < 16; j++)
+			o[r * os_m + j] = tmp[r * 16 + j];
+}
+
+/*
+ * Rows [m, m + rows) (at most 32) over the packed block's pairs [0, np)
+ * (a multiple of AMX_KT), panels from column g to g1; @first: the sums
+ * start from zero, else from the output.
+ */
+#define AMX_TILES_BODY(ZERO, LOAD, STORE, DP)					\
+{										\
+	float tmp[256] __attribute__((aligned(64)));				\
+	u32 n, p, w;								\
+										\
+	for (n = g; n < g1; n += 32) {						\
+		const u32 *bp = bpack + (u64)(n - g) * BF_KP;			\
+										\
+		w = N - n < 32 ? N - n : 32;					\
+		AMX_C_IN(0, 0, 0, ZERO, LOAD);					\
+		AMX_C_IN(1, 0, 16, ZERO, LOAD);					\
+		if (rows > 16) {						\
+			AMX_C_IN(2, 16, 0, ZERO, LOAD);				\
+			AMX_C_IN(3, 16, 16, ZERO, LOAD);			\
+		}								\
+		for (p = 0; p < np; p += AMX_KT) {				\
+			LOAD(4, apack + p, BF_KP * 4);				\
+			LOAD(6, bp + p * 32, 128);				\
+			LOAD(7, bp + p * 32 + 16, 128);				\
+			DP(0, 4, 6);						\
+			DP(1, 4, 7);						\
+			if (rows > 16) {					\
+				LOAD(5, apack + 16 * BF_KP + p, BF_KP * 4);	\
+				DP(2, 5, 6);					\
+				DP(3, 5, 7);					\
+			}							\
+		}								\
+		AMX_C_OUT(0, 0, 0, STORE);					\
+		AMX_C_OUT(1, 0, 16, STORE);					\
+		if (rows > 16) {						\
+			AMX_C_OUT(2, 16, 0, STORE);				\
+			AMX_C_OUT(3, 16, 16, STORE);				\
+		}								\
+	}									\
+}
+
+static __attribute__((target("amx-tile,amx-bf16"), __noinline__))
+void amx_tiles(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 os_m, u32 m, u32 rows,
+	       u32 g, u32 g1, u32 N, int first)
+AMX_TILES_BODY(AMX_ZERO_N, AMX_LOAD_N, AMX_STORE_N, AMX_DP_N)
+
+static __attribute__((__noinline__))
+void amx_tiles_emulated(struct amx_tiles *E, const u32 *bpack, const u32 *apack, u32 np, float *o,
+			u64 os_m, u32 m, u32 rows, u32 g, u32 g1, u32 N, int first)
+AMX_TILES_BODY(AMX_ZERO_E, AMX_LOAD_E, AMX_STORE_E, AMX_DP_E)
+
+BF_PACK_FNS(_avx2, "avx2,fma")
+
+/*
+ * out = a x b in bf16 pairs on AMX's tiles (@mode NEURON_AMX_NATIVE) or
+ * on their emulation: B packed by blocks of BF_KP pairs and BF_NC
+ * columns, A by 32 rows, both padded up to a whole tile of pairs.
+ */
+static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
+		     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack, u32 mode)
+{
+	int ahalf = !!(kind & NEURON_GEMM_A_BF16), bhalf = !!(kind & NEURON_GEMM_B_BF16);
+	int wide = neuron_cpu_has_avx512f();
+	u32 *apack = pack + GEMM_B_BYTES / 4;
+	u32 pairs = (K + 1) / 2, g, g1, p0, np, nt, n, m, rows, r, p;
+	struct amx_config cfg;
+	struct amx_tiles *E = NULL;
+	struct amx_tiles emu;
+
+	if (mode == NEURON_AMX_NATIVE) {
+		__builtin_memset(&cfg, 0, sizeof(cfg));
+		cfg.palette = 1;
+		for (r = 0; r < 8; r++) {
+			cfg.colsb[r] = 64;
+			cfg.rows[r] = 16;
+		}
+		__asm__ volatile("ldtilecfg %0" :: "m"(cfg));
+	} else {
+		E = &emu;
+	}
+	for (g = 0; g < N; g += BF_NC) {
+		g1 = N - g < BF_NC ? N : g + BF_NC;
+		for (p0 = 0; p0 < pairs || p0 == 0; p0 += BF_KP) {
+			np = pairs - p0 < BF_KP ? pairs - p0 : BF_KP;
+			nt = (np + AMX_KT - 1) / AMX_KT * AMX_KT;
+			for (n = g; n < g1; n += 32) {
+				u32 *dst = pack + (u64)(n - g) * BF_KP;
+
+				if (wide)
+					bf_pack_b(dst, b, bs_k, bhalf, n, N, p0, np, K);
+				else
+					bf_pack_b_avx2(dst, b, bs_k, bhalf, n, N, p0, np, K);
+				__builtin_memset(dst + (u64)np * 32, 0, (u64)(nt - np) * 32 * 4);
+			}
+			for (m = 0; m < M; m += rows) {
+				rows = M - m < AMX_ROWS ? M - m : AMX_ROWS;
+				/* By 16 rows (the packer's most); rows past M zero. */
+				for (r = 0; r < rows; r += 16) {
+					u32 h = rows - r < 16 ? rows - r : 16;
+
+					if (wide)
+						bf_pack_a(apack + r * BF_KP, a, as_m, as_k, ahalf, m + r, h,
+							  p0, np, K);
+					else
+						bf_pack_a_avx2(apack + r * BF_KP, a, as_m, as_k, ahalf, m + r,
+							       h, p0, np, K);
+				}
+				for (r = 0; r < (rows > 16 ? 32u : 16u); r++)
+					for (p = r < rows ? np : 0; p < nt; p++)
+						apack[r * BF_KP + p] = AMX_PAD_PAIR;
+				if (E)
+					amx_tiles_emulated(E, pack, apack, nt, o, os_m, m, rows, g, g1, N, !p0);
+				else
+					amx_tiles(pack, apack, nt, o, os_m, m, rows, g, g1, N, !p0);
+			}
+			if (!pairs)
+				break;
+		}
+	}
+	if (mode == NEURON_AMX_NATIVE)
+		__asm__ volatile("tilerelease" ::);
+}
+#endif
+
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
 		       const struct neuron_engine_slot *scratch)
@@ -1180,6 +1593,17 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	 * through the FMA kernels below (no packing, half the bytes of f32),
 	 * which is faster there and gives the same bits.
 	 */
+#ifndef __KERNEL__
+	/* AMX's tiles only when chosen (inexact), from the same rows on. */
+	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && neuron_amx_mode() != NEURON_AMX_OFF) {
+		mxcsr = __builtin_ia32_stmxcsr();
+		__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
+		gemm_amx(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, neuron_amx_mode());
+		__builtin_ia32_ldmxcsr(mxcsr);
+		*cols_done = N;
+		return;
+	}
+#endif
 	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && gemm_bf16_native_ok(width)) {
 		gemm_bf16_native(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack);
 		*cols_done = N;

@@ -33,7 +33,8 @@ static u32 simd_cpu(void)
 static _Thread_local u32 simd_thread = NEURON_SIMD_CPU;
 /* The process's (the simulator's NEURON_SIM_SIMD), under a thread's choice. */
 static u32 simd_process = NEURON_SIMD_CPU;
-static int bf16_process = 1;
+/* VDPBF16PS for bf16 pairs: -1 where it is faster (measured), 0 never, 1 always. */
+static int bf16_process = -1;
 
 /* Can this CPU run @level? */
 static int simd_runs(u32 level)
@@ -80,7 +81,7 @@ int neuron_simd_set_process(u32 level, int bf16_native)
 {
 	if (!neuron_simd_can_run(level, bf16_native))
 		return -1;
-	__atomic_store_n(&bf16_process, bf16_native, __ATOMIC_RELAXED);
+	__atomic_store_n(&bf16_process, bf16_native ? 1 : 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&simd_process, level, __ATOMIC_RELAXED);
 	return 0;
 }

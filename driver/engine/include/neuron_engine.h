@@ -295,11 +295,41 @@ void neuron_gemm_epilogue(float *o, u64 os_m, u64 os_n, u32 M, u32 N, const floa
 			  int relu, int clamp, float hi);
 #ifndef __KERNEL__
 /*
- * Tests only: whether this thread's bf16 pairs may use AVX512_BF16's
- * VDPBF16PS (where the CPU has it; the default) or must run the FMA
- * emulation; returns whether the instruction will run.
+ * Tests only: whether this thread's bf16 pairs use AVX512_BF16's
+ * VDPBF16PS (1, where the CPU has it), the FMA emulation (0), or as the
+ * process chose (-1, the default); returns whether 1 will run it.
  */
 int neuron_gemm_set_bf16_thread(int native);
+/*
+ * Whether bf16 pairs run on VDPBF16PS by default here: the CPU has
+ * AVX512_BF16 and the instruction is faster than the FMA emulation
+ * (measured once).
+ */
+int neuron_gemm_bf16_native(void);
+
+/*
+ * bf16 pairs on AMX's tiles (TDPBF16PS): an explicit, inexact mode of
+ * userspace (the simulator's NEURON_SIM_AMX), never a default. The tiles
+ * sum their pairs in an order of their own, so results differ from the
+ * definition's in the last bits (docs/isa.md). NEURON_AMX_EMULATED runs
+ * the same kernel on C tiles that keep the definition's chain, to test
+ * its blocking bit for bit on any machine.
+ */
+enum neuron_amx {
+	NEURON_AMX_OFF,
+	NEURON_AMX_NATIVE,
+	NEURON_AMX_EMULATED,
+	NEURON_AMX_PROCESS = 0xff,	/* neuron_amx_set_thread(): back to the process's */
+};
+
+/* Can this process run @mode? NATIVE needs AMX-BF16 and the kernel's leave (asked once). */
+int neuron_amx_can_run(u32 mode);
+/* The process's mode (NEURON_AMX_OFF at start); -1 if it cannot run. */
+int neuron_amx_set_process(u32 mode);
+/* Tests only: this thread's mode, over the process's; -1 if it cannot run. */
+int neuron_amx_set_thread(u32 mode);
+/* The mode in force on this thread. */
+u32 neuron_amx_mode(void);
 #endif
 
 /*
@@ -519,8 +549,10 @@ u32 neuron_simd_level(void);
 int neuron_simd_set_thread(u32 level);
 /*
  * The process's width (under any thread's own choice) and whether bf16
- * pairs may use VDPBF16PS: the simulator's NEURON_SIM_SIMD, to measure
- * what a CPU with fewer extensions would do. -1 if the CPU cannot run it
+ * pairs use VDPBF16PS (1) or the FMA emulation (0): the simulator's
+ * NEURON_SIM_SIMD, to measure what a CPU with fewer extensions would do.
+ * Until it is set, VDPBF16PS runs where it is faster than the emulation
+ * (measured once; the bits are the same). -1 if the CPU cannot run it
  * (bf16 only with NEURON_SIMD_AVX512 or NEURON_SIMD_CPU).
  */
 int neuron_simd_set_process(u32 level, int bf16_native);

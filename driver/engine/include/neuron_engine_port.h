@@ -62,6 +62,29 @@ static inline int neuron_cpu_has_avx512bf16(void)
 {
 	return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 }
+
+/*
+ * Whether this process may use AMX-BF16's tiles: the CPU has them and the
+ * kernel grants the process their state, arch_prctl(ARCH_REQ_XCOMP_PERM,
+ * XFEATURE_XTILEDATA), asked with a raw system call (no libc). Userspace
+ * only: the kernel's own code cannot use AMX.
+ */
+#define NEURON_ARCH_PRCTL		158
+#define NEURON_ARCH_REQ_XCOMP_PERM	0x1023
+#define NEURON_XFEATURE_XTILEDATA	18
+
+static inline int neuron_amx_request(void)
+{
+	long ret;
+
+	if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16"))
+		return 0;
+	__asm__ volatile("syscall" : "=a"(ret)
+			 : "0"((long)NEURON_ARCH_PRCTL), "D"((long)NEURON_ARCH_REQ_XCOMP_PERM),
+			   "S"((long)NEURON_XFEATURE_XTILEDATA)
+			 : "rcx", "r11", "memory");
+	return ret == 0;
+}
 #endif
 
 /* sparse does not know every compiler builtin the engine uses. */
