@@ -165,6 +165,9 @@ public struct NeuronProgram: Sendable {
     /// or bfloat16. With `bPanels` (ISA 1.11, driver API 1.13) `b` is
     /// float32 `[ceil(N/32), K, 32]` in panels of 32 columns
     /// (`panelMatmulWeights`), one for every batch; `out` and `a` float32.
+    /// With both (ISA 1.14, driver API 1.16) `b` is bfloat16
+    /// `[ceil(N/32), ceil(K/2), 64]`, pairs in panels
+    /// (`pairPanelMatmulWeights`); `a` float32 or bfloat16.
     /// With `relu` and `clamp` (ISA 1.13, driver API 1.15; float32 out,
     /// the bound not NaN) each output after the bias goes through CONV2D's
     /// relu and upper bound, with their bits.

@@ -20,6 +20,24 @@ extension NeuronProgram {
         return laid
     }
 
+    /// A matmul's B `[K, N]` (row-major, bfloat16 bits) in the layout
+    /// `matmul(bf16Pairs: true, bPanels: true)` reads (ISA 1.14):
+    /// `[ceil(N/32), ceil(K/2), 64]`, element (k, n) at
+    /// `[n / 32][k / 2][2·(n % 32) + k % 2]`, `pad` in the lanes past N and
+    /// in the last pair's second half when K is odd. Nil when `weights`
+    /// does not hold `k` by `n`.
+    public static func pairPanelMatmulWeights(_ weights: [UInt16], k: Int, n: Int, pad: UInt16 = 0) -> [UInt16]? {
+        guard k > 0, n > 0, weights.count == k * n else { return nil }
+        let width = matmulPanel, panels = (n + width - 1) / width, pairs = (k + 1) / 2
+        var laid = [UInt16](repeating: pad, count: panels * pairs * 2 * width)
+        for row in 0..<k {
+            for column in 0..<n {
+                laid[(column / width * pairs + row / 2) * 2 * width + 2 * (column % width) + row % 2] = weights[row * n + column]
+            }
+        }
+        return laid
+    }
+
     /// Output channels per block of the packed convolution weights.
     public static let convPackRows = Int(NEURON_CONV_PACK_ROWS)
 

@@ -812,17 +812,18 @@ struct CompilerTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
-    /// x [3, 40] · w [40, 48] + b: a product large enough to be cast.
-    static func castableMatmul() -> Onnx_ModelProto {
+    /// x [3, 40] · w [40, 48] + b: a product large enough to be cast (or
+    /// x [rows, k] · w [k, n] + b).
+    static func castableMatmul(rows: Int = 3, k: Int = 40, n: Int = 48) -> Onnx_ModelProto {
         var graph = Onnx_GraphProto()
         graph.name = "castable"
-        var w = ONNXBuilder.tensor("w", .float, [40, 48])
-        w.floatData = sample(40 * 48, seed: 43)
-        var b = ONNXBuilder.tensor("b", .float, [48])
-        b.floatData = sample(48, seed: 44)
+        var w = ONNXBuilder.tensor("w", .float, [Int64(k), Int64(n)])
+        w.floatData = sample(k * n, seed: 43)
+        var b = ONNXBuilder.tensor("b", .float, [Int64(n)])
+        b.floatData = sample(n, seed: 44)
         graph.initializer = [w, b]
-        graph.input = [ONNXBuilder.value("x", .float, [3, 40])]
-        graph.output = [ONNXBuilder.value("y", .float, [3, 48])]
+        graph.input = [ONNXBuilder.value("x", .float, [rows, k])]
+        graph.output = [ONNXBuilder.value("y", .float, [rows, n])]
         graph.node = [ONNXBuilder.node("MatMul", ["x", "w"], ["h"], name: "mm"),
                       ONNXBuilder.node("Add", ["h", "b"], ["y"], name: "add")]
         return ONNXBuilder.model(graph)
@@ -853,6 +854,32 @@ struct CompilerTests {
         #expect(try run(tinyCast, ["x": tx])["y"]?.map(\.bitPattern) == (try run(tinyPlain, ["x": tx])["y"])?.map(\.bitPattern))
         let bad = try runTool("neuron-cc", ["compile", "/nonexistent.onnx", "--auto-cast", "fp8"])
         #expect(bad.status != 0 && bad.stderr.contains("none, matmult or all"), "\(bad.stderr)")
+    }
+
+    /// ISA 1.14: constant weights of an even K and 32 columns or more (the
+    /// last panel's padding a quarter at most) go in panels of bf16 pairs,
+    /// which the engine reads in place; an odd K stays in rows. Either
+    /// way the results are the pairs' (close to fp32), for a few rows and
+    /// for more than a register block.
+    @Test("--auto-cast matmult lays constant weights out as bf16 pairs in panels (even K), with the pairs' results")
+    func autoCastPairPanels() throws {
+        for (rows, k, n, panels) in [(3, 40, 64, true), (20, 96, 120, true), (5, 41, 64, false), (1, 64, 40, false)] {
+            let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.castableMatmul(rows: rows, k: k, n: n)))
+            let (fp32, _) = try NeuronCompiler.compile(graph)
+            let (bf16, report) = try NeuronCompiler.compile(graph, options: CompileOptions(autoCast: .matmult))
+            let program = try #require(bf16.programs.first)
+            let sizes = program.slots.map { name in UInt64(name.flatMap { bf16.tensor(named: $0)?.byteCount } ?? 0) }
+            let shown = try NeuronEngine.instructions(program.image, slotSizes: sizes).map(\.name)
+            #expect(report.autoCastOps == 1 && shown.contains("MATMUL.panels") == panels, "\(rows)x\(k)x\(n): \(shown)")
+            // bf16 weights: two bytes each (panels pad the last one's columns).
+            #expect(report.weightBytes < k * n * 4, "\(report.weightBytes) bytes of weights")
+            let x = sample(rows * k, seed: 41)
+            let exact = try run(fp32, ["x": x])["y"] ?? [], approximate = try run(bf16, ["x": x])["y"] ?? []
+            let scale = exact.map { abs($0) }.max() ?? 1
+            let worst = zip(exact, approximate).map { abs($0 - $1) / scale }.max() ?? 1
+            #expect(exact.count == rows * n && approximate.count == rows * n && worst > 0 && worst < 2e-2,
+                    "\(rows)x\(k)x\(n): relative error \(worst)")
+        }
     }
 
     /// x [1, 128, 8, 8] -> 1x1 conv to 48 + relu -> 3x3 conv to 128 -> 1x1

@@ -119,8 +119,10 @@ struct BF16PairsTests {
         var bias = false, tiny = false
         /// A stored [K, M] and read through a transposed view (as an im2col's windows).
         var aTransposed = false
+        /// B as bf16 pairs in panels (ISA 1.14), NaN in the lanes never read.
+        var panels = false
         var description: String {
-            "\(m)x\(k)x\(n) a \(aHalf ? "bf16" : "f32")\(aTransposed ? " transposed" : "") b \(bHalf ? "bf16" : "f32")\(bias ? " bias" : "")\(tiny ? " near 2^-126" : "")"
+            "\(m)x\(k)x\(n) a \(aHalf ? "bf16" : "f32")\(aTransposed ? " transposed" : "") b \(bHalf ? "bf16" : "f32")\(panels ? " pairs in panels" : "")\(bias ? " bias" : "")\(tiny ? " near 2^-126" : "")"
         }
     }
 
@@ -149,6 +151,16 @@ struct BF16PairsTests {
         // AMX's blocks: 32 rows (two A tiles) and a third block of 8, whole C tiles in place.
         Case(m: 40, k: 290, n: 64, aHalf: false, bHalf: true, bias: true),
         Case(m: 48, k: 64, n: 32, aHalf: true, bHalf: true),
+        // Pairs in panels: every block of rows, K past blocks of pairs (and
+        // AMX's last tile short), columns past N in the last panel, odd K
+        // (the reference chain), tiny values.
+        Case(m: 40, k: 290, n: 70, aHalf: false, bHalf: true, bias: true, panels: true),
+        Case(m: 13, k: 40, n: 33, aHalf: true, bHalf: true, panels: true),
+        Case(m: 5, k: 600, n: 64, aHalf: false, bHalf: true, panels: true),
+        Case(m: 1, k: 64, n: 300, aHalf: false, bHalf: true, bias: true, panels: true),
+        Case(m: 9, k: 9, n: 40, aHalf: false, bHalf: true, panels: true),
+        Case(m: 16, k: 40, n: 64, aHalf: false, bHalf: true, tiny: true, panels: true),
+        Case(m: 29, k: 76, n: 40, aHalf: false, bHalf: true, bias: true, aTransposed: true, panels: true),
     ]
 
     /// `values` into `slot`: as f32, or rounded to bf16 (`half`).
@@ -170,10 +182,17 @@ struct BF16PairsTests {
     func run(_ c: Case) throws -> (got: [UInt32], want: [UInt32]) {
         let (a, b) = Self.operands(c)
         let bias = sample(c.n, seed: 5)
-        let slots = Slots([c.m * c.k * (c.aHalf ? 2 : 4), c.k * c.n * (c.bHalf ? 2 : 4), c.n * 4, c.m * c.n * 4])
+        let panelCount = (c.n + 31) / 32, pairCount = (c.k + 1) / 2
+        let slots = Slots([c.m * c.k * (c.aHalf ? 2 : 4), c.panels ? panelCount * pairCount * 128 : c.k * c.n * (c.bHalf ? 2 : 4),
+                           c.n * 4, c.m * c.n * 4])
         let stored = c.aTransposed ? (0..<(c.m * c.k)).map { a[($0 % c.m) * c.k + $0 / c.m] } : a
         Self.store(slots, 0, stored, half: c.aHalf)
-        Self.store(slots, 1, b, half: c.bHalf)
+        if c.panels {
+            let laid = try #require(NeuronProgram.pairPanelMatmulWeights(Definition.roundedAll(b), k: c.k, n: c.n, pad: 0x7fc0))
+            laid.withUnsafeBytes { slots.buffers[1].copyMemory(from: $0) }
+        } else {
+            Self.store(slots, 1, b, half: c.bHalf)
+        }
         slots.set(2, bias)
         let aView = c.aTransposed
             ? NeuronTensorView.contiguous(slot: 0, dims: [UInt32(c.k), UInt32(c.m)], dtype: c.aHalf ? .bfloat16 : .float32).swapping(0, 1)
@@ -181,8 +200,9 @@ struct BF16PairsTests {
         var program = NeuronProgram()
         program.matmul(.contiguous(slot: 3, dims: [UInt32(c.m), UInt32(c.n)]),
                        aView,
-                       .contiguous(slot: 1, dims: [UInt32(c.k), UInt32(c.n)], dtype: c.bHalf ? .bfloat16 : .float32),
-                       bias: c.bias ? .contiguous(slot: 2, dims: [UInt32(c.n)]) : nil, bf16Pairs: true)
+                       c.panels ? .contiguous(slot: 1, dims: [UInt32(panelCount), UInt32(pairCount), 64], dtype: .bfloat16)
+                                : .contiguous(slot: 1, dims: [UInt32(c.k), UInt32(c.n)], dtype: c.bHalf ? .bfloat16 : .float32),
+                       bias: c.bias ? .contiguous(slot: 2, dims: [UInt32(c.n)]) : nil, bf16Pairs: true, bPanels: c.panels)
         try slots.run(program)
         // A bf16 operand holds the rounded values already, so both read the same.
         let want = Definition.matmul(Definition.roundedAll(a), Definition.roundedAll(b), m: c.m, k: c.k, n: c.n,

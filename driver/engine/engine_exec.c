@@ -586,7 +586,7 @@ static float pair_elem(const void *p, u64 i, int half)
  * (NEURON_MATMUL_RELU, NEURON_MATMUL_CLAMP) as CONV2D's. In bf16 pairs: k
  * in pairs, odd first, through pair_fma() (docs/isa.md). B in panels
  * (NEURON_MATMUL_B_PANELS): b[b,k,n] is b[n / 32][k][n % 32], one b for
- * every batch.
+ * every batch; in pairs b[n / 32][k / 2][2 * (n % 32) + k % 2].
  */
 static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 		      const struct neuron_tensor_desc *a, const struct neuron_tensor_desc *b,
@@ -602,12 +602,20 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 	int ahalf = a->dtype == NEURON_DT_BF16, bhalf = b->dtype == NEURON_DT_BF16;
 	u32 kind = (ahalf ? NEURON_GEMM_A_BF16 : 0) | (bhalf ? NEURON_GEMM_B_BF16 : 0) |
 		   (pairs ? NEURON_GEMM_PAIRS : 0) | (panels ? NEURON_GEMM_B_PANELS : 0);
-	/* B's strides: between its rows (k), its columns, its panels. */
+	/*
+	 * B's strides: between its rows (k), its columns, its panels; in
+	 * pairs between pairs (@bsq) and from a pair's first element to its
+	 * second (@bso). Pairs in panels (ISA 1.14): a column's pair is two
+	 * adjacent elements, the pairs 64 apart.
+	 */
+	int ppanels = panels && pairs;
 	u64 bsk = panels ? b->strides[1] : b->strides[r - 2];
-	u64 bsn = panels ? b->strides[2] : b->strides[r - 1];
+	u64 bsn = ppanels ? 2 * b->strides[2] : panels ? b->strides[2] : b->strides[r - 1];
 	u64 bsp = panels ? b->strides[0] : 0;
-	int vector = o->strides[r - 1] == 1 && bsn == 1 &&
-		     (!panels || bsk == NEURON_MATMUL_PANEL);
+	u64 bsq = ppanels ? bsk : 2 * bsk, bso = ppanels ? b->strides[2] : bsk;
+	int vector = o->strides[r - 1] == 1 &&
+		     (ppanels ? b->strides[2] == 1 && bsk == 2 * NEURON_MATMUL_PANEL :
+		      bsn == 1 && (!panels || bsk == NEURON_MATMUL_PANEL));
 	u32 aesize = ahalf ? 2 : 4, besize = bhalf ? 2 : 4;
 	float *po = f32(slots, o);
 	/*
@@ -645,12 +653,12 @@ static void op_matmul(const struct neuron_insn *in, const struct neuron_tensor_d
 				float acc = 0.0f;
 
 				for (k = 0; pairs && k < K; k += 2) {
-					u64 x = ai + k * a->strides[r - 1], y = bi + k * bsk;
+					u64 x = ai + k * a->strides[r - 1], y = bi + k / 2 * bsq;
 					float x1 = 0.0f, y1 = 0.0f;
 
 					if (k + 1 < K) {
 						x1 = pair_elem(pa, x + a->strides[r - 1], ahalf);
-						y1 = pair_elem(pb, y + bsk, bhalf);
+						y1 = pair_elem(pb, y + bso, bhalf);
 					}
 					acc = pair_fma(x1, y1, acc);
 					acc = pair_fma(pair_elem(pa, x, ahalf), pair_elem(pb, y, bhalf), acc);

@@ -822,38 +822,72 @@ static inline u32 bf_pair(const void *p, u64 base, u64 step, u32 pr, u32 K, int 
 }
 
 /*
- * Rows [m, m + ROWS) over the packed block: pairs [0, np) of panels from
- * column g to g1 (the last panel may stop at N). @first: the sums start
- * from zero, else from the output.
+ * A register block's R rows of two vectors of W columns (arrays @c0 and
+ * @c1) from the output at @o, rows @os_m apart, @w columns wanted: in
+ * (zeros when @first), then out, through @tmp (2W floats) where fewer
+ * than 2W columns remain, so that nothing past them is read or written.
+ */
+#define TWO_VECS_IN(V, W, R, c0, c1, o, os_m, w, tmp, first)			\
+do {										\
+	u32 r_;									\
+										\
+	_Pragma("GCC unroll 16")						\
+	for (r_ = 0; r_ < (R); r_++) {						\
+		const float *row_ = (o) + r_ * (os_m);				\
+										\
+		if (first) {							\
+			c0[r_] = c1[r_] = (V){ 0 };				\
+		} else if ((w) == 2 * (W)) {					\
+			c0[r_] = *(const V *)row_;				\
+			c1[r_] = *(const V *)(row_ + (W));			\
+		} else {							\
+			NEURON_LOAD_PART(tmp, row_, w, 2 * (W));		\
+			c0[r_] = *(const V *)(tmp);				\
+			c1[r_] = *(const V *)((tmp) + (W));			\
+		}								\
+	}									\
+} while (0)
+
+#define TWO_VECS_OUT(V, W, R, c0, c1, o, os_m, w, tmp)				\
+do {										\
+	u32 r_, j_;								\
+										\
+	_Pragma("GCC unroll 16")						\
+	for (r_ = 0; r_ < (R); r_++) {						\
+		float *row_ = (o) + r_ * (os_m);				\
+										\
+		if ((w) == 2 * (W)) {						\
+			*(V *)row_ = c0[r_];					\
+			*(V *)(row_ + (W)) = c1[r_];				\
+			continue;						\
+		}								\
+		*(V *)(tmp) = c0[r_];						\
+		*(V *)((tmp) + (W)) = c1[r_];					\
+		for (j_ = 0; j_ < (w); j_++)					\
+			row_[j_] = (tmp)[j_];					\
+	}									\
+} while (0)
+
+/*
+ * Rows [m, m + ROWS) over the packed block (panels @pst dwords apart, in
+ * the pack or in place): pairs [0, np) of panels from column g to g1
+ * (the last panel may stop at N). @first: the sums start from zero, else
+ * from the output.
  */
 #define BF_TILES_FN(ROWS)							\
 static __attribute__((target("avx512f"), __noinline__))				\
-void bf_tiles_##ROWS(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 os_m,	\
-		     u32 m, u32 g, u32 g1, u32 N, int first)			\
+void bf_tiles_##ROWS(const u32 *bpack, u64 pst, const u32 *apack, u32 np, float *o,	\
+		     u64 os_m, u32 m, u32 g, u32 g1, u32 N, int first)		\
 {										\
 	float tmp[32];								\
-	u32 n, p, r, j;								\
+	u32 n, p, r;								\
 										\
 	for (n = g; n < g1; n += 32) {						\
-		const u32 *bp = bpack + (u64)(n - g) * BF_KP;			\
+		const u32 *bp = bpack + (u64)(n - g) / 32 * pst;		\
 		neuron_v16f c0[ROWS], c1[ROWS];					\
 		u32 w = N - n < 32 ? N - n : 32;				\
 										\
-		_Pragma("GCC unroll 16")					\
-		for (r = 0; r < (ROWS); r++) {					\
-			float *row = o + (m + r) * os_m + n;			\
-										\
-			if (first) {						\
-				c0[r] = c1[r] = (neuron_v16f){ 0 };		\
-			} else if (w == 32) {					\
-				c0[r] = *(neuron_v16f *)row;			\
-				c1[r] = *(neuron_v16f *)(row + 16);		\
-			} else {						\
-				NEURON_LOAD_PART(tmp, row, w, 32);		\
-				c0[r] = *(neuron_v16f *)tmp;			\
-				c1[r] = *(neuron_v16f *)(tmp + 16);		\
-			}							\
-		}								\
+		TWO_VECS_IN(neuron_v16f, 16, ROWS, c0, c1, o + m * os_m + n, os_m, w, tmp, first); \
 		for (p = 0; p < np; p++) {					\
 			neuron_v16u b0 = *(const neuron_v16u *)(bp + p * 32);	\
 			neuron_v16u b1 = *(const neuron_v16u *)(bp + p * 32 + 16); \
@@ -866,20 +900,7 @@ void bf_tiles_##ROWS(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 o
 				DPBF16(c1[r], av, b1);				\
 			}							\
 		}								\
-		_Pragma("GCC unroll 16")					\
-		for (r = 0; r < (ROWS); r++) {					\
-			float *row = o + (m + r) * os_m + n;			\
-										\
-			if (w == 32) {						\
-				*(neuron_v16f *)row = c0[r];			\
-				*(neuron_v16f *)(row + 16) = c1[r];		\
-				continue;					\
-			}							\
-			*(neuron_v16f *)tmp = c0[r];				\
-			*(neuron_v16f *)(tmp + 16) = c1[r];			\
-			for (j = 0; j < w; j++)					\
-				row[j] = tmp[j];				\
-		}								\
+		TWO_VECS_OUT(neuron_v16f, 16, ROWS, c0, c1, o + m * os_m + n, os_m, w, tmp); \
 	}									\
 }
 
@@ -1032,29 +1053,40 @@ void bf_pack_a##suffix(u32 *apack, const void *a, u64 as_m, u64 as_k, int half, 
 
 BF_PACK_FNS(, "avx512f")
 
+/*
+ * B packed block by block into @pack, or read in place (@bin, pairs in
+ * panels of 32 columns, @bps dwords apart: ISA 1.14).
+ */
 static void gemm_bf16_native(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
-			     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack)
+			     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack, const u32 *bin,
+			     u64 bps)
 {
 	int ahalf = !!(kind & NEURON_GEMM_A_BF16), bhalf = !!(kind & NEURON_GEMM_B_BF16);
 	u32 *apack = pack + GEMM_B_BYTES / 4;
 	u32 pairs = (K + 1) / 2, g, g1, p0, np, n, m, rows;
+	const u32 *bq = pack;
+	u64 pst = (u64)32 * BF_KP;
 
 	for (g = 0; g < N; g += BF_NC) {
 		g1 = N - g < BF_NC ? N : g + BF_NC;
 		for (p0 = 0; p0 < pairs || p0 == 0; p0 += BF_KP) {
 			np = pairs - p0 < BF_KP ? pairs - p0 : BF_KP;
-			for (n = g; n < g1; n += 32)
+			if (bin) {
+				bq = bin + (u64)g / 32 * bps + (u64)p0 * 32;
+				pst = bps;
+			}
+			for (n = g; !bin && n < g1; n += 32)
 				bf_pack_b(pack + (u64)(n - g) * BF_KP, b, bs_k, bhalf, n, N, p0, np, K);
 			for (m = 0; m < M; m += rows) {
 				rows = M - m >= BF_ROWS ? BF_ROWS : M - m >= 8 ? 8 : M - m >= 4 ? 4 :
 				       M - m >= 2 ? 2 : 1;
 				bf_pack_a(apack, a, as_m, as_k, ahalf, m, rows, p0, np, K);
 				switch (rows) {
-				case 12: bf_tiles_12(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
-				case 8: bf_tiles_8(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
-				case 4: bf_tiles_4(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
-				case 2: bf_tiles_2(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
-				default: bf_tiles_1(pack, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 12: bf_tiles_12(bq, pst, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 8: bf_tiles_8(bq, pst, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 4: bf_tiles_4(bq, pst, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				case 2: bf_tiles_2(bq, pst, apack, np, o, os_m, m, g, g1, N, !p0); break;
+				default: bf_tiles_1(bq, pst, apack, np, o, os_m, m, g, g1, N, !p0); break;
 				}
 			}
 			if (!pairs)
@@ -1254,6 +1286,172 @@ void neuron_gemm_epilogue(float *o, u64 os_m, u64 os_n, u32 M, u32 N, const floa
 		}
 }
 
+/*
+ * Pairs in panels (ISA 1.14) on FMA, exactly: B read in place, a pair of
+ * 32-bit words per column, its second element (the chain's first) the
+ * high half, so that (V)(d & 0xffff0000) and (V)(d << 16) are the two
+ * rows as f32; A's rows in chain order (gemm_pack_a: pairs swapped, f32
+ * rounded). Each output runs the definition's chain over k; MXCSR
+ * flushes as for the other FMA paths. Register blocks of R rows by two
+ * vectors of one panel (AVX-512: the whole panel; AVX2: half), by
+ * blocks of PP_KP pairs and PP_NC columns (B's block, 256 KB, stays in
+ * the cache across the blocks of rows).
+ */
+#define PP_KP		256
+#define PP_NC		256
+_Static_assert(ROWS_AVX512 * PP_KP * 2 * 4 <= GEMM_B_BYTES, "A's rows fit the scratch");
+
+typedef u32 neuron_v8u_u __attribute__((vector_size(32), aligned(2)));
+
+#define PP_TILE_FN(name, isa, V, U, UU, W, fma, R)				\
+static __attribute__((target(isa), __noinline__))				\
+void name##_pp##R(const float *ap, u32 ld, const u32 *bq, u64 ps, u32 nq, float *o, u64 os_m, \
+		  u32 n0, u32 n1, u32 N, int first)				\
+{										\
+	const V zero = { 0 };							\
+	float tmp[2 * (W)];							\
+	u32 n, p, r, w;								\
+										\
+	for (n = n0; n < n1 && n < N; n += 2 * (W)) {				\
+		const u32 *bp = bq + (u64)((n - n0) / 32) * ps + n % 32;	\
+		V c0[R], c1[R];							\
+										\
+		w = N - n < 2 * (W) ? N - n : 2 * (W);				\
+		TWO_VECS_IN(V, W, R, c0, c1, o + n, os_m, w, tmp, first);	\
+		for (p = 0; p < nq; p++) {					\
+			U d0 = *(const UU *)(bp + (u64)p * 32);			\
+			U d1 = *(const UU *)(bp + (u64)p * 32 + (W));		\
+			V b0 = (V)(d0 & 0xffff0000u), b1 = (V)(d1 & 0xffff0000u);	\
+										\
+			_Pragma("GCC unroll 12")				\
+			for (r = 0; r < (R); r++) {				\
+				V x = ap[r * ld + 2 * p] - zero; /* splat */	\
+										\
+				c0[r] = fma(x, b0, c0[r]);			\
+				c1[r] = fma(x, b1, c1[r]);			\
+			}							\
+			b0 = (V)(d0 << 16);					\
+			b1 = (V)(d1 << 16);					\
+			_Pragma("GCC unroll 12")				\
+			for (r = 0; r < (R); r++) {				\
+				V x = ap[r * ld + 2 * p + 1] - zero;		\
+										\
+				c0[r] = fma(x, b0, c0[r]);			\
+				c1[r] = fma(x, b1, c1[r]);			\
+			}							\
+		}								\
+		TWO_VECS_OUT(V, W, R, c0, c1, o + n, os_m, w, tmp);		\
+	}									\
+}
+
+/*
+ * One row over eight vectors of columns from @n (four panels of AVX-512,
+ * two of AVX2): eight chains in flight where one panel gives two. Only
+ * where all eight vectors lie inside the panels; their columns past N
+ * are not stored.
+ */
+#define PP_ROW_FN(name, isa, V, U, UU, W, fma)					\
+static __attribute__((target(isa), __noinline__))				\
+u32 name##_pp_row(const float *ap, const u32 *bq, u64 ps, u32 nq, float *o, u32 n0, u32 n1, \
+		  u32 N, int first)						\
+{										\
+	const V zero = { 0 };							\
+	float tmp[8 * (W)];							\
+	u32 n, p, v, j, w;							\
+										\
+	for (n = n0; n + 8 * (W) <= n1 && n < N; n += 8 * (W)) {		\
+		const u32 *bp[8];						\
+		V c[8];								\
+										\
+		w = N - n < 8 * (W) ? N - n : 8 * (W);				\
+		for (v = 0; v < 8; v++) {					\
+			bp[v] = bq + (u64)((n + v * (W) - n0) / 32) * ps + (n + v * (W)) % 32; \
+			c[v] = zero;						\
+		}								\
+		if (!first) {							\
+			NEURON_LOAD_PART(tmp, o + n, w, 8 * (W));		\
+			for (v = 0; v < 8; v++)					\
+				c[v] = *(const V *)(tmp + v * (W));		\
+		}								\
+		for (p = 0; p < nq; p++) {					\
+			V x1 = ap[2 * p] - zero, x0 = ap[2 * p + 1] - zero;	\
+										\
+			_Pragma("GCC unroll 8")					\
+			for (v = 0; v < 8; v++) {				\
+				U d = *(const UU *)(bp[v] + (u64)p * 32);	\
+										\
+				c[v] = fma(x1, (V)(d & 0xffff0000u), c[v]);	\
+				c[v] = fma(x0, (V)(d << 16), c[v]);		\
+			}							\
+		}								\
+		for (v = 0; v < 8; v++)						\
+			*(V *)(tmp + v * (W)) = c[v];				\
+		for (j = 0; j < w; j++)						\
+			o[n + j] = tmp[j];					\
+	}									\
+	return n;								\
+}
+
+PP_ROW_FN(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16u_u, 16, FMA16)
+PP_ROW_FN(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8u_u, 8, FMA8)
+PP_TILE_FN(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16u_u, 16, FMA16, 12)
+PP_TILE_FN(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16u_u, 16, FMA16, 4)
+PP_TILE_FN(gemm_avx512, "avx512f", neuron_v16f, neuron_v16u, neuron_v16u_u, 16, FMA16, 1)
+PP_TILE_FN(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8u_u, 8, FMA8, 6)
+PP_TILE_FN(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8u_u, 8, FMA8, 2)
+PP_TILE_FN(gemm_avx2, "avx2,fma", neuron_v8f, neuron_v8u, neuron_v8u_u, 8, FMA8, 1)
+
+/*
+ * out = a x b, b pairs in panels @ps dwords apart at @bin, K even, on the
+ * FMA kernels of @width lanes; @pack holds A's rows of a block.
+ */
+static void gemm_pairs_panels_fma(const void *a, u64 as_m, u64 as_k, const u32 *bin, u64 ps,
+				  u32 kind, float *o, u64 os_m, u32 M, u32 N, u32 K, float *pack,
+				  int width)
+{
+	u32 pairs = K / 2, nend = (N + 31) / 32 * 32, q0, nq, n0, n1, m, rows, n;
+	u32 big = width == 16 ? ROWS_AVX512 : ROWS_AVX2, mid = width == 16 ? 4 : 2;
+	u32 ld = 2 * PP_KP, amode = GEMM_A_MODE(kind);
+
+	for (q0 = 0; q0 < pairs; q0 += PP_KP) {
+		nq = pairs - q0 < PP_KP ? pairs - q0 : PP_KP;
+		for (n0 = 0; n0 < nend; n0 += PP_NC) {
+			const u32 *bq = bin + (u64)n0 / 32 * ps + (u64)q0 * 32;
+
+			n1 = nend - n0 < PP_NC ? nend : n0 + PP_NC;
+			for (m = 0; m < M; m += rows) {
+				float *out = o + m * os_m;
+
+				rows = M - m >= big ? big : M - m >= mid ? mid : 1;
+				gemm_pack_a(pack, ld, a, as_m, as_k, m, rows, 2 * q0, 2 * (q0 + nq), K, amode);
+				if (width == 16) {
+					if (rows == ROWS_AVX512)
+						gemm_avx512_pp12(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+					else if (rows == 4)
+						gemm_avx512_pp4(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+					else {
+						n = gemm_avx512_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0);
+						gemm_avx512_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out,
+								os_m, n, n1, N, !q0);
+					}
+				} else if (rows == ROWS_AVX2) {
+					gemm_avx2_pp6(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+				} else if (rows == 2) {
+					gemm_avx2_pp2(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+				} else {
+					n = gemm_avx2_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0);
+					gemm_avx2_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out, os_m, n,
+						      n1, N, !q0);
+				}
+			}
+		}
+	}
+	if (!pairs)	/* K = 0: zeros */
+		for (m = 0; m < M; m++)
+			for (n0 = 0; n0 < N; n0++)
+				o[m * os_m + n0] = 0.0f;
+}
+
 #ifndef __KERNEL__
 /*
  * bf16 pairs on AMX (userspace only: the kernel cannot use AMX's state).
@@ -1443,17 +1641,20 @@ static void amx_part_out(const float *tmp, float *o, u64 os_m, u32 rows, u32 col
 }
 
 /*
- * Rows [m, m + rows) (at most 32) over the packed block's pairs [0, np)
- * (a multiple of AMX_KT), panels from column g to g1; @first: the sums
+ * Rows [m, m + rows) (at most 32) over the block's pairs [0, np) (a
+ * multiple of AMX_KT; panels @pst dwords apart, packed or in place),
+ * then, when @btail, one more tile of pairs from there (AMX_KT pairs of
+ * each panel, zero padded), panels from column g to g1; @first: the sums
  * start from zero, else from the output.
  */
 #define AMX_TILES_BODY(ZERO, LOAD, STORE, DP)					\
 {										\
 	float tmp[256] __attribute__((aligned(64)));				\
-	u32 n, p, w;								\
+	u32 n, p, w, last;							\
 										\
 	for (n = g; n < g1; n += 32) {						\
-		const u32 *bp = bpack + (u64)(n - g) * BF_KP;			\
+		const u32 *bp = bpack + (u64)(n - g) / 32 * pst;		\
+		const u32 *bt = btail ? btail + (u64)(n - g) * AMX_KT : NULL;	\
 										\
 		w = N - n < 32 ? N - n : 32;					\
 		AMX_C_IN(0, 0, 0, ZERO, LOAD);					\
@@ -1462,10 +1663,14 @@ static void amx_part_out(const float *tmp, float *o, u64 os_m, u32 rows, u32 col
 			AMX_C_IN(2, 16, 0, ZERO, LOAD);				\
 			AMX_C_IN(3, 16, 16, ZERO, LOAD);			\
 		}								\
-		for (p = 0; p < np; p += AMX_KT) {				\
+		last = np + (btail ? AMX_KT : 0);				\
+		for (p = 0; p < last; p += AMX_KT) {				\
+			/* past np: the zero-padded tail */			\
+			const u32 *src = p < np ? bp + (u64)p * 32 : bt;		\
+										\
 			LOAD(4, apack + p, BF_KP * 4);				\
-			LOAD(6, bp + p * 32, 128);				\
-			LOAD(7, bp + p * 32 + 16, 128);				\
+			LOAD(6, src, 128);					\
+			LOAD(7, src + 16, 128);					\
 			DP(0, 4, 6);						\
 			DP(1, 4, 7);						\
 			if (rows > 16) {					\
@@ -1484,13 +1689,14 @@ static void amx_part_out(const float *tmp, float *o, u64 os_m, u32 rows, u32 col
 }
 
 static __attribute__((target("amx-tile,amx-bf16"), __noinline__))
-void amx_tiles(const u32 *bpack, const u32 *apack, u32 np, float *o, u64 os_m, u32 m, u32 rows,
-	       u32 g, u32 g1, u32 N, int first)
+void amx_tiles(const u32 *bpack, u64 pst, const u32 *btail, const u32 *apack, u32 np, float *o,
+	       u64 os_m, u32 m, u32 rows, u32 g, u32 g1, u32 N, int first)
 AMX_TILES_BODY(AMX_ZERO_N, AMX_LOAD_N, AMX_STORE_N, AMX_DP_N)
 
 static __attribute__((__noinline__))
-void amx_tiles_emulated(struct amx_tiles *E, const u32 *bpack, const u32 *apack, u32 np, float *o,
-			u64 os_m, u32 m, u32 rows, u32 g, u32 g1, u32 N, int first)
+void amx_tiles_emulated(struct amx_tiles *E, const u32 *bpack, u64 pst, const u32 *btail,
+			const u32 *apack, u32 np, float *o, u64 os_m, u32 m, u32 rows, u32 g, u32 g1,
+			u32 N, int first)
 AMX_TILES_BODY(AMX_ZERO_E, AMX_LOAD_E, AMX_STORE_E, AMX_DP_E)
 
 BF_PACK_FNS(_avx2, "avx2,fma")
@@ -1498,15 +1704,20 @@ BF_PACK_FNS(_avx2, "avx2,fma")
 /*
  * out = a x b in bf16 pairs on AMX's tiles (@mode NEURON_AMX_NATIVE) or
  * on their emulation: B packed by blocks of BF_KP pairs and BF_NC
- * columns, A by 32 rows, both padded up to a whole tile of pairs.
+ * columns, or read in place (@bin, pairs in panels @bps dwords apart:
+ * ISA 1.14, a block's last pairs short of a tile copied zero padded into
+ * the scratch); A by 32 rows; both padded up to a whole tile of pairs.
  */
 static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
-		     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack, u32 mode)
+		     float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *pack, const u32 *bin, u64 bps,
+		     u32 mode)
 {
 	int ahalf = !!(kind & NEURON_GEMM_A_BF16), bhalf = !!(kind & NEURON_GEMM_B_BF16);
 	int wide = neuron_cpu_has_avx512f();
 	u32 *apack = pack + GEMM_B_BYTES / 4;
-	u32 pairs = (K + 1) / 2, g, g1, p0, np, nt, n, m, rows, r, p;
+	u32 pairs = (K + 1) / 2, g, g1, p0, np, nt, nm, n, m, rows, r, p;
+	const u32 *bq = pack, *btail;
+	u64 pst = (u64)32 * BF_KP;
 	struct amx_config cfg;
 	struct amx_tiles *E = NULL;
 	struct amx_tiles emu;
@@ -1527,7 +1738,29 @@ static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,
 		for (p0 = 0; p0 < pairs || p0 == 0; p0 += BF_KP) {
 			np = pairs - p0 < BF_KP ? pairs - p0 : BF_KP;
 			nt = (np + AMX_KT - 1) / AMX_KT * AMX_KT;
-			for (n = g; n < g1; n += 32) {
+			nm = nt;
+			btail = NULL;
+			if (bin) {
+				/* In place: whole tiles of pairs, the rest a padded copy. */
+				bq = bin + (u64)g / 32 * bps + (u64)p0 * 32;
+				pst = bps;
+				nm = np - np % AMX_KT;
+				if (nm != np) {
+					for (n = g; n < g1; n += 32) {
+						u32 *dst = pack + (u64)(n - g) * AMX_KT;
+
+						for (p = 0; p < AMX_KT; p++, dst += 32) {
+							if (nm + p < np)
+								__builtin_memcpy(dst, bq + (n - g) / 32 * pst +
+										 (u64)(nm + p) * 32, 128);
+							else
+								__builtin_memset(dst, 0, 128);
+						}
+					}
+					btail = pack;
+				}
+			}
+			for (n = g; !bin && n < g1; n += 32) {
 				u32 *dst = pack + (u64)(n - g) * BF_KP;
 
 				if (wide)
@@ -1538,7 +1771,7 @@ static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,
 			}
 			for (m = 0; m < M; m += rows) {
 				rows = M - m < AMX_ROWS ? M - m : AMX_ROWS;
-				/* By 16 rows (the packer's most); rows past M zero. */
+				/* By 16 rows (the packer's most); rows past M padding. */
 				for (r = 0; r < rows; r += 16) {
 					u32 h = rows - r < 16 ? rows - r : 16;
 
@@ -1553,9 +1786,10 @@ static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,
 					for (p = r < rows ? np : 0; p < nt; p++)
 						apack[r * BF_KP + p] = AMX_PAD_PAIR;
 				if (E)
-					amx_tiles_emulated(E, pack, apack, nt, o, os_m, m, rows, g, g1, N, !p0);
+					amx_tiles_emulated(E, bq, pst, btail, apack, nm, o, os_m, m, rows,
+							   g, g1, N, !p0);
 				else
-					amx_tiles(pack, apack, nt, o, os_m, m, rows, g, g1, N, !p0);
+					amx_tiles(bq, pst, btail, apack, nm, o, os_m, m, rows, g, g1, N, !p0);
 			}
 			if (!pairs)
 				break;
@@ -1565,6 +1799,41 @@ static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,
 		__asm__ volatile("tilerelease" ::);
 }
 #endif
+
+/*
+ * B as bf16 pairs in panels (ISA 1.14) at @b, @ps elements apart: read in
+ * place by AMX (when chosen), VDPBF16PS (where faster) or the FMA
+ * kernels, all from more than 8 rows on for the first two as with B in
+ * rows. An odd K (its last pair's second element, never read, is not
+ * known to be zero) or panels at an odd offset or stride take the
+ * reference chain.
+ */
+static void gemm_pairs_panels(const void *a, u64 as_m, u64 as_k, const void *b, u64 ps, u32 kind,
+			      float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done,
+			      u32 *cols_done, float *pack, int width)
+{
+	const u32 *bin = (const u32 *)b;
+	u32 mxcsr;
+
+	if ((K & 1) || (ps & 1) || ((unsigned long)b & 3))
+		return;
+	ps /= 2;
+	mxcsr = __builtin_ia32_stmxcsr();
+	__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
+#ifndef __KERNEL__
+	if (M > 2 * GEMV_ROWS && neuron_amx_mode() != NEURON_AMX_OFF)
+		gemm_amx(a, as_m, as_k, NULL, 0, kind, o, os_m, M, N, K, (u32 *)pack, bin, ps,
+			 neuron_amx_mode());
+	else
+#endif
+	if (M > 2 * GEMV_ROWS && gemm_bf16_native_ok(width))
+		gemm_bf16_native(a, as_m, as_k, NULL, 0, kind, o, os_m, M, N, K, (u32 *)pack, bin, ps);
+	else
+		gemm_pairs_panels_fma(a, as_m, as_k, bin, ps, kind, o, os_m, M, N, K, pack, width);
+	__builtin_ia32_ldmxcsr(mxcsr);
+	*rows_done = M;
+	*cols_done = N;
+}
 
 void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k, u32 kind,
 		       float *o, u64 os_m, u32 M, u32 N, u32 K, u32 *rows_done, u32 *cols_done,
@@ -1580,6 +1849,11 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	/* bf16 and pairs are widened while packing: there must be scratch. */
 	if (!width || ((kind & ~NEURON_GEMM_B_PANELS) && !pack))
 		return;
+	if ((kind & NEURON_GEMM_B_PANELS) && (kind & GEMM_PAIRS)) {
+		gemm_pairs_panels(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, rows_done,
+				  cols_done, pack, width);
+		return;
+	}
 	if (kind & NEURON_GEMM_B_PANELS) {
 		if (kind != NEURON_GEMM_B_PANELS)	/* f32 only */
 			return;
@@ -1598,14 +1872,15 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && neuron_amx_mode() != NEURON_AMX_OFF) {
 		mxcsr = __builtin_ia32_stmxcsr();
 		__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
-		gemm_amx(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, neuron_amx_mode());
+		gemm_amx(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, NULL, 0,
+			 neuron_amx_mode());
 		__builtin_ia32_ldmxcsr(mxcsr);
 		*cols_done = N;
 		return;
 	}
 #endif
 	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && gemm_bf16_native_ok(width)) {
-		gemm_bf16_native(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack);
+		gemm_bf16_native(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, NULL, 0);
 		*cols_done = N;
 		return;
 	}

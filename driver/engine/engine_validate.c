@@ -258,7 +258,8 @@ NEURON_CHECK(pool2d)
 /*
  * MATMUL's operands apart from the bias: out[B?,M,N] = a[B?,M,K] x
  * b[B?,K,N]; with B_PANELS (ISA 1.11) b is f32 [ceil(N / 32), K, 32],
- * one for every batch.
+ * one for every batch, or with pairs too (ISA 1.14) bf16
+ * [ceil(N / 32), ceil(K / 2), 64].
  */
 static int matmul_operands_ok(const struct neuron_insn *in, const struct neuron_tensor_desc *o,
 			      const struct neuron_tensor_desc *a,
@@ -273,10 +274,16 @@ static int matmul_operands_ok(const struct neuron_insn *in, const struct neuron_
 	if ((r != 2 && r != 3) || a->rank != r || (r == 3 && a->dims[0] != o->dims[0]) ||
 	    a->dims[r - 2] != o->dims[r - 2])
 		return 0;
+	/* ISA 1.14: with pairs, bf16 [ceil(N / 32), ceil(K / 2), 64] */
 	if (in->flags & NEURON_MATMUL_B_PANELS)
-		return !pairs && is_f32(o) && is_f32(a) && is_f32(b) && b->rank == 3 &&
+		return is_f32(o) && b->rank == 3 &&
 		       b->dims[0] == (o->dims[r - 1] - 1) / NEURON_MATMUL_PANEL + 1 &&
-		       b->dims[1] == a->dims[r - 1] && b->dims[2] == NEURON_MATMUL_PANEL;
+		       (pairs ? (a->dtype == NEURON_DT_F32 || a->dtype == NEURON_DT_BF16) &&
+				b->dtype == NEURON_DT_BF16 &&
+				b->dims[1] == a->dims[r - 1] / 2 + a->dims[r - 1] % 2 &&
+				b->dims[2] == 2 * NEURON_MATMUL_PANEL :
+				is_f32(a) && is_f32(b) && b->dims[1] == a->dims[r - 1] &&
+				b->dims[2] == NEURON_MATMUL_PANEL);
 	if (pairs) {
 		if (!is_f32(o) || (a->dtype != NEURON_DT_F32 && a->dtype != NEURON_DT_BF16) ||
 		    (b->dtype != NEURON_DT_F32 && b->dtype != NEURON_DT_BF16))

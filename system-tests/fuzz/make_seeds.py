@@ -69,6 +69,10 @@ SEEDS = {
     "matmul_panels": program([desc(1, [1, 2]), desc(1, [2, 2, 32], offset=8), desc(0, [1, 33]),
                               desc(1, [33], offset=140)],
                              [insn(5, flags=5, operands=(2, 0, 1, 3))]),
+    # ISA 1.14: MATMUL with a bias in bf16 pairs, B in panels of pairs (0x7)
+    "matmul_pair_panels": program([desc(0, [2, 4]), desc(1, [2, 2, 64], dtype=BF16), desc(1, [2, 33], offset=128),
+                                   desc(1, [33], offset=194)],
+                                  [insn(5, flags=7, operands=(2, 0, 1, 3))]),
     # ISA 1.13: MATMUL with a bias, relu and an upper bound (0x19, fparam[0] = 6)
     "matmul_relu6": program([desc(1, [3, 4]), desc(1, [4, 5], offset=12), desc(0, [3, 5]), desc(1, [5], offset=40)],
                             [insn(5, flags=0x19, operands=(2, 0, 1, 3), fparam=(6.0, 0))]),

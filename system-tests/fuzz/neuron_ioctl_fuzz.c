@@ -576,7 +576,16 @@ static void gen_insn(struct prog *p, uint32_t nslots, const uint64_t *sizes, int
 				in->fparam[0] = chance(95) ? 6.0f : __builtin_nanf("");
 		}
 		in->operand[1] = gen_op(p, nslots, sizes, 2, a, dt);
-		in->operand[2] = gen_op(p, nslots, sizes, 2, b, dt);
+		if (rnd(8) == 0) {
+			/* ISA 1.14: bf16 pairs in panels [ceil(N / 32), ceil(K / 2), 64] */
+			uint32_t pp[3] = { (n + 31) / 32, (k + 1) / 2, 64 };
+
+			in->flags |= NEURON_MATMUL_BF16_PAIRS | NEURON_MATMUL_B_PANELS;
+			in->operand[2] = gen_op(p, nslots, sizes, 3, pp, NEURON_DT_BF16);
+			odt = NEURON_DT_F32;
+		} else {
+			in->operand[2] = gen_op(p, nslots, sizes, 2, b, dt);
+		}
 		in->operand[0] = gen_op(p, nslots, sizes, 2, o, odt);
 		if (in->flags & NEURON_MATMUL_BIAS)
 			in->operand[3] = gen_op(p, nslots, sizes, 1, bias, odt);

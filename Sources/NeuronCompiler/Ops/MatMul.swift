@@ -79,11 +79,21 @@ extension Lowering {
     /// panels (ISA 1.11): the same bits, and weights that come from memory
     /// stream in order (a convolution over 3x3 positions, 1x1344x192 by
     /// 9 rows: about twice as fast).
+    ///
+    /// In pairs, constant weights of an even K and as many columns go in
+    /// panels of bf16 pairs (ISA 1.14): the engine then reads them in
+    /// place, where it otherwise packs them into pairs on every run.
     func emitMatmul(_ out: View, _ a: View, _ b: View, bias: View?, cast: Bool, relu: Bool = false, clamp: Float? = nil) {
         let inPairs = pairs(a, b, cast), n = b.dims[1], width = NeuronProgram.matmulPanel
-        let panels = !inPairs && b.buffer == 0 && a.type == .float32 && b.type == .float32 && out.type == .float32
-            && n >= width && (n + width - 1) / width * width * 4 <= n * 5
-        let operands = panels ? [a, panelWeight(b)] : castOperands(a, b, cast)
+        let panels = b.buffer == 0 && a.type == .float32 && b.type == .float32 && out.type == .float32
+            && n >= width && (n + width - 1) / width * width * 4 <= n * 5 && (!inPairs || b.dims[0] % 2 == 0)
+        let operands: [View]
+        if panels && inPairs {
+            autoCastOps += 1
+            operands = [a, pairPanelWeight(b)]
+        } else {
+            operands = panels ? [a, panelWeight(b)] : castOperands(a, b, cast)
+        }
         emit(.matmul(bias: bias != nil, pairs: inPairs, panels: panels, relu: relu, clamp: clamp), [out] + operands + (bias.map { [$0] } ?? []))
     }
 

@@ -357,6 +357,35 @@ final class Lowering {
         return laid
     }
 
+    /// A constant matmul B `[K, N]` (float32, any strides, K even) as
+    /// bfloat16 pairs in panels of 32 columns (ISA 1.14,
+    /// `matmul(bf16Pairs: true, bPanels: true)`): `[ceil(N/32), K/2, 64]`,
+    /// element (k, n) at `[n / 32][k / 2][2·(n % 32) + k % 2]`, zeros past
+    /// N, so that the engine reads its pairs in place (VDPBF16PS's and
+    /// AMX's words) instead of packing them on every run. Once per view.
+    func pairPanelWeight(_ view: View) -> View {
+        let key = "#pair panels \(view.offset) \(view.dims) \(view.strides)"
+        if let cached = weightViews[key] { return cached }
+        let (k, n) = (view.dims[0], view.dims[1]), width = NeuronProgram.matmulPanel
+        let panels = (n + width - 1) / width, pairs = (k + 1) / 2
+        var bytes = [UInt8](repeating: 0, count: panels * pairs * 2 * width * 2)
+        weightBlob.withUnsafeBytes { source in
+            bytes.withUnsafeMutableBytes { target in
+                for row in 0..<k {
+                    for column in 0..<n {
+                        let from = (view.offset + row * view.strides[0] + column * view.strides[1]) * 4
+                        let bits = BFloat16.bits(Float(bitPattern: source.loadUnaligned(fromByteOffset: from, as: UInt32.self)))
+                        let to = ((column / width * pairs + row / 2) * 2 * width + 2 * (column % width) + row % 2) * 2
+                        target.storeBytes(of: bits.littleEndian, toByteOffset: to, as: UInt16.self)
+                    }
+                }
+            }
+        }
+        let laid = View(buffer: 0, type: .bfloat16, offset: appendWeight(bytes, size: 4) / 2, dims: [panels, pairs, 2 * width])
+        weightViews[key] = laid
+        return laid
+    }
+
     /// `view` with bfloat16 elements (auto-cast): a constant's bf16 copy in
     /// the blob (same geometry), or a cast of a computed tensor.
     func bfloat16(_ view: View) -> View {

@@ -29,7 +29,7 @@
  * number grows when ioctls or fields are added.
  */
 #define NEURON_API_VERSION_MAJOR	1
-#define NEURON_API_VERSION_MINOR	15
+#define NEURON_API_VERSION_MINOR	16
 
 #define NEURON_IOCTL_TYPE		'N'
 

@@ -231,6 +231,15 @@ enum neuron_pool_op {
  * BF16_PAIRS. The product is MATMUL's (the same chains, the same bits);
  * a compiler lays constant weights out so, and the engine then reads
  * each panel's rows in order instead of across rows of B.
+ *
+ * With BF16_PAIRS (ISA 1.14, driver API 1.16) b is instead a bfloat16
+ * [ceil(N / 32), ceil(K / 2), 64] tensor of pairs: element (k, n) at
+ * b[n / 32][k / 2][2 * (n % 32) + k % 2], each pair's two elements side
+ * by side (the 32-bit words that VDPBF16PS and AMX read), one panel's
+ * pairs after another. The lanes past N and, when K is odd, the last
+ * pair's second elements are never read (the definition's zero). out
+ * float32, a float32 or bfloat16; the product is the pairs' (the same
+ * bits as b in rows).
  */
 #define NEURON_MATMUL_B_PANELS	0x4
 #define NEURON_MATMUL_PANEL	32
