@@ -812,9 +812,10 @@ struct CompilerTests {
         #expect(got.map(\.bitPattern) == want.map(\.bitPattern))
     }
 
-    /// x [3, 40] · w [40, 48] + b: a product large enough to be cast (or
-    /// x [rows, k] · w [k, n] + b).
-    static func castableMatmul(rows: Int = 3, k: Int = 40, n: Int = 48) -> Onnx_ModelProto {
+    /// x [3, 256] · w [256, 136] + b: a product large enough to be cast (or
+    /// x [rows, k] · w [k, n] + b); 136 columns pad the last panel by more
+    /// than a quarter, so B stays in rows.
+    static func castableMatmul(rows: Int = 3, k: Int = 256, n: Int = 136) -> Onnx_ModelProto {
         var graph = Onnx_GraphProto()
         graph.name = "castable"
         var w = ONNXBuilder.tensor("w", .float, [Int64(k), Int64(n)])
@@ -844,7 +845,14 @@ struct CompilerTests {
         let exact = try run(fp32, ["x": x])["y"] ?? [], approximate = try run(bf16, ["x": x])["y"] ?? []
         let scale = exact.map { abs($0) }.max() ?? 1
         let worst = zip(exact, approximate).map { abs($0 - $1) / scale }.max() ?? 1
-        #expect(exact.count == 144 && worst > 0 && worst < 2e-2, "relative error \(worst)")
+        #expect(exact.count == 3 * 136 && worst > 0 && worst < 2e-2, "relative error \(worst)")
+        // A B of 64 by 64 stays in the cache: fp32 (the same bits).
+        let small = try ONNXImporter.load(try ONNXBuilder.bytes(Self.castableMatmul(rows: 16, k: 64, n: 64)))
+        let (smallPlain, _) = try NeuronCompiler.compile(small)
+        let (smallCast, smallReport) = try NeuronCompiler.compile(small, options: CompileOptions(autoCast: .matmult))
+        let sx = sample(16 * 64, seed: 45)
+        #expect(smallReport.autoCastOps == 0)
+        #expect(try run(smallCast, ["x": sx])["y"]?.map(\.bitPattern) == (try run(smallPlain, ["x": sx])["y"])?.map(\.bitPattern))
         // A product of 8 taps by 4 columns gains nothing from bf16: fp32, the same bits.
         let tiny = try ONNXImporter.load(try ONNXBuilder.bytes(ONNXBuilder.tiny()))
         let (tinyPlain, _) = try NeuronCompiler.compile(tiny, options: CompileOptions(inputShapes: ["x": [3, 8]]))
@@ -863,7 +871,7 @@ struct CompilerTests {
     /// for more than a register block.
     @Test("--auto-cast matmult lays constant weights out as bf16 pairs in panels (even K), with the pairs' results")
     func autoCastPairPanels() throws {
-        for (rows, k, n, panels) in [(3, 40, 64, true), (20, 96, 120, true), (5, 41, 64, false), (1, 64, 40, false)] {
+        for (rows, k, n, panels) in [(3, 256, 128, true), (20, 192, 200, true), (5, 257, 128, false), (1, 1024, 40, false)] {
             let graph = try ONNXImporter.load(try ONNXBuilder.bytes(Self.castableMatmul(rows: rows, k: k, n: n)))
             let (fp32, _) = try NeuronCompiler.compile(graph)
             let (bf16, report) = try NeuronCompiler.compile(graph, options: CompileOptions(autoCast: .matmult))

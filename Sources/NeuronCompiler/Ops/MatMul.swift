@@ -101,12 +101,20 @@ extension Lowering {
     /// --auto-cast, unless `cast` is false (a product the compiler made up
     /// to run another op, such as Resize's interpolation or a convolution,
     /// whose constants bf16 would round), or the product is too small to
-    /// gain from bf16 (fewer than 32 taps or columns: packing and the
-    /// padded pair would cost more than they save, and fp32 is exact).
+    /// gain from bf16: fewer than 32 taps or columns (packing and the
+    /// padded pair would cost more than they save, and fp32 is exact), or
+    /// a B of fewer than `Self.pairsMinimumB` elements, which stays in the
+    /// cache, where bf16's halved bytes save little and the exact
+    /// emulation's extra work (A rounded, B's halves split) costs more on
+    /// CPUs without a fast VDPBF16PS: 16 rows by 64 by 64 ran 1.5x slower
+    /// in pairs than in fp32 on an Intel Xeon, 16 by 256 by 256 5% faster.
     func pairs(_ a: View, _ b: View, _ cast: Bool) -> Bool {
         guard cast, autoCast != .none, a.type == .float32, let k = a.dims.last, let n = b.dims.last else { return false }
-        return k >= 32 && n >= 32
+        return k >= 32 && n >= 32 && k * n >= Self.pairsMinimumB
     }
+
+    /// The fewest elements of B (K·N) a product casts (128 KB of fp32).
+    static let pairsMinimumB = 32_768
 
     /// Matmul operands as they go to the engine. In bfloat16 pairs
     /// (ISA 1.9) a constant is stored as bf16 (half the bytes to read);
