@@ -82,7 +82,7 @@ struct Gemm: ParsableCommand {
     @Option(help: "Square sizes, comma-separated.")
     var size = "256,512,1024,2048"
 
-    @Option(help: "fp32, bf16 (bf16 inputs widened, fp32 accumulation) or bf16-pairs (bf16 inputs in pairs, as AVX512_BF16 computes; ISA 1.9).")
+    @Option(help: "fp32, bf16 (bf16 inputs widened, fp32 accumulation), bf16-pairs (bf16 inputs in pairs, as AVX512_BF16 computes; ISA 1.9) or bf16-pair-panels (the same with B as pairs in panels, as neuron-cc lays out weights; ISA 1.14). NEURON_SIM_BF16=amx runs the pairs on AMX.")
     var dtype = "fp32"
 
     @Option(help: "sim (the simulator backend, in this process) or kernel (the driver).")
@@ -132,7 +132,10 @@ struct Gemm: ParsableCommand {
     }
 
     func run() throws {
-        guard ["fp32", "bf16", "bf16-pairs"].contains(dtype) else { throw ValidationError("--dtype takes fp32, bf16 or bf16-pairs") }
+        guard ["fp32", "bf16", "bf16-pairs", "bf16-pair-panels"].contains(dtype) else {
+            throw ValidationError("--dtype takes fp32, bf16, bf16-pairs or bf16-pair-panels")
+        }
+        let panels = dtype == "bf16-pair-panels"
         let sizes = size.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
             throw ValidationError("--size takes sizes from 1 to 8192, comma-separated")
@@ -144,17 +147,27 @@ struct Gemm: ParsableCommand {
         for n in sizes {
             let elementBytes = half ? 2 : 4
             let a = try core.device.allocate(size: UInt64(n * n * elementBytes))
-            let b = try core.device.allocate(size: UInt64(n * n * elementBytes))
+            let panelCount = (n + NeuronProgram.matmulPanel - 1) / NeuronProgram.matmulPanel, pairCount = (n + 1) / 2
+            let b = try core.device.allocate(size: UInt64(panels ? panelCount * pairCount * 2 * NeuronProgram.matmulPanel * 2
+                                                                 : n * n * elementBytes))
             let c = try core.device.allocate(size: UInt64(n * n * 4))
             defer { a.free(); b.free(); c.free() }
             try a.write(benchValues(n * n, scale: 1, half: half))
-            try b.write(benchValues(n * n, scale: 0.5, half: half))
+            let bValues = benchValues(n * n, scale: 0.5, half: half)
+            if panels {
+                let halves = bValues.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }
+                let laid = NeuronProgram.pairPanelMatmulWeights(halves, k: n, n: n) ?? []
+                try b.write(laid.withUnsafeBytes { Array($0) })
+            } else {
+                try b.write(bValues)
+            }
             let type: NeuronDType = half ? .bfloat16 : .float32
             var program = NeuronProgram()
             program.matmul(.contiguous(slot: 2, dims: [UInt32(n), UInt32(n)]),
                            .contiguous(slot: 0, dims: [UInt32(n), UInt32(n)], dtype: type),
-                           .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type),
-                           bf16Pairs: dtype == "bf16-pairs")
+                           panels ? .contiguous(slot: 1, dims: [UInt32(panelCount), UInt32(pairCount), 64], dtype: .bfloat16)
+                                  : .contiguous(slot: 1, dims: [UInt32(n), UInt32(n)], dtype: type),
+                           bf16Pairs: dtype.hasPrefix("bf16-pair"), bPanels: panels)
             let flops = 2.0 * Double(n) * Double(n) * Double(n)
             let repetitions = max(3, min(50, Int(4e9 / flops)))
             let best = try core.best(program, buffers: [a, b, c], repetitions: repetitions)
