@@ -260,6 +260,7 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
  * @as with strides (SR, SK); B from its packed panel when BP is 1, in
  * place as f32 when 0, in place through GEMM_B_VEC when 2 (bf16, pairs).
  */
+#define GEMM_AHEAD	(GEMM_KC * NEURON_MATMUL_PANEL)
 #define GEMM_TILES(vec, width, fma, ROWS, SR, SK, BP)				\
 	do {									\
 		for (n = g; n < g1; n += pw) {					\
@@ -281,6 +282,14 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 					 *(const vec *)(brow + width);		\
 				const float *ak = as + (k - k0) * (SK);		\
 										\
+				/* B in panels is one stream: the first block	\
+				 * of rows fetches 32 KB ahead (the next block	\
+				 * of k, or the next panel), which would come	\
+				 * from memory. */				\
+				if ((BP) == 0 && bp && m == 0) {		\
+					__builtin_prefetch(brow + GEMM_AHEAD);	\
+					__builtin_prefetch(brow + GEMM_AHEAD + 16); \
+				}						\
 				_Pragma("GCC unroll 16")			\
 				for (r = 0; r < (ROWS); r++) {			\
 					vec av = ak[r * (SR)] - (vec){ 0 }; /* splat */ \
@@ -1306,7 +1315,7 @@ typedef u32 neuron_v8u_u __attribute__((vector_size(32), aligned(2)));
 #define PP_TILE_FN(name, isa, V, U, UU, W, fma, R)				\
 static __attribute__((target(isa), __noinline__))				\
 void name##_pp##R(const float *ap, u32 ld, const u32 *bq, u64 ps, u32 nq, float *o, u64 os_m, \
-		  u32 n0, u32 n1, u32 N, int first)				\
+		  u32 n0, u32 n1, u32 N, int first, u64 ahead)			\
 {										\
 	const V zero = { 0 };							\
 	float tmp[2 * (W)];							\
@@ -1321,6 +1330,9 @@ void name##_pp##R(const float *ap, u32 ld, const u32 *bq, u64 ps, u32 nq, float 
 		for (p = 0; p < nq; p++) {					\
 			U d0 = *(const UU *)(bp + (u64)p * 32);			\
 			U d1 = *(const UU *)(bp + (u64)p * 32 + (W));		\
+										\
+			if (ahead)	/* the first block of rows */		\
+				__builtin_prefetch(bp + (u64)p * 32 + ahead);	\
 			V b0 = (V)(d0 & 0xffff0000u), b1 = (V)(d1 & 0xffff0000u);	\
 										\
 			_Pragma("GCC unroll 12")				\
@@ -1353,7 +1365,7 @@ void name##_pp##R(const float *ap, u32 ld, const u32 *bq, u64 ps, u32 nq, float 
 #define PP_ROW_FN(name, isa, V, U, UU, W, fma)					\
 static __attribute__((target(isa), __noinline__))				\
 u32 name##_pp_row(const float *ap, const u32 *bq, u64 ps, u32 nq, float *o, u32 n0, u32 n1, \
-		  u32 N, int first)						\
+		  u32 N, int first, u64 ahead)					\
 {										\
 	const V zero = { 0 };							\
 	float tmp[8 * (W)];							\
@@ -1376,6 +1388,10 @@ u32 name##_pp_row(const float *ap, const u32 *bq, u64 ps, u32 nq, float *o, u32 
 		for (p = 0; p < nq; p++) {					\
 			V x1 = ap[2 * p] - zero, x0 = ap[2 * p + 1] - zero;	\
 										\
+			if (ahead) {						\
+				for (v = 0; v < 8; v += 32 / (W))		\
+					__builtin_prefetch(bp[v] + (u64)p * 32 + ahead); \
+			}							\
 			_Pragma("GCC unroll 8")					\
 			for (v = 0; v < 8; v++) {				\
 				U d = *(const UU *)(bp[v] + (u64)p * 32);	\
@@ -1412,36 +1428,45 @@ static void gemm_pairs_panels_fma(const void *a, u64 as_m, u64 as_k, const u32 *
 	u32 pairs = K / 2, nend = (N + 31) / 32 * 32, q0, nq, n0, n1, m, rows, n;
 	u32 big = width == 16 ? ROWS_AVX512 : ROWS_AVX2, mid = width == 16 ? 4 : 2;
 	u32 ld = 2 * PP_KP, amode = GEMM_A_MODE(kind);
+	u64 ahead;
 
-	for (q0 = 0; q0 < pairs; q0 += PP_KP) {
-		nq = pairs - q0 < PP_KP ? pairs - q0 : PP_KP;
-		for (n0 = 0; n0 < nend; n0 += PP_NC) {
+	/*
+	 * By chunks of columns, then blocks of pairs: the first block of
+	 * rows prefetches what comes next from memory (the panels' next
+	 * block of pairs, or the next chunk's first), which the other
+	 * blocks of rows then find in the cache.
+	 */
+	for (n0 = 0; n0 < nend; n0 += PP_NC) {
+		n1 = nend - n0 < PP_NC ? nend : n0 + PP_NC;
+		for (q0 = 0; q0 < pairs; q0 += PP_KP) {
 			const u32 *bq = bin + (u64)n0 / 32 * ps + (u64)q0 * 32;
 
-			n1 = nend - n0 < PP_NC ? nend : n0 + PP_NC;
+			nq = pairs - q0 < PP_KP ? pairs - q0 : PP_KP;
+			ahead = q0 + PP_KP < pairs ? (u64)PP_KP * 32 : (u64)PP_NC / 32 * ps - (u64)q0 * 32;
 			for (m = 0; m < M; m += rows) {
 				float *out = o + m * os_m;
+				u64 pf = m ? 0 : ahead;
 
 				rows = M - m >= big ? big : M - m >= mid ? mid : 1;
 				gemm_pack_a(pack, ld, a, as_m, as_k, m, rows, 2 * q0, 2 * (q0 + nq), K, amode);
 				if (width == 16) {
 					if (rows == ROWS_AVX512)
-						gemm_avx512_pp12(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+						gemm_avx512_pp12(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 					else if (rows == 4)
-						gemm_avx512_pp4(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+						gemm_avx512_pp4(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 					else {
-						n = gemm_avx512_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0);
+						n = gemm_avx512_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0, pf);
 						gemm_avx512_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out,
-								os_m, n, n1, N, !q0);
+								os_m, n, n1, N, !q0, pf);
 					}
 				} else if (rows == ROWS_AVX2) {
-					gemm_avx2_pp6(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+					gemm_avx2_pp6(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 				} else if (rows == 2) {
-					gemm_avx2_pp2(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0);
+					gemm_avx2_pp2(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 				} else {
-					n = gemm_avx2_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0);
+					n = gemm_avx2_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0, pf);
 					gemm_avx2_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out, os_m, n,
-						      n1, N, !q0);
+						      n1, N, !q0, pf);
 				}
 			}
 		}
