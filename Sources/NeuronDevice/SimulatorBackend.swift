@@ -146,9 +146,8 @@ public struct SimulatorBackend: NeuronBackend {
         if let paths = configuration.vectorPaths {
             _ = neuron_simd_set_process(paths.level, paths.bf16)   // checked by Configuration
         }
-        if configuration.bf16Products != .exact {
-            _ = neuron_amx_set_process(configuration.bf16Products.mode)   // checked by Configuration
-        }
+        // Always: a backend of exact products after one on AMX turns AMX off.
+        _ = neuron_amx_set_process(configuration.bf16Products.mode)   // checked by Configuration
     }
 
     public func driverInfo() throws(NeuronError) -> NeuronDriverInfo {

@@ -140,6 +140,10 @@ struct Gemm: ParsableCommand {
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 && $0 <= 8192 }) else {
             throw ValidationError("--size takes sizes from 1 to 8192, comma-separated")
         }
+        // An odd K's last pair is never read in place: the reference chain would run.
+        guard !panels || sizes.allSatisfy({ $0 % 2 == 0 }) else {
+            throw ValidationError("--dtype bf16-pair-panels takes even sizes (an odd K runs the reference chain, not the kernels)")
+        }
         let half = dtype != "fp32"
         let core = try BenchCore(backend: backend)
         defer { core.device.close() }

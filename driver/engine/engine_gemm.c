@@ -261,6 +261,11 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
  * place as f32 when 0, in place through GEMM_B_VEC when 2 (bf16, pairs).
  */
 #define GEMM_AHEAD	(GEMM_KC * NEURON_MATMUL_PANEL)
+/*
+ * A prefetch @bytes past @p, whatever lies there: the address computed as
+ * an integer, since it may lie past the operand (or before it).
+ */
+#define PREFETCH_AT(p, bytes)	__builtin_prefetch((const void *)((unsigned long)(p) + (bytes)))
 #define GEMM_TILES(vec, width, fma, ROWS, SR, SK, BP)				\
 	do {									\
 		for (n = g; n < g1; n += pw) {					\
@@ -287,8 +292,8 @@ void gemm_pack_b(float *dst, const void *b, u64 bs_k, u32 n, u32 pw, u32 k0, u32
 				 * of k, or the next panel), which would come	\
 				 * from memory. */				\
 				if ((BP) == 0 && bp && m == 0) {		\
-					__builtin_prefetch(brow + GEMM_AHEAD);	\
-					__builtin_prefetch(brow + GEMM_AHEAD + 16); \
+					PREFETCH_AT(brow, GEMM_AHEAD * 4);	\
+					PREFETCH_AT(brow, GEMM_AHEAD * 4 + 64);	\
 				}						\
 				_Pragma("GCC unroll 16")			\
 				for (r = 0; r < (ROWS); r++) {			\
@@ -1170,10 +1175,15 @@ static int bf16_faster(void)
 	u64 dp, fma;
 
 	if (!state) {
+		/* A first pass wakes the 512-bit units, which start slow. */
+		bf_cal_fma();
 		dp = bf_cal_dp();
 		fma = bf_cal_fma();
-		/* Products per cycle: 32 a VDPBF16PS, 16 an fma. */
-		state = dp * 8 < fma * 2 * 5 ? 1 : -1;
+		/*
+		 * Products per cycle: 32 a VDPBF16PS, 16 an fma; a quarter
+		 * faster is 32 / dp >= 1.25 * 16 / fma.
+		 */
+		state = dp * 5 <= fma * 8 ? 1 : -1;
 		__atomic_store_n(&fast, state, __ATOMIC_RELAXED);
 	}
 	return state > 0;
@@ -1330,11 +1340,10 @@ void name##_pp##R(const float *ap, u32 ld, const u32 *bq, u64 ps, u32 nq, float 
 		for (p = 0; p < nq; p++) {					\
 			U d0 = *(const UU *)(bp + (u64)p * 32);			\
 			U d1 = *(const UU *)(bp + (u64)p * 32 + (W));		\
-										\
-			if (ahead)	/* the first block of rows */		\
-				__builtin_prefetch(bp + (u64)p * 32 + ahead);	\
 			V b0 = (V)(d0 & 0xffff0000u), b1 = (V)(d1 & 0xffff0000u);	\
 										\
+			if (ahead)	/* the first block of rows */		\
+				PREFETCH_AT(bp + (u64)p * 32, ahead * 4);	\
 			_Pragma("GCC unroll 12")				\
 			for (r = 0; r < (R); r++) {				\
 				V x = ap[r * ld + 2 * p] - zero; /* splat */	\
@@ -1390,7 +1399,7 @@ u32 name##_pp_row(const float *ap, const u32 *bq, u64 ps, u32 nq, float *o, u32 
 										\
 			if (ahead) {						\
 				for (v = 0; v < 8; v += 32 / (W))		\
-					__builtin_prefetch(bp[v] + (u64)p * 32 + ahead); \
+					PREFETCH_AT(bp[v] + (u64)p * 32, ahead * 4); \
 			}							\
 			_Pragma("GCC unroll 8")					\
 			for (v = 0; v < 8; v++) {				\
@@ -1456,8 +1465,9 @@ static void gemm_pairs_panels_fma(const void *a, u64 as_m, u64 as_k, const u32 *
 						gemm_avx512_pp4(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 					else {
 						n = gemm_avx512_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0, pf);
-						gemm_avx512_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out,
-								os_m, n, n1, N, !q0, pf);
+						if (n < n1 && n < N)
+							gemm_avx512_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq,
+									out, os_m, n, n1, N, !q0, pf);
 					}
 				} else if (rows == ROWS_AVX2) {
 					gemm_avx2_pp6(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
@@ -1465,8 +1475,9 @@ static void gemm_pairs_panels_fma(const void *a, u64 as_m, u64 as_k, const u32 *
 					gemm_avx2_pp2(pack, ld, bq, ps, nq, out, os_m, n0, n1, N, !q0, pf);
 				} else {
 					n = gemm_avx2_pp_row(pack, bq, ps, nq, out, n0, n1, N, !q0, pf);
-					gemm_avx2_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out, os_m, n,
-						      n1, N, !q0, pf);
+					if (n < n1 && n < N)
+						gemm_avx2_pp1(pack, ld, bq + (u64)(n - n0) / 32 * ps, ps, nq, out,
+							      os_m, n, n1, N, !q0, pf);
 				}
 			}
 		}
@@ -1738,14 +1749,14 @@ static void gemm_amx(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_k,
 		     u32 mode)
 {
 	int ahalf = !!(kind & NEURON_GEMM_A_BF16), bhalf = !!(kind & NEURON_GEMM_B_BF16);
-	int wide = neuron_cpu_has_avx512f();
+	int wide = neuron_simd_level() == NEURON_SIMD_AVX512;
 	u32 *apack = pack + GEMM_B_BYTES / 4;
 	u32 pairs = (K + 1) / 2, g, g1, p0, np, nt, nm, n, m, rows, r, p;
 	const u32 *bq = pack, *btail;
 	u64 pst = (u64)32 * BF_KP;
 	struct amx_config cfg;
 	struct amx_tiles *E = NULL;
-	struct amx_tiles emu;
+	static _Thread_local struct amx_tiles emu;
 
 	if (mode == NEURON_AMX_NATIVE) {
 		__builtin_memset(&cfg, 0, sizeof(cfg));
@@ -1839,6 +1850,9 @@ static void gemm_pairs_panels(const void *a, u64 as_m, u64 as_k, const void *b, 
 {
 	const u32 *bin = (const u32 *)b;
 	u32 mxcsr;
+#ifndef __KERNEL__
+	u32 amx = neuron_amx_mode();
+#endif
 
 	if ((K & 1) || (ps & 1) || ((unsigned long)b & 3))
 		return;
@@ -1846,9 +1860,8 @@ static void gemm_pairs_panels(const void *a, u64 as_m, u64 as_k, const void *b, 
 	mxcsr = __builtin_ia32_stmxcsr();
 	__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
 #ifndef __KERNEL__
-	if (M > 2 * GEMV_ROWS && neuron_amx_mode() != NEURON_AMX_OFF)
-		gemm_amx(a, as_m, as_k, NULL, 0, kind, o, os_m, M, N, K, (u32 *)pack, bin, ps,
-			 neuron_amx_mode());
+	if (M > 2 * GEMV_ROWS && amx != NEURON_AMX_OFF)
+		gemm_amx(a, as_m, as_k, NULL, 0, kind, o, os_m, M, N, K, (u32 *)pack, bin, ps, amx);
 	else
 #endif
 	if (M > 2 * GEMV_ROWS && gemm_bf16_native_ok(width))
@@ -1868,11 +1881,19 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	int width = gemm_width();
 	u32 step, mxcsr = 0;
 	u64 bp = 0;
+#ifndef __KERNEL__
+	u32 amx;
+#endif
 
 	*rows_done = 0;
 	*cols_done = 0;
-	/* bf16 and pairs are widened while packing: there must be scratch. */
-	if (!width || ((kind & ~NEURON_GEMM_B_PANELS) && !pack))
+	/*
+	 * bf16 and pairs are widened while packing: there must be scratch.
+	 * The kernels count columns and taps in 32 bits, past the last one
+	 * by up to a block: more than 2^31 take the reference chain.
+	 */
+	if (!width || ((kind & ~NEURON_GEMM_B_PANELS) && !pack) || N > 0x7fffffffu ||
+	    K > 0x7fffffffu)
 		return;
 	if ((kind & NEURON_GEMM_B_PANELS) && (kind & GEMM_PAIRS)) {
 		gemm_pairs_panels(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, rows_done,
@@ -1894,11 +1915,11 @@ void neuron_gemm_block(const void *a, u64 as_m, u64 as_k, const void *b, u64 bs_
 	 */
 #ifndef __KERNEL__
 	/* AMX's tiles only when chosen (inexact), from the same rows on. */
-	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && neuron_amx_mode() != NEURON_AMX_OFF) {
+	amx = neuron_amx_mode();
+	if ((kind & GEMM_PAIRS) && M > 2 * GEMV_ROWS && amx != NEURON_AMX_OFF) {
 		mxcsr = __builtin_ia32_stmxcsr();
 		__builtin_ia32_ldmxcsr(mxcsr | MXCSR_FTZ_DAZ);
-		gemm_amx(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, NULL, 0,
-			 neuron_amx_mode());
+		gemm_amx(a, as_m, as_k, b, bs_k, kind, o, os_m, M, N, K, (u32 *)pack, NULL, 0, amx);
 		__builtin_ia32_ldmxcsr(mxcsr);
 		*cols_done = N;
 		return;
